@@ -1,0 +1,161 @@
+//! `FieldMapping`: how a source record becomes a target record.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::conditions_schema;
+
+/// Attribute rules, matching rules and username generation for people and departments.
+/// Templates use Jinja syntax (`{{ name | pinyin }}`) over the source record's fields.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "dingsync.io",
+    version = "v1alpha1",
+    kind = "FieldMapping",
+    namespaced,
+    status = "FieldMappingStatus",
+    shortname = "fm",
+    category = "dingsync",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "How DingTalk people and departments map to directory entries (or back).",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldMappingSpec {
+    /// How a person becomes a directory account.
+    pub user: UserMapping,
+    /// How a department becomes a directory group (or OU). Defaults apply when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<DepartmentMapping>,
+}
+
+/// Rules for people.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserMapping {
+    /// `target attribute ← template` rules.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.target == a.target))").message("user.attributes: each target attribute may appear once"))]
+    pub attributes: Vec<AttributeRule>,
+    /// Ordered rules that link a source person to an existing, not-yet-linked target account the
+    /// first time. The first rule that finds exactly one account wins; a rule that finds two
+    /// links none and the conflict is reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "match")]
+    #[schemars(length(max = 16))]
+    pub match_rules: Vec<MatchRule>,
+    /// How usernames (the naming attribute) are generated and kept unique.
+    pub unique_name: UniqueName,
+}
+
+/// Rules for departments.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DepartmentMapping {
+    /// `target attribute ← template` rules.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.target == a.target))").message("department.attributes: each target attribute may appear once"))]
+    pub attributes: Vec<AttributeRule>,
+    /// Template of the group's (or OU's) name. Default `{{ name }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_template: Option<String>,
+}
+
+/// One `target attribute ← template` rule.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeRule {
+    /// Target attribute (LDAP attribute, SCIM attribute path, or DingTalk field for outbound).
+    #[schemars(length(min = 1, max = 128))]
+    pub target: String,
+    /// Jinja template over the source fields, e.g. `{{ email | lower }}`. An empty result leaves
+    /// the attribute unset.
+    #[schemars(length(min = 1, max = 4096))]
+    pub template: String,
+    /// `Always` (default): dingsync keeps the attribute equal to the template.
+    /// `OnCreate`: written once when the entry is created, then left to the directory's owners.
+    #[serde(default)]
+    pub ownership: Ownership,
+}
+
+/// Who owns an attribute after creation.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Ownership {
+    /// dingsync corrects any drift.
+    #[default]
+    Always,
+    /// Only set when dingsync creates the entry.
+    OnCreate,
+}
+
+/// Links a source person to an existing target account by equal values.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchRule {
+    /// Template giving the source value, e.g. `{{ mobile }}`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub source: String,
+    /// Target attribute compared with it (case-insensitive), e.g. `mobile` or `mail`.
+    #[schemars(length(min = 1, max = 128))]
+    pub target: String,
+}
+
+/// Username generation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UniqueName {
+    /// The attribute that names the account (LDAP RDN attribute such as `uid`, SCIM `userName`).
+    #[schemars(length(min = 1, max = 128))]
+    pub attribute: String,
+    /// Template of the wanted name, e.g. `{{ name | pinyin }}`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub template: String,
+    /// How a taken name is made unique: `Number` appends 2, 3, … (kept stable once given);
+    /// `UserId` appends the DingTalk userid.
+    #[serde(default)]
+    pub suffix: SuffixStyle,
+}
+
+/// How a name collision is resolved.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum SuffixStyle {
+    /// `zhangwei`, `zhangwei2`, `zhangwei3`, …
+    #[default]
+    Number,
+    /// `zhangwei`, `zhangwei.<userid>`.
+    UserId,
+}
+
+/// Whether the templates compile.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldMappingStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (reason `Valid` or `InvalidRule`, with the rule and position in the message).
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
