@@ -12,6 +12,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Kubernetes controller.
+    Controller(dingsync::cli::controller::Args),
+    /// Show what a sync would change, without writing anything (no cluster needed).
+    Plan(dingsync::cli::plan::Args),
+    /// Run the whole product end to end on this machine: simulator, directory, sync engine.
+    Demo(dingsync::cli::demo::Args),
+    /// Serve the DingTalk simulator.
+    Sim(dingsync::cli::sim::Args),
     /// Print the CustomResourceDefinitions (or write them into a directory).
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -23,6 +31,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Controller(args) => dingsync::cli::controller::run(args),
+        Command::Plan(args) => dingsync::cli::plan::run(args),
+        Command::Demo(args) => dingsync::cli::demo::run(args),
+        Command::Sim(args) => dingsync::cli::sim::run(args),
         Command::Crd { out_dir } => dingsync::cli::crd::run(out_dir.as_deref()),
     }
 }

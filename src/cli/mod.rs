@@ -1,3 +1,7 @@
 //! Command-line entry points, one module per subcommand.
 
+pub mod controller;
 pub mod crd;
+pub mod demo;
+pub mod plan;
+pub mod sim;
