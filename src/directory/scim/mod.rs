@@ -1,0 +1,3 @@
+//! SCIM 2.0 directory backend.
+
+pub mod client;
