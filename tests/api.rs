@@ -38,10 +38,10 @@ fn schema_for(crds: &[Value], api_version: &str, kind: &str) -> Option<Value> {
 /// `kubectl apply --validate=strict` reports them) and `nullable` is honoured.
 fn strict(schema: &mut Value) {
     if let Value::Object(map) = schema {
-        if map.get("nullable") == Some(&Value::Bool(true)) {
-            if let Some(Value::String(t)) = map.get("type").cloned() {
-                map.insert("type".into(), serde_json::json!([t, "null"]));
-            }
+        if map.get("nullable") == Some(&Value::Bool(true))
+            && let Some(Value::String(t)) = map.get("type").cloned()
+        {
+            map.insert("type".into(), serde_json::json!([t, "null"]));
         }
         let preserve = map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
         if map.contains_key("properties") && !preserve && !map.contains_key("additionalProperties")
@@ -74,10 +74,10 @@ fn validate(crds: &[Value], doc: &Value) -> Vec<String> {
         .iter_errors(doc)
         .map(|e| format!("{}: {}", e.instance_path(), e))
         .collect();
-    if errors.is_empty() {
-        if let Err(e) = kube::core::cel::Validator::new().validate(&schema, doc, None) {
-            errors.extend(e.to_string().lines().map(str::to_string));
-        }
+    if errors.is_empty()
+        && let Err(e) = kube::core::cel::Validator::new().validate(&schema, doc, None)
+    {
+        errors.extend(e.to_string().lines().map(str::to_string));
     }
     errors
 }

@@ -1,9 +1,13 @@
 //! Custom resource types (group `dingsync.io`, version `v1alpha1`) and CRD generation.
 //! The sync engine may read the plain `*Spec` structs; nothing here talks to the API server.
 
+// The derive repeats `type_` once per printer column, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 pub mod binding;
 pub mod common;
+#[allow(clippy::duplicated_attributes)]
 pub mod mapping;
+#[allow(clippy::duplicated_attributes)]
 pub mod target;
 
 pub use binding::{DingTalkBinding, DingTalkBindingSpec, DingTalkBindingStatus};

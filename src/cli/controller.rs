@@ -1,10 +1,103 @@
-//! `dingsync controller`.
+//! `dingsync controller`: run the Kubernetes controller.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{self, Settings, http, metrics::Metrics};
 
 /// Options of `dingsync controller`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Address of the HTTP server (`/metrics`, `/livez`, `/readyz`).
+    #[arg(long, env = "DINGSYNC_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Watch only this namespace (empty: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    pub watch_namespace: String,
+    /// Run the controllers only while holding a Lease (for more than one replica).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "LEADER_ELECTION_LEASE", default_value = "dingsync-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: this pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's name (Events, lease identity).
+    #[arg(long, env = "POD_NAME", default_value = "dingsync")]
+    pub instance: String,
+    /// Concurrent reconciles per kind.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+}
 
 /// Entry point of `dingsync controller`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`dingsync controller` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::telemetry::init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let health = http::Health {
+        ready: Default::default(),
+        metrics: metrics.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(listen = %args.listen, "HTTP server listening");
+    let server = axum::serve(listener, http::router(health.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+
+    // Ready once the API server answers; the controllers' caches fill right after.
+    client.apiserver_version().await?;
+    health.ready.store(true, Ordering::Relaxed);
+
+    let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
+    let settings = Settings {
+        namespace,
+        concurrency: args.concurrency,
+        instance: args.instance.clone(),
+    };
+    let ctx = controller::production_context(client.clone(), &args.instance, metrics);
+    if args.leader_election {
+        controller::run_with_leader_election(
+            client,
+            ctx,
+            settings,
+            args.lease_namespace,
+            args.lease_name,
+            shutdown.clone(),
+        )
+        .await?;
+    } else {
+        controller::run(client, ctx, settings, shutdown.clone()).await;
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    Ok(())
 }

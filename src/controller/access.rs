@@ -1,0 +1,61 @@
+//! Every Kubernetes API access the controller's code makes. The Helm chart's RBAC is tested
+//! against this table, so keep it exact: a new call here needs a rule there, and the chart
+//! grants nothing that is not listed here.
+
+/// (API group, resource, verbs, why).
+pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "dingsync.io",
+        "dingtalkbindings",
+        &["get", "list", "watch"],
+        "watch bindings; find duplicate corpIds",
+    ),
+    (
+        "dingsync.io",
+        "fieldmappings",
+        &["get", "list", "watch"],
+        "watch mappings and read the ones targets use",
+    ),
+    (
+        "dingsync.io",
+        "synctargets",
+        &["get", "list", "watch"],
+        "watch targets; find overlapping nodes",
+    ),
+    (
+        "dingsync.io",
+        "dingtalkbindings/status",
+        &["patch"],
+        "server-side apply of binding status",
+    ),
+    (
+        "dingsync.io",
+        "fieldmappings/status",
+        &["patch"],
+        "server-side apply of mapping status",
+    ),
+    (
+        "dingsync.io",
+        "synctargets/status",
+        &["patch"],
+        "server-side apply of target status",
+    ),
+    (
+        "",
+        "secrets",
+        &["get", "list", "watch"],
+        "credentials the resources reference; re-sync when they change",
+    ),
+    (
+        "events.k8s.io",
+        "events",
+        &["create", "patch"],
+        "Events on condition transitions (patch aggregates series)",
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update", "patch"],
+        "leader election, namespaced",
+    ),
+];

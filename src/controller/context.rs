@@ -1,0 +1,203 @@
+//! What every reconcile shares: the client, the seams to the sync engine, metrics, backoff.
+//!
+//! The seams are traits so reconcile logic is tested in-process with fakes and the engine can
+//! be swapped in without touching the Kubernetes layer.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use kube::{Client, runtime::events::Recorder};
+
+use crate::api::{
+    DingTalkBindingSpec, FieldMappingSpec, SyncTargetSpec,
+    binding::Permissions,
+    target::{Failure, RunSummary},
+};
+
+use super::metrics::Metrics;
+
+/// A string that never prints (AppSecret, bind password, token).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Why credentials could not be confirmed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CredentialError {
+    /// DingTalk refused the AppKey/AppSecret: permanent until the Secret changes.
+    #[error("DingTalk refused the app credentials: {0}")]
+    Invalid(String),
+    /// DingTalk could not be reached or answered with a server error: retried.
+    #[error("DingTalk API unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Confirms a binding's credentials and finds the app's permissions.
+#[async_trait]
+pub trait CredentialChecker: Send + Sync {
+    async fn check(
+        &self,
+        spec: &DingTalkBindingSpec,
+        app_key: &str,
+        app_secret: &Sensitive,
+    ) -> Result<Permissions, CredentialError>;
+}
+
+/// Compiles a FieldMapping; the error names the rule and position.
+pub trait MappingValidator: Send + Sync {
+    fn validate(&self, spec: &FieldMappingSpec) -> Result<(), String>;
+}
+
+/// Everything a sync run needs, dereferenced and validated by the controller.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// `namespace/name` of the SyncTarget.
+    pub target: String,
+    pub spec: SyncTargetSpec,
+    pub binding: DingTalkBindingSpec,
+    pub mapping: FieldMappingSpec,
+    pub app_key: String,
+    pub app_secret: Sensitive,
+    /// LDAP bind password or SCIM token.
+    pub directory_secret: Sensitive,
+    /// CA bundle for the directory, if any.
+    pub directory_ca: Option<Vec<u8>>,
+    /// `Created`, `SpecChanged`, `Interval`, `Requested`.
+    pub trigger: String,
+    /// Approval token taken from the approve annotation, if set.
+    pub approval: Option<String>,
+}
+
+/// What a sync run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncOutcome {
+    pub summary: RunSummary,
+    pub failures: Vec<Failure>,
+    /// People and departments in the node after the run.
+    pub people: i64,
+    pub departments: i64,
+    /// False when the source read was incomplete (nothing was disabled or deleted).
+    pub complete: bool,
+    /// Set when the deletion gate held the run: (removals, owned, token, message).
+    pub held: Option<crate::api::target::PendingApproval>,
+    /// With dryRun: the plan.
+    pub plan: Option<crate::api::target::PlanSummary>,
+}
+
+/// Why a sync run could not run at all.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum SyncRunError {
+    /// The directory refused our credentials: permanent until a change.
+    #[error("directory refused the credentials: {0}")]
+    DirectoryAuth(String),
+    /// The run failed in a way a retry may fix (network, 5xx).
+    #[error("sync failed: {0}")]
+    Transient(String),
+    /// The run cannot work with this configuration.
+    #[error("sync cannot run: {0}")]
+    Permanent(String),
+}
+
+/// Runs one full sync of a target.
+#[async_trait]
+pub trait SyncRunner: Send + Sync {
+    async fn run(&self, request: SyncRequest) -> Result<SyncOutcome, SyncRunError>;
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    pub client: Client,
+    pub checker: Arc<dyn CredentialChecker>,
+    pub validator: Arc<dyn MappingValidator>,
+    pub runner: Arc<dyn SyncRunner>,
+    pub recorder: Option<Recorder>,
+    pub metrics: Arc<Metrics>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        checker: Arc<dyn CredentialChecker>,
+        validator: Arc<dyn MappingValidator>,
+        runner: Arc<dyn SyncRunner>,
+        recorder: Option<Recorder>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            client,
+            checker,
+            validator,
+            runner,
+            recorder,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Next retry delay for an object after a transient error: exponential (5 s doubling to
+    /// 5 min) with ±25 % jitter so many objects failing together do not retry together.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut map = self.failures.lock().expect("backoff map");
+        let n = map.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff_delay(*n)
+    }
+
+    /// Forget an object's failures after a success.
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures.lock().expect("backoff map").remove(key);
+    }
+}
+
+/// The delay before the `attempt`-th retry (1-based).
+pub fn backoff_delay(attempt: u32) -> Duration {
+    let base = 5u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(10))
+        .min(300);
+    let ms = base * 1000;
+    let jitter = rand::random_range(0..=ms / 2);
+    Duration::from_millis(ms - ms / 4 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff_delay(1);
+        assert!(
+            first >= Duration::from_millis(3750) && first <= Duration::from_millis(6250),
+            "{first:?}"
+        );
+        let later = backoff_delay(4);
+        assert!(later >= Duration::from_secs(30), "{later:?}");
+        let capped = backoff_delay(40);
+        assert!(capped <= Duration::from_secs(375), "{capped:?}");
+    }
+
+    #[test]
+    fn sensitive_never_prints() {
+        assert_eq!(format!("{:?}", Sensitive::new("hunter2")), "***");
+    }
+}

@@ -1,0 +1,706 @@
+//! Reconcile logic against an in-memory Kubernetes API (kube-fake-client): every condition
+//! path of the three kinds, with the DingTalk and engine seams faked at the trait level.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use dingsync::{
+    api::{
+        DingTalkBinding, DingTalkBindingSpec, FieldMapping, FieldMappingSpec, LocalRef,
+        SecretKeyRef, SyncTarget, SyncTargetSpec,
+        binding::{CredentialsSecretRef, Permissions},
+        find_condition,
+        mapping::{AttributeRule, UniqueName, UserMapping},
+        target::{Direction, DirectorySpec, LdapSpec, RunSummary},
+    },
+    controller::{
+        Context, CredentialChecker, CredentialError, Sensitive, SyncOutcome, SyncRequest,
+        SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
+    },
+};
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
+use kube::{Api, Client, api::ObjectMeta};
+use kube_fake_client::ClientBuilder;
+
+const NS: &str = "team";
+
+// ---- fakes at the trait level ----
+
+struct FakeChecker;
+
+#[async_trait]
+impl CredentialChecker for FakeChecker {
+    async fn check(
+        &self,
+        _: &DingTalkBindingSpec,
+        key: &str,
+        secret: &Sensitive,
+    ) -> Result<Permissions, CredentialError> {
+        match (key, secret.expose()) {
+            ("good-key", "good-secret") => Ok(Permissions {
+                contact_read: true,
+                mobile: true,
+                email: true,
+                ..Default::default()
+            }),
+            ("noread-key", _) => Ok(Permissions {
+                missing: vec!["qyapi_get_department_list".into()],
+                ..Default::default()
+            }),
+            ("down-key", _) => Err(CredentialError::Unreachable("connection refused".into())),
+            _ => Err(CredentialError::Invalid(
+                "errcode 40089: invalid appkey or appsecret".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Default)]
+struct FakeRunner {
+    calls: AtomicUsize,
+    last: Mutex<Option<SyncRequest>>,
+}
+
+#[async_trait]
+impl SyncRunner for FakeRunner {
+    async fn run(&self, request: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last.lock().unwrap() = Some(request);
+        Ok(SyncOutcome {
+            summary: RunSummary {
+                created: 3,
+                unchanged: 1,
+                ..Default::default()
+            },
+            people: 3,
+            departments: 1,
+            complete: true,
+            ..Default::default()
+        })
+    }
+}
+
+// ---- fixtures ----
+
+fn meta(name: &str, created: i64) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(NS.into()),
+        generation: Some(1),
+        creation_timestamp: Some(Time(jiff::Timestamp::from_second(created).unwrap())),
+        ..Default::default()
+    }
+}
+
+fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: meta(name, 1),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn binding_obj(name: &str, corp: &str, secret: &str, created: i64) -> DingTalkBinding {
+    DingTalkBinding {
+        metadata: meta(name, created),
+        spec: DingTalkBindingSpec {
+            corp_id: corp.into(),
+            credentials_secret_ref: CredentialsSecretRef {
+                name: secret.into(),
+                app_key_key: "appKey".into(),
+                app_secret_key: "appSecret".into(),
+            },
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+fn mapping_obj(name: &str, template: &str) -> FieldMapping {
+    FieldMapping {
+        metadata: meta(name, 1),
+        spec: FieldMappingSpec {
+            user: UserMapping {
+                attributes: vec![AttributeRule {
+                    target: "cn".into(),
+                    template: template.into(),
+                    ..Default::default()
+                }],
+                match_rules: vec![],
+                unique_name: UniqueName {
+                    attribute: "uid".into(),
+                    template: "{{ name | pinyin }}".into(),
+                    ..Default::default()
+                },
+            },
+            department: None,
+        },
+        status: None,
+    }
+}
+
+fn target_obj(name: &str, node: &str, created: i64) -> SyncTarget {
+    SyncTarget {
+        metadata: meta(name, created),
+        spec: SyncTargetSpec {
+            binding_ref: LocalRef {
+                name: "acme".into(),
+            },
+            field_mapping_ref: LocalRef { name: "map".into() },
+            direction: Direction::Inbound,
+            directory: DirectorySpec {
+                ldap: Some(LdapSpec {
+                    url: "ldap://ldap.example.com:389".into(),
+                    bind_dn: "cn=admin,dc=example,dc=com".into(),
+                    password_secret_ref: SecretKeyRef {
+                        name: "ldap".into(),
+                        key: "password".into(),
+                    },
+                    ..Default::default()
+                }),
+                scim: None,
+            },
+            node: node.into(),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+struct World {
+    client: Client,
+    ctx: Arc<Context>,
+    runner: Arc<FakeRunner>,
+}
+
+async fn world(
+    secrets: Vec<Secret>,
+    bindings: Vec<DingTalkBinding>,
+    mappings: Vec<FieldMapping>,
+    targets: Vec<SyncTarget>,
+) -> World {
+    let client = ClientBuilder::new()
+        .with_resource::<DingTalkBinding>()
+        .with_resource::<FieldMapping>()
+        .with_resource::<SyncTarget>()
+        .with_status_subresource::<DingTalkBinding>()
+        .with_status_subresource::<FieldMapping>()
+        .with_status_subresource::<SyncTarget>()
+        .with_objects(secrets)
+        .with_objects(bindings)
+        .with_objects(mappings)
+        .with_objects(targets)
+        .build()
+        .await
+        .expect("fake client");
+    let runner = Arc::new(FakeRunner::default());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::new(FakeChecker),
+        Arc::new(mapping::TemplateValidator),
+        runner.clone(),
+        None,
+        Arc::new(Metrics::default()),
+    ));
+    World {
+        client,
+        ctx,
+        runner,
+    }
+}
+
+impl World {
+    async fn binding(&self, name: &str) -> DingTalkBinding {
+        Api::<DingTalkBinding>::namespaced(self.client.clone(), NS)
+            .get(name)
+            .await
+            .unwrap()
+    }
+    async fn mapping(&self, name: &str) -> FieldMapping {
+        Api::<FieldMapping>::namespaced(self.client.clone(), NS)
+            .get(name)
+            .await
+            .unwrap()
+    }
+    async fn target(&self, name: &str) -> SyncTarget {
+        Api::<SyncTarget>::namespaced(self.client.clone(), NS)
+            .get(name)
+            .await
+            .unwrap()
+    }
+    async fn reconcile_binding(&self, name: &str) {
+        binding::reconcile(Arc::new(self.binding(name).await), self.ctx.clone())
+            .await
+            .unwrap();
+    }
+    async fn reconcile_mapping(&self, name: &str) {
+        mapping::reconcile(Arc::new(self.mapping(name).await), self.ctx.clone())
+            .await
+            .unwrap();
+    }
+    async fn reconcile_target(&self, name: &str) {
+        target::reconcile(Arc::new(self.target(name).await), self.ctx.clone())
+            .await
+            .unwrap();
+    }
+}
+
+fn cond(conds: &[Condition], type_: &str) -> Condition {
+    find_condition(conds, type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {conds:#?}"))
+        .clone()
+}
+
+fn binding_ready(b: &DingTalkBinding) -> Condition {
+    cond(
+        &b.status.as_ref().expect("status written").conditions,
+        "Ready",
+    )
+}
+
+fn target_ready(t: &SyncTarget) -> Condition {
+    cond(
+        &t.status.as_ref().expect("status written").conditions,
+        "Ready",
+    )
+}
+
+fn app_secret(key: &str, value: &str) -> Secret {
+    secret("app", &[("appKey", key), ("appSecret", value)])
+}
+
+// ---- DingTalkBinding ----
+
+#[tokio::test]
+async fn binding_without_its_secret_is_not_ready() {
+    let w = world(
+        vec![],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let b = w.binding("acme").await;
+    let ready = binding_ready(&b);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(ready.message.contains("team/app"), "{}", ready.message);
+    assert_eq!(ready.observed_generation, Some(1));
+    assert_eq!(
+        cond(&b.status.unwrap().conditions, "CredentialsValid").status,
+        "False"
+    );
+}
+
+#[tokio::test]
+async fn binding_with_a_missing_key_names_it() {
+    let w = world(
+        vec![secret("app", &[("appKey", "good-key")])],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let ready = binding_ready(&w.binding("acme").await);
+    assert_eq!(ready.reason, "SecretKeyMissing");
+    assert!(ready.message.contains("appSecret"), "{}", ready.message);
+}
+
+#[tokio::test]
+async fn binding_with_bad_credentials_is_refused_without_leaking_them() {
+    let w = world(
+        vec![app_secret("bad-key", "wrong-secret-value")],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let b = w.binding("acme").await;
+    let ready = binding_ready(&b);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidCredentials")
+    );
+    let status = serde_json::to_string(&b.status).unwrap();
+    assert!(
+        !status.contains("wrong-secret-value"),
+        "secret leaked into status: {status}"
+    );
+}
+
+#[tokio::test]
+async fn binding_with_unreachable_api_is_retried() {
+    let w = world(
+        vec![app_secret("down-key", "x")],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    let action = binding::reconcile(Arc::new(w.binding("acme").await), w.ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        binding_ready(&w.binding("acme").await).reason,
+        "ApiUnreachable"
+    );
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::await_change(),
+        "transient errors requeue"
+    );
+}
+
+#[tokio::test]
+async fn binding_without_read_permission_names_it() {
+    let w = world(
+        vec![app_secret("noread-key", "x")],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let b = w.binding("acme").await;
+    let perms = cond(&b.status.as_ref().unwrap().conditions, "PermissionsGranted");
+    assert_eq!(perms.status, "False");
+    assert!(
+        perms.message.contains("qyapi_get_department_list"),
+        "{}",
+        perms.message
+    );
+    assert_eq!(binding_ready(&b).reason, "PermissionMissing");
+}
+
+#[tokio::test]
+async fn binding_happy_path_is_ready_and_keeps_transition_time() {
+    let w = world(
+        vec![app_secret("good-key", "good-secret")],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![target_obj("t1", "ou=a,dc=x", 5)],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let first = w.binding("acme").await;
+    let ready = binding_ready(&first);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Valid")
+    );
+    let st = first.status.clone().unwrap();
+    assert!(st.permissions.as_ref().unwrap().contact_read);
+    assert_eq!(st.targets, vec!["t1".to_string()]);
+    assert_eq!(cond(&st.conditions, "CredentialsValid").status, "True");
+
+    // Nothing changed: same transition time, and no write at all (resourceVersion unchanged).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.reconcile_binding("acme").await;
+    let second = w.binding("acme").await;
+    assert_eq!(
+        binding_ready(&second).last_transition_time,
+        ready.last_transition_time
+    );
+    assert_eq!(
+        second.metadata.resource_version,
+        first.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn a_second_binding_of_one_corp_is_a_conflict() {
+    let w = world(
+        vec![app_secret("good-key", "good-secret")],
+        vec![
+            binding_obj("acme", "dingacme", "app", 10),
+            binding_obj("acme-again", "DINGACME", "app", 20),
+        ],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    w.reconcile_binding("acme-again").await;
+    assert_eq!(
+        binding_ready(&w.binding("acme").await).status,
+        "True",
+        "the older binding keeps the corp"
+    );
+    let dup = binding_ready(&w.binding("acme-again").await);
+    assert_eq!(
+        (dup.status.as_str(), dup.reason.as_str()),
+        ("False", "Conflict")
+    );
+    assert!(dup.message.contains("acme"), "{}", dup.message);
+}
+
+// ---- FieldMapping ----
+
+#[tokio::test]
+async fn mapping_with_a_broken_template_is_invalid_naming_the_rule() {
+    let w = world(
+        vec![],
+        vec![],
+        vec![
+            mapping_obj("map", "{{ name | upper "),
+            mapping_obj("ok", "{{ name }}"),
+        ],
+        vec![],
+    )
+    .await;
+    w.reconcile_mapping("map").await;
+    w.reconcile_mapping("ok").await;
+    let bad = cond(&w.mapping("map").await.status.unwrap().conditions, "Ready");
+    assert_eq!(
+        (bad.status.as_str(), bad.reason.as_str()),
+        ("False", "InvalidRule")
+    );
+    assert!(
+        bad.message.contains("user.attributes[0] (cn)"),
+        "{}",
+        bad.message
+    );
+    let good = cond(&w.mapping("ok").await.status.unwrap().conditions, "Ready");
+    assert_eq!(
+        (good.status.as_str(), good.reason.as_str()),
+        ("True", "Valid")
+    );
+}
+
+// ---- SyncTarget ----
+
+async fn ready_world(targets: Vec<SyncTarget>, mapping_template: &str) -> World {
+    let w = world(
+        vec![
+            app_secret("good-key", "good-secret"),
+            secret("ldap", &[("password", "bind-pw")]),
+        ],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![mapping_obj("map", mapping_template)],
+        targets,
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    w
+}
+
+#[tokio::test]
+async fn target_happy_path_syncs_once_and_reports() {
+    let w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.reconcile_target("t1").await;
+    let t = w.target("t1").await;
+    let ready = target_ready(&t);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Synced")
+    );
+    let st = t.status.clone().unwrap();
+    assert_eq!(cond(&st.conditions, "Synced").status, "True");
+    assert_eq!(st.last_sync.as_ref().unwrap().created, 3);
+    assert_eq!(st.last_sync.as_ref().unwrap().trigger, "Created");
+    assert_eq!(st.people, Some(3));
+    assert!(st.baseline.is_some() && st.last_successful_sync_time.is_some());
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+    let req = w.runner.last.lock().unwrap().clone().unwrap();
+    assert_eq!(req.directory_secret.expose(), "bind-pw");
+    assert_eq!(req.app_key, "good-key");
+    assert_eq!(
+        format!("{req:?}").matches("good-secret").count(),
+        0,
+        "secrets never print"
+    );
+
+    // Nothing changed and the interval has not passed: no run, no status write.
+    w.reconcile_target("t1").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+    let again = w.target("t1").await;
+    assert_eq!(again.metadata.resource_version, t.metadata.resource_version);
+    assert_eq!(
+        target_ready(&again).last_transition_time,
+        ready.last_transition_time
+    );
+}
+
+#[tokio::test]
+async fn target_resyncs_on_mapping_change_and_on_request() {
+    let w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.reconcile_target("t1").await;
+    let mappings = Api::<FieldMapping>::namespaced(w.client.clone(), NS);
+    let mut m = w.mapping("map").await;
+    m.spec.user.attributes[0].template = "{{ name | upper }}".into();
+    mappings
+        .replace("map", &Default::default(), &m)
+        .await
+        .unwrap();
+    w.reconcile_target("t1").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        w.target("t1")
+            .await
+            .status
+            .unwrap()
+            .last_sync
+            .unwrap()
+            .trigger,
+        "SpecChanged"
+    );
+
+    let targets = Api::<SyncTarget>::namespaced(w.client.clone(), NS);
+    let mut t = w.target("t1").await;
+    t.metadata.annotations = Some([("dingsync.io/sync-now".to_string(), "42".to_string())].into());
+    targets
+        .replace("t1", &Default::default(), &t)
+        .await
+        .unwrap();
+    w.reconcile_target("t1").await;
+    w.reconcile_target("t1").await;
+    assert_eq!(
+        w.runner.calls.load(Ordering::SeqCst),
+        3,
+        "one annotation value, one run"
+    );
+    assert_eq!(
+        w.target("t1")
+            .await
+            .status
+            .unwrap()
+            .last_sync
+            .unwrap()
+            .trigger,
+        "Requested"
+    );
+}
+
+#[tokio::test]
+async fn target_paths_that_write_nothing() {
+    let mut suspended = target_obj("suspended", "ou=s,dc=example,dc=com", 5);
+    suspended.spec.suspend = true;
+    let mut nomap = target_obj("nomap", "ou=n,dc=example,dc=com", 5);
+    nomap.spec.field_mapping_ref.name = "absent".into();
+    let mut nobinding = target_obj("nobinding", "ou=b,dc=example,dc=com", 5);
+    nobinding.spec.binding_ref.name = "absent".into();
+    let mut nosecret = target_obj("nosecret", "ou=p,dc=example,dc=com", 5);
+    nosecret
+        .spec
+        .directory
+        .ldap
+        .as_mut()
+        .unwrap()
+        .password_secret_ref
+        .name = "absent".into();
+    let w = ready_world(vec![suspended, nomap, nobinding, nosecret], "{{ name }}").await;
+    for (name, reason) in [
+        ("suspended", "Suspended"),
+        ("nomap", "MappingNotFound"),
+        ("nobinding", "BindingNotFound"),
+        ("nosecret", "SecretNotFound"),
+    ] {
+        w.reconcile_target(name).await;
+        let ready = target_ready(&w.target(name).await);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reason),
+            "{name}: {}",
+            ready.message
+        );
+        assert_eq!(ready.observed_generation, Some(1));
+    }
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 0, "nothing ran");
+}
+
+#[tokio::test]
+async fn target_with_an_invalid_mapping_writes_nothing() {
+    let w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{% if %}",
+    )
+    .await;
+    w.reconcile_target("t1").await;
+    let ready = target_ready(&w.target("t1").await);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "MappingInvalid")
+    );
+    assert!(
+        ready.message.contains("user.attributes[0]"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn target_whose_binding_is_not_ready_waits() {
+    let w = world(
+        vec![
+            app_secret("bad-key", "x"),
+            secret("ldap", &[("password", "pw")]),
+        ],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![mapping_obj("map", "{{ name }}")],
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    w.reconcile_target("t1").await;
+    let ready = target_ready(&w.target("t1").await);
+    assert_eq!(ready.reason, "BindingNotReady");
+    assert!(
+        ready.message.contains("InvalidCredentials"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn overlapping_nodes_conflict_and_the_older_target_keeps_its_node() {
+    let w = ready_world(
+        vec![
+            target_obj("first", "ou=acme,dc=example,dc=com", 5),
+            target_obj("nested", "ou=Sales, ou=ACME,dc=example,dc=com", 6),
+            target_obj("elsewhere", "ou=beta,dc=example,dc=com", 7),
+        ],
+        "{{ name }}",
+    )
+    .await;
+    for t in ["first", "nested", "elsewhere"] {
+        w.reconcile_target(t).await;
+    }
+    assert_eq!(target_ready(&w.target("first").await).status, "True");
+    let nested = target_ready(&w.target("nested").await);
+    assert_eq!(
+        (nested.status.as_str(), nested.reason.as_str()),
+        ("False", "Conflict")
+    );
+    assert!(nested.message.contains("first"), "{}", nested.message);
+    assert_eq!(target_ready(&w.target("elsewhere").await).status, "True");
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 2);
+}
