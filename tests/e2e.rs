@@ -1,0 +1,315 @@
+//! End to end against a real cluster: the cluster `KUBECONFIG` names. Skipped, with the reason
+//! printed, when it is unset. Needs nothing but a cluster where the test may create CRDs and a
+//! namespace: the controller runs inside this test process.
+
+use std::time::Duration;
+
+use dingsync::{
+    api::{DingTalkBinding, FieldMapping, SyncTarget, find_condition},
+    controller::{self, Settings, metrics::Metrics},
+};
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::wait::{await_condition, conditions},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn cluster_configured() -> bool {
+    match std::env::var("KUBECONFIG") {
+        Ok(v) if !v.is_empty() => true,
+        _ => {
+            eprintln!("skipped: KUBECONFIG is not set; the end-to-end suite needs a real cluster");
+            false
+        }
+    }
+}
+
+async fn apply_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply("dingsync-e2e").force();
+    for crd in dingsync::api::crds() {
+        let name = crd.name_any();
+        crds.patch(&name, &pp, &Patch::Apply(&crd))
+            .await
+            .expect("apply CRD");
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .expect("watch CRD");
+    }
+}
+
+/// Wait until `get` returns a value whose condition `type_` has the wanted status and reason.
+async fn wait_condition<K, F>(
+    api: &Api<K>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    conds: F,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(&K) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(obj) = api.get(name).await {
+            let cs = conds(&obj);
+            if let Some(c) = find_condition(&cs, type_) {
+                if c.status == status && c.reason == reason {
+                    assert_eq!(
+                        c.observed_generation,
+                        obj.meta().generation,
+                        "{name}: observedGeneration"
+                    );
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{name}: wanted {type_}={status}/{reason}, have {cs:#?}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn docs(yaml: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| <serde_json::Value as serde::Deserialize>::deserialize(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn controller_against_a_real_cluster() {
+    if !cluster_configured() {
+        return;
+    }
+    dingsync::telemetry::init();
+    let client = Client::try_default()
+        .await
+        .expect("a client for KUBECONFIG");
+    apply_crds(&client).await;
+
+    let ns = format!(
+        "dingsync-e2e-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .expect("create namespace");
+
+    let shutdown = CancellationToken::new();
+    let ctx = controller::production_context(
+        client.clone(),
+        "e2e",
+        std::sync::Arc::new(Metrics::default()),
+    );
+    let settings = Settings {
+        namespace: Some(ns.clone()),
+        concurrency: 2,
+        instance: "e2e".into(),
+    };
+    let running = tokio::spawn(controller::run(
+        client.clone(),
+        ctx,
+        settings,
+        shutdown.clone(),
+    ));
+
+    let result = std::panic::AssertUnwindSafe(scenario(&client, &ns));
+    let outcome = futures::FutureExt::catch_unwind(result).await;
+
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenario(client: &Client, ns: &str) {
+    // A dynamic apply of plain YAML, as kubectl would.
+    let apply = |doc: serde_json::Value| {
+        let client = client.clone();
+        let ns = ns.to_string();
+        async move {
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            let pp = PatchParams::apply("dingsync-e2e");
+            let r = match kind.as_str() {
+                "Secret" => Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, &ns)
+                    .patch(&name, &pp, &Patch::Apply(&doc))
+                    .await
+                    .map(|_| ()),
+                "DingTalkBinding" => Api::<DingTalkBinding>::namespaced(client, &ns)
+                    .patch(&name, &pp, &Patch::Apply(&doc))
+                    .await
+                    .map(|_| ()),
+                "FieldMapping" => Api::<FieldMapping>::namespaced(client, &ns)
+                    .patch(&name, &pp, &Patch::Apply(&doc))
+                    .await
+                    .map(|_| ()),
+                "SyncTarget" => Api::<SyncTarget>::namespaced(client, &ns)
+                    .patch(&name, &pp, &Patch::Apply(&doc))
+                    .await
+                    .map(|_| ()),
+                other => panic!("unexpected kind {other}"),
+            };
+            r
+        }
+    };
+
+    // DingTalk is unreachable from here on purpose: the binding must say so, not crash.
+    let objects = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: app, namespace: {ns}}}
+stringData: {{appKey: e2e-key, appSecret: e2e-secret}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: ldap, namespace: {ns}}}
+stringData: {{password: e2e-password}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: DingTalkBinding
+metadata: {{name: acme, namespace: {ns}}}
+spec:
+  corpId: dinge2e
+  credentialsSecretRef: {{name: app}}
+  endpoints: {{oapi: "http://127.0.0.1:9", api: "http://127.0.0.1:9"}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: FieldMapping
+metadata: {{name: map, namespace: {ns}}}
+spec:
+  user:
+    uniqueName: {{attribute: uid, template: "{{{{ name | pinyin }}}}"}}
+    attributes:
+      - {{target: cn, template: "{{{{ name }}}}"}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: FieldMapping
+metadata: {{name: broken, namespace: {ns}}}
+spec:
+  user:
+    uniqueName: {{attribute: uid, template: "{{{{ name | pinyin }}}}"}}
+    attributes:
+      - {{target: cn, template: "{{{{ name "}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: SyncTarget
+metadata: {{name: paused, namespace: {ns}}}
+spec:
+  bindingRef: {{name: acme}}
+  fieldMappingRef: {{name: map}}
+  direction: Inbound
+  directory:
+    ldap: {{url: "ldap://ldap.invalid:389", bindDN: "cn=admin,dc=example,dc=com", passwordSecretRef: {{name: ldap, key: password}}}}
+  node: ou=paused,dc=example,dc=com
+  suspend: true
+---
+apiVersion: dingsync.io/v1alpha1
+kind: SyncTarget
+metadata: {{name: waiting, namespace: {ns}}}
+spec:
+  bindingRef: {{name: acme}}
+  fieldMappingRef: {{name: map}}
+  direction: Inbound
+  directory:
+    ldap: {{url: "ldap://ldap.invalid:389", bindDN: "cn=admin,dc=example,dc=com", passwordSecretRef: {{name: ldap, key: password}}}}
+  node: ou=waiting,dc=example,dc=com
+"#
+    );
+    for doc in docs(&objects) {
+        apply(doc).await.expect("apply");
+    }
+
+    let bindings: Api<DingTalkBinding> = Api::namespaced(client.clone(), ns);
+    let mappings: Api<FieldMapping> = Api::namespaced(client.clone(), ns);
+    let targets: Api<SyncTarget> = Api::namespaced(client.clone(), ns);
+    let b_conds = |b: &DingTalkBinding| b.status.clone().unwrap_or_default().conditions;
+    let m_conds = |m: &FieldMapping| m.status.clone().unwrap_or_default().conditions;
+    let t_conds = |t: &SyncTarget| t.status.clone().unwrap_or_default().conditions;
+    wait_condition(
+        &bindings,
+        "acme",
+        "Ready",
+        "False",
+        "ApiUnreachable",
+        b_conds,
+    )
+    .await;
+    wait_condition(&mappings, "map", "Ready", "True", "Valid", m_conds).await;
+    wait_condition(
+        &mappings,
+        "broken",
+        "Ready",
+        "False",
+        "InvalidRule",
+        m_conds,
+    )
+    .await;
+    wait_condition(&targets, "paused", "Ready", "False", "Suspended", t_conds).await;
+    wait_condition(
+        &targets,
+        "waiting",
+        "Ready",
+        "False",
+        "BindingNotReady",
+        t_conds,
+    )
+    .await;
+
+    // Secrets never reach status.
+    let status = serde_json::to_string(&bindings.get("acme").await.unwrap().status).unwrap();
+    assert!(!status.contains("e2e-secret"));
+
+    // The API server refuses malformed objects, naming the field.
+    let bad = [
+        (
+            "two-backends",
+            r#"{"ldap": {"url": "ldap://x:389", "bindDN": "cn=a", "passwordSecretRef": {"name": "ldap", "key": "password"}},
+                "scim": {"url": "https://x/scim/v2", "tokenSecretRef": {"name": "t", "key": "token"}}}"#,
+            "Inbound",
+            "exactly one of ldap or scim",
+        ),
+        (
+            "wrong-enum",
+            r#"{"ldap": {"url": "ldap://x:389", "bindDN": "cn=a", "passwordSecretRef": {"name": "ldap", "key": "password"}}}"#,
+            "Sideways",
+            "spec.direction",
+        ),
+    ];
+    for (name, directory, direction, expect) in bad {
+        let doc = json!({
+            "apiVersion": "dingsync.io/v1alpha1",
+            "kind": "SyncTarget",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "bindingRef": {"name": "acme"},
+                "fieldMappingRef": {"name": "map"},
+                "direction": direction,
+                "directory": serde_json::from_str::<serde_json::Value>(directory).unwrap(),
+                "node": format!("ou={name},dc=example,dc=com"),
+            }
+        });
+        let err = apply(doc).await.expect_err("the API server must refuse it");
+        assert!(err.to_string().contains(expect), "{name}: {err}");
+    }
+}
