@@ -64,15 +64,16 @@ async fn wait_condition<K, F>(
     loop {
         if let Ok(obj) = api.get(name).await {
             let cs = conds(&obj);
-            if let Some(c) = find_condition(&cs, type_) {
-                if c.status == status && c.reason == reason {
-                    assert_eq!(
-                        c.observed_generation,
-                        obj.meta().generation,
-                        "{name}: observedGeneration"
-                    );
-                    return;
-                }
+            if let Some(c) = find_condition(&cs, type_)
+                && c.status == status
+                && c.reason == reason
+            {
+                assert_eq!(
+                    c.observed_generation,
+                    obj.meta().generation,
+                    "{name}: observedGeneration"
+                );
+                return;
             }
             if tokio::time::Instant::now() > deadline {
                 panic!("{name}: wanted {type_}={status}/{reason}, have {cs:#?}");
@@ -150,7 +151,8 @@ async fn scenario(client: &Client, ns: &str) {
             let kind = doc["kind"].as_str().unwrap().to_string();
             let name = doc["metadata"]["name"].as_str().unwrap().to_string();
             let pp = PatchParams::apply("dingsync-e2e");
-            let r = match kind.as_str() {
+
+            match kind.as_str() {
                 "Secret" => Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, &ns)
                     .patch(&name, &pp, &Patch::Apply(&doc))
                     .await
@@ -168,8 +170,7 @@ async fn scenario(client: &Client, ns: &str) {
                     .await
                     .map(|_| ()),
                 other => panic!("unexpected kind {other}"),
-            };
-            r
+            }
         }
     };
 
