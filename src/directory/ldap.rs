@@ -1,0 +1,4 @@
+//! OpenLDAP backend.
+
+pub mod client;
+pub mod dn;
