@@ -25,6 +25,10 @@ pub const ROOT_DN: &str = "cn=admin,dc=example,dc=com";
 pub const SERVICE_DN: &str = "cn=dingsync,dc=example,dc=com";
 /// Size limit every non-root search is held to, so paging is really exercised.
 pub const SIZE_LIMIT: usize = 500;
+/// An account whose paged searches are capped at [`LIMITED_TOTAL`] entries in all, to prove
+/// that a read the server cuts short is reported, not taken as complete.
+pub const LIMITED_DN: &str = "cn=limited,dc=example,dc=com";
+pub const LIMITED_TOTAL: usize = 300;
 
 const BINARIES: [&str; 3] = ["slapd", "slaptest", "slappasswd"];
 const CLIENTS: [&str; 2] = ["ldapadd", "ldapsearch"];
@@ -135,7 +139,11 @@ impl Slapd {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Err(format!(
                     "slapd exited with {status}: {}",
@@ -143,7 +151,17 @@ impl Slapd {
                 ));
             }
             let probe = Command::new("ldapsearch")
-                .args(["-x", "-LLL", "-H", &self.url(), "-b", "", "-s", "base", "1.1"])
+                .args([
+                    "-x",
+                    "-LLL",
+                    "-H",
+                    &self.url(),
+                    "-b",
+                    "",
+                    "-s",
+                    "base",
+                    "1.1",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
@@ -163,10 +181,12 @@ impl Slapd {
             "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
              dn: {SERVICE_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n\
              cn: dingsync\nuserPassword: {}\n\n\
+             dn: {LIMITED_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n\
+             cn: limited\nuserPassword: {}\n\n\
              dn: ou=policies,{SUFFIX}\nobjectClass: organizationalUnit\nou: policies\n\n\
              dn: cn=default,ou=policies,{SUFFIX}\nobjectClass: organizationalRole\nobjectClass: pwdPolicy\n\
              cn: default\npwdAttribute: userPassword\npwdLockout: TRUE\n",
-            self.service_password
+            self.service_password, self.service_password
         );
         self.ldapadd(&ldif)
     }
@@ -183,7 +203,15 @@ impl Slapd {
 
     fn ldap_tool(&self, tool: &str, extra: &[&str], stdin: &str) -> Result<(), String> {
         let mut child = Command::new(tool)
-            .args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", &self.root_password])
+            .args([
+                "-x",
+                "-H",
+                &self.url(),
+                "-D",
+                ROOT_DN,
+                "-w",
+                &self.root_password,
+            ])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -360,12 +388,14 @@ rootdn \"{ROOT_DN}\"
 rootpw {root_hash}
 directory {d}/db
 dbnosync
+limits dn.exact=\"{LIMITED_DN}\" size.soft={LIMITED_TOTAL} size.hard={LIMITED_TOTAL} size.prtotal={LIMITED_TOTAL}
 index objectClass eq
 index entryUUID eq
 index businessCategory eq,sub
 index uid,cn,mail,mobile,employeeNumber eq
 access to attrs=userPassword by dn.exact=\"{SERVICE_DN}\" write by anonymous auth by self write by * none
 access to * by dn.exact=\"{SERVICE_DN}\" manage by * read
+
 
 overlay memberof
 overlay refint
