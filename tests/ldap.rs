@@ -8,3 +8,5 @@ mod slapd;
 
 #[path = "ldap/client.rs"]
 mod client;
+#[path = "ldap/store.rs"]
+mod store;

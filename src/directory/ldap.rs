@@ -3,3 +3,4 @@
 pub mod client;
 pub mod dn;
 pub mod schema;
+pub mod store;
