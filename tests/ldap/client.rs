@@ -282,3 +282,51 @@ async fn schema_refusals_name_the_attribute() {
         e => panic!("{e}"),
     }
 }
+
+#[tokio::test]
+async fn starttls_and_ldaps_with_a_ca_bundle() {
+    if slapd::unavailable().is_some()
+        || std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+    {
+        eprintln!("SKIPPED: slapd or openssl unavailable");
+        return;
+    }
+    let s = Slapd::start_tls().expect("slapd with TLS");
+    let ca = s.ca_pem().unwrap().to_string();
+    // StartTLS on ldap://
+    let mut o = ConnectOptions::new(s.url(), SERVICE_DN, Secret::new(s.service_password()));
+    o.start_tls = true;
+    o.ca_pem = Some(ca.clone());
+    let p = Pool::connect(o).await.expect("StartTLS with the CA bundle");
+    assert!(
+        p.read(crate::slapd::SUFFIX, &["1.1"])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // ldaps://
+    let mut o = ConnectOptions::new(
+        s.ldaps_url().unwrap(),
+        SERVICE_DN,
+        Secret::new(s.service_password()),
+    );
+    o.ca_pem = Some(ca);
+    let p = Pool::connect(o).await.expect("ldaps with the CA bundle");
+    assert!(
+        p.read(crate::slapd::SUFFIX, &["1.1"])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Without the CA the certificate is not trusted: refused, never silently accepted.
+    let mut o = ConnectOptions::new(
+        s.ldaps_url().unwrap(),
+        SERVICE_DN,
+        Secret::new(s.service_password()),
+    );
+    o.timeout = std::time::Duration::from_secs(5);
+    assert!(Pool::connect(o).await.is_err());
+}

@@ -68,6 +68,8 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 pub struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
+    /// With TLS: the ldaps:// port and the PEM of the CA that signed the server certificate.
+    tls: Option<(u16, String)>,
     child: Option<Child>,
     root_password: String,
     service_password: String,
@@ -76,6 +78,16 @@ pub struct Slapd {
 impl Slapd {
     /// Write the config, check it, start the server and add the base entries.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// Like [`Slapd::start`], with a throwaway CA and server certificate (for 127.0.0.1), so
+    /// that StartTLS on `ldap://` and `ldaps://` both work.
+    pub fn start_tls() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("dingsync-slapd-")
             .tempdir()
@@ -84,7 +96,12 @@ impl Slapd {
         let root_password = format!("root-{}", uuid::Uuid::new_v4().simple());
         let service_password = format!("svc-{}", uuid::Uuid::new_v4().simple());
         let hash = slappasswd(&root_password)?;
-        let conf = config(dir.path(), &hash);
+        let ca = if tls {
+            Some(make_certs(dir.path())?)
+        } else {
+            None
+        };
+        let conf = config(dir.path(), &hash, tls);
         std::fs::write(dir.path().join("slapd.conf"), conf).map_err(|e| format!("conf: {e}"))?;
         let out = Command::new(find_binary("slaptest").unwrap_or("slaptest".into()))
             .arg("-f")
@@ -101,6 +118,7 @@ impl Slapd {
         let mut me = Self {
             dir,
             port: 0,
+            tls: ca.map(|pem| (0, pem)),
             child: None,
             root_password,
             service_password,
@@ -110,6 +128,9 @@ impl Slapd {
         let mut last = String::new();
         for _ in 0..5 {
             me.port = free_port()?;
+            if let Some((p, _)) = me.tls.as_mut() {
+                *p = free_port()?;
+            }
             match me.spawn() {
                 Ok(()) => {
                     me.add_base_entries()?;
@@ -128,7 +149,10 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(self.url())
+            .arg(match &self.tls {
+                Some(_) => format!("{} {}", self.url(), self.ldaps_url().unwrap_or_default()),
+                None => self.url(),
+            })
             .arg("-d")
             .arg("0")
             .stdin(Stdio::null())
@@ -260,6 +284,18 @@ impl Slapd {
         format!("ldap://127.0.0.1:{}/", self.port)
     }
 
+    /// `ldaps://127.0.0.1:PORT` when started with TLS.
+    pub fn ldaps_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|(p, _)| format!("ldaps://127.0.0.1:{p}/"))
+    }
+
+    /// PEM of the CA that signed the server certificate, when started with TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(_, pem)| pem.as_str())
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -361,8 +397,89 @@ fn slappasswd(password: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn config(dir: &Path, root_hash: &str) -> String {
+/// A CA and a server certificate for 127.0.0.1, made with the `openssl` tool.
+fn make_certs(dir: &Path) -> Result<String, String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "openssl {}: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dingsync test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ])?;
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("ext.cnf: {e}"))?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ])?;
+    std::fs::read_to_string(dir.join("ca.pem")).map_err(|e| format!("ca.pem: {e}"))
+}
+
+fn config(dir: &Path, root_hash: &str, tls: bool) -> String {
     let d = dir.display();
+    let tls = if tls {
+        format!(
+            "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n"
+        )
+    } else {
+        String::new()
+    };
     let modules = if Path::new("/usr/lib/ldap").is_dir() {
         "modulepath /usr/lib/ldap\n"
     } else {
@@ -379,7 +496,7 @@ moduleload refint
 moduleload ppolicy
 pidfile {d}/slapd.pid
 argsfile {d}/slapd.args
-sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited
+{tls}sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited
 
 database mdb
 maxsize 4294967296

@@ -276,6 +276,9 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// Connect and bind once, so bad credentials or an unreachable server surface now.
     pub async fn connect(opts: ConnectOptions) -> Result<Arc<Self>, LdapError> {
+        // ldap3 builds its default TLS config from the process-wide provider, which rustls
+        // cannot pick by itself when several are compiled in; another one already set wins.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let n = opts.connections.max(1);
         let pool = Arc::new(Pool {
             slots: (0..n).map(|_| Mutex::new(None)).collect(),
