@@ -66,12 +66,19 @@ pub struct Ava {
 #[derive(Debug, Clone)]
 pub struct Dn {
     rdns: Vec<Vec<Ava>>,
+    /// Normalised form of each RDN, computed once: DNs are compared a lot.
+    keys: Vec<String>,
 }
 
 impl Dn {
     /// The empty (root) DN.
     pub fn root() -> Self {
-        Dn { rdns: Vec::new() }
+        Dn::from_rdns(Vec::new())
+    }
+
+    fn from_rdns(rdns: Vec<Vec<Ava>>) -> Self {
+        let keys = rdns.iter().map(|r| rdn_key(r)).collect();
+        Dn { rdns, keys }
     }
 
     /// Parse an RFC 4514 string.
@@ -82,7 +89,7 @@ impl Dn {
         };
         let mut rdns = Vec::new();
         if s.trim().is_empty() {
-            return Ok(Dn { rdns });
+            return Ok(Dn::from_rdns(rdns));
         }
         let bytes = s.as_bytes();
         let mut i = 0;
@@ -166,18 +173,22 @@ impl Dn {
             }
             i += 1;
         }
-        Ok(Dn { rdns })
+        Ok(Dn::from_rdns(rdns))
     }
 
     /// A DN of one RDN `attr=value` under `parent`.
     pub fn child(parent: &Dn, attr: &str, value: &str) -> Self {
-        let mut rdns = Vec::with_capacity(parent.rdns.len() + 1);
-        rdns.push(vec![Ava {
+        let first = vec![Ava {
             attr: attr.to_string(),
             value: value.to_string(),
-        }]);
+        }];
+        let mut keys = Vec::with_capacity(parent.keys.len() + 1);
+        keys.push(rdn_key(&first));
+        keys.extend(parent.keys.iter().cloned());
+        let mut rdns = Vec::with_capacity(parent.rdns.len() + 1);
+        rdns.push(first);
         rdns.extend(parent.rdns.iter().cloned());
-        Dn { rdns }
+        Dn { rdns, keys }
     }
 
     /// The parent DN (the root has none).
@@ -187,6 +198,7 @@ impl Dn {
         } else {
             Some(Dn {
                 rdns: self.rdns[1..].to_vec(),
+                keys: self.keys[1..].to_vec(),
             })
         }
     }
@@ -220,25 +232,31 @@ impl Dn {
 
     /// True when `self` is `other` or below it.
     pub fn is_within(&self, other: &Dn) -> bool {
-        let n = other.rdns.len();
-        self.rdns.len() >= n
-            && self.rdns[self.rdns.len() - n..]
+        let n = other.keys.len();
+        self.keys.len() >= n
+            && self.keys[self.keys.len() - n..]
                 .iter()
-                .zip(&other.rdns)
-                .all(|(a, b)| rdn_key(a) == rdn_key(b))
+                .zip(&other.keys)
+                .all(|(a, b)| a == b)
     }
 
     /// A comparison key: attribute types and values lowercased, AVAs sorted, unescaped.
     /// Every naming attribute dingsync uses (`uid`, `cn`, `ou`) matches case-insensitively.
     pub fn key(&self) -> String {
-        let mut out = String::new();
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&rdn_key(rdn));
+        self.keys.join(",")
+    }
+
+    /// `self` moved from under `old` to under `new`; `None` when it is not under `old`.
+    pub fn rebased(&self, old: &Dn, new: &Dn) -> Option<Dn> {
+        if !self.is_within(old) {
+            return None;
         }
-        out
+        let keep = self.rdns.len() - old.rdns.len();
+        let mut rdns = self.rdns[..keep].to_vec();
+        rdns.extend(new.rdns.iter().cloned());
+        let mut keys = self.keys[..keep].to_vec();
+        keys.extend(new.keys.iter().cloned());
+        Some(Dn { rdns, keys })
     }
 }
 
@@ -278,7 +296,7 @@ impl fmt::Display for Dn {
 
 impl PartialEq for Dn {
     fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
+        self.keys == other.keys
     }
 }
 
@@ -286,7 +304,7 @@ impl Eq for Dn {}
 
 impl std::hash::Hash for Dn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key().hash(state)
+        self.keys.hash(state)
     }
 }
 
@@ -371,5 +389,13 @@ mod tests {
         assert!(inside.is_within(&node));
         assert!(node.is_within(&node));
         assert!(!outside.is_within(&node));
+        let moved = inside
+            .rebased(&node, &Dn::parse("ou=new,dc=example,dc=com").unwrap())
+            .unwrap();
+        assert_eq!(
+            moved.to_string(),
+            "uid=a,ou=people,ou=new,dc=example,dc=com"
+        );
+        assert!(outside.rebased(&node, &moved).is_none());
     }
 }

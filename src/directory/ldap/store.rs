@@ -769,7 +769,9 @@ impl Store {
                     self.pool
                         .modify_dn(&old_ou.to_string(), &new_ou.rdn_string(), sup.as_deref())
                         .await?;
-                    self.rebase(&old_ou, &new_ou);
+                    for (from, to) in self.rebase(&old_ou, &new_ou) {
+                        self.repoint_members(&from, &to).await?;
+                    }
                 }
             }
         }
@@ -796,37 +798,24 @@ impl Store {
     }
 
     /// After a subtree modrdn: rewrite every indexed DN under `old` to sit under `new`.
-    fn rebase(&self, old: &Dn, new: &Dn) {
-        let depth = old.len();
-        let rewrite = |d: &Dn| -> Option<Dn> {
-            if !d.is_within(old) {
-                return None;
-            }
-            let text = d.to_string();
-            let parsed = Dn::parse(&text).ok()?;
-            // Keep the RDNs below `old`, then append `new`.
-            let mut below: Vec<String> = Vec::new();
-            let mut cur = parsed;
-            while cur.len() > depth {
-                below.push(cur.rdn_string());
-                cur = cur.parent()?;
-            }
-            let mut s = below.join(",");
-            if !s.is_empty() {
-                s.push(',');
-            }
-            s.push_str(&new.to_string());
-            Dn::parse(&s).ok()
-        };
+    /// Returns the people whose DN changed (old, new).
+    fn rebase(&self, old: &Dn, new: &Dn) -> Vec<(Dn, Dn)> {
+        let mut moved_people = Vec::new();
         let mut guard = self.lock();
         let ix = &mut *guard;
-        for map in [&mut ix.people, &mut ix.depts, &mut ix.dept_ous] {
+        for d in ix.people.values_mut() {
+            if let Some(n) = d.rebased(old, new) {
+                moved_people.push((std::mem::replace(d, n.clone()), n));
+            }
+        }
+        for map in [&mut ix.depts, &mut ix.dept_ous] {
             for d in map.values_mut() {
-                if let Some(n) = rewrite(d) {
+                if let Some(n) = d.rebased(old, new) {
                     *d = n;
                 }
             }
         }
+        moved_people
     }
 
     /// Delete a department group (and OU). Children must be gone first.
