@@ -29,6 +29,19 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn rss_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
 fn sizes() -> Vec<usize> {
     std::env::var("DINGSYNC_BENCH_SIZES")
         .ok()
@@ -139,9 +152,11 @@ async fn run(n: usize) {
         .await
         .unwrap();
     let first = t0.elapsed().as_secs_f64();
+    eprintln!("  rss after writes {:.0} MB (peak {:.0})", rss_mb("VmRSS:"), rss_mb("VmHWM:"));
     let t1 = Instant::now();
     let snap = store.read().await.unwrap();
     let read = t1.elapsed().as_secs_f64();
+    eprintln!("  rss after read {:.0} MB (peak {:.0})", rss_mb("VmRSS:"), rss_mb("VmHWM:"));
     assert_eq!(snap.people.len(), n);
     println!("ldap backend, {n} people, {depts} departments:");
     println!(

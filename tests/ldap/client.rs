@@ -120,7 +120,7 @@ async fn nasty_names_survive_add_search_and_rename() {
         assert_eq!(found.len(), 1, "{name:?}");
         let back = Dn::parse(&found[0].dn).unwrap();
         assert_eq!(back, dn, "{name:?} came back as {}", found[0].dn);
-        assert_eq!(back.rdn_value("cn"), Some(*name));
+        assert_eq!(back.rdn_value("cn").as_deref(), Some(*name));
         // Rename to another nasty name and back through modrdn.
         let renamed = Dn::child(&node, "cn", &format!("{name}+x,"));
         p.modify_dn(&dn.to_string(), &renamed.rdn_string(), None)

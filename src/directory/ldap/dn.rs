@@ -62,35 +62,190 @@ pub struct Ava {
     pub value: String,
 }
 
-/// A parsed DN: RDNs from the entry itself up to the root, each a set of AVAs.
+/// A parsed DN, kept compact (people DNs are indexed by the hundred thousand): its escaped
+/// text, its normalised comparison key, and where each RDN starts in both.
 #[derive(Debug, Clone)]
 pub struct Dn {
-    rdns: Vec<Vec<Ava>>,
-    /// Normalised form of each RDN, computed once: DNs are compared a lot.
-    keys: Vec<String>,
+    text: String,
+    key: String,
+    /// (start in `text`, start in `key`) of each RDN, leftmost first.
+    bounds: Vec<(u32, u32)>,
 }
 
 impl Dn {
     /// The empty (root) DN.
     pub fn root() -> Self {
-        Dn::from_rdns(Vec::new())
+        Dn {
+            text: String::new(),
+            key: String::new(),
+            bounds: Vec::new(),
+        }
     }
 
-    fn from_rdns(rdns: Vec<Vec<Ava>>) -> Self {
-        let keys = rdns.iter().map(|r| rdn_key(r)).collect();
-        Dn { rdns, keys }
+    fn from_rdns(rdns: &[Vec<Ava>]) -> Self {
+        let mut dn = Dn::root();
+        for (i, r) in rdns.iter().enumerate() {
+            if i > 0 {
+                dn.text.push(',');
+                dn.key.push(',');
+            }
+            dn.bounds.push((dn.text.len() as u32, dn.key.len() as u32));
+            dn.text.push_str(&fmt_rdn(r));
+            dn.key.push_str(&rdn_key(r));
+        }
+        dn
     }
 
     /// Parse an RFC 4514 string.
     pub fn parse(s: &str) -> Result<Self, DnError> {
-        let err = |reason| DnError {
-            dn: s.to_string(),
-            reason,
-        };
-        let mut rdns = Vec::new();
-        if s.trim().is_empty() {
-            return Ok(Dn::from_rdns(rdns));
+        parse_rdns(s).map(|r| Dn::from_rdns(&r))
+    }
+
+    /// A DN of one RDN `attr=value` under `parent`.
+    pub fn child(parent: &Dn, attr: &str, value: &str) -> Self {
+        let first = [Ava {
+            attr: attr.to_string(),
+            value: value.to_string(),
+        }];
+        let rdn_text = fmt_rdn(&first);
+        let rdn_key = rdn_key(&first);
+        let sep = usize::from(!parent.bounds.is_empty());
+        let dt = (rdn_text.len() + sep) as u32;
+        let dk = (rdn_key.len() + sep) as u32;
+        let mut text = rdn_text;
+        let mut key = rdn_key;
+        if sep == 1 {
+            text.push(',');
+            key.push(',');
         }
+        text.push_str(&parent.text);
+        key.push_str(&parent.key);
+        let mut bounds = Vec::with_capacity(parent.bounds.len() + 1);
+        bounds.push((0, 0));
+        bounds.extend(parent.bounds.iter().map(|(t, k)| (t + dt, k + dk)));
+        Dn { text, key, bounds }
+    }
+
+    /// The DN from RDN `i` up (a suffix).
+    fn suffix(&self, i: usize) -> Dn {
+        if i >= self.bounds.len() {
+            return Dn::root();
+        }
+        let (t0, k0) = self.bounds[i];
+        Dn {
+            text: self.text[t0 as usize..].to_string(),
+            key: self.key[k0 as usize..].to_string(),
+            bounds: self.bounds[i..]
+                .iter()
+                .map(|(t, k)| (t - t0, k - k0))
+                .collect(),
+        }
+    }
+
+    /// The parent DN (the root has none).
+    pub fn parent(&self) -> Option<Dn> {
+        (!self.bounds.is_empty()).then(|| self.suffix(1))
+    }
+
+    fn first_rdn_text(&self) -> &str {
+        match self.bounds.get(1) {
+            Some((t, _)) => &self.text[..*t as usize - 1],
+            None => &self.text,
+        }
+    }
+
+    /// The first (leftmost) RDN's AVAs.
+    pub fn rdn(&self) -> Vec<Ava> {
+        parse_rdns(self.first_rdn_text())
+            .ok()
+            .and_then(|mut r| (!r.is_empty()).then(|| r.swap_remove(0)))
+            .unwrap_or_default()
+    }
+
+    /// The first RDN as a string, escaped.
+    pub fn rdn_string(&self) -> String {
+        self.first_rdn_text().to_string()
+    }
+
+    /// The leftmost RDN's value for `attr` (case-insensitive type).
+    pub fn rdn_value(&self, attr: &str) -> Option<String> {
+        self.rdn()
+            .into_iter()
+            .find(|a| a.attr.eq_ignore_ascii_case(attr))
+            .map(|a| a.value)
+    }
+
+    /// Number of RDNs.
+    pub fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bounds.is_empty()
+    }
+
+    /// True when `self` is `other` or below it.
+    pub fn is_within(&self, other: &Dn) -> bool {
+        if other.bounds.is_empty() {
+            return true;
+        }
+        let n = other.bounds.len();
+        if self.bounds.len() < n {
+            return false;
+        }
+        let (_, k) = self.bounds[self.bounds.len() - n];
+        &self.key[k as usize..] == other.key.as_str()
+    }
+
+    /// A comparison key: attribute types and values lowercased, AVAs sorted, re-escaped.
+    /// Every naming attribute dingsync uses (`uid`, `cn`, `ou`) matches case-insensitively.
+    pub fn key(&self) -> String {
+        self.key.clone()
+    }
+
+    /// The comparison key, borrowed.
+    pub fn key_str(&self) -> &str {
+        &self.key
+    }
+
+    /// `self` moved from under `old` to under `new`; `None` when it is not under `old`.
+    pub fn rebased(&self, old: &Dn, new: &Dn) -> Option<Dn> {
+        if !self.is_within(old) {
+            return None;
+        }
+        let keep = self.bounds.len() - old.bounds.len();
+        let mut out = Dn::root();
+        let (tk, kk) = self.bounds.get(keep).copied().unwrap_or((
+            self.text.len() as u32 + 1,
+            self.key.len() as u32 + 1,
+        ));
+        if keep > 0 {
+            out.text.push_str(&self.text[..tk as usize - 1]);
+            out.key.push_str(&self.key[..kk as usize - 1]);
+            out.bounds.extend_from_slice(&self.bounds[..keep]);
+            if !new.bounds.is_empty() {
+                out.text.push(',');
+                out.key.push(',');
+            }
+        }
+        let (dt, dk) = (out.text.len() as u32, out.key.len() as u32);
+        out.text.push_str(&new.text);
+        out.key.push_str(&new.key);
+        out.bounds
+            .extend(new.bounds.iter().map(|(t, k)| (t + dt, k + dk)));
+        Some(out)
+    }
+}
+
+fn parse_rdns(s: &str) -> Result<Vec<Vec<Ava>>, DnError> {
+    let err = |reason| DnError {
+        dn: s.to_string(),
+        reason,
+    };
+    let mut rdns = Vec::new();
+    if s.trim().is_empty() {
+        return Ok(rdns);
+    }
         let bytes = s.as_bytes();
         let mut i = 0;
         let mut rdn: Vec<Ava> = Vec::new();
@@ -173,91 +328,7 @@ impl Dn {
             }
             i += 1;
         }
-        Ok(Dn::from_rdns(rdns))
-    }
-
-    /// A DN of one RDN `attr=value` under `parent`.
-    pub fn child(parent: &Dn, attr: &str, value: &str) -> Self {
-        let first = vec![Ava {
-            attr: attr.to_string(),
-            value: value.to_string(),
-        }];
-        let mut keys = Vec::with_capacity(parent.keys.len() + 1);
-        keys.push(rdn_key(&first));
-        keys.extend(parent.keys.iter().cloned());
-        let mut rdns = Vec::with_capacity(parent.rdns.len() + 1);
-        rdns.push(first);
-        rdns.extend(parent.rdns.iter().cloned());
-        Dn { rdns, keys }
-    }
-
-    /// The parent DN (the root has none).
-    pub fn parent(&self) -> Option<Dn> {
-        if self.rdns.is_empty() {
-            None
-        } else {
-            Some(Dn {
-                rdns: self.rdns[1..].to_vec(),
-                keys: self.keys[1..].to_vec(),
-            })
-        }
-    }
-
-    /// The first (leftmost) RDN's AVAs.
-    pub fn rdn(&self) -> &[Ava] {
-        self.rdns.first().map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// The first RDN as a string, escaped.
-    pub fn rdn_string(&self) -> String {
-        fmt_rdn(self.rdn())
-    }
-
-    /// The leftmost RDN's value for `attr` (case-insensitive type).
-    pub fn rdn_value(&self, attr: &str) -> Option<&str> {
-        self.rdn()
-            .iter()
-            .find(|a| a.attr.eq_ignore_ascii_case(attr))
-            .map(|a| a.value.as_str())
-    }
-
-    /// Number of RDNs.
-    pub fn len(&self) -> usize {
-        self.rdns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rdns.is_empty()
-    }
-
-    /// True when `self` is `other` or below it.
-    pub fn is_within(&self, other: &Dn) -> bool {
-        let n = other.keys.len();
-        self.keys.len() >= n
-            && self.keys[self.keys.len() - n..]
-                .iter()
-                .zip(&other.keys)
-                .all(|(a, b)| a == b)
-    }
-
-    /// A comparison key: attribute types and values lowercased, AVAs sorted, unescaped.
-    /// Every naming attribute dingsync uses (`uid`, `cn`, `ou`) matches case-insensitively.
-    pub fn key(&self) -> String {
-        self.keys.join(",")
-    }
-
-    /// `self` moved from under `old` to under `new`; `None` when it is not under `old`.
-    pub fn rebased(&self, old: &Dn, new: &Dn) -> Option<Dn> {
-        if !self.is_within(old) {
-            return None;
-        }
-        let keep = self.rdns.len() - old.rdns.len();
-        let mut rdns = self.rdns[..keep].to_vec();
-        rdns.extend(new.rdns.iter().cloned());
-        let mut keys = self.keys[..keep].to_vec();
-        keys.extend(new.keys.iter().cloned());
-        Some(Dn { rdns, keys })
-    }
+        Ok(rdns)
 }
 
 fn rdn_key(rdn: &[Ava]) -> String {
@@ -284,19 +355,13 @@ fn fmt_rdn(rdn: &[Ava]) -> String {
 
 impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(&fmt_rdn(rdn))?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
 impl PartialEq for Dn {
     fn eq(&self, other: &Self) -> bool {
-        self.keys == other.keys
+        self.key == other.key
     }
 }
 
@@ -304,7 +369,7 @@ impl Eq for Dn {}
 
 impl std::hash::Hash for Dn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.keys.hash(state)
+        self.key.hash(state)
     }
 }
 
@@ -359,7 +424,7 @@ mod tests {
             let dn = Dn::child(&parent, "cn", v);
             let text = dn.to_string();
             let back = Dn::parse(&text).unwrap();
-            assert_eq!(back.rdn_value("cn"), Some(v), "{text}");
+            assert_eq!(back.rdn_value("cn").as_deref(), Some(v), "{text}");
             assert_eq!(back, dn);
             assert_eq!(back.parent().unwrap(), parent);
         }
@@ -370,9 +435,9 @@ mod tests {
         let a = Dn::parse("cn=A\\2CB,ou=People,DC=example,dc=com").unwrap();
         let b = Dn::parse("CN=a\\,b, ou=people,dc=Example,dc=com").unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.rdn_value("cn"), Some("A,B"));
+        assert_eq!(a.rdn_value("cn").as_deref(), Some("A,B"));
         let utf = Dn::parse("cn=\\E5\\BC\\A0,dc=x").unwrap();
-        assert_eq!(utf.rdn_value("cn"), Some("张"));
+        assert_eq!(utf.rdn_value("cn").as_deref(), Some("张"));
         let multi = Dn::parse("cn=x+uid=y,dc=z").unwrap();
         assert_eq!(multi.rdn().len(), 2);
         assert_eq!(multi, Dn::parse("uid=y+cn=x,dc=z").unwrap());
@@ -397,5 +462,16 @@ mod tests {
             "uid=a,ou=people,ou=new,dc=example,dc=com"
         );
         assert!(outside.rebased(&node, &moved).is_none());
+        let up = moved.parent().unwrap().parent().unwrap();
+        assert_eq!(up, Dn::parse("OU=New,dc=example,dc=com").unwrap());
+        assert_eq!(up.rdn_value("ou").as_deref(), Some("new"));
+        assert!(moved.is_within(&up));
+        let top = Dn::child(&Dn::root(), "dc", "com");
+        assert_eq!(top.to_string(), "dc=com");
+        let deep = Dn::child(&Dn::child(&top, "cn", "a,b"), "uid", "x");
+        assert_eq!(deep.to_string(), "uid=x,cn=a\\,b,dc=com");
+        assert_eq!(deep.parent().unwrap().rdn_value("cn").as_deref(), Some("a,b"));
+        assert_eq!(deep.rebased(&top, &Dn::parse("dc=org").unwrap()).unwrap().to_string(), "uid=x,cn=a\\,b,dc=org");
+        assert_eq!(node.rebased(&node, &up).unwrap(), up);
     }
 }

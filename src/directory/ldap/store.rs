@@ -278,7 +278,7 @@ impl Store {
                 dn: g.raw.dn.clone(),
                 uuid: g.raw.first("entryUUID").map(str::to_string),
                 id: g.id.clone(),
-                name: g.dn.rdn_value(GROUP_RDN).unwrap_or_default().to_string(),
+                name: g.dn.rdn_value(GROUP_RDN).unwrap_or_default(),
                 parent,
                 attrs,
             });
@@ -427,7 +427,7 @@ impl Store {
                     message: "uid must not be empty".into(),
                 });
             }
-            if dn.rdn_value(PERSON_RDN) != Some(new.as_str()) {
+            if dn.rdn_value(PERSON_RDN).as_deref() != Some(new.as_str()) {
                 self.move_person(id, &new, None).await?;
             }
         }
