@@ -152,11 +152,19 @@ async fn run(n: usize) {
         .await
         .unwrap();
     let first = t0.elapsed().as_secs_f64();
-    eprintln!("  rss after writes {:.0} MB (peak {:.0})", rss_mb("VmRSS:"), rss_mb("VmHWM:"));
+    eprintln!(
+        "  rss after writes {:.0} MB (peak {:.0})",
+        rss_mb("VmRSS:"),
+        rss_mb("VmHWM:")
+    );
     let t1 = Instant::now();
     let snap = store.read().await.unwrap();
     let read = t1.elapsed().as_secs_f64();
-    eprintln!("  rss after read {:.0} MB (peak {:.0})", rss_mb("VmRSS:"), rss_mb("VmHWM:"));
+    eprintln!(
+        "  rss after read {:.0} MB (peak {:.0})",
+        rss_mb("VmRSS:"),
+        rss_mb("VmHWM:")
+    );
     assert_eq!(snap.people.len(), n);
     println!("ldap backend, {n} people, {depts} departments:");
     println!(

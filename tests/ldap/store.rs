@@ -278,3 +278,27 @@ async fn ou_tree_places_people_under_their_department() {
     let snap = st.read().await.unwrap();
     assert_eq!(snap.people[0].container.as_deref(), Some("1"));
 }
+
+#[tokio::test]
+async fn without_ppolicy_disable_fails_clearly_and_changes_nothing() {
+    if let Some(why) = slapd::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let s = Slapd::start_without_ppolicy().unwrap();
+    let node = s.new_node("nolock").unwrap();
+    let st = store(&s, &node, Layout::FlatWithGroups, "dingcorp").await;
+    assert!(!st.lock_supported());
+    st.create_dept("1", "Acme", None, &BTreeMap::new())
+        .await
+        .unwrap();
+    st.create_person("u1", &person("a", "A"), None, false)
+        .await
+        .unwrap();
+    st.add_members("1", &["u1".into()]).await.unwrap();
+    let err = st.disable_person("u1").await.unwrap_err();
+    assert!(err.to_string().contains("ppolicy"), "{err}");
+    let snap = st.read().await.unwrap();
+    assert_eq!(snap.people[0].departments, vec!["1".to_string()]);
+    assert!(!snap.people[0].disabled);
+}

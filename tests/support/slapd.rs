@@ -66,6 +66,7 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 
 /// A running private slapd.
 pub struct Slapd {
+    ppolicy: bool,
     dir: tempfile::TempDir,
     port: u16,
     /// With TLS: the ldaps:// port and the PEM of the CA that signed the server certificate.
@@ -78,16 +79,21 @@ pub struct Slapd {
 impl Slapd {
     /// Write the config, check it, start the server and add the base entries.
     pub fn start() -> Result<Self, String> {
-        Self::start_with(false)
+        Self::start_with(false, true)
+    }
+
+    /// A server without the ppolicy overlay (accounts cannot be locked).
+    pub fn start_without_ppolicy() -> Result<Self, String> {
+        Self::start_with(false, false)
     }
 
     /// Like [`Slapd::start`], with a throwaway CA and server certificate (for 127.0.0.1), so
     /// that StartTLS on `ldap://` and `ldaps://` both work.
     pub fn start_tls() -> Result<Self, String> {
-        Self::start_with(true)
+        Self::start_with(true, true)
     }
 
-    fn start_with(tls: bool) -> Result<Self, String> {
+    fn start_with(tls: bool, ppolicy: bool) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("dingsync-slapd-")
             .tempdir()
@@ -101,7 +107,14 @@ impl Slapd {
         } else {
             None
         };
-        let conf = config(dir.path(), &hash, tls);
+        let mut conf = config(dir.path(), &hash, tls);
+        if !ppolicy {
+            conf = conf
+                .lines()
+                .filter(|l| !l.contains("ppolicy"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         std::fs::write(dir.path().join("slapd.conf"), conf).map_err(|e| format!("conf: {e}"))?;
         let out = Command::new(find_binary("slaptest").unwrap_or("slaptest".into()))
             .arg("-f")
@@ -116,6 +129,7 @@ impl Slapd {
             ));
         }
         let mut me = Self {
+            ppolicy,
             dir,
             port: 0,
             tls: ca.map(|pem| (0, pem)),
@@ -201,7 +215,7 @@ impl Slapd {
     }
 
     fn add_base_entries(&self) -> Result<(), String> {
-        let ldif = format!(
+        let mut ldif = format!(
             "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
              dn: {SERVICE_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n\
              cn: dingsync\nuserPassword: {}\n\n\
@@ -212,6 +226,9 @@ impl Slapd {
              cn: default\npwdAttribute: userPassword\npwdLockout: TRUE\n",
             self.service_password, self.service_password
         );
+        if !self.ppolicy {
+            ldif = ldif[..ldif.find("dn: cn=default").unwrap_or(ldif.len())].to_string();
+        }
         self.ldapadd(&ldif)
     }
 

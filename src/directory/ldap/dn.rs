@@ -215,10 +215,11 @@ impl Dn {
         }
         let keep = self.bounds.len() - old.bounds.len();
         let mut out = Dn::root();
-        let (tk, kk) = self.bounds.get(keep).copied().unwrap_or((
-            self.text.len() as u32 + 1,
-            self.key.len() as u32 + 1,
-        ));
+        let (tk, kk) = self
+            .bounds
+            .get(keep)
+            .copied()
+            .unwrap_or((self.text.len() as u32 + 1, self.key.len() as u32 + 1));
         if keep > 0 {
             out.text.push_str(&self.text[..tk as usize - 1]);
             out.key.push_str(&self.key[..kk as usize - 1]);
@@ -246,89 +247,89 @@ fn parse_rdns(s: &str) -> Result<Vec<Vec<Ava>>, DnError> {
     if s.trim().is_empty() {
         return Ok(rdns);
     }
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        let mut rdn: Vec<Ava> = Vec::new();
-        loop {
-            // attribute type
-            while i < bytes.len() && bytes[i] == b' ' {
-                i += 1;
-            }
-            let start = i;
-            while i < bytes.len() && bytes[i] != b'=' {
-                if matches!(bytes[i], b',' | b'+' | b';') {
-                    return Err(err("attribute type without '='"));
-                }
-                i += 1;
-            }
-            if i >= bytes.len() {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut rdn: Vec<Ava> = Vec::new();
+    loop {
+        // attribute type
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b'=' {
+            if matches!(bytes[i], b',' | b'+' | b';') {
                 return Err(err("attribute type without '='"));
-            }
-            let attr = s[start..i].trim().to_string();
-            if attr.is_empty() {
-                return Err(err("empty attribute type"));
-            }
-            i += 1; // '='
-            // value
-            let mut value: Vec<u8> = Vec::new();
-            let mut trailing_unescaped_spaces = 0usize;
-            if i < bytes.len() && bytes[i] == b'#' {
-                // hex-encoded BER value: keep it verbatim; we never create such DNs.
-                let st = i;
-                while i < bytes.len() && !matches!(bytes[i], b',' | b'+' | b';') {
-                    i += 1;
-                }
-                value.extend_from_slice(s[st..i].trim_end().as_bytes());
-            } else {
-                while i < bytes.len() && bytes[i] == b' ' {
-                    i += 1;
-                }
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b',' | b'+' | b';' => break,
-                        b'\\' => {
-                            i += 1;
-                            if i >= bytes.len() {
-                                return Err(err("dangling backslash"));
-                            }
-                            let is_hex = |b: u8| b.is_ascii_hexdigit();
-                            if is_hex(bytes[i]) && i + 1 < bytes.len() && is_hex(bytes[i + 1]) {
-                                let h = &s[i..i + 2];
-                                value.push(u8::from_str_radix(h, 16).map_err(|_| err("bad hex"))?);
-                                i += 2;
-                            } else {
-                                value.push(bytes[i]);
-                                i += 1;
-                            }
-                            trailing_unescaped_spaces = 0;
-                        }
-                        b' ' => {
-                            value.push(b' ');
-                            trailing_unescaped_spaces += 1;
-                            i += 1;
-                        }
-                        b => {
-                            value.push(b);
-                            trailing_unescaped_spaces = 0;
-                            i += 1;
-                        }
-                    }
-                }
-                value.truncate(value.len() - trailing_unescaped_spaces);
-            }
-            let value = String::from_utf8(value).map_err(|_| err("value is not UTF-8"))?;
-            rdn.push(Ava { attr, value });
-            if i >= bytes.len() {
-                rdns.push(std::mem::take(&mut rdn));
-                break;
-            }
-            match bytes[i] {
-                b'+' => {}
-                _ => rdns.push(std::mem::take(&mut rdn)),
             }
             i += 1;
         }
-        Ok(rdns)
+        if i >= bytes.len() {
+            return Err(err("attribute type without '='"));
+        }
+        let attr = s[start..i].trim().to_string();
+        if attr.is_empty() {
+            return Err(err("empty attribute type"));
+        }
+        i += 1; // '='
+        // value
+        let mut value: Vec<u8> = Vec::new();
+        let mut trailing_unescaped_spaces = 0usize;
+        if i < bytes.len() && bytes[i] == b'#' {
+            // hex-encoded BER value: keep it verbatim; we never create such DNs.
+            let st = i;
+            while i < bytes.len() && !matches!(bytes[i], b',' | b'+' | b';') {
+                i += 1;
+            }
+            value.extend_from_slice(s[st..i].trim_end().as_bytes());
+        } else {
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            while i < bytes.len() {
+                match bytes[i] {
+                    b',' | b'+' | b';' => break,
+                    b'\\' => {
+                        i += 1;
+                        if i >= bytes.len() {
+                            return Err(err("dangling backslash"));
+                        }
+                        let is_hex = |b: u8| b.is_ascii_hexdigit();
+                        if is_hex(bytes[i]) && i + 1 < bytes.len() && is_hex(bytes[i + 1]) {
+                            let h = &s[i..i + 2];
+                            value.push(u8::from_str_radix(h, 16).map_err(|_| err("bad hex"))?);
+                            i += 2;
+                        } else {
+                            value.push(bytes[i]);
+                            i += 1;
+                        }
+                        trailing_unescaped_spaces = 0;
+                    }
+                    b' ' => {
+                        value.push(b' ');
+                        trailing_unescaped_spaces += 1;
+                        i += 1;
+                    }
+                    b => {
+                        value.push(b);
+                        trailing_unescaped_spaces = 0;
+                        i += 1;
+                    }
+                }
+            }
+            value.truncate(value.len() - trailing_unescaped_spaces);
+        }
+        let value = String::from_utf8(value).map_err(|_| err("value is not UTF-8"))?;
+        rdn.push(Ava { attr, value });
+        if i >= bytes.len() {
+            rdns.push(std::mem::take(&mut rdn));
+            break;
+        }
+        match bytes[i] {
+            b'+' => {}
+            _ => rdns.push(std::mem::take(&mut rdn)),
+        }
+        i += 1;
+    }
+    Ok(rdns)
 }
 
 fn rdn_key(rdn: &[Ava]) -> String {
@@ -470,8 +471,16 @@ mod tests {
         assert_eq!(top.to_string(), "dc=com");
         let deep = Dn::child(&Dn::child(&top, "cn", "a,b"), "uid", "x");
         assert_eq!(deep.to_string(), "uid=x,cn=a\\,b,dc=com");
-        assert_eq!(deep.parent().unwrap().rdn_value("cn").as_deref(), Some("a,b"));
-        assert_eq!(deep.rebased(&top, &Dn::parse("dc=org").unwrap()).unwrap().to_string(), "uid=x,cn=a\\,b,dc=org");
+        assert_eq!(
+            deep.parent().unwrap().rdn_value("cn").as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(
+            deep.rebased(&top, &Dn::parse("dc=org").unwrap())
+                .unwrap()
+                .to_string(),
+            "uid=x,cn=a\\,b,dc=org"
+        );
         assert_eq!(node.rebased(&node, &up).unwrap(), up);
     }
 }

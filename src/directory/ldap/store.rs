@@ -70,6 +70,8 @@ pub struct Store {
     node: Dn,
     people_base: Dn,
     groups_base: Dn,
+    /// Whether the server's schema knows the ppolicy lock attribute.
+    lock_supported: bool,
     index: Mutex<Index>,
 }
 
@@ -135,8 +137,11 @@ impl Store {
             pool,
             corp_id: corp_id.to_string(),
             layout,
+            lock_supported: false,
             index: Mutex::new(Index::default()),
         };
+        let mut store = store;
+        store.lock_supported = store.probe_lock_support().await?;
         if store
             .pool
             .read(&store.node.to_string(), &["1.1"])
@@ -160,6 +165,34 @@ impl Store {
             })?;
         }
         Ok(store)
+    }
+
+    /// Look the lock attribute up in the subschema entry (the ppolicy overlay defines it).
+    async fn probe_lock_support(&self) -> Result<bool, LdapError> {
+        let root = self.pool.read("", &["subschemaSubentry"]).await?;
+        let sub = root
+            .as_ref()
+            .and_then(|e| e.first("subschemaSubentry"))
+            .unwrap_or("cn=Subschema")
+            .to_string();
+        let schema = match self.pool.read(&sub, &["attributeTypes"]).await {
+            Ok(s) => s,
+            // Some servers hide the subschema from ordinary accounts: assume yes and let the
+            // first disable say otherwise.
+            Err(LdapError::Auth { .. }) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let needle = format!("'{}'", LOCK_ATTR.to_ascii_lowercase());
+        Ok(schema.is_none_or(|s| {
+            s.get("attributeTypes")
+                .iter()
+                .any(|t| t.to_ascii_lowercase().contains(&needle))
+        }))
+    }
+
+    /// Whether accounts can be disabled (the server has the ppolicy overlay).
+    pub fn lock_supported(&self) -> bool {
+        self.lock_supported
     }
 
     pub fn node(&self) -> &Dn {
@@ -636,6 +669,17 @@ impl Store {
     /// Lock the account (ppolicy) and take it out of every department group.
     pub async fn disable_person(&self, id: &str) -> Result<(), LdapError> {
         let dn = self.person_dn(id)?.to_string();
+        if !self.lock_supported {
+            return Err(LdapError::Rejected {
+                dn,
+                attribute: Some(LOCK_ATTR.into()),
+                rc: 17,
+                message: "the server has no ppolicy overlay, so accounts cannot be disabled; \
+                          load it (with pwdLockout: TRUE in the applicable policy) or use \
+                          deletion policy Delete or Retain"
+                    .into(),
+            });
+        }
         self.pool
             .modify(
                 &dn,
