@@ -1,3 +1,4 @@
-//! Directory backends (filled in by its own change).
+//! Directory backends: where dingsync writes (inbound) or reads (outbound) people and groups.
 
+pub mod ldap;
 pub mod scim;

@@ -1,0 +1,955 @@
+//! The LDAP-level view of one target's node: reads what it owns (and what it could match),
+//! and writes people, department groups, memberships, locks, renames and moves.
+//!
+//! Everything here is keyed by source ids (the anchor's id); an index from id to DN is
+//! rebuilt on every read and kept current by every write, so a rename of a department (which
+//! renames its whole nested subtree) keeps later operations pointing at the right entries.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ldap3::Scope;
+
+use super::client::{LdapError, Modification, Pool, RawEntry};
+use super::dn::{Dn, escape_filter_value};
+use super::schema::{
+    ANCHOR_ATTR, AnchorKind, GROUP_RDN, GROUPS_OU, LOCK_ATTR, LOCK_VALUE, OU_RDN, PEOPLE_OU,
+    PERSON_RDN, StoredAnchor, is_anchor_value,
+};
+use crate::api::target::Layout;
+
+/// Attributes read besides the user attributes (`*`).
+const OPERATIONAL: [&str; 3] = ["*", "entryUUID", LOCK_ATTR];
+/// Attributes dingsync manages itself; a mapping's values for them are merged, not replacing.
+const MANAGED: [&str; 3] = ["objectclass", "member", "pwdaccountlockedtime"];
+
+/// A person entry as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonEntry {
+    pub dn: String,
+    pub uuid: Option<String>,
+    /// Source id from the anchor; `None` for an unlinked entry.
+    pub id: Option<String>,
+    /// User attributes, names lowercased, the anchor value removed.
+    pub attrs: BTreeMap<String, Vec<String>>,
+    /// Ids of the department groups the person is a direct member of, sorted.
+    pub departments: Vec<String>,
+    /// In the `OuTree` layout: the department whose OU holds the entry.
+    pub container: Option<String>,
+    pub disabled: bool,
+}
+
+/// A department as read (its group; in `OuTree` also its OU).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeptEntry {
+    pub dn: String,
+    pub uuid: Option<String>,
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    /// User attributes of the group, names lowercased, without anchor and members.
+    pub attrs: BTreeMap<String, Vec<String>>,
+}
+
+/// Everything under the node this target may act on.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub people: Vec<PersonEntry>,
+    pub departments: Vec<DeptEntry>,
+    /// People under the node without any dingsync anchor: candidates for matching.
+    pub unlinked: Vec<PersonEntry>,
+    /// Entries skipped, with the reason (another enterprise's anchor, two anchors, ...).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The node, its containers and the id → DN index.
+pub struct Store {
+    pool: Arc<Pool>,
+    corp_id: String,
+    layout: Layout,
+    node: Dn,
+    people_base: Dn,
+    groups_base: Dn,
+    /// Whether the server's schema knows the ppolicy lock attribute.
+    lock_supported: bool,
+    index: Mutex<Index>,
+}
+
+#[derive(Default)]
+struct Index {
+    people: HashMap<String, Dn>,
+    depts: HashMap<String, Dn>,
+    /// `OuTree`: the department's OU.
+    dept_ous: HashMap<String, Dn>,
+    /// Groups whose only member is the placeholder (the node itself).
+    placeholder: HashSet<String>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("node", &self.node.to_string())
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
+fn lower_attrs(attrs: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in attrs {
+        out.entry(k.to_ascii_lowercase())
+            .or_default()
+            .extend(v.iter().cloned());
+    }
+    out
+}
+
+fn ignore(result: Result<(), LdapError>, rc_ok: &[u32]) -> Result<(), LdapError> {
+    match result {
+        Err(LdapError::Rejected { rc, .. }) if rc_ok.contains(&rc) => Ok(()),
+        Err(LdapError::NoSuchObject { .. }) if rc_ok.contains(&32) => Ok(()),
+        other => other,
+    }
+}
+
+impl Store {
+    /// Bind to the node. The node must exist; its `ou=people` and `ou=groups` containers are
+    /// created when missing.
+    pub async fn open(
+        pool: Arc<Pool>,
+        node: &str,
+        layout: Layout,
+        corp_id: &str,
+    ) -> Result<Self, LdapError> {
+        let node_dn = Dn::parse(node).map_err(|e| LdapError::Config(format!("node: {e}")))?;
+        if node_dn.is_empty() {
+            return Err(LdapError::Config("node: must not be the root DN".into()));
+        }
+        if corp_id.is_empty() || corp_id.contains(':') {
+            return Err(LdapError::Config(format!(
+                "corpId {corp_id:?}: must be non-empty and contain no ':'"
+            )));
+        }
+        let store = Store {
+            people_base: Dn::child(&node_dn, OU_RDN, PEOPLE_OU),
+            groups_base: Dn::child(&node_dn, OU_RDN, GROUPS_OU),
+            node: node_dn,
+            pool,
+            corp_id: corp_id.to_string(),
+            layout,
+            lock_supported: false,
+            index: Mutex::new(Index::default()),
+        };
+        let mut store = store;
+        store.lock_supported = store.probe_lock_support().await?;
+        if store
+            .pool
+            .read(&store.node.to_string(), &["1.1"])
+            .await?
+            .is_none()
+        {
+            return Err(LdapError::NoSuchObject {
+                dn: store.node.to_string(),
+            });
+        }
+        for (base, name) in [
+            (&store.people_base, PEOPLE_OU),
+            (&store.groups_base, GROUPS_OU),
+        ] {
+            let mut a = BTreeMap::new();
+            a.insert("objectClass".to_string(), vec!["organizationalUnit".into()]);
+            a.insert("ou".to_string(), vec![name.to_string()]);
+            ignore(store.pool.add(&base.to_string(), &a).await, &[]).or_else(|e| match e {
+                LdapError::AlreadyExists { .. } => Ok(()),
+                e => Err(e),
+            })?;
+        }
+        Ok(store)
+    }
+
+    /// Look the lock attribute up in the subschema entry (the ppolicy overlay defines it).
+    async fn probe_lock_support(&self) -> Result<bool, LdapError> {
+        let root = self.pool.read("", &["subschemaSubentry"]).await?;
+        let sub = root
+            .as_ref()
+            .and_then(|e| e.first("subschemaSubentry"))
+            .unwrap_or("cn=Subschema")
+            .to_string();
+        let schema = match self.pool.read(&sub, &["attributeTypes"]).await {
+            Ok(s) => s,
+            // Some servers hide the subschema from ordinary accounts: assume yes and let the
+            // first disable say otherwise.
+            Err(LdapError::Auth { .. }) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let needle = format!("'{}'", LOCK_ATTR.to_ascii_lowercase());
+        Ok(schema.is_none_or(|s| {
+            s.get("attributeTypes")
+                .iter()
+                .any(|t| t.to_ascii_lowercase().contains(&needle))
+        }))
+    }
+
+    /// Whether accounts can be disabled (the server has the ppolicy overlay).
+    pub fn lock_supported(&self) -> bool {
+        self.lock_supported
+    }
+
+    pub fn node(&self) -> &Dn {
+        &self.node
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read everything under the node and rebuild the index.
+    pub async fn read(&self) -> Result<Snapshot, LdapError> {
+        let raw = self
+            .pool
+            .search(
+                &self.node.to_string(),
+                Scope::Subtree,
+                "(|(objectClass=inetOrgPerson)(objectClass=groupOfNames)(objectClass=organizationalUnit))",
+                &OPERATIONAL,
+            )
+            .await?;
+        let mut snap = Snapshot::default();
+        let mut index = Index::default();
+        // Pass 1: classify.
+        struct Group {
+            dn: Dn,
+            raw: RawEntry,
+            id: String,
+        }
+        let mut groups: Vec<Group> = Vec::new();
+        let mut ous: Vec<(Dn, String)> = Vec::new();
+        let mut people: Vec<(Dn, RawEntry, Option<String>)> = Vec::new();
+        for e in raw {
+            let dn = match Dn::parse(&e.dn) {
+                Ok(d) => d,
+                Err(err) => {
+                    snap.skipped.push((e.dn.clone(), err.to_string()));
+                    continue;
+                }
+            };
+            let classes: HashSet<String> = e
+                .get("objectClass")
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            let anchor = match StoredAnchor::from_values(e.get(ANCHOR_ATTR)) {
+                Ok(a) => a,
+                Err(msg) => {
+                    snap.skipped.push((e.dn.clone(), msg));
+                    continue;
+                }
+            };
+            if let Some(a) = &anchor
+                && a.corp_id != self.corp_id
+            {
+                snap.skipped.push((
+                    e.dn.clone(),
+                    format!("anchored to another enterprise ({})", a.corp_id),
+                ));
+                continue;
+            }
+            if classes.contains("inetorgperson") {
+                match anchor {
+                    Some(a) if a.kind == AnchorKind::User => people.push((dn, e, Some(a.id))),
+                    Some(_) => snap
+                        .skipped
+                        .push((e.dn.clone(), "person carries a department anchor".into())),
+                    None => people.push((dn, e, None)),
+                }
+            } else if classes.contains("groupofnames") {
+                if let Some(a) = anchor.filter(|a| a.kind == AnchorKind::Dept) {
+                    groups.push(Group {
+                        dn,
+                        raw: e,
+                        id: a.id,
+                    });
+                }
+            } else if classes.contains("organizationalunit")
+                && let Some(a) = anchor.filter(|a| a.kind == AnchorKind::Dept)
+            {
+                ous.push((dn, a.id));
+            }
+        }
+        // Pass 2: departments and their parents (the nearest anchored ancestor group).
+        let group_by_key: HashMap<String, String> =
+            groups.iter().map(|g| (g.dn.key(), g.id.clone())).collect();
+        let ou_by_key: HashMap<String, String> =
+            ous.iter().map(|(d, id)| (d.key(), id.clone())).collect();
+        let mut member_of: HashMap<String, Vec<String>> = HashMap::new();
+        let node_key = self.node.key();
+        for g in &groups {
+            let parent =
+                g.dn.parent()
+                    .and_then(|p| group_by_key.get(&p.key()).cloned());
+            let mut only_placeholder = true;
+            for m in g.raw.get("member") {
+                let Ok(mdn) = Dn::parse(m) else { continue };
+                let k = mdn.key();
+                if k != node_key {
+                    only_placeholder = false;
+                    member_of.entry(k).or_default().push(g.id.clone());
+                }
+            }
+            if only_placeholder {
+                index.placeholder.insert(g.id.clone());
+            }
+            let mut attrs = g.raw.attrs.clone();
+            attrs.remove("member");
+            strip_anchor(&mut attrs);
+            index.depts.insert(g.id.clone(), g.dn.clone());
+            snap.departments.push(DeptEntry {
+                dn: g.raw.dn.clone(),
+                uuid: g.raw.first("entryUUID").map(str::to_string),
+                id: g.id.clone(),
+                name: g.dn.rdn_value(GROUP_RDN).unwrap_or_default(),
+                parent,
+                attrs,
+            });
+        }
+        for (dn, id) in &ous {
+            index.dept_ous.insert(id.clone(), dn.clone());
+        }
+        // Pass 3: people.
+        for (dn, e, id) in people {
+            let mut departments = member_of.remove(&dn.key()).unwrap_or_default();
+            departments.sort();
+            departments.dedup();
+            let container = dn.parent().and_then(|p| ou_by_key.get(&p.key()).cloned());
+            let disabled = e.first(LOCK_ATTR).is_some();
+            let uuid = e.first("entryUUID").map(str::to_string);
+            let mut attrs = e.attrs;
+            attrs.remove("entryuuid");
+            attrs.remove(&LOCK_ATTR.to_ascii_lowercase());
+            strip_anchor(&mut attrs);
+            let entry = PersonEntry {
+                dn: e.dn,
+                uuid,
+                id: id.clone(),
+                attrs,
+                departments,
+                container,
+                disabled,
+            };
+            match id {
+                Some(id) => {
+                    index.people.insert(id, dn);
+                    snap.people.push(entry);
+                }
+                None => snap.unlinked.push(entry),
+            }
+        }
+        *self.lock() = index;
+        Ok(snap)
+    }
+
+    fn person_dn(&self, id: &str) -> Result<Dn, LdapError> {
+        self.lock()
+            .people
+            .get(id)
+            .cloned()
+            .ok_or_else(|| LdapError::NoSuchObject {
+                dn: format!("(person {id} under {})", self.node),
+            })
+    }
+
+    fn dept_dn(&self, id: &str) -> Result<Dn, LdapError> {
+        self.lock()
+            .depts
+            .get(id)
+            .cloned()
+            .ok_or_else(|| LdapError::NoSuchObject {
+                dn: format!("(department {id} under {})", self.node),
+            })
+    }
+
+    /// Where a person's entry goes: flat under `ou=people`, or (OuTree) under the OU of
+    /// their main department.
+    fn person_parent(&self, main_dept: Option<&str>) -> Dn {
+        if self.layout == Layout::OuTree
+            && let Some(d) = main_dept
+            && let Some(ou) = self.lock().dept_ous.get(d)
+        {
+            return ou.clone();
+        }
+        self.people_base.clone()
+    }
+
+    fn group_parent(&self, parent: Option<&str>) -> Result<Dn, LdapError> {
+        match parent {
+            Some(p) => self.dept_dn(p),
+            None => Ok(self.groups_base.clone()),
+        }
+    }
+
+    fn ou_parent(&self, parent: Option<&str>) -> Dn {
+        parent
+            .and_then(|p| self.lock().dept_ous.get(p).cloned())
+            .unwrap_or_else(|| self.people_base.clone())
+    }
+
+    /// Create a person with their anchor. `main_dept` places them in the `OuTree` layout.
+    pub async fn create_person(
+        &self,
+        id: &str,
+        attrs: &BTreeMap<String, Vec<String>>,
+        main_dept: Option<&str>,
+        disabled: bool,
+    ) -> Result<String, LdapError> {
+        let mut a = lower_attrs(attrs);
+        let uid = single(&a, PERSON_RDN, id)?;
+        let dn = Dn::child(&self.person_parent(main_dept), PERSON_RDN, &uid);
+        merge_class(&mut a, &["inetOrgPerson"]);
+        set_anchor(
+            &mut a,
+            &StoredAnchor::new(AnchorKind::User, &self.corp_id, id),
+        );
+        if disabled {
+            a.insert(LOCK_ATTR.to_string(), vec![LOCK_VALUE.to_string()]);
+        }
+        let text = dn.to_string();
+        self.pool.add(&text, &a).await.map_err(lock_hint)?;
+        self.lock().people.insert(id.to_string(), dn);
+        Ok(text)
+    }
+
+    /// Attach an anchor to an existing (unlinked) entry found by matching.
+    pub async fn link_person(&self, dn: &str, id: &str) -> Result<(), LdapError> {
+        let parsed = Dn::parse(dn).map_err(|e| LdapError::Config(e.to_string()))?;
+        if !parsed.is_within(&self.node) {
+            return Err(LdapError::Config(format!(
+                "{dn} is outside the node {}",
+                self.node
+            )));
+        }
+        let anchor = StoredAnchor::new(AnchorKind::User, &self.corp_id, id).encode();
+        self.pool
+            .modify(
+                dn,
+                vec![Modification::Add(ANCHOR_ATTR.into(), vec![anchor])],
+            )
+            .await?;
+        self.lock().people.insert(id.to_string(), parsed);
+        Ok(())
+    }
+
+    /// Replace attributes (empty list: remove). A change of `uid` is a modrdn.
+    pub async fn update_person(
+        &self,
+        id: &str,
+        changes: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), LdapError> {
+        let mut changes = lower_attrs(changes);
+        let dn = self.person_dn(id)?;
+        if let Some(uid) = changes.remove(PERSON_RDN) {
+            let new = uid.first().cloned().unwrap_or_default();
+            if new.is_empty() {
+                return Err(LdapError::Rejected {
+                    dn: dn.to_string(),
+                    attribute: Some(PERSON_RDN.into()),
+                    rc: 65,
+                    message: "uid must not be empty".into(),
+                });
+            }
+            if dn.rdn_value(PERSON_RDN).as_deref() != Some(new.as_str()) {
+                self.move_person(id, &new, None).await?;
+            }
+        }
+        let dn = self.person_dn(id)?;
+        let mods = self
+            .replace_mods(&dn, changes, AnchorKind::User, id)
+            .await?;
+        self.pool.modify(&dn.to_string(), mods).await
+    }
+
+    async fn replace_mods(
+        &self,
+        dn: &Dn,
+        changes: BTreeMap<String, Vec<String>>,
+        kind: AnchorKind,
+        id: &str,
+    ) -> Result<Vec<Modification>, LdapError> {
+        let mut mods = Vec::new();
+        for (k, v) in changes {
+            if MANAGED.contains(&k.as_str()) {
+                continue;
+            }
+            if k == ANCHOR_ATTR.to_ascii_lowercase() {
+                // The anchor lives in this attribute too: keep it alongside the mapped values.
+                let mut vals: Vec<String> = v.into_iter().filter(|x| !is_anchor_value(x)).collect();
+                vals.push(StoredAnchor::new(kind, &self.corp_id, id).encode());
+                mods.push(Modification::Replace(k, vals));
+                continue;
+            }
+            mods.push(Modification::Replace(k, v));
+        }
+        let _ = dn;
+        Ok(mods)
+    }
+
+    /// modrdn: new uid and/or (OuTree) new container; group memberships follow the new DN.
+    pub async fn move_person(
+        &self,
+        id: &str,
+        new_uid: &str,
+        new_main_dept: Option<&str>,
+    ) -> Result<String, LdapError> {
+        let old = self.person_dn(id)?;
+        let parent = match new_main_dept {
+            Some(_) if self.layout == Layout::OuTree => self.person_parent(new_main_dept),
+            _ => old.parent().unwrap_or_else(|| self.people_base.clone()),
+        };
+        let new = Dn::child(&parent, PERSON_RDN, new_uid);
+        if new == old {
+            return Ok(old.to_string());
+        }
+        let new_sup = (parent != old.parent().unwrap_or_else(Dn::root)).then(|| parent.to_string());
+        self.pool
+            .modify_dn(&old.to_string(), &new.rdn_string(), new_sup.as_deref())
+            .await?;
+        self.lock().people.insert(id.to_string(), new.clone());
+        self.repoint_members(&old, &new).await?;
+        Ok(new.to_string())
+    }
+
+    /// Replace member values naming `old` with `new` (refint may have done it already).
+    async fn repoint_members(&self, old: &Dn, new: &Dn) -> Result<(), LdapError> {
+        let groups = self.groups_with_member(&old.to_string()).await?;
+        for g in groups {
+            ignore(
+                self.pool
+                    .modify(
+                        &g,
+                        vec![Modification::Add("member".into(), vec![new.to_string()])],
+                    )
+                    .await,
+                &[20],
+            )?;
+            ignore(
+                self.pool
+                    .modify(
+                        &g,
+                        vec![Modification::Delete("member".into(), vec![old.to_string()])],
+                    )
+                    .await,
+                &[16],
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn groups_with_member(&self, dn: &str) -> Result<Vec<String>, LdapError> {
+        let filter = format!(
+            "(&(objectClass=groupOfNames)(member={}))",
+            escape_filter_value(dn)
+        );
+        Ok(self
+            .pool
+            .search(
+                &self.groups_base.to_string(),
+                Scope::Subtree,
+                &filter,
+                &["1.1"],
+            )
+            .await?
+            .into_iter()
+            .map(|e| e.dn)
+            .collect())
+    }
+
+    /// Add people to a department group (one request for all of them).
+    pub async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), LdapError> {
+        if people.is_empty() {
+            return Ok(());
+        }
+        let gdn = self.dept_dn(dept)?.to_string();
+        let dns: Vec<String> = people
+            .iter()
+            .map(|p| self.person_dn(p).map(|d| d.to_string()))
+            .collect::<Result<_, _>>()?;
+        let r = self
+            .pool
+            .modify(&gdn, vec![Modification::Add("member".into(), dns.clone())])
+            .await;
+        match r {
+            // Some are members already: add one by one, skipping those.
+            Err(LdapError::Rejected { rc: 20, .. }) => {
+                for d in &dns {
+                    ignore(
+                        self.pool
+                            .modify(
+                                &gdn,
+                                vec![Modification::Add("member".into(), vec![d.clone()])],
+                            )
+                            .await,
+                        &[20],
+                    )?;
+                }
+            }
+            other => other?,
+        }
+        let had_placeholder = self.lock().placeholder.remove(dept);
+        if had_placeholder {
+            ignore(
+                self.pool
+                    .modify(
+                        &gdn,
+                        vec![Modification::Delete(
+                            "member".into(),
+                            vec![self.node.to_string()],
+                        )],
+                    )
+                    .await,
+                &[16],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Remove people from a department group; an emptied group keeps the placeholder member.
+    pub async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), LdapError> {
+        if people.is_empty() {
+            return Ok(());
+        }
+        let gdn = self.dept_dn(dept)?.to_string();
+        let mut dns = Vec::new();
+        for p in people {
+            // A person already gone from the index has nothing to remove.
+            if let Ok(d) = self.person_dn(p) {
+                dns.push(d.to_string());
+            }
+        }
+        self.remove_member_dns(dept, &gdn, dns).await
+    }
+
+    async fn remove_member_dns(
+        &self,
+        dept: &str,
+        gdn: &str,
+        dns: Vec<String>,
+    ) -> Result<(), LdapError> {
+        if dns.is_empty() {
+            return Ok(());
+        }
+        let del = Modification::Delete("member".into(), dns.clone());
+        match self.pool.modify(gdn, vec![del.clone()]).await {
+            Ok(()) => Ok(()),
+            // groupOfNames needs a member: keep the node as placeholder.
+            Err(LdapError::Rejected { rc: 65, .. }) => {
+                let add = Modification::Add("member".into(), vec![self.node.to_string()]);
+                self.pool.modify(gdn, vec![add, del]).await.map(|_| {
+                    self.lock().placeholder.insert(dept.to_string());
+                })
+            }
+            // Some were not members: remove one by one, skipping those.
+            Err(LdapError::Rejected { rc: 16, .. }) => {
+                for d in dns {
+                    Box::pin(self.remove_member_dns(dept, gdn, vec![d.clone()]))
+                        .await
+                        .or_else(|e| match e {
+                            LdapError::Rejected { rc: 16, .. } => Ok(()),
+                            e => Err(e),
+                        })?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lock the account (ppolicy) and take it out of every department group.
+    pub async fn disable_person(&self, id: &str) -> Result<(), LdapError> {
+        let dn = self.person_dn(id)?.to_string();
+        if !self.lock_supported {
+            return Err(LdapError::Rejected {
+                dn,
+                attribute: Some(LOCK_ATTR.into()),
+                rc: 17,
+                message: "the server has no ppolicy overlay, so accounts cannot be disabled; \
+                          load it (with pwdLockout: TRUE in the applicable policy) or use \
+                          deletion policy Delete or Retain"
+                    .into(),
+            });
+        }
+        self.pool
+            .modify(
+                &dn,
+                vec![Modification::Replace(
+                    LOCK_ATTR.into(),
+                    vec![LOCK_VALUE.into()],
+                )],
+            )
+            .await
+            .map_err(lock_hint)?;
+        self.leave_all_groups(&dn).await
+    }
+
+    async fn leave_all_groups(&self, dn: &str) -> Result<(), LdapError> {
+        let groups = self.groups_with_member(dn).await?;
+        let ids: HashMap<String, String> = self
+            .lock()
+            .depts
+            .iter()
+            .map(|(id, d)| (d.key(), id.clone()))
+            .collect();
+        for g in groups {
+            let key = Dn::parse(&g).map(|d| d.key()).unwrap_or_default();
+            let dept = ids.get(&key).cloned().unwrap_or_default();
+            self.remove_member_dns(&dept, &g, vec![dn.to_string()])
+                .await
+                .or_else(|e| match e {
+                    LdapError::Rejected { rc: 16, .. } | LdapError::NoSuchObject { .. } => Ok(()),
+                    e => Err(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Remove the lock (rehire).
+    pub async fn enable_person(&self, id: &str) -> Result<(), LdapError> {
+        let dn = self.person_dn(id)?.to_string();
+        ignore(
+            self.pool
+                .modify(&dn, vec![Modification::Delete(LOCK_ATTR.into(), vec![])])
+                .await,
+            &[16],
+        )
+        .map_err(lock_hint)
+    }
+
+    /// Delete the entry (after taking it out of every group, for servers without refint).
+    pub async fn delete_person(&self, id: &str) -> Result<(), LdapError> {
+        let dn = self.person_dn(id)?.to_string();
+        self.leave_all_groups(&dn).await?;
+        ignore(self.pool.delete(&dn).await, &[32])?;
+        self.lock().people.remove(id);
+        Ok(())
+    }
+
+    /// Create a department group (and, in `OuTree`, its OU). Parents must exist first.
+    pub async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &BTreeMap<String, Vec<String>>,
+    ) -> Result<String, LdapError> {
+        if name.is_empty() {
+            return Err(LdapError::Rejected {
+                dn: format!("(department {id})"),
+                attribute: Some(GROUP_RDN.into()),
+                rc: 64,
+                message: "department name must not be empty".into(),
+            });
+        }
+        let anchor = StoredAnchor::new(AnchorKind::Dept, &self.corp_id, id);
+        if self.layout == Layout::OuTree {
+            let ou = Dn::child(&self.ou_parent(parent), OU_RDN, name);
+            let mut a = BTreeMap::new();
+            a.insert("objectclass".to_string(), vec!["organizationalUnit".into()]);
+            a.insert("ou".to_string(), vec![name.to_string()]);
+            set_anchor(&mut a, &anchor);
+            match self.pool.add(&ou.to_string(), &a).await {
+                Ok(()) | Err(LdapError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            self.lock().dept_ous.insert(id.to_string(), ou);
+        }
+        let dn = Dn::child(&self.group_parent(parent)?, GROUP_RDN, name);
+        let mut a = lower_attrs(attrs);
+        a.remove("member");
+        a.insert(GROUP_RDN.to_string(), vec![name.to_string()]);
+        merge_class(&mut a, &["groupOfNames"]);
+        set_anchor(&mut a, &anchor);
+        a.insert("member".to_string(), vec![self.node.to_string()]);
+        let text = dn.to_string();
+        self.pool.add(&text, &a).await?;
+        let mut ix = self.lock();
+        ix.depts.insert(id.to_string(), dn);
+        ix.placeholder.insert(id.to_string());
+        Ok(text)
+    }
+
+    /// Replace department attributes (not the name: see `move_dept`).
+    pub async fn update_dept(
+        &self,
+        id: &str,
+        changes: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), LdapError> {
+        let mut changes = lower_attrs(changes);
+        changes.remove(GROUP_RDN);
+        let dn = self.dept_dn(id)?;
+        let mods = self
+            .replace_mods(&dn, changes, AnchorKind::Dept, id)
+            .await?;
+        self.pool.modify(&dn.to_string(), mods).await
+    }
+
+    /// Rename and/or move a department: one modrdn of its group (its nested subgroups move
+    /// with it), and in `OuTree` one of its OU (people inside move with it).
+    pub async fn move_dept(
+        &self,
+        id: &str,
+        new_name: &str,
+        new_parent: Option<&str>,
+    ) -> Result<String, LdapError> {
+        if self.layout == Layout::OuTree {
+            let old_ou = self.lock().dept_ous.get(id).cloned();
+            if let Some(old_ou) = old_ou {
+                let parent = self.ou_parent(new_parent);
+                let new_ou = Dn::child(&parent, OU_RDN, new_name);
+                if new_ou != old_ou {
+                    let sup =
+                        (Some(&parent) != old_ou.parent().as_ref()).then(|| parent.to_string());
+                    self.pool
+                        .modify_dn(&old_ou.to_string(), &new_ou.rdn_string(), sup.as_deref())
+                        .await?;
+                    for (from, to) in self.rebase(&old_ou, &new_ou) {
+                        self.repoint_members(&from, &to).await?;
+                    }
+                }
+            }
+        }
+        let old = self.dept_dn(id)?;
+        let parent = self.group_parent(new_parent)?;
+        if parent.is_within(&old) {
+            return Err(LdapError::Rejected {
+                dn: old.to_string(),
+                attribute: None,
+                rc: 53,
+                message: "a department cannot move below itself".into(),
+            });
+        }
+        let new = Dn::child(&parent, GROUP_RDN, new_name);
+        if new == old {
+            return Ok(old.to_string());
+        }
+        let sup = (Some(&parent) != old.parent().as_ref()).then(|| parent.to_string());
+        self.pool
+            .modify_dn(&old.to_string(), &new.rdn_string(), sup.as_deref())
+            .await?;
+        self.rebase(&old, &new);
+        Ok(new.to_string())
+    }
+
+    /// After a subtree modrdn: rewrite every indexed DN under `old` to sit under `new`.
+    /// Returns the people whose DN changed (old, new).
+    fn rebase(&self, old: &Dn, new: &Dn) -> Vec<(Dn, Dn)> {
+        let mut moved_people = Vec::new();
+        let mut guard = self.lock();
+        let ix = &mut *guard;
+        for d in ix.people.values_mut() {
+            if let Some(n) = d.rebased(old, new) {
+                moved_people.push((std::mem::replace(d, n.clone()), n));
+            }
+        }
+        for map in [&mut ix.depts, &mut ix.dept_ous] {
+            for d in map.values_mut() {
+                if let Some(n) = d.rebased(old, new) {
+                    *d = n;
+                }
+            }
+        }
+        moved_people
+    }
+
+    /// Delete a department group (and OU). Children must be gone first.
+    pub async fn delete_dept(&self, id: &str) -> Result<(), LdapError> {
+        let dn = self.dept_dn(id)?;
+        ignore(self.pool.delete(&dn.to_string()).await, &[32])?;
+        let ou = self.lock().dept_ous.get(id).cloned();
+        if let Some(ou) = ou {
+            ignore(self.pool.delete(&ou.to_string()).await, &[32])?;
+        }
+        let mut ix = self.lock();
+        ix.depts.remove(id);
+        ix.dept_ous.remove(id);
+        ix.placeholder.remove(id);
+        Ok(())
+    }
+
+    /// The DN currently indexed for a person.
+    pub fn dn_of_person(&self, id: &str) -> Option<String> {
+        self.lock().people.get(id).map(|d| d.to_string())
+    }
+
+    /// The DN currently indexed for a department group.
+    pub fn dn_of_dept(&self, id: &str) -> Option<String> {
+        self.lock().depts.get(id).map(|d| d.to_string())
+    }
+
+    /// Ids of all indexed departments (for membership diffs).
+    pub fn dept_ids(&self) -> BTreeSet<String> {
+        self.lock().depts.keys().cloned().collect()
+    }
+}
+
+fn strip_anchor(attrs: &mut BTreeMap<String, Vec<String>>) {
+    let key = ANCHOR_ATTR.to_ascii_lowercase();
+    if let Some(v) = attrs.get_mut(&key) {
+        v.retain(|x| !is_anchor_value(x));
+        if v.is_empty() {
+            attrs.remove(&key);
+        }
+    }
+}
+
+fn set_anchor(attrs: &mut BTreeMap<String, Vec<String>>, anchor: &StoredAnchor) {
+    let v = attrs.entry(ANCHOR_ATTR.to_ascii_lowercase()).or_default();
+    v.retain(|x| !is_anchor_value(x));
+    v.push(anchor.encode());
+}
+
+fn merge_class(attrs: &mut BTreeMap<String, Vec<String>>, classes: &[&str]) {
+    let v = attrs.entry("objectclass".to_string()).or_default();
+    for c in classes {
+        if !v.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+            v.push(c.to_string());
+        }
+    }
+}
+
+fn single(
+    attrs: &BTreeMap<String, Vec<String>>,
+    name: &str,
+    id: &str,
+) -> Result<String, LdapError> {
+    match attrs.get(name).and_then(|v| v.first()) {
+        Some(v) if !v.is_empty() => Ok(v.clone()),
+        _ => Err(LdapError::Rejected {
+            dn: format!("(person {id})"),
+            attribute: Some(name.to_string()),
+            rc: 64,
+            message: format!("{name} is required to name the entry"),
+        }),
+    }
+}
+
+/// A server without the ppolicy overlay does not know the lock attribute: say so.
+fn lock_hint(e: LdapError) -> LdapError {
+    match e {
+        LdapError::Rejected {
+            dn,
+            attribute: Some(a),
+            rc: 17,
+            message,
+        } if a.eq_ignore_ascii_case(LOCK_ATTR) => LdapError::Rejected {
+            dn,
+            attribute: Some(a),
+            rc: 17,
+            message: format!(
+                "{message}; disabling accounts needs the ppolicy overlay (with pwdLockout: TRUE in the applicable policy)"
+            ),
+        },
+        e => e,
+    }
+}
