@@ -96,3 +96,163 @@ impl LdapTarget {
         Store::open(pool, &self.node, self.layout, &self.corp_id).await
     }
 }
+
+/// The LDAP node as a [`super::Directory`]; counts the write operations it sends.
+pub struct LdapDirectory {
+    store: Store,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl LdapDirectory {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            writes: Default::default(),
+        }
+    }
+
+    /// The underlying node store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn wrote<T>(&self, r: Result<T, LdapError>) -> Result<(), super::DirectoryError> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        r.map(|_| ()).map_err(Into::into)
+    }
+}
+
+impl From<LdapError> for super::DirectoryError {
+    fn from(e: LdapError) -> Self {
+        use super::DirectoryError as D;
+        match &e {
+            LdapError::Auth { .. } => D::Auth(e.to_string()),
+            LdapError::Unavailable(_) => D::Unavailable(e.to_string()),
+            LdapError::Incomplete { .. } => D::Incomplete(e.to_string()),
+            LdapError::Config(_) => D::Config(e.to_string()),
+            LdapError::NoSuchObject { .. }
+            | LdapError::AlreadyExists { .. }
+            | LdapError::Rejected { .. }
+            | LdapError::Other { .. } => D::Rejected(e.to_string()),
+        }
+    }
+}
+
+fn person(p: PersonEntry) -> super::PersonEntry {
+    super::PersonEntry {
+        key: p.dn,
+        id: p.id,
+        attrs: p.attrs,
+        departments: p.departments,
+        container: p.container,
+        disabled: p.disabled,
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Directory for LdapDirectory {
+    async fn read(&self) -> Result<super::Snapshot, super::DirectoryError> {
+        let s = self.store.read().await?;
+        Ok(super::Snapshot {
+            people: s.people.into_iter().map(person).collect(),
+            departments: s
+                .departments
+                .into_iter()
+                .map(|d| super::DeptEntry {
+                    key: d.dn,
+                    id: d.id,
+                    name: d.name,
+                    parent: d.parent,
+                    attrs: d.attrs,
+                })
+                .collect(),
+            unlinked: s.unlinked.into_iter().map(person).collect(),
+            skipped: s.skipped,
+        })
+    }
+    async fn create_person(
+        &self,
+        id: &str,
+        attrs: &super::Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), super::DirectoryError> {
+        let attrs: super::Attrs = attrs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.wrote(self.store.create_person(id, &attrs, main_dept, false).await)
+    }
+    async fn link_person(&self, key: &str, id: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.link_person(key, id).await)
+    }
+    async fn update_person(
+        &self,
+        id: &str,
+        changes: &super::Attrs,
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.update_person(id, changes).await)
+    }
+    async fn move_person(
+        &self,
+        id: &str,
+        name: &str,
+        main_dept: &str,
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.move_person(id, name, Some(main_dept)).await)
+    }
+    async fn disable_person(&self, id: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.disable_person(id).await)
+    }
+    async fn enable_person(&self, id: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.enable_person(id).await)
+    }
+    async fn delete_person(&self, id: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.delete_person(id).await)
+    }
+    async fn add_members(
+        &self,
+        dept: &str,
+        people: &[String],
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.add_members(dept, people).await)
+    }
+    async fn remove_members(
+        &self,
+        dept: &str,
+        people: &[String],
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.remove_members(dept, people).await)
+    }
+    async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &super::Attrs,
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.create_dept(id, name, parent, attrs).await)
+    }
+    async fn update_dept(
+        &self,
+        id: &str,
+        changes: &super::Attrs,
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.update_dept(id, changes).await)
+    }
+    async fn move_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.move_dept(id, name, parent).await)
+    }
+    async fn delete_dept(&self, id: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.delete_dept(id).await)
+    }
+    fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

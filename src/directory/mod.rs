@@ -1,4 +1,204 @@
-//! Directory backends: where dingsync writes (inbound) or reads (outbound) people and groups.
+//! Directory backends: where dingsync writes (inbound) people and department groups.
+//!
+//! A backend owns one node of a directory and addresses its entries by their *source ids*
+//! (DingTalk userid / dept_id), which it keeps as anchors inside the entries themselves, so the
+//! state is rebuilt from the directory on every read: no side database, renames stay renames.
 
 pub mod ldap;
+pub mod memory;
 pub mod scim;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+/// Attribute values by attribute name (names as the mapping spells them).
+pub type Attrs = BTreeMap<String, Vec<String>>;
+
+/// A person entry as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonEntry {
+    /// Backend locator (LDAP DN, SCIM id).
+    pub key: String,
+    /// Source id from the anchor; `None` for an entry dingsync has not linked.
+    pub id: Option<String>,
+    /// Attributes, names lowercased.
+    pub attrs: Attrs,
+    /// Ids of the departments the person is a direct member of.
+    pub departments: Vec<String>,
+    /// `OuTree`: the department whose container holds the entry.
+    pub container: Option<String>,
+    pub disabled: bool,
+}
+
+/// A department entry as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeptEntry {
+    pub key: String,
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    /// Attributes, names lowercased.
+    pub attrs: Attrs,
+}
+
+/// Everything under the node a target may act on.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Entries anchored to this target's enterprise.
+    pub people: Vec<PersonEntry>,
+    pub departments: Vec<DeptEntry>,
+    /// Unanchored people: candidates for the match rules.
+    pub unlinked: Vec<PersonEntry>,
+    /// Entries left alone, with why (another enterprise's anchor, ...). Their names are taken.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// What went wrong, classified so one bad entry never stops the rest and a broken connection
+/// stops the run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DirectoryError {
+    /// Wrong credentials or missing rights: the whole target is affected.
+    #[error("directory refused the credentials: {0}")]
+    Auth(String),
+    /// Unreachable or busy: retry later.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// A read came back short: must not be used to disable anyone.
+    #[error("directory read incomplete: {0}")]
+    Incomplete(String),
+    /// The directory refused one object (schema, constraint, duplicate); names what it can.
+    #[error("{0}")]
+    Rejected(String),
+    /// Configuration the backend cannot work with.
+    #[error("directory configuration: {0}")]
+    Config(String),
+}
+
+impl DirectoryError {
+    /// Errors that concern one object; the run goes on with the others.
+    pub fn is_per_object(&self) -> bool {
+        matches!(self, DirectoryError::Rejected(_))
+    }
+}
+
+/// One directory node, addressed by source ids.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Read everything under the node (and refresh the backend's id → locator index).
+    async fn read(&self) -> Result<Snapshot, DirectoryError>;
+    /// Create a person carrying the anchor. `attrs` include the naming attribute.
+    async fn create_person(
+        &self,
+        id: &str,
+        attrs: &Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), DirectoryError>;
+    /// Put the anchor on an existing, unlinked entry found by matching.
+    async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError>;
+    /// Replace attributes (empty list removes); a change of the naming attribute is a rename.
+    async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError>;
+    /// `OuTree`: move the entry to its new main department's container.
+    async fn move_person(
+        &self,
+        id: &str,
+        name: &str,
+        main_dept: &str,
+    ) -> Result<(), DirectoryError>;
+    async fn disable_person(&self, id: &str) -> Result<(), DirectoryError>;
+    async fn enable_person(&self, id: &str) -> Result<(), DirectoryError>;
+    async fn delete_person(&self, id: &str) -> Result<(), DirectoryError>;
+    async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError>;
+    async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError>;
+    /// Create a department; its parent exists already.
+    async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &Attrs,
+    ) -> Result<(), DirectoryError>;
+    async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError>;
+    /// Rename and/or re-parent a department (its subtree follows).
+    async fn move_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<(), DirectoryError>;
+    /// Delete an (empty, childless) department.
+    async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError>;
+    /// Writes made so far (for reports and benchmarks).
+    fn writes(&self) -> u64;
+}
+
+/// A shared directory is a directory (tests and `demo` keep a handle to seed and inspect it).
+#[async_trait]
+impl<T: Directory + ?Sized> Directory for std::sync::Arc<T> {
+    async fn read(&self) -> Result<Snapshot, DirectoryError> {
+        (**self).read().await
+    }
+    async fn create_person(
+        &self,
+        id: &str,
+        attrs: &Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        (**self).create_person(id, attrs, main_dept).await
+    }
+    async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError> {
+        (**self).link_person(key, id).await
+    }
+    async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        (**self).update_person(id, changes).await
+    }
+    async fn move_person(
+        &self,
+        id: &str,
+        name: &str,
+        main_dept: &str,
+    ) -> Result<(), DirectoryError> {
+        (**self).move_person(id, name, main_dept).await
+    }
+    async fn disable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        (**self).disable_person(id).await
+    }
+    async fn enable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        (**self).enable_person(id).await
+    }
+    async fn delete_person(&self, id: &str) -> Result<(), DirectoryError> {
+        (**self).delete_person(id).await
+    }
+    async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        (**self).add_members(dept, people).await
+    }
+    async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        (**self).remove_members(dept, people).await
+    }
+    async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &Attrs,
+    ) -> Result<(), DirectoryError> {
+        (**self).create_dept(id, name, parent, attrs).await
+    }
+    async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        (**self).update_dept(id, changes).await
+    }
+    async fn move_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        (**self).move_dept(id, name, parent).await
+    }
+    async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
+        (**self).delete_dept(id).await
+    }
+    fn writes(&self) -> u64 {
+        (**self).writes()
+    }
+}

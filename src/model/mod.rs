@@ -1,1 +1,189 @@
-//! (filled in by its own change)
+//! The neutral model: departments and people as the source (DingTalk, or a directory for
+//! outbound) has them, keyed by stable source ids. Every field a template may use is kept in
+//! `fields`, under DingTalk's own field names, so mappings read like DingTalk's API docs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Fields of a person a template may use (DingTalk's names). Templates naming anything else
+/// are refused when the mapping is compiled, so a typo never renders as an empty string.
+pub const PERSON_FIELDS: &[&str] = &[
+    "userid",
+    "unionid",
+    "name",
+    "mobile",
+    "state_code",
+    "telephone",
+    "email",
+    "org_email",
+    "title",
+    "job_number",
+    "work_place",
+    "remark",
+    "hired_date",
+    "manager_userid",
+    "avatar",
+    "active",
+    "admin",
+    "boss",
+    "senior",
+    "exclusive_account",
+    "login_id",
+    "extension",
+    "dept_id_list",
+    "main_dept_id",
+    "dept_names",
+    "corp_id",
+    // Outbound: the directory attributes of the source entry (uid, cn, mail, ...).
+    "uid",
+    "cn",
+    "sn",
+    "givenName",
+    "displayName",
+    "mail",
+    "employeeNumber",
+    "telephoneNumber",
+    "userName",
+];
+
+/// Fields of a department a template may use.
+pub const DEPARTMENT_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "parent_id",
+    "order",
+    "source_identifier",
+    "corp_id",
+    "path",
+];
+
+/// A department, keyed by its source id (DingTalk dept_id as text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Department {
+    pub id: String,
+    pub name: String,
+    /// Parent's id; `None` for a root of the target's scope.
+    pub parent: Option<String>,
+    pub fields: BTreeMap<String, Value>,
+}
+
+/// A person, keyed by userid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    /// Every in-scope department the person belongs to.
+    pub departments: Vec<String>,
+    /// The department whose OU holds the person in the `OuTree` layout.
+    pub main_department: Option<String>,
+    pub fields: BTreeMap<String, Value>,
+}
+
+impl Person {
+    /// A field as trimmed text, `None` when absent or empty.
+    pub fn text(&self, field: &str) -> Option<String> {
+        match self.fields.get(field)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Everything read from the source for one target.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSnapshot {
+    pub corp_id: String,
+    /// Parents come before children.
+    pub departments: Vec<Department>,
+    pub people: Vec<Person>,
+    /// False when any part of the read failed: such a snapshot never disables or deletes.
+    pub complete: bool,
+    /// Why the read was incomplete.
+    pub incomplete: Vec<String>,
+}
+
+impl SourceSnapshot {
+    /// Put departments in parents-first order, drop departments whose parent chain is broken or
+    /// cyclic (reported as incomplete), and people's links to departments not in scope.
+    pub fn normalise(mut self) -> Self {
+        let ids: std::collections::HashSet<String> =
+            self.departments.iter().map(|d| d.id.clone()).collect();
+        let mut children: BTreeMap<Option<String>, Vec<Department>> = BTreeMap::new();
+        for mut d in std::mem::take(&mut self.departments) {
+            if d.parent.as_ref().is_some_and(|p| !ids.contains(p)) {
+                d.parent = None;
+            }
+            children.entry(d.parent.clone()).or_default().push(d);
+        }
+        let mut ordered = Vec::with_capacity(ids.len());
+        let mut queue: std::collections::VecDeque<Option<String>> = [None].into();
+        while let Some(parent) = queue.pop_front() {
+            if let Some(kids) = children.remove(&parent) {
+                for k in kids {
+                    queue.push_back(Some(k.id.clone()));
+                    ordered.push(k);
+                }
+            }
+        }
+        for (_, cyclic) in children {
+            for d in cyclic {
+                self.incomplete.push(format!(
+                    "department {} ({}) is in a parent cycle; skipped",
+                    d.id, d.name
+                ));
+                self.complete = false;
+            }
+        }
+        let kept: std::collections::HashSet<String> =
+            ordered.iter().map(|d| d.id.clone()).collect();
+        for p in &mut self.people {
+            p.departments.retain(|d| kept.contains(d.as_str()));
+            p.departments.sort();
+            p.departments.dedup();
+            if p.main_department
+                .as_ref()
+                .is_none_or(|m| !kept.contains(m.as_str()))
+            {
+                p.main_department = p.departments.first().cloned();
+            }
+        }
+        self.departments = ordered;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dept(id: &str, parent: Option<&str>) -> Department {
+        Department {
+            id: id.into(),
+            name: format!("d{id}"),
+            parent: parent.map(Into::into),
+            fields: Default::default(),
+        }
+    }
+
+    #[test]
+    fn normalise_orders_parents_first_and_reports_cycles() {
+        let snap = SourceSnapshot {
+            departments: vec![
+                dept("3", Some("2")),
+                dept("2", Some("1")),
+                dept("1", None),
+                dept("8", Some("9")),
+                dept("9", Some("8")),
+            ],
+            complete: true,
+            ..Default::default()
+        }
+        .normalise();
+        let order: Vec<&str> = snap.departments.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(order, vec!["1", "2", "3"]);
+        assert!(!snap.complete);
+        assert_eq!(snap.incomplete.len(), 2);
+    }
+}

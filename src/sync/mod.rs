@@ -1,1 +1,300 @@
-//! (filled in by its own change)
+//! The pipeline every sync runs through — full, incremental, `plan`, `demo`:
+//! read source → read directory → plan (diff + gates) → apply → report.
+
+#[doc(hidden)]
+pub mod conformance;
+pub mod plan;
+
+use std::{collections::HashSet, sync::Mutex};
+
+use async_trait::async_trait;
+use futures::{StreamExt, stream};
+
+pub use plan::{Held, Op, Options, Plan, Problem, Step};
+
+use crate::{
+    directory::{Directory, DirectoryError},
+    mapping::Mapping,
+    model::SourceSnapshot,
+};
+
+/// Where people and departments come from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Read the whole scope. An error means nothing usable was read; a partial read comes back
+    /// as a snapshot with `complete == false`.
+    async fn read(&self) -> Result<SourceSnapshot, SyncError>;
+}
+
+/// A fixed snapshot, for tests and `demo`.
+pub struct StaticSource(pub Mutex<SourceSnapshot>);
+
+impl StaticSource {
+    pub fn new(snapshot: SourceSnapshot) -> Self {
+        Self(Mutex::new(snapshot))
+    }
+    /// Replace the snapshot (an HR change).
+    pub fn set(&self, snapshot: SourceSnapshot) {
+        *self.0.lock().expect("source") = snapshot;
+    }
+}
+
+#[async_trait]
+impl Source for StaticSource {
+    async fn read(&self) -> Result<SourceSnapshot, SyncError> {
+        Ok(self.0.lock().expect("source").clone())
+    }
+}
+
+/// Why a run could not complete at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SyncError {
+    #[error("reading the source failed: {0}")]
+    Source(String),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+/// The outcome of one operation that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub created: usize,
+    pub updated: usize,
+    pub moved: usize,
+    pub disabled: usize,
+    pub enabled: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub failures: Vec<Failure>,
+    pub missing_mobile: usize,
+    pub missing_email: usize,
+    pub people: usize,
+    pub departments: usize,
+    /// False when the source read was incomplete (nothing was disabled or deleted).
+    pub complete: bool,
+    pub incomplete: Vec<String>,
+    pub suppressed_removals: usize,
+    pub held: Option<Held>,
+    /// Directory writes this run made.
+    pub writes: u64,
+    /// The plan that was applied (or, for a dry run, would have been).
+    pub plan: Plan,
+}
+
+/// Progress while a run goes on: (phase, done, total).
+pub type ProgressFn<'a> = &'a (dyn Fn(&str, usize, Option<usize>) + Send + Sync);
+
+/// Operations applied at once within a phase.
+pub const CONCURRENCY: usize = 8;
+
+/// Read both sides and compute the plan, writing nothing.
+pub async fn compute(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    progress: ProgressFn<'_>,
+) -> Result<(SourceSnapshot, Plan), SyncError> {
+    progress("ReadingSource", 0, None);
+    let snapshot = source.read().await?.normalise();
+    progress("ReadingDirectory", snapshot.people.len(), None);
+    let current = dir.read().await?;
+    progress("Planning", 0, None);
+    let plan = plan::plan(&snapshot, &current, mapping, opts);
+    Ok((snapshot, plan))
+}
+
+/// One full run: plan, gates, apply, report. With `dry_run` nothing is written.
+pub async fn run(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+) -> Result<Report, SyncError> {
+    let (snapshot, plan) = compute(source, dir, mapping, opts, progress).await?;
+    let writes_before = dir.writes();
+    let mut report = Report {
+        complete: snapshot.complete,
+        incomplete: snapshot.incomplete.clone(),
+        missing_mobile: plan.missing_mobile,
+        missing_email: plan.missing_email,
+        people: plan.people,
+        departments: plan.departments,
+        suppressed_removals: plan.suppressed_removals,
+        held: plan.held.clone(),
+        unchanged: plan.unchanged_people + plan.unchanged_departments,
+        ..Default::default()
+    };
+    for p in &plan.problems {
+        report.failures.push(Failure {
+            kind: p.kind,
+            id: p.id.clone(),
+            name: p.name.clone(),
+            reason: p.reason.into(),
+            message: p.message.clone(),
+        });
+    }
+    if !dry_run && plan.held.is_none() {
+        apply(dir, &plan, &mut report, progress).await?;
+    } else {
+        tally(&plan.steps, &mut report);
+    }
+    report.writes = dir.writes() - writes_before;
+    report.plan = plan;
+    Ok(report)
+}
+
+fn tally(steps: &[Step], report: &mut Report) {
+    let mut people_updated: HashSet<&str> = HashSet::new();
+    for s in steps {
+        match &s.op {
+            Op::CreateDept { .. } | Op::CreatePerson { .. } => report.created += 1,
+            Op::MoveDept { .. } | Op::MovePerson { .. } => report.moved += 1,
+            Op::UpdatePerson { id, .. } => {
+                if people_updated.insert(id) {
+                    report.updated += 1;
+                }
+            }
+            Op::UpdateDept { .. } | Op::LinkPerson { .. } => report.updated += 1,
+            Op::EnablePerson { .. } => report.enabled += 1,
+            Op::DisablePerson { .. } => report.disabled += 1,
+            Op::DeletePerson { .. } | Op::DeleteDept { .. } => report.deleted += 1,
+            Op::AddMembers { .. } | Op::RemoveMembers { .. } => {}
+        }
+    }
+}
+
+/// Apply the plan phase by phase; within a phase, up to [`CONCURRENCY`] operations at once.
+/// A failed object is recorded and skipped later; a lost connection stops the run.
+async fn apply(
+    dir: &dyn Directory,
+    plan: &Plan,
+    report: &mut Report,
+    progress: ProgressFn<'_>,
+) -> Result<(), SyncError> {
+    let failed: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let total = plan.steps.len();
+    let mut done = 0usize;
+    let mut phase_start = 0;
+    while phase_start < total {
+        let phase = plan.steps[phase_start].op.phase();
+        let end = plan.steps[phase_start..]
+            .iter()
+            .position(|s| s.op.phase() != phase)
+            .map_or(total, |i| phase_start + i);
+        let batch = &plan.steps[phase_start..end];
+        // Departments depend on each other (parents first, children first on delete): in order.
+        let width = if matches!(phase, 0 | 5) {
+            1
+        } else {
+            CONCURRENCY
+        };
+        let results: Vec<(usize, Result<(), DirectoryError>)> =
+            stream::iter(batch.iter().enumerate())
+                .map(|(i, step)| {
+                    let failed = &failed;
+                    async move {
+                        let skip = {
+                            let f = failed.lock().expect("failed set");
+                            blocked_by(&step.op, &f)
+                        };
+                        if let Some(why) = skip {
+                            return (i, Err(DirectoryError::Rejected(why)));
+                        }
+                        (i, execute(dir, &step.op).await)
+                    }
+                })
+                .buffer_unordered(width)
+                .collect()
+                .await;
+        for (i, r) in results {
+            let step = &batch[i];
+            match r {
+                Ok(()) => tally(std::slice::from_ref(step), report),
+                Err(e) if e.is_per_object() => {
+                    let (kind, id) = step.op.subject();
+                    failed
+                        .lock()
+                        .expect("failed set")
+                        .insert(format!("{kind}:{id}"));
+                    report.failures.push(Failure {
+                        kind,
+                        id: id.to_string(),
+                        name: step.label.clone(),
+                        reason: "DirectoryRejected".into(),
+                        message: format!("{} failed: {e}", step.op.verb()),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        done += batch.len();
+        progress("Applying", done, Some(total));
+        phase_start = end;
+    }
+    Ok(())
+}
+
+/// An operation whose object (or the department it needs) already failed in this run.
+fn blocked_by(op: &Op, failed: &HashSet<String>) -> Option<String> {
+    let (kind, id) = op.subject();
+    if failed.contains(&format!("{kind}:{id}")) {
+        return Some(format!(
+            "skipped: an earlier operation on {kind} {id} failed"
+        ));
+    }
+    match op {
+        Op::CreateDept {
+            parent: Some(p), ..
+        }
+        | Op::MoveDept {
+            parent: Some(p), ..
+        } if failed.contains(&format!("Department:{p}")) => {
+            Some(format!("skipped: parent department {p} failed"))
+        }
+        _ => None,
+    }
+}
+
+async fn execute(dir: &dyn Directory, op: &Op) -> Result<(), DirectoryError> {
+    match op {
+        Op::CreateDept {
+            id,
+            name,
+            parent,
+            attrs,
+        } => dir.create_dept(id, name, parent.as_deref(), attrs).await,
+        Op::MoveDept { id, name, parent } => dir.move_dept(id, name, parent.as_deref()).await,
+        Op::UpdateDept { id, changes } => dir.update_dept(id, changes).await,
+        Op::LinkPerson { key, id } => dir.link_person(key, id).await,
+        Op::CreatePerson {
+            id,
+            attrs,
+            main_dept,
+        } => dir.create_person(id, attrs, main_dept.as_deref()).await,
+        Op::UpdatePerson { id, changes } => dir.update_person(id, changes).await,
+        Op::MovePerson {
+            id,
+            name,
+            main_dept,
+        } => dir.move_person(id, name, main_dept).await,
+        Op::EnablePerson { id } => dir.enable_person(id).await,
+        Op::AddMembers { dept, people } => dir.add_members(dept, people).await,
+        Op::RemoveMembers { dept, people } => dir.remove_members(dept, people).await,
+        Op::DisablePerson { id } => dir.disable_person(id).await,
+        Op::DeletePerson { id } => dir.delete_person(id).await,
+        Op::DeleteDept { id } => dir.delete_dept(id).await,
+    }
+}

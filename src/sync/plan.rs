@@ -1,0 +1,818 @@
+//! The diff: source snapshot + directory snapshot + mapping → an ordered plan, each operation
+//! with its reason; then the safety gates. Pure: reads nothing, writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::{
+    api::{mapping::SuffixStyle, target::DeletionPolicy},
+    directory::{Attrs, PersonEntry, Snapshot},
+    mapping::Mapping,
+    model::SourceSnapshot,
+};
+
+/// One directory operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    CreateDept {
+        id: String,
+        name: String,
+        parent: Option<String>,
+        attrs: Attrs,
+    },
+    MoveDept {
+        id: String,
+        name: String,
+        parent: Option<String>,
+    },
+    UpdateDept {
+        id: String,
+        changes: Attrs,
+    },
+    LinkPerson {
+        key: String,
+        id: String,
+    },
+    CreatePerson {
+        id: String,
+        attrs: Attrs,
+        main_dept: Option<String>,
+    },
+    UpdatePerson {
+        id: String,
+        changes: Attrs,
+    },
+    MovePerson {
+        id: String,
+        name: String,
+        main_dept: String,
+    },
+    EnablePerson {
+        id: String,
+    },
+    AddMembers {
+        dept: String,
+        people: Vec<String>,
+    },
+    RemoveMembers {
+        dept: String,
+        people: Vec<String>,
+    },
+    DisablePerson {
+        id: String,
+    },
+    DeletePerson {
+        id: String,
+    },
+    DeleteDept {
+        id: String,
+    },
+}
+
+impl Op {
+    /// Order of execution: departments parents-first, people, memberships, removals,
+    /// departments children-first.
+    pub fn phase(&self) -> u8 {
+        match self {
+            Op::CreateDept { .. } | Op::MoveDept { .. } | Op::UpdateDept { .. } => 0,
+            Op::LinkPerson { .. } => 1,
+            Op::CreatePerson { .. }
+            | Op::UpdatePerson { .. }
+            | Op::MovePerson { .. }
+            | Op::EnablePerson { .. } => 2,
+            Op::AddMembers { .. } => 3,
+            Op::RemoveMembers { .. } | Op::DisablePerson { .. } | Op::DeletePerson { .. } => 4,
+            Op::DeleteDept { .. } => 5,
+        }
+    }
+
+    /// Disables and deletes: what the deletion gate counts.
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Op::DisablePerson { .. } | Op::DeletePerson { .. } | Op::DeleteDept { .. }
+        )
+    }
+
+    /// `User` or `Department`, and the id the operation is about.
+    pub fn subject(&self) -> (&'static str, &str) {
+        match self {
+            Op::CreateDept { id, .. }
+            | Op::MoveDept { id, .. }
+            | Op::UpdateDept { id, .. }
+            | Op::DeleteDept { id } => ("Department", id),
+            Op::AddMembers { dept, .. } | Op::RemoveMembers { dept, .. } => ("Department", dept),
+            Op::LinkPerson { id, .. }
+            | Op::CreatePerson { id, .. }
+            | Op::UpdatePerson { id, .. }
+            | Op::MovePerson { id, .. }
+            | Op::EnablePerson { id }
+            | Op::DisablePerson { id }
+            | Op::DeletePerson { id } => ("User", id),
+        }
+    }
+
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Op::CreateDept { .. } | Op::CreatePerson { .. } => "create",
+            Op::MoveDept { .. } | Op::MovePerson { .. } => "move",
+            Op::UpdateDept { .. } | Op::UpdatePerson { .. } => "update",
+            Op::LinkPerson { .. } => "link",
+            Op::EnablePerson { .. } => "enable",
+            Op::AddMembers { .. } => "add members",
+            Op::RemoveMembers { .. } => "remove members",
+            Op::DisablePerson { .. } => "disable",
+            Op::DeletePerson { .. } | Op::DeleteDept { .. } => "delete",
+        }
+    }
+}
+
+/// An operation and why it is in the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub op: Op,
+    /// Who it is about, for people: `张伟 (zhangwei)`.
+    pub label: String,
+    pub reason: String,
+}
+
+/// A per-object problem found while planning (nothing is written for that object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Knobs of the diff and the gates.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policy: DeletionPolicy,
+    /// 0 turns the count check off.
+    pub max_count: u32,
+    /// 100 turns the percentage check off.
+    pub max_percent: u32,
+    /// `OuTree`: people live in their main department's container.
+    pub ou_tree: bool,
+    /// Approval token from the approve annotation.
+    pub approval: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: DeletionPolicy::Disable,
+            max_count: 50,
+            max_percent: 10,
+            ou_tree: false,
+            approval: None,
+        }
+    }
+}
+
+/// Why a plan was held by the deletion gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub removals: usize,
+    pub owned: usize,
+    pub token: String,
+    pub message: String,
+}
+
+/// The plan for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// In execution order.
+    pub steps: Vec<Step>,
+    pub problems: Vec<Problem>,
+    /// Set when the deletion gate stopped the run: `steps` is then empty.
+    pub held: Option<Held>,
+    /// Removals left out because the source read was incomplete.
+    pub suppressed_removals: usize,
+    pub unchanged_people: usize,
+    pub unchanged_departments: usize,
+    pub missing_mobile: usize,
+    pub missing_email: usize,
+    /// People and departments the node will hold.
+    pub people: usize,
+    pub departments: usize,
+}
+
+impl Plan {
+    pub fn count(&self, verb: &str) -> usize {
+        self.steps.iter().filter(|s| s.op.verb() == verb).count()
+    }
+}
+
+fn values_equal(current: Option<&Vec<String>>, wanted: &[String]) -> bool {
+    let cur: Vec<&String> = current.map(|v| v.iter().collect()).unwrap_or_default();
+    let mut a: Vec<&str> = cur.iter().map(|s| s.as_str()).collect();
+    let mut b: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// The attributes of `wanted` that differ from `current` (names compared case-insensitively).
+fn changes(current: &Attrs, wanted: &Attrs) -> Attrs {
+    wanted
+        .iter()
+        .filter(|(k, v)| !values_equal(current.get(&k.to_ascii_lowercase()), v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn suffixed(wanted: &str, n: usize, userid: &str, style: SuffixStyle) -> String {
+    match style {
+        SuffixStyle::Number => format!("{wanted}{n}"),
+        SuffixStyle::UserId if n == 2 => format!("{wanted}.{}", userid.to_lowercase()),
+        SuffixStyle::UserId => format!("{wanted}.{}{n}", userid.to_lowercase()),
+    }
+}
+
+/// Compute the plan.
+pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &Options) -> Plan {
+    let mut out = Plan::default();
+    let mut steps: Vec<Step> = vec![];
+    let name_attr = mapping.name_attribute().to_string();
+    let name_key = name_attr.to_ascii_lowercase();
+
+    // ---- departments ----
+    let dir_depts: HashMap<&str, &crate::directory::DeptEntry> =
+        dir.departments.iter().map(|d| (d.id.as_str(), d)).collect();
+    let mut dept_ok: HashSet<String> = HashSet::new();
+    for d in &source.departments {
+        let name = match mapping.department_name(d) {
+            Ok(n) => n,
+            Err(e) => {
+                out.problems.push(Problem {
+                    kind: "Department",
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    reason: "TemplateError",
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if d.parent.as_ref().is_some_and(|p| !dept_ok.contains(p)) {
+            out.problems.push(Problem {
+                kind: "Department",
+                id: d.id.clone(),
+                name: d.name.clone(),
+                reason: "ParentFailed",
+                message: format!(
+                    "parent department {} could not be planned",
+                    d.parent.clone().unwrap_or_default()
+                ),
+            });
+            continue;
+        }
+        let label = format!("{} ({})", d.name, d.id);
+        match dir_depts.get(d.id.as_str()) {
+            None => {
+                let attrs = match mapping.department_attributes(d, true) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        out.problems.push(Problem {
+                            kind: "Department",
+                            id: d.id.clone(),
+                            name: d.name.clone(),
+                            reason: "TemplateError",
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                steps.push(Step {
+                    op: Op::CreateDept {
+                        id: d.id.clone(),
+                        name,
+                        parent: d.parent.clone(),
+                        attrs,
+                    },
+                    label,
+                    reason: "new in DingTalk".into(),
+                });
+            }
+            Some(cur) => {
+                let mut changed = false;
+                if cur.name != name || cur.parent != d.parent {
+                    let reason = if cur.parent != d.parent {
+                        "moved in DingTalk"
+                    } else {
+                        "renamed in DingTalk"
+                    };
+                    steps.push(Step {
+                        op: Op::MoveDept {
+                            id: d.id.clone(),
+                            name,
+                            parent: d.parent.clone(),
+                        },
+                        label: label.clone(),
+                        reason: reason.into(),
+                    });
+                    changed = true;
+                }
+                match mapping.department_attributes(d, false) {
+                    Ok(wanted) => {
+                        let diff = changes(&cur.attrs, &wanted);
+                        if !diff.is_empty() {
+                            let names: Vec<&String> = diff.keys().collect();
+                            steps.push(Step {
+                                op: Op::UpdateDept {
+                                    id: d.id.clone(),
+                                    changes: diff.clone(),
+                                },
+                                label,
+                                reason: format!("changed: {names:?}"),
+                            });
+                            changed = true;
+                        }
+                    }
+                    Err(e) => out.problems.push(Problem {
+                        kind: "Department",
+                        id: d.id.clone(),
+                        name: d.name.clone(),
+                        reason: "TemplateError",
+                        message: e.to_string(),
+                    }),
+                }
+                if !changed {
+                    out.unchanged_departments += 1;
+                }
+            }
+        }
+        dept_ok.insert(d.id.clone());
+    }
+    out.departments = dept_ok.len();
+
+    // ---- people: names ----
+    let dir_people: HashMap<&str, &PersonEntry> = dir
+        .people
+        .iter()
+        .filter_map(|p| p.id.as_deref().map(|id| (id, p)))
+        .collect();
+    let current_name = |p: &PersonEntry| p.attrs.get(&name_key).and_then(|v| v.first()).cloned();
+    // Every name in the node is taken, including unlinked and skipped entries'.
+    let mut taken: HashSet<String> = dir
+        .people
+        .iter()
+        .chain(&dir.unlinked)
+        .filter_map(current_name)
+        .map(|n| n.to_lowercase())
+        .collect();
+    for (key, _) in &dir.skipped {
+        if let Some(rdn) = key.split(',').next().and_then(|r| r.split_once('='))
+            && rdn.0.trim().eq_ignore_ascii_case(&name_attr)
+        {
+            taken.insert(rdn.1.trim().to_lowercase());
+        }
+    }
+
+    // Matching index over unlinked entries: (attribute, lowercased value) → keys.
+    let mut match_index: HashMap<(String, String), Vec<&PersonEntry>> = HashMap::new();
+    for e in &dir.unlinked {
+        for (k, vals) in &e.attrs {
+            for v in vals {
+                match_index
+                    .entry((k.clone(), v.to_lowercase()))
+                    .or_default()
+                    .push(e);
+            }
+        }
+    }
+    let mut claimed: HashMap<String, String> = HashMap::new();
+
+    // People sorted by userid so name suffixes are handed out the same way every run.
+    let mut people: Vec<&crate::model::Person> = source.people.iter().collect();
+    people.sort_by(|a, b| a.id.cmp(&b.id));
+
+    struct Wanted<'a> {
+        person: &'a crate::model::Person,
+        entry: Option<&'a PersonEntry>,
+        link: Option<&'a PersonEntry>,
+        wanted: String,
+        name: Option<String>,
+    }
+    let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
+    for p in people {
+        if p.text("mobile").is_none() {
+            out.missing_mobile += 1;
+        }
+        if p.text("email").is_none() && p.text("org_email").is_none() {
+            out.missing_email += 1;
+        }
+        let wanted = match mapping.wanted_name(p) {
+            Ok(w) => w,
+            Err(e) => {
+                out.problems.push(Problem {
+                    kind: "User",
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    reason: "TemplateError",
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut entry = dir_people.get(p.id.as_str()).copied();
+        let mut link = None;
+        if entry.is_none() {
+            // First time: try the match rules in order.
+            let values = match mapping.match_values(p) {
+                Ok(v) => v,
+                Err(e) => {
+                    out.problems.push(Problem {
+                        kind: "User",
+                        id: p.id.clone(),
+                        name: p.name.clone(),
+                        reason: "TemplateError",
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let mut refused = false;
+            for (attr, value) in values {
+                let hits = match_index
+                    .get(&(attr.to_ascii_lowercase(), value.clone()))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                match hits {
+                    [] => continue,
+                    [one] => {
+                        if let Some(other) = claimed.get(&one.key) {
+                            out.problems.push(Problem {
+                                kind: "User",
+                                id: p.id.clone(),
+                                name: p.name.clone(),
+                                reason: "AmbiguousMatch",
+                                message: format!("{attr}={value} matches {} which {other} already matched; not linked", one.key),
+                            });
+                            refused = true;
+                        } else {
+                            claimed.insert(one.key.clone(), p.id.clone());
+                            link = Some(*one);
+                            entry = Some(*one);
+                        }
+                        break;
+                    }
+                    many => {
+                        let keys: Vec<&str> = many.iter().map(|e| e.key.as_str()).collect();
+                        out.problems.push(Problem {
+                            kind: "User",
+                            id: p.id.clone(),
+                            name: p.name.clone(),
+                            reason: "AmbiguousMatch",
+                            message: format!(
+                                "{attr}={value} matches {} entries ({}); none linked",
+                                many.len(),
+                                keys.join("; ")
+                            ),
+                        });
+                        refused = true;
+                        break;
+                    }
+                }
+            }
+            if refused {
+                continue;
+            }
+        }
+        // An account keeps the name it has: usernames are logins, and a display-name change in
+        // DingTalk must not change someone's login (the mapped attributes follow instead).
+        let name = entry.and_then(current_name);
+        wants.push(Wanted {
+            person: p,
+            entry,
+            link,
+            wanted,
+            name,
+        });
+    }
+    for w in &mut wants {
+        if w.name.is_some() {
+            continue;
+        }
+        let mut candidate = w.wanted.clone();
+        let mut n = 2;
+        while taken.contains(&candidate.to_lowercase()) {
+            candidate = suffixed(&w.wanted, n, &w.person.id, mapping.suffix_style());
+            n += 1;
+        }
+        taken.insert(candidate.to_lowercase());
+        w.name = Some(candidate);
+    }
+
+    // ---- people: operations ----
+    let mut members_add: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut members_remove: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let in_source: HashSet<&str> = wants.iter().map(|w| w.person.id.as_str()).collect();
+    // Everyone the source has, including people whose templates failed: never leavers.
+    let all_source: HashSet<&str> = source.people.iter().map(|p| p.id.as_str()).collect();
+    let all_source_depts: HashSet<&str> =
+        source.departments.iter().map(|d| d.id.as_str()).collect();
+    for w in &wants {
+        let p = w.person;
+        let name = w.name.clone().expect("assigned above");
+        let label = format!("{} ({name})", p.name);
+        let creating = w.entry.is_none();
+        let mut attrs = match mapping.person_attributes(p, creating) {
+            Ok(a) => a,
+            Err(e) => {
+                out.problems.push(Problem {
+                    kind: "User",
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    reason: "TemplateError",
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        attrs.insert(name_attr.clone(), vec![name.clone()]);
+        let depts: BTreeSet<String> = p
+            .departments
+            .iter()
+            .filter(|d| dept_ok.contains(*d))
+            .cloned()
+            .collect();
+        let main = p.main_department.clone().filter(|m| dept_ok.contains(m));
+        let mut touched = false;
+        match w.entry {
+            None => {
+                steps.push(Step {
+                    op: Op::CreatePerson {
+                        id: p.id.clone(),
+                        attrs,
+                        main_dept: if opts.ou_tree { main.clone() } else { None },
+                    },
+                    label: label.clone(),
+                    reason: "new in DingTalk".into(),
+                });
+                for d in &depts {
+                    members_add.entry(d.clone()).or_default().push(p.id.clone());
+                }
+                continue;
+            }
+            Some(e) => {
+                if let Some(l) = w.link {
+                    steps.push(Step {
+                        op: Op::LinkPerson {
+                            key: l.key.clone(),
+                            id: p.id.clone(),
+                        },
+                        label: label.clone(),
+                        reason: "an existing account matched the match rules".into(),
+                    });
+                    touched = true;
+                }
+                if e.disabled {
+                    steps.push(Step {
+                        op: Op::EnablePerson { id: p.id.clone() },
+                        label: label.clone(),
+                        reason: "back in DingTalk (rehire)".into(),
+                    });
+                    touched = true;
+                }
+                let diff = changes(&e.attrs, &attrs);
+                if !diff.is_empty() {
+                    let names: Vec<&String> = diff.keys().collect();
+                    steps.push(Step {
+                        op: Op::UpdatePerson {
+                            id: p.id.clone(),
+                            changes: diff.clone(),
+                        },
+                        label: label.clone(),
+                        reason: format!("changed: {names:?}"),
+                    });
+                    touched = true;
+                }
+                if opts.ou_tree
+                    && let Some(m) = &main
+                    && e.container.as_ref() != Some(m)
+                {
+                    steps.push(Step {
+                        op: Op::MovePerson {
+                            id: p.id.clone(),
+                            name: name.clone(),
+                            main_dept: m.clone(),
+                        },
+                        label: label.clone(),
+                        reason: "main department changed".into(),
+                    });
+                    touched = true;
+                }
+                // A disabled entry lost its memberships; an enabled one keeps what it has.
+                let have: BTreeSet<String> = if e.disabled {
+                    BTreeSet::new()
+                } else {
+                    e.departments.iter().cloned().collect()
+                };
+                for d in depts.difference(&have) {
+                    members_add.entry(d.clone()).or_default().push(p.id.clone());
+                    touched = true;
+                }
+                for d in have.difference(&depts) {
+                    members_remove
+                        .entry(d.clone())
+                        .or_default()
+                        .push(p.id.clone());
+                    touched = true;
+                }
+            }
+        }
+        if !touched {
+            out.unchanged_people += 1;
+        }
+    }
+    out.people = wants.len();
+
+    // Leavers: anchored entries whose person is gone (or out of scope).
+    let mut removals: Vec<Step> = vec![];
+    for e in &dir.people {
+        let Some(id) = e.id.as_deref() else { continue };
+        if all_source.contains(id) {
+            continue;
+        }
+        let label = format!("{} ({})", current_name(e).unwrap_or_default(), id);
+        match opts.policy {
+            DeletionPolicy::Disable if !e.disabled => {
+                removals.push(Step {
+                    op: Op::DisablePerson { id: id.into() },
+                    label,
+                    reason: "left DingTalk or the scope".into(),
+                });
+            }
+            DeletionPolicy::Disable => {}
+            DeletionPolicy::Delete => {
+                for d in &e.departments {
+                    members_remove.entry(d.clone()).or_default().push(id.into());
+                }
+                removals.push(Step {
+                    op: Op::DeletePerson { id: id.into() },
+                    label,
+                    reason: "left DingTalk or the scope".into(),
+                });
+            }
+            DeletionPolicy::Retain => {
+                for d in &e.departments {
+                    members_remove.entry(d.clone()).or_default().push(id.into());
+                }
+            }
+        }
+    }
+    // Departments gone from the source, children before parents.
+    if opts.policy != DeletionPolicy::Retain {
+        let gone: Vec<&crate::directory::DeptEntry> = dir
+            .departments
+            .iter()
+            .filter(|d| !all_source_depts.contains(d.id.as_str()))
+            .collect();
+        let depth = |d: &crate::directory::DeptEntry| {
+            let mut n = 0;
+            let mut cur = d.parent.clone();
+            while let Some(c) = cur {
+                n += 1;
+                cur = dir_depts.get(c.as_str()).and_then(|x| x.parent.clone());
+                if n > 64 {
+                    break;
+                }
+            }
+            n
+        };
+        let mut gone = gone;
+        gone.sort_by_key(|d| std::cmp::Reverse(depth(d)));
+        for d in gone {
+            for p in dir.people.iter().filter(|p| p.departments.contains(&d.id)) {
+                if let Some(id) = &p.id {
+                    let list = members_remove.entry(d.id.clone()).or_default();
+                    if !list.contains(id) {
+                        list.push(id.clone());
+                    }
+                }
+            }
+            removals.push(Step {
+                op: Op::DeleteDept { id: d.id.clone() },
+                label: format!("{} ({})", d.name, d.id),
+                reason: "removed from DingTalk or the scope".into(),
+            });
+        }
+    }
+    for (dept, people) in members_add {
+        steps.push(Step {
+            op: Op::AddMembers {
+                dept: dept.clone(),
+                people,
+            },
+            label: dept,
+            reason: "membership".into(),
+        });
+    }
+    for (dept, people) in members_remove {
+        steps.push(Step {
+            op: Op::RemoveMembers {
+                dept: dept.clone(),
+                people,
+            },
+            label: dept,
+            reason: "membership".into(),
+        });
+    }
+
+    // ---- gates ----
+    if !source.complete {
+        // Nothing is disabled or deleted on an incomplete read; membership removals of people
+        // we still see are safe, those of leavers are not.
+        out.suppressed_removals = removals.len();
+        let leaving: HashSet<String> = removals
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::DisablePerson { id } | Op::DeletePerson { id } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let gone_depts: HashSet<String> = removals
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::DeleteDept { id } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        steps.retain(|s| match &s.op {
+            Op::RemoveMembers { dept, people } => {
+                !gone_depts.contains(dept)
+                    && !people
+                        .iter()
+                        .any(|p| leaving.contains(p) || !in_source.contains(p.as_str()))
+            }
+            _ => true,
+        });
+        removals.clear();
+    }
+    let owned = dir.people.len();
+    let n = removals.len();
+    if n > 0 {
+        let mut ids: Vec<String> = removals
+            .iter()
+            .map(|s| format!("{}:{}", s.op.verb(), s.op.subject().1))
+            .collect();
+        ids.sort();
+        let token = token_of(&ids);
+        let over_count = opts.max_count > 0 && n > opts.max_count as usize;
+        let over_percent =
+            opts.max_percent < 100 && owned > 0 && n * 100 > opts.max_percent as usize * owned;
+        if (over_count || over_percent) && opts.approval.as_deref() != Some(token.as_str()) {
+            let limit = if over_count {
+                format!("deletion.maxCount {}", opts.max_count)
+            } else {
+                format!("deletion.maxPercent {}% of {owned}", opts.max_percent)
+            };
+            out.held = Some(Held {
+                removals: n,
+                owned,
+                message: format!("{n} disables/deletes exceed {limit}; nothing was written"),
+                token,
+            });
+            out.steps.clear();
+            return out;
+        }
+    }
+    steps.extend(removals);
+    steps.sort_by_key(|s| s.op.phase());
+    out.steps = steps;
+    out
+}
+
+fn token_of(ids: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(&h.finalize()[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(
+            suffixed("zhangwei", 2, "U1", SuffixStyle::Number),
+            "zhangwei2"
+        );
+        assert_eq!(
+            suffixed("zhangwei", 2, "U1", SuffixStyle::UserId),
+            "zhangwei.u1"
+        );
+        assert_eq!(
+            suffixed("zhangwei", 3, "U1", SuffixStyle::UserId),
+            "zhangwei.u13"
+        );
+    }
+}
