@@ -3,6 +3,7 @@
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod dingtalk_source;
 pub mod plan;
 
 use std::{collections::HashSet, sync::Mutex};
