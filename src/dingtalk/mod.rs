@@ -3,7 +3,6 @@
 //! is transient, typed errors for what is not, and the address-book reads a sync needs with the
 //! fewest calls the API allows.
 
-
 use std::{
     collections::{HashMap, HashSet},
     num::NonZeroU32,
@@ -89,16 +88,28 @@ pub enum DingTalkError {
     InvalidCredentials { errcode: i64, message: String },
     /// The app lacks a permission or the object is outside its contact scope.
     #[error("DingTalk denied {api} (errcode {errcode}): {message}")]
-    Denied { api: String, errcode: i64, message: String },
+    Denied {
+        api: String,
+        errcode: i64,
+        message: String,
+    },
     /// The object does not exist (department 60003, user 60121).
     #[error("{api}: not found (errcode {errcode})")]
     NotFound { api: String, errcode: i64 },
     /// A parameter was refused; names the API and what DingTalk said.
     #[error("{api} refused the request (errcode {errcode}): {message}")]
-    Invalid { api: String, errcode: i64, message: String },
+    Invalid {
+        api: String,
+        errcode: i64,
+        message: String,
+    },
     /// Still failing after retries: throttling, busy, 5xx, network.
     #[error("{api} unavailable after {attempts} attempts: {message}")]
-    Unavailable { api: String, attempts: u32, message: String },
+    Unavailable {
+        api: String,
+        attempts: u32,
+        message: String,
+    },
 }
 
 impl DingTalkError {
@@ -123,15 +134,39 @@ fn classify(api: &str, body: &Value) -> Verdict {
     match errcode {
         0 => Verdict::Ok,
         40014 | 42001 | 40001 | 33001 | 41001 => Verdict::TokenInvalid,
-        88 if matches!(sub, "40014" | "42001" | "40001" | "33001" | "40000") => Verdict::TokenInvalid,
+        88 if matches!(sub, "40014" | "42001" | "40001" | "33001" | "40000") => {
+            Verdict::TokenInvalid
+        }
         // 88 with an empty sub_code: the auth service itself timed out.
         88 if sub.is_empty() => Verdict::Retry("errcode 88 without sub_code".into()),
-        88 if sub == "60011" => Verdict::Fail(DingTalkError::Denied { api: api.into(), errcode: 60011, message: body["sub_msg"].as_str().unwrap_or_default().into() }),
+        88 if sub == "60011" => Verdict::Fail(DingTalkError::Denied {
+            api: api.into(),
+            errcode: 60011,
+            message: body["sub_msg"].as_str().unwrap_or_default().into(),
+        }),
         -1 | 15 | 90018 | 90002 => Verdict::Retry(format!("errcode {errcode}: {msg}")),
-        60011 | 50002 | 50004 | 60020 | 43007 => Verdict::Fail(DingTalkError::Denied { api: api.into(), errcode, message: msg }),
-        60003 | 60121 | 60111 | 33012 => Verdict::Fail(DingTalkError::NotFound { api: api.into(), errcode }),
-        40096 | 40089 => Verdict::Fail(DingTalkError::InvalidCredentials { errcode, message: msg }),
-        _ => Verdict::Fail(DingTalkError::Invalid { api: api.into(), errcode, message: if msg.is_empty() { body["sub_msg"].as_str().unwrap_or_default().into() } else { msg } }),
+        60011 | 50002 | 50004 | 60020 | 43007 => Verdict::Fail(DingTalkError::Denied {
+            api: api.into(),
+            errcode,
+            message: msg,
+        }),
+        60003 | 60121 | 60111 | 33012 => Verdict::Fail(DingTalkError::NotFound {
+            api: api.into(),
+            errcode,
+        }),
+        40096 | 40089 => Verdict::Fail(DingTalkError::InvalidCredentials {
+            errcode,
+            message: msg,
+        }),
+        _ => Verdict::Fail(DingTalkError::Invalid {
+            api: api.into(),
+            errcode,
+            message: if msg.is_empty() {
+                body["sub_msg"].as_str().unwrap_or_default().into()
+            } else {
+                msg
+            },
+        }),
     }
 }
 
@@ -174,7 +209,10 @@ pub struct DingTalkClient(Arc<Inner>);
 
 impl std::fmt::Debug for DingTalkClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DingTalkClient").field("corp_id", &self.0.config.corp_id).field("oapi", &self.0.config.oapi_base).finish()
+        f.debug_struct("DingTalkClient")
+            .field("corp_id", &self.0.config.corp_id)
+            .field("oapi", &self.0.config.oapi_base)
+            .finish()
     }
 }
 
@@ -186,7 +224,10 @@ impl DingTalkClient {
         let quota = Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
             .expect("a positive period")
             .allow_burst(NonZeroU32::new(1).expect("1 is not zero"));
-        let http = reqwest::Client::builder().timeout(config.timeout).build().expect("an HTTP client");
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .expect("an HTTP client");
         Self(Arc::new(Inner {
             config,
             http,
@@ -222,7 +263,10 @@ impl DingTalkClient {
                 .0
                 .http
                 .get(format!("{}/gettoken", c.oapi_base))
-                .query(&[("appkey", c.app_key.as_str()), ("appsecret", c.app_secret.expose())])
+                .query(&[
+                    ("appkey", c.app_key.as_str()),
+                    ("appsecret", c.app_secret.expose()),
+                ])
                 .send()
                 .await;
             match resp {
@@ -230,7 +274,10 @@ impl DingTalkClient {
                     let body: Value = r.json().await.unwrap_or_default();
                     match body["errcode"].as_i64() {
                         Some(0) => {
-                            let t = body["access_token"].as_str().unwrap_or_default().to_string();
+                            let t = body["access_token"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string();
                             let ttl = body["expires_in"].as_u64().unwrap_or(7200);
                             *guard = Some((t.clone(), Instant::now() + Duration::from_secs(ttl)));
                             return Ok(t);
@@ -246,12 +293,22 @@ impl DingTalkClient {
                 }
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 // The URL carries the secret: keep only the kind of failure.
-                Err(e) => last = if e.is_timeout() { "timed out".into() } else { "connection failed".into() },
+                Err(e) => {
+                    last = if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "connection failed".into()
+                    }
+                }
             }
             tokio::time::sleep(jitter(delay)).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        Err(DingTalkError::Unavailable { api: "/gettoken".into(), attempts: c.attempts, message: last })
+        Err(DingTalkError::Unavailable {
+            api: "/gettoken".into(),
+            attempts: c.attempts,
+            message: last,
+        })
     }
 
     async fn forget_token(&self, bad: &str) {
@@ -272,8 +329,21 @@ impl DingTalkClient {
             attempt += 1;
             let token = self.token().await?;
             self.0.limiter.until_key_ready(&api.to_string()).await;
-            *self.0.calls.lock().expect("calls").entry(api.to_string()).or_default() += 1;
-            let resp = self.0.http.post(format!("{}{api}", c.oapi_base)).query(&[("access_token", token.as_str())]).json(body).send().await;
+            *self
+                .0
+                .calls
+                .lock()
+                .expect("calls")
+                .entry(api.to_string())
+                .or_default() += 1;
+            let resp = self
+                .0
+                .http
+                .post(format!("{}{api}", c.oapi_base))
+                .query(&[("access_token", token.as_str())])
+                .json(body)
+                .send()
+                .await;
             let body = match resp {
                 Ok(r) if r.status().is_server_error() => {
                     last = format!("HTTP {}", r.status());
@@ -287,7 +357,11 @@ impl DingTalkClient {
                     }
                 },
                 Err(e) => {
-                    last = if e.is_timeout() { "timed out".into() } else { "connection failed".into() };
+                    last = if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "connection failed".into()
+                    };
                     None
                 }
             };
@@ -317,19 +391,41 @@ impl DingTalkClient {
                 delay = (delay * 2).min(Duration::from_secs(8));
             }
         }
-        Err(DingTalkError::Unavailable { api: api.into(), attempts: c.attempts, message: last })
+        Err(DingTalkError::Unavailable {
+            api: api.into(),
+            attempts: c.attempts,
+            message: last,
+        })
     }
 
     /// Direct sub-departments (with their names) of `dept_id`.
-    pub async fn list_sub_departments(&self, dept_id: i64) -> Result<Vec<Department>, DingTalkError> {
-        let v = self.oapi("/topapi/v2/department/listsub", &json!({"dept_id": dept_id})).await?;
-        serde_json::from_value(v).map_err(|e| DingTalkError::Invalid { api: "/topapi/v2/department/listsub".into(), errcode: 0, message: format!("unreadable answer: {e}") })
+    pub async fn list_sub_departments(
+        &self,
+        dept_id: i64,
+    ) -> Result<Vec<Department>, DingTalkError> {
+        let v = self
+            .oapi(
+                "/topapi/v2/department/listsub",
+                &json!({"dept_id": dept_id}),
+            )
+            .await?;
+        serde_json::from_value(v).map_err(|e| DingTalkError::Invalid {
+            api: "/topapi/v2/department/listsub".into(),
+            errcode: 0,
+            message: format!("unreadable answer: {e}"),
+        })
     }
 
     /// One department's details.
     pub async fn get_department(&self, dept_id: i64) -> Result<Department, DingTalkError> {
-        let v = self.oapi("/topapi/v2/department/get", &json!({"dept_id": dept_id})).await?;
-        serde_json::from_value(v).map_err(|e| DingTalkError::Invalid { api: "/topapi/v2/department/get".into(), errcode: 0, message: format!("unreadable answer: {e}") })
+        let v = self
+            .oapi("/topapi/v2/department/get", &json!({"dept_id": dept_id}))
+            .await?;
+        serde_json::from_value(v).map_err(|e| DingTalkError::Invalid {
+            api: "/topapi/v2/department/get".into(),
+            errcode: 0,
+            message: format!("unreadable answer: {e}"),
+        })
     }
 
     /// Every direct member of `dept_id`, following the cursor 100 at a time.
@@ -337,7 +433,12 @@ impl DingTalkClient {
         let mut out = vec![];
         let mut cursor = 0i64;
         loop {
-            let v = self.oapi("/topapi/v2/user/list", &json!({"dept_id": dept_id, "cursor": cursor, "size": 100})).await?;
+            let v = self
+                .oapi(
+                    "/topapi/v2/user/list",
+                    &json!({"dept_id": dept_id, "cursor": cursor, "size": 100}),
+                )
+                .await?;
             if let Some(list) = v["list"].as_array() {
                 out.extend(list.iter().cloned());
             }
@@ -351,7 +452,8 @@ impl DingTalkClient {
 
     /// One user's details.
     pub async fn get_user(&self, userid: &str) -> Result<Value, DingTalkError> {
-        self.oapi("/topapi/v2/user/get", &json!({"userid": userid})).await
+        self.oapi("/topapi/v2/user/get", &json!({"userid": userid}))
+            .await
     }
 
     /// Read the whole scope under `roots`: one `listsub` per department and one `user/list`
@@ -362,10 +464,15 @@ impl DingTalkClient {
         let mut out = ScopeRead::default();
         let mut seen_users: HashSet<String> = HashSet::new();
         let mut seen_depts: HashSet<i64> = HashSet::new();
-        type Walk = futures::future::BoxFuture<'static, (i64, Result<Vec<Department>, DingTalkError>)>;
+        type Walk =
+            futures::future::BoxFuture<'static, (i64, Result<Vec<Department>, DingTalkError>)>;
         type List = futures::future::BoxFuture<'static, (i64, Result<Vec<Value>, DingTalkError>)>;
-        let walk = |me: DingTalkClient, id: i64| -> Walk { Box::pin(async move { (id, me.list_sub_departments(id).await) }) };
-        let list = |me: DingTalkClient, id: i64| -> List { Box::pin(async move { (id, me.list_users(id).await) }) };
+        let walk = |me: DingTalkClient, id: i64| -> Walk {
+            Box::pin(async move { (id, me.list_sub_departments(id).await) })
+        };
+        let list = |me: DingTalkClient, id: i64| -> List {
+            Box::pin(async move { (id, me.list_users(id).await) })
+        };
         let mut walks: FuturesUnordered<Walk> = FuturesUnordered::new();
         let mut lists: FuturesUnordered<List> = FuturesUnordered::new();
         for &root in roots {
@@ -431,14 +538,38 @@ mod tests {
     fn classifies_dingtalk_answers() {
         let api = "/topapi/v2/user/list";
         assert_eq!(classify(api, &json!({"errcode": 0})), Verdict::Ok);
-        assert_eq!(classify(api, &json!({"errcode": 88, "sub_code": "40014"})), Verdict::TokenInvalid);
-        assert_eq!(classify(api, &json!({"errcode": 42001})), Verdict::TokenInvalid);
-        assert!(matches!(classify(api, &json!({"errcode": 90018})), Verdict::Retry(_)));
-        assert!(matches!(classify(api, &json!({"errcode": 88, "sub_code": ""})), Verdict::Retry(_)));
-        assert!(matches!(classify(api, &json!({"errcode": -1})), Verdict::Retry(_)));
-        assert!(matches!(classify(api, &json!({"errcode": 50004, "errmsg": "x"})), Verdict::Fail(DingTalkError::Denied { errcode: 50004, .. })));
-        assert!(matches!(classify(api, &json!({"errcode": 88, "sub_code": "60011"})), Verdict::Fail(DingTalkError::Denied { errcode: 60011, .. })));
-        assert!(matches!(classify(api, &json!({"errcode": 40035, "errmsg": "bad size"})), Verdict::Fail(DingTalkError::Invalid { errcode: 40035, .. })));
+        assert_eq!(
+            classify(api, &json!({"errcode": 88, "sub_code": "40014"})),
+            Verdict::TokenInvalid
+        );
+        assert_eq!(
+            classify(api, &json!({"errcode": 42001})),
+            Verdict::TokenInvalid
+        );
+        assert!(matches!(
+            classify(api, &json!({"errcode": 90018})),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify(api, &json!({"errcode": 88, "sub_code": ""})),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify(api, &json!({"errcode": -1})),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify(api, &json!({"errcode": 50004, "errmsg": "x"})),
+            Verdict::Fail(DingTalkError::Denied { errcode: 50004, .. })
+        ));
+        assert!(matches!(
+            classify(api, &json!({"errcode": 88, "sub_code": "60011"})),
+            Verdict::Fail(DingTalkError::Denied { errcode: 60011, .. })
+        ));
+        assert!(matches!(
+            classify(api, &json!({"errcode": 40035, "errmsg": "bad size"})),
+            Verdict::Fail(DingTalkError::Invalid { errcode: 40035, .. })
+        ));
     }
 
     #[test]

@@ -79,12 +79,25 @@ pub struct SimState {
 
 impl SimState {
     fn new(config: SimConfig, org: Org) -> Self {
-        let mut departments: BTreeMap<i64, SimDept> = org.departments.into_iter().map(|d| (d.dept_id, d)).collect();
-        departments.entry(1).or_insert(SimDept { dept_id: 1, name: "Root".into(), parent_id: None, order: 0 });
+        let mut departments: BTreeMap<i64, SimDept> = org
+            .departments
+            .into_iter()
+            .map(|d| (d.dept_id, d))
+            .collect();
+        departments.entry(1).or_insert(SimDept {
+            dept_id: 1,
+            name: "Root".into(),
+            parent_id: None,
+            order: 0,
+        });
         Self {
             config,
             departments,
-            users: org.users.into_iter().map(|u| (u.userid.clone(), u)).collect(),
+            users: org
+                .users
+                .into_iter()
+                .map(|u| (u.userid.clone(), u))
+                .collect(),
             token: None,
             calls: HashMap::new(),
             throttled: 0,
@@ -201,7 +214,11 @@ pub async fn start(config: SimConfig, org: Org, listen: &str) -> std::io::Result
             })
             .await;
     });
-    Ok(SimHandle { addr, state, shutdown: Some(tx) })
+    Ok(SimHandle {
+        addr,
+        state,
+        shutdown: Some(tx),
+    })
 }
 
 type Shared = Arc<Mutex<SimState>>;
@@ -230,7 +247,8 @@ fn oapi_error(errcode: i64, errmsg: &str) -> Response {
 }
 
 fn oapi_ok(result: Value) -> Response {
-    Json(json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": request_id()})).into_response()
+    Json(json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": request_id()}))
+        .into_response()
 }
 
 fn issue_token(st: &mut SimState) -> String {
@@ -250,7 +268,10 @@ fn issue_token(st: &mut SimState) -> String {
     }
 }
 
-async fn gettoken(State(state): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn gettoken(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let mut st = state.lock().expect("sim state");
     if let Some(code) = st.admit("/gettoken") {
         return oapi_error(code, "simulated failure");
@@ -258,7 +279,8 @@ async fn gettoken(State(state): State<Shared>, Query(q): Query<HashMap<String, S
     match (q.get("appkey"), q.get("appsecret")) {
         (Some(k), Some(s)) if *k == st.config.app_key && *s == st.config.app_secret => {
             let token = issue_token(&mut st);
-            Json(json!({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})).into_response()
+            Json(json!({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200}))
+                .into_response()
         }
         (None, _) | (_, None) => oapi_error(40035, "缺少参数 corpid or appkey"),
         _ => oapi_error(40096, "不合法的appKey或appSecret"),
@@ -267,7 +289,9 @@ async fn gettoken(State(state): State<Shared>, Query(q): Query<HashMap<String, S
 
 async fn access_token(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
     let mut st = state.lock().expect("sim state");
-    if body["appKey"] == st.config.app_key.as_str() && body["appSecret"] == st.config.app_secret.as_str() {
+    if body["appKey"] == st.config.app_key.as_str()
+        && body["appSecret"] == st.config.app_secret.as_str()
+    {
         let token = issue_token(&mut st);
         Json(json!({"accessToken": token, "expireIn": 7200})).into_response()
     } else {
@@ -286,7 +310,9 @@ fn params(headers: &HeaderMap, body: &Bytes) -> HashMap<String, Value> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if form {
-        return url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
+        return url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
     }
     serde_json::from_slice::<HashMap<String, Value>>(body).unwrap_or_default()
 }
@@ -321,21 +347,37 @@ async fn topapi(
         tokio::time::sleep(latency).await;
     }
     let mut st = state.lock().expect("sim state");
-    let token = q.get("access_token").cloned().or_else(|| text(&p, "access_token"));
+    let token = q
+        .get("access_token")
+        .cloned()
+        .or_else(|| text(&p, "access_token"));
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Json(json!({"errcode": 88, "sub_code": "40000", "sub_msg": "access_token is blank", "errmsg": "ding talk error[subcode=40000,submsg=access_token is blank]", "request_id": request_id()})).into_response();
     };
-    let valid = st.token.as_ref().is_some_and(|(t, exp)| *t == token && *exp > Instant::now());
+    let valid = st
+        .token
+        .as_ref()
+        .is_some_and(|(t, exp)| *t == token && *exp > Instant::now());
     if !valid {
         return Json(json!({"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token", "errmsg": "ding talk error[subcode=40014,submsg=不合法的access_token]", "request_id": request_id()})).into_response();
     }
-    let known = ["v2/department/listsub", "v2/department/listsubid", "v2/department/get", "v2/user/list", "v2/user/get"];
+    let known = [
+        "v2/department/listsub",
+        "v2/department/listsubid",
+        "v2/department/get",
+        "v2/user/list",
+        "v2/user/get",
+    ];
     if !known.contains(&path.as_str()) {
         let name = format!("dingtalk.oapi.{}", path.replace('/', "."));
         return Json(json!({"errcode": 22, "sub_msg": format!("不合法ApiName，ApiName = {name}"), "errmsg": "Invalid method", "request_id": request_id()})).into_response();
     }
     if let Some(code) = st.admit(&api) {
-        let msg = if code == 90018 { "请求过于频繁" } else { "系统繁忙" };
+        let msg = if code == 90018 {
+            "请求过于频繁"
+        } else {
+            "系统繁忙"
+        };
         return oapi_error(code, msg);
     }
     match path.as_str() {
@@ -346,12 +388,25 @@ async fn topapi(
             }
             let subid = path.ends_with("listsubid");
             // listsub respects the contact scope; listsubid does not (§10.3).
-            if !subid && !st.in_scope(id) && !st.config.scope.iter().any(|s| st.departments.get(s).and_then(|d| d.parent_id) == Some(id)) {
+            if !subid
+                && !st.in_scope(id)
+                && !st
+                    .config
+                    .scope
+                    .iter()
+                    .any(|s| st.departments.get(s).and_then(|d| d.parent_id) == Some(id))
+            {
                 return oapi_error(50004, "部门不在授权范围内");
             }
-            let children: Vec<&SimDept> = st.departments.values().filter(|d| d.parent_id == Some(id)).collect();
+            let children: Vec<&SimDept> = st
+                .departments
+                .values()
+                .filter(|d| d.parent_id == Some(id))
+                .collect();
             if subid {
-                return oapi_ok(json!({"dept_id_list": children.iter().map(|d| d.dept_id).collect::<Vec<_>>()}));
+                return oapi_ok(
+                    json!({"dept_id_list": children.iter().map(|d| d.dept_id).collect::<Vec<_>>()}),
+                );
             }
             let list: Vec<Value> = children
                 .iter()
@@ -361,15 +416,21 @@ async fn topapi(
             oapi_ok(Value::Array(list))
         }
         "v2/department/get" => {
-            let Some(id) = int(&p, "dept_id") else { return oapi_error(40035, "缺少参数 dept_id") };
+            let Some(id) = int(&p, "dept_id") else {
+                return oapi_error(40035, "缺少参数 dept_id");
+            };
             match st.departments.get(&id) {
                 None => oapi_error(60003, "部门不存在"),
                 Some(_) if !st.in_scope(id) => oapi_error(50004, "部门不在授权范围内"),
-                Some(d) => oapi_ok(json!({"dept_id": d.dept_id, "name": d.name, "parent_id": d.parent_id, "order": d.order})),
+                Some(d) => oapi_ok(
+                    json!({"dept_id": d.dept_id, "name": d.name, "parent_id": d.parent_id, "order": d.order}),
+                ),
             }
         }
         "v2/user/list" => {
-            let (Some(id), Some(cursor), Some(size)) = (int(&p, "dept_id"), int(&p, "cursor"), int(&p, "size")) else {
+            let (Some(id), Some(cursor), Some(size)) =
+                (int(&p, "dept_id"), int(&p, "cursor"), int(&p, "size"))
+            else {
                 return oapi_error(40035, "缺少参数 dept_id, cursor or size");
             };
             if !(1..=100).contains(&size) || cursor < 0 {
@@ -381,10 +442,19 @@ async fn topapi(
             if !st.in_scope(id) {
                 return oapi_error(50004, "部门不在授权范围内");
             }
-            let members: Vec<&SimUser> = st.users.values().filter(|u| u.dept_id_list.contains(&id)).collect();
+            let members: Vec<&SimUser> = st
+                .users
+                .values()
+                .filter(|u| u.dept_id_list.contains(&id))
+                .collect();
             let start = cursor as usize;
             let end = (start + size as usize).min(members.len());
-            let page: Vec<Value> = members.get(start..end).unwrap_or_default().iter().map(|u| user_json(u)).collect();
+            let page: Vec<Value> = members
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|u| user_json(u))
+                .collect();
             let has_more = end < members.len();
             let mut result = json!({"has_more": has_more, "list": page});
             if has_more {
@@ -393,10 +463,14 @@ async fn topapi(
             oapi_ok(result)
         }
         "v2/user/get" => {
-            let Some(userid) = text(&p, "userid") else { return oapi_error(40035, "缺少参数 userid") };
+            let Some(userid) = text(&p, "userid") else {
+                return oapi_error(40035, "缺少参数 userid");
+            };
             match st.users.get(&userid) {
                 None => oapi_error(60121, "找不到该用户"),
-                Some(u) if !u.dept_id_list.iter().any(|d| st.in_scope(*d)) => oapi_error(50002, "员工不在授权范围内"),
+                Some(u) if !u.dept_id_list.iter().any(|d| st.in_scope(*d)) => {
+                    oapi_error(50002, "员工不在授权范围内")
+                }
                 Some(u) => oapi_ok(user_json(u)),
             }
         }
@@ -414,8 +488,16 @@ fn user_json(u: &SimUser) -> Value {
 
 async fn admin_user(State(state): State<Shared>, Json(u): Json<SimUser>) -> Response {
     let mut st = state.lock().expect("sim state");
-    if let Some(d) = u.dept_id_list.iter().find(|d| !st.departments.contains_key(d)) {
-        return (StatusCode::BAD_REQUEST, format!("dept_id_list: unknown department {d}")).into_response();
+    if let Some(d) = u
+        .dept_id_list
+        .iter()
+        .find(|d| !st.departments.contains_key(d))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("dept_id_list: unknown department {d}"),
+        )
+            .into_response();
     }
     if u.userid.is_empty() || u.name.is_empty() {
         return (StatusCode::BAD_REQUEST, "userid and name are required").into_response();
@@ -434,7 +516,11 @@ async fn admin_leave(State(state): State<Shared>, Path(userid): Path<String>) ->
 async fn admin_dept(State(state): State<Shared>, Json(d): Json<SimDept>) -> Response {
     let mut st = state.lock().expect("sim state");
     if d.dept_id == 1 || d.parent_id.is_none_or(|p| !st.departments.contains_key(&p)) {
-        return (StatusCode::BAD_REQUEST, "parent_id: unknown department (and the root cannot change)").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "parent_id: unknown department (and the root cannot change)",
+        )
+            .into_response();
     }
     st.departments.insert(d.dept_id, d);
     StatusCode::NO_CONTENT.into_response()
@@ -443,7 +529,11 @@ async fn admin_dept(State(state): State<Shared>, Json(d): Json<SimDept>) -> Resp
 async fn admin_dept_delete(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
     let mut st = state.lock().expect("sim state");
     if st.departments.values().any(|d| d.parent_id == Some(id)) {
-        return (StatusCode::CONFLICT, "60006: department has sub-departments").into_response();
+        return (
+            StatusCode::CONFLICT,
+            "60006: department has sub-departments",
+        )
+            .into_response();
     }
     if st.users.values().any(|u| u.dept_id_list.contains(&id)) {
         return (StatusCode::CONFLICT, "60005: department has members").into_response();
@@ -455,7 +545,13 @@ async fn admin_dept_delete(State(state): State<Shared>, Path(id): Path<i64>) -> 
 async fn admin_faults(State(state): State<Shared>, Json(f): Json<Value>) -> Response {
     let mut st = state.lock().expect("sim state");
     if let Some(api) = f["api"].as_str() {
-        st.faults.insert(api.to_string(), Fault { fail: f["fail"].as_u64().unwrap_or(1) as u32, errcode: f["errcode"].as_i64().unwrap_or(-1) });
+        st.faults.insert(
+            api.to_string(),
+            Fault {
+                fail: f["fail"].as_u64().unwrap_or(1) as u32,
+                errcode: f["errcode"].as_i64().unwrap_or(-1),
+            },
+        );
     }
     if let Some(ms) = f["latency_ms"].as_u64() {
         st.latency = Duration::from_millis(ms);

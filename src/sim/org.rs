@@ -75,7 +75,10 @@ impl Org {
         for d in &self.departments {
             if let Some(p) = d.parent_id {
                 if !ids.contains(&p) {
-                    return Err(format!("departments: {} ({}) has unknown parent_id {p}", d.dept_id, d.name));
+                    return Err(format!(
+                        "departments: {} ({}) has unknown parent_id {p}",
+                        d.dept_id, d.name
+                    ));
                 }
             }
         }
@@ -92,11 +95,30 @@ impl Org {
     }
 }
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗", "吕", "欧阳"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "婷", "浩然", "子涵", "雨桐"];
-const UNITS: &[&str] = &["研发", "产品", "市场", "销售", "财务", "人事", "法务", "运营", "客服", "设计", "数据", "安全", "测试", "采购", "行政"];
-const PLACES: &[&str] = &["北京", "上海", "杭州", "深圳", "成都", "武汉", "西安", "南京"];
-const TITLES: &[&str] = &["工程师", "高级工程师", "经理", "总监", "专员", "主管", "实习生"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "高", "林", "罗", "吕", "欧阳",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀英", "霞", "平", "刚", "桂英", "婷", "浩然", "子涵", "雨桐",
+];
+const UNITS: &[&str] = &[
+    "研发", "产品", "市场", "销售", "财务", "人事", "法务", "运营", "客服", "设计", "数据", "安全",
+    "测试", "采购", "行政",
+];
+const PLACES: &[&str] = &[
+    "北京", "上海", "杭州", "深圳", "成都", "武汉", "西安", "南京",
+];
+const TITLES: &[&str] = &[
+    "工程师",
+    "高级工程师",
+    "经理",
+    "总监",
+    "专员",
+    "主管",
+    "实习生",
+];
 
 /// A deterministic org: a deep and wide tree, homonyms (common names repeat), people in
 /// several departments, some without mobile or email, a few exclusive accounts.
@@ -116,17 +138,35 @@ pub fn generate(people: usize, departments: usize, seed: u64) -> Org {
         };
         let unit = UNITS[i % UNITS.len()];
         let place = PLACES[(i / UNITS.len()) % PLACES.len()];
-        let name = if i < UNITS.len() { format!("{unit}部") } else { format!("{place}{unit}{}组", i / (UNITS.len() * PLACES.len()) + 1) };
-        org.departments.push(SimDept { dept_id: id, name, parent_id: Some(parent), order: i as i64 });
+        let name = if i < UNITS.len() {
+            format!("{unit}部")
+        } else {
+            format!("{place}{unit}{}组", i / (UNITS.len() * PLACES.len()) + 1)
+        };
+        org.departments.push(SimDept {
+            dept_id: id,
+            name,
+            parent_id: Some(parent),
+            order: i as i64,
+        });
     }
     for i in 0..people {
         let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
         // Few given names: homonyms are common, as in real Chinese orgs.
         let given = GIVEN[rng.random_range(0..GIVEN.len())];
         let name = format!("{surname}{given}");
-        let mut depts = vec![org.departments.choose(&mut rng).expect("departments").dept_id];
+        let mut depts = vec![
+            org.departments
+                .choose(&mut rng)
+                .expect("departments")
+                .dept_id,
+        ];
         if rng.random_bool(0.08) {
-            let extra = org.departments.choose(&mut rng).expect("departments").dept_id;
+            let extra = org
+                .departments
+                .choose(&mut rng)
+                .expect("departments")
+                .dept_id;
             if !depts.contains(&extra) {
                 depts.push(extra);
             }
@@ -134,12 +174,18 @@ pub fn generate(people: usize, departments: usize, seed: u64) -> Org {
         let exclusive = rng.random_bool(0.01);
         let userid = format!("{:06}{}", i, ["a", "b", "c", "d"][i % 4]);
         org.users.push(SimUser {
-            unionid: format!("union{:x}", seed.wrapping_mul(1_000_003).wrapping_add(i as u64)),
-            mobile: (!exclusive && !rng.random_bool(0.05)).then(|| format!("13{:09}", 100_000_000 + i)),
+            unionid: format!(
+                "union{:x}",
+                seed.wrapping_mul(1_000_003).wrapping_add(i as u64)
+            ),
+            mobile: (!exclusive && !rng.random_bool(0.05))
+                .then(|| format!("13{:09}", 100_000_000 + i)),
             email: (!rng.random_bool(0.1)).then(|| format!("user{i}@corp.example")),
             title: Some(TITLES[rng.random_range(0..TITLES.len())].to_string()),
             job_number: Some(format!("E{:05}", i + 1)),
-            work_place: rng.random_bool(0.5).then(|| PLACES[rng.random_range(0..PLACES.len())].to_string()),
+            work_place: rng
+                .random_bool(0.5)
+                .then(|| PLACES[rng.random_range(0..PLACES.len())].to_string()),
             userid,
             name,
             dept_id_list: depts,

@@ -37,7 +37,10 @@ pub fn to_model(corp_id: &str, read: ScopeRead) -> SourceSnapshot {
         .map(|d| Department {
             id: d.dept_id.to_string(),
             name: d.name.clone(),
-            parent: d.parent_id.filter(|p| in_scope.contains(p)).map(|p| p.to_string()),
+            parent: d
+                .parent_id
+                .filter(|p| in_scope.contains(p))
+                .map(|p| p.to_string()),
             fields: [
                 ("id", json!(d.dept_id.to_string())),
                 ("name", json!(d.name)),
@@ -55,17 +58,35 @@ pub fn to_model(corp_id: &str, read: ScopeRead) -> SourceSnapshot {
         .users
         .into_iter()
         .filter_map(|u| {
-            let Value::Object(mut fields) = u else { return None };
+            let Value::Object(mut fields) = u else {
+                return None;
+            };
             let id = fields.get("userid")?.as_str()?.to_string();
-            let name = fields.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = fields
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let depts: Vec<String> = fields
                 .get("dept_id_list")
                 .and_then(Value::as_array)
-                .map(|l| l.iter().filter_map(Value::as_i64).filter(|d| in_scope.contains(d)).map(|d| d.to_string()).collect())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_i64)
+                        .filter(|d| in_scope.contains(d))
+                        .map(|d| d.to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             fields.insert("corp_id".into(), json!(corp_id));
             fields.insert("main_dept_id".into(), json!(depts.first()));
-            Some(Person { id, name, main_department: depts.first().cloned(), departments: depts, fields: fields.into_iter().collect() })
+            Some(Person {
+                id,
+                name,
+                main_department: depts.first().cloned(),
+                departments: depts,
+                fields: fields.into_iter().collect(),
+            })
         })
         .collect();
     SourceSnapshot {
