@@ -276,3 +276,24 @@ fn invalid_objects_are_refused_naming_the_field() {
         );
     }
 }
+
+#[test]
+fn every_example_mapping_compiles_with_the_engine() {
+    let mut n = 0;
+    for file in yaml_files(&root().join("examples")) {
+        for doc in yaml_docs(&file) {
+            if doc["kind"] == "FieldMapping" {
+                let m: dingsync::api::FieldMapping = serde_json::from_value(doc).unwrap();
+                if let Err(e) = dingsync::mapping::Mapping::compile(&m.spec) {
+                    panic!(
+                        "{}: FieldMapping {}: {e}",
+                        file.display(),
+                        m.metadata.name.unwrap_or_default()
+                    );
+                }
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 3);
+}

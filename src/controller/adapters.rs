@@ -1,33 +1,55 @@
 //! The production implementations of the controller's seams.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::{
     CredentialChecker, CredentialError, Sensitive, SyncOutcome, SyncRequest, SyncRunError,
     SyncRunner,
 };
-use crate::api::{DingTalkBindingSpec, FieldMappingSpec, binding::Permissions};
+use crate::{
+    api::{
+        DingTalkBindingSpec, FieldMappingSpec,
+        binding::Permissions,
+        target::{Failure, PendingApproval, PlanSummary, RunSummary},
+    },
+    dingtalk::{ClientConfig, DingTalkClient, DingTalkError, Secret},
+    directory::{
+        DirectoryError,
+        ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
+    },
+    mapping::Mapping,
+    sync::{self, Options, SyncError, dingtalk_source::DingTalkSource},
+};
 
-/// DingTalk's mainland legacy API host.
-const DEFAULT_OAPI: &str = "https://oapi.dingtalk.com";
-
-/// Confirms credentials by obtaining a token (`/gettoken`) and probes the address-book read
-/// permission with one `listsub` of the root department.
-pub struct DingTalkProbe {
-    http: reqwest::Client,
-}
-
-impl Default for DingTalkProbe {
-    fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("an HTTP client with default TLS");
-        Self { http }
+/// The client configuration a binding describes.
+pub fn client_config(
+    spec: &DingTalkBindingSpec,
+    app_key: &str,
+    app_secret: &Sensitive,
+) -> ClientConfig {
+    let mut c = ClientConfig::new(&spec.corp_id, app_key, Secret::new(app_secret.expose()));
+    if let Some(e) = &spec.endpoints {
+        if let Some(v) = &e.oapi {
+            c.oapi_base = v.trim_end_matches('/').to_string();
+        }
+        if let Some(v) = &e.api {
+            c.api_base = v.trim_end_matches('/').to_string();
+        }
+        if let Some(v) = &e.login {
+            c.login_base = v.trim_end_matches('/').to_string();
+        }
     }
+    if let Some(n) = spec.rate_limits.as_ref().and_then(|r| r.per_api_per_second) {
+        c.per_api_per_second = n;
+    }
+    c.attempts = 3;
+    c
 }
+
+/// Confirms credentials by obtaining a token and probes the address-book read permission
+/// with one `listsub` of the root department.
+#[derive(Default)]
+pub struct DingTalkProbe;
 
 #[async_trait]
 impl CredentialChecker for DingTalkProbe {
@@ -37,64 +59,31 @@ impl CredentialChecker for DingTalkProbe {
         app_key: &str,
         app_secret: &Sensitive,
     ) -> Result<Permissions, CredentialError> {
-        let base = spec
-            .endpoints
-            .as_ref()
-            .and_then(|e| e.oapi.clone())
-            .unwrap_or_else(|| DEFAULT_OAPI.into());
-        let base = base.trim_end_matches('/');
-        let resp = self
-            .http
-            .get(format!("{base}/gettoken"))
-            .query(&[("appkey", app_key), ("appsecret", app_secret.expose())])
-            .send()
-            .await
-            // The URL carries the secret: report the kind of failure only.
-            .map_err(|e| CredentialError::Unreachable(describe(&e, base)))?;
-        if resp.status().is_server_error() {
-            return Err(CredentialError::Unreachable(format!(
-                "{base}: HTTP {}",
-                resp.status()
-            )));
+        let client = DingTalkClient::new(client_config(spec, app_key, app_secret));
+        match client.token().await {
+            Ok(_) => {}
+            Err(DingTalkError::InvalidCredentials { errcode, message }) => {
+                return Err(CredentialError::Invalid(format!(
+                    "errcode {errcode}: {message}"
+                )));
+            }
+            Err(e) => return Err(CredentialError::Unreachable(e.to_string())),
         }
-        let body: serde_json::Value = resp.json().await.map_err(|_| {
-            CredentialError::Unreachable(format!("{base}: the answer to /gettoken is not JSON"))
-        })?;
-        let errcode = body["errcode"].as_i64().unwrap_or(-1);
-        if errcode == -1 || errcode == 15 {
-            return Err(CredentialError::Unreachable(format!(
-                "{base}: DingTalk busy (errcode {errcode})"
-            )));
-        }
-        if errcode != 0 {
-            let msg = body["errmsg"].as_str().unwrap_or("").to_string();
-            return Err(CredentialError::Invalid(format!(
-                "errcode {errcode}: {msg}"
-            )));
-        }
-        let token = body["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let probe = self
-            .http
-            .post(format!("{base}/topapi/v2/department/listsub"))
-            .query(&[("access_token", token.as_str())])
-            .json(&serde_json::json!({"dept_id": 1}))
-            .send()
-            .await
-            .map_err(|e| CredentialError::Unreachable(describe(&e, base)))?;
-        let probe: serde_json::Value = probe.json().await.unwrap_or_default();
-        let code = probe["errcode"].as_i64().unwrap_or(-1);
-        let sub = probe["sub_code"].as_str().unwrap_or("");
-        let read = code == 0;
         let mut missing = vec![];
-        if !read && (code == 60011 || sub == "60011" || code == 88) {
-            missing.push("qyapi_get_department_list".to_string());
-        }
+        let read = match client.list_sub_departments(1).await {
+            Ok(_) => true,
+            Err(DingTalkError::Denied { errcode: 60011, .. }) => {
+                missing.push("qyapi_get_department_list".to_string());
+                false
+            }
+            // Outside the contact scope at the root is normal for a scoped app.
+            Err(DingTalkError::Denied { .. }) => true,
+            Err(e) if e.is_transient() => return Err(CredentialError::Unreachable(e.to_string())),
+            Err(_) => false,
+        };
         // Mobile and email visibility cannot be told apart from empty fields without a person
-        // to look at; report them as granted with read and let the sync count people missing
-        // them (UNCONFIRMED: DingTalk offers no permission-listing API for internal apps).
+        // to look at; they follow read access here and the sync counts people missing them
+        // (UNCONFIRMED: DingTalk offers internal apps no permission-listing API).
         Ok(Permissions {
             contact_read: read,
             contact_write: false,
@@ -105,67 +94,139 @@ impl CredentialChecker for DingTalkProbe {
     }
 }
 
-fn describe(e: &reqwest::Error, base: &str) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!("{base}: {kind}")
-}
-
-/// Compile every template of a mapping; the error names the rule and the position.
+/// Compile every template of a mapping with the engine's compiler; the error names the rule.
 pub fn validate_mapping(spec: &FieldMappingSpec) -> Result<(), String> {
-    let env = minijinja::Environment::new();
-    let mut rules: Vec<(String, &str)> = vec![];
-    rules.push((
-        "user.uniqueName.template".into(),
-        &spec.user.unique_name.template,
-    ));
-    for (i, r) in spec.user.attributes.iter().enumerate() {
-        rules.push((format!("user.attributes[{i}] ({})", r.target), &r.template));
-    }
-    for (i, r) in spec.user.match_rules.iter().enumerate() {
-        rules.push((format!("user.match[{i}] ({})", r.target), &r.source));
-    }
-    if let Some(d) = &spec.department {
-        if let Some(t) = &d.name_template {
-            rules.push(("department.nameTemplate".into(), t));
-        }
-        for (i, r) in d.attributes.iter().enumerate() {
-            rules.push((
-                format!("department.attributes[{i}] ({})", r.target),
-                &r.template,
-            ));
-        }
-    }
-    for (rule, template) in rules {
-        if let Err(e) = env.template_from_str(template) {
-            let at = e
-                .line()
-                .map(|l| format!(" at line {l}"))
-                .unwrap_or_default();
-            return Err(format!(
-                "{rule}: {}{at}",
-                e.detail().unwrap_or("syntax error")
-            ));
-        }
-    }
-    Ok(())
+    Mapping::compile(spec)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// Stands in for the sync engine in builds that do not have it: every run is refused with a
-/// clear reason, so nothing is ever written by accident.
-pub struct NoEngine;
+/// Runs full syncs with the real engine: DingTalk as the source, the target's directory.
+pub struct Engine;
 
 #[async_trait]
-impl SyncRunner for NoEngine {
-    async fn run(&self, _request: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
-        Err(SyncRunError::Permanent(
-            "this build has no sync engine".into(),
-        ))
+impl SyncRunner for Engine {
+    async fn run(&self, req: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
+        use crate::api::target::Direction;
+        if req.spec.direction == Direction::Outbound {
+            return Err(SyncRunError::Permanent(
+                "direction Outbound is not supported by this version".into(),
+            ));
+        }
+        let mapping =
+            Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
+        let Some(ldap) = &req.spec.directory.ldap else {
+            return Err(SyncRunError::Permanent(
+                "directory.scim is not supported by this version; use directory.ldap".into(),
+            ));
+        };
+        let ca = match &req.directory_ca {
+            Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
+                SyncRunError::Permanent("caSecretRef: the CA bundle is not PEM text".into())
+            })?),
+            None => None,
+        };
+        let target = LdapTarget::from_spec(
+            ldap,
+            LdapSecret::new(req.directory_secret.expose()),
+            ca,
+            &req.spec.node,
+            req.spec.layout,
+            &req.binding.corp_id,
+        );
+        let store = target
+            .open()
+            .await
+            .map_err(|e| match DirectoryError::from(e) {
+                DirectoryError::Auth(m) => SyncRunError::DirectoryAuth(m),
+                DirectoryError::Unavailable(m) => SyncRunError::Transient(m),
+                other => SyncRunError::Permanent(other.to_string()),
+            })?;
+        let dir = LdapDirectory::new(store);
+        let client =
+            DingTalkClient::new(client_config(&req.binding, &req.app_key, &req.app_secret));
+        let source = DingTalkSource {
+            client,
+            roots: req.spec.scope.department_ids.clone(),
+        };
+        let deletion = req.spec.deletion.clone().unwrap_or_default();
+        let opts = Options {
+            policy: deletion.policy,
+            max_count: deletion.max_count.unwrap_or(50),
+            max_percent: deletion.max_percent.unwrap_or(10),
+            ou_tree: req.spec.layout == Some(crate::api::target::Layout::OuTree),
+            approval: req.approval.clone(),
+        };
+        let report = sync::run(
+            &source,
+            &dir,
+            &mapping,
+            &opts,
+            req.spec.dry_run,
+            &|_, _, _| {},
+        )
+        .await
+        .map_err(|e| match e {
+            SyncError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
+            SyncError::Directory(d) if !d.is_per_object() => SyncRunError::Transient(d.to_string()),
+            other => SyncRunError::Transient(other.to_string()),
+        })?;
+        Ok(outcome(&report))
+    }
+}
+
+/// A run report as the controller writes it into status.
+pub fn outcome(r: &sync::Report) -> SyncOutcome {
+    let n = |x: usize| x as i64;
+    let plan = &r.plan;
+    SyncOutcome {
+        summary: RunSummary {
+            created: n(r.created),
+            updated: n(r.updated),
+            moved: n(r.moved),
+            disabled: n(r.disabled),
+            enabled: n(r.enabled),
+            deleted: n(r.deleted),
+            unchanged: n(r.unchanged),
+            failed: n(r.failures.len()),
+            missing_mobile: n(r.missing_mobile),
+            missing_email: n(r.missing_email),
+            ..Default::default()
+        },
+        failures: r
+            .failures
+            .iter()
+            .map(|f| Failure {
+                kind: f.kind.into(),
+                id: f.id.clone(),
+                name: Some(f.name.clone()),
+                reason: f.reason.clone(),
+                message: f.message.clone(),
+            })
+            .collect(),
+        people: n(r.people),
+        departments: n(r.departments),
+        complete: r.complete,
+        held: r.held.as_ref().map(|h| PendingApproval {
+            removals: n(h.removals),
+            owned: n(h.owned),
+            token: h.token.clone(),
+            message: h.message.clone(),
+        }),
+        plan: Some(PlanSummary {
+            create: n(plan.count("create")),
+            update: n(plan.count("update") + plan.count("link")),
+            moves: n(plan.count("move")),
+            disable: n(plan.count("disable")),
+            enable: n(plan.count("enable")),
+            delete: n(plan.count("delete")),
+            sample: plan
+                .steps
+                .iter()
+                .take(20)
+                .map(|s| format!("{} {}: {}", s.op.verb(), s.label, s.reason))
+                .collect(),
+        }),
     }
 }
 

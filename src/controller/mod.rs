@@ -260,7 +260,7 @@ pub fn production_context(
         client,
         Arc::new(adapters::DingTalkProbe::default()),
         Arc::new(mapping::TemplateValidator),
-        Arc::new(adapters::NoEngine),
+        Arc::new(adapters::Engine),
         Some(recorder),
         metrics,
     ))

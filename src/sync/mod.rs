@@ -202,24 +202,15 @@ async fn apply(
         } else {
             CONCURRENCY
         };
-        let results: Vec<(usize, Result<(), DirectoryError>)> =
-            stream::iter(batch.iter().enumerate())
-                .map(|(i, step)| {
-                    let failed = &failed;
-                    async move {
-                        let skip = {
-                            let f = failed.lock().expect("failed set");
-                            blocked_by(&step.op, &f)
-                        };
-                        if let Some(why) = skip {
-                            return (i, Err(DirectoryError::Rejected(why)));
-                        }
-                        (i, execute(dir, &step.op).await)
-                    }
-                })
-                .buffer_unordered(width)
-                .collect()
-                .await;
+        let futures: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, step)| run_step(dir, i, step, &failed))
+            .collect();
+        let results: Vec<(usize, Result<(), DirectoryError>)> = stream::iter(futures)
+            .buffer_unordered(width)
+            .collect()
+            .await;
         for (i, r) in results {
             let step = &batch[i];
             match r {
@@ -246,6 +237,19 @@ async fn apply(
         phase_start = end;
     }
     Ok(())
+}
+
+async fn run_step(
+    dir: &dyn Directory,
+    i: usize,
+    step: &Step,
+    failed: &Mutex<HashSet<String>>,
+) -> (usize, Result<(), DirectoryError>) {
+    let skip = blocked_by(&step.op, &failed.lock().expect("failed set"));
+    if let Some(why) = skip {
+        return (i, Err(DirectoryError::Rejected(why)));
+    }
+    (i, execute(dir, &step.op).await)
 }
 
 /// An operation whose object (or the department it needs) already failed in this run.
