@@ -1,10 +1,369 @@
-//! `dingsync plan`.
+//! `dingsync plan -f DIR`: what a sync would change, computed from the same YAML the cluster
+//! gets, against the real DingTalk and the real directory, writing nothing.
+//!
+//! Secrets come from Secret manifests in DIR or, when absent, from environment variables
+//! `DINGSYNC_SECRET_<SECRET NAME>_<KEY>` (upper case, `-` and `.` as `_`), so credentials need
+//! not sit next to the manifests.
+
+use std::{collections::HashMap, path::PathBuf, time::Duration};
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::{
+    api::{DingTalkBinding, FieldMapping, SyncTarget, target::Direction},
+    controller::{Sensitive, adapters::client_config},
+    dingtalk::DingTalkClient,
+    directory::ldap::{
+        LdapDirectory,
+        client::{ConnectOptions, Pool, Secret as LdapSecret},
+        store::Store,
+    },
+    mapping::Mapping,
+    sync::{self, Op, Options, dingtalk_source::DingTalkSource},
+};
 
 /// Options of `dingsync plan`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Directory (or file) with the DingTalkBinding, FieldMapping, SyncTarget and Secret YAML.
+    #[arg(short = 'f', long = "filename")]
+    pub path: PathBuf,
+    /// Only this SyncTarget (default: every one found).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Show every operation instead of the first 50 per section.
+    #[arg(long)]
+    pub all: bool,
+}
 
-/// Entry point of `dingsync plan`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`dingsync plan` is not available in this build yet")
+/// Exit codes: 0 nothing pending, 2 changes pending, 1 error (returned as Err).
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let pending = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(plan(args))?;
+    if pending {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Manifests {
+    secrets: HashMap<String, HashMap<String, String>>,
+    bindings: HashMap<String, DingTalkBinding>,
+    mappings: HashMap<String, FieldMapping>,
+    targets: Vec<SyncTarget>,
+}
+
+fn load(path: &PathBuf) -> anyhow::Result<Manifests> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("-f {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.clone()]
+    };
+    let mut m = Manifests::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("{}", file.display()))?;
+        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let v: Value = serde::Deserialize::deserialize(doc)
+                .with_context(|| format!("{} document {}", file.display(), i + 1))?;
+            if v.is_null() {
+                continue;
+            }
+            let name = v["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let at = || {
+                format!(
+                    "{} document {} ({} {name})",
+                    file.display(),
+                    i + 1,
+                    v["kind"].as_str().unwrap_or("?")
+                )
+            };
+            match v["kind"].as_str() {
+                Some("Secret") => {
+                    let mut data = HashMap::new();
+                    if let Some(d) = v["data"].as_object() {
+                        for (k, val) in d {
+                            let bytes = base64::engine::general_purpose::STANDARD
+                                .decode(val.as_str().unwrap_or_default())
+                                .with_context(|| format!("{}: data.{k} is not base64", at()))?;
+                            data.insert(
+                                k.clone(),
+                                String::from_utf8(bytes)
+                                    .with_context(|| format!("{}: data.{k} is not text", at()))?,
+                            );
+                        }
+                    }
+                    if let Some(d) = v["stringData"].as_object() {
+                        for (k, val) in d {
+                            data.insert(k.clone(), val.as_str().unwrap_or_default().to_string());
+                        }
+                    }
+                    m.secrets.insert(name, data);
+                }
+                Some("DingTalkBinding") => {
+                    let b = serde_json::from_value(v.clone()).with_context(at)?;
+                    m.bindings.insert(name, b);
+                }
+                Some("FieldMapping") => {
+                    let f = serde_json::from_value(v.clone()).with_context(at)?;
+                    m.mappings.insert(name, f);
+                }
+                Some("SyncTarget") => m
+                    .targets
+                    .push(serde_json::from_value(v.clone()).with_context(at)?),
+                _ => {}
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn secret(m: &Manifests, name: &str, key: &str, field: &str) -> anyhow::Result<String> {
+    if let Some(v) = m.secrets.get(name).and_then(|s| s.get(key)) {
+        return Ok(v.trim().to_string());
+    }
+    let var = format!("DINGSYNC_SECRET_{}_{}", name, key)
+        .to_uppercase()
+        .replace(['-', '.'], "_");
+    std::env::var(&var)
+        .map(|v| v.trim().to_string())
+        .map_err(|_| {
+            anyhow!(
+                "{field}: Secret {name:?} key {key:?} is neither in the manifests nor in ${var}"
+            )
+        })
+}
+
+async fn plan(args: Args) -> anyhow::Result<bool> {
+    let m = load(&args.path)?;
+    let targets: Vec<&SyncTarget> = m
+        .targets
+        .iter()
+        .filter(|t| {
+            args.target
+                .as_ref()
+                .is_none_or(|n| t.metadata.name.as_ref() == Some(n))
+        })
+        .collect();
+    if targets.is_empty() {
+        bail!("no SyncTarget found in {}", args.path.display());
+    }
+    let mut pending = false;
+    for t in targets {
+        let name = t.metadata.name.clone().unwrap_or_default();
+        let spec = &t.spec;
+        if spec.direction == Direction::Outbound {
+            println!("SyncTarget {name}: Outbound is not supported by this version; skipped");
+            continue;
+        }
+        let Some(ldap) = &spec.directory.ldap else {
+            println!("SyncTarget {name}: directory.scim is not supported by this version; skipped");
+            continue;
+        };
+        let binding = m.bindings.get(&spec.binding_ref.name).ok_or_else(|| {
+            anyhow!(
+                "SyncTarget {name}: spec.bindingRef: DingTalkBinding {:?} not found",
+                spec.binding_ref.name
+            )
+        })?;
+        let fm = m
+            .mappings
+            .get(&spec.field_mapping_ref.name)
+            .ok_or_else(|| {
+                anyhow!(
+                    "SyncTarget {name}: spec.fieldMappingRef: FieldMapping {:?} not found",
+                    spec.field_mapping_ref.name
+                )
+            })?;
+        let mapping = Mapping::compile(&fm.spec)
+            .map_err(|e| anyhow!("FieldMapping {}: {e}", spec.field_mapping_ref.name))?;
+        let cred = &binding.spec.credentials_secret_ref;
+        let app_key = secret(&m, &cred.name, &cred.app_key_key, "credentialsSecretRef")?;
+        let app_secret = Sensitive::new(secret(
+            &m,
+            &cred.name,
+            &cred.app_secret_key,
+            "credentialsSecretRef",
+        )?);
+        let password = secret(
+            &m,
+            &ldap.password_secret_ref.name,
+            &ldap.password_secret_ref.key,
+            "directory.ldap.passwordSecretRef",
+        )?;
+        let ca = match &ldap.ca_secret_ref {
+            Some(r) => Some(secret(&m, &r.name, &r.key, "directory.ldap.caSecretRef")?),
+            None => None,
+        };
+
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message(format!("{name}: reading DingTalk and {}", ldap.url));
+        let mut opts = ConnectOptions::new(
+            ldap.url.clone(),
+            ldap.bind_dn.clone(),
+            LdapSecret::new(password),
+        );
+        opts.start_tls = ldap.start_tls;
+        opts.ca_pem = ca;
+        let pool = Pool::connect(opts)
+            .await
+            .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+        let store = Store::open_read_only(
+            pool,
+            &spec.node,
+            spec.layout.unwrap_or_default(),
+            &binding.spec.corp_id,
+        )
+        .await
+        .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+        let dir = LdapDirectory::new(store);
+        let client = DingTalkClient::new(client_config(&binding.spec, &app_key, &app_secret));
+        let source = DingTalkSource {
+            client,
+            roots: spec.scope.department_ids.clone(),
+        };
+        let deletion = spec.deletion.clone().unwrap_or_default();
+        let options = Options {
+            policy: deletion.policy,
+            max_count: deletion.max_count.unwrap_or(50),
+            max_percent: deletion.max_percent.unwrap_or(10),
+            ou_tree: spec.layout == Some(crate::api::target::Layout::OuTree),
+            approval: t
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::api::target::APPROVE_ANNOTATION).cloned()),
+        };
+        let progress = |phase: &str, n: usize, _: Option<usize>| {
+            bar.set_message(format!("{name}: {phase} ({n})"))
+        };
+        let (snapshot, plan) = sync::compute(&source, &dir, &mapping, &options, &progress)
+            .await
+            .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+        bar.finish_and_clear();
+        print_plan(&name, &ldap.url, &spec.node, &snapshot, &plan, args.all);
+        pending |= !plan.steps.is_empty() || plan.held.is_some();
+    }
+    Ok(pending)
+}
+
+fn print_plan(
+    name: &str,
+    url: &str,
+    node: &str,
+    snapshot: &crate::model::SourceSnapshot,
+    plan: &sync::Plan,
+    all: bool,
+) {
+    println!("SyncTarget {name}: {url} {node}");
+    println!(
+        "  DingTalk: {} departments, {} people{}",
+        snapshot.departments.len(),
+        snapshot.people.len(),
+        if snapshot.complete {
+            String::new()
+        } else {
+            format!(" (INCOMPLETE read: {})", snapshot.incomplete.join("; "))
+        }
+    );
+    let mark = |op: &Op| match op {
+        Op::CreateDept { .. }
+        | Op::CreatePerson { .. }
+        | Op::EnablePerson { .. }
+        | Op::LinkPerson { .. } => "+",
+        Op::DisablePerson { .. } | Op::DeletePerson { .. } | Op::DeleteDept { .. } => "-",
+        _ => "~",
+    };
+    for (title, people) in [("departments", false), ("people", true)] {
+        let steps: Vec<&sync::Step> = plan
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.op, Op::AddMembers { .. } | Op::RemoveMembers { .. }))
+            .filter(|s| (s.op.subject().0 == "User") == people)
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        println!("  {title}:");
+        for s in steps.iter().take(if all { usize::MAX } else { 50 }) {
+            println!(
+                "    {} {:<8} {:<28} {}",
+                mark(&s.op),
+                s.op.verb(),
+                s.label,
+                s.reason
+            );
+        }
+        if !all && steps.len() > 50 {
+            println!("    … {} more (--all shows them)", steps.len() - 50);
+        }
+    }
+    let adds: usize = plan
+        .steps
+        .iter()
+        .map(|s| {
+            if let Op::AddMembers { people, .. } = &s.op {
+                people.len()
+            } else {
+                0
+            }
+        })
+        .sum();
+    let removes: usize = plan
+        .steps
+        .iter()
+        .map(|s| {
+            if let Op::RemoveMembers { people, .. } = &s.op {
+                people.len()
+            } else {
+                0
+            }
+        })
+        .sum();
+    if adds + removes > 0 {
+        println!("  memberships: +{adds} -{removes}");
+    }
+    for p in &plan.problems {
+        println!(
+            "  ! {} {} {}: {} ({})",
+            p.kind, p.id, p.name, p.message, p.reason
+        );
+    }
+    if plan.suppressed_removals > 0 {
+        println!(
+            "  {} disables/deletes left out: the DingTalk read was incomplete",
+            plan.suppressed_removals
+        );
+    }
+    if let Some(h) = &plan.held {
+        println!(
+            "  HELD: {} — approve with annotation dingsync.io/approve-deletions={}",
+            h.message, h.token
+        );
+    }
+    println!(
+        "  plan: {} create, {} update, {} link, {} move, {} enable, {} disable, {} delete; {} unchanged",
+        plan.count("create"),
+        plan.count("update"),
+        plan.count("link"),
+        plan.count("move"),
+        plan.count("enable"),
+        plan.count("disable"),
+        plan.count("delete"),
+        plan.unchanged_people + plan.unchanged_departments
+    );
 }

@@ -39,7 +39,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let org = match &args.org {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--org {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--org {}: {e}", path.display()))?;
             Org::from_yaml(&text).map_err(|e| anyhow::anyhow!("--org {}: {e}", path.display()))?
         }
         None => sim::generate(args.people, args.departments, args.seed),

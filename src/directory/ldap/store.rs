@@ -121,6 +121,26 @@ impl Store {
         layout: Layout,
         corp_id: &str,
     ) -> Result<Self, LdapError> {
+        Self::open_with(pool, node, layout, corp_id, true).await
+    }
+
+    /// Like [`Store::open`] but writes nothing, not even the containers (for `dingsync plan`).
+    pub async fn open_read_only(
+        pool: Arc<Pool>,
+        node: &str,
+        layout: Layout,
+        corp_id: &str,
+    ) -> Result<Self, LdapError> {
+        Self::open_with(pool, node, layout, corp_id, false).await
+    }
+
+    async fn open_with(
+        pool: Arc<Pool>,
+        node: &str,
+        layout: Layout,
+        corp_id: &str,
+        create_containers: bool,
+    ) -> Result<Self, LdapError> {
         let node_dn = Dn::parse(node).map_err(|e| LdapError::Config(format!("node: {e}")))?;
         if node_dn.is_empty() {
             return Err(LdapError::Config("node: must not be the root DN".into()));
@@ -152,10 +172,15 @@ impl Store {
                 dn: store.node.to_string(),
             });
         }
-        for (base, name) in [
-            (&store.people_base, PEOPLE_OU),
-            (&store.groups_base, GROUPS_OU),
-        ] {
+        let containers = if create_containers {
+            vec![
+                (&store.people_base, PEOPLE_OU),
+                (&store.groups_base, GROUPS_OU),
+            ]
+        } else {
+            vec![]
+        };
+        for (base, name) in containers {
             let mut a = BTreeMap::new();
             a.insert("objectClass".to_string(), vec!["organizationalUnit".into()]);
             a.insert("ou".to_string(), vec![name.to_string()]);
