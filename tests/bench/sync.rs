@@ -51,14 +51,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 async fn client_for(handle: &sim::SimHandle, config: &SimConfig) -> DingTalkClient {
-    DingTalkClient::new(
-        ClientConfig::new(
-            &config.corp_id,
-            &config.app_key,
-            Secret::new(config.app_secret.clone()),
-        )
-        .with_base(&handle.base_url()),
+    let mut c = ClientConfig::new(
+        &config.corp_id,
+        &config.app_key,
+        Secret::new(config.app_secret.clone()),
     )
+    .with_base(&handle.base_url());
+    // Pace the client to the simulator's limit (none when it is unthrottled).
+    c.per_api_per_second = config.qps_limit.unwrap_or(100_000);
+    DingTalkClient::new(c)
 }
 
 async fn read_at_quota() {
