@@ -75,6 +75,11 @@ struct FakeRunner {
 impl SyncRunner for FakeRunner {
     async fn run(&self, request: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(p) = &request.progress {
+            p("Applying", 2, Some(7));
+            // Long enough for a watcher to see the live figures.
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        }
         *self.last.lock().unwrap() = Some(request);
         Ok(SyncOutcome {
             summary: RunSummary {
@@ -703,4 +708,39 @@ async fn overlapping_nodes_conflict_and_the_older_target_keeps_its_node() {
     assert!(nested.message.contains("first"), "{}", nested.message);
     assert_eq!(target_ready(&w.target("elsewhere").await).status, "True");
     assert_eq!(w.runner.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn live_progress_is_shown_during_a_run_and_cleared_after() {
+    let w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    let running = tokio::spawn({
+        let ctx = w.ctx.clone();
+        let t = w.target("t1").await;
+        async move { target::reconcile(Arc::new(t), ctx).await.unwrap() }
+    });
+    let mut seen = None;
+    for _ in 0..40 {
+        if let Some(p) = w.target("t1").await.status.and_then(|s| s.progress) {
+            seen = Some(p);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    running.await.unwrap();
+    let p = seen.expect("status.progress while the run goes on");
+    assert_eq!(
+        (p.phase.as_str(), p.done, p.total),
+        ("Applying", 2, Some(7))
+    );
+    let after = w.target("t1").await.status.unwrap();
+    assert!(after.progress.is_none(), "cleared when the run ends");
+    assert_eq!(
+        cond(&after.conditions, "Ready").status,
+        "True",
+        "the progress writer does not disturb the result"
+    );
 }

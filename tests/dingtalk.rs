@@ -256,15 +256,25 @@ async fn a_fault_mid_walk_disables_nobody() {
     let (handle, client) = sim_with(small_org(), SimConfig::default()).await;
     let mut cfg = client.config().clone();
     cfg.attempts = 2;
-    let source = DingTalkSource { client: DingTalkClient::new(cfg), roots: vec![1] };
+    let source = DingTalkSource {
+        client: DingTalkClient::new(cfg),
+        roots: vec![1],
+    };
     let dir = Arc::new(MemoryDirectory::new("uid"));
     let mapping = dingsync::sync::conformance::mapping();
-    let opts = Options { max_percent: 100, ..Default::default() };
+    let opts = Options {
+        max_percent: 100,
+        ..Default::default()
+    };
     let quiet = |_: &str, _: usize, _: Option<usize>| {};
-    dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await.unwrap();
+    dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
+        .await
+        .unwrap();
     // Member listing now fails for good in the middle of the walk: everyone looks gone.
     handle.fail_next("/topapi/v2/user/list", 1000, -1);
-    let r = dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await.unwrap();
+    let r = dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
+        .await
+        .unwrap();
     assert!(!r.complete, "the read is known to be incomplete");
     assert_eq!((r.disabled, r.deleted), (0, 0), "{:?}", r.plan.steps);
     assert!(r.suppressed_removals >= 3, "{}", r.suppressed_removals);

@@ -68,7 +68,7 @@ pub trait MappingValidator: Send + Sync {
 }
 
 /// Everything a sync run needs, dereferenced and validated by the controller.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SyncRequest {
     /// `namespace/name` of the SyncTarget.
     pub target: String,
@@ -85,6 +85,23 @@ pub struct SyncRequest {
     pub trigger: String,
     /// Approval token taken from the approve annotation, if set.
     pub approval: Option<String>,
+    /// Where the run reports its phase and counts while it goes on.
+    pub progress: Option<ProgressSink>,
+}
+
+/// Receives (phase, done, total) while a run goes on.
+pub type ProgressSink = std::sync::Arc<dyn Fn(&str, usize, Option<usize>) + Send + Sync>;
+
+impl std::fmt::Debug for SyncRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncRequest")
+            .field("target", &self.target)
+            .field("trigger", &self.trigger)
+            .field("app_key", &self.app_key)
+            .field("app_secret", &self.app_secret)
+            .field("directory_secret", &self.directory_secret)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a sync run did.

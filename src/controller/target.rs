@@ -15,7 +15,7 @@ use crate::api::{
     DingTalkBinding, FieldMapping, SyncTarget, SyncTargetSpec, SyncTargetStatus, condition,
     condition_type as ct, find_condition, set_condition,
     status::{FALSE, TRUE},
-    target::{APPROVE_ANNOTATION, SYNC_NOW_ANNOTATION},
+    target::{APPROVE_ANNOTATION, Progress, SYNC_NOW_ANNOTATION},
 };
 
 /// Full-sync interval when the spec names none.
@@ -364,9 +364,27 @@ async fn evaluate(
         directory_ca: ca,
         trigger: trigger.label().to_string(),
         approval: target.annotations().get(APPROVE_ANNOTATION).cloned(),
+        progress: None,
     };
     let started = Time(jiff::Timestamp::now());
+    let (tx, rx) = tokio::sync::watch::channel(None::<Progress>);
+    let request = SyncRequest {
+        progress: Some(Arc::new(
+            move |phase: &str, done: usize, total: Option<usize>| {
+                tx.send_replace(Some(Progress {
+                    phase: phase.to_string(),
+                    done: done as i64,
+                    total: total.map(|t| t as i64),
+                }));
+            },
+        )),
+        ..request
+    };
+    let reporter = tokio::spawn(report_progress(ctx.client.clone(), target.clone(), rx));
     let result = ctx.runner.run(request).await;
+    reporter.abort();
+    let _ = reporter.await;
+    clear_progress(&ctx.client, target).await;
     let ended = Time(jiff::Timestamp::now());
     if let Trigger::Requested(r) = &trigger {
         st.last_sync_request = Some(r.clone());
@@ -514,6 +532,59 @@ async fn evaluate(
             Ok((None, Some("SyncFailed")))
         }
     }
+}
+
+/// Field manager of the live progress writes.
+const PROGRESS_MANAGER: &str = "dingsync-progress";
+
+/// A merge patch of `status.progress` alone (`null` removes it), so the live figures never
+/// touch the fields the reconcile applies.
+fn progress_patch(progress: Option<&Progress>) -> serde_json::Value {
+    serde_json::json!({ "status": { "progress": progress } })
+}
+
+/// Write the run's phase and counts into `status.progress`, at most every two seconds.
+async fn report_progress(
+    client: kube::Client,
+    target: SyncTarget,
+    mut rx: tokio::sync::watch::Receiver<Option<Progress>>,
+) {
+    let api: Api<SyncTarget> = Api::namespaced(client, &target.namespace().unwrap_or_default());
+    let pp = kube::api::PatchParams {
+        field_manager: Some(PROGRESS_MANAGER.into()),
+        ..Default::default()
+    };
+    while rx.changed().await.is_ok() {
+        let current = rx.borrow_and_update().clone();
+        if let Err(e) = api
+            .patch_status(
+                &target.name_any(),
+                &pp,
+                &kube::api::Patch::Merge(progress_patch(current.as_ref())),
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "progress not written");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Remove `status.progress` when the run is over.
+async fn clear_progress(client: &kube::Client, target: &SyncTarget) {
+    let api: Api<SyncTarget> =
+        Api::namespaced(client.clone(), &target.namespace().unwrap_or_default());
+    let pp = kube::api::PatchParams {
+        field_manager: Some(PROGRESS_MANAGER.into()),
+        ..Default::default()
+    };
+    let _ = api
+        .patch_status(
+            &target.name_any(),
+            &pp,
+            &kube::api::Patch::Merge(progress_patch(None)),
+        )
+        .await;
 }
 
 /// The older target whose node overlaps this one's in the same directory, if any.
