@@ -149,7 +149,7 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
     };
     let mapping = dingsync::mapping::Mapping::compile(
         &serde_yaml::from_str::<dingsync::api::FieldMapping>(
-            &manifests("x", "x", "x", "x").split("---").nth(2).unwrap(),
+            manifests("x", "x", "x", "x").split("---").nth(2).unwrap(),
         )
         .unwrap()
         .spec,

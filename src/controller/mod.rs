@@ -258,7 +258,7 @@ pub fn production_context(
     );
     Arc::new(Context::new(
         client,
-        Arc::new(adapters::DingTalkProbe::default()),
+        Arc::new(adapters::DingTalkProbe),
         Arc::new(mapping::TemplateValidator),
         Arc::new(adapters::Engine),
         Some(recorder),

@@ -130,11 +130,11 @@ impl SimState {
     /// Count a call and apply the QPS window and injected faults: `Some(errcode)` refuses it.
     fn admit(&mut self, api: &str) -> Option<i64> {
         *self.calls.entry(api.to_string()).or_default() += 1;
-        if let Some(f) = self.faults.get_mut(api) {
-            if f.fail > 0 {
-                f.fail -= 1;
-                return Some(f.errcode);
-            }
+        if let Some(f) = self.faults.get_mut(api)
+            && f.fail > 0
+        {
+            f.fail -= 1;
+            return Some(f.errcode);
         }
         if let Some(limit) = self.config.qps_limit {
             let now = Instant::now();

@@ -73,13 +73,13 @@ impl Org {
             }
         }
         for d in &self.departments {
-            if let Some(p) = d.parent_id {
-                if !ids.contains(&p) {
-                    return Err(format!(
-                        "departments: {} ({}) has unknown parent_id {p}",
-                        d.dept_id, d.name
-                    ));
-                }
+            if let Some(p) = d.parent_id
+                && !ids.contains(&p)
+            {
+                return Err(format!(
+                    "departments: {} ({}) has unknown parent_id {p}",
+                    d.dept_id, d.name
+                ));
             }
         }
         let mut users = std::collections::HashSet::new();
