@@ -3,6 +3,8 @@
 //! is transient, typed errors for what is not, and the address-book reads a sync needs with the
 //! fewest calls the API allows.
 
+pub mod callback;
+
 use std::{
     collections::{HashMap, HashSet},
     num::NonZeroU32,
