@@ -168,6 +168,13 @@ impl super::Directory for LdapDirectory {
                 })
                 .collect(),
             unlinked: s.unlinked.into_iter().map(person).collect(),
+            taken_names: s
+                .skipped
+                .iter()
+                .filter_map(|(dn, _)| dn.split(',').next()?.split_once('='))
+                .filter(|(attr, _)| attr.trim().eq_ignore_ascii_case("uid"))
+                .map(|(_, v)| v.trim().to_string())
+                .collect(),
             skipped: s.skipped,
         })
     }

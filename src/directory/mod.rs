@@ -50,8 +50,10 @@ pub struct Snapshot {
     pub departments: Vec<DeptEntry>,
     /// Unanchored people: candidates for the match rules.
     pub unlinked: Vec<PersonEntry>,
-    /// Entries left alone, with why (another enterprise's anchor, ...). Their names are taken.
+    /// Entries left alone, with why (another enterprise's anchor, ...).
     pub skipped: Vec<(String, String)>,
+    /// Account names held by the skipped entries: never given to anyone else.
+    pub taken_names: Vec<String>,
 }
 
 /// What went wrong, classified so one bad entry never stops the rest and a broken connection

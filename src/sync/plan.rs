@@ -363,12 +363,8 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
         .filter_map(current_name)
         .map(|n| n.to_lowercase())
         .collect();
-    for (key, _) in &dir.skipped {
-        if let Some(rdn) = key.split(',').next().and_then(|r| r.split_once('='))
-            && rdn.0.trim().eq_ignore_ascii_case(&name_attr)
-        {
-            taken.insert(rdn.1.trim().to_lowercase());
-        }
+    for name in &dir.taken_names {
+        taken.insert(name.to_lowercase());
     }
 
     // Matching index over unlinked entries: (attribute, lowercased value) → keys.
