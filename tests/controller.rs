@@ -67,6 +67,8 @@ impl CredentialChecker for FakeChecker {
 
 #[derive(Default)]
 struct FakeRunner {
+    /// Answer every run with this error instead of a result.
+    fail: Option<SyncRunError>,
     calls: AtomicUsize,
     last: Mutex<Option<SyncRequest>>,
 }
@@ -81,6 +83,9 @@ impl SyncRunner for FakeRunner {
             tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         }
         *self.last.lock().unwrap() = Some(request);
+        if let Some(e) = &self.fail {
+            return Err(e.clone());
+        }
         Ok(SyncOutcome {
             summary: RunSummary {
                 created: 3,
@@ -742,5 +747,42 @@ async fn live_progress_is_shown_during_a_run_and_cleared_after() {
         cond(&after.conditions, "Ready").status,
         "True",
         "the progress writer does not disturb the result"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_refusing_credentials_makes_the_target_not_ready() {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    let runner = Arc::new(FakeRunner {
+        fail: Some(SyncRunError::DirectoryAuth(
+            "SCIM server refused the bearer token (HTTP 401)".into(),
+        )),
+        ..Default::default()
+    });
+    w.ctx = Arc::new(Context::new(
+        w.client.clone(),
+        Arc::new(FakeChecker),
+        Arc::new(mapping::TemplateValidator),
+        runner.clone(),
+        None,
+        Arc::new(Metrics::default()),
+    ));
+    let action = target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
+        .await
+        .unwrap();
+    let ready = target_ready(&w.target("t1").await);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DirectoryAuthFailed")
+    );
+    assert!(ready.message.contains("401"), "{}", ready.message);
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::await_change(),
+        "waits for a fixed Secret"
     );
 }

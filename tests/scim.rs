@@ -171,3 +171,18 @@ async fn an_unreachable_server_is_transient() {
     .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_wrong_token_is_an_auth_error_for_the_whole_target() {
+    use dingsync::directory::{Directory, DirectoryError, scim::ScimDirectory};
+    let Some(server) = ScimServer::start() else {
+        return;
+    };
+    let client = ScimClient::connect(&server.base_url, BearerToken::new("wrong"), None)
+        .await
+        .unwrap();
+    let dir = ScimDirectory::new(client, "dingacme", "acme");
+    let err = dir.read().await.unwrap_err();
+    assert!(matches!(err, DirectoryError::Auth(_)), "{err:?}");
+    assert!(!err.is_per_object());
+}

@@ -14,8 +14,12 @@ use crate::{
     },
     dingtalk::{ClientConfig, DingTalkClient, DingTalkError, Secret},
     directory::{
-        DirectoryError,
+        Directory, DirectoryError,
         ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
+        scim::{
+            ScimDirectory,
+            client::{BearerToken, ScimClient},
+        },
     },
     mapping::Mapping,
     sync::{self, Options, SyncError, dingtalk_source::DingTalkSource},
@@ -115,34 +119,50 @@ impl SyncRunner for Engine {
         }
         let mapping =
             Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
-        let Some(ldap) = &req.spec.directory.ldap else {
-            return Err(SyncRunError::Permanent(
-                "directory.scim is not supported by this version; use directory.ldap".into(),
-            ));
-        };
         let ca = match &req.directory_ca {
             Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
                 SyncRunError::Permanent("caSecretRef: the CA bundle is not PEM text".into())
             })?),
             None => None,
         };
-        let target = LdapTarget::from_spec(
-            ldap,
-            LdapSecret::new(req.directory_secret.expose()),
-            ca,
-            &req.spec.node,
-            req.spec.layout,
-            &req.binding.corp_id,
-        );
-        let store = target
-            .open()
-            .await
-            .map_err(|e| match DirectoryError::from(e) {
-                DirectoryError::Auth(m) => SyncRunError::DirectoryAuth(m),
-                DirectoryError::Unavailable(m) => SyncRunError::Transient(m),
-                other => SyncRunError::Permanent(other.to_string()),
-            })?;
-        let dir = LdapDirectory::new(store);
+        let open_error = |e: DirectoryError| match e {
+            DirectoryError::Auth(m) => SyncRunError::DirectoryAuth(m),
+            DirectoryError::Unavailable(m) => SyncRunError::Transient(m),
+            other => SyncRunError::Permanent(other.to_string()),
+        };
+        let dir: Box<dyn Directory> = match (&req.spec.directory.ldap, &req.spec.directory.scim) {
+            (Some(ldap), _) => {
+                let target = LdapTarget::from_spec(
+                    ldap,
+                    LdapSecret::new(req.directory_secret.expose()),
+                    ca,
+                    &req.spec.node,
+                    req.spec.layout,
+                    &req.binding.corp_id,
+                );
+                let store = target.open().await.map_err(|e| open_error(e.into()))?;
+                Box::new(LdapDirectory::new(store))
+            }
+            (None, Some(scim)) => {
+                let client = ScimClient::connect(
+                    &scim.url,
+                    BearerToken::new(req.directory_secret.expose()),
+                    ca.as_deref().map(str::as_bytes),
+                )
+                .await
+                .map_err(|e| open_error(e.into()))?;
+                Box::new(ScimDirectory::new(
+                    client,
+                    &req.binding.corp_id,
+                    &req.spec.node,
+                ))
+            }
+            (None, None) => {
+                return Err(SyncRunError::Permanent(
+                    "spec.directory: set exactly one of ldap or scim".into(),
+                ));
+            }
+        };
         let client =
             DingTalkClient::new(client_config(&req.binding, &req.app_key, &req.app_secret));
         let source = DingTalkSource {
@@ -159,7 +179,7 @@ impl SyncRunner for Engine {
         };
         let report = sync::run(
             &source,
-            &dir,
+            dir.as_ref(),
             &mapping,
             &opts,
             req.spec.dry_run,
