@@ -142,10 +142,10 @@ fn set(user: &mut Value, name: &str, values: &[String]) -> Result<(), DirectoryE
                 ),
             }
             let schemas = user["schemas"].as_array_mut();
-            if let Some(s) = schemas {
-                if !s.iter().any(|x| x == ENTERPRISE) {
-                    s.push(json!(ENTERPRISE));
-                }
+            if let Some(s) = schemas
+                && !s.iter().any(|x| x == ENTERPRISE)
+            {
+                s.push(json!(ENTERPRISE));
             }
         }
     }
@@ -583,11 +583,11 @@ impl Directory for ScimDirectory {
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
         let group = self.dept(id)?;
         let parent = self.ix().parents.get(id).cloned().flatten();
-        if let Some(p) = parent {
-            if let Ok(pg) = self.dept(&p) {
-                self.set_members(&pg, &[], std::slice::from_ref(&group))
-                    .await?;
-            }
+        if let Some(p) = parent
+            && let Ok(pg) = self.dept(&p)
+        {
+            self.set_members(&pg, &[], std::slice::from_ref(&group))
+                .await?;
         }
         self.client.delete("Groups", &group).await?;
         self.wrote();
