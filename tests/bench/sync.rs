@@ -3,9 +3,10 @@
 //! 1. DingTalk read at the real quota (20 calls/s per API): calls against the lower bound
 //!    (one listsub per department + one user/list page per 100 direct members) and wall time
 //!    against the time that bound takes at 20 calls/s per API.
-//! 2. Full sync from an unthrottled simulator into a real slapd (or the in-memory directory
-//!    with `DINGSYNC_BENCH_DIR=memory`): wall time, directory writes, diff time, peak RSS, and
-//!    writes of the second (unchanged) run.
+//! 2. Full sync from an unthrottled simulator into a real slapd (the in-memory directory with
+//!    `DINGSYNC_BENCH_DIR=memory`, a real scim2-server with `DINGSYNC_BENCH_DIR=scim`): wall
+//!    time, directory writes (and SCIM requests), diff time, peak RSS, and writes of the second
+//!    (unchanged) run. The simulator runs in this process, so the RSS includes DingTalk's side.
 //!
 //! Sizes: `DINGSYNC_BENCH_READ_PEOPLE` (default 10000, in 500 departments) and
 //! `DINGSYNC_BENCH_SIZES` (default `10000,100000`).
