@@ -190,12 +190,12 @@ async fn full_sync(people: usize, backend: Backend) {
     let t = Instant::now();
     let plan = sync::plan::plan(&snap, &current, &mapping, &opts);
     let diff = t.elapsed().as_secs_f64();
+    let requests_first = scim_client.as_ref().map(|c| c.requests_sent());
     let t = Instant::now();
     let second = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
         .await
         .unwrap();
     let second_time = t.elapsed().as_secs_f64();
-    let requests_first = scim_client.as_ref().map(|c| c.requests_sent());
     let name = match backend {
         Backend::Memory => "memory",
         Backend::Ldap => "real slapd",
