@@ -114,6 +114,17 @@ fn normalise_dn(dn: &str) -> String {
         .join(",")
 }
 
+/// Whether two targets on one directory would act on the same entries. LDAP nodes are
+/// subtrees; SCIM users have no container, so one enterprise's targets on one SCIM server always
+/// share its users, whatever their group prefixes.
+pub fn owns_same_entries(a: &SyncTargetSpec, b: &SyncTargetSpec) -> bool {
+    if a.directory.scim.is_some() {
+        a.binding_ref.name == b.binding_ref.name || nodes_overlap(&a.node, &b.node)
+    } else {
+        nodes_overlap(&a.node, &b.node)
+    }
+}
+
 /// The server a target writes to, so nodes are only compared within one directory.
 pub fn directory_identity(spec: &SyncTargetSpec) -> String {
     let url = match (&spec.directory.ldap, &spec.directory.scim) {
@@ -610,9 +621,7 @@ async fn overlapping_target(
         .items
         .into_iter()
         .filter(|t| t.name_any() != target.name_any() && !t.spec.suspend)
-        .filter(|t| {
-            directory_identity(&t.spec) == dir && nodes_overlap(&t.spec.node, &target.spec.node)
-        })
+        .filter(|t| directory_identity(&t.spec) == dir && owns_same_entries(&t.spec, &target.spec))
         .map(|t| {
             (
                 (
@@ -671,6 +680,35 @@ mod tests {
         assert_eq!(directory_identity(&a), directory_identity(&b));
         b.directory.ldap.as_mut().unwrap().url = "ldap://other.example.com:389".into();
         assert_ne!(directory_identity(&a), directory_identity(&b));
+    }
+
+    #[test]
+    fn one_enterprise_twice_on_one_scim_server_overlaps() {
+        let scim = |binding: &str, node: &str| {
+            let mut t = SyncTargetSpec {
+                node: node.into(),
+                ..Default::default()
+            };
+            t.binding_ref.name = binding.into();
+            t.directory.scim = Some(crate::api::target::ScimSpec {
+                url: "https://idp.example.com/scim/v2".into(),
+                ..Default::default()
+            });
+            t
+        };
+        assert!(owns_same_entries(
+            &scim("acme", "sales"),
+            &scim("acme", "engineering")
+        ));
+        assert!(!owns_same_entries(
+            &scim("acme", "sales"),
+            &scim("beta", "beta")
+        ));
+        let ldap = |node: &str| SyncTargetSpec {
+            node: node.into(),
+            ..Default::default()
+        };
+        assert!(!owns_same_entries(&ldap("ou=a,dc=x"), &ldap("ou=b,dc=x")));
     }
 
     fn synced_at(secs: i64, fp: &str) -> SyncTargetStatus {
