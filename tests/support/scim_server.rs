@@ -43,36 +43,65 @@ impl ScimServer {
             );
             return None;
         };
-        let port = free_port();
-        let token = format!("tok-{}", uuid::Uuid::new_v4());
-        let child = Command::new(&bin)
-            .args([
-                "--hostname",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--bearer-token",
-                &token,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let server = Self {
-            child,
-            base_url: format!("http://127.0.0.1:{port}/v2"),
-            token,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "scim2-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        // A free port can be taken by a parallel test between our probe and the server's bind;
+        // so check that the server answering is ours (it accepts our token) and retry if not.
+        for _ in 0..10 {
+            let port = free_port();
+            let token = format!("tok-{}", uuid::Uuid::new_v4());
+            let child = Command::new(&bin)
+                .args([
+                    "--hostname",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--bearer-token",
+                    &token,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            let mut server = Self {
+                child,
+                base_url: format!("http://127.0.0.1:{port}/v2"),
+                token,
+                port,
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if server.child.try_wait().ok().flatten().is_some() {
+                    break; // it could not bind: try another port
+                }
+                if let Some(ours) = server.answers_with_our_token() {
+                    if ours {
+                        return Some(server);
+                    }
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "scim2-server did not listen on {port}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            server.stop();
         }
-        Some(server)
+        panic!("scim2-server could not start on a free port");
+    }
+
+    /// `Some(true)` when the server on our port accepts our token, `Some(false)` when another
+    /// server answers there, `None` while nothing answers yet.
+    fn answers_with_our_token(&self) -> Option<bool> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let req = format!(
+            "GET /v2/Users?count=1 HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).ok()?;
+        Some(head.ends_with(b"200"))
     }
 
     /// Stop the server (SIGTERM by PID) and wait for it.
