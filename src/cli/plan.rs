@@ -15,10 +15,17 @@ use crate::{
     api::{DingTalkBinding, FieldMapping, SyncTarget, target::Direction},
     controller::{Sensitive, adapters::client_config},
     dingtalk::DingTalkClient,
-    directory::ldap::{
-        LdapDirectory,
-        client::{ConnectOptions, Pool, Secret as LdapSecret},
-        store::Store,
+    directory::{
+        Directory,
+        ldap::{
+            LdapDirectory,
+            client::{ConnectOptions, Pool, Secret as LdapSecret},
+            store::Store,
+        },
+        scim::{
+            ScimDirectory,
+            client::{BearerToken, ScimClient},
+        },
     },
     mapping::Mapping,
     sync::{self, Op, Options, dingtalk_source::DingTalkSource},
@@ -169,10 +176,6 @@ async fn plan(args: Args) -> anyhow::Result<bool> {
             println!("SyncTarget {name}: Outbound is not supported by this version; skipped");
             continue;
         }
-        let Some(ldap) = &spec.directory.ldap else {
-            println!("SyncTarget {name}: directory.scim is not supported by this version; skipped");
-            continue;
-        };
         let binding = m.bindings.get(&spec.binding_ref.name).ok_or_else(|| {
             anyhow!(
                 "SyncTarget {name}: spec.bindingRef: DingTalkBinding {:?} not found",
@@ -198,39 +201,75 @@ async fn plan(args: Args) -> anyhow::Result<bool> {
             &cred.app_secret_key,
             "credentialsSecretRef",
         )?);
-        let password = secret(
-            &m,
-            &ldap.password_secret_ref.name,
-            &ldap.password_secret_ref.key,
-            "directory.ldap.passwordSecretRef",
-        )?;
-        let ca = match &ldap.ca_secret_ref {
-            Some(r) => Some(secret(&m, &r.name, &r.key, "directory.ldap.caSecretRef")?),
-            None => None,
-        };
-
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(120));
-        bar.set_message(format!("{name}: reading DingTalk and {}", ldap.url));
-        let mut opts = ConnectOptions::new(
-            ldap.url.clone(),
-            ldap.bind_dn.clone(),
-            LdapSecret::new(password),
-        );
-        opts.start_tls = ldap.start_tls;
-        opts.ca_pem = ca;
-        let pool = Pool::connect(opts)
-            .await
-            .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
-        let store = Store::open_read_only(
-            pool,
-            &spec.node,
-            spec.layout.unwrap_or_default(),
-            &binding.spec.corp_id,
-        )
-        .await
-        .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
-        let dir = LdapDirectory::new(store);
+        let (url, dir): (String, Box<dyn Directory>) =
+            match (&spec.directory.ldap, &spec.directory.scim) {
+                (Some(ldap), _) => {
+                    let password = secret(
+                        &m,
+                        &ldap.password_secret_ref.name,
+                        &ldap.password_secret_ref.key,
+                        "directory.ldap.passwordSecretRef",
+                    )?;
+                    let ca = match &ldap.ca_secret_ref {
+                        Some(r) => Some(secret(&m, &r.name, &r.key, "directory.ldap.caSecretRef")?),
+                        None => None,
+                    };
+                    bar.set_message(format!("{name}: reading DingTalk and {}", ldap.url));
+                    let mut opts = ConnectOptions::new(
+                        ldap.url.clone(),
+                        ldap.bind_dn.clone(),
+                        LdapSecret::new(password),
+                    );
+                    opts.start_tls = ldap.start_tls;
+                    opts.ca_pem = ca;
+                    let pool = Pool::connect(opts)
+                        .await
+                        .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+                    let store = Store::open_read_only(
+                        pool,
+                        &spec.node,
+                        spec.layout.unwrap_or_default(),
+                        &binding.spec.corp_id,
+                    )
+                    .await
+                    .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+                    (ldap.url.clone(), Box::new(LdapDirectory::new(store)))
+                }
+                (None, Some(scim)) => {
+                    let token = secret(
+                        &m,
+                        &scim.token_secret_ref.name,
+                        &scim.token_secret_ref.key,
+                        "directory.scim.tokenSecretRef",
+                    )?;
+                    let ca = match &scim.ca_secret_ref {
+                        Some(r) => Some(secret(&m, &r.name, &r.key, "directory.scim.caSecretRef")?),
+                        None => None,
+                    };
+                    bar.set_message(format!("{name}: reading DingTalk and {}", scim.url));
+                    // Connecting only reads ServiceProviderConfig; the plan reads, never writes.
+                    let client = ScimClient::connect(
+                        &scim.url,
+                        BearerToken::new(token),
+                        ca.as_deref().map(str::as_bytes),
+                    )
+                    .await
+                    .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+                    (
+                        scim.url.clone(),
+                        Box::new(ScimDirectory::new(
+                            client,
+                            &binding.spec.corp_id,
+                            &spec.node,
+                        )),
+                    )
+                }
+                (None, None) => {
+                    bail!("SyncTarget {name}: spec.directory: set exactly one of ldap or scim")
+                }
+            };
         let client = DingTalkClient::new(client_config(&binding.spec, &app_key, &app_secret));
         let source = DingTalkSource {
             client,
@@ -251,11 +290,11 @@ async fn plan(args: Args) -> anyhow::Result<bool> {
         let progress = |phase: &str, n: usize, _: Option<usize>| {
             bar.set_message(format!("{name}: {phase} ({n})"))
         };
-        let (snapshot, plan) = sync::compute(&source, &dir, &mapping, &options, &progress)
+        let (snapshot, plan) = sync::compute(&source, dir.as_ref(), &mapping, &options, &progress)
             .await
             .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
         bar.finish_and_clear();
-        print_plan(&name, &ldap.url, &spec.node, &snapshot, &plan, args.all);
+        print_plan(&name, &url, &spec.node, &snapshot, &plan, args.all);
         pending |= !plan.steps.is_empty() || plan.held.is_some();
     }
     Ok(pending)
