@@ -35,6 +35,9 @@ struct Rule {
     ownership: Ownership,
 }
 
+/// A person's fields prepared for rendering.
+pub struct PersonContext(JValue);
+
 /// A compiled FieldMapping.
 #[derive(Debug)]
 pub struct Mapping {
@@ -197,7 +200,22 @@ impl Mapping {
         person: &Person,
         creating: bool,
     ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
-        let ctx = JValue::from_serialize(&person.fields);
+        self.person_attributes_in(&self.context(person), creating)
+    }
+
+    /// A person's template context, built once and reused by every rule (the diff renders
+    /// several templates per person; converting the fields each time dominated its cost).
+    pub fn context(&self, person: &Person) -> PersonContext {
+        PersonContext(JValue::from_serialize(&person.fields))
+    }
+
+    /// [`Mapping::person_attributes`] with a prepared context.
+    pub fn person_attributes_in(
+        &self,
+        ctx: &PersonContext,
+        creating: bool,
+    ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
+        let ctx = &ctx.0;
         let mut out = BTreeMap::new();
         for r in &self.user {
             if r.ownership == Ownership::OnCreate && !creating {
@@ -222,8 +240,16 @@ impl Mapping {
 
     /// The name the person would like (before de-duplication).
     pub fn wanted_name(&self, person: &Person) -> Result<String, RenderError> {
-        let ctx = JValue::from_serialize(&person.fields);
-        let name = self.render("user.uniqueName", &ctx)?;
+        self.wanted_name_in(person, &self.context(person))
+    }
+
+    /// [`Mapping::wanted_name`] with a prepared context.
+    pub fn wanted_name_in(
+        &self,
+        person: &Person,
+        ctx: &PersonContext,
+    ) -> Result<String, RenderError> {
+        let name = self.render("user.uniqueName", &ctx.0)?;
         if name.is_empty() {
             return Err(RenderError {
                 rule: "user.uniqueName".into(),
@@ -235,10 +261,17 @@ impl Mapping {
 
     /// (target attribute, lowercased value) per match rule, in order; empty values skipped.
     pub fn match_values(&self, person: &Person) -> Result<Vec<(String, String)>, RenderError> {
-        let ctx = JValue::from_serialize(&person.fields);
+        self.match_values_in(&self.context(person))
+    }
+
+    /// [`Mapping::match_values`] with a prepared context.
+    pub fn match_values_in(
+        &self,
+        ctx: &PersonContext,
+    ) -> Result<Vec<(String, String)>, RenderError> {
         let mut out = vec![];
         for r in &self.matches {
-            let v = self.render(&r.label, &ctx)?;
+            let v = self.render(&r.label, &ctx.0)?;
             if !v.is_empty() {
                 out.push((r.target.clone(), v.to_lowercase()));
             }

@@ -391,6 +391,7 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
         link: Option<&'a PersonEntry>,
         wanted: String,
         name: Option<String>,
+        ctx: crate::mapping::PersonContext,
     }
     let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
     for p in people {
@@ -400,7 +401,8 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
         if p.text("email").is_none() && p.text("org_email").is_none() {
             out.missing_email += 1;
         }
-        let wanted = match mapping.wanted_name(p) {
+        let ctx = mapping.context(p);
+        let wanted = match mapping.wanted_name_in(p, &ctx) {
             Ok(w) => w,
             Err(e) => {
                 out.problems.push(Problem {
@@ -417,7 +419,7 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
         let mut link = None;
         if entry.is_none() {
             // First time: try the match rules in order.
-            let values = match mapping.match_values(p) {
+            let values = match mapping.match_values_in(&ctx) {
                 Ok(v) => v,
                 Err(e) => {
                     out.problems.push(Problem {
@@ -486,6 +488,7 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
             link,
             wanted,
             name,
+            ctx,
         });
     }
     for w in &mut wants {
@@ -515,7 +518,7 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
         let name = w.name.clone().expect("assigned above");
         let label = format!("{} ({name})", p.name);
         let creating = w.entry.is_none();
-        let mut attrs = match mapping.person_attributes(p, creating) {
+        let mut attrs = match mapping.person_attributes_in(&w.ctx, creating) {
             Ok(a) => a,
             Err(e) => {
                 out.problems.push(Problem {
