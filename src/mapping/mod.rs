@@ -221,7 +221,7 @@ impl Mapping {
             if r.ownership == Ownership::OnCreate && !creating {
                 continue;
             }
-            let v = self.render(&r.label, &ctx)?;
+            let v = self.render(&r.label, ctx)?;
             out.insert(
                 r.target.clone(),
                 if v.is_empty() { vec![] } else { vec![v] },
