@@ -34,6 +34,8 @@ struct Dept {
 struct State {
     /// By key (`<name attribute>=<name>`).
     people: BTreeMap<String, Person>,
+    /// Source id → key, so lookups by id stay constant-time at 100,000 people.
+    ids: std::collections::HashMap<String, String>,
     depts: BTreeMap<String, Dept>,
 }
 
@@ -106,11 +108,10 @@ fn find_person<'a>(
     st: &'a mut State,
     id: &str,
 ) -> Result<(String, &'a mut Person), DirectoryError> {
-    st.people
-        .iter_mut()
-        .find(|(_, p)| p.id.as_deref() == Some(id))
-        .map(|(k, p)| (k.clone(), p))
-        .ok_or_else(|| DirectoryError::Rejected(format!("person {id} is not in the directory")))
+    let missing = || DirectoryError::Rejected(format!("person {id} is not in the directory"));
+    let key = st.ids.get(id).cloned().ok_or_else(missing)?;
+    let p = st.people.get_mut(&key).ok_or_else(missing)?;
+    Ok((key, p))
 }
 
 #[async_trait]
@@ -160,11 +161,12 @@ impl Directory for MemoryDirectory {
         if st.people.contains_key(&key) {
             return Err(DirectoryError::Rejected(format!("{key} already exists")));
         }
-        if st.people.values().any(|p| p.id.as_deref() == Some(id)) {
+        if st.ids.contains_key(id) {
             return Err(DirectoryError::Rejected(format!(
                 "person {id} already exists"
             )));
         }
+        st.ids.insert(id.to_string(), key.clone());
         st.people.insert(
             key,
             Person {
@@ -189,6 +191,7 @@ impl Directory for MemoryDirectory {
             return Err(DirectoryError::Rejected(format!("{key} is already linked")));
         }
         p.id = Some(id.into());
+        st.ids.insert(id.to_string(), key.to_string());
         self.wrote();
         Ok(())
     }
@@ -212,6 +215,7 @@ impl Directory for MemoryDirectory {
             )));
         }
         st.people.remove(&key);
+        st.ids.insert(id.to_string(), new_key.clone());
         st.people.insert(new_key, updated);
         self.wrote();
         Ok(())
@@ -253,6 +257,7 @@ impl Directory for MemoryDirectory {
         let mut st = self.lock();
         let (key, _) = find_person(&mut st, id)?;
         st.people.remove(&key);
+        st.ids.remove(id);
         self.wrote();
         Ok(())
     }
