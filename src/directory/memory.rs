@@ -45,8 +45,6 @@ pub struct MemoryDirectory {
     name_attr: String,
     state: Mutex<State>,
     writes: AtomicU64,
-    /// Source ids whose writes are refused (tests of failure isolation).
-    rejected: Mutex<BTreeSet<String>>,
 }
 
 fn lower(attrs: &Attrs) -> Attrs {
@@ -63,35 +61,6 @@ impl MemoryDirectory {
             name_attr: name_attr.to_ascii_lowercase(),
             state: Mutex::default(),
             writes: AtomicU64::new(0),
-            rejected: Mutex::default(),
-        }
-    }
-
-    /// Refuse every write about `id` (a person's userid or a department's id) the way a real
-    /// directory refuses one object (schema or constraint violation), until
-    /// [`MemoryDirectory::accept`]. Tests use it to check one failure never stops the rest.
-    pub fn reject(&self, id: &str) {
-        self.rejected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string());
-    }
-
-    /// Stop refusing writes about `id`.
-    pub fn accept(&self, id: &str) {
-        self.rejected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-    }
-
-    fn check(&self, ids: &[&str]) -> Result<(), DirectoryError> {
-        let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-        match ids.iter().find(|id| rejected.contains(**id)) {
-            Some(id) => Err(DirectoryError::Rejected(format!(
-                "{id}: constraint violation (refused on purpose)"
-            ))),
-            None => Ok(()),
         }
     }
 
@@ -183,7 +152,6 @@ impl Directory for MemoryDirectory {
         attrs: &Attrs,
         main_dept: Option<&str>,
     ) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let attrs: Attrs = lower(attrs)
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
@@ -214,7 +182,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         let p = st
             .people
@@ -230,7 +197,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let changes = lower(changes);
         let mut st = self.lock();
         let (key, person) = find_person(&mut st, id)?;
@@ -261,7 +227,6 @@ impl Directory for MemoryDirectory {
         _name: &str,
         main_dept: &str,
     ) -> Result<(), DirectoryError> {
-        self.check(&[id, main_dept])?;
         let mut st = self.lock();
         if !st.depts.contains_key(main_dept) {
             return Err(DirectoryError::Rejected(format!(
@@ -274,7 +239,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn disable_person(&self, id: &str) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         let (_, p) = find_person(&mut st, id)?;
         p.disabled = true;
@@ -284,14 +248,12 @@ impl Directory for MemoryDirectory {
     }
 
     async fn enable_person(&self, id: &str) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         find_person(&mut self.lock(), id)?.1.disabled = false;
         self.wrote();
         Ok(())
     }
 
     async fn delete_person(&self, id: &str) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         let (key, _) = find_person(&mut st, id)?;
         st.people.remove(&key);
@@ -301,8 +263,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
-        self.check(&[dept])?;
-        self.check(&people.iter().map(String::as_str).collect::<Vec<_>>())?;
         let mut st = self.lock();
         if !st.depts.contains_key(dept) {
             return Err(DirectoryError::Rejected(format!(
@@ -323,7 +283,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
-        self.check(&[dept])?;
         let mut st = self.lock();
         for id in people {
             if let Ok((_, p)) = find_person(&mut st, id) {
@@ -341,7 +300,6 @@ impl Directory for MemoryDirectory {
         parent: Option<&str>,
         attrs: &Attrs,
     ) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         if st.depts.contains_key(id) {
             return Err(DirectoryError::Rejected(format!(
@@ -377,7 +335,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         let d = st
             .depts
@@ -400,7 +357,6 @@ impl Directory for MemoryDirectory {
         name: &str,
         parent: Option<&str>,
     ) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         if let Some(p) = parent {
             let mut cur = Some(p.to_string());
@@ -433,7 +389,6 @@ impl Directory for MemoryDirectory {
     }
 
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
-        self.check(&[id])?;
         let mut st = self.lock();
         if st.depts.values().any(|d| d.parent.as_deref() == Some(id)) {
             return Err(DirectoryError::Rejected(format!(
