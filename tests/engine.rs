@@ -52,6 +52,12 @@ scenarios!(
     two_enterprises_never_merge,
     homonyms_get_stable_distinct_names,
     ambiguous_matches_are_refused,
+    one_failure_never_stops_the_rest,
+    half_applied_plan_converges,
+    delete_and_retain_policies,
+    removed_departments_go_children_first,
+    ou_tree_moves_people,
+    incremental_run_touches_only_named_records,
 );
 
 #[test]

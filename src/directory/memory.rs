@@ -269,6 +269,12 @@ impl Directory for MemoryDirectory {
                 "department {dept} does not exist"
             )));
         }
+        // All or nothing, as one LDAP modify or SCIM PATCH is.
+        if let Some(missing) = people.iter().find(|id| !st.ids.contains_key(id.as_str())) {
+            return Err(DirectoryError::Rejected(format!(
+                "department {dept}: member {missing} is not in the directory"
+            )));
+        }
         for id in people {
             find_person(&mut st, id)?.1.departments.insert(dept.into());
         }

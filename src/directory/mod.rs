@@ -85,11 +85,24 @@ impl DirectoryError {
 }
 
 /// One directory node, addressed by source ids.
+///
+/// Contract every backend keeps (the engine relies on it; `sync::conformance` checks it):
+/// - `read` returns every entry under the node: this enterprise's anchored entries, unlinked
+///   candidates for matching, and what it must leave alone (with the names those hold). The
+///   engine plans from it alone, so the anchors in the entries are the only state.
+/// - Writes address entries by source id (the backend keeps the id → locator index `read`
+///   built, and updates it on create/link/rename). A write that cannot apply to one object
+///   (schema, duplicate name, missing entry) returns [`DirectoryError::Rejected`] and changes
+///   nothing; the run goes on with the other objects.
+/// - Names are unique: a create or rename onto an existing name is rejected, never merged.
+/// - `writes` counts write requests sent (a second sync with nothing changed must make none).
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Read everything under the node (and refresh the backend's id → locator index).
+    /// Paging is the backend's business; a short read is [`DirectoryError::Incomplete`].
     async fn read(&self) -> Result<Snapshot, DirectoryError>;
-    /// Create a person carrying the anchor. `attrs` include the naming attribute.
+    /// Create a person carrying the anchor. `attrs` include the naming attribute; empty value
+    /// lists are absent attributes. `main_dept` is the container in the `OuTree` layout.
     async fn create_person(
         &self,
         id: &str,
@@ -98,7 +111,8 @@ pub trait Directory: Send + Sync {
     ) -> Result<(), DirectoryError>;
     /// Put the anchor on an existing, unlinked entry found by matching.
     async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError>;
-    /// Replace attributes (empty list removes); a change of the naming attribute is a rename.
+    /// Replace attributes (empty list removes); a change of the naming attribute is a rename
+    /// of the same entry (LDAP modrdn, SCIM PATCH), never delete + add.
     async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError>;
     /// `OuTree`: move the entry to its new main department's container.
     async fn move_person(
@@ -107,12 +121,18 @@ pub trait Directory: Send + Sync {
         name: &str,
         main_dept: &str,
     ) -> Result<(), DirectoryError>;
+    /// Disable a leaver's account (it keeps its anchor and name, so a rehire finds it again)
+    /// and take it out of every department group.
     async fn disable_person(&self, id: &str) -> Result<(), DirectoryError>;
+    /// Re-enable a rehired person's account (memberships come back as separate adds).
     async fn enable_person(&self, id: &str) -> Result<(), DirectoryError>;
+    /// Delete a person's entry (deletion policy `Delete`; memberships were removed before).
     async fn delete_person(&self, id: &str) -> Result<(), DirectoryError>;
+    /// Add people (source ids, all existing entries) to a department's group.
     async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError>;
+    /// Remove people from a department's group; people already gone are not an error.
     async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError>;
-    /// Create a department; its parent exists already.
+    /// Create a department; its parent exists already. Sibling names are unique.
     async fn create_dept(
         &self,
         id: &str,

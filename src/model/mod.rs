@@ -2,7 +2,7 @@
 //! outbound) has them, keyed by stable source ids. Every field a template may use is kept in
 //! `fields`, under DingTalk's own field names, so mappings read like DingTalk's API docs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -104,18 +104,59 @@ pub struct SourceSnapshot {
     pub incomplete: Vec<String>,
 }
 
+/// The records an incremental run is about (ids named by events), re-read from the source.
+/// A named record the re-read does not return has left the enterprise or the scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// userids.
+    pub people: BTreeSet<String>,
+    /// dept_ids as text.
+    pub departments: BTreeSet<String>,
+}
+
+impl Changes {
+    pub fn people<I: IntoIterator<Item = S>, S: Into<String>>(ids: I) -> Self {
+        Self {
+            people: ids.into_iter().map(Into::into).collect(),
+            departments: BTreeSet::new(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.people.is_empty() && self.departments.is_empty()
+    }
+}
+
 impl SourceSnapshot {
     /// Put departments in parents-first order, drop departments whose parent chain is broken or
     /// cyclic (reported as incomplete), and people's links to departments not in scope.
-    pub fn normalise(mut self) -> Self {
-        let ids: std::collections::HashSet<String> =
-            self.departments.iter().map(|d| d.id.clone()).collect();
+    pub fn normalise(self) -> Self {
+        self.normalise_within(&HashSet::new())
+    }
+
+    /// Keep only the records `changes` names (what an incremental run re-read); the snapshot's
+    /// completeness is kept.
+    pub fn restrict(mut self, changes: &Changes) -> Self {
+        self.departments
+            .retain(|d| changes.departments.contains(&d.id));
+        self.people.retain(|p| changes.people.contains(&p.id));
+        self
+    }
+
+    /// [`SourceSnapshot::normalise`] for a partial snapshot (an incremental run): departments
+    /// in `known` (already in the directory) stay valid parents and memberships.
+    pub fn normalise_within(mut self, known: &HashSet<String>) -> Self {
+        let ids: HashSet<String> = self.departments.iter().map(|d| d.id.clone()).collect();
         let mut children: BTreeMap<Option<String>, Vec<Department>> = BTreeMap::new();
         for mut d in std::mem::take(&mut self.departments) {
-            if d.parent.as_ref().is_some_and(|p| !ids.contains(p)) {
-                d.parent = None;
-            }
-            children.entry(d.parent.clone()).or_default().push(d);
+            let order_parent = match &d.parent {
+                Some(p) if ids.contains(p) => Some(p.clone()),
+                Some(p) if known.contains(p) => None,
+                _ => {
+                    d.parent = None;
+                    None
+                }
+            };
+            children.entry(order_parent).or_default().push(d);
         }
         let mut ordered = Vec::with_capacity(ids.len());
         let mut queue: std::collections::VecDeque<Option<String>> = [None].into();
@@ -136,15 +177,15 @@ impl SourceSnapshot {
                 self.complete = false;
             }
         }
-        let kept: std::collections::HashSet<String> =
-            ordered.iter().map(|d| d.id.clone()).collect();
+        let kept: HashSet<String> = ordered.iter().map(|d| d.id.clone()).collect();
         for p in &mut self.people {
-            p.departments.retain(|d| kept.contains(d.as_str()));
+            p.departments
+                .retain(|d| kept.contains(d.as_str()) || known.contains(d.as_str()));
             p.departments.sort();
             p.departments.dedup();
             if p.main_department
                 .as_ref()
-                .is_none_or(|m| !kept.contains(m.as_str()))
+                .is_none_or(|m| !p.departments.contains(m))
             {
                 p.main_department = p.departments.first().cloned();
             }

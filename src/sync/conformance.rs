@@ -2,20 +2,24 @@
 //! against each backend's real server by its test binary (memory, OpenLDAP, SCIM).
 //! Each scenario panics with a message on a violation.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Options, Report, StaticSource, run};
+use super::{Op, Options, Report, StaticSource, run};
 use crate::{
     api::{
         FieldMappingSpec,
         mapping::{AttributeRule, MatchRule, UniqueName, UserMapping},
+        target::DeletionPolicy,
     },
-    directory::{Attrs, Directory, PersonEntry},
+    directory::{Attrs, Directory, DirectoryError, PersonEntry, Snapshot},
     mapping::Mapping,
-    model::{Department, Person, SourceSnapshot},
+    model::{Changes, Department, Person, SourceSnapshot},
 };
 
 /// What a backend's test provides.
@@ -522,4 +526,409 @@ pub async fn ambiguous_matches_are_refused(h: &dyn Harness) {
         "lina.old",
         "the matched account is linked, not recreated; its name kept: {u1:?}"
     );
+}
+
+/// A directory that breaks on purpose, around any backend: writes about the ids in `reject`
+/// are refused as one object (as a schema violation would be), and after `budget` writes the
+/// connection is "lost" (every later write is unavailable).
+pub struct Faulty<'a> {
+    inner: &'a dyn Directory,
+    reject: HashSet<String>,
+    budget: Option<AtomicU64>,
+}
+
+impl<'a> Faulty<'a> {
+    pub fn new(inner: &'a dyn Directory) -> Self {
+        Self {
+            inner,
+            reject: HashSet::new(),
+            budget: None,
+        }
+    }
+    /// Refuse every write about this source id (person or department).
+    pub fn rejecting(mut self, id: &str) -> Self {
+        self.reject.insert(id.into());
+        self
+    }
+    /// Lose the connection after `n` writes.
+    pub fn failing_after(mut self, n: u64) -> Self {
+        self.budget = Some(AtomicU64::new(n));
+        self
+    }
+    fn gate<'b>(&self, ids: impl IntoIterator<Item = &'b str>) -> Result<(), DirectoryError> {
+        if let Some(id) = ids.into_iter().find(|id| self.reject.contains(*id)) {
+            return Err(DirectoryError::Rejected(format!(
+                "{id}: constraint violation (refused on purpose)"
+            )));
+        }
+        if let Some(b) = &self.budget
+            && b.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+        {
+            return Err(DirectoryError::Unavailable(
+                "connection lost (on purpose)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Directory for Faulty<'_> {
+    async fn read(&self) -> Result<Snapshot, DirectoryError> {
+        self.inner.read().await
+    }
+    async fn create_person(
+        &self,
+        id: &str,
+        attrs: &Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.create_person(id, attrs, main_dept).await
+    }
+    async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.link_person(key, id).await
+    }
+    async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.update_person(id, changes).await
+    }
+    async fn move_person(
+        &self,
+        id: &str,
+        name: &str,
+        main_dept: &str,
+    ) -> Result<(), DirectoryError> {
+        self.gate([id, main_dept])?;
+        self.inner.move_person(id, name, main_dept).await
+    }
+    async fn disable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.disable_person(id).await
+    }
+    async fn enable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.enable_person(id).await
+    }
+    async fn delete_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.delete_person(id).await
+    }
+    async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        self.gate(std::iter::once(dept).chain(people.iter().map(String::as_str)))?;
+        self.inner.add_members(dept, people).await
+    }
+    async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        self.gate([dept])?;
+        self.inner.remove_members(dept, people).await
+    }
+    async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &Attrs,
+    ) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.create_dept(id, name, parent, attrs).await
+    }
+    async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.update_dept(id, changes).await
+    }
+    async fn move_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.move_dept(id, name, parent).await
+    }
+    async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
+        self.gate([id])?;
+        self.inner.delete_dept(id).await
+    }
+    fn writes(&self) -> u64 {
+        self.inner.writes()
+    }
+}
+
+/// Members of each department group, as (dept, sorted userids), for comparing whole states.
+async fn memberships(dir: &dyn Directory) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in dir.read().await.unwrap().people {
+        for d in &p.departments {
+            out.entry(d.clone())
+                .or_default()
+                .push(p.id.clone().unwrap_or_default());
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// One refused person is reported and skipped; everyone else, their groups included, is
+/// written; the next run creates the person and then nothing is left to do.
+pub async fn one_failure_never_stops_the_rest(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let org = base_org("dingacme");
+    let faulty = Faulty::new(dir.as_ref()).rejecting("u3");
+    let r = sync(&org, &faulty, &Options::default(), true).await;
+    assert_eq!(r.failures.len(), 1, "{:#?}", r.failures);
+    assert_eq!(r.failures[0].id, "u3");
+    assert_eq!(r.failures[0].reason, "DirectoryRejected");
+    assert_eq!(r.created, 7, "4 departments + 3 people: {:?}", r.failures);
+    let m = memberships(dir.as_ref()).await;
+    assert_eq!(
+        m.get("4"),
+        Some(&vec!["u4".to_string()]),
+        "u4 joins Backend although u3, in the same batch, failed"
+    );
+    assert_eq!(m.get("3"), Some(&vec!["u2".to_string()]));
+    let r = sync(&org, dir.as_ref(), &Options::default(), true).await;
+    assert_clean(&r, "retry");
+    assert_eq!(r.created, 1, "{:?}", r.plan.steps);
+    let m = memberships(dir.as_ref()).await;
+    assert_eq!(m.get("4"), Some(&vec!["u3".to_string(), "u4".to_string()]));
+    let again = sync(&org, dir.as_ref(), &Options::default(), true).await;
+    assert_eq!(again.writes, 0, "converged: {:?}", again.plan.steps);
+}
+
+/// A run cut off half-way (connection lost) stops with an error; re-running finishes the job,
+/// reaches the same state as an uninterrupted run, and a third run writes nothing.
+pub async fn half_applied_plan_converges(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let org = base_org("dingacme");
+    let cut = Faulty::new(dir.as_ref()).failing_after(5);
+    let source = StaticSource::new(org.snapshot(true));
+    let err = run(
+        &source,
+        &cut,
+        &mapping(),
+        &Options::default(),
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect_err("a lost connection stops the run");
+    assert!(
+        matches!(
+            err,
+            super::SyncError::Directory(DirectoryError::Unavailable(_))
+        ),
+        "{err}"
+    );
+    let partial = dir.read().await.unwrap();
+    assert!(partial.people.len() + partial.departments.len() < 8);
+    let r = sync(&org, dir.as_ref(), &Options::default(), true).await;
+    assert_clean(&r, "re-run");
+    assert!(r.writes > 0);
+    let reference = h.node("dingacme", "b").await;
+    sync(&org, reference.as_ref(), &Options::default(), true).await;
+    assert_eq!(
+        memberships(dir.as_ref()).await,
+        memberships(reference.as_ref()).await,
+        "same memberships as an uninterrupted run"
+    );
+    let names = |s: &Snapshot| {
+        let mut v: Vec<(String, String)> = s
+            .people
+            .iter()
+            .map(|p| (p.id.clone().unwrap_or_default(), uid(p)))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&dir.read().await.unwrap()),
+        names(&reference.read().await.unwrap())
+    );
+    let again = sync(&org, dir.as_ref(), &Options::default(), true).await;
+    assert_eq!(again.writes, 0, "converged: {:?}", again.plan.steps);
+}
+
+/// Deletion policies: `Delete` removes the leaver's entry (and its memberships first), `Retain`
+/// keeps it enabled but out of the groups; neither touches anyone else.
+pub async fn delete_and_retain_policies(h: &dyn Harness) {
+    let opts = |policy| Options {
+        policy,
+        max_percent: 100,
+        ..Default::default()
+    };
+    let org = base_org("dingacme");
+    let dir = h.node("dingacme", "a").await;
+    sync(&org, dir.as_ref(), &opts(DeletionPolicy::Delete), true).await;
+    let r = sync(
+        &org.clone().without("u3"),
+        dir.as_ref(),
+        &opts(DeletionPolicy::Delete),
+        true,
+    )
+    .await;
+    assert_clean(&r, "delete");
+    assert_eq!((r.deleted, r.disabled), (1, 0), "{:?}", r.plan.steps);
+    let snap = dir.read().await.unwrap();
+    assert!(snap.people.iter().all(|p| p.id.as_deref() != Some("u3")));
+    assert_eq!(snap.people.len(), 3);
+    assert!(
+        !memberships(dir.as_ref())
+            .await
+            .values()
+            .flatten()
+            .any(|m| m == "u3")
+    );
+
+    let dir = h.node("dingacme", "b").await;
+    sync(&org, dir.as_ref(), &opts(DeletionPolicy::Retain), true).await;
+    let r = sync(
+        &org.clone().without("u3"),
+        dir.as_ref(),
+        &opts(DeletionPolicy::Retain),
+        true,
+    )
+    .await;
+    assert_clean(&r, "retain");
+    assert_eq!((r.deleted, r.disabled), (0, 0), "{:?}", r.plan.steps);
+    let u3 = person_by_id(dir.as_ref(), "u3").await;
+    assert!(!u3.disabled, "retained as it is");
+    assert!(u3.departments.is_empty(), "but out of the groups");
+}
+
+/// Departments that go away are emptied and deleted children first, with their people moved
+/// elsewhere in the same run.
+pub async fn removed_departments_go_children_first(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let org = base_org("dingacme");
+    sync(&org, dir.as_ref(), &Options::default(), true).await;
+    let mut shrunk = org.clone();
+    shrunk.depts.retain(|d| d.id != "2" && d.id != "4");
+    for p in &mut shrunk.people {
+        p.departments = vec!["3".into()];
+        p.main_department = Some("3".into());
+    }
+    let opts = Options {
+        max_percent: 100,
+        ..Default::default()
+    };
+    let r = sync(&shrunk, dir.as_ref(), &opts, true).await;
+    assert_clean(&r, "departments removed");
+    assert_eq!(r.deleted, 2, "{:?}", r.plan.steps);
+    let order: Vec<&str> = r
+        .plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::DeleteDept { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, vec!["4", "2"], "children before parents");
+    let snap = dir.read().await.unwrap();
+    let mut ids: Vec<&str> = snap.departments.iter().map(|d| d.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["1", "3"]);
+    assert_eq!(
+        memberships(dir.as_ref()).await.get("3").map(Vec::len),
+        Some(4)
+    );
+    let again = sync(&shrunk, dir.as_ref(), &opts, true).await;
+    assert_eq!(again.writes, 0, "converged: {:?}", again.plan.steps);
+}
+
+/// `OuTree`: people live in their main department's container and move (not re-created) when
+/// it changes.
+pub async fn ou_tree_moves_people(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let opts = Options {
+        ou_tree: true,
+        ..Default::default()
+    };
+    let org = base_org("dingacme");
+    let r = sync(&org, dir.as_ref(), &opts, true).await;
+    assert_clean(&r, "first OuTree sync");
+    let u1 = person_by_id(dir.as_ref(), "u1").await;
+    assert_eq!(u1.container.as_deref(), Some("2"));
+    let moved = org.clone().edit("u1", |p| {
+        p.departments = vec!["4".into()];
+        p.main_department = Some("4".into());
+    });
+    let r = sync(&moved, dir.as_ref(), &opts, true).await;
+    assert_clean(&r, "move");
+    assert_eq!(
+        (r.moved, r.created, r.deleted),
+        (1, 0, 0),
+        "{:?}",
+        r.plan.steps
+    );
+    let after = person_by_id(dir.as_ref(), "u1").await;
+    assert_eq!(after.container.as_deref(), Some("4"));
+    assert_eq!(uid(&after), uid(&u1), "same account");
+    let again = sync(&moved, dir.as_ref(), &opts, true).await;
+    assert_eq!(again.writes, 0, "converged: {:?}", again.plan.steps);
+}
+
+/// An incremental run acts on the named records only: a hire, a leaver and a renamed
+/// department are applied; drift elsewhere waits for the next full run.
+pub async fn incremental_run_touches_only_named_records(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let org = base_org("dingacme");
+    sync(&org, dir.as_ref(), &Options::default(), true).await;
+    let changed = org
+        .clone()
+        .person("u5", "孙悦", &["2"], Some("13800000005"), None)
+        .without("u2")
+        .edit_dept("3", |d| {
+            d.name = "Global Sales".into();
+            d.fields.insert("name".into(), json!("Global Sales"));
+        })
+        // Not named by any event: must not be written by the incremental run.
+        .edit("u1", |p| {
+            p.fields.insert("title".into(), json!("Manager"));
+        });
+    let source = StaticSource::new(changed.snapshot(true));
+    let changes = Changes {
+        people: ["u5", "u2"].into_iter().map(String::from).collect(),
+        departments: ["3".to_string()].into_iter().collect(),
+    };
+    let opts = Options {
+        max_percent: 100,
+        ..Default::default()
+    };
+    let r = super::run_changed(
+        &source,
+        dir.as_ref(),
+        &mapping(),
+        &opts,
+        &changes,
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("incremental run");
+    assert_clean(&r, "incremental");
+    assert_eq!(
+        (r.created, r.disabled, r.moved, r.updated),
+        (1, 1, 1, 0),
+        "{:?}",
+        r.plan.steps
+    );
+    let u5 = person_by_id(dir.as_ref(), "u5").await;
+    assert_eq!(
+        u5.departments,
+        vec!["2".to_string()],
+        "joins an existing group"
+    );
+    assert!(person_by_id(dir.as_ref(), "u2").await.disabled);
+    let u1 = person_by_id(dir.as_ref(), "u1").await;
+    assert_eq!(u1.attrs.get("title"), Some(&vec!["Engineer".to_string()]));
+    // The next full run catches the rest, and only the rest.
+    let r = sync(&changed, dir.as_ref(), &opts, true).await;
+    assert_clean(&r, "full after incremental");
+    assert_eq!(r.updated, 1, "{:?}", r.plan.steps);
+    assert_eq!(r.writes, 1);
 }

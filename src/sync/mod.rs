@@ -16,7 +16,7 @@ pub use plan::{Held, Op, Options, Plan, Problem, Step};
 use crate::{
     directory::{Directory, DirectoryError},
     mapping::Mapping,
-    model::SourceSnapshot,
+    model::{Changes, SourceSnapshot},
 };
 
 /// Where people and departments come from.
@@ -25,6 +25,13 @@ pub trait Source: Send + Sync {
     /// Read the whole scope. An error means nothing usable was read; a partial read comes back
     /// as a snapshot with `complete == false`.
     async fn read(&self) -> Result<SourceSnapshot, SyncError>;
+
+    /// Re-read just the records `changes` names (an incremental run after events). A named
+    /// record that is gone, or out of scope, is left out. The default reads everything and
+    /// keeps the named records; sources that can fetch single records override it.
+    async fn read_changed(&self, changes: &Changes) -> Result<SourceSnapshot, SyncError> {
+        Ok(self.read().await?.restrict(changes))
+    }
 }
 
 /// A fixed snapshot, for tests and `demo`.
@@ -125,6 +132,57 @@ pub async fn run(
     progress: ProgressFn<'_>,
 ) -> Result<Report, SyncError> {
     let (snapshot, plan) = compute(source, dir, mapping, opts, progress).await?;
+    finish(dir, snapshot, plan, dry_run, progress).await
+}
+
+/// Read the directory and the changed records, and plan only what `changes` names, writing
+/// nothing. Departments already in the node stay valid parents and groups.
+pub async fn compute_changed(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    changes: &Changes,
+    progress: ProgressFn<'_>,
+) -> Result<(SourceSnapshot, Plan), SyncError> {
+    progress("ReadingDirectory", 0, None);
+    let current = dir.read().await?;
+    progress(
+        "ReadingSource",
+        0,
+        Some(changes.people.len() + changes.departments.len()),
+    );
+    let known: HashSet<String> = current.departments.iter().map(|d| d.id.clone()).collect();
+    let snapshot = source.read_changed(changes).await?.normalise_within(&known);
+    progress("Planning", 0, None);
+    let plan = plan::plan_scoped(&snapshot, &current, mapping, opts, Some(changes));
+    Ok((snapshot, plan))
+}
+
+/// An incremental run: the same plan, gates, apply and report as [`run`], restricted to the
+/// records `changes` names (people and departments an event reported). Only a full run can
+/// notice anything else (a missed event, drift).
+pub async fn run_changed(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    changes: &Changes,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+) -> Result<Report, SyncError> {
+    let (snapshot, plan) = compute_changed(source, dir, mapping, opts, changes, progress).await?;
+    finish(dir, snapshot, plan, dry_run, progress).await
+}
+
+/// Gates passed (or not), apply unless dry, and report.
+async fn finish(
+    dir: &dyn Directory,
+    snapshot: SourceSnapshot,
+    plan: Plan,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+) -> Result<Report, SyncError> {
     let writes_before = dir.writes();
     let mut report = Report {
         complete: snapshot.complete,
@@ -197,7 +255,7 @@ async fn apply(
             .map_or(total, |i| phase_start + i);
         let batch = &plan.steps[phase_start..end];
         // Departments depend on each other (parents first, children first on delete): in order.
-        let width = if matches!(phase, 0 | 5) {
+        let width = if Op::is_ordered_phase(phase) {
             1
         } else {
             CONCURRENCY
@@ -217,10 +275,12 @@ async fn apply(
                 Ok(()) => tally(std::slice::from_ref(step), report),
                 Err(e) if e.is_per_object() => {
                     let (kind, id) = step.op.subject();
-                    failed
-                        .lock()
-                        .expect("failed set")
-                        .insert(format!("{kind}:{id}"));
+                    let mut set = failed.lock().expect("failed set");
+                    set.insert(format!("{kind}:{id}"));
+                    if matches!(step.op, Op::CreatePerson { .. } | Op::LinkPerson { .. }) {
+                        set.insert(absent_key(id));
+                    }
+                    drop(set);
                     report.failures.push(Failure {
                         kind,
                         id: id.to_string(),
@@ -245,11 +305,44 @@ async fn run_step(
     step: &Step,
     failed: &Mutex<HashSet<String>>,
 ) -> (usize, Result<(), DirectoryError>) {
-    let skip = blocked_by(&step.op, &failed.lock().expect("failed set"));
-    if let Some(why) = skip {
-        return (i, Err(DirectoryError::Rejected(why)));
+    let trimmed = {
+        let failed = failed.lock().expect("failed set");
+        if let Some(why) = blocked_by(&step.op, &failed) {
+            return (i, Err(DirectoryError::Rejected(why)));
+        }
+        without_absent_members(&step.op, &failed)
+    };
+    match trimmed {
+        None => (i, execute(dir, &step.op).await),
+        // Everyone in the batch failed earlier: nothing left to write.
+        Some(Op::AddMembers { people, .. }) if people.is_empty() => (i, Ok(())),
+        Some(op) => (i, execute(dir, &op).await),
     }
-    (i, execute(dir, &step.op).await)
+}
+
+/// Key of a person whose entry could not be created or linked in this run.
+fn absent_key(id: &str) -> String {
+    format!("absent:{id}")
+}
+
+/// A membership batch without the people whose entries do not exist because their create or
+/// link failed earlier in this run, so one rejected person never costs the others their group.
+/// `None` when nothing is left out.
+fn without_absent_members(op: &Op, failed: &HashSet<String>) -> Option<Op> {
+    let Op::AddMembers { dept, people } = op else {
+        return None;
+    };
+    if !people.iter().any(|p| failed.contains(&absent_key(p))) {
+        return None;
+    }
+    Some(Op::AddMembers {
+        dept: dept.clone(),
+        people: people
+            .iter()
+            .filter(|p| !failed.contains(&absent_key(p)))
+            .cloned()
+            .collect(),
+    })
 }
 
 /// An operation whose object (or the department it needs) already failed in this run.

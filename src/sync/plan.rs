@@ -7,7 +7,7 @@ use crate::{
     api::{mapping::SuffixStyle, target::DeletionPolicy},
     directory::{Attrs, PersonEntry, Snapshot},
     mapping::Mapping,
-    model::SourceSnapshot,
+    model::{Changes, SourceSnapshot},
 };
 
 /// One directory operation.
@@ -69,8 +69,10 @@ pub enum Op {
 }
 
 impl Op {
-    /// Order of execution: departments parents-first, people, memberships, removals,
-    /// departments children-first.
+    /// Order of execution: departments parents-first, links, people, added memberships,
+    /// removed memberships, disables/deletes of people, departments children-first. Removed
+    /// memberships get their own phase so a member value is gone before its entry is (a
+    /// directory without referential integrity would otherwise keep a dangling member).
     pub fn phase(&self) -> u8 {
         match self {
             Op::CreateDept { .. } | Op::MoveDept { .. } | Op::UpdateDept { .. } => 0,
@@ -80,9 +82,16 @@ impl Op {
             | Op::MovePerson { .. }
             | Op::EnablePerson { .. } => 2,
             Op::AddMembers { .. } => 3,
-            Op::RemoveMembers { .. } | Op::DisablePerson { .. } | Op::DeletePerson { .. } => 4,
-            Op::DeleteDept { .. } => 5,
+            Op::RemoveMembers { .. } => 4,
+            Op::DisablePerson { .. } | Op::DeletePerson { .. } => 5,
+            Op::DeleteDept { .. } => 6,
         }
+    }
+
+    /// Phases whose operations depend on each other's order (department trees) and so run
+    /// one at a time; the others run concurrently.
+    pub fn is_ordered_phase(phase: u8) -> bool {
+        matches!(phase, 0 | 6)
     }
 
     /// Disables and deletes: what the deletion gate counts.
@@ -231,8 +240,22 @@ fn suffixed(wanted: &str, n: usize, userid: &str, style: SuffixStyle) -> String 
     }
 }
 
-/// Compute the plan.
+/// Compute the plan of a full run: everything in the source against everything in the node.
 pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &Options) -> Plan {
+    plan_scoped(source, dir, mapping, opts, None)
+}
+
+/// Compute the plan, restricted to `scope` when given (an incremental run): `source` then holds
+/// just the changed records as re-read; a named record absent from it has left (or left the
+/// scope); everything not named is left as it is, and departments already in the node count as
+/// existing parents and groups.
+pub fn plan_scoped(
+    source: &SourceSnapshot,
+    dir: &Snapshot,
+    mapping: &Mapping,
+    opts: &Options,
+    scope: Option<&Changes>,
+) -> Plan {
     let mut out = Plan::default();
     let mut steps: Vec<Step> = vec![];
     let name_attr = mapping.name_attribute().to_string();
@@ -241,7 +264,12 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
     // ---- departments ----
     let dir_depts: HashMap<&str, &crate::directory::DeptEntry> =
         dir.departments.iter().map(|d| (d.id.as_str(), d)).collect();
-    let mut dept_ok: HashSet<String> = HashSet::new();
+    // Departments that exist (or will): an incremental run starts from the node's.
+    let mut dept_ok: HashSet<String> = match scope {
+        Some(_) => dir.departments.iter().map(|d| d.id.clone()).collect(),
+        None => HashSet::new(),
+    };
+    let mut planned_depts = 0usize;
     for d in &source.departments {
         let name = match mapping.department_name(d) {
             Ok(n) => n,
@@ -345,8 +373,9 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
             }
         }
         dept_ok.insert(d.id.clone());
+        planned_depts += 1;
     }
-    out.departments = dept_ok.len();
+    out.departments = planned_depts;
 
     // ---- people: names ----
     let dir_people: HashMap<&str, &PersonEntry> = dir
@@ -633,7 +662,7 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
     let mut removals: Vec<Step> = vec![];
     for e in &dir.people {
         let Some(id) = e.id.as_deref() else { continue };
-        if all_source.contains(id) {
+        if all_source.contains(id) || scope.is_some_and(|c| !c.people.contains(id)) {
             continue;
         }
         let label = format!("{} ({})", current_name(e).unwrap_or_default(), id);
@@ -669,6 +698,7 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
             .departments
             .iter()
             .filter(|d| !all_source_depts.contains(d.id.as_str()))
+            .filter(|d| scope.is_none_or(|c| c.departments.contains(&d.id)))
             .collect();
         let depth = |d: &crate::directory::DeptEntry| {
             let mut n = 0;
@@ -684,15 +714,30 @@ pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &O
         };
         let mut gone = gone;
         gone.sort_by_key(|d| std::cmp::Reverse(depth(d)));
-        for d in gone {
-            for p in dir.people.iter().filter(|p| p.departments.contains(&d.id)) {
-                if let Some(id) = &p.id {
-                    let list = members_remove.entry(d.id.clone()).or_default();
-                    if !list.contains(id) {
-                        list.push(id.clone());
+        // A group is emptied before it is deleted; one pass over the people, not one per group.
+        let gone_ids: HashSet<&str> = gone.iter().map(|d| d.id.as_str()).collect();
+        if !gone_ids.is_empty() {
+            let extra: Vec<(String, String)> = {
+                let mut queued: HashSet<(&str, &str)> = members_remove
+                    .iter()
+                    .flat_map(|(d, ids)| ids.iter().map(move |i| (d.as_str(), i.as_str())))
+                    .collect();
+                let mut extra = vec![];
+                for p in &dir.people {
+                    let Some(id) = p.id.as_deref() else { continue };
+                    for d in &p.departments {
+                        if gone_ids.contains(d.as_str()) && queued.insert((d.as_str(), id)) {
+                            extra.push((d.clone(), id.to_string()));
+                        }
                     }
                 }
+                extra
+            };
+            for (d, id) in extra {
+                members_remove.entry(d).or_default().push(id);
             }
+        }
+        for d in gone {
             removals.push(Step {
                 op: Op::DeleteDept { id: d.id.clone() },
                 label: format!("{} ({})", d.name, d.id),
