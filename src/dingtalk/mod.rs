@@ -24,7 +24,9 @@ pub use contacts::{
     ScopeSnapshot, UnionIdLookup, User, UserPage,
 };
 pub use error::{DingTalkError, permission_for};
-pub use events::{CallbackReceiver, Event, EventHandler, ReceiveError};
+pub use events::{CallbackReceiver, Event, EventHandler, ReceiveError, callback_endpoint};
+pub use oauth::{LoginIdentity, UserProfile, UserToken};
+pub use stream::{StreamConfig, StreamError, StreamHandle, StreamState, StreamStats, Subscription};
 
 pub use write::{
     CreatedUser, DeptCreate, DeptOrderWrite, DeptTitleWrite, DeptUpdate, UserCreate, UserUpdate,
