@@ -21,8 +21,8 @@ pub struct DingTalkSource {
 impl Source for DingTalkSource {
     async fn read(&self) -> Result<SourceSnapshot, SyncError> {
         let read = self.client.read_scope(&self.roots).await;
-        if read.departments.is_empty() && !read.errors.is_empty() {
-            return Err(SyncError::Source(read.errors.join("; ")));
+        if read.users.is_empty() && !read.is_complete() {
+            return Err(SyncError::Source(read.failure_messages().join("; ")));
         }
         Ok(to_model(&self.client.config().corp_id, read))
     }
@@ -56,9 +56,9 @@ pub fn to_model(corp_id: &str, read: ScopeRead) -> SourceSnapshot {
         .collect();
     let people = read
         .users
-        .into_iter()
+        .iter()
         .filter_map(|u| {
-            let Value::Object(mut fields) = u else {
+            let Value::Object(mut fields) = u.to_json() else {
                 return None;
             };
             let id = fields.get("userid")?.as_str()?.to_string();
@@ -93,7 +93,7 @@ pub fn to_model(corp_id: &str, read: ScopeRead) -> SourceSnapshot {
         corp_id: corp_id.into(),
         departments,
         people,
-        complete: read.errors.is_empty(),
-        incomplete: read.errors,
+        complete: read.is_complete(),
+        incomplete: read.failure_messages(),
     }
 }
