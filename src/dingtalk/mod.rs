@@ -1,1 +1,3 @@
 //! (filled in by its own change)
+
+pub mod callback;
