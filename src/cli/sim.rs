@@ -1,10 +1,120 @@
-//! `dingsync sim`.
+//! `dingsync sim`: serve the DingTalk simulator on one port.
 
-/// Options of `dingsync sim`.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::sim::{self, App, SimConfig, Simulator, generate};
+
+/// Serve a local DingTalk (oapi, /v1.0, login page, Stream) for tests, demos and benchmarks.
+///
+/// One port serves the legacy oapi paths (/gettoken, /topapi/...), the /v1.0 paths
+/// (oauth2/accessToken, oauth2/userAccessToken, contact/users/me, gateway/connections/open),
+/// the login page /oauth2/auth and the Stream WebSocket /connect.
+///
+/// Admin API under the reserved prefix /__sim/ (JSON): GET health, org, counters, events,
+/// stream/connections, callbacks/failed, faults; POST counters/reset; POST users (hire);
+/// PATCH/DELETE users/{userid} (edit, move, leave); POST users/{userid}/rehire;
+/// POST departments; PATCH/DELETE departments/{id}; POST/DELETE faults
+/// ({"api":"/topapi/v2/user/list","skip":4,"times":1,"kind":{"type":"system_busy"}}; kinds:
+/// http{status}, system_busy, upstream_timeout, errcode{errcode}, throttle, ip_ban,
+/// invalid_token, latency{ms}); PUT latency {"ms"}; PUT qps {"limit":20|null};
+/// POST tokens/invalidate {"app_key"?}; POST clock/advance {"seconds"};
+/// PUT event-faults {"drop","duplicate","reorder"}; POST stream/disconnect
+/// {"app_key"?,"graceful"}; POST oauth/code {"app_key","userid"}; PUT apps/{app_key}/callback
+/// {"url","token","aes_key"}.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the base URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    pub listen: String,
+    /// Org file (YAML: departments, people, apps); see examples/sim-org.yaml.
+    #[arg(long, conflicts_with_all = ["people", "departments"])]
+    pub org: Option<PathBuf>,
+    /// Generate this many people (when no --org is given).
+    #[arg(long, default_value_t = 50)]
+    pub people: usize,
+    /// Generate this many departments besides the root (when no --org is given).
+    #[arg(long, default_value_t = 10)]
+    pub departments: usize,
+    /// Seed of the generator: same seed, same org.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// corpId of a generated org.
+    #[arg(long, default_value = sim::DEFAULT_CORP_ID)]
+    pub corp_id: String,
+    /// AppKey of the app added to the org (unless the org file already has it).
+    #[arg(long, default_value = sim::DEFAULT_APP_KEY)]
+    pub app_key: String,
+    /// AppSecret of that app.
+    #[arg(long, default_value = sim::DEFAULT_APP_SECRET, env = "DINGSYNC_SIM_APP_SECRET", hide_default_value = true)]
+    pub app_secret: String,
+    /// Per-app per-API QPS limit (DingTalk: 20); 0 switches it off.
+    #[arg(long, default_value_t = 20)]
+    pub qps: u32,
+    /// Short timers for tests (Stream redelivery after 1 s, pings every 2 s, fast callback retries).
+    #[arg(long)]
+    pub fast: bool,
+    /// Seconds before an EVENT not acked is delivered again (default 60, or 1 with --fast).
+    #[arg(long)]
+    pub ack_timeout: Option<u64>,
+}
 
 /// Entry point of `dingsync sim`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`dingsync sim` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    // Logs go to stderr so that stdout carries only the base URL.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let mut org = match &args.org {
+        Some(path) => sim::Org::load(path)?,
+        None => generate::generate(&generate::GenSpec {
+            people: args.people,
+            departments: args.departments,
+            seed: args.seed,
+            corp_id: args.corp_id.clone(),
+            app_key: args.app_key.clone(),
+            app_secret: args.app_secret.clone(),
+            ..Default::default()
+        }),
+    };
+    if org.app(&args.app_key).is_none() {
+        org.apps
+            .push(App::new(args.app_key.clone(), args.app_secret.clone()));
+    }
+    let mut config = if args.fast {
+        SimConfig::fast()
+    } else {
+        SimConfig::default()
+    };
+    config.qps_limit = (args.qps > 0).then_some(args.qps);
+    if let Some(s) = args.ack_timeout {
+        config.stream_ack_timeout = Duration::from_secs(s);
+    }
+    let handle = Simulator::start(config, org, &args.listen).await?;
+    println!("{}", handle.base_url());
+    wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

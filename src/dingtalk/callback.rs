@@ -190,8 +190,10 @@ impl CallbackCrypto {
         encrypt: &str,
     ) -> Result<String, CallbackError> {
         let expected = self.sign(timestamp, nonce, encrypt);
-        if !constant_time_eq(expected.as_bytes(), signature.trim().to_ascii_lowercase().as_bytes())
-        {
+        if !constant_time_eq(
+            expected.as_bytes(),
+            signature.trim().to_ascii_lowercase().as_bytes(),
+        ) {
             return Err(CallbackError::SignatureMismatch);
         }
         self.decrypt(encrypt)
@@ -323,7 +325,14 @@ mod tests {
     #[test]
     fn round_trip_and_success_reply() {
         let c = CallbackCrypto::new("tok", VECTORS[0].aes_key, "dingcorp").unwrap();
-        for msg in ["", "x", "钉钉事件", &"a".repeat(31), &"b".repeat(32), &"c".repeat(1000)] {
+        for msg in [
+            "",
+            "x",
+            "钉钉事件",
+            &"a".repeat(31),
+            &"b".repeat(32),
+            &"c".repeat(1000),
+        ] {
             let enc = c.encrypt(msg);
             assert_eq!(c.decrypt(&enc).unwrap(), msg);
         }
@@ -346,7 +355,13 @@ mod tests {
             other.verify_and_decrypt(v.signature, v.timestamp, v.nonce, v.encrypt),
             Err(CallbackError::OwnerMismatch)
         );
-        for garbage in ["", "!!!", "AAAA", "AAAAAAAAAAAAAAAAAAAAAA==", &B64.encode([7u8; 64])] {
+        for garbage in [
+            "",
+            "!!!",
+            "AAAA",
+            "AAAAAAAAAAAAAAAAAAAAAA==",
+            &B64.encode([7u8; 64]),
+        ] {
             assert!(c.decrypt(garbage).is_err(), "{garbage:?}");
         }
         // Wrong key: decrypts to noise, must be an error, not a panic.

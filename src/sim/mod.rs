@@ -1,1 +1,449 @@
-//! (filled in by its own change)
+//! A local DingTalk: one HTTP port serving what `oapi.dingtalk.com`, `api.dingtalk.com`,
+//! `login.dingtalk.com` and the Stream gateway serve, held to DingTalk's documented behaviour
+//! (`REFERENCE.md` §11): envelopes, error codes, token semantics, paging, contact scope,
+//! field permissions, write validation, QPS limits, address-book events over Stream and over
+//! the encrypted HTTP callback.
+//!
+//! # Served paths
+//!
+//! * oapi: `GET /gettoken`, `POST /topapi/v2/department/{listsub,listsubid,get,create,update,delete,listparentbydept,listparentbyuser}`,
+//!   `/topapi/v2/user/{list,get,getbymobile,create,update,delete,getuserinfo}`, `/topapi/user/{listid,listsimple,getbyunionid,count}`,
+//!   `/auth/scopes`, `/call_back/{register_call_back,update_call_back,get_call_back,delete_call_back,get_call_back_failed_result}`.
+//!   Unknown `/topapi/...` → errcode 22; other unknown paths → errcode 404.
+//! * `/v1.0`: `POST /v1.0/oauth2/accessToken`, `POST /v1.0/oauth2/userAccessToken`,
+//!   `GET /v1.0/contact/users/me`, `POST /v1.0/gateway/connections/open`.
+//! * Login page: `GET /oauth2/auth` (QR code + a "scan as" form for tests), `POST /oauth2/auth/scan`.
+//! * Stream: `GET /connect?ticket=...` (WebSocket).
+//!
+//! # Admin API (reserved prefix `/__sim/`, JSON in and out)
+//!
+//! | Route | Effect |
+//! | --- | --- |
+//! | `GET /__sim/health` | `{"ok":true}` |
+//! | `GET /__sim/org` | the current org (YAML shape, JSON) |
+//! | `GET /__sim/counters`, `POST /__sim/counters/reset` | call counters per API, throttled, stream/callback counters |
+//! | `GET /__sim/events` | the last 10,000 emitted events |
+//! | `POST /__sim/users` | hire (body: [`UserWrite`], `name` + `departments` required, mobile optional) |
+//! | `GET /__sim/users/{userid}` | one person |
+//! | `PATCH /__sim/users/{userid}` | edit / move (any [`UserWrite`] field; `departments` replaces the set) |
+//! | `DELETE /__sim/users/{userid}` | leave the company |
+//! | `POST /__sim/users/{userid}/rehire` | `{"departments":[..]}` (optional) |
+//! | `POST /__sim/departments` | create (body: [`DeptWrite`], `name` + `parent_id`) |
+//! | `PATCH /__sim/departments/{id}` | rename / move / reorder |
+//! | `DELETE /__sim/departments/{id}` | delete (must be empty) |
+//! | `GET /__sim/faults`, `POST /__sim/faults`, `DELETE /__sim/faults` | list / add a [`FaultRule`] / clear all |
+//! | `PUT /__sim/latency` | `{"ms":N}` added to every API answer |
+//! | `PUT /__sim/qps` | `{"limit":20}` or `{"limit":null}` (off) |
+//! | `POST /__sim/tokens/invalidate` | `{"app_key":"..."}` optional; all tokens become invalid |
+//! | `POST /__sim/clock/advance` | `{"seconds":N}` moves the simulated clock (token/ticket/code expiry) |
+//! | `PUT /__sim/event-faults` | [`EventFaults`]: `{"drop":N,"duplicate":N,"reorder":N}` |
+//! | `POST /__sim/stream/disconnect` | `{"app_key":..,"graceful":true}`: SYSTEM disconnect (+ close after grace) or hard close |
+//! | `GET /__sim/stream/connections` | open Stream connections |
+//! | `POST /__sim/oauth/code` | `{"app_key","userid","corpid":bool}` → `{"authCode"}` (skips the login page) |
+//! | `PUT /__sim/apps/{app_key}/callback` | console-style HTTP event subscription `{"url","token","aes_key"}` (sends `check_url`) |
+//! | `GET /__sim/callbacks/failed` | failed callback pushes, per app |
+//!
+//! # In-process use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dingsync::sim::SimError> {
+//! use dingsync::sim::{Simulator, SimConfig, generate};
+//! let org = generate::generate(&generate::GenSpec { people: 200, departments: 30, seed: 7, ..Default::default() });
+//! let sim = Simulator::start(SimConfig::default(), org, "127.0.0.1:0").await?;
+//! println!("{}", sim.base_url());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+pub mod generate;
+pub mod oapi;
+pub mod openapi;
+pub mod org;
+pub mod params;
+pub mod state;
+pub mod stream;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use org::{App, Department, Org, Person, Scope};
+pub use state::{
+    ApiError, Counters, DeptWrite, Event, EventFaults, FaultKind, FaultRule, UserWrite,
+};
+
+/// Tunables. `Default` is DingTalk's documented behaviour; tests shorten the timers.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Per-app per-API requests per second; `None` = no limit. DingTalk: 20.
+    pub qps_limit: Option<u32>,
+    pub token_ttl: Duration,
+    /// Stream tickets: single use, 90 s.
+    pub ticket_ttl: Duration,
+    /// Interval of SYSTEM `ping` frames on Stream connections.
+    pub stream_ping_interval: Duration,
+    /// An EVENT not acked within this time is delivered again.
+    pub stream_ack_timeout: Duration,
+    /// Delay before redelivering an EVENT acked with LATER or a non-200 code.
+    pub stream_retry_delay: Duration,
+    /// After a SYSTEM `disconnect`, the connection is closed this much later.
+    pub stream_disconnect_grace: Duration,
+    /// Undelivered events of a disconnected app are dropped after this long
+    /// (UNCONFIRMED whether DingTalk replays missed events at all; clients must reconcile).
+    pub stream_retention: Duration,
+    /// The callback receiver must answer within this time (DingTalk documents 1.5 s and 2.5 s).
+    pub callback_timeout: Duration,
+    /// Delays between callback attempts; after the last one the event goes to the failed list.
+    pub callback_retry_delays: Vec<Duration>,
+    /// Re-adding a mobile removed less than this long ago answers 40103 (invitation sent).
+    pub rehire_cooldown: Duration,
+    /// Department depth limit (60002).
+    pub max_depth: usize,
+    /// Base URL advertised in `connections/open` (`ws://host:port/connect`); default: bound address.
+    pub public_base_url: Option<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            qps_limit: Some(20),
+            token_ttl: Duration::from_secs(7200),
+            ticket_ttl: Duration::from_secs(90),
+            stream_ping_interval: Duration::from_secs(30),
+            stream_ack_timeout: Duration::from_secs(60),
+            stream_retry_delay: Duration::from_secs(5),
+            stream_disconnect_grace: Duration::from_secs(10),
+            stream_retention: Duration::from_secs(300),
+            callback_timeout: Duration::from_millis(2500),
+            callback_retry_delays: vec![Duration::from_secs(5), Duration::from_secs(30)],
+            rehire_cooldown: Duration::from_secs(24 * 3600),
+            max_depth: 15,
+            public_base_url: None,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Short timers for tests: redelivery after 1 s, pings every 2 s, callbacks retried after 200 ms.
+    pub fn fast() -> Self {
+        Self {
+            stream_ping_interval: Duration::from_secs(2),
+            stream_ack_timeout: Duration::from_secs(1),
+            stream_retry_delay: Duration::from_millis(300),
+            stream_disconnect_grace: Duration::from_millis(500),
+            stream_retention: Duration::from_secs(30),
+            callback_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(400)],
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Org(#[from] org::OrgError),
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("no such app: {0}")]
+    UnknownApp(String),
+    #[error("callback registration failed: {0}")]
+    Callback(String),
+}
+
+/// Shared by every request handler and background task.
+pub struct Shared {
+    pub config: SimConfig,
+    state: Mutex<State>,
+    pub addr: SocketAddr,
+    pub stream_wake: Notify,
+    pub callback_wake: Notify,
+    pub shutdown: CancellationToken,
+    pub http: reqwest::Client,
+}
+
+pub use state::State;
+
+impl Shared {
+    /// Locks the state (poisoning is survived: a panicked handler must not take the sim down).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a mutation and wakes the event pumps afterwards.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.stream_wake.notify_one();
+        self.callback_wake.notify_one();
+        r
+    }
+
+    pub fn base_url(&self) -> String {
+        self.config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+}
+
+/// Entry point: `Simulator::start(config, org, "127.0.0.1:0")`.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `listen`, starts serving, returns a handle. The org gets a default app
+    /// ([`DEFAULT_APP_KEY`]/[`DEFAULT_APP_SECRET`]) if it has none.
+    pub async fn start(
+        config: SimConfig,
+        mut org: Org,
+        listen: &str,
+    ) -> Result<SimHandle, SimError> {
+        org.normalize();
+        if org.apps.is_empty() {
+            org.apps.push(App::new(DEFAULT_APP_KEY, DEFAULT_APP_SECRET));
+        }
+        org.validate()?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
+        let state = State::new(
+            org,
+            config.qps_limit,
+            config.max_depth,
+            config.rehire_cooldown.as_millis() as i64,
+        );
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(state),
+            addr,
+            stream_wake: Notify::new(),
+            callback_wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+            http,
+        });
+        let router = router(shared.clone());
+        let cancel = shared.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await;
+        });
+        let pumps = vec![
+            tokio::spawn(stream::pump(shared.clone())),
+            tokio::spawn(webhook::pump(shared.clone())),
+        ];
+        tracing::info!(%addr, "DingTalk simulator listening");
+        Ok(SimHandle {
+            shared,
+            server,
+            pumps,
+        })
+    }
+}
+
+/// Default app credentials (also `dingsync sim`'s defaults).
+pub const DEFAULT_CORP_ID: &str = "dingsimcorp0000000001";
+pub const DEFAULT_APP_KEY: &str = "dingsimappkey0000001";
+pub const DEFAULT_APP_SECRET: &str =
+    "sim-app-secret-0000000000000000000000000000000000000000000001";
+
+fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .merge(openapi::routes())
+        .merge(stream::routes())
+        .nest("/__sim", admin::routes())
+        .fallback(oapi::dispatch)
+        .with_state(shared)
+}
+
+/// A running simulator. Dropping it without [`SimHandle::shutdown`] leaves it running until
+/// the runtime ends.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT` — oapi, `/v1.0`, login page and admin API all live here.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+    pub fn corp_id(&self) -> String {
+        self.shared.lock().org.corp_id.clone()
+    }
+    /// Snapshot of the current org.
+    pub fn org(&self) -> Org {
+        self.shared.lock().org.clone()
+    }
+    /// Direct access to the state for anything the typed methods don't cover.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.shared.mutate(f)
+    }
+    pub fn counters(&self) -> Counters {
+        let st = self.shared.lock();
+        let mut c = st.counters.clone();
+        c.stream_connections_active = st.conns.len() as u64;
+        c
+    }
+    pub fn reset_counters(&self) {
+        self.shared.lock().counters = Counters::default();
+    }
+    /// Calls made to one API path so far.
+    pub fn calls(&self, api: &str) -> u64 {
+        self.shared
+            .lock()
+            .counters
+            .calls
+            .get(api)
+            .copied()
+            .unwrap_or(0)
+    }
+    pub fn events(&self) -> Vec<Event> {
+        self.shared.lock().event_log.iter().cloned().collect()
+    }
+
+    // HR changes (each emits the matching event).
+    pub fn hire(&self, w: UserWrite) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.create_user(w, false))?)
+    }
+    pub fn edit_user(&self, userid: &str, w: UserWrite) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.update_user(userid, w, false))?)
+    }
+    pub fn move_user(&self, userid: &str, departments: Vec<i64>) -> Result<Person, SimError> {
+        self.edit_user(
+            userid,
+            UserWrite {
+                departments: Some(departments),
+                ..Default::default()
+            },
+        )
+    }
+    pub fn leave(&self, userid: &str) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.delete_user(userid))?)
+    }
+    pub fn rehire(&self, userid: &str, departments: Option<Vec<i64>>) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.rehire(userid, departments))?)
+    }
+    pub fn create_department(&self, w: DeptWrite) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.create_department(w))?)
+    }
+    pub fn update_department(&self, id: i64, w: DeptWrite) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.update_department(id, w))?)
+    }
+    pub fn rename_department(&self, id: i64, name: &str) -> Result<Department, SimError> {
+        self.update_department(
+            id,
+            DeptWrite {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+        )
+    }
+    pub fn delete_department(&self, id: i64) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.delete_department(id))?)
+    }
+
+    // Faults and knobs.
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.shared.lock().faults.push(rule);
+    }
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency_ms = latency.as_millis() as u64;
+    }
+    /// `None` switches the per-app QPS limit off.
+    pub fn set_qps_limit(&self, limit: Option<u32>) {
+        self.shared.lock().qps_limit = limit;
+    }
+    pub fn invalidate_tokens(&self, app_key: Option<&str>) -> usize {
+        self.shared.lock().invalidate_tokens(app_key)
+    }
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.lock().clock_offset_ms += by.as_millis() as i64;
+    }
+    pub fn set_event_faults(&self, f: EventFaults) {
+        self.shared.mutate(|s| {
+            if f.reorder == 0 {
+                s.flush_held();
+            }
+            s.event_faults = f;
+        });
+    }
+    /// Sends SYSTEM `disconnect` (graceful) or drops the socket, on every Stream connection
+    /// (of one app). Returns how many connections were told.
+    pub fn disconnect_streams(&self, app_key: Option<&str>, graceful: bool) -> usize {
+        stream::disconnect(&self.shared, app_key, graceful)
+    }
+    /// Mints a login auth code as if `userid` had scanned the QR code for `app_key`.
+    pub fn mint_auth_code(
+        &self,
+        app_key: &str,
+        userid: &str,
+        with_corpid: bool,
+    ) -> Result<String, SimError> {
+        openapi::mint_auth_code(&self.shared, app_key, userid, with_corpid)
+    }
+    /// Console-style HTTP event subscription (owner key = AppKey); sends `check_url` first.
+    pub async fn subscribe_callback(
+        &self,
+        app_key: &str,
+        url: &str,
+        token: &str,
+        aes_key: &str,
+    ) -> Result<(), SimError> {
+        webhook::register(
+            &self.shared,
+            app_key,
+            state::CallbackStyle::Console,
+            url,
+            token,
+            aes_key,
+            Vec::new(),
+        )
+        .await
+        .map_err(|e| SimError::Callback(e.errmsg))
+    }
+    /// Failed callback pushes of an app (`get_call_back_failed_result` shape).
+    pub fn failed_callbacks(&self, app_key: &str) -> Vec<serde_json::Value> {
+        self.shared
+            .lock()
+            .callbacks
+            .get(app_key)
+            .map(|c| c.failed.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Stops serving: closes Stream connections, waits for the server to finish.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        for p in self.pumps {
+            p.abort();
+        }
+    }
+}
