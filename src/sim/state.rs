@@ -518,6 +518,7 @@ impl State {
     }
 
     /// Drops every token (of one app, or all): callers get the invalid-token answer.
+    /// Returns how many of them were still valid.
     pub fn invalidate_tokens(&mut self, app_key: Option<&str>) -> usize {
         let victims: Vec<String> = self
             .tokens
@@ -525,13 +526,17 @@ impl State {
             .filter(|(_, i)| app_key.is_none_or(|k| k == i.app_key))
             .map(|(t, _)| t.clone())
             .collect();
+        let now = self.now_ms();
+        let mut valid = 0;
         for t in &victims {
-            self.tokens.remove(t);
+            if self.tokens.remove(t).is_some_and(|i| i.expires_ms > now) {
+                valid += 1;
+            }
             self.revoked.insert(t.clone());
         }
         self.app_tokens
             .retain(|k, _| app_key.is_some_and(|a| a != k.as_str()));
-        victims.len()
+        valid
     }
 
     // ---------------------------------------------------------------- limits and faults
