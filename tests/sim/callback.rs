@@ -19,11 +19,14 @@ const MODE_OK: u8 = 0;
 const MODE_HTTP_500: u8 = 1;
 const MODE_PLAIN_SUCCESS: u8 = 2;
 
+/// Each push received: query parameters and decrypted payload.
+type Pushes = Arc<Mutex<Vec<(HashMap<String, String>, Value)>>>;
+
 #[derive(Clone)]
 pub struct Receiver {
     crypto: CallbackCrypto,
     pub mode: Arc<AtomicU8>,
-    pub got: Arc<Mutex<Vec<(HashMap<String, String>, Value)>>>,
+    pub got: Pushes,
 }
 
 async fn receive(
