@@ -5,25 +5,40 @@ use std::time::Duration;
 
 use crate::sim::{self, App, SimConfig, Simulator, generate};
 
-/// Serve a local DingTalk (oapi, /v1.0, login page, Stream) for tests, demos and benchmarks.
-///
-/// One port serves the legacy oapi paths (/gettoken, /topapi/...), the /v1.0 paths
-/// (oauth2/accessToken, oauth2/userAccessToken, contact/users/me, gateway/connections/open),
-/// the login page /oauth2/auth and the Stream WebSocket /connect.
-///
-/// Admin API under the reserved prefix /__sim/ (JSON): GET health, org, counters, events,
-/// stream/connections, callbacks/failed, faults; POST counters/reset; POST users (hire);
-/// PATCH/DELETE users/{userid} (edit, move, leave); POST users/{userid}/rehire;
-/// POST departments; PATCH/DELETE departments/{id}; POST/DELETE faults
-/// ({"api":"/topapi/v2/user/list","skip":4,"times":1,"kind":{"type":"system_busy"}}; kinds:
-/// http{status}, system_busy, upstream_timeout, errcode{errcode}, throttle, ip_ban,
-/// invalid_token, latency{ms}); PUT latency {"ms"}; PUT qps {"limit":20|null};
-/// POST tokens/invalidate {"app_key"?}; POST clock/advance {"seconds"};
-/// PUT event-faults {"drop","duplicate","reorder"}; POST stream/disconnect
-/// {"app_key"?,"graceful"}; POST oauth/code {"app_key","userid"}; PUT apps/{app_key}/callback
-/// {"url","token","aes_key"}.
+/// Help text listing the admin API (also documented in `dingsync::sim`).
+const ADMIN_HELP: &str = "\
+Serves on one port: oapi (/gettoken, /topapi/...), /v1.0 (oauth2/accessToken,
+oauth2/userAccessToken, contact/users/me, gateway/connections/open), the login page
+/oauth2/auth, and the Stream WebSocket /connect. Prints the base URL on stdout; stops on
+SIGTERM or Ctrl-C.
+
+Admin API (reserved prefix /__sim/, JSON):
+  GET    /__sim/health | /org | /counters | /events | /faults | /stream/connections | /callbacks/failed
+  POST   /__sim/counters/reset
+  POST   /__sim/users                     hire {userid?, name, departments, mobile?, email?, title?, ...}
+  GET    /__sim/users/{userid}
+  PATCH  /__sim/users/{userid}            edit or move (departments replaces the set)
+  DELETE /__sim/users/{userid}            leave
+  POST   /__sim/users/{userid}/rehire     {departments?}
+  POST   /__sim/departments               {name, parent_id, order?}
+  PATCH  /__sim/departments/{id}          rename / move / reorder
+  DELETE /__sim/departments/{id}
+  POST   /__sim/faults                    {api?, app_key?, skip, times, kind:{type:...}}
+                                          types: http{status}, system_busy, upstream_timeout,
+                                          errcode{errcode}, throttle, ip_ban, invalid_token, latency{ms}
+  DELETE /__sim/faults
+  PUT    /__sim/latency                   {ms}
+  PUT    /__sim/qps                       {limit: 20 | null}
+  POST   /__sim/tokens/invalidate         {app_key?}
+  POST   /__sim/clock/advance             {seconds}
+  PUT    /__sim/event-faults              {drop, duplicate, reorder}
+  POST   /__sim/stream/disconnect         {app_key?, graceful}
+  POST   /__sim/oauth/code                {app_key, userid, corpid?} -> {authCode}
+  PUT    /__sim/apps/{app_key}/callback   {url, token, aes_key} (console-style HTTP events)";
+
+/// Serve a local DingTalk for tests, demos and benchmarks.
 #[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = ADMIN_HELP)]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port; the base URL is printed).
     #[arg(long, default_value = "127.0.0.1:8790")]
