@@ -131,7 +131,10 @@ pub struct Counters {
     pub stream_acks_success: u64,
     pub stream_acks_later: u64,
     pub stream_pongs: u64,
+    /// Events a Stream app never got because it stayed disconnected past the retention time.
     pub stream_events_dropped: u64,
+    /// Events swallowed by an injected `drop` event fault (no channel got them).
+    pub events_dropped_by_fault: u64,
     pub callback_posts: u64,
     pub callback_success: u64,
     pub callback_failures: u64,
@@ -329,6 +332,8 @@ pub struct ConnHandle {
     pub app_key: String,
     pub tx: tokio::sync::mpsc::UnboundedSender<ConnCmd>,
     pub opened_ms: i64,
+    /// Told to go away (SYSTEM disconnect sent): no new events are routed to it.
+    pub draining: bool,
 }
 
 /// How a callback was registered: it decides owner key and payload shape.
@@ -625,7 +630,7 @@ impl State {
         }
         if self.event_faults.drop > 0 {
             self.event_faults.drop -= 1;
-            self.counters.stream_events_dropped += 1;
+            self.counters.events_dropped_by_fault += 1;
             return;
         }
         let mut batch = vec![ev];

@@ -146,6 +146,7 @@ async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
                 app_key: app_key.clone(),
                 tx,
                 opened_ms,
+                draining: false,
             },
         );
         st.counters.stream_connections_opened += 1;
@@ -322,7 +323,7 @@ fn deliver(sh: &Shared, rr: &mut u64) {
         let conns: Vec<(u64, &ConnHandle)> = st
             .conns
             .iter()
-            .filter(|(_, c)| &c.app_key == app)
+            .filter(|(_, c)| &c.app_key == app && !c.draining)
             .map(|(id, c)| (*id, c))
             .collect();
         if conns.is_empty() {
@@ -367,12 +368,13 @@ fn deliver(sh: &Shared, rr: &mut u64) {
 
 /// Tells the connections (of one app, or all) to go away; see [`super::SimHandle::disconnect_streams`].
 pub fn disconnect(sh: &Shared, app_key: Option<&str>, graceful: bool) -> usize {
-    let st = sh.lock();
+    let mut st = sh.lock();
     let mut n = 0;
-    for c in st.conns.values() {
+    for c in st.conns.values_mut() {
         if app_key.is_none_or(|k| k == c.app_key)
             && c.tx.send(ConnCmd::Disconnect { graceful }).is_ok()
         {
+            c.draining = true;
             n += 1;
         }
     }
@@ -384,6 +386,6 @@ pub fn connections(sh: &Shared) -> Vec<Value> {
     sh.lock()
         .conns
         .iter()
-        .map(|(id, c)| json!({"id": id, "app_key": c.app_key, "opened_ms": c.opened_ms}))
+        .map(|(id, c)| json!({"id": id, "app_key": c.app_key, "opened_ms": c.opened_ms, "draining": c.draining}))
         .collect()
 }
