@@ -6,44 +6,66 @@ use std::sync::Arc;
 use dingsync::{
     dingtalk::{ClientConfig, DingTalkClient, DingTalkError, Secret},
     directory::{Directory, memory::MemoryDirectory},
-    sim::{self, Org, SimConfig, SimUser},
+    sim::{
+        self, Org, SimConfig, Simulator, UserWrite,
+        generate::{GenSpec, generate},
+        state::{FaultKind, FaultRule},
+    },
     sync::{Options, dingtalk_source::DingTalkSource},
 };
 
 async fn sim_with(org: Org, config: SimConfig) -> (sim::SimHandle, DingTalkClient) {
-    let handle = sim::start(config.clone(), org, "127.0.0.1:0")
-        .await
-        .unwrap();
+    let corp_id = org.corp_id.clone();
+    let handle = Simulator::start(config, org, "127.0.0.1:0").await.unwrap();
     let client = DingTalkClient::new(
         ClientConfig::new(
-            &config.corp_id,
-            &config.app_key,
-            Secret::new(config.app_secret.clone()),
+            &corp_id,
+            sim::DEFAULT_APP_KEY,
+            Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
         )
         .with_base(&handle.base_url()),
     );
     (handle, client)
 }
 
+fn gen_org(people: usize, departments: usize, seed: u64) -> Org {
+    generate(&GenSpec {
+        people,
+        departments,
+        seed,
+        ..Default::default()
+    })
+}
+
+/// Fails the next `times` calls of `api` with `kind`.
+fn fail_next(handle: &sim::SimHandle, api: &str, times: u64, kind: FaultKind) {
+    let mut rule = FaultRule::new(Some(api), kind);
+    rule.times = times;
+    handle.add_fault(rule);
+}
+
 fn small_org() -> Org {
-    Org::from_yaml(
+    Org::from_yaml_str(
         r#"
+corp_id: dingsimcorp
+name: 示例科技
 departments:
-  - {dept_id: 10, name: 研发部, parent_id: 1}
-  - {dept_id: 11, name: 后端组, parent_id: 10}
-  - {dept_id: 20, name: 销售部, parent_id: 1}
-users:
-  - {userid: u1, name: 张伟, mobile: "13800000001", email: zw@corp.example, dept_id_list: [10]}
-  - {userid: u2, name: 张伟, dept_id_list: [11, 20]}
-  - {userid: u3, name: 李娜, email: ln@corp.example, dept_id_list: [20]}
+  - {id: 10, name: 研发部, parent_id: 1}
+  - {id: 11, name: 后端组, parent_id: 10}
+  - {id: 20, name: 销售部, parent_id: 1}
+people:
+  - {userid: u1, name: 张伟, mobile: "13800000001", email: zw@corp.example, departments: [10]}
+  - {userid: u2, name: 张伟, departments: [11, 20]}
+  - {userid: u3, name: 李娜, email: ln@corp.example, departments: [20]}
 "#,
+        "small org",
     )
     .unwrap()
 }
 
 #[tokio::test]
 async fn reads_the_whole_scope_with_the_fewest_calls() {
-    let org = sim::generate(950, 40, 3);
+    let org = gen_org(950, 40, 3);
     let (handle, client) = sim_with(
         org.clone(),
         SimConfig {
@@ -53,28 +75,34 @@ async fn reads_the_whole_scope_with_the_fewest_calls() {
     )
     .await;
     let read = client.read_scope(&[1]).await;
-    assert!(read.errors.is_empty(), "{:?}", read.errors);
+    assert!(read.is_complete(), "{:?}", read.failure_messages());
     assert_eq!(read.users.len(), 950, "deduplicated by userid");
     assert_eq!(read.departments.len(), 41, "the root and every department");
     // Lower bound: one listsub per department, one user/list page per 100 direct members.
-    let members = sim::org::members_per_department(&org);
-    let pages: u64 = members
-        .values()
-        .map(|&n| (n.max(1)).div_ceil(100) as u64)
+    let pages: u64 = org
+        .departments
+        .iter()
+        .map(|d| {
+            let n = org
+                .people
+                .iter()
+                .filter(|p| p.departments.contains(&d.id))
+                .count();
+            n.max(1).div_ceil(100) as u64
+        })
         .sum();
-    let calls = handle.calls();
-    assert_eq!(calls["/topapi/v2/department/listsub"], 41);
-    assert_eq!(calls["/topapi/v2/user/list"], pages);
+    assert_eq!(handle.calls("/topapi/v2/department/listsub"), 41);
+    assert_eq!(handle.calls("/topapi/v2/user/list"), pages);
     assert_eq!(
-        calls.get("/topapi/v2/department/get").copied(),
-        Some(1),
+        handle.calls("/topapi/v2/department/get"),
+        1,
         "only the root's name"
     );
 }
 
 #[tokio::test]
 async fn stays_under_the_per_api_quota() {
-    let org = sim::generate(300, 30, 5);
+    let org = gen_org(300, 30, 5);
     let (handle, client) = sim_with(
         org,
         SimConfig {
@@ -84,8 +112,8 @@ async fn stays_under_the_per_api_quota() {
     )
     .await;
     let read = client.read_scope(&[1]).await;
-    assert!(read.errors.is_empty(), "{:?}", read.errors);
-    assert_eq!(handle.throttled(), 0, "never trips 90018");
+    assert!(read.is_complete(), "{:?}", read.failure_messages());
+    assert_eq!(handle.counters().throttled, 0, "never trips 90018");
 }
 
 #[tokio::test]
@@ -94,26 +122,21 @@ async fn token_is_reused_and_refreshed_when_refused() {
     let t1 = client.token().await.unwrap();
     assert_eq!(client.token().await.unwrap(), t1, "cached");
     // The server forgets every token: the next call refreshes once and succeeds.
-    reqwest::Client::new()
-        .post(format!("{}/__sim/faults", handle.base_url()))
-        .json(&serde_json::json!({"invalidate_tokens": true}))
-        .send()
-        .await
-        .unwrap();
+    assert!(handle.invalidate_tokens(None) > 0);
     let users = client.list_users(10).await.unwrap();
     assert_eq!(users.len(), 1);
-    assert_eq!(handle.calls()["/gettoken"], 2);
+    assert_eq!(handle.calls("/gettoken"), 2);
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_a_typed_error_without_the_secret() {
-    let handle = sim::start(SimConfig::default(), small_org(), "127.0.0.1:0")
+    let handle = Simulator::start(SimConfig::default(), small_org(), "127.0.0.1:0")
         .await
         .unwrap();
     let client = DingTalkClient::new(
         ClientConfig::new(
             "dingsimcorp",
-            "dingsimappkey",
+            sim::DEFAULT_APP_KEY,
             Secret::new("not-the-secret"),
         )
         .with_base(&handle.base_url()),
@@ -132,13 +155,13 @@ async fn wrong_credentials_are_a_typed_error_without_the_secret() {
 #[tokio::test]
 async fn transient_faults_are_retried_and_permanent_ones_are_not() {
     let (handle, client) = sim_with(small_org(), SimConfig::default()).await;
-    handle.fail_next("/topapi/v2/user/list", 2, -1);
+    fail_next(&handle, "/topapi/v2/user/list", 2, FaultKind::SystemBusy);
     assert_eq!(
         client.list_users(20).await.unwrap().len(),
         2,
         "busy twice, then served"
     );
-    handle.fail_next("/topapi/v2/user/list", 2, 90018);
+    fail_next(&handle, "/topapi/v2/user/list", 2, FaultKind::Throttle);
     assert_eq!(
         client.list_users(11).await.unwrap().len(),
         1,
@@ -158,14 +181,11 @@ async fn transient_faults_are_retried_and_permanent_ones_are_not() {
 
 #[tokio::test]
 async fn contact_scope_is_enforced_and_named() {
-    let (_handle, client) = sim_with(
-        small_org(),
-        SimConfig {
-            scope: vec![20],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut org = small_org();
+    let mut app = sim::App::new(sim::DEFAULT_APP_KEY, sim::DEFAULT_APP_SECRET);
+    app.scope.departments = vec![20];
+    org.apps.push(app);
+    let (_handle, client) = sim_with(org, SimConfig::default()).await;
     let err = client.list_users(10).await.unwrap_err();
     assert!(
         matches!(err, DingTalkError::Denied { errcode: 50004, .. }),
@@ -177,22 +197,19 @@ async fn contact_scope_is_enforced_and_named() {
 #[tokio::test]
 async fn a_failure_mid_walk_makes_the_read_incomplete() {
     let (handle, client) = sim_with(
-        sim::generate(200, 20, 9),
+        gen_org(200, 20, 9),
         SimConfig {
             qps_limit: None,
             ..Default::default()
         },
     )
     .await;
-    handle.fail_next("/topapi/v2/user/list", 100, -1);
+    fail_next(&handle, "/topapi/v2/user/list", 100, FaultKind::SystemBusy);
     let mut cfg = client.config().clone();
     cfg.attempts = 2;
     let client = DingTalkClient::new(cfg);
     let read = client.read_scope(&[1]).await;
-    assert!(
-        !read.errors.is_empty(),
-        "the failure is reported, not hidden"
-    );
+    assert!(!read.is_complete(), "the failure is reported, not hidden");
 }
 
 #[tokio::test]
@@ -228,19 +245,15 @@ async fn a_full_sync_from_the_simulator_then_hr_changes() {
         "{names:?}"
     );
     // HR: a leaver and a hire.
-    handle.with_state(|s| {
-        s.users.remove("u3");
-        s.users.insert(
-            "u4".into(),
-            SimUser {
-                userid: "u4".into(),
-                name: "王芳".into(),
-                dept_id_list: vec![20],
-                active: true,
-                ..Default::default()
-            },
-        );
-    });
+    handle.leave("u3").unwrap();
+    handle
+        .hire(UserWrite {
+            userid: Some("u4".into()),
+            name: Some("王芳".into()),
+            departments: Some(vec![20]),
+            ..Default::default()
+        })
+        .unwrap();
     let r = dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
         .await
         .unwrap();
@@ -270,13 +283,17 @@ async fn a_fault_mid_walk_disables_nobody() {
     dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
         .await
         .unwrap();
-    // Member listing now fails for good in the middle of the walk: everyone looks gone.
-    handle.fail_next("/topapi/v2/user/list", 1000, -1);
+    // Member listing fails for good in the middle of the walk, after two departments were
+    // read: everyone in the rest looks gone.
+    let mut rule = FaultRule::new(Some("/topapi/v2/user/list"), FaultKind::SystemBusy);
+    rule.skip = 2;
+    rule.times = 0;
+    handle.add_fault(rule);
     let r = dingsync::sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
         .await
         .unwrap();
     assert!(!r.complete, "the read is known to be incomplete");
     assert_eq!((r.disabled, r.deleted), (0, 0), "{:?}", r.plan.steps);
-    assert!(r.suppressed_removals >= 3, "{}", r.suppressed_removals);
+    assert!(r.suppressed_removals >= 1, "{}", r.suppressed_removals);
     assert!(dir.read().await.unwrap().people.iter().all(|p| !p.disabled));
 }

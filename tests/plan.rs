@@ -13,17 +13,21 @@ use dingsync::{
         client::{ConnectOptions, Pool, Secret as LdapSecret},
         store::Store,
     },
-    sim::{self, SimConfig},
+    sim::{
+        self, SimConfig, Simulator,
+        generate::{GenSpec, generate},
+    },
     sync::{self, Options, dingtalk_source::DingTalkSource},
 };
 
 fn manifests(sim_url: &str, ldap_url: &str, node: &str, password: &str) -> String {
+    let app_key = sim::DEFAULT_APP_KEY;
     format!(
         r#"
 apiVersion: v1
 kind: Secret
 metadata: {{name: app}}
-stringData: {{appKey: dingsimappkey}}
+stringData: {{appKey: "{app_key}"}}
 ---
 apiVersion: dingsync.io/v1alpha1
 kind: DingTalkBinding
@@ -76,9 +80,14 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
         qps_limit: None,
         ..Default::default()
     };
-    let handle = sim::start(config.clone(), sim::generate(60, 6, 4), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let org = generate(&GenSpec {
+        people: 60,
+        departments: 6,
+        seed: 4,
+        corp_id: "dingsimcorp".into(),
+        ..Default::default()
+    });
+    let handle = Simulator::start(config, org, "127.0.0.1:0").await.unwrap();
     let node = server.new_node("plan").unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -98,7 +107,7 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
             Command::new(bin)
                 .args(["plan", "-f"])
                 .arg(dir)
-                .env("DINGSYNC_SECRET_APP_APPSECRET", "sim-app-secret")
+                .env("DINGSYNC_SECRET_APP_APPSECRET", sim::DEFAULT_APP_SECRET)
                 .output()
                 .unwrap()
         })
@@ -113,7 +122,7 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
     );
     assert!(stdout.contains("+ create"), "{stdout}");
     assert!(stdout.contains("60 people"), "{stdout}");
-    assert!(!stdout.contains("sim-app-secret"));
+    assert!(!stdout.contains(sim::DEFAULT_APP_SECRET));
     // Nothing was written: the node still has no children.
     let listing = server.search(&node, "(objectClass=*)", &["1.1"]).unwrap();
     assert_eq!(
@@ -131,15 +140,15 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
     .await
     .unwrap();
     let ldap = LdapDirectory::new(
-        Store::open(pool, &node, Default::default(), &config.corp_id)
+        Store::open(pool, &node, Default::default(), "dingsimcorp")
             .await
             .unwrap(),
     );
     let client = DingTalkClient::new(
         ClientConfig::new(
-            &config.corp_id,
-            &config.app_key,
-            Secret::new(config.app_secret.clone()),
+            "dingsimcorp",
+            sim::DEFAULT_APP_KEY,
+            Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
         )
         .with_base(&handle.base_url()),
     );

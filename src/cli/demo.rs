@@ -12,7 +12,10 @@ use crate::{
     dingtalk::{ClientConfig, DingTalkClient, Secret},
     directory::{Directory, memory::MemoryDirectory},
     mapping::Mapping,
-    sim::{self, SimConfig, SimDept, SimUser},
+    sim::{
+        self, SimConfig, Simulator, UserWrite,
+        generate::{GenSpec, generate},
+    },
     sync::{self, Options, Report, dingtalk_source::DingTalkSource},
 };
 
@@ -131,18 +134,22 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         "No cluster and no DingTalk tenant needed. Generating {} people in {} departments (seed {})...",
         args.people, args.departments, args.seed
     );
-    let org = sim::generate(args.people, args.departments, args.seed);
-    let config = SimConfig::default();
-    let handle = sim::start(config.clone(), org.clone(), "127.0.0.1:0").await?;
+    let org = generate(&GenSpec {
+        people: args.people,
+        departments: args.departments,
+        seed: args.seed,
+        ..Default::default()
+    });
+    let handle = Simulator::start(SimConfig::default(), org.clone(), "127.0.0.1:0").await?;
     println!(
         "DingTalk simulator at {} (20 calls/s per API, as DingTalk's standard edition)",
         handle.base_url()
     );
     let client = DingTalkClient::new(
         ClientConfig::new(
-            &config.corp_id,
-            &config.app_key,
-            Secret::new(config.app_secret.clone()),
+            &org.corp_id,
+            sim::DEFAULT_APP_KEY,
+            Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
         )
         .with_base(&handle.base_url()),
     );
@@ -164,7 +171,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         calls.get("/topapi/v2/department/listsub").unwrap_or(&0),
         calls.get("/topapi/v2/user/list").unwrap_or(&0),
         calls.get("/topapi/v2/department/get").unwrap_or(&0),
-        handle.throttled()
+        handle.counters().throttled
     );
     println!(
         "   people missing mobile: {}, missing email: {}",
@@ -179,55 +186,45 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         t.elapsed(),
     );
 
-    // HR changes, made in the simulated DingTalk.
-    let homonym = org.users[0].name.clone();
-    let first_dept = org.departments[0].dept_id;
+    // HR changes, made in the simulated DingTalk through the same calls its admin API offers.
+    let people = &org.people;
+    let homonym = people[0].name.clone();
+    let depts: Vec<_> = org
+        .departments
+        .iter()
+        .filter(|d| d.parent_id.is_some())
+        .collect();
+    let first_dept = depts[0].id;
     let (moved_user, from, to) = {
-        let u = &org.users[1];
-        let to = org
-            .departments
+        let u = &people[1];
+        let to = depts
             .iter()
-            .map(|d| d.dept_id)
-            .find(|d| !u.dept_id_list.contains(d))
+            .map(|d| d.id)
+            .find(|d| !u.departments.contains(d))
             .unwrap_or(first_dept);
-        (u.userid.clone(), u.dept_id_list.clone(), to)
+        (u.userid.clone(), u.departments.clone(), to)
     };
-    let leaver = org.users[2].userid.clone();
-    let renamed = org.departments[1].clone();
-    handle.with_state(|s| {
-        s.users.insert(
-            "newhire001".into(),
-            SimUser {
-                userid: "newhire001".into(),
-                name: homonym.clone(),
-                dept_id_list: vec![first_dept],
-                email: Some("newhire001@corp.example".into()),
-                active: true,
-                ..Default::default()
-            },
-        );
-        s.departments.insert(
-            renamed.dept_id,
-            SimDept {
-                name: format!("{}（新）", renamed.name),
-                ..renamed.clone()
-            },
-        );
-        if let Some(u) = s.users.get_mut(&moved_user) {
-            u.dept_id_list = vec![to];
-        }
-        s.users.remove(&leaver);
-    });
+    let leaver = people[2].userid.clone();
+    let renamed = depts[1].clone();
+    let new_name = format!("{}（新）", renamed.name);
+    handle.hire(UserWrite {
+        userid: Some("newhire001".into()),
+        name: Some(homonym.clone()),
+        departments: Some(vec![first_dept]),
+        email: Some("newhire001@corp.example".into()),
+        ..Default::default()
+    })?;
+    handle.rename_department(renamed.id, &new_name)?;
+    handle.move_user(&moved_user, vec![to])?;
+    handle.leave(&leaver)?;
     println!("\nHR changes in DingTalk:");
     println!(
         "   hire newhire001 named {homonym} (a homonym of {})",
-        org.users[0].userid
+        people[0].userid
     );
     println!(
-        "   rename department {} {:?} → {:?}",
-        renamed.dept_id,
-        renamed.name,
-        format!("{}（新）", renamed.name)
+        "   rename department {} {:?} → {new_name:?}",
+        renamed.id, renamed.name
     );
     println!("   move {moved_user} from {from:?} to [{to}]");
     println!("   {leaver} leaves");
@@ -242,10 +239,10 @@ async fn demo(args: Args) -> anyhow::Result<()> {
             .find(|p| p.id.as_deref() == Some(id))
             .map(|p| (p.attrs["uid"][0].clone(), p.disabled, p.departments.clone()))
     };
-    if let (Some(a), Some(b)) = (uid(&org.users[0].userid), uid("newhire001")) {
+    if let (Some(a), Some(b)) = (uid(&people[0].userid), uid("newhire001")) {
         println!(
             "   homonyms: {} → uid {}, newhire001 → uid {} (distinct, and the first keeps its name)",
-            org.users[0].userid, a.0, b.0
+            people[0].userid, a.0, b.0
         );
     }
     if let Some((name, _, depts)) = uid(&moved_user) {
@@ -262,11 +259,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    handle.with_state(|s| {
-        if let Some(u) = org.users.iter().find(|u| u.userid == leaver) {
-            s.users.insert(leaver.clone(), u.clone());
-        }
-    });
+    handle.rehire(&leaver, None)?;
     let t = Instant::now();
     let r = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await?;
     show(&format!("{leaver} is rehired"), &r, t.elapsed());
@@ -277,6 +270,6 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     println!(
         "\nThe same engine runs in the Kubernetes controller (`dingsync controller`) against OpenLDAP; see README.md."
     );
-    handle.stop();
+    handle.shutdown().await;
     Ok(())
 }

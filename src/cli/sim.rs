@@ -1,68 +1,135 @@
-//! `dingsync sim`: serve the DingTalk simulator on a local port.
+//! `dingsync sim`: serve the DingTalk simulator on one port.
 
-use crate::sim::{self, Org, SimConfig};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// Options of `dingsync sim`. The admin API (`/__sim/...`) is described in the `sim` module docs
-/// and the README: hire, edit, leave, department changes, faults, QPS switch, call counters.
+use crate::sim::{self, App, SimConfig, Simulator, generate};
+
+/// Help text listing the admin API (also documented in `dingsync::sim`).
+const ADMIN_HELP: &str = "\
+Serves on one port: oapi (/gettoken, /topapi/...), /v1.0 (oauth2/accessToken,
+oauth2/userAccessToken, contact/users/me, gateway/connections/open), the login page
+/oauth2/auth, and the Stream WebSocket /connect. Prints the base URL on stdout; stops on
+SIGTERM or Ctrl-C.
+
+Admin API (reserved prefix /__sim/, JSON):
+  GET    /__sim/health | /org | /counters | /events | /faults | /stream/connections | /callbacks/failed
+  POST   /__sim/counters/reset
+  POST   /__sim/users                     hire {userid?, name, departments, mobile?, email?, title?, ...}
+  GET    /__sim/users/{userid}
+  PATCH  /__sim/users/{userid}            edit or move (departments replaces the set)
+  DELETE /__sim/users/{userid}            leave
+  POST   /__sim/users/{userid}/rehire     {departments?}
+  POST   /__sim/departments               {name, parent_id, order?}
+  PATCH  /__sim/departments/{id}          rename / move / reorder
+  DELETE /__sim/departments/{id}
+  POST   /__sim/faults                    {api?, app_key?, skip, times, kind:{type:...}}
+                                          types: http{status}, system_busy, upstream_timeout,
+                                          errcode{errcode}, throttle, ip_ban, invalid_token, latency{ms}
+  DELETE /__sim/faults
+  PUT    /__sim/latency                   {ms}
+  PUT    /__sim/qps                       {limit: 20 | null}
+  POST   /__sim/tokens/invalidate         {app_key?}
+  POST   /__sim/clock/advance             {seconds}
+  PUT    /__sim/event-faults              {drop, duplicate, reorder}
+  POST   /__sim/stream/disconnect         {app_key?, graceful}
+  POST   /__sim/oauth/code                {app_key, userid, corpid?} -> {authCode}
+  PUT    /__sim/apps/{app_key}/callback   {url, token, aes_key} (console-style HTTP events)";
+
+/// Serve a local DingTalk for tests, demos and benchmarks.
 #[derive(clap::Args, Debug)]
+#[command(after_help = ADMIN_HELP)]
 pub struct Args {
-    /// Address to listen on (loopback by default).
-    #[arg(long, default_value = "127.0.0.1:8900")]
+    /// Address to listen on (port 0 picks a free port; the base URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8790")]
     pub listen: String,
-    /// The enterprise's corpId.
-    #[arg(long, default_value = "dingsimcorp")]
-    pub corp_id: String,
-    /// The app's AppKey.
-    #[arg(long, default_value = "dingsimappkey")]
-    pub app_key: String,
-    /// The app's AppSecret.
-    #[arg(long, default_value = "sim-app-secret")]
-    pub app_secret: String,
-    /// Org file (YAML: departments and users with DingTalk's field names).
+    /// Org file (YAML: departments, people, apps); see examples/sim-org.yaml.
     #[arg(long, conflicts_with_all = ["people", "departments"])]
-    pub org: Option<std::path::PathBuf>,
-    /// Generate this many people.
-    #[arg(long, default_value_t = 200)]
+    pub org: Option<PathBuf>,
+    /// Generate this many people (when no --org is given).
+    #[arg(long, default_value_t = 50)]
     pub people: usize,
-    /// Generate this many departments.
-    #[arg(long, default_value_t = 20)]
+    /// Generate this many departments besides the root (when no --org is given).
+    #[arg(long, default_value_t = 10)]
     pub departments: usize,
-    /// Generator seed.
+    /// Seed of the generator: same seed, same org.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Calls per second per API before errcode 90018 (0: no limit).
+    /// corpId of a generated org.
+    #[arg(long, default_value = sim::DEFAULT_CORP_ID)]
+    pub corp_id: String,
+    /// AppKey of the app added to the org (unless the org file already has it).
+    #[arg(long, default_value = sim::DEFAULT_APP_KEY)]
+    pub app_key: String,
+    /// AppSecret of that app.
+    #[arg(long, default_value = sim::DEFAULT_APP_SECRET, env = "DINGSYNC_SIM_APP_SECRET", hide_default_value = true)]
+    pub app_secret: String,
+    /// Per-app per-API QPS limit (DingTalk: 20); 0 switches it off.
     #[arg(long, default_value_t = 20)]
     pub qps: u32,
+    /// Short timers for tests (Stream redelivery after 1 s, pings every 2 s, fast callback retries).
+    #[arg(long)]
+    pub fast: bool,
+    /// Seconds before an EVENT not acked is delivered again (default 60, or 1 with --fast).
+    #[arg(long)]
+    pub ack_timeout: Option<u64>,
 }
 
 /// Entry point of `dingsync sim`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let org = match &args.org {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("--org {}: {e}", path.display()))?;
-            Org::from_yaml(&text).map_err(|e| anyhow::anyhow!("--org {}: {e}", path.display()))?
-        }
-        None => sim::generate(args.people, args.departments, args.seed),
+    // Logs go to stderr so that stdout carries only the base URL.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let mut org = match &args.org {
+        Some(path) => sim::Org::load(path)?,
+        None => generate::generate(&generate::GenSpec {
+            people: args.people,
+            departments: args.departments,
+            seed: args.seed,
+            corp_id: args.corp_id.clone(),
+            app_key: args.app_key.clone(),
+            app_secret: args.app_secret.clone(),
+            ..Default::default()
+        }),
     };
-    let config = SimConfig {
-        corp_id: args.corp_id,
-        app_key: args.app_key,
-        app_secret: args.app_secret,
-        qps_limit: (args.qps > 0).then_some(args.qps),
-        scope: vec![],
+    if org.app(&args.app_key).is_none() {
+        org.apps
+            .push(App::new(args.app_key.clone(), args.app_secret.clone()));
+    }
+    let mut config = if args.fast {
+        SimConfig::fast()
+    } else {
+        SimConfig::default()
     };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
-        let (people, depts) = (org.users.len(), org.departments.len());
-        let handle = sim::start(config, org, &args.listen).await?;
-        println!("{}", handle.base_url());
-        eprintln!("DingTalk simulator: {people} people, {depts} departments; admin API under {}/__sim/", handle.base_url());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+    config.qps_limit = (args.qps > 0).then_some(args.qps);
+    if let Some(s) = args.ack_timeout {
+        config.stream_ack_timeout = Duration::from_secs(s);
+    }
+    let handle = Simulator::start(config, org, &args.listen).await?;
+    println!("{}", handle.base_url());
+    wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
         }
-        handle.stop();
-        Ok(())
-    })
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

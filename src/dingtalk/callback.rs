@@ -1,35 +1,68 @@
-//! DingTalk's HTTP callback crypto: the SHA-1 signature over (token, timestamp, nonce, encrypt)
-//! and AES-256-CBC with the 43-character EncodingAESKey, PKCS#7-padded to 32-byte blocks, over
-//! `random16 ‖ len(u32 BE) ‖ msg ‖ owner_key`. Both directions, so the receiver verifies and
-//! decrypts and the simulator (and the `success` reply) encrypt. Garbage in is an error, never a
-//! panic.
+//! DingTalk's encrypted HTTP callback crypto, both directions.
+//!
+//! DingTalk pushes `POST <url>?signature=..&timestamp=..&nonce=..` (newer pages name the first
+//! parameter `msg_signature`) with the body `{"encrypt":"<base64>"}` and expects an encrypted
+//! `success` back. The scheme, as in DingTalk's official `DingCallbackCrypto`:
+//!
+//! * signature = lowercase hex SHA-1 of the lexicographically sorted concatenation of
+//!   token, timestamp, nonce and encrypt (no separators);
+//! * key = base64(EncodingAESKey + "="), 32 bytes, AES-256-CBC with iv = key[..16];
+//! * plaintext frame = 16 random bytes ‖ u32 big-endian length ‖ message ‖ owner key
+//!   (the corpId for `register_call_back`, the AppKey for console subscriptions), PKCS#7-padded
+//!   to a multiple of **32** bytes.
+//!
+//! The simulator uses [`CallbackCrypto::encrypt`] and [`CallbackCrypto::sign`] to push, the
+//! dingsync receiver uses [`CallbackCrypto::verify_and_decrypt`] and
+//! [`CallbackCrypto::success_reply`] to answer.
 
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
-use base64::{Engine as _, engine::general_purpose::STANDARD};
+use aes::Aes256;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use cbc::cipher::block_padding::NoPadding;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-type Enc = cbc::Encryptor<aes::Aes256>;
-type Dec = cbc::Decryptor<aes::Aes256>;
-
-/// DingTalk pads to this block size, not AES's 16 (pad values up to 32 are seen on the wire).
+/// DingTalk pads to 32-byte blocks, not AES's 16 (the official test vectors carry pads > 16).
 const PAD_BLOCK: usize = 32;
+const RANDOM_LEN: usize = 16;
 
-/// Why a callback was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What can go wrong on the receiving side (or with a bad configuration).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CallbackError {
-    #[error("EncodingAESKey must be 43 base64 characters")]
-    BadKey,
-    #[error("signature mismatch")]
-    BadSignature,
-    #[error("ciphertext is not valid base64 AES-CBC data")]
-    BadCiphertext,
-    #[error("decrypted frame is malformed")]
-    BadFrame,
-    #[error("message is addressed to another app or corp")]
-    WrongOwner,
+    #[error("callback token must not be empty")]
+    EmptyToken,
+    #[error("EncodingAESKey must be 43 characters of [A-Za-z0-9], got {0} characters")]
+    BadAesKeyLength(usize),
+    #[error("EncodingAESKey is not valid base64")]
+    BadAesKey,
+    #[error("callback signature does not match")]
+    SignatureMismatch,
+    #[error("`encrypt` is not valid base64")]
+    BadBase64,
+    #[error("ciphertext length {0} is not a positive multiple of 16")]
+    BadCiphertextLength(usize),
+    #[error("decrypted frame is malformed: {0}")]
+    BadFrame(&'static str),
+    #[error("decrypted message is not UTF-8")]
+    NotUtf8,
+    #[error("callback is addressed to another owner (corpId/AppKey)")]
+    OwnerMismatch,
 }
 
-/// The crypto of one callback registration.
+/// The JSON body DingTalk expects as the answer to a push (and that it sends as a push, minus
+/// the signature fields, which travel in the query string).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedReply {
+    pub msg_signature: String,
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    pub nonce: String,
+    pub encrypt: String,
+}
+
+/// Token, AES key and owner key of one callback subscription.
 #[derive(Clone)]
 pub struct CallbackCrypto {
     token: String,
@@ -40,131 +73,179 @@ pub struct CallbackCrypto {
 impl std::fmt::Debug for CallbackCrypto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallbackCrypto")
+            .field("token", &"***")
+            .field("key", &"***")
             .field("owner_key", &self.owner_key)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
-/// `lowercase_hex(sha1(concat(sorted([token, timestamp, nonce, encrypt]))))`.
-pub fn signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
-    let mut parts = [token, timestamp, nonce, encrypt];
-    parts.sort_unstable();
-    hex::encode(Sha1::digest(parts.concat().as_bytes()))
-}
-
 impl CallbackCrypto {
-    /// `owner_key` is the AppKey for console-subscribed events of an internal app, the corpId
-    /// for `register_call_back`, the suiteKey for ISV apps.
+    /// `aes_key` is the 43-character EncodingAESKey; `owner_key` the corpId, AppKey or suiteKey
+    /// that DingTalk appends to every plaintext.
     pub fn new(token: &str, aes_key: &str, owner_key: &str) -> Result<Self, CallbackError> {
-        if aes_key.len() != 43 {
-            return Err(CallbackError::BadKey);
+        if token.is_empty() {
+            return Err(CallbackError::EmptyToken);
         }
-        // The 43rd character carries two unused bits that DingTalk's keys do not zero.
+        if aes_key.len() != 43 || !aes_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(CallbackError::BadAesKeyLength(aes_key.chars().count()));
+        }
+        // Java's decoder ignores the 2 spare bits of the 43rd character; so must we.
         let lenient = base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
             base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
         );
-        let bytes = lenient
+        let raw = lenient
             .decode(format!("{aes_key}="))
-            .map_err(|_| CallbackError::BadKey)?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| CallbackError::BadKey)?;
+            .map_err(|_| CallbackError::BadAesKey)?;
+        let key: [u8; 32] = raw.try_into().map_err(|_| CallbackError::BadAesKey)?;
         Ok(Self {
-            token: token.into(),
+            token: token.to_owned(),
             key,
-            owner_key: owner_key.into(),
+            owner_key: owner_key.to_owned(),
         })
     }
 
-    /// Encrypt `msg` with a given 16-byte random prefix (deterministic, for tests).
-    pub fn encrypt_with(&self, msg: &str, random: &[u8; 16]) -> String {
-        let mut frame = Vec::with_capacity(16 + 4 + msg.len() + self.owner_key.len() + PAD_BLOCK);
+    pub fn owner_key(&self) -> &str {
+        &self.owner_key
+    }
+
+    /// §6.3 signature over token, timestamp, nonce and the encrypted text.
+    pub fn sign(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
+        sign(&self.token, timestamp, nonce, encrypt)
+    }
+
+    /// Encrypts `msg` with a fresh random prefix (ASCII alphanumerics, as DingTalk does).
+    pub fn encrypt(&self, msg: &str) -> String {
+        let mut random = [0u8; RANDOM_LEN];
+        let mut rng = rand::rng();
+        for b in &mut random {
+            *b = rng.sample(rand::distr::Alphanumeric);
+        }
+        self.encrypt_with_random(msg, &random)
+    }
+
+    /// Deterministic variant of [`Self::encrypt`] (test vectors).
+    pub fn encrypt_with_random(&self, msg: &str, random: &[u8; RANDOM_LEN]) -> String {
+        let owner = self.owner_key.as_bytes();
+        let mut frame = Vec::with_capacity(RANDOM_LEN + 4 + msg.len() + owner.len() + PAD_BLOCK);
         frame.extend_from_slice(random);
-        frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        // A callback message never approaches 4 GiB; saturate rather than wrap.
+        let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+        frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(msg.as_bytes());
-        frame.extend_from_slice(self.owner_key.as_bytes());
+        frame.extend_from_slice(owner);
         let pad = PAD_BLOCK - frame.len() % PAD_BLOCK;
         frame.extend(std::iter::repeat_n(pad as u8, pad));
-        let len = frame.len();
-        let iv: [u8; 16] = self.key[..16].try_into().expect("16 bytes");
-        let out = Enc::new(&self.key.into(), &iv.into())
-            .encrypt_padded_mut::<NoPadding>(&mut frame, len)
-            .expect("the frame is block aligned");
-        STANDARD.encode(out)
+        let cipher = cbc::Encryptor::<Aes256>::new(&self.key.into(), (&self.iv()).into());
+        let ct = cipher.encrypt_padded_vec_mut::<NoPadding>(&frame);
+        B64.encode(ct)
     }
 
-    /// Encrypt `msg` with a fresh alphanumeric random prefix, as DingTalk's own code does.
-    pub fn encrypt(&self, msg: &str) -> String {
-        use rand::Rng;
-        const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let mut rng = rand::rng();
-        let random: [u8; 16] = std::array::from_fn(|_| ALNUM[rng.random_range(0..ALNUM.len())]);
-        self.encrypt_with(msg, &random)
+    /// Decrypts `encrypt` and checks the owner key; does not look at any signature.
+    pub fn decrypt(&self, encrypt: &str) -> Result<String, CallbackError> {
+        let ct = B64
+            .decode(encrypt.trim())
+            .map_err(|_| CallbackError::BadBase64)?;
+        if ct.is_empty() || ct.len() % 16 != 0 {
+            return Err(CallbackError::BadCiphertextLength(ct.len()));
+        }
+        let cipher = cbc::Decryptor::<Aes256>::new(&self.key.into(), (&self.iv()).into());
+        let plain = cipher
+            .decrypt_padded_vec_mut::<NoPadding>(&ct)
+            .map_err(|_| CallbackError::BadCiphertextLength(ct.len()))?;
+        let pad = *plain.last().ok_or(CallbackError::BadFrame("empty"))? as usize;
+        // The official code treats pad values outside 1..=32 as 0.
+        let pad = if (1..=PAD_BLOCK).contains(&pad) {
+            pad
+        } else {
+            0
+        };
+        let body = plain
+            .get(..plain.len() - pad)
+            .ok_or(CallbackError::BadFrame("padding longer than frame"))?;
+        let len_bytes: [u8; 4] = body
+            .get(RANDOM_LEN..RANDOM_LEN + 4)
+            .ok_or(CallbackError::BadFrame("too short"))?
+            .try_into()
+            .map_err(|_| CallbackError::BadFrame("too short"))?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        let start = RANDOM_LEN + 4;
+        let msg = body
+            .get(start..start.saturating_add(len))
+            .ok_or(CallbackError::BadFrame("length exceeds frame"))?;
+        let owner = &body[start + len..];
+        if owner != self.owner_key.as_bytes() {
+            return Err(CallbackError::OwnerMismatch);
+        }
+        String::from_utf8(msg.to_vec()).map_err(|_| CallbackError::NotUtf8)
     }
 
-    /// Check the signature, decrypt, and check the message is addressed to us.
+    /// Receiver side: checks the signature, decrypts, checks the owner key.
     pub fn verify_and_decrypt(
         &self,
-        sig: &str,
+        signature: &str,
         timestamp: &str,
         nonce: &str,
         encrypt: &str,
     ) -> Result<String, CallbackError> {
-        let want = signature(&self.token, timestamp, nonce, encrypt);
-        // Compare without an early exit, so timing does not reveal how much matched.
-        let ok = want.len() == sig.len()
-            && want
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !ok {
-            return Err(CallbackError::BadSignature);
+        let expected = self.sign(timestamp, nonce, encrypt);
+        if !constant_time_eq(
+            expected.as_bytes(),
+            signature.trim().to_ascii_lowercase().as_bytes(),
+        ) {
+            return Err(CallbackError::SignatureMismatch);
         }
         self.decrypt(encrypt)
     }
 
-    /// Decrypt and check the owner (no signature check).
-    pub fn decrypt(&self, encrypt: &str) -> Result<String, CallbackError> {
-        let mut data = STANDARD
-            .decode(encrypt.trim())
-            .map_err(|_| CallbackError::BadCiphertext)?;
-        if data.is_empty() || data.len() % 16 != 0 {
-            return Err(CallbackError::BadCiphertext);
+    /// Encrypts and signs `msg` as a reply body.
+    pub fn encrypted_reply(&self, msg: &str, timestamp: &str, nonce: &str) -> EncryptedReply {
+        let encrypt = self.encrypt(msg);
+        EncryptedReply {
+            msg_signature: self.sign(timestamp, nonce, &encrypt),
+            time_stamp: timestamp.to_owned(),
+            nonce: nonce.to_owned(),
+            encrypt,
         }
-        let iv: [u8; 16] = self.key[..16].try_into().expect("16 bytes");
-        let plain = Dec::new(&self.key.into(), &iv.into())
-            .decrypt_padded_mut::<NoPadding>(&mut data)
-            .map_err(|_| CallbackError::BadCiphertext)?;
-        let pad = *plain.last().ok_or(CallbackError::BadFrame)? as usize;
-        if pad == 0 || pad > PAD_BLOCK || pad > plain.len() {
-            return Err(CallbackError::BadFrame);
-        }
-        let body = &plain[..plain.len() - pad];
-        if body.len() < 20 {
-            return Err(CallbackError::BadFrame);
-        }
-        let len = u32::from_be_bytes(body[16..20].try_into().expect("4 bytes")) as usize;
-        let end = 20usize
-            .checked_add(len)
-            .filter(|&e| e <= body.len())
-            .ok_or(CallbackError::BadFrame)?;
-        let msg = std::str::from_utf8(&body[20..end]).map_err(|_| CallbackError::BadFrame)?;
-        if &body[end..] != self.owner_key.as_bytes() {
-            return Err(CallbackError::WrongOwner);
-        }
-        Ok(msg.to_string())
     }
 
-    /// The JSON body DingTalk requires as the answer: the encrypted `success`, signed.
-    pub fn success_reply(&self, timestamp: &str, nonce: &str) -> serde_json::Value {
-        let encrypt = self.encrypt("success");
-        serde_json::json!({
-            "msg_signature": signature(&self.token, timestamp, nonce, &encrypt),
-            "timeStamp": timestamp,
-            "nonce": nonce,
-            "encrypt": encrypt,
-        })
+    /// The answer DingTalk requires after every push, including `check_url`.
+    pub fn success_reply(&self, timestamp: &str, nonce: &str) -> EncryptedReply {
+        self.encrypted_reply("success", timestamp, nonce)
     }
+
+    /// Sender side: checks that `reply` is a correctly signed, encrypted `success`.
+    pub fn verify_success_reply(&self, reply: &EncryptedReply) -> Result<bool, CallbackError> {
+        let msg = self.verify_and_decrypt(
+            &reply.msg_signature,
+            &reply.time_stamp,
+            &reply.nonce,
+            &reply.encrypt,
+        )?;
+        Ok(msg == "success")
+    }
+
+    fn iv(&self) -> [u8; 16] {
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&self.key[..16]);
+        iv
+    }
+}
+
+/// §6.3: SHA-1 over the sorted concatenation of the four values, lowercase hex.
+pub fn sign(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
+    let mut parts = [token, timestamp, nonce, encrypt];
+    parts.sort_unstable();
+    let mut h = Sha1::new();
+    for p in parts {
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -178,12 +259,12 @@ mod tests {
         timestamp: &'static str,
         nonce: &'static str,
         signature: &'static str,
-        plain: &'static str,
-        cipher: &'static str,
+        plaintext: &'static str,
         random: &'static str,
+        encrypt: &'static str,
     }
 
-    // DingTalk's published callback test vectors.
+    // REFERENCE §6.6: official vectors from DingTalk's crypto repository and docs.
     const VECTORS: [Vector; 3] = [
         Vector {
             token: "mryue",
@@ -192,9 +273,9 @@ mod tests {
             timestamp: "1608001896814",
             nonce: "WL4PK6yA",
             signature: "03044561471240d4a14bb09372dfcfd4fd0e40cb",
-            plain: r#"{"EventType":"check_url"}"#,
-            cipher: "0vJiX6vliEpwG3U45CtXqi+m8PXbQRARJ8p8BbDuD1EMTDf0jKpQ79QS93qEk7XHpP6u+oTTrd15NRPvNvmBKyDCYxxOK+HZeKju4yhELOFchzNukR+t8SB/qk4ROMu3",
+            plaintext: r#"{"EventType":"check_url"}"#,
             random: "l7Y3EcX2CU5w8av3",
+            encrypt: "0vJiX6vliEpwG3U45CtXqi+m8PXbQRARJ8p8BbDuD1EMTDf0jKpQ79QS93qEk7XHpP6u+oTTrd15NRPvNvmBKyDCYxxOK+HZeKju4yhELOFchzNukR+t8SB/qk4ROMu3",
         },
         Vector {
             token: "123456",
@@ -203,9 +284,9 @@ mod tests {
             timestamp: "1445827045067",
             nonce: "nEXhMP4r",
             signature: "5a65ceeef9aab2d149439f82dc191dd6c5cbe2c0",
-            plain: r#"{"EventType":"check_create_suite_url","Random":"LPIdSnlF","TestSuiteKey":"suite4xxxxxxxxxxxxxxx"}"#,
-            cipher: "1a3NBxmCFwkCJvfoQ7WhJHB+iX3qHPsc9JbaDznE1i03peOk1LaOQoRz3+nlyGNhwmwJ3vDMG+OzrHMeiZI7gTRWVdUBmfxjZ8Ej23JVYa9VrYeJ5as7XM/ZpulX8NEQis44w53h1qAgnC3PRzM7Zc/D6Ibr0rgUathB6zRHP8PYrfgnNOS9PhSBdHlegK+AGGanfwjXuQ9+0pZcy0w9lQ==",
+            plaintext: r#"{"EventType":"check_create_suite_url","Random":"LPIdSnlF","TestSuiteKey":"suite4xxxxxxxxxxxxxxx"}"#,
             random: "hU3bEfGZZewzhG5a",
+            encrypt: "1a3NBxmCFwkCJvfoQ7WhJHB+iX3qHPsc9JbaDznE1i03peOk1LaOQoRz3+nlyGNhwmwJ3vDMG+OzrHMeiZI7gTRWVdUBmfxjZ8Ej23JVYa9VrYeJ5as7XM/ZpulX8NEQis44w53h1qAgnC3PRzM7Zc/D6Ibr0rgUathB6zRHP8PYrfgnNOS9PhSBdHlegK+AGGanfwjXuQ9+0pZcy0w9lQ==",
         },
         Vector {
             token: "123456",
@@ -214,78 +295,86 @@ mod tests {
             timestamp: "1614767836",
             nonce: "A7Co0cJLMzIDtMMI",
             signature: "9a95a004dd16f5c307e849b994173f76aa26e5eb",
-            plain: "success",
-            cipher: "YvkvaGe4hQxd3VxRmEty0dVlnCOAqwf56xwTRHDHoOURqhalbmBJQk5FNcRk42Gl5T0YQXZNwpwWSm1xAFJ5ZA==",
+            plaintext: "success",
             random: "dICkEDLj0eb6yAbc",
+            encrypt: "YvkvaGe4hQxd3VxRmEty0dVlnCOAqwf56xwTRHDHoOURqhalbmBJQk5FNcRk42Gl5T0YQXZNwpwWSm1xAFJ5ZA==",
         },
     ];
 
     #[test]
-    fn published_vectors_verify_decrypt_and_reencrypt() {
-        for v in VECTORS {
+    fn official_vectors_sign_and_decrypt() {
+        for v in &VECTORS {
             let c = CallbackCrypto::new(v.token, v.aes_key, v.owner).unwrap();
-            assert_eq!(
-                signature(v.token, v.timestamp, v.nonce, v.cipher),
-                v.signature
-            );
-            assert_eq!(
-                c.verify_and_decrypt(v.signature, v.timestamp, v.nonce, v.cipher)
-                    .unwrap(),
-                v.plain
-            );
-            let random: [u8; 16] = v.random.as_bytes().try_into().unwrap();
-            assert_eq!(c.encrypt_with(v.plain, &random), v.cipher, "byte-for-byte");
+            assert_eq!(c.sign(v.timestamp, v.nonce, v.encrypt), v.signature);
+            let plain = c
+                .verify_and_decrypt(v.signature, v.timestamp, v.nonce, v.encrypt)
+                .unwrap();
+            assert_eq!(plain, v.plaintext);
         }
     }
 
     #[test]
-    fn forged_or_garbage_callbacks_are_refused_without_panicking() {
+    fn official_vectors_encrypt_byte_for_byte() {
+        for v in &VECTORS {
+            let c = CallbackCrypto::new(v.token, v.aes_key, v.owner).unwrap();
+            let random: [u8; 16] = v.random.as_bytes().try_into().unwrap();
+            assert_eq!(c.encrypt_with_random(v.plaintext, &random), v.encrypt);
+        }
+    }
+
+    #[test]
+    fn round_trip_and_success_reply() {
+        let c = CallbackCrypto::new("tok", VECTORS[0].aes_key, "dingcorp").unwrap();
+        for msg in [
+            "",
+            "x",
+            "钉钉事件",
+            &"a".repeat(31),
+            &"b".repeat(32),
+            &"c".repeat(1000),
+        ] {
+            let enc = c.encrypt(msg);
+            assert_eq!(c.decrypt(&enc).unwrap(), msg);
+        }
+        let reply = c.success_reply("123", "nonce");
+        assert!(c.verify_success_reply(&reply).unwrap());
+        let json = serde_json::to_value(&reply).unwrap();
+        assert!(json.get("msg_signature").is_some() && json.get("timeStamp").is_some());
+    }
+
+    #[test]
+    fn rejects_wrong_signature_owner_and_garbage() {
         let v = &VECTORS[0];
         let c = CallbackCrypto::new(v.token, v.aes_key, v.owner).unwrap();
         assert_eq!(
-            c.verify_and_decrypt("00", v.timestamp, v.nonce, v.cipher),
-            Err(CallbackError::BadSignature)
+            c.verify_and_decrypt("00", v.timestamp, v.nonce, v.encrypt),
+            Err(CallbackError::SignatureMismatch)
         );
-        let other = CallbackCrypto::new(v.token, v.aes_key, "dingsomeothercorp").unwrap();
+        let other = CallbackCrypto::new(v.token, v.aes_key, "dingother").unwrap();
         assert_eq!(
-            other.verify_and_decrypt(v.signature, v.timestamp, v.nonce, v.cipher),
-            Err(CallbackError::WrongOwner)
+            other.verify_and_decrypt(v.signature, v.timestamp, v.nonce, v.encrypt),
+            Err(CallbackError::OwnerMismatch)
         );
         for garbage in [
             "",
             "!!!",
             "AAAA",
             "AAAAAAAAAAAAAAAAAAAAAA==",
-            &STANDARD.encode([7u8; 48]),
+            &B64.encode([7u8; 64]),
         ] {
-            let sig = signature(v.token, v.timestamp, v.nonce, garbage);
-            assert!(
-                c.verify_and_decrypt(&sig, v.timestamp, v.nonce, garbage)
-                    .is_err(),
-                "{garbage:?}"
-            );
+            assert!(c.decrypt(garbage).is_err(), "{garbage:?}");
         }
+        // Wrong key: decrypts to noise, must be an error, not a panic.
+        let wrong = CallbackCrypto::new(v.token, VECTORS[2].aes_key, v.owner).unwrap();
+        assert!(wrong.decrypt(v.encrypt).is_err());
+        assert!(matches!(
+            CallbackCrypto::new("t", "short", "o"),
+            Err(CallbackError::BadAesKeyLength(5))
+        ));
         assert_eq!(
-            CallbackCrypto::new("t", "short", "x").unwrap_err(),
-            CallbackError::BadKey
+            CallbackCrypto::new("", v.aes_key, "o").unwrap_err(),
+            CallbackError::EmptyToken
         );
-    }
-
-    #[test]
-    fn success_reply_round_trips() {
-        let v = &VECTORS[2];
-        let c = CallbackCrypto::new(v.token, v.aes_key, v.owner).unwrap();
-        let reply = c.success_reply("1700000000", "abc");
-        let enc = reply["encrypt"].as_str().unwrap();
-        assert_eq!(
-            c.verify_and_decrypt(
-                reply["msg_signature"].as_str().unwrap(),
-                "1700000000",
-                "abc",
-                enc
-            )
-            .unwrap(),
-            "success"
-        );
+        assert!(!format!("{c:?}").contains(v.token));
     }
 }

@@ -566,7 +566,7 @@ impl DingTalkClient {
 
         type Fut = BoxFuture<'static, Step>;
         enum Step {
-            Root(usize, i64, Result<Department, DingTalkError>),
+            Root(usize, i64, Box<Result<Department, DingTalkError>>),
             Sub(i64, Result<Vec<Department>, DingTalkError>),
             Page(i64, i64, Result<UserPage, DingTalkError>),
         }
@@ -586,7 +586,7 @@ impl DingTalkClient {
             let i = root_details.len();
             root_details.push(None);
             running.push(Box::pin(async move {
-                Step::Root(i, root, me.get_department(root).await)
+                Step::Root(i, root, Box::new(me.get_department(root).await))
             }));
             walk_queue.push_back(root);
             page_queue.push_back((root, 0));
@@ -615,12 +615,14 @@ impl DingTalkClient {
                 break;
             };
             match step {
-                Step::Root(i, _, Ok(d)) => root_details[i] = Some(d),
-                Step::Root(_, id, Err(error)) => out.failures.push(ScopeFailure {
-                    api: API_DEPT_GET,
-                    dept_id: id,
-                    error,
-                }),
+                Step::Root(i, id, result) => match *result {
+                    Ok(d) => root_details[i] = Some(d),
+                    Err(error) => out.failures.push(ScopeFailure {
+                        api: API_DEPT_GET,
+                        dept_id: id,
+                        error,
+                    }),
+                },
                 Step::Sub(parent, result) => {
                     walking -= 1;
                     match result {

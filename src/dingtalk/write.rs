@@ -799,7 +799,8 @@ mod tests {
     #[test]
     fn user_create_rules_name_the_field() {
         assert!(valid_user().validate().is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut UserCreate)>)> = vec![
+        type Breaks = Box<dyn Fn(&mut UserCreate)>;
+        let cases: Vec<(&str, Breaks)> = vec![
             ("name", Box::new(|u| u.name = " ".into())),
             ("name", Box::new(|u| u.name = "x".repeat(81))),
             ("mobile", Box::new(|u| u.mobile = None)),

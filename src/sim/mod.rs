@@ -1,573 +1,449 @@
-//! A DingTalk simulator: the token and address-book APIs as DingTalk serves them (envelopes,
-//! error codes, cursors, page limits, contact scope, per-app per-API QPS limit), plus an
-//! admin API to change the org as HR would and to inject faults. Used by `demo`, tests and
-//! benchmarks; `dingsync sim` serves it on a port.
+//! A local DingTalk: one HTTP port serving what `oapi.dingtalk.com`, `api.dingtalk.com`,
+//! `login.dingtalk.com` and the Stream gateway serve, held to DingTalk's documented behaviour
+//! (`REFERENCE.md` §11): envelopes, error codes, token semantics, paging, contact scope,
+//! field permissions, write validation, QPS limits, address-book events over Stream and over
+//! the encrypted HTTP callback.
 //!
-//! Admin API (reserved prefix `/__sim/`, JSON bodies):
-//! - `POST /__sim/users` — hire or edit: a user object (`userid`, `name`, `dept_id_list`, ...).
-//! - `DELETE /__sim/users/{userid}` — the person leaves.
-//! - `POST /__sim/departments` — create or edit (rename, move): `dept_id`, `name`, `parent_id`.
-//! - `DELETE /__sim/departments/{dept_id}` — remove an empty department.
-//! - `POST /__sim/faults` — `{"api": "/topapi/v2/user/list", "fail": N, "errcode": -1}` fails the
-//!   next N calls of that API; `{"latency_ms": 50}` adds latency; `{"invalidate_tokens": true}`.
-//! - `POST /__sim/qps` — `{"limit": 20}` or `{"limit": null}` (off).
-//! - `GET /__sim/stats` — calls per API and throttled calls.
+//! # Served paths
+//!
+//! * oapi: `GET /gettoken`, `POST /topapi/v2/department/{listsub,listsubid,get,create,update,delete,listparentbydept,listparentbyuser}`,
+//!   `/topapi/v2/user/{list,get,getbymobile,create,update,delete,getuserinfo}`, `/topapi/user/{listid,listsimple,getbyunionid,count}`,
+//!   `/auth/scopes`, `/call_back/{register_call_back,update_call_back,get_call_back,delete_call_back,get_call_back_failed_result}`.
+//!   Unknown `/topapi/...` → errcode 22; other unknown paths → errcode 404.
+//! * `/v1.0`: `POST /v1.0/oauth2/accessToken`, `POST /v1.0/oauth2/userAccessToken`,
+//!   `GET /v1.0/contact/users/me`, `POST /v1.0/gateway/connections/open`.
+//! * Login page: `GET /oauth2/auth` (QR code + a "scan as" form for tests), `POST /oauth2/auth/scan`.
+//! * Stream: `GET /connect?ticket=...` (WebSocket).
+//!
+//! # Admin API (reserved prefix `/__sim/`, JSON in and out)
+//!
+//! | Route | Effect |
+//! | --- | --- |
+//! | `GET /__sim/health` | `{"ok":true}` |
+//! | `GET /__sim/org` | the current org (YAML shape, JSON) |
+//! | `GET /__sim/counters`, `POST /__sim/counters/reset` | call counters per API, throttled, stream/callback counters |
+//! | `GET /__sim/events` | the last 10,000 emitted events |
+//! | `POST /__sim/users` | hire (body: [`UserWrite`], `name` + `departments` required, mobile optional) |
+//! | `GET /__sim/users/{userid}` | one person |
+//! | `PATCH /__sim/users/{userid}` | edit / move (any [`UserWrite`] field; `departments` replaces the set) |
+//! | `DELETE /__sim/users/{userid}` | leave the company |
+//! | `POST /__sim/users/{userid}/rehire` | `{"departments":[..]}` (optional) |
+//! | `POST /__sim/departments` | create (body: [`DeptWrite`], `name` + `parent_id`) |
+//! | `PATCH /__sim/departments/{id}` | rename / move / reorder |
+//! | `DELETE /__sim/departments/{id}` | delete (must be empty) |
+//! | `GET /__sim/faults`, `POST /__sim/faults`, `DELETE /__sim/faults` | list / add a [`FaultRule`] / clear all |
+//! | `PUT /__sim/latency` | `{"ms":N}` added to every API answer |
+//! | `PUT /__sim/qps` | `{"limit":20}` or `{"limit":null}` (off) |
+//! | `POST /__sim/tokens/invalidate` | `{"app_key":"..."}` optional; all tokens become invalid |
+//! | `POST /__sim/clock/advance` | `{"seconds":N}` moves the simulated clock (token/ticket/code expiry) |
+//! | `PUT /__sim/event-faults` | [`EventFaults`]: `{"drop":N,"duplicate":N,"reorder":N}` |
+//! | `POST /__sim/stream/disconnect` | `{"app_key":..,"graceful":true}`: SYSTEM disconnect (+ close after grace) or hard close |
+//! | `GET /__sim/stream/connections` | open Stream connections |
+//! | `POST /__sim/oauth/code` | `{"app_key","userid","corpid":bool}` → `{"authCode"}` (skips the login page) |
+//! | `PUT /__sim/apps/{app_key}/callback` | console-style HTTP event subscription `{"url","token","aes_key"}` (sends `check_url`) |
+//! | `GET /__sim/callbacks/failed` | failed callback pushes, per app |
+//!
+//! # In-process use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dingsync::sim::SimError> {
+//! use dingsync::sim::{Simulator, SimConfig, generate};
+//! let org = generate::generate(&generate::GenSpec { people: 200, departments: 30, seed: 7, ..Default::default() });
+//! let sim = Simulator::start(SimConfig::default(), org, "127.0.0.1:0").await?;
+//! println!("{}", sim.base_url());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+pub mod admin;
+pub mod generate;
+pub mod oapi;
+pub mod openapi;
 pub mod org;
+pub mod params;
+pub mod state;
+pub mod stream;
+pub mod webhook;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use org::{App, Department, Org, Person, Scope};
+pub use state::{
+    ApiError, Counters, DeptWrite, Event, EventFaults, FaultKind, FaultRule, UserWrite,
 };
 
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-    routing::{delete, get, post},
-};
-pub use org::{Org, SimDept, SimUser, generate};
-use serde_json::{Value, json};
-
-/// Simulator settings.
-#[derive(Debug, Clone)]
+/// Tunables. `Default` is DingTalk's documented behaviour; tests shorten the timers.
+#[derive(Clone, Debug)]
 pub struct SimConfig {
-    pub corp_id: String,
-    pub app_key: String,
-    pub app_secret: String,
-    /// Calls per second per API for the app; `None` switches the limit off.
+    /// Per-app per-API requests per second; `None` = no limit. DingTalk: 20.
     pub qps_limit: Option<u32>,
-    /// Departments the app may see (contact scope); empty = the whole org.
-    pub scope: Vec<i64>,
+    pub token_ttl: Duration,
+    /// Stream tickets: single use, 90 s.
+    pub ticket_ttl: Duration,
+    /// Interval of SYSTEM `ping` frames on Stream connections.
+    pub stream_ping_interval: Duration,
+    /// An EVENT not acked within this time is delivered again.
+    pub stream_ack_timeout: Duration,
+    /// Delay before redelivering an EVENT acked with LATER or a non-200 code.
+    pub stream_retry_delay: Duration,
+    /// After a SYSTEM `disconnect`, the connection is closed this much later.
+    pub stream_disconnect_grace: Duration,
+    /// Undelivered events of a disconnected app are dropped after this long
+    /// (UNCONFIRMED whether DingTalk replays missed events at all; clients must reconcile).
+    pub stream_retention: Duration,
+    /// The callback receiver must answer within this time (DingTalk documents 1.5 s and 2.5 s).
+    pub callback_timeout: Duration,
+    /// Delays between callback attempts; after the last one the event goes to the failed list.
+    pub callback_retry_delays: Vec<Duration>,
+    /// Re-adding a mobile removed less than this long ago answers 40103 (invitation sent).
+    pub rehire_cooldown: Duration,
+    /// Department depth limit (60002).
+    pub max_depth: usize,
+    /// Base URL advertised in `connections/open` (`ws://host:port/connect`); default: bound address.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
-            corp_id: "dingsimcorp".into(),
-            app_key: "dingsimappkey".into(),
-            app_secret: "sim-app-secret".into(),
             qps_limit: Some(20),
-            scope: vec![],
+            token_ttl: Duration::from_secs(7200),
+            ticket_ttl: Duration::from_secs(90),
+            stream_ping_interval: Duration::from_secs(30),
+            stream_ack_timeout: Duration::from_secs(60),
+            stream_retry_delay: Duration::from_secs(5),
+            stream_disconnect_grace: Duration::from_secs(10),
+            stream_retention: Duration::from_secs(300),
+            callback_timeout: Duration::from_millis(2500),
+            callback_retry_delays: vec![Duration::from_secs(5), Duration::from_secs(30)],
+            rehire_cooldown: Duration::from_secs(24 * 3600),
+            max_depth: 15,
+            public_base_url: None,
         }
     }
 }
 
-#[derive(Debug, Default)]
-struct Fault {
-    fail: u32,
-    errcode: i64,
-}
-
-/// The simulator's mutable state.
-#[derive(Debug)]
-pub struct SimState {
-    pub config: SimConfig,
-    pub departments: BTreeMap<i64, SimDept>,
-    pub users: BTreeMap<String, SimUser>,
-    token: Option<(String, Instant)>,
-    calls: HashMap<String, u64>,
-    throttled: u64,
-    windows: HashMap<String, (Instant, u32)>,
-    faults: HashMap<String, Fault>,
-    latency: Duration,
-}
-
-impl SimState {
-    fn new(config: SimConfig, org: Org) -> Self {
-        let mut departments: BTreeMap<i64, SimDept> = org
-            .departments
-            .into_iter()
-            .map(|d| (d.dept_id, d))
-            .collect();
-        departments.entry(1).or_insert(SimDept {
-            dept_id: 1,
-            name: "Root".into(),
-            parent_id: None,
-            order: 0,
-        });
+impl SimConfig {
+    /// Short timers for tests: redelivery after 1 s, pings every 2 s, callbacks retried after 200 ms.
+    pub fn fast() -> Self {
         Self {
-            config,
-            departments,
-            users: org
-                .users
-                .into_iter()
-                .map(|u| (u.userid.clone(), u))
-                .collect(),
-            token: None,
-            calls: HashMap::new(),
-            throttled: 0,
-            windows: HashMap::new(),
-            faults: HashMap::new(),
-            latency: Duration::ZERO,
+            stream_ping_interval: Duration::from_secs(2),
+            stream_ack_timeout: Duration::from_secs(1),
+            stream_retry_delay: Duration::from_millis(300),
+            stream_disconnect_grace: Duration::from_millis(500),
+            stream_retention: Duration::from_secs(30),
+            callback_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(400)],
+            ..Self::default()
         }
-    }
-
-    /// Whether department `id` is in the app's contact scope.
-    fn in_scope(&self, id: i64) -> bool {
-        if self.config.scope.is_empty() {
-            return true;
-        }
-        let mut cur = Some(id);
-        let mut guard = 0;
-        while let Some(c) = cur {
-            if self.config.scope.contains(&c) {
-                return true;
-            }
-            cur = self.departments.get(&c).and_then(|d| d.parent_id);
-            guard += 1;
-            if guard > 1000 {
-                break;
-            }
-        }
-        false
-    }
-
-    /// Count a call and apply the QPS window and injected faults: `Some(errcode)` refuses it.
-    fn admit(&mut self, api: &str) -> Option<i64> {
-        *self.calls.entry(api.to_string()).or_default() += 1;
-        if let Some(f) = self.faults.get_mut(api)
-            && f.fail > 0
-        {
-            f.fail -= 1;
-            return Some(f.errcode);
-        }
-        if let Some(limit) = self.config.qps_limit {
-            let now = Instant::now();
-            let w = self.windows.entry(api.to_string()).or_insert((now, 0));
-            if now.duration_since(w.0) >= Duration::from_secs(1) {
-                *w = (now, 0);
-            }
-            w.1 += 1;
-            if w.1 > limit {
-                self.throttled += 1;
-                return Some(90018);
-            }
-        }
-        None
     }
 }
 
-/// A running simulator.
-pub struct SimHandle {
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Org(#[from] org::OrgError),
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("no such app: {0}")]
+    UnknownApp(String),
+    #[error("callback registration failed: {0}")]
+    Callback(String),
+}
+
+/// Shared by every request handler and background task.
+pub struct Shared {
+    pub config: SimConfig,
+    state: Mutex<State>,
     pub addr: SocketAddr,
-    pub state: Arc<Mutex<SimState>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub stream_wake: Notify,
+    pub callback_wake: Notify,
+    pub shutdown: CancellationToken,
+    pub http: reqwest::Client,
+}
+
+pub use state::State;
+
+impl Shared {
+    /// Locks the state (poisoning is survived: a panicked handler must not take the sim down).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a mutation and wakes the event pumps afterwards.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.stream_wake.notify_one();
+        self.callback_wake.notify_one();
+        r
+    }
+
+    pub fn base_url(&self) -> String {
+        self.config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+}
+
+/// Entry point: `Simulator::start(config, org, "127.0.0.1:0")`.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `listen`, starts serving, returns a handle. The org gets a default app
+    /// ([`DEFAULT_APP_KEY`]/[`DEFAULT_APP_SECRET`]) if it has none.
+    pub async fn start(
+        config: SimConfig,
+        mut org: Org,
+        listen: &str,
+    ) -> Result<SimHandle, SimError> {
+        org.normalize();
+        if org.apps.is_empty() {
+            org.apps.push(App::new(DEFAULT_APP_KEY, DEFAULT_APP_SECRET));
+        }
+        org.validate()?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
+        let state = State::new(
+            org,
+            config.qps_limit,
+            config.max_depth,
+            config.rehire_cooldown.as_millis() as i64,
+        );
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(state),
+            addr,
+            stream_wake: Notify::new(),
+            callback_wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+            http,
+        });
+        let router = router(shared.clone());
+        let cancel = shared.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await;
+        });
+        let pumps = vec![
+            tokio::spawn(stream::pump(shared.clone())),
+            tokio::spawn(webhook::pump(shared.clone())),
+        ];
+        tracing::info!(%addr, "DingTalk simulator listening");
+        Ok(SimHandle {
+            shared,
+            server,
+            pumps,
+        })
+    }
+}
+
+/// Default app credentials (also `dingsync sim`'s defaults).
+pub const DEFAULT_CORP_ID: &str = "dingsimcorp0000000001";
+pub const DEFAULT_APP_KEY: &str = "dingsimappkey0000001";
+pub const DEFAULT_APP_SECRET: &str =
+    "sim-app-secret-0000000000000000000000000000000000000000000001";
+
+fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .merge(openapi::routes())
+        .merge(stream::routes())
+        .nest("/__sim", admin::routes())
+        .fallback(oapi::dispatch)
+        .with_state(shared)
+}
+
+/// A running simulator. Dropping it without [`SimHandle::shutdown`] leaves it running until
+/// the runtime ends.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT`: the base of oapi, api and login paths alike.
+    /// `http://127.0.0.1:PORT` — oapi, `/v1.0`, login page and admin API all live here.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.shared.addr)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+    pub fn corp_id(&self) -> String {
+        self.shared.lock().org.corp_id.clone()
+    }
+    /// Snapshot of the current org.
+    pub fn org(&self) -> Org {
+        self.shared.lock().org.clone()
+    }
+    /// Direct access to the state for anything the typed methods don't cover.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.shared.mutate(f)
+    }
+    pub fn counters(&self) -> Counters {
+        let st = self.shared.lock();
+        let mut c = st.counters.clone();
+        c.stream_connections_active = st.conns.len() as u64;
+        c
+    }
+    pub fn reset_counters(&self) {
+        self.shared.lock().counters = Counters::default();
+    }
+    /// Calls made to one API path so far.
+    pub fn calls(&self, api: &str) -> u64 {
+        self.shared
+            .lock()
+            .counters
+            .calls
+            .get(api)
+            .copied()
+            .unwrap_or(0)
+    }
+    pub fn events(&self) -> Vec<Event> {
+        self.shared.lock().event_log.iter().cloned().collect()
     }
 
-    /// Change the org (as HR would) in-process.
-    pub fn with_state<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
-        f(&mut self.state.lock().expect("sim state"))
+    // HR changes (each emits the matching event).
+    pub fn hire(&self, w: UserWrite) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.create_user(w, false))?)
     }
-
-    /// Calls per API so far.
-    pub fn calls(&self) -> HashMap<String, u64> {
-        self.with_state(|s| s.calls.clone())
+    pub fn edit_user(&self, userid: &str, w: UserWrite) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.update_user(userid, w, false))?)
     }
-
-    /// Calls refused by the QPS limit so far.
-    pub fn throttled(&self) -> u64 {
-        self.with_state(|s| s.throttled)
-    }
-
-    /// Fail the next `n` calls of `api` with `errcode`.
-    pub fn fail_next(&self, api: &str, n: u32, errcode: i64) {
-        self.with_state(|s| s.faults.insert(api.to_string(), Fault { fail: n, errcode }));
-    }
-
-    pub fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Start a simulator on `listen` (use port 0 for a free port).
-pub async fn start(config: SimConfig, org: Org, listen: &str) -> std::io::Result<SimHandle> {
-    let state = Arc::new(Mutex::new(SimState::new(config, org)));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Ok(SimHandle {
-        addr,
-        state,
-        shutdown: Some(tx),
-    })
-}
-
-type Shared = Arc<Mutex<SimState>>;
-
-fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/gettoken", get(gettoken))
-        .route("/v1.0/oauth2/accessToken", post(access_token))
-        .route("/topapi/{*path}", post(topapi))
-        .route("/__sim/users", post(admin_user))
-        .route("/__sim/users/{userid}", delete(admin_leave))
-        .route("/__sim/departments", post(admin_dept))
-        .route("/__sim/departments/{id}", delete(admin_dept_delete))
-        .route("/__sim/faults", post(admin_faults))
-        .route("/__sim/qps", post(admin_qps))
-        .route("/__sim/stats", get(admin_stats))
-        .with_state(state)
-}
-
-fn request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..13].to_string()
-}
-
-fn oapi_error(errcode: i64, errmsg: &str) -> Response {
-    Json(json!({"errcode": errcode, "errmsg": errmsg, "request_id": request_id()})).into_response()
-}
-
-fn oapi_ok(result: Value) -> Response {
-    Json(json!({"errcode": 0, "errmsg": "ok", "result": result, "request_id": request_id()}))
-        .into_response()
-}
-
-fn issue_token(st: &mut SimState) -> String {
-    let now = Instant::now();
-    match &st.token {
-        // The same token while it is valid, its life extended (DingTalk's documented behaviour).
-        Some((t, exp)) if *exp > now => {
-            let t = t.clone();
-            st.token = Some((t.clone(), now + Duration::from_secs(7200)));
-            t
-        }
-        _ => {
-            let t = uuid::Uuid::new_v4().simple().to_string();
-            st.token = Some((t.clone(), now + Duration::from_secs(7200)));
-            t
-        }
-    }
-}
-
-async fn gettoken(
-    State(state): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let mut st = state.lock().expect("sim state");
-    if let Some(code) = st.admit("/gettoken") {
-        return oapi_error(code, "simulated failure");
-    }
-    match (q.get("appkey"), q.get("appsecret")) {
-        (Some(k), Some(s)) if *k == st.config.app_key && *s == st.config.app_secret => {
-            let token = issue_token(&mut st);
-            Json(json!({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200}))
-                .into_response()
-        }
-        (None, _) | (_, None) => oapi_error(40035, "缺少参数 corpid or appkey"),
-        _ => oapi_error(40096, "不合法的appKey或appSecret"),
-    }
-}
-
-async fn access_token(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
-    let mut st = state.lock().expect("sim state");
-    if body["appKey"] == st.config.app_key.as_str()
-        && body["appSecret"] == st.config.app_secret.as_str()
-    {
-        let token = issue_token(&mut st);
-        Json(json!({"accessToken": token, "expireIn": 7200})).into_response()
-    } else {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"requestid": uuid::Uuid::new_v4().to_string().to_uppercase(), "code": "invalidClientIdOrSecret", "message": "无效的clientId或者clientSecret"})),
-        )
-            .into_response()
-    }
-}
-
-/// Parse a JSON or form body; DingTalk's own SDK sends every scalar as a string.
-fn params(headers: &HeaderMap, body: &Bytes) -> HashMap<String, Value> {
-    let form = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    if form {
-        return url::form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect();
-    }
-    serde_json::from_slice::<HashMap<String, Value>>(body).unwrap_or_default()
-}
-
-fn int(p: &HashMap<String, Value>, k: &str) -> Option<i64> {
-    match p.get(k)? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn text(p: &HashMap<String, Value>, k: &str) -> Option<String> {
-    match p.get(k)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-async fn topapi(
-    State(state): State<Shared>,
-    Path(path): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let api = format!("/topapi/{path}");
-    let p = params(&headers, &body);
-    let latency = state.lock().expect("sim state").latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let mut st = state.lock().expect("sim state");
-    let token = q
-        .get("access_token")
-        .cloned()
-        .or_else(|| text(&p, "access_token"));
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Json(json!({"errcode": 88, "sub_code": "40000", "sub_msg": "access_token is blank", "errmsg": "ding talk error[subcode=40000,submsg=access_token is blank]", "request_id": request_id()})).into_response();
-    };
-    let valid = st
-        .token
-        .as_ref()
-        .is_some_and(|(t, exp)| *t == token && *exp > Instant::now());
-    if !valid {
-        return Json(json!({"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token", "errmsg": "ding talk error[subcode=40014,submsg=不合法的access_token]", "request_id": request_id()})).into_response();
-    }
-    let known = [
-        "v2/department/listsub",
-        "v2/department/listsubid",
-        "v2/department/get",
-        "v2/user/list",
-        "v2/user/get",
-    ];
-    if !known.contains(&path.as_str()) {
-        let name = format!("dingtalk.oapi.{}", path.replace('/', "."));
-        return Json(json!({"errcode": 22, "sub_msg": format!("不合法ApiName，ApiName = {name}"), "errmsg": "Invalid method", "request_id": request_id()})).into_response();
-    }
-    if let Some(code) = st.admit(&api) {
-        let msg = if code == 90018 {
-            "请求过于频繁"
-        } else {
-            "系统繁忙"
-        };
-        return oapi_error(code, msg);
-    }
-    match path.as_str() {
-        "v2/department/listsub" | "v2/department/listsubid" => {
-            let id = int(&p, "dept_id").unwrap_or(1);
-            if !st.departments.contains_key(&id) {
-                return oapi_error(60003, "部门不存在");
-            }
-            let subid = path.ends_with("listsubid");
-            // listsub respects the contact scope; listsubid does not (§10.3).
-            if !subid
-                && !st.in_scope(id)
-                && !st
-                    .config
-                    .scope
-                    .iter()
-                    .any(|s| st.departments.get(s).and_then(|d| d.parent_id) == Some(id))
-            {
-                return oapi_error(50004, "部门不在授权范围内");
-            }
-            let children: Vec<&SimDept> = st
-                .departments
-                .values()
-                .filter(|d| d.parent_id == Some(id))
-                .collect();
-            if subid {
-                return oapi_ok(
-                    json!({"dept_id_list": children.iter().map(|d| d.dept_id).collect::<Vec<_>>()}),
-                );
-            }
-            let list: Vec<Value> = children
-                .iter()
-                .filter(|d| st.in_scope(d.dept_id))
-                .map(|d| json!({"dept_id": d.dept_id, "name": d.name, "parent_id": id, "create_dept_group": false, "auto_add_user": false}))
-                .collect();
-            oapi_ok(Value::Array(list))
-        }
-        "v2/department/get" => {
-            let Some(id) = int(&p, "dept_id") else {
-                return oapi_error(40035, "缺少参数 dept_id");
-            };
-            match st.departments.get(&id) {
-                None => oapi_error(60003, "部门不存在"),
-                Some(_) if !st.in_scope(id) => oapi_error(50004, "部门不在授权范围内"),
-                Some(d) => oapi_ok(
-                    json!({"dept_id": d.dept_id, "name": d.name, "parent_id": d.parent_id, "order": d.order}),
-                ),
-            }
-        }
-        "v2/user/list" => {
-            let (Some(id), Some(cursor), Some(size)) =
-                (int(&p, "dept_id"), int(&p, "cursor"), int(&p, "size"))
-            else {
-                return oapi_error(40035, "缺少参数 dept_id, cursor or size");
-            };
-            if !(1..=100).contains(&size) || cursor < 0 {
-                return oapi_error(40035, "不合法的参数 size");
-            }
-            if !st.departments.contains_key(&id) {
-                return oapi_error(60003, "部门不存在");
-            }
-            if !st.in_scope(id) {
-                return oapi_error(50004, "部门不在授权范围内");
-            }
-            let members: Vec<&SimUser> = st
-                .users
-                .values()
-                .filter(|u| u.dept_id_list.contains(&id))
-                .collect();
-            let start = cursor as usize;
-            let end = (start + size as usize).min(members.len());
-            let page: Vec<Value> = members
-                .get(start..end)
-                .unwrap_or_default()
-                .iter()
-                .map(|u| user_json(u))
-                .collect();
-            let has_more = end < members.len();
-            let mut result = json!({"has_more": has_more, "list": page});
-            if has_more {
-                result["next_cursor"] = json!(end);
-            }
-            oapi_ok(result)
-        }
-        "v2/user/get" => {
-            let Some(userid) = text(&p, "userid") else {
-                return oapi_error(40035, "缺少参数 userid");
-            };
-            match st.users.get(&userid) {
-                None => oapi_error(60121, "找不到该用户"),
-                Some(u) if !u.dept_id_list.iter().any(|d| st.in_scope(*d)) => {
-                    oapi_error(50002, "员工不在授权范围内")
-                }
-                Some(u) => oapi_ok(user_json(u)),
-            }
-        }
-        _ => unreachable!("checked above"),
-    }
-}
-
-fn user_json(u: &SimUser) -> Value {
-    let mut v = serde_json::to_value(u).expect("a user serialises");
-    v["hide_mobile"] = json!(false);
-    v["admin"] = json!(false);
-    v["boss"] = json!(false);
-    v
-}
-
-async fn admin_user(State(state): State<Shared>, Json(u): Json<SimUser>) -> Response {
-    let mut st = state.lock().expect("sim state");
-    if let Some(d) = u
-        .dept_id_list
-        .iter()
-        .find(|d| !st.departments.contains_key(d))
-    {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("dept_id_list: unknown department {d}"),
-        )
-            .into_response();
-    }
-    if u.userid.is_empty() || u.name.is_empty() {
-        return (StatusCode::BAD_REQUEST, "userid and name are required").into_response();
-    }
-    st.users.insert(u.userid.clone(), u);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn admin_leave(State(state): State<Shared>, Path(userid): Path<String>) -> Response {
-    match state.lock().expect("sim state").users.remove(&userid) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no user {userid}")).into_response(),
-    }
-}
-
-async fn admin_dept(State(state): State<Shared>, Json(d): Json<SimDept>) -> Response {
-    let mut st = state.lock().expect("sim state");
-    if d.dept_id == 1 || d.parent_id.is_none_or(|p| !st.departments.contains_key(&p)) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "parent_id: unknown department (and the root cannot change)",
-        )
-            .into_response();
-    }
-    st.departments.insert(d.dept_id, d);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn admin_dept_delete(State(state): State<Shared>, Path(id): Path<i64>) -> Response {
-    let mut st = state.lock().expect("sim state");
-    if st.departments.values().any(|d| d.parent_id == Some(id)) {
-        return (
-            StatusCode::CONFLICT,
-            "60006: department has sub-departments",
-        )
-            .into_response();
-    }
-    if st.users.values().any(|u| u.dept_id_list.contains(&id)) {
-        return (StatusCode::CONFLICT, "60005: department has members").into_response();
-    }
-    st.departments.remove(&id);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn admin_faults(State(state): State<Shared>, Json(f): Json<Value>) -> Response {
-    let mut st = state.lock().expect("sim state");
-    if let Some(api) = f["api"].as_str() {
-        st.faults.insert(
-            api.to_string(),
-            Fault {
-                fail: f["fail"].as_u64().unwrap_or(1) as u32,
-                errcode: f["errcode"].as_i64().unwrap_or(-1),
+    pub fn move_user(&self, userid: &str, departments: Vec<i64>) -> Result<Person, SimError> {
+        self.edit_user(
+            userid,
+            UserWrite {
+                departments: Some(departments),
+                ..Default::default()
             },
-        );
+        )
     }
-    if let Some(ms) = f["latency_ms"].as_u64() {
-        st.latency = Duration::from_millis(ms);
+    pub fn leave(&self, userid: &str) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.delete_user(userid))?)
     }
-    if f["invalidate_tokens"].as_bool() == Some(true) {
-        st.token = None;
+    pub fn rehire(&self, userid: &str, departments: Option<Vec<i64>>) -> Result<Person, SimError> {
+        Ok(self.shared.mutate(|s| s.rehire(userid, departments))?)
     }
-    StatusCode::NO_CONTENT.into_response()
-}
+    pub fn create_department(&self, w: DeptWrite) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.create_department(w))?)
+    }
+    pub fn update_department(&self, id: i64, w: DeptWrite) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.update_department(id, w))?)
+    }
+    pub fn rename_department(&self, id: i64, name: &str) -> Result<Department, SimError> {
+        self.update_department(
+            id,
+            DeptWrite {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+        )
+    }
+    pub fn delete_department(&self, id: i64) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.delete_department(id))?)
+    }
 
-async fn admin_qps(State(state): State<Shared>, Json(f): Json<Value>) -> Response {
-    state.lock().expect("sim state").config.qps_limit = f["limit"].as_u64().map(|n| n as u32);
-    StatusCode::NO_CONTENT.into_response()
-}
+    // Faults and knobs.
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.shared.lock().faults.push(rule);
+    }
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency_ms = latency.as_millis() as u64;
+    }
+    /// `None` switches the per-app QPS limit off.
+    pub fn set_qps_limit(&self, limit: Option<u32>) {
+        self.shared.lock().qps_limit = limit;
+    }
+    pub fn invalidate_tokens(&self, app_key: Option<&str>) -> usize {
+        self.shared.lock().invalidate_tokens(app_key)
+    }
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.lock().clock_offset_ms += by.as_millis() as i64;
+    }
+    pub fn set_event_faults(&self, f: EventFaults) {
+        self.shared.mutate(|s| {
+            if f.reorder == 0 {
+                s.flush_held();
+            }
+            s.event_faults = f;
+        });
+    }
+    /// Sends SYSTEM `disconnect` (graceful) or drops the socket, on every Stream connection
+    /// (of one app). Returns how many connections were told.
+    pub fn disconnect_streams(&self, app_key: Option<&str>, graceful: bool) -> usize {
+        stream::disconnect(&self.shared, app_key, graceful)
+    }
+    /// Mints a login auth code as if `userid` had scanned the QR code for `app_key`.
+    pub fn mint_auth_code(
+        &self,
+        app_key: &str,
+        userid: &str,
+        with_corpid: bool,
+    ) -> Result<String, SimError> {
+        openapi::mint_auth_code(&self.shared, app_key, userid, with_corpid)
+    }
+    /// Console-style HTTP event subscription (owner key = AppKey); sends `check_url` first.
+    pub async fn subscribe_callback(
+        &self,
+        app_key: &str,
+        url: &str,
+        token: &str,
+        aes_key: &str,
+    ) -> Result<(), SimError> {
+        webhook::register(
+            &self.shared,
+            app_key,
+            state::CallbackStyle::Console,
+            url,
+            token,
+            aes_key,
+            Vec::new(),
+        )
+        .await
+        .map_err(|e| SimError::Callback(e.errmsg))
+    }
+    /// Failed callback pushes of an app (`get_call_back_failed_result` shape).
+    pub fn failed_callbacks(&self, app_key: &str) -> Vec<serde_json::Value> {
+        self.shared
+            .lock()
+            .callbacks
+            .get(app_key)
+            .map(|c| c.failed.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 
-async fn admin_stats(State(state): State<Shared>) -> Response {
-    let st = state.lock().expect("sim state");
-    Json(json!({"calls": st.calls, "throttled": st.throttled, "users": st.users.len(), "departments": st.departments.len()})).into_response()
+    /// Stops serving: closes Stream connections, waits for the server to finish.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        for p in self.pumps {
+            p.abort();
+        }
+    }
 }

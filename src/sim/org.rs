@@ -1,31 +1,119 @@
-//! The simulated enterprise: departments and people as DingTalk holds them, loadable from YAML
-//! and generated deterministically for demos, tests and benchmarks.
+//! The simulated organisation: departments, people and the apps allowed to read them.
+//!
+//! Loaded from YAML (see `examples/sim-org.yaml`) or produced by [`crate::sim::generate`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde::{Deserialize, Serialize};
 
-/// A department (`dept_id` 1 is the root and always exists).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimDept {
-    pub dept_id: i64,
-    pub name: String,
-    #[serde(default)]
-    pub parent_id: Option<i64>,
-    #[serde(default)]
-    pub order: i64,
+/// The root department's id, fixed by DingTalk.
+pub const ROOT_DEPT: i64 = 1;
+
+/// API permissions DingTalk grants per app (console names). An app without one gets
+/// errcode 88 / sub_code 60011 on the matching API.
+pub const PERM_DEPT_LIST: &str = "qyapi_get_department_list";
+pub const PERM_DEPT_MEMBER: &str = "qyapi_get_department_member";
+pub const PERM_MEMBER: &str = "qyapi_get_member";
+pub const PERM_MEMBER_BY_MOBILE: &str = "qyapi_get_member_by_mobile";
+pub const PERM_MANAGE: &str = "qyapi_manage_addresslist";
+/// Field permission "employee mobile": without it `mobile`/`state_code` are silently omitted.
+pub const PERM_FIELD_MOBILE: &str = "Contact.User.mobile";
+/// Field permission "email and other personal info": without it `email`, `org_email`,
+/// `work_place`, `remark`, `extension`, `hired_date`, `telephone` are omitted.
+pub const PERM_FIELD_PERSONAL: &str = "Contact.User.personal";
+/// Personal permission needed by `/v1.0/contact/users/me`.
+pub const PERM_USER_READ: &str = "Contact.User.Read";
+
+pub const ALL_PERMISSIONS: &[&str] = &[
+    PERM_DEPT_LIST,
+    PERM_DEPT_MEMBER,
+    PERM_MEMBER,
+    PERM_MEMBER_BY_MOBILE,
+    PERM_MANAGE,
+    PERM_FIELD_MOBILE,
+    PERM_FIELD_PERSONAL,
+    PERM_USER_READ,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    #[error("cannot read org file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("org file {path} is not valid YAML for an org: {source}")]
+    Yaml {
+        path: String,
+        source: serde_yaml::Error,
+    },
+    #[error("org is invalid: {0}")]
+    Invalid(String),
 }
 
-/// A person, with DingTalk's field names. Absent optional fields stay absent on the wire.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct SimUser {
+/// One department. `parent_id` is `None` only for the root.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    pub id: i64,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<i64>,
+    /// Sort value within the parent, smaller first.
+    #[serde(default)]
+    pub order: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_identifier: Option<String>,
+    #[serde(default)]
+    pub create_dept_group: bool,
+    #[serde(default)]
+    pub auto_add_user: bool,
+    #[serde(default)]
+    pub hide_dept: bool,
+    /// Department heads (userids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manager_userids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brief: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telephone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Department {
+    pub fn new(id: i64, name: impl Into<String>, parent_id: Option<i64>) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            parent_id,
+            order: 0,
+            source_identifier: None,
+            create_dept_group: false,
+            auto_add_user: false,
+            hide_dept: false,
+            manager_userids: Vec::new(),
+            brief: None,
+            telephone: None,
+            code: None,
+        }
+    }
+}
+
+/// One person (employee) of the org.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
     pub userid: String,
+    /// Generated from the userid when empty.
     #[serde(default)]
     pub unionid: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mobile: Option<String>,
+    #[serde(default = "default_state_code")]
+    pub state_code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,178 +123,373 @@ pub struct SimUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telephone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_place: Option<String>,
-    pub dept_id_list: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    /// JSON object serialized as a string, as DingTalk returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// Milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hired_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_userid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    /// All departments, first one is the main one.
+    pub departments: Vec<i64>,
+    /// Order per department (larger first within a department, see REFERENCE §10.4).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dept_order: BTreeMap<i64, i64>,
+    /// Departments this person heads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leader_in: Vec<i64>,
+    /// Has activated DingTalk (not "employed": inactive people are members too).
     #[serde(default = "yes")]
     pub active: bool,
     #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub boss: bool,
+    #[serde(default)]
+    pub senior: bool,
+    #[serde(default)]
+    pub hide_mobile: bool,
+    #[serde(default)]
+    pub real_authed: bool,
+    #[serde(default)]
     pub exclusive_account: bool,
+    /// `sso` or `dingtalk` for exclusive accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_account_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_id: Option<String>,
+    /// Creation and last modification, ms (for `order_field` entry_*/modify_*).
+    #[serde(default)]
+    pub created_ms: i64,
+    #[serde(default)]
+    pub modified_ms: i64,
 }
 
+fn default_state_code() -> String {
+    "86".into()
+}
 fn yes() -> bool {
     true
 }
 
-/// An org file (`--org FILE`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Which part of the org an app may read. `None` everywhere = the whole org.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Departments whose subtrees are visible. Empty together with `users` = whole org.
+    #[serde(default)]
+    pub departments: Vec<i64>,
+    /// Individually visible people.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+impl Scope {
+    pub fn is_whole_org(&self) -> bool {
+        self.departments.is_empty() && self.users.is_empty()
+    }
+}
+
+/// An internal app of the org (AppKey/AppSecret, permissions, contact scope).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub app_key: String,
+    pub app_secret: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Granted permissions; absent = all of [`ALL_PERMISSIONS`].
+    #[serde(default = "all_permissions")]
+    pub permissions: BTreeSet<String>,
+    #[serde(default)]
+    pub scope: Scope,
+    /// Allowed OAuth `redirect_uri` prefixes; empty = any.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("app_key", &self.app_key)
+            .field("app_secret", &"***")
+            .field("permissions", &self.permissions)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+pub fn all_permissions() -> BTreeSet<String> {
+    ALL_PERMISSIONS.iter().map(|s| s.to_string()).collect()
+}
+
+impl App {
+    pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        Self {
+            app_key: app_key.into(),
+            app_secret: app_secret.into(),
+            name: None,
+            permissions: all_permissions(),
+            scope: Scope::default(),
+            redirect_uris: Vec::new(),
+        }
+    }
+    pub fn has(&self, perm: &str) -> bool {
+        self.permissions.contains(perm)
+    }
+}
+
+/// The whole organisation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Org {
+    pub corp_id: String,
+    pub name: String,
     #[serde(default)]
-    pub departments: Vec<SimDept>,
+    pub departments: Vec<Department>,
     #[serde(default)]
-    pub users: Vec<SimUser>,
+    pub people: Vec<Person>,
+    #[serde(default)]
+    pub apps: Vec<App>,
 }
 
 impl Org {
-    /// Parse YAML; names the first problem (unknown parent, duplicate id, unknown department).
-    pub fn from_yaml(text: &str) -> Result<Self, String> {
-        let org: Org = serde_yaml::from_str(text).map_err(|e| format!("org file: {e}"))?;
-        org.check()?;
+    /// An org with only its root department.
+    pub fn empty(corp_id: impl Into<String>, name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            corp_id: corp_id.into(),
+            departments: vec![Department::new(ROOT_DEPT, name.clone(), None)],
+            name,
+            people: Vec::new(),
+            apps: Vec::new(),
+        }
+    }
+
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self, OrgError> {
+        let mut org: Org = serde_yaml::from_str(text).map_err(|source| OrgError::Yaml {
+            path: origin.to_owned(),
+            source,
+        })?;
+        org.normalize();
+        org.validate()?;
         Ok(org)
     }
 
-    /// Check references; the root department 1 is implied.
-    pub fn check(&self) -> Result<(), String> {
-        let mut ids = std::collections::HashSet::from([1i64]);
+    pub fn load(path: &Path) -> Result<Self, OrgError> {
+        let text = std::fs::read_to_string(path).map_err(|source| OrgError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml_str(&text, &path.display().to_string())
+    }
+
+    /// Fills derived defaults: root department, unionids, parent of top-level departments.
+    pub fn normalize(&mut self) {
+        if !self.departments.iter().any(|d| d.id == ROOT_DEPT) {
+            self.departments
+                .insert(0, Department::new(ROOT_DEPT, self.name.clone(), None));
+        }
+        for d in &mut self.departments {
+            if d.id != ROOT_DEPT && d.parent_id.is_none() {
+                d.parent_id = Some(ROOT_DEPT);
+            }
+            if d.id == ROOT_DEPT {
+                d.parent_id = None;
+            }
+        }
+        for p in &mut self.people {
+            if p.unionid.is_empty() {
+                p.unionid = derive_unionid(&self.corp_id, &p.userid);
+            }
+        }
+    }
+
+    /// Structural checks: unique ids, existing parents, no cycles, known departments.
+    pub fn validate(&self) -> Result<(), OrgError> {
+        let bad = |m: String| Err(OrgError::Invalid(m));
+        if self.corp_id.trim().is_empty() {
+            return bad("corp_id must not be empty".into());
+        }
+        let mut ids = BTreeSet::new();
         for d in &self.departments {
-            if !ids.insert(d.dept_id) {
-                return Err(format!("departments: dept_id {} appears twice", d.dept_id));
+            if !ids.insert(d.id) {
+                return bad(format!("department id {} appears twice", d.id));
+            }
+            if d.id < 1 {
+                return bad(format!("department id {} must be positive", d.id));
             }
         }
         for d in &self.departments {
             if let Some(p) = d.parent_id
                 && !ids.contains(&p)
             {
-                return Err(format!(
-                    "departments: {} ({}) has unknown parent_id {p}",
-                    d.dept_id, d.name
+                return bad(format!(
+                    "department {} ({}) names unknown parent_id {p}",
+                    d.id, d.name
                 ));
             }
         }
-        let mut users = std::collections::HashSet::new();
-        for u in &self.users {
-            if !users.insert(&u.userid) {
-                return Err(format!("users: userid {} appears twice", u.userid));
+        let parents: BTreeMap<i64, Option<i64>> = self
+            .departments
+            .iter()
+            .map(|d| (d.id, d.parent_id))
+            .collect();
+        for d in &self.departments {
+            let mut cur = d.parent_id;
+            let mut steps = 0;
+            while let Some(p) = cur {
+                steps += 1;
+                if p == d.id || steps > parents.len() {
+                    return bad(format!("department {} is part of a parent cycle", d.id));
+                }
+                cur = parents.get(&p).copied().flatten();
             }
-            if let Some(d) = u.dept_id_list.iter().find(|d| !ids.contains(d)) {
-                return Err(format!("users: {} is in unknown department {d}", u.userid));
+        }
+        let mut userids = BTreeSet::new();
+        let mut mobiles = BTreeSet::new();
+        for p in &self.people {
+            if p.userid.is_empty() || p.userid.len() > 64 {
+                return bad(format!(
+                    "person {:?}: userid must be 1-64 characters",
+                    p.name
+                ));
+            }
+            if !userids.insert(p.userid.as_str()) {
+                return bad(format!("userid {} appears twice", p.userid));
+            }
+            if p.departments.is_empty() {
+                return bad(format!("person {} has no departments", p.userid));
+            }
+            for d in &p.departments {
+                if !ids.contains(d) {
+                    return bad(format!("person {} names unknown department {d}", p.userid));
+                }
+            }
+            if let Some(m) = &p.mobile
+                && !mobiles.insert(m.as_str())
+            {
+                return bad(format!("mobile of {} is used twice", p.userid));
+            }
+        }
+        let mut keys = BTreeSet::new();
+        for a in &self.apps {
+            if a.app_key.is_empty() || a.app_secret.is_empty() {
+                return bad("every app needs app_key and app_secret".into());
+            }
+            if !keys.insert(a.app_key.as_str()) {
+                return bad(format!("app_key {} appears twice", a.app_key));
+            }
+            for d in &a.scope.departments {
+                if !ids.contains(d) {
+                    return bad(format!(
+                        "app {} scope names unknown department {d}",
+                        a.app_key
+                    ));
+                }
             }
         }
         Ok(())
     }
-}
 
-const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
-    "何", "高", "林", "罗", "吕", "欧阳",
-];
-const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
-    "超", "秀英", "霞", "平", "刚", "桂英", "婷", "浩然", "子涵", "雨桐",
-];
-const UNITS: &[&str] = &[
-    "研发", "产品", "市场", "销售", "财务", "人事", "法务", "运营", "客服", "设计", "数据", "安全",
-    "测试", "采购", "行政",
-];
-const PLACES: &[&str] = &[
-    "北京", "上海", "杭州", "深圳", "成都", "武汉", "西安", "南京",
-];
-const TITLES: &[&str] = &[
-    "工程师",
-    "高级工程师",
-    "经理",
-    "总监",
-    "专员",
-    "主管",
-    "实习生",
-];
-
-/// A deterministic org: a deep and wide tree, homonyms (common names repeat), people in
-/// several departments, some without mobile or email, a few exclusive accounts.
-pub fn generate(people: usize, departments: usize, seed: u64) -> Org {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut org = Org::default();
-    let departments = departments.max(1);
-    // Department ids look like DingTalk's (8-9 digits); the first few form a deep chain.
-    for i in 0..departments {
-        let id = 100_000_000 + i as i64 * 7 + 3;
-        let parent = if i == 0 {
-            1
-        } else if i < 8 {
-            org.departments[i - 1].dept_id
-        } else {
-            org.departments[rng.random_range(0..i)].dept_id
-        };
-        let unit = UNITS[i % UNITS.len()];
-        let place = PLACES[(i / UNITS.len()) % PLACES.len()];
-        let name = if i < UNITS.len() {
-            format!("{unit}部")
-        } else {
-            format!("{place}{unit}{}组", i / (UNITS.len() * PLACES.len()) + 1)
-        };
-        org.departments.push(SimDept {
-            dept_id: id,
-            name,
-            parent_id: Some(parent),
-            order: i as i64,
-        });
+    pub fn department(&self, id: i64) -> Option<&Department> {
+        self.departments.iter().find(|d| d.id == id)
     }
-    for i in 0..people {
-        let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
-        // Few given names: homonyms are common, as in real Chinese orgs.
-        let given = GIVEN[rng.random_range(0..GIVEN.len())];
-        let name = format!("{surname}{given}");
-        let mut depts = vec![
-            org.departments
-                .choose(&mut rng)
-                .expect("departments")
-                .dept_id,
-        ];
-        if rng.random_bool(0.08) {
-            let extra = org
-                .departments
-                .choose(&mut rng)
-                .expect("departments")
-                .dept_id;
-            if !depts.contains(&extra) {
-                depts.push(extra);
+
+    pub fn person(&self, userid: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.userid == userid)
+    }
+
+    pub fn app(&self, app_key: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.app_key == app_key)
+    }
+
+    /// Direct children of `id`, sorted by (order, id).
+    pub fn children(&self, id: i64) -> Vec<&Department> {
+        let mut v: Vec<&Department> = self
+            .departments
+            .iter()
+            .filter(|d| d.parent_id == Some(id))
+            .collect();
+        v.sort_by_key(|d| (d.order, d.id));
+        v
+    }
+
+    /// `id` followed by its ancestors up to the root.
+    pub fn ancestry(&self, id: i64) -> Vec<i64> {
+        let mut out = vec![id];
+        let mut cur = self.department(id).and_then(|d| d.parent_id);
+        while let Some(p) = cur {
+            if out.contains(&p) {
+                break;
+            }
+            out.push(p);
+            cur = self.department(p).and_then(|d| d.parent_id);
+        }
+        out
+    }
+
+    pub fn depth(&self, id: i64) -> usize {
+        self.ancestry(id).len()
+    }
+
+    /// Direct members of `dept`.
+    pub fn members(&self, dept: i64) -> Vec<&Person> {
+        self.people
+            .iter()
+            .filter(|p| p.departments.contains(&dept))
+            .collect()
+    }
+
+    /// All descendants of `id` (not including `id`).
+    pub fn descendants(&self, id: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut stack = vec![id];
+        while let Some(cur) = stack.pop() {
+            for c in self.children(cur) {
+                out.push(c.id);
+                stack.push(c.id);
             }
         }
-        let exclusive = rng.random_bool(0.01);
-        let userid = format!("{:06}{}", i, ["a", "b", "c", "d"][i % 4]);
-        org.users.push(SimUser {
-            unionid: format!(
-                "union{:x}",
-                seed.wrapping_mul(1_000_003).wrapping_add(i as u64)
-            ),
-            mobile: (!exclusive && !rng.random_bool(0.05))
-                .then(|| format!("13{:09}", 100_000_000 + i)),
-            email: (!rng.random_bool(0.1)).then(|| format!("user{i}@corp.example")),
-            title: Some(TITLES[rng.random_range(0..TITLES.len())].to_string()),
-            job_number: Some(format!("E{:05}", i + 1)),
-            work_place: rng
-                .random_bool(0.5)
-                .then(|| PLACES[rng.random_range(0..PLACES.len())].to_string()),
-            userid,
-            name,
-            dept_id_list: depts,
-            active: true,
-            exclusive_account: exclusive,
-            org_email: None,
-        });
+        out
     }
-    org
+
+    /// Is `dept` visible to `app` (in or below a scope department)?
+    pub fn dept_in_scope(&self, app: &App, dept: i64) -> bool {
+        if app.scope.is_whole_org() {
+            return true;
+        }
+        self.ancestry(dept)
+            .iter()
+            .any(|d| app.scope.departments.contains(d))
+    }
+
+    pub fn person_in_scope(&self, app: &App, p: &Person) -> bool {
+        app.scope.is_whole_org()
+            || app.scope.users.contains(&p.userid)
+            || p.departments.iter().any(|d| self.dept_in_scope(app, *d))
+    }
 }
 
-/// Count of people per department, for call-count bounds.
-pub fn members_per_department(org: &Org) -> BTreeMap<i64, usize> {
-    let mut m: BTreeMap<i64, usize> = org.departments.iter().map(|d| (d.dept_id, 0)).collect();
-    m.insert(1, 0);
-    for u in &org.users {
-        for d in &u.dept_id_list {
-            *m.entry(*d).or_default() += 1;
-        }
-    }
-    m
+/// A stable, unionid-looking string (DingTalk's look like `iPiSxxxxxxxxiEiE`).
+pub fn derive_unionid(corp_id: &str, userid: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{corp_id}/{userid}").as_bytes());
+    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let body: String = h
+        .iter()
+        .take(22)
+        .map(|b| ALPHA[(*b as usize) % ALPHA.len()] as char)
+        .collect();
+    format!("{body}iEiE")
 }
 
 #[cfg(test)]
@@ -214,25 +497,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generation_is_deterministic_and_has_homonyms() {
-        let a = generate(500, 40, 7);
-        assert_eq!(a, generate(500, 40, 7));
-        assert!(a.check().is_ok());
-        let mut names: Vec<&str> = a.users.iter().map(|u| u.name.as_str()).collect();
-        names.sort();
-        let before = names.len();
-        names.dedup();
-        assert!(names.len() < before, "homonyms exist");
-        assert!(a.users.iter().any(|u| u.dept_id_list.len() > 1));
-        assert!(a.users.iter().any(|u| u.mobile.is_none()));
-        assert!(a.users.iter().any(|u| u.email.is_none()));
+    fn sample_yaml_loads() {
+        let text = include_str!("../../examples/sim-org.yaml");
+        let org = Org::from_yaml_str(text, "sim-org.yaml").unwrap();
+        assert!(org.department(ROOT_DEPT).is_some());
+        assert!(org.people.iter().filter(|p| p.name == "张伟").count() >= 2);
+        assert!(!org.apps.is_empty());
     }
 
     #[test]
-    fn bad_org_files_name_the_problem() {
-        let e = Org::from_yaml("departments: [{dept_id: 2, name: A, parent_id: 9}]").unwrap_err();
+    fn rejects_unknown_parent_and_cycles() {
+        let bad = "corp_id: dingx\nname: x\ndepartments:\n  - {id: 2, name: a, parent_id: 9}\n";
+        let e = Org::from_yaml_str(bad, "t").unwrap_err().to_string();
         assert!(e.contains("unknown parent_id 9"), "{e}");
-        let e = Org::from_yaml("users: [{userid: u, name: N, dept_id_list: [5]}]").unwrap_err();
-        assert!(e.contains("unknown department 5"), "{e}");
+        let cyc = "corp_id: dingx\nname: x\ndepartments:\n  - {id: 2, name: a, parent_id: 3}\n  - {id: 3, name: b, parent_id: 2}\n";
+        let e = Org::from_yaml_str(cyc, "t").unwrap_err().to_string();
+        assert!(e.contains("cycle"), "{e}");
+        let dup = "corp_id: dingx\nname: x\npeople:\n  - {userid: a, name: A, departments: [1]}\n  - {userid: a, name: B, departments: [1]}\n";
+        assert!(Org::from_yaml_str(dup, "t").is_err());
     }
 }

@@ -29,7 +29,10 @@ use dingsync::{
         },
         memory::MemoryDirectory,
     },
-    sim::{self, SimConfig},
+    sim::{
+        self, Org, SimConfig, Simulator,
+        generate::{GenSpec, generate},
+    },
     sync::{self, Options, Source, dingtalk_source::DingTalkSource},
 };
 
@@ -53,11 +56,32 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn gen_org(people: usize, departments: usize, seed: u64) -> Org {
+    generate(&GenSpec {
+        people,
+        departments,
+        seed,
+        ..Default::default()
+    })
+}
+
+/// Direct members of every department (the root included), by department id.
+fn members_per_department(org: &Org) -> std::collections::BTreeMap<i64, usize> {
+    let mut m: std::collections::BTreeMap<i64, usize> =
+        org.departments.iter().map(|d| (d.id, 0)).collect();
+    for p in &org.people {
+        for d in &p.departments {
+            *m.entry(*d).or_default() += 1;
+        }
+    }
+    m
+}
+
 async fn client_for(handle: &sim::SimHandle, config: &SimConfig) -> DingTalkClient {
     let mut c = ClientConfig::new(
-        &config.corp_id,
-        &config.app_key,
-        Secret::new(config.app_secret.clone()),
+        &handle.corp_id(),
+        sim::DEFAULT_APP_KEY,
+        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
     )
     .with_base(&handle.base_url());
     // Pace the client to the simulator's limit (none when it is unthrottled).
@@ -68,8 +92,8 @@ async fn client_for(handle: &sim::SimHandle, config: &SimConfig) -> DingTalkClie
 async fn read_at_quota() {
     let people = env_usize("DINGSYNC_BENCH_READ_PEOPLE", 10_000);
     let depts = (people / 20).max(1);
-    let org = sim::generate(people, depts, 11);
-    let members = sim::org::members_per_department(&org);
+    let org = gen_org(people, depts, 11);
+    let members = members_per_department(&org);
     let listsub_bound = members.len() as u64;
     let pages_bound: u64 = members
         .values()
@@ -79,20 +103,16 @@ async fn read_at_quota() {
         qps_limit: Some(20),
         ..Default::default()
     };
-    let handle = sim::start(config.clone(), org, "127.0.0.1:0")
+    let handle = Simulator::start(config.clone(), org, "127.0.0.1:0")
         .await
         .unwrap();
     let client = client_for(&handle, &config).await;
     let t = Instant::now();
     let read = client.read_scope(&[1]).await;
     let took = t.elapsed().as_secs_f64();
-    let calls = handle.calls();
-    let listsub = calls
-        .get("/topapi/v2/department/listsub")
-        .copied()
-        .unwrap_or(0);
-    let pages = calls.get("/topapi/v2/user/list").copied().unwrap_or(0);
-    let get = calls.get("/topapi/v2/department/get").copied().unwrap_or(0);
+    let listsub = handle.calls("/topapi/v2/department/listsub");
+    let pages = handle.calls("/topapi/v2/user/list");
+    let get = handle.calls("/topapi/v2/department/get");
     // The two APIs run side by side, each at 20/s: the slower one sets the time.
     let time_bound = (listsub_bound.max(pages_bound)) as f64 / 20.0;
     println!("\n## DingTalk read at 20 calls/s per API: {people} people, {depts} departments");
@@ -114,8 +134,11 @@ async fn read_at_quota() {
         "| wall time (s) | {took:.2} | {time_bound:.2} | {:.3} |",
         took / time_bound
     );
-    println!("| throttled (90018) | {} | 0 | |", handle.throttled());
-    println!("| read errors | {} | 0 | |", read.errors.len());
+    println!(
+        "| throttled (90018) | {} | 0 | |",
+        handle.counters().throttled
+    );
+    println!("| read errors | {} | 0 | |", read.failures.len());
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -127,12 +150,12 @@ enum Backend {
 
 async fn full_sync(people: usize, backend: Backend) {
     let depts = (people / 20).max(1);
-    let org = sim::generate(people, depts, 23);
+    let org = gen_org(people, depts, 23);
     let config = SimConfig {
         qps_limit: None,
         ..Default::default()
     };
-    let handle = sim::start(config.clone(), org, "127.0.0.1:0")
+    let handle = Simulator::start(config.clone(), org, "127.0.0.1:0")
         .await
         .unwrap();
     let source = DingTalkSource {
@@ -155,7 +178,7 @@ async fn full_sync(people: usize, backend: Backend) {
         scim = Some(s);
         Arc::new(dingsync::directory::scim::ScimDirectory::new(
             c,
-            &config.corp_id,
+            &handle.corp_id(),
             "bench",
         ))
     } else if backend == Backend::Ldap {
@@ -168,7 +191,7 @@ async fn full_sync(people: usize, backend: Backend) {
         ))
         .await
         .unwrap();
-        let store = Store::open(pool, &node, Default::default(), &config.corp_id)
+        let store = Store::open(pool, &node, Default::default(), &handle.corp_id())
             .await
             .unwrap();
         server = Some(s);

@@ -1,102 +1,253 @@
-"""DingTalk's SDKs as independent clients of `dingsync sim`: if they read it, it speaks DingTalk.
+"""DingTalk's own SDKs, pointed at `dingsync sim`, prove that the simulator speaks DingTalk.
 
-- `alibabacloud-dingtalk` (official, /v1.0 APIs) obtains an app token, and is refused with
-  DingTalk's own error code for a wrong secret.
-- `dingtalk-sdk` (/topapi client) walks the department tree and pages through every department's
-  members with DingTalk's cursors.
+* `dingtalk-stream` (official Stream Mode SDK) connects, receives an address-book event
+  triggered through the admin API, acknowledges it; the simulator counts the ACK and does not
+  redeliver; a SYSTEM disconnect makes the SDK reconnect.
+* `alibabacloud-dingtalk` (official `/v1.0` SDK) gets an app token and, after the login page's
+  "scan as" form and the code exchange, reads `users/me`.
+* `dingtalk-sdk` (the `/topapi` client) reads the department tree and pages of users.
+
+Needs `target/debug/dingsync` (cargo build) and the venv (`.venv`, tests/requirements.txt).
 """
 
+import json
 import os
-import pathlib
-import socket
 import subprocess
+import sys
+import textwrap
 import time
+import urllib.parse
+from pathlib import Path
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = os.environ.get("DINGSYNC_BIN", str(ROOT / "target" / "debug" / "dingsync"))
-PEOPLE = 400
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = ROOT / "target" / "debug" / "dingsync"
+ORG = ROOT / "examples" / "sim-org.yaml"
+APP_KEY = "dingsimappkey0000001"
+APP_SECRET = "sim-app-secret-0000000000000000000000000000000000000000000001"
+CORP_ID = "dingsimcorp0000000001"
+
+if not (ROOT / ".venv").is_dir():
+    pytest.skip(
+        "no .venv: python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt",
+        allow_module_level=True,
+    )
+
+requests = pytest.importorskip("requests")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _kill(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def sim():
-    if not os.path.exists(BIN):
-        pytest.skip(f"{BIN} not built (cargo build)")
-    port = free_port()
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} is missing: run `cargo build` first")
     proc = subprocess.Popen(
-        [BIN, "sim", "--listen", f"127.0.0.1:{port}", "--people", str(PEOPLE), "--departments", "2", "--seed", "5", "--qps", "0"],
+        [str(BINARY), "sim", "--listen", "127.0.0.1:0", "--org", str(ORG), "--fast"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         base = proc.stdout.readline().strip()
-        assert base.startswith("http://127.0.0.1:"), base
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "simulator did not listen"
-                time.sleep(0.05)
-        yield base, port
+        assert base.startswith("http://127.0.0.1:"), f"unexpected first line {base!r}"
+        yield base
     finally:
-        proc.terminate()  # by PID
-        proc.wait(timeout=10)
+        _kill(proc)
 
 
-def test_official_new_api_sdk_gets_a_token(sim):
-    from alibabacloud_dingtalk.oauth2_1_0 import models
-    from alibabacloud_dingtalk.oauth2_1_0.client import Client
-    from alibabacloud_tea_openapi.models import Config
-
-    _, port = sim
-    client = Client(Config(protocol="http", endpoint=f"127.0.0.1:{port}"))
-    first = client.get_access_token(models.GetAccessTokenRequest(app_key="dingsimappkey", app_secret="sim-app-secret"))
-    assert first.body.expire_in == 7200
-    again = client.get_access_token(models.GetAccessTokenRequest(app_key="dingsimappkey", app_secret="sim-app-secret"))
-    assert again.body.access_token == first.body.access_token, "the same token while it is valid"
-    with pytest.raises(Exception) as refused:
-        client.get_access_token(models.GetAccessTokenRequest(app_key="dingsimappkey", app_secret="wrong"))
-    assert "invalidClientIdOrSecret" in str(refused.value)
+def admin(base, method, path, body=None):
+    r = requests.request(method, f"{base}/__sim{path}", json=body, timeout=5)
+    r.raise_for_status()
+    return r.json()
 
 
-def test_topapi_sdk_walks_departments_and_pages_members(sim):
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+STREAM_CHILD = textwrap.dedent(
+    """
+    import json, logging, os, sys
+    os.environ["DINGTALK_OPENAPI_ENDPOINT"] = sys.argv[1]
+    import dingtalk_stream
+    from dingtalk_stream import AckMessage
+
+    class Printer(dingtalk_stream.EventHandler):
+        async def process(self, event):
+            print(json.dumps({"type": event.headers.event_type,
+                              "event_id": event.headers.event_id,
+                              "data": event.data}), flush=True)
+            return AckMessage.STATUS_OK, "OK"
+
+    logging.basicConfig(level=logging.WARNING)
+    client = dingtalk_stream.DingTalkStreamClient(dingtalk_stream.Credential(sys.argv[2], sys.argv[3]))
+    client.get_host_ip = lambda: "127.0.0.1"
+    client.register_all_event_handler(Printer())
+    client.start_forever()
+    """
+)
+
+
+def test_stream_sdk_receives_and_acks_event(sim, tmp_path):
+    script = tmp_path / "stream_child.py"
+    script.write_text(STREAM_CHILD)
+    before = admin(sim, "GET", "/counters")
+    child = subprocess.Popen(
+        [sys.executable, str(script), sim, APP_KEY, APP_SECRET],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        wait_for(lambda: admin(sim, "GET", "/counters")["stream_connections_active"] >= 1,
+                 what="the SDK to connect")
+        hired = admin(sim, "POST", "/users",
+                      {"userid": "sdk_stream_1", "name": "流式", "departments": [100003]})
+        assert hired["userid"] == "sdk_stream_1"
+        line = child.stdout.readline()
+        event = json.loads(line)
+        assert event["type"] == "user_add_org"
+        assert event["data"]["userId"] == ["sdk_stream_1"]
+        wait_for(lambda: admin(sim, "GET", "/counters")["stream_acks_success"]
+                 > before["stream_acks_success"], what="the ACK")
+        # Acked with 200: no redelivery even well past the (fast) 1 s ack timeout.
+        time.sleep(3)
+        after = admin(sim, "GET", "/counters")
+        assert after["stream_redeliveries"] == before["stream_redeliveries"]
+        assert after["stream_events_sent"] - before["stream_events_sent"] == 1
+        # The SDK answers the simulator's SYSTEM pings (every 2 s with --fast).
+        assert after["stream_pongs"] > before["stream_pongs"]
+
+        # SYSTEM disconnect: the SDK closes, opens a new connection with a new ticket.
+        opened = after["stream_connections_opened"]
+        assert admin(sim, "POST", "/stream/disconnect", {"app_key": APP_KEY, "graceful": True})["disconnected"] == 1
+        wait_for(lambda: admin(sim, "GET", "/counters")["stream_connections_opened"] > opened,
+                 what="the SDK to reconnect")
+        admin(sim, "DELETE", "/users/sdk_stream_1")
+        event = json.loads(child.stdout.readline())
+        assert event["type"] == "user_leave_org"
+        assert event["data"]["userId"] == ["sdk_stream_1"]
+    finally:
+        _kill(child)
+
+
+def test_alibabacloud_sdk_token_and_users_me(sim):
+    from alibabacloud_dingtalk.contact_1_0 import models as contact_models
+    from alibabacloud_dingtalk.contact_1_0.client import Client as ContactClient
+    from alibabacloud_dingtalk.oauth2_1_0 import models as oauth_models
+    from alibabacloud_dingtalk.oauth2_1_0.client import Client as OAuthClient
+    from alibabacloud_tea_openapi import models as open_api_models
+    from alibabacloud_tea_util import models as util_models
+
+    host = urllib.parse.urlparse(sim).netloc
+    config = open_api_models.Config(protocol="http", endpoint=host)
+    oauth = OAuthClient(config)
+    token = oauth.get_access_token(
+        oauth_models.GetAccessTokenRequest(app_key=APP_KEY, app_secret=APP_SECRET)
+    ).body
+    assert token.expire_in == 7200 and token.access_token
+    # Same token while valid, also through the legacy endpoint.
+    legacy = requests.get(f"{sim}/gettoken", params={"appkey": APP_KEY, "appsecret": APP_SECRET}).json()
+    assert legacy["access_token"] == token.access_token
+
+    with pytest.raises(Exception) as bad:
+        oauth.get_access_token(oauth_models.GetAccessTokenRequest(app_key=APP_KEY, app_secret="wrong"))
+    assert "invalidClientIdOrSecret" in str(bad.value)
+
+    # The browser login: page → "scan as" lina → redirect with authCode and state.
+    redirect_uri = "http://127.0.0.1:9/callback"
+    page = requests.get(f"{sim}/oauth2/auth", params={
+        "redirect_uri": redirect_uri, "response_type": "code", "client_id": APP_KEY,
+        "scope": "openid corpid", "state": "s123", "prompt": "consent",
+    })
+    assert page.status_code == 200 and "<svg" in page.text
+    scan = requests.post(f"{sim}/oauth2/auth/scan", data={
+        "client_id": APP_KEY, "redirect_uri": redirect_uri, "state": "s123",
+        "scope": "openid corpid", "userid": "lina", "action": "confirm",
+    }, allow_redirects=False)
+    assert scan.status_code in (302, 303, 307)
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(scan.headers["location"]).query)
+    assert query["state"] == ["s123"]
+    code = query["authCode"][0]
+
+    user_token = oauth.get_user_token(oauth_models.GetUserTokenRequest(
+        client_id=APP_KEY, client_secret=APP_SECRET, code=code, grant_type="authorization_code",
+    )).body
+    assert user_token.corp_id == CORP_ID and user_token.refresh_token
+
+    contact = ContactClient(config)
+    headers = contact_models.GetUserHeaders(x_acs_dingtalk_access_token=user_token.access_token)
+    me = contact.get_user_with_options("me", headers, util_models.RuntimeOptions()).body
+    assert me.nick == "李娜"
+    assert me.mobile == "13800000003"
+    assert me.email == "lina@example.com"
+    assert me.union_id and me.open_id
+
+    # unionId → userid with the app token on the legacy API.
+    r = requests.post(f"{sim}/topapi/user/getbyunionid", params={"access_token": token.access_token},
+                      json={"unionid": me.union_id}).json()
+    assert r["result"]["userid"] == "lina"
+
+    with pytest.raises(Exception) as bad:
+        contact.get_user_with_options("me", contact_models.GetUserHeaders(x_acs_dingtalk_access_token="nope"),
+                                      util_models.RuntimeOptions())
+    assert "InvalidAuthentication" in str(bad.value)
+
+
+def test_topapi_sdk_reads_tree_and_pages(sim):
     from dingtalk.client import AppKeyClient
-
-    base, _ = sim
-    client = AppKeyClient("dingsimcorp", "dingsimappkey", "sim-app-secret")
-    client.API_BASE_URL = base + "/"
-    seen, pages, queue = set(), 0, [1]
-    departments = 0
-    while queue:
-        dept = queue.pop()
-        departments += 1
-        children = client.post("/topapi/v2/department/listsub", {"dept_id": dept})
-        assert children["errcode"] == 0, children
-        queue.extend(c["dept_id"] for c in children["result"])
-        cursor = 0
-        while True:
-            page = client.post("/topapi/v2/user/list", {"dept_id": dept, "cursor": cursor, "size": 100})
-            assert page["errcode"] == 0, page
-            pages += 1
-            seen.update(u["userid"] for u in page["result"]["list"])
-            if not page["result"]["has_more"]:
-                break
-            cursor = page["result"]["next_cursor"]
-    assert departments == 3, "the root and two departments"
-    assert len(seen) == PEOPLE
-    assert pages > departments, "some departments needed more than one page"
     from dingtalk.core.exceptions import DingTalkClientException
 
-    with pytest.raises(DingTalkClientException) as refused:
-        client.post("/topapi/v2/user/list", {"dept_id": 1, "cursor": 0, "size": 101})
-    assert refused.value.errcode == 40035, "page size above 100 is refused as DingTalk does"
+    client = AppKeyClient(CORP_ID, APP_KEY, APP_SECRET)
+    client.API_BASE_URL = sim + "/"
+
+    # Breadth-first walk of the tree with listsub.
+    names = {}
+    queue = [1]
+    while queue:
+        dept = queue.pop(0)
+        r = client.post("/topapi/v2/department/listsub", {"dept_id": dept})
+        for d in r["result"]:
+            assert d["parent_id"] == dept
+            names[d["dept_id"]] = d["name"]
+            queue.append(d["dept_id"])
+    assert names[100002] == "平台部" and names[100006] == "华东大区"
+    assert len(names) == 7
+
+    detail = client.post("/topapi/v2/department/get", {"dept_id": 100002})["result"]
+    assert detail["dept_manager_userid_list"] == ["zhangwei01"]
+
+    # Pages of one user each, following next_cursor until has_more is false.
+    users, cursor, pages = [], 0, 0
+    while True:
+        r = client.post("/topapi/v2/user/list", {"dept_id": 100003, "cursor": cursor, "size": 1})["result"]
+        pages += 1
+        users += [u["userid"] for u in r["list"]]
+        if not r["has_more"]:
+            break
+        cursor = r["next_cursor"]
+    assert sorted(users) == ["sso_liuyang", "zhangwei02"] and pages == 2
+
+    # Homonyms are distinct people.
+    zw = [client.post("/topapi/v2/user/get", {"userid": u})["result"] for u in ("zhangwei01", "zhangwei02")]
+    assert [u["name"] for u in zw] == ["张伟", "张伟"] and zw[0]["unionid"] != zw[1]["unionid"]
+
+    with pytest.raises(DingTalkClientException) as err:
+        client.post("/topapi/v2/user/get", {"userid": "nobody"})
+    assert err.value.errcode == 60121

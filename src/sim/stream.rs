@@ -1,0 +1,391 @@
+//! Stream Mode (§7): `POST /v1.0/gateway/connections/open` hands out a single-use 90 s ticket
+//! and a `ws://host:port/connect` endpoint; the WebSocket then carries EVENT frames (headers
+//! all strings, `data` a JSON string), SYSTEM `ping`/`disconnect`, and the client's ACKs.
+//! EVENTs not acked with code 200 (and no `status:"LATER"`) are delivered again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State as AxState};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{SinkExt as _, StreamExt as _};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::oapi::prelude;
+use super::openapi::{v1_error, v1_fault};
+use super::state::{ConnCmd, ConnHandle, Event, Inflight, Pending};
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new().route("/connect", get(connect))
+}
+
+/// `POST /v1.0/gateway/connections/open`.
+pub async fn open_connection(
+    AxState(sh): AxState<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Response {
+    const API: &str = "/v1.0/gateway/connections/open";
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key = body
+        .get("clientId")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let secret = body
+        .get("clientSecret")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(f) = prelude(&sh, API, Some(&key)).await {
+        return v1_fault(&f);
+    }
+    let mut st = sh.lock();
+    if st.org.app(&key).is_none_or(|a| a.app_secret != secret) {
+        return v1_error(401, "authFailed", "鉴权失败");
+    }
+    if st.over_qps(&key, API) {
+        return v1_error(
+            403,
+            "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
+            "请求过于频繁，请稍后重试",
+        );
+    }
+    let ticket = uuid::Uuid::new_v4().hyphenated().to_string();
+    let expires = st.now_ms() + sh.config.ticket_ttl.as_millis() as i64;
+    st.tickets.insert(ticket.clone(), (key.clone(), expires));
+    st.stream_apps.insert(key);
+    let base = sh.base_url();
+    let ws = base
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or(base);
+    // Explicit port and the /connect path: the Java SDK rebuilds the URL from host:port.
+    axum::Json(json!({"endpoint": format!("{ws}/connect"), "ticket": ticket})).into_response()
+}
+
+#[derive(Deserialize)]
+struct TicketQuery {
+    #[serde(default)]
+    ticket: String,
+}
+
+async fn connect(
+    AxState(sh): AxState<Arc<Shared>>,
+    Query(q): Query<TicketQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let app_key = {
+        let mut st = sh.lock();
+        st.count_call("/connect");
+        let now = st.now_ms();
+        // Single use: the ticket is gone whether it was still valid or not.
+        match st.tickets.remove(&q.ticket) {
+            Some((app, exp)) if exp > now => app,
+            _ => return v1_error(401, "invalidTicket", "ticket 无效或已过期"),
+        }
+    };
+    ws.max_message_size(256 * 1024)
+        .on_upgrade(move |socket| run_connection(sh, socket, app_key))
+}
+
+fn message_id() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}_{}_{}_{}", &u[..8], &u[8..11], &u[11..22], &u[22..26])
+}
+
+fn system_frame(topic: &str, data: Value, now_ms: i64) -> (String, String) {
+    let id = message_id();
+    let frame = json!({
+        "specVersion": "1.0",
+        "type": "SYSTEM",
+        "headers": {"topic": topic, "messageId": id, "contentType": "application/json", "time": now_ms.to_string()},
+        "data": data.to_string(),
+    });
+    (id, frame.to_string())
+}
+
+fn event_frame(ev: &Event, app_key: &str, conn_id: &str, message_id: &str, now_ms: i64) -> String {
+    json!({
+        "specVersion": "1.0",
+        "type": "EVENT",
+        "headers": {
+            "appId": app_key,
+            "connectionId": conn_id,
+            "contentType": "application/json",
+            "messageId": message_id,
+            "time": now_ms.to_string(),
+            "topic": "*",
+            "eventType": ev.event_type,
+            "eventId": ev.event_id,
+            "eventCorpId": ev.corp_id,
+            "eventBornTime": ev.born_ms.to_string(),
+            "eventUnifiedAppId": app_key,
+        },
+        "data": ev.stream_data().to_string(),
+    })
+    .to_string()
+}
+
+async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conn_id = {
+        let mut st = sh.lock();
+        let id = st.next_conn;
+        st.next_conn += 1;
+        let opened_ms = st.now_ms();
+        st.conns.insert(
+            id,
+            ConnHandle {
+                app_key: app_key.clone(),
+                tx,
+                opened_ms,
+                draining: false,
+            },
+        );
+        st.counters.stream_connections_opened += 1;
+        id
+    };
+    sh.stream_wake.notify_one();
+    let (mut sink, mut stream) = socket.split();
+    let mut ping = tokio::time::interval(sh.config.stream_ping_interval);
+    ping.tick().await;
+    let mut pings: HashMap<String, String> = HashMap::new();
+    let mut close_at: Option<tokio::time::Instant> = None;
+    loop {
+        let grace = async {
+            match close_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sh.shutdown.cancelled() => {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+            _ = grace => {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+            cmd = rx.recv() => match cmd {
+                Some(ConnCmd::Frame(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(ConnCmd::Disconnect { graceful: true }) => {
+                    let now = sh.lock().now_ms();
+                    let (_, f) = system_frame("disconnect", json!({"reason": "connection is expired"}), now);
+                    let _ = sink.send(Message::Text(f.into())).await;
+                    close_at = Some(tokio::time::Instant::now() + sh.config.stream_disconnect_grace);
+                }
+                Some(ConnCmd::Disconnect { graceful: false }) | None => break,
+            },
+            _ = ping.tick() => {
+                let now = sh.lock().now_ms();
+                let opaque = uuid::Uuid::new_v4().to_string();
+                let (id, f) = system_frame("ping", json!({"opaque": opaque}), now);
+                pings.insert(id, opaque);
+                if sink.send(Message::Text(f.into())).await.is_err() {
+                    break;
+                }
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => upstream(&sh, &app_key, &mut pings, t.as_str()),
+                Some(Ok(Message::Binary(b))) => {
+                    if let Ok(t) = std::str::from_utf8(&b) {
+                        upstream(&sh, &app_key, &mut pings, t);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    // Whatever this connection had in flight goes back to the queue for another connection.
+    let mut st = sh.lock();
+    st.conns.remove(&conn_id);
+    if let Some(q) = st.queues.get_mut(&app_key) {
+        let ids: Vec<String> = q
+            .inflight
+            .iter()
+            .filter(|(_, i)| i.conn == conn_id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            if let Some(i) = q.inflight.remove(&id) {
+                q.pending.push_front(Pending {
+                    event: i.event,
+                    not_before: Instant::now(),
+                    enqueued: i.enqueued,
+                    attempts: i.attempts,
+                });
+            }
+        }
+    }
+    drop(st);
+    sh.stream_wake.notify_one();
+}
+
+/// An upstream frame: a pong (ACK of our ping) or an EVENT ACK.
+fn upstream(sh: &Shared, app_key: &str, pings: &mut HashMap<String, String>, text: &str) {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let Some(id) = v.pointer("/headers/messageId").and_then(Value::as_str) else {
+        return;
+    };
+    let code = v
+        .get("code")
+        .and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok()))
+        .unwrap_or(0);
+    let data: Value = match v.get("data") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    };
+    let mut st = sh.lock();
+    if let Some(opaque) = pings.remove(id) {
+        if code == 200 && data.get("opaque").and_then(Value::as_str) == Some(opaque.as_str()) {
+            st.counters.stream_pongs += 1;
+        }
+        return;
+    }
+    let retry = sh.config.stream_retry_delay;
+    let st = &mut *st;
+    let Some(q) = st.queues.get_mut(app_key) else {
+        return;
+    };
+    let Some(inflight) = q.inflight.remove(id) else {
+        return;
+    };
+    // The Python SDK echoes the event data with code 200 and no status: that is success too.
+    let later = data.get("status").and_then(Value::as_str) == Some("LATER");
+    if code == 200 && !later {
+        st.counters.stream_acks_success += 1;
+    } else {
+        st.counters.stream_acks_later += 1;
+        q.pending.push_back(Pending {
+            event: inflight.event,
+            not_before: Instant::now() + retry,
+            enqueued: inflight.enqueued,
+            attempts: inflight.attempts,
+        });
+        sh.stream_wake.notify_one();
+    }
+}
+
+/// Delivers due events to open connections, forever (woken on changes, or every 100 ms).
+pub async fn pump(sh: Arc<Shared>) {
+    let mut rr: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = sh.shutdown.cancelled() => return,
+            _ = sh.stream_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        deliver(&sh, &mut rr);
+    }
+}
+
+fn deliver(sh: &Shared, rr: &mut u64) {
+    let mut guard = sh.lock();
+    let now_ms = guard.now_ms();
+    let st = &mut *guard;
+    let now = Instant::now();
+    let ack_timeout = sh.config.stream_ack_timeout;
+    let retention = sh.config.stream_retention;
+    for (app, q) in st.queues.iter_mut() {
+        // Unacked for too long: deliver again.
+        let late: Vec<String> = q
+            .inflight
+            .iter()
+            .filter(|(_, i)| now.duration_since(i.sent) >= ack_timeout)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in late {
+            if let Some(i) = q.inflight.remove(&id) {
+                q.pending.push_back(Pending {
+                    event: i.event,
+                    not_before: now,
+                    enqueued: i.enqueued,
+                    attempts: i.attempts,
+                });
+            }
+        }
+        let conns: Vec<(u64, &ConnHandle)> = st
+            .conns
+            .iter()
+            .filter(|(_, c)| &c.app_key == app && !c.draining)
+            .map(|(id, c)| (*id, c))
+            .collect();
+        if conns.is_empty() {
+            let before = q.pending.len();
+            q.pending
+                .retain(|p| now.duration_since(p.enqueued) < retention);
+            st.counters.stream_events_dropped += (before - q.pending.len()) as u64;
+            continue;
+        }
+        let mut keep = std::collections::VecDeque::new();
+        while let Some(p) = q.pending.pop_front() {
+            if p.not_before > now {
+                keep.push_back(p);
+                continue;
+            }
+            *rr += 1;
+            let (conn_id, conn) = conns[(*rr as usize) % conns.len()];
+            let mid = message_id();
+            let frame = event_frame(&p.event, app, &conn_id.to_string(), &mid, now_ms);
+            if conn.tx.send(ConnCmd::Frame(frame)).is_err() {
+                keep.push_back(p);
+                continue;
+            }
+            st.counters.stream_events_sent += 1;
+            if p.attempts > 0 {
+                st.counters.stream_redeliveries += 1;
+            }
+            q.inflight.insert(
+                mid,
+                Inflight {
+                    event: p.event,
+                    sent: now,
+                    conn: conn_id,
+                    attempts: p.attempts + 1,
+                    enqueued: p.enqueued,
+                },
+            );
+        }
+        q.pending = keep;
+    }
+}
+
+/// Tells the connections (of one app, or all) to go away; see [`super::SimHandle::disconnect_streams`].
+pub fn disconnect(sh: &Shared, app_key: Option<&str>, graceful: bool) -> usize {
+    let mut st = sh.lock();
+    let mut n = 0;
+    for c in st.conns.values_mut() {
+        if app_key.is_none_or(|k| k == c.app_key)
+            && c.tx.send(ConnCmd::Disconnect { graceful }).is_ok()
+        {
+            c.draining = true;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Open connections as `(id, app_key, opened_ms)`.
+pub fn connections(sh: &Shared) -> Vec<Value> {
+    sh.lock()
+        .conns
+        .iter()
+        .map(|(id, c)| json!({"id": id, "app_key": c.app_key, "opened_ms": c.opened_ms, "draining": c.draining}))
+        .collect()
+}
