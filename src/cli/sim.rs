@@ -43,7 +43,7 @@ pub struct Args {
     /// Address to listen on (port 0 picks a free port; the base URL is printed).
     #[arg(long, default_value = "127.0.0.1:8790")]
     pub listen: String,
-    /// Org file (YAML: departments, people, apps); see examples/sim-org.yaml.
+    /// Org file (YAML: departments, people, apps); see examples/simulator/org.yaml.
     #[arg(long, conflicts_with_all = ["people", "departments"])]
     pub org: Option<PathBuf>,
     /// Generate this many people (when no --org is given).

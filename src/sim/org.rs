@@ -1,6 +1,6 @@
 //! The simulated organisation: departments, people and the apps allowed to read them.
 //!
-//! Loaded from YAML (see `examples/sim-org.yaml`) or produced by [`crate::sim::generate`].
+//! Loaded from YAML (see `examples/simulator/org.yaml`) or produced by [`crate::sim::generate`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn sample_yaml_loads() {
-        let text = include_str!("../../examples/sim-org.yaml");
+        let text = include_str!("../../examples/simulator/org.yaml");
         let org = Org::from_yaml_str(text, "sim-org.yaml").unwrap();
         assert!(org.department(ROOT_DEPT).is_some());
         assert!(org.people.iter().filter(|p| p.name == "张伟").count() >= 2);

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "target" / "debug" / "dingsync"
-ORG = ROOT / "examples" / "sim-org.yaml"
+ORG = ROOT / "examples" / "simulator" / "org.yaml"
 APP_KEY = "dingsimappkey0000001"
 APP_SECRET = "sim-app-secret-0000000000000000000000000000000000000000000001"
 CORP_ID = "dingsimcorp0000000001"

@@ -9,7 +9,11 @@ pub const NARROW_KEY: &str = "dingsimappnarrow00002";
 pub const NARROW_SECRET: &str = "sim-app-secret-narrow";
 
 pub fn sample_org() -> Org {
-    Org::from_yaml_str(include_str!("../../examples/sim-org.yaml"), "sim-org.yaml").unwrap()
+    Org::from_yaml_str(
+        include_str!("../../examples/simulator/org.yaml"),
+        "sim-org.yaml",
+    )
+    .unwrap()
 }
 
 pub async fn start(org: Org) -> SimHandle {
