@@ -32,6 +32,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Controller(_)) {
+        dingsync::telemetry::init_cli();
+    }
     match cli.command {
         Command::Controller(args) => dingsync::cli::controller::run(args),
         Command::Plan(args) => dingsync::cli::plan::run(args),
