@@ -16,6 +16,8 @@ enum Command {
     Controller(dingsync::cli::controller::Args),
     /// Show what a sync would change, without writing anything (no cluster needed).
     Plan(dingsync::cli::plan::Args),
+    /// Run one full sync from the same YAML, writing the directory (no cluster needed).
+    Apply(dingsync::cli::plan::Args),
     /// Run the whole product end to end on this machine: simulator, directory, sync engine.
     Demo(dingsync::cli::demo::Args),
     /// Serve the DingTalk simulator.
@@ -30,9 +32,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Controller(_)) {
+        dingsync::telemetry::init_cli();
+    }
     match cli.command {
         Command::Controller(args) => dingsync::cli::controller::run(args),
         Command::Plan(args) => dingsync::cli::plan::run(args),
+        Command::Apply(args) => dingsync::cli::plan::run_apply(args),
         Command::Demo(args) => dingsync::cli::demo::run(args),
         Command::Sim(args) => dingsync::cli::sim::run(args),
         Command::Crd { out_dir } => dingsync::cli::crd::run(out_dir.as_deref()),

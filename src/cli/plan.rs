@@ -1,5 +1,7 @@
 //! `dingsync plan -f DIR`: what a sync would change, computed from the same YAML the cluster
 //! gets, against the real DingTalk and the real directory, writing nothing.
+//! `dingsync apply -f DIR`: the same, then writes it — one full sync per target without a
+//! cluster, behind the same deletion threshold and incomplete-read gates as the controller.
 //!
 //! Secrets come from Secret manifests in DIR or, when absent, from environment variables
 //! `DINGSYNC_SECRET_<SECRET NAME>_<KEY>` (upper case, `-` and `.` as `_`), so credentials need
@@ -50,9 +52,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pending = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(plan(args))?;
+        .block_on(plan(args, false))?;
     if pending {
         std::process::exit(2);
+    }
+    Ok(())
+}
+
+/// `dingsync apply`. Exit codes: 0 applied (or nothing to do), 3 some objects failed or the
+/// run was held by a gate, 1 error (returned as Err).
+pub fn run_apply(args: Args) -> anyhow::Result<()> {
+    let unfinished = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(plan(args, true))?;
+    if unfinished {
+        std::process::exit(3);
     }
     Ok(())
 }
@@ -154,7 +169,9 @@ fn secret(m: &Manifests, name: &str, key: &str, field: &str) -> anyhow::Result<S
         })
 }
 
-async fn plan(args: Args) -> anyhow::Result<bool> {
+/// Plans every target (`write` false: returns whether changes are pending) or applies it
+/// (`write` true: returns whether anything failed or was held).
+async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
     let m = load(&args.path)?;
     let targets: Vec<&SyncTarget> = m
         .targets
@@ -227,13 +244,13 @@ async fn plan(args: Args) -> anyhow::Result<bool> {
                     let pool = Pool::connect(opts)
                         .await
                         .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
-                    let store = Store::open_read_only(
-                        pool,
-                        &spec.node,
-                        spec.layout.unwrap_or_default(),
-                        &binding.spec.corp_id,
-                    )
-                    .await
+                    let layout = spec.layout.unwrap_or_default();
+                    let corp = &binding.spec.corp_id;
+                    let store = if write {
+                        Store::open(pool, &spec.node, layout, corp).await
+                    } else {
+                        Store::open_read_only(pool, &spec.node, layout, corp).await
+                    }
                     .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
                     (ldap.url.clone(), Box::new(LdapDirectory::new(store)))
                 }
@@ -290,6 +307,15 @@ async fn plan(args: Args) -> anyhow::Result<bool> {
         let progress = |phase: &str, n: usize, _: Option<usize>| {
             bar.set_message(format!("{name}: {phase} ({n})"))
         };
+        if write {
+            let report = sync::run(&source, dir.as_ref(), &mapping, &options, false, &progress)
+                .await
+                .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+            bar.finish_and_clear();
+            print_report(&name, &url, &spec.node, &report);
+            pending |= !report.failures.is_empty() || report.held.is_some();
+            continue;
+        }
         let (snapshot, plan) = sync::compute(&source, dir.as_ref(), &mapping, &options, &progress)
             .await
             .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
@@ -298,6 +324,42 @@ async fn plan(args: Args) -> anyhow::Result<bool> {
         pending |= !plan.steps.is_empty() || plan.held.is_some();
     }
     Ok(pending)
+}
+
+fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) {
+    println!("SyncTarget {name}: {url} {node}");
+    println!(
+        "  DingTalk: {} departments, {} people{}",
+        r.departments,
+        r.people,
+        if r.complete {
+            String::new()
+        } else {
+            format!(
+                " (INCOMPLETE read, {} removals held back: {})",
+                r.suppressed_removals,
+                r.incomplete.join("; ")
+            )
+        }
+    );
+    println!(
+        "  created {}, updated {}, moved {}, disabled {}, enabled {}, deleted {}, unchanged {}, failed {}; {} directory writes",
+        r.created,
+        r.updated,
+        r.moved,
+        r.disabled,
+        r.enabled,
+        r.deleted,
+        r.unchanged,
+        r.failures.len(),
+        r.writes
+    );
+    if let Some(held) = &r.held {
+        println!("  HELD, nothing written: {}", held.message);
+    }
+    for f in r.failures.iter().take(20) {
+        println!("  FAILED {} {} ({}): {}", f.kind, f.id, f.reason, f.message);
+    }
 }
 
 fn print_plan(
