@@ -116,6 +116,9 @@ impl LdapError {
     }
 }
 
+/// DNs longer than this that draw a bare `other` (80) are taken as too long for the server.
+const LONG_DN: usize = 240;
+
 /// Classify a non-success LDAP result. `attrs` are the attribute names the request carried, so
 /// a schema refusal can name the offending one even when the server's text is vague.
 pub fn classify(rc: u32, text: &str, dn: &str, attrs: &[&str], bind_dn: &str) -> LdapError {
@@ -130,6 +133,19 @@ pub fn classify(rc: u32, text: &str, dn: &str, attrs: &[&str], bind_dn: &str) ->
         49 | 48 | 50 | 8 | 13 => LdapError::Auth {
             bind_dn: bind_dn.to_string(),
             message,
+        },
+        // OpenLDAP's back-mdb answers a bare `other` to a DN longer than its index keys
+        // (about 250 bytes here): that is this entry's fault, not the server's, and must not
+        // stop the run for everyone else.
+        80 if text.is_empty() && dn.len() > LONG_DN => LdapError::Rejected {
+            dn: dn.to_string(),
+            attribute: None,
+            rc,
+            message: format!(
+                "{message}: the DN is {} bytes, longer than this server accepts; shorten the \
+                 name the mapping puts into the RDN",
+                dn.len()
+            ),
         },
         // timeLimitExceeded is only transient for writes; searches map it to Incomplete.
         51..=53 | 80 | 3 => LdapError::Unavailable(format!("{dn}: {message}")),
