@@ -11,13 +11,18 @@
 //! A plain binary (`harness = false`) so the table is printed whatever the test runner
 //! captures. `DINGSYNC_RELIABILITY_RUNS` sets the runs per fault (default 2).
 
+#[path = "support/scim_server.rs"]
+mod scim_server;
 #[path = "support/slapd.rs"]
 mod slapd;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     process::{Command, Stdio},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -32,6 +37,7 @@ use dingsync::{
             store::Store,
         },
     },
+    mapping::Mapping,
     sim::{
         self, DeptWrite, SimConfig, SimHandle, Simulator, UserWrite,
         generate::{GenSpec, generate},
@@ -466,6 +472,172 @@ async fn killed_mid_apply_case(server: Arc<Slapd>, seed: u64) -> Outcome {
     worst(during, end)
 }
 
+/// An HTTP proxy in front of the SCIM server that answers 503 to requests number
+/// `skip+1 ..= skip+times` (a server failing for a while), passing everything else through.
+async fn flaky_proxy(upstream: String, skip: u64, times: u64) -> (String, Arc<AtomicU64>) {
+    use axum::{body::Body, extract::Request, http::StatusCode, response::Response};
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (http, upstream, counter) = (http.clone(), upstream.clone(), counter.clone());
+        async move {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n > skip && n <= skip + times {
+                return Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(Body::from("upstream busy"))
+                    .unwrap();
+            }
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let url = format!(
+                "{upstream}{}",
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+            );
+            let mut out = http.request(parts.method, url).body(body);
+            for (k, v) in &parts.headers {
+                if k != "host" {
+                    out = out.header(k, v);
+                }
+            }
+            match out.send().await {
+                Ok(r) => {
+                    let mut b = Response::builder().status(r.status());
+                    for (k, v) in r.headers() {
+                        if k != "transfer-encoding" && k != "content-length" {
+                            b = b.header(k, v);
+                        }
+                    }
+                    b.body(Body::from(r.bytes().await.unwrap_or_default()))
+                        .unwrap()
+                }
+                Err(_) => Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(Body::empty())
+                    .unwrap(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+/// The SCIM server answers 503 for a while in the middle of a run.
+async fn scim_flaky_case(seed: u64) -> Option<Outcome> {
+    use dingsync::directory::scim::{
+        ScimDirectory,
+        client::{BearerToken, ScimClient},
+    };
+    let scim = scim_server::ScimServer::start()?;
+    let origin = scim.base_url.trim_end_matches("/v2").to_owned();
+    let org = generate(&GenSpec {
+        people: 120,
+        departments: 12,
+        seed,
+        corp_id: CORP.into(),
+        ..Default::default()
+    });
+    let sim = Simulator::start(
+        SimConfig {
+            qps_limit: None,
+            ..SimConfig::fast()
+        },
+        org,
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("simulator");
+    let (proxy, _) = flaky_proxy(origin.clone(), 60, 40).await;
+    let mut c = ClientConfig::new(
+        CORP,
+        sim::DEFAULT_APP_KEY,
+        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
+    )
+    .with_base(&sim.base_url());
+    c.per_api_per_second = 2_000;
+    let source = DingTalkSource {
+        client: DingTalkClient::new(c),
+        roots: vec![1],
+    };
+    let directory = |base: String| {
+        let token = scim.token.clone();
+        async move {
+            let client = ScimClient::connect(&format!("{base}/v2"), BearerToken::new(token), None)
+                .await
+                .expect("SCIM connect");
+            ScimDirectory::new(client, CORP, "rel")
+        }
+    };
+    let opts = Options {
+        max_percent: 100,
+        max_count: 10_000,
+        ..Default::default()
+    };
+    let mapping = Mapping::compile(&scim_mapping()).expect("SCIM mapping");
+    let quiet = |_: &str, _: usize, _: Option<usize>| {};
+    // Through the flaky proxy: some writes (or the read) fail.
+    let flaky = directory(proxy).await;
+    if let Err(e) = sync::run(&source, &flaky, &mapping, &opts, false, &quiet).await {
+        eprintln!("  SCIM 503s: run stopped: {e}");
+    }
+    let direct = directory(origin).await;
+    let check = |snap: dingsync::directory::Snapshot| {
+        let truth = sim.org();
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        for p in &snap.people {
+            if let Some(id) = &p.id {
+                *by_id.entry(id.clone()).or_default() += 1;
+            }
+        }
+        let duplicated = by_id.values().filter(|n| **n > 1).count();
+        let wrongly_disabled = snap.people.iter().filter(|p| p.disabled).count();
+        let lost = truth
+            .people
+            .iter()
+            .filter(|p| !by_id.contains_key(&p.userid))
+            .count();
+        (
+            lost,
+            duplicated,
+            wrongly_disabled,
+            snap.departments.len() == truth.departments.len(),
+        )
+    };
+    let (_, dup_mid, wd_mid, _) = check(direct.read().await.expect("read"));
+    sync::run(&source, &direct, &mapping, &opts, false, &quiet)
+        .await
+        .expect("a clean run once the server recovers");
+    let (lost, duplicated, wrongly_disabled, depts) = check(direct.read().await.expect("read"));
+    sim.shutdown().await;
+    Some(Outcome {
+        converged: lost == 0 && duplicated == 0 && wrongly_disabled == 0 && depts,
+        lost,
+        duplicated: duplicated.max(dup_mid),
+        wrongly_disabled: wrongly_disabled.max(wd_mid),
+    })
+}
+
+fn scim_mapping() -> dingsync::api::FieldMappingSpec {
+    serde_json::from_value(serde_json::json!({
+        "user": {
+            "uniqueName": {"attribute": "userName", "template": "{{ name | pinyin }}"},
+            "attributes": [{"target": "displayName", "template": "{{ name }}"}]
+        }
+    }))
+    .expect("mapping spec")
+}
+
 fn manifests(sim_url: &str, ldap_url: &str, node: &str, password: &str) -> String {
     let app_key = sim::DEFAULT_APP_KEY;
     let bind = slapd::SERVICE_DN;
@@ -620,6 +792,13 @@ async fn main() {
     case!("dingsync killed mid-apply, run again", |seed| {
         killed_mid_apply_case(server.clone(), seed).await
     });
+    if scim_server::ScimServer::start().is_some() {
+        case!("SCIM server answering 503 for a while", |seed| {
+            scim_flaky_case(seed).await.expect("scim2-server")
+        });
+    } else {
+        println!("SCIM case skipped: scim2-server not installed (tests/run installs it)");
+    }
 
     println!("\n## Reliability suite ({runs} runs per fault, real slapd, simulated DingTalk)\n");
     println!("| fault | runs | converged | lost | duplicated | wrongly disabled |");
