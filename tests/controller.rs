@@ -69,6 +69,8 @@ impl CredentialChecker for FakeChecker {
 struct FakeRunner {
     /// Answer every run with this error instead of a result.
     fail: Option<SyncRunError>,
+    /// Fail this many runs (transiently) before succeeding.
+    fail_first: usize,
     calls: AtomicUsize,
     last: Mutex<Option<SyncRequest>>,
 }
@@ -76,7 +78,13 @@ struct FakeRunner {
 #[async_trait]
 impl SyncRunner for FakeRunner {
     async fn run(&self, request: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if call < self.fail_first {
+            return Err(SyncRunError::Transient(format!(
+                "directory unavailable (attempt {})",
+                call + 1
+            )));
+        }
         if let Some(p) = &request.progress {
             p("Applying", 2, Some(7));
             // Long enough for a watcher to see the live figures.
@@ -785,4 +793,84 @@ async fn a_directory_refusing_credentials_makes_the_target_not_ready() {
         kube::runtime::controller::Action::await_change(),
         "waits for a fixed Secret"
     );
+}
+
+#[tokio::test]
+async fn repeated_failures_quarantine_the_target_until_a_run_succeeds() {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    let runner = Arc::new(FakeRunner {
+        fail_first: 4,
+        ..Default::default()
+    });
+    w.ctx = Arc::new(Context::new(
+        w.client.clone(),
+        Arc::new(FakeChecker),
+        Arc::new(mapping::TemplateValidator),
+        runner.clone(),
+        None,
+        Arc::new(Metrics::default()),
+    ));
+    let quarantined = |t: &SyncTarget| {
+        t.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Quarantined"))
+            .cloned()
+    };
+    let mut delays = vec![];
+    for attempt in 1..=4u32 {
+        let action = target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            runner.calls.load(Ordering::SeqCst),
+            attempt as usize,
+            "a run each time"
+        );
+        delays.push(format!("{action:?}"));
+        let q = quarantined(&w.target("t1").await);
+        if attempt < target::QUARANTINE_AFTER {
+            assert!(q.is_none(), "attempt {attempt}: not yet quarantined: {q:?}");
+        } else {
+            let q = q.expect("quarantined");
+            assert_eq!(
+                (q.status.as_str(), q.reason.as_str()),
+                ("True", "SyncFailed")
+            );
+            assert!(
+                q.message.contains(&format!("{attempt} sync failures")),
+                "{}",
+                q.message
+            );
+        }
+    }
+    // The retry interval grows: compare the requeue durations the actions carry.
+    let secs: Vec<f64> = delays
+        .iter()
+        .map(|d| {
+            let n: String = d
+                .split("requeue_after: Some(")
+                .nth(1)
+                .unwrap_or_default()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            n.parse().unwrap_or(0.0)
+        })
+        .collect();
+    assert!(secs[3] > secs[0] * 2.0, "growing intervals: {delays:?}");
+    // The next run succeeds: the quarantine lifts by itself.
+    target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
+        .await
+        .unwrap();
+    let t = w.target("t1").await;
+    let q = quarantined(&t).expect("condition kept, now False");
+    assert_eq!(
+        (q.status.as_str(), q.reason.as_str()),
+        ("False", "Recovered")
+    );
+    assert_eq!(target_ready(&t).status, "True");
 }

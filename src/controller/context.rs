@@ -174,10 +174,16 @@ impl Context {
     /// Next retry delay for an object after a transient error: exponential (5 s doubling to
     /// 5 min) with ±25 % jitter so many objects failing together do not retry together.
     pub fn backoff(&self, key: &str) -> Duration {
+        self.backoff_attempt(key).1
+    }
+
+    /// Count one more failure of an object: how many in a row now, and the delay before the
+    /// next attempt.
+    pub fn backoff_attempt(&self, key: &str) -> (u32, Duration) {
         let mut map = self.failures.lock().expect("backoff map");
         let n = map.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        backoff_delay(*n)
+        (*n, backoff_delay(*n))
     }
 
     /// Forget an object's failures after a success.

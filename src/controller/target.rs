@@ -163,14 +163,74 @@ pub async fn reconcile(target: Arc<SyncTarget>, ctx: Arc<Context>) -> Result<Act
     st.observed_generation = generation;
 
     let (action, failure) = evaluate(&target, &ctx, &ns, &mut st, generation).await?;
+    let mut retry = None;
     if let Some(reason) = failure {
         ctx.metrics.count_failure("SyncTarget", reason);
+        let (attempt, delay) = ctx.backoff_attempt(&key);
+        quarantine(&mut st, reason, attempt, delay, generation);
+        retry = Some(delay);
     } else {
         ctx.reset_backoff(&key);
+        lift_quarantine(&mut st, generation);
     }
     status::apply_status(&ctx, target.as_ref(), target.status.as_ref(), &st).await?;
     status::publish_transitions(&ctx, target.as_ref(), &before.conditions, &st.conditions).await;
-    Ok(action.unwrap_or_else(|| Action::requeue(ctx.backoff(&key))))
+    Ok(action.unwrap_or_else(|| Action::requeue(retry.unwrap_or_else(|| ctx.backoff(&key)))))
+}
+
+/// Sync failures in a row after which a target is marked `Quarantined`.
+pub const QUARANTINE_AFTER: u32 = 3;
+
+/// After repeated sync failures, say so: the target keeps retrying, at growing intervals (the
+/// backoff), instead of hammering DingTalk or the directory, and lifts this by itself on the
+/// first success. Failures that are not the sync's own (a binding not ready yet) don't count.
+fn quarantine(
+    st: &mut SyncTargetStatus,
+    reason: &str,
+    attempt: u32,
+    next: std::time::Duration,
+    g: Option<i64>,
+) {
+    if !matches!(
+        reason,
+        "SyncFailed" | "IncompleteRead" | "DirectoryAuthFailed"
+    ) || attempt < QUARANTINE_AFTER
+    {
+        return;
+    }
+    set_condition(
+        &mut st.conditions,
+        condition(
+            ct::QUARANTINED,
+            TRUE,
+            reason,
+            format!(
+                "{attempt} sync failures in a row; retrying at growing intervals, next attempt \
+                 in about {} s",
+                next.as_secs().max(1)
+            ),
+            g,
+        ),
+    );
+}
+
+fn lift_quarantine(st: &mut SyncTargetStatus, g: Option<i64>) {
+    if st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ct::QUARANTINED && c.status == TRUE)
+    {
+        set_condition(
+            &mut st.conditions,
+            condition(
+                ct::QUARANTINED,
+                FALSE,
+                "Recovered",
+                "the last sync succeeded",
+                g,
+            ),
+        );
+    }
 }
 
 fn not_ready(
