@@ -344,13 +344,28 @@ async fn binding_with_a_missing_key_names_it() {
 
 #[tokio::test]
 async fn binding_with_bad_credentials_is_refused_without_leaking_them() {
-    let w = world(
+    let mut w = world(
         vec![app_secret("bad-key", "wrong-secret-value")],
         vec![binding_obj("acme", "dingacme", "app", 10)],
         vec![],
         vec![],
     )
     .await;
+    // With an Event recorder this time, to look at the Events too.
+    w.ctx = Arc::new(Context::new(
+        w.client.clone(),
+        Arc::new(FakeChecker),
+        Arc::new(mapping::TemplateValidator),
+        w.runner.clone(),
+        Some(kube::runtime::events::Recorder::new(
+            w.client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "dingsync".into(),
+                instance: Some("test".into()),
+            },
+        )),
+        Arc::new(Metrics::default()),
+    ));
     w.reconcile_binding("acme").await;
     let b = w.binding("acme").await;
     let ready = binding_ready(&b);
@@ -363,6 +378,18 @@ async fn binding_with_bad_credentials_is_refused_without_leaking_them() {
         !status.contains("wrong-secret-value"),
         "secret leaked into status: {status}"
     );
+    // Nor into Events or metrics.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(w.client.clone(), NS);
+    let listed = events.list(&Default::default()).await.unwrap();
+    let text = serde_json::to_string(&listed.items).unwrap();
+    assert!(!listed.items.is_empty(), "the refusal is an Event");
+    assert!(
+        !text.contains("wrong-secret-value"),
+        "secret in Events: {text}"
+    );
+    let metrics = w.ctx.metrics.encode();
+    assert!(!metrics.is_empty());
+    assert!(!metrics.contains("wrong-secret-value"), "secret in metrics");
 }
 
 #[tokio::test]
