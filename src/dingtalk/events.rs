@@ -123,6 +123,9 @@ pub enum ReceiveError {
     Crypto(#[from] super::callback::CallbackError),
     #[error("decrypted callback is not JSON")]
     BadPayload,
+    /// Signed long ago (or in the future): a recorded push played back.
+    #[error("callback timestamp outside the accepted window")]
+    Stale,
     /// The handler failed; DingTalk will push the event again.
     #[error("event {event_type} not handled: {message}")]
     Handler { event_type: String, message: String },
@@ -143,7 +146,22 @@ impl ReceiveError {
 pub struct CallbackReceiver {
     crypto: CallbackCrypto,
     handler: Arc<dyn EventHandler>,
+    /// Signatures of pushes already handled: an exact replay is answered `success` again
+    /// without handling the event twice.
+    handled: std::sync::Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
 }
+
+/// Pushes signed further than this from now are refused. UNCONFIRMED how late DingTalk
+/// retries a failed push with its original timestamp; an hour keeps replays of old captures
+/// out, and a push refused for lateness is covered by the full sync that follows missed
+/// events.
+pub const CALLBACK_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Handled signatures remembered for replay detection.
+const REMEMBERED: usize = 8192;
 
 impl std::fmt::Debug for CallbackReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,7 +173,31 @@ impl std::fmt::Debug for CallbackReceiver {
 
 impl CallbackReceiver {
     pub fn new(crypto: CallbackCrypto, handler: Arc<dyn EventHandler>) -> Self {
-        Self { crypto, handler }
+        Self {
+            crypto,
+            handler,
+            handled: Default::default(),
+        }
+    }
+
+    fn already_handled(&self, signature: &str) -> bool {
+        self.handled
+            .lock()
+            .map(|h| h.0.contains(signature))
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, signature: &str) {
+        if let Ok(mut h) = self.handled.lock() {
+            if h.0.insert(signature.to_owned()) {
+                h.1.push_back(signature.to_owned());
+            }
+            while h.1.len() > REMEMBERED {
+                if let Some(old) = h.1.pop_front() {
+                    h.0.remove(&old);
+                }
+            }
+        }
     }
 
     /// Handle one push: `query` is the URL's query parameters, `body` the request body.
@@ -182,11 +224,26 @@ impl CallbackReceiver {
         let plain = self
             .crypto
             .verify_and_decrypt(&signature, &timestamp, &nonce, &encrypt)?;
+
         let payload: Value = serde_json::from_str(&plain).map_err(|_| ReceiveError::BadPayload)?;
         let event = Event::from_payload(payload);
         match event.event_type.as_str() {
             "check_url" | "check_create_suite_url" | "check_update_suite_url" => {}
             _ => {
+                // Only genuine pushes get this far; make sure it is not an old one played back
+                // (a replayed `check_url` calls nothing, so it needs no such check).
+                let signed_ms: i64 = timestamp.trim().parse().map_err(|_| ReceiveError::Stale)?;
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or_default();
+                if (now_ms - signed_ms).abs() > CALLBACK_WINDOW.as_millis() as i64 {
+                    return Err(ReceiveError::Stale);
+                }
+                if self.already_handled(&signature) {
+                    return serde_json::to_value(self.crypto.success_reply(&timestamp, &nonce))
+                        .map_err(|_| ReceiveError::BadPayload);
+                }
                 let event_type = event.event_type.clone();
                 self.handler
                     .handle(event)
@@ -195,6 +252,7 @@ impl CallbackReceiver {
                         event_type,
                         message: e.to_string(),
                     })?;
+                self.remember(&signature);
             }
         }
         serde_json::to_value(self.crypto.success_reply(&timestamp, &nonce))
@@ -347,24 +405,36 @@ mod tests {
         // A genuine event whose handler fails: 500, so DingTalk pushes it again.
         let crypto = r.crypto.clone();
         let enc = crypto.encrypt(r#"{"EventType":"user_add_org","UserId":["u1"],"CorpId":"c"}"#);
-        let sig = super::super::callback::CallbackCrypto::new(
-            "mryue",
-            "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7",
-            "ding6ccabc44d2c8d38b",
-        )
-        .unwrap();
-        let _ = sig;
-        let reply = serde_json::to_value(crypto.success_reply("1", "n")).unwrap();
-        let _ = reply;
-        let signature = signature_of(&crypto, "1700000000000", "nonce1", &enc);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        let signature = signature_of(&crypto, &now, "nonce1", &enc);
         let e = r
             .receive(
-                &q(&signature, "1700000000000", "nonce1"),
+                &q(&signature, &now, "nonce1"),
                 json!({"encrypt": enc}).to_string().as_bytes(),
             )
             .await
             .unwrap_err();
         assert_eq!(e.status(), 500);
+        // The same genuine push signed two hours ago: a recording played back, refused.
+        let old = (now.parse::<i64>().unwrap() - 2 * 3600 * 1000).to_string();
+        let signature = signature_of(&crypto, &old, "nonce2", &enc);
+        let e = r
+            .receive(
+                &q(&signature, &old, "nonce2"),
+                json!({"encrypt": enc}).to_string().as_bytes(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ReceiveError::Stale), "{e}");
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            1,
+            "the stale push reached no handler"
+        );
         assert_eq!(calls.lock().unwrap()[0].user_ids, ["u1"]);
     }
 

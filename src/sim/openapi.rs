@@ -251,7 +251,7 @@ async fn users_me(AxState(sh): AxState<Arc<Shared>>, headers: HeaderMap) -> Resp
             "没有调用该接口的权限，接口权限申请参考：Contact.User.Read",
         );
     }
-    let Some(p) = st.org.person(userid).cloned() else {
+    let Some(p) = st.account(userid).cloned() else {
         return v1_error(404, "invalidParameter.user.notFound", "用户不存在");
     };
     let open_id = org::derive_unionid(&info.app_key, &p.unionid);
@@ -285,7 +285,7 @@ pub fn mint_auth_code(
     if st.org.app(app_key).is_none() {
         return Err(SimError::UnknownApp(app_key.to_owned()));
     }
-    if st.org.person(userid).is_none() {
+    if st.account(userid).is_none() {
         return Err(SimError::Api(super::state::api_err(60121, "找不到该用户")));
     }
     let code = uuid::Uuid::new_v4().simple().to_string();
@@ -405,6 +405,16 @@ async fn login_page(AxState(sh): AxState<Arc<Shared>>, Query(q): Query<AuthQuery
             esc(&p.name),
             esc(&dept),
             esc(&p.userid)
+        ));
+    }
+    // Former employees still have DingTalk accounts: they can scan, and must be refused by
+    // whoever relies on the enterprise's address book.
+    for d in st.departed.values() {
+        options.push_str(&format!(
+            "<option value=\"{}\">{} (外部用户 outside the enterprise, {})</option>",
+            esc(&d.person.userid),
+            esc(&d.person.name),
+            esc(&d.person.userid)
         ));
     }
     let hidden =

@@ -447,6 +447,14 @@ impl State {
     }
 
     /// Simulated wall clock in ms (real clock + what `advance_clock` added).
+    /// A DingTalk account the simulator knows: a member of the enterprise, or a former one
+    /// (still a DingTalk user, now outside it: logs in, but `getbyunionid` no longer finds them).
+    pub fn account(&self, userid: &str) -> Option<&Person> {
+        self.org
+            .person(userid)
+            .or_else(|| self.departed.get(userid).map(|d| &d.person))
+    }
+
     pub fn now_ms(&self) -> i64 {
         let real = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
