@@ -63,7 +63,7 @@ impl CredentialChecker for DingTalkProbe {
         app_key: &str,
         app_secret: &Sensitive,
     ) -> Result<Permissions, CredentialError> {
-        let client = DingTalkClient::new(client_config(spec, app_key, app_secret));
+        let client = DingTalkClient::shared(client_config(spec, app_key, app_secret));
         match client.token().await {
             Ok(_) => {}
             Err(DingTalkError::InvalidCredentials { errcode, message }) => {
@@ -164,7 +164,7 @@ impl SyncRunner for Engine {
             }
         };
         let client =
-            DingTalkClient::new(client_config(&req.binding, &req.app_key, &req.app_secret));
+            DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
         let source = DingTalkSource {
             client,
             roots: req.spec.scope.department_ids.clone(),

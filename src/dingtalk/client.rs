@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     num::NonZeroU32,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -117,6 +117,33 @@ impl DingTalkClient {
 
     pub fn config(&self) -> &ClientConfig {
         &self.0.config
+    }
+
+    /// The process's one client for this app and configuration: everything that uses the app
+    /// (every target of a binding, the event stream, logins) shares its token and its per-API
+    /// quota, so together they stay within DingTalk's limit. A changed secret or setting gets
+    /// a fresh client; clients nobody holds any more are dropped.
+    pub fn shared(config: ClientConfig) -> Self {
+        use sha2::Digest;
+        static CLIENTS: std::sync::OnceLock<Mutex<HashMap<String, std::sync::Weak<Inner>>>> =
+            std::sync::OnceLock::new();
+        // The Debug form never shows the secret; its digest tells a rotated one apart.
+        let key = format!(
+            "{:?}|{}",
+            config,
+            hex::encode(sha2::Sha256::digest(config.app_secret.expose().as_bytes()))
+        );
+        let mut map = CLIENTS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, w| w.strong_count() > 0);
+        if let Some(inner) = map.get(&key).and_then(std::sync::Weak::upgrade) {
+            return Self(inner);
+        }
+        let client = Self::new(config);
+        map.insert(key, Arc::downgrade(&client.0));
+        client
     }
 
     /// Calls sent so far, by API path.
@@ -391,5 +418,24 @@ mod tests {
         assert!(c.0.limiter.check_key(&a).is_err());
         // ...while another API has its own budget.
         assert!(c.0.limiter.check_key(&b).is_ok());
+    }
+
+    #[test]
+    fn one_client_per_app_and_configuration() {
+        let config = |secret: &str| {
+            ClientConfig::new("corp", "shared-key", Secret::new(secret))
+                .with_base("http://127.0.0.1:9")
+        };
+        let a = DingTalkClient::shared(config("s1"));
+        let b = DingTalkClient::shared(config("s1"));
+        assert!(Arc::ptr_eq(&a.0, &b.0), "same app: one token, one quota");
+        let rotated = DingTalkClient::shared(config("s2"));
+        assert!(
+            !Arc::ptr_eq(&a.0, &rotated.0),
+            "a rotated secret gets a fresh client"
+        );
+        let mut faster = config("s1");
+        faster.per_api_per_second = 40;
+        assert!(!Arc::ptr_eq(&a.0, &DingTalkClient::shared(faster).0));
     }
 }
