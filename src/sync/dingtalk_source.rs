@@ -1,15 +1,25 @@
-//! DingTalk as the source of an inbound sync: one scope read, normalised into the model.
+//! DingTalk as the source of an inbound sync: one scope read, normalised into the model;
+//! for an incremental run, a re-read of just the records events named.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use futures::{StreamExt, stream};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{Source, SyncError};
 use crate::{
-    dingtalk::{DingTalkClient, ScopeRead},
-    model::{Department, Person, SourceSnapshot},
+    dingtalk::{self as dt, DingTalkClient, DingTalkError, ScopeFailure, ScopeRead},
+    model::{Changes, Department, Person, SourceSnapshot},
 };
+
+/// Single-record reads in flight at once during an incremental re-read (the client's per-API
+/// limiter paces them; this only keeps the quota busy).
+const REREAD_CONCURRENCY: usize = 16;
+
+/// Parent chains longer than DingTalk allows are treated as out of scope.
+const MAX_DEPTH: usize = 64;
 
 /// Reads the departments under `roots` and their members.
 pub struct DingTalkSource {
@@ -26,11 +36,143 @@ impl Source for DingTalkSource {
         }
         Ok(to_model(&self.client.config().corp_id, read))
     }
+
+    /// Re-read each named person (`user/get`) and department (`department/get`): never trust
+    /// an event's payload or order, only DingTalk's current state. Gone (60121 / 60003) or
+    /// outside the scope means absent, which the plan reads as "left"; any other failure makes
+    /// the snapshot incomplete, so nothing is disabled on its account and the event is retried.
+    async fn read_changed(&self, changes: &Changes) -> Result<SourceSnapshot, SyncError> {
+        let client = &self.client;
+        let mut failures: Vec<ScopeFailure> = Vec::new();
+        let dept_ids: Vec<i64> = changes
+            .departments
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        let depts: Vec<(i64, Result<dt::Department, DingTalkError>)> = stream::iter(dept_ids)
+            .map(|id| async move { (id, client.get_department(id).await) })
+            .buffer_unordered(REREAD_CONCURRENCY)
+            .collect()
+            .await;
+        let users: Vec<(String, Result<dt::User, DingTalkError>)> =
+            stream::iter(changes.people.iter().cloned())
+                .map(|id| async move {
+                    let r = client.get_user(&id).await;
+                    (id, r)
+                })
+                .buffer_unordered(REREAD_CONCURRENCY)
+                .collect()
+                .await;
+        let mut parents: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut found_depts = Vec::new();
+        for (id, r) in depts {
+            match r {
+                Ok(d) => {
+                    parents.insert(d.dept_id, d.parent_id);
+                    found_depts.push(d);
+                }
+                Err(DingTalkError::NotFound { .. }) => {}
+                Err(error) => failures.push(ScopeFailure {
+                    api: dt::contacts::API_DEPT_GET,
+                    dept_id: id,
+                    error,
+                }),
+            }
+        }
+        let mut found_users = Vec::new();
+        for (id, r) in users {
+            match r {
+                Ok(u) => found_users.push(u),
+                Err(DingTalkError::NotFound { .. }) => {}
+                Err(error) => {
+                    return Err(SyncError::Source(format!("re-reading user {id}: {error}")));
+                }
+            }
+        }
+        // Which departments lie under the scope roots: walk parents, reading the ones not yet
+        // known (each at most once).
+        let roots: HashSet<i64> = self.roots.iter().copied().collect();
+        let mut verdict: HashMap<i64, bool> = HashMap::new();
+        let mut wanted: Vec<i64> = found_depts.iter().map(|d| d.dept_id).collect();
+        for u in &found_users {
+            wanted.extend(u.dept_id_list.iter().flatten().copied());
+        }
+        for start in wanted {
+            let mut chain = vec![];
+            let mut at = Some(start);
+            let inside = loop {
+                let Some(d) = at else { break false };
+                if let Some(v) = verdict.get(&d) {
+                    break *v;
+                }
+                if roots.contains(&d) {
+                    break true;
+                }
+                if chain.len() > MAX_DEPTH || chain.contains(&d) {
+                    break false;
+                }
+                chain.push(d);
+                if !parents.contains_key(&d) {
+                    match client.get_department(d).await {
+                        Ok(dep) => {
+                            parents.insert(d, dep.parent_id);
+                        }
+                        Err(DingTalkError::NotFound { .. }) => {
+                            parents.insert(d, None);
+                        }
+                        Err(error) => {
+                            failures.push(ScopeFailure {
+                                api: dt::contacts::API_DEPT_GET,
+                                dept_id: d,
+                                error,
+                            });
+                            parents.insert(d, None);
+                        }
+                    }
+                }
+                at = parents.get(&d).copied().flatten();
+            };
+            for d in chain {
+                verdict.insert(d, inside);
+            }
+        }
+        let in_scope: HashSet<i64> = verdict
+            .iter()
+            .filter(|(_, v)| **v)
+            .map(|(d, _)| *d)
+            .chain(roots.iter().copied())
+            .collect();
+        found_depts.retain(|d| in_scope.contains(&d.dept_id));
+        found_users.retain(|u| {
+            u.dept_id_list
+                .iter()
+                .flatten()
+                .any(|d| in_scope.contains(d))
+        });
+        let read = ScopeRead {
+            departments: found_depts,
+            users: found_users,
+            failures,
+            calls: Default::default(),
+        };
+        Ok(to_model_in(&client.config().corp_id, read, &in_scope))
+    }
 }
 
 /// Convert a scope read; every DingTalk field stays available to templates.
 pub fn to_model(corp_id: &str, read: ScopeRead) -> SourceSnapshot {
-    let in_scope: HashSet<i64> = read.departments.iter().map(|d| d.dept_id).collect();
+    to_model_in(corp_id, read, &HashSet::new())
+}
+
+/// [`to_model`] where memberships of `also_in_scope` departments are kept too (a partial
+/// re-read, whose departments are mostly not in the read itself).
+pub fn to_model_in(corp_id: &str, read: ScopeRead, also_in_scope: &HashSet<i64>) -> SourceSnapshot {
+    let in_scope: HashSet<i64> = read
+        .departments
+        .iter()
+        .map(|d| d.dept_id)
+        .chain(also_in_scope.iter().copied())
+        .collect();
     let departments = read
         .departments
         .iter()

@@ -4,6 +4,7 @@
 #[doc(hidden)]
 pub mod conformance;
 pub mod dingtalk_source;
+pub mod events;
 pub mod plan;
 
 use std::{collections::HashSet, sync::Mutex};

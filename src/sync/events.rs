@@ -1,0 +1,481 @@
+//! Real-time incremental sync: address-book events for one binding, applied through the same
+//! map → diff → gates → apply pipeline as a full sync, to every target that uses the binding.
+//!
+//! Events carry ids only. Events arriving close together are merged into one batch (a burst
+//! of hires costs one re-read per changed record, not one per event); the batch's records are
+//! re-read from DingTalk (never trusting the event's payload or order, so duplicated,
+//! reordered and late events all converge to DingTalk's current state) and applied with
+//! [`super::run_changed`]. An event is acknowledged — its handler returns `Ok` — only after
+//! every live target applied it or recorded a per-object failure; if any target could not run
+//! (directory down, incomplete re-read) the handler fails and DingTalk delivers it again.
+//!
+//! A target is live only after a full sync succeeded at its current spec (its baseline).
+//! Until then its events are not applied — the full sync that must come first includes them —
+//! and [`Pipeline::status`] says so. A gap in delivery (a connection down longer than
+//! DingTalk keeps events for) cannot be closed by events: the targets ask for a full sync.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Options, Source, run_changed};
+use crate::{
+    dingtalk::{Event, EventHandler, StreamHandle, StreamState},
+    directory::Directory,
+    mapping::Mapping,
+    model::Changes,
+};
+
+/// What kind of record an address-book event is about.
+pub fn classify(event_type: &str) -> Option<Kind> {
+    match event_type {
+        "user_add_org" | "user_modify_org" | "user_leave_org" | "user_active_org"
+        | "user_dept_change" => Some(Kind::Person),
+        "org_dept_create" | "org_dept_modify" | "org_dept_remove" => Some(Kind::Department),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Person,
+    Department,
+}
+
+/// The ids an event names, as a change set.
+pub fn changes_of(event: &Event) -> Changes {
+    let mut c = Changes::default();
+    match classify(&event.event_type) {
+        Some(Kind::Person) => c.people.extend(event.user_ids.iter().cloned()),
+        Some(Kind::Department) => c
+            .departments
+            .extend(event.dept_ids.iter().map(ToString::to_string)),
+        None => {}
+    }
+    c
+}
+
+/// One target fed by the pipeline.
+pub struct LiveTarget {
+    pub source: Arc<dyn Source>,
+    pub dir: Arc<dyn Directory>,
+    pub mapping: Arc<Mapping>,
+    pub opts: Options,
+}
+
+/// Why a target's incremental sync is or is not live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncrementalStatus {
+    pub active: bool,
+    /// `Active`, `NoBaseline`, `GapDetected`, `ApplyFailed`.
+    pub reason: &'static str,
+    pub message: String,
+    /// Events (batches of ids) applied, and ids skipped for want of a baseline.
+    pub applied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Set when events were missed: only a full sync can close the gap.
+    pub full_sync_wanted: bool,
+}
+
+struct Slot {
+    target: Arc<LiveTarget>,
+    baseline: bool,
+    status: IncrementalStatus,
+}
+
+/// Tuning of the batching.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// How long a batch stays open for more events after its first one.
+    pub window: Duration,
+    /// A batch closes early at this many ids.
+    pub max_ids: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_millis(25),
+            max_ids: 500,
+        }
+    }
+}
+
+/// Figures for metrics and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineStats {
+    pub received: BTreeMap<String, u64>,
+    pub applied: BTreeMap<String, u64>,
+    pub failed: BTreeMap<String, u64>,
+    pub batches: u64,
+    /// Born (DingTalk's event time) → applied, per applied event, most recent last (bounded).
+    pub lags: Vec<Duration>,
+}
+
+const MAX_LAGS: usize = 100_000;
+
+struct Pending {
+    event_type: String,
+    born_ms: Option<i64>,
+    changes: Changes,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The event pipeline of one binding. Cheap to share; [`Pipeline::handler`] is what the
+/// Stream client or the callback receiver calls.
+pub struct Pipeline {
+    slots: Mutex<BTreeMap<String, Slot>>,
+    stats: Mutex<PipelineStats>,
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Pipeline {
+    /// Start the batching worker; it stops when the last handle is dropped.
+    pub fn start(config: PipelineConfig) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(4096);
+        let p = Arc::new(Self {
+            slots: Default::default(),
+            stats: Default::default(),
+            tx,
+        });
+        tokio::spawn(worker(Arc::downgrade(&p), rx, config));
+        p
+    }
+
+    /// Add or replace a target. `baseline`: a full sync of it succeeded at its current spec.
+    pub fn set_target(&self, name: &str, target: LiveTarget, baseline: bool) {
+        let mut slots = self.slots.lock().expect("slots");
+        let old = slots.remove(name);
+        let mut status = old.map(|s| s.status).unwrap_or(IncrementalStatus {
+            active: false,
+            reason: "NoBaseline",
+            message: String::new(),
+            applied: 0,
+            skipped: 0,
+            failed: 0,
+            full_sync_wanted: false,
+        });
+        if baseline {
+            if status.reason == "NoBaseline" || status.reason == "GapDetected" {
+                status.reason = "Active";
+                status.message = "events are applied as they arrive".into();
+                status.full_sync_wanted = false;
+            }
+            status.active = true;
+        } else {
+            status.active = false;
+            status.reason = "NoBaseline";
+            status.message = no_baseline_message(status.skipped);
+        }
+        slots.insert(
+            name.to_owned(),
+            Slot {
+                target: Arc::new(target),
+                baseline,
+                status,
+            },
+        );
+    }
+
+    pub fn remove_target(&self, name: &str) {
+        self.slots.lock().expect("slots").remove(name);
+    }
+
+    pub fn targets(&self) -> Vec<String> {
+        self.slots.lock().expect("slots").keys().cloned().collect()
+    }
+
+    pub fn status(&self, name: &str) -> Option<IncrementalStatus> {
+        self.slots
+            .lock()
+            .expect("slots")
+            .get(name)
+            .map(|s| s.status.clone())
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        self.stats.lock().expect("stats").clone()
+    }
+
+    /// Events were (or may have been) missed: every target needs a full sync, and is not live
+    /// until one succeeds.
+    pub fn note_gap(&self, why: &str) {
+        for s in self.slots.lock().expect("slots").values_mut() {
+            s.baseline = false;
+            s.status.active = false;
+            s.status.reason = "GapDetected";
+            s.status.message =
+                format!("{why}; events may have been missed, a full sync closes the gap");
+            s.status.full_sync_wanted = true;
+        }
+    }
+
+    /// The targets that asked for a full sync since the last call.
+    pub fn take_full_sync_requests(&self) -> Vec<String> {
+        let mut out = vec![];
+        for (name, s) in self.slots.lock().expect("slots").iter_mut() {
+            if std::mem::take(&mut s.status.full_sync_wanted) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
+    /// The handler to give the Stream client or the callback receiver.
+    pub fn handler(self: &Arc<Self>) -> Arc<dyn EventHandler> {
+        Arc::new(Handler(self.clone()))
+    }
+
+    /// Watch a Stream connection: an outage longer than `max_gap` (or a refused connection
+    /// that lasts that long) is a gap events cannot close.
+    pub fn watch_stream(self: &Arc<Self>, stream: &StreamHandle, max_gap: Duration) {
+        let mut rx = stream.watch();
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut down_since: Option<Instant> = None;
+            let mut reported = false;
+            loop {
+                let state = rx.borrow_and_update().clone();
+                match state {
+                    StreamState::Connected => {
+                        down_since = None;
+                        reported = false;
+                    }
+                    StreamState::Stopped => return,
+                    _ => {
+                        let since = *down_since.get_or_insert_with(Instant::now);
+                        if !reported && since.elapsed() >= max_gap {
+                            let Some(p) = me.upgrade() else { return };
+                            p.note_gap(&format!(
+                                "the event connection was down for more than {} s",
+                                max_gap.as_secs()
+                            ));
+                            reported = true;
+                        }
+                    }
+                }
+                let wait = if down_since.is_some() && !reported {
+                    Duration::from_millis(200)
+                } else {
+                    Duration::from_secs(3600)
+                };
+                match tokio::time::timeout(wait, rx.changed()).await {
+                    Ok(Err(_)) => return,
+                    _ => continue,
+                }
+            }
+        });
+    }
+
+    async fn submit(&self, event: Event) -> anyhow::Result<()> {
+        let event_type = event.event_type.clone();
+        *self
+            .stats
+            .lock()
+            .expect("stats")
+            .received
+            .entry(event_type.clone())
+            .or_default() += 1;
+        let changes = changes_of(&event);
+        if changes.is_empty() {
+            // Not an address-book record event (or no ids): nothing to apply.
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Pending {
+                event_type: event_type.clone(),
+                born_ms: event.born_ms,
+                changes,
+                done,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the event pipeline stopped"))?;
+        let result = wait
+            .await
+            .map_err(|_| anyhow::anyhow!("the event pipeline stopped"))?;
+        let mut stats = self.stats.lock().expect("stats");
+        match result {
+            Ok(()) => {
+                *stats.applied.entry(event_type).or_default() += 1;
+                Ok(())
+            }
+            Err(e) => {
+                *stats.failed.entry(event_type).or_default() += 1;
+                Err(anyhow::anyhow!(e))
+            }
+        }
+    }
+
+    /// Apply one merged batch to every target; `Err` names the targets that could not run.
+    async fn apply(&self, changes: &Changes) -> Result<(), String> {
+        let slots: Vec<(String, Arc<LiveTarget>, bool)> = self
+            .slots
+            .lock()
+            .expect("slots")
+            .iter()
+            .map(|(n, s)| (n.clone(), s.target.clone(), s.baseline))
+            .collect();
+        let ids = (changes.people.len() + changes.departments.len()) as u64;
+        let mut errors = vec![];
+        for (name, t, baseline) in slots {
+            if !baseline {
+                self.update(&name, |st| {
+                    st.skipped += ids;
+                    if st.reason == "NoBaseline" {
+                        st.message = no_baseline_message(st.skipped);
+                    }
+                });
+                continue;
+            }
+            let quiet = |_: &str, _: usize, _: Option<usize>| {};
+            let result = run_changed(
+                t.source.as_ref(),
+                t.dir.as_ref(),
+                &t.mapping,
+                &t.opts,
+                changes,
+                false,
+                &quiet,
+            )
+            .await;
+            match result {
+                Ok(report) if report.complete => self.update(&name, |st| {
+                    st.applied += 1;
+                    st.failed += report.failures.len() as u64;
+                    if st.reason == "ApplyFailed" {
+                        st.reason = "Active";
+                        st.message = "events are applied as they arrive".into();
+                    }
+                }),
+                Ok(report) => {
+                    // Applied what could be read; the rest must come again.
+                    errors.push(format!(
+                        "{name}: incomplete re-read: {}",
+                        report.incomplete.join("; ")
+                    ));
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.update(&name, |st| {
+                        st.reason = "ApplyFailed";
+                        st.message = format!("the last event batch could not be applied: {msg}");
+                    });
+                    errors.push(format!("{name}: {msg}"));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut IncrementalStatus)) {
+        if let Some(s) = self.slots.lock().expect("slots").get_mut(name) {
+            f(&mut s.status);
+        }
+    }
+}
+
+fn no_baseline_message(skipped: u64) -> String {
+    format!(
+        "waiting for a successful full sync at the current spec before applying events; \
+         {skipped} changed records left to that full sync"
+    )
+}
+
+struct Handler(Arc<Pipeline>);
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn handle(&self, event: Event) -> anyhow::Result<()> {
+        self.0.submit(event).await
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+async fn worker(
+    pipeline: std::sync::Weak<Pipeline>,
+    mut rx: mpsc::Receiver<Pending>,
+    config: PipelineConfig,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut ids = batch[0].changes.people.len() + batch[0].changes.departments.len();
+        let deadline = tokio::time::Instant::now() + config.window;
+        while ids < config.max_ids {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(p)) => {
+                    ids += p.changes.people.len() + p.changes.departments.len();
+                    batch.push(p);
+                }
+                _ => break,
+            }
+        }
+        let Some(p) = pipeline.upgrade() else { return };
+        let mut merged = Changes::default();
+        for b in &batch {
+            merged.people.extend(b.changes.people.iter().cloned());
+            merged
+                .departments
+                .extend(b.changes.departments.iter().cloned());
+        }
+        let result = p.apply(&merged).await;
+        let applied_at = now_ms();
+        {
+            let mut stats = p.stats.lock().expect("stats");
+            stats.batches += 1;
+            if result.is_ok() {
+                for b in &batch {
+                    if let Some(born) = b.born_ms {
+                        stats
+                            .lags
+                            .push(Duration::from_millis((applied_at - born).max(0) as u64));
+                    }
+                }
+                let excess = stats.lags.len().saturating_sub(MAX_LAGS);
+                stats.lags.drain(..excess);
+            }
+        }
+        for b in batch {
+            tracing::debug!(event = %b.event_type, ok = result.is_ok(), "event batch done");
+            let _ = b.done.send(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_name_people_or_departments() {
+        let e = Event::from_payload(serde_json::json!({
+            "EventType": "user_modify_org", "UserId": ["u1", "u2"], "CorpId": "c"
+        }));
+        assert_eq!(changes_of(&e), Changes::people(["u1", "u2"]));
+        let d = Event::from_payload(serde_json::json!({
+            "EventType": "org_dept_remove", "DeptId": [7], "CorpId": "c"
+        }));
+        assert_eq!(
+            changes_of(&d).departments.into_iter().collect::<Vec<_>>(),
+            vec!["7"]
+        );
+        let other = Event::from_payload(serde_json::json!({"EventType": "chat_update_title"}));
+        assert!(changes_of(&other).is_empty());
+    }
+}
