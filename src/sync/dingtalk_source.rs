@@ -112,23 +112,19 @@ impl Source for DingTalkSource {
                     break false;
                 }
                 chain.push(d);
-                if !parents.contains_key(&d) {
-                    match client.get_department(d).await {
-                        Ok(dep) => {
-                            parents.insert(d, dep.parent_id);
-                        }
-                        Err(DingTalkError::NotFound { .. }) => {
-                            parents.insert(d, None);
-                        }
+                if let std::collections::hash_map::Entry::Vacant(slot) = parents.entry(d) {
+                    slot.insert(match client.get_department(d).await {
+                        Ok(dep) => dep.parent_id,
+                        Err(DingTalkError::NotFound { .. }) => None,
                         Err(error) => {
                             failures.push(ScopeFailure {
                                 api: dt::contacts::API_DEPT_GET,
                                 dept_id: d,
                                 error,
                             });
-                            parents.insert(d, None);
+                            None
                         }
-                    }
+                    });
                 }
                 at = parents.get(&d).copied().flatten();
             };
