@@ -215,10 +215,7 @@ async fn a_failure_mid_walk_makes_the_read_incomplete() {
 #[tokio::test]
 async fn a_full_sync_from_the_simulator_then_hr_changes() {
     let (handle, client) = sim_with(small_org(), SimConfig::default()).await;
-    let source = DingTalkSource {
-        client,
-        roots: vec![1],
-    };
+    let source = DingTalkSource::new(client, vec![1]);
     let dir = Arc::new(MemoryDirectory::new("uid"));
     let mapping = dingsync::sync::conformance::mapping();
     let opts = Options {
@@ -269,10 +266,7 @@ async fn a_fault_mid_walk_disables_nobody() {
     let (handle, client) = sim_with(small_org(), SimConfig::default()).await;
     let mut cfg = client.config().clone();
     cfg.attempts = 2;
-    let source = DingTalkSource {
-        client: DingTalkClient::new(cfg),
-        roots: vec![1],
-    };
+    let source = DingTalkSource::new(DingTalkClient::new(cfg), vec![1]);
     let dir = Arc::new(MemoryDirectory::new("uid"));
     let mapping = dingsync::sync::conformance::mapping();
     let opts = Options {

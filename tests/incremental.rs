@@ -211,10 +211,7 @@ fn opts() -> Options {
 
 impl World {
     fn source(&self) -> Arc<DingTalkSource> {
-        Arc::new(DingTalkSource {
-            client: self.client.clone(),
-            roots: vec![1],
-        })
+        Arc::new(DingTalkSource::new(self.client.clone(), vec![1]))
     }
 
     async fn full_sync(&self) {

@@ -152,10 +152,7 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
         )
         .with_base(&handle.base_url()),
     );
-    let source = DingTalkSource {
-        client,
-        roots: vec![1],
-    };
+    let source = DingTalkSource::new(client, vec![1]);
     let mapping = dingsync::mapping::Mapping::compile(
         &serde_yaml::from_str::<dingsync::api::FieldMapping>(
             manifests("x", "x", "x", "x").split("---").nth(2).unwrap(),

@@ -150,10 +150,7 @@ impl Bench {
 
     async fn sync_with(&self, client: DingTalkClient) -> Result<Report, sync::SyncError> {
         let dir = self.directory().await;
-        let source = DingTalkSource {
-            client,
-            roots: vec![1],
-        };
+        let source = DingTalkSource::new(client, vec![1]);
         let opts = Options {
             max_percent: 100,
             max_count: 10_000,
@@ -566,10 +563,7 @@ async fn scim_flaky_case(seed: u64) -> Option<Outcome> {
     )
     .with_base(&sim.base_url());
     c.per_api_per_second = 2_000;
-    let source = DingTalkSource {
-        client: DingTalkClient::new(c),
-        roots: vec![1],
-    };
+    let source = DingTalkSource::new(DingTalkClient::new(c), vec![1]);
     let directory = |base: String| {
         let token = scim.token.clone();
         async move {

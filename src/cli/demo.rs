@@ -153,10 +153,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         )
         .with_base(&handle.base_url()),
     );
-    let source = DingTalkSource {
-        client: client.clone(),
-        roots: vec![1],
-    };
+    let source = DingTalkSource::new(client.clone(), vec![1]);
     let dir = Arc::new(MemoryDirectory::new("uid"));
     let mapping = mapping()?;
     let opts = Options::default();

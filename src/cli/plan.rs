@@ -288,10 +288,7 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
                 }
             };
         let client = DingTalkClient::new(client_config(&binding.spec, &app_key, &app_secret));
-        let source = DingTalkSource {
-            client,
-            roots: spec.scope.department_ids.clone(),
-        };
+        let source = DingTalkSource::new(client, spec.scope.department_ids.clone());
         let deletion = spec.deletion.clone().unwrap_or_default();
         let options = Options {
             policy: deletion.policy,

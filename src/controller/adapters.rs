@@ -165,10 +165,7 @@ impl SyncRunner for Engine {
         };
         let client =
             DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
-        let source = DingTalkSource {
-            client,
-            roots: req.spec.scope.department_ids.clone(),
-        };
+        let source = DingTalkSource::new(client, req.spec.scope.department_ids.clone());
         let deletion = req.spec.deletion.clone().unwrap_or_default();
         let opts = Options {
             policy: deletion.policy,

@@ -25,6 +25,19 @@ const MAX_DEPTH: usize = 64;
 pub struct DingTalkSource {
     pub client: DingTalkClient,
     pub roots: Vec<i64>,
+    /// Department → parent, learnt by incremental re-reads to decide what is in scope; an
+    /// event about a department drops its entry (it may have moved).
+    parents: std::sync::Mutex<HashMap<i64, Option<i64>>>,
+}
+
+impl DingTalkSource {
+    pub fn new(client: DingTalkClient, roots: Vec<i64>) -> Self {
+        Self {
+            client,
+            roots,
+            parents: Default::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -63,7 +76,15 @@ impl Source for DingTalkSource {
                 .buffer_unordered(REREAD_CONCURRENCY)
                 .collect()
                 .await;
-        let mut parents: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut parents: HashMap<i64, Option<i64>> = {
+            let mut cache = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+            for d in &changes.departments {
+                if let Ok(id) = d.parse::<i64>() {
+                    cache.remove(&id);
+                }
+            }
+            cache.clone()
+        };
         let mut found_depts = Vec::new();
         for (id, r) in depts {
             match r {
@@ -132,6 +153,7 @@ impl Source for DingTalkSource {
                 verdict.insert(d, inside);
             }
         }
+        *self.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
         let in_scope: HashSet<i64> = verdict
             .iter()
             .filter(|(_, v)| **v)

@@ -114,6 +114,8 @@ pub struct PipelineStats {
     pub applied: BTreeMap<String, u64>,
     pub failed: BTreeMap<String, u64>,
     pub batches: u64,
+    /// Time spent applying batches (re-read + diff + writes), in total.
+    pub busy: Duration,
     /// Born (DingTalk's event time) → applied, per applied event, most recent last (bounded).
     pub lags: Vec<Duration>,
 }
@@ -434,11 +436,13 @@ async fn worker(
                 .departments
                 .extend(b.changes.departments.iter().cloned());
         }
+        let started = Instant::now();
         let result = p.apply(&merged).await;
         let applied_at = now_ms();
         {
             let mut stats = p.stats.lock().expect("stats");
             stats.batches += 1;
+            stats.busy += started.elapsed();
             if result.is_ok() {
                 for b in &batch {
                     if let Some(born) = b.born_ms {

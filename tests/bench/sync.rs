@@ -158,10 +158,7 @@ async fn full_sync(people: usize, backend: Backend) {
     let handle = Simulator::start(config.clone(), org, "127.0.0.1:0")
         .await
         .unwrap();
-    let source = DingTalkSource {
-        client: client_for(&handle, &config).await,
-        roots: vec![1],
-    };
+    let source = DingTalkSource::new(client_for(&handle, &config).await, vec![1]);
     let mut server = None;
     let mut scim = None;
     let mut scim_client = None;
