@@ -237,6 +237,7 @@ impl World {
                 dir: self.dir.clone(),
                 mapping: Arc::new(sync::conformance::mapping()),
                 opts: opts(),
+                lock: Default::default(),
             },
             baseline,
         );
@@ -416,7 +417,7 @@ async fn duplicates_reordering_a_drop_and_a_restart_mid_burst_converge() {
     w.full_sync().await;
     let d = departments(&w.sim);
     let p = w.pipeline(true);
-    let stream = w.stream(&p).await;
+    let mut stream = w.stream(&p).await;
     w.sim.set_event_faults(EventFaults {
         duplicate: 20,
         reorder: 20,
@@ -434,9 +435,13 @@ async fn duplicates_reordering_a_drop_and_a_restart_mid_burst_converge() {
             w.sim.disconnect_streams(None, false);
         }
         if i == 40 {
-            // The controller restarts mid-burst: a new pipeline and connection take over; what
-            // the old one had not acknowledged is delivered again.
-            stream_restart(&w, &p).await;
+            // The controller restarts mid-burst: the old connection dies with the process,
+            // a new pipeline and connection take over, and what the old one had not
+            // acknowledged is delivered again.
+            stream.stop().await;
+            let fresh = w.pipeline(true);
+            stream = w.stream(&fresh).await;
+            std::mem::forget(fresh);
         }
     }
     // Edits of the same people, out of order with their hires.
@@ -456,17 +461,6 @@ async fn duplicates_reordering_a_drop_and_a_restart_mid_burst_converge() {
     assert!(c.stream_redeliveries + c.stream_acks_later > 0 || c.stream_connections_opened > 1);
     stream.stop().await;
     w.sim.shutdown().await;
-}
-
-/// Replace the running stream + pipeline by new ones, as a restarted controller would.
-async fn stream_restart(w: &World, old: &Arc<Pipeline>) {
-    let _ = old; // the old pipeline's connection is cut by the simulator below
-    w.sim.disconnect_streams(None, false);
-    let fresh = w.pipeline(true);
-    let s = w.stream(&fresh).await;
-    // Keep it running for the rest of the test.
-    std::mem::forget(s);
-    std::mem::forget(fresh);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -534,6 +528,7 @@ async fn a_target_without_a_baseline_is_left_to_its_full_sync() {
             dir: w.dir.clone(),
             mapping: Arc::new(sync::conformance::mapping()),
             opts: opts(),
+            lock: Default::default(),
         },
         true,
     );

@@ -66,6 +66,10 @@ pub struct LiveTarget {
     pub dir: Arc<dyn Directory>,
     pub mapping: Arc<Mapping>,
     pub opts: Options,
+    /// Held while a batch is applied. Whoever else writes this target (its full sync) takes
+    /// the same lock: two writers planning from the same stale read would both create the
+    /// same new person under two names.
+    pub lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why a target's incremental sync is or is not live.
@@ -337,6 +341,7 @@ impl Pipeline {
                 continue;
             }
             let quiet = |_: &str, _: usize, _: Option<usize>| {};
+            let _writer = t.lock.lock().await;
             let result = run_changed(
                 t.source.as_ref(),
                 t.dir.as_ref(),

@@ -118,6 +118,7 @@ async fn main() {
             dir: dir.clone(),
             mapping,
             opts,
+            lock: Default::default(),
         },
         true,
     );
