@@ -643,3 +643,87 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
     assert!(w.diff().await.is_empty());
     w.sim.shutdown().await;
 }
+
+/// The controller's engine end to end: one full sync, then the binding's Stream connection
+/// feeds the target and the hire reaches LDAP by event; the view says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
+    use dingsync::controller::{Sensitive, SyncRequest, SyncRunner, adapters::Engine};
+    let Some(server) = slapd::start_or_skip() else {
+        return;
+    };
+    let w = world(&server, "engine", 10).await;
+    let node = server.new_node("engine-node").unwrap();
+    let base = w.sim.base_url();
+    let binding = serde_json::from_value(serde_json::json!({
+        "corpId": CORP,
+        "credentialsSecretRef": {"name": "app"},
+        "endpoints": {"oapi": base, "api": base, "login": base},
+    }))
+    .unwrap();
+    let spec = serde_json::from_value(serde_json::json!({
+        "bindingRef": {"name": "acme"},
+        "fieldMappingRef": {"name": "map"},
+        "direction": "Inbound",
+        "directory": {"ldap": {
+            "url": server.url(),
+            "bindDN": slapd::SERVICE_DN,
+            "passwordSecretRef": {"name": "ldap", "key": "password"}
+        }},
+        "node": node,
+        "deletion": {"maxPercent": 100},
+    }))
+    .unwrap();
+    let mapping = serde_json::from_value(serde_json::json!({
+        "user": {
+            "uniqueName": {"attribute": "uid", "template": "{{ name | pinyin }}"},
+            "attributes": [
+                {"target": "cn", "template": "{{ name }}"},
+                {"target": "sn", "template": "{{ name[:1] }}"}
+            ]
+        }
+    }))
+    .unwrap();
+    let req = SyncRequest {
+        target: "team/t1".into(),
+        spec,
+        binding,
+        mapping,
+        app_key: sim::DEFAULT_APP_KEY.into(),
+        app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
+        directory_secret: Sensitive::new(server.service_password()),
+        directory_ca: None,
+        trigger: "Created".into(),
+        approval: None,
+        progress: None,
+    };
+    let engine = Engine::default();
+    let out = engine.run(req.clone()).await.unwrap();
+    assert!(out.complete);
+    let view = engine
+        .track_events(&req, true)
+        .await
+        .expect("fed by events");
+    assert!(view.active, "{view:?}");
+    assert_eq!(view.reason, "Active");
+    hire(&w.sim, "eng1", "韩六", departments(&w.sim)[0]);
+    let mut found = false;
+    for _ in 0..100 {
+        let listing = server
+            .search(&format!("ou=people,{node}"), "(cn=韩六)", &["cn"])
+            .unwrap_or_default();
+        if listing.contains("dn: ") {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(found, "the hire reached LDAP by event");
+    assert!(!engine.full_sync_wanted("team/t1"));
+    // Events off: not fed.
+    let mut off = req.clone();
+    off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();
+    off.target = "team/t2".into();
+    assert!(engine.track_events(&off, true).await.is_none());
+    w.sim.shutdown().await;
+}

@@ -1,18 +1,26 @@
 //! The production implementations of the controller's seams.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
 use async_trait::async_trait;
+use sha2::Digest;
 
 use super::{
-    CredentialChecker, CredentialError, Sensitive, SyncOutcome, SyncRequest, SyncRunError,
-    SyncRunner,
+    CredentialChecker, CredentialError, IncrementalView, Sensitive, SyncOutcome, SyncRequest,
+    SyncRunError, SyncRunner,
 };
 use crate::{
+    api::binding::EventDelivery,
     api::{
         DingTalkBindingSpec, FieldMappingSpec,
         binding::Permissions,
         target::{Failure, PendingApproval, PlanSummary, RunSummary},
     },
-    dingtalk::{ClientConfig, DingTalkClient, DingTalkError, Secret},
+    dingtalk::{ClientConfig, DingTalkClient, DingTalkError, Secret, StreamConfig, StreamHandle},
     directory::{
         Directory, DirectoryError,
         ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
@@ -22,7 +30,11 @@ use crate::{
         },
     },
     mapping::Mapping,
-    sync::{self, Options, SyncError, dingtalk_source::DingTalkSource},
+    sync::{
+        self, Options, SyncError,
+        dingtalk_source::DingTalkSource,
+        events::{LiveTarget, Pipeline, PipelineConfig},
+    },
 };
 
 /// The client configuration a binding describes.
@@ -105,82 +117,219 @@ pub fn validate_mapping(spec: &FieldMappingSpec) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Runs full syncs with the real engine: DingTalk as the source, the target's directory.
-pub struct Engine;
+/// What a run of one target works with.
+struct Opened {
+    dir: Arc<dyn Directory>,
+    source: Arc<DingTalkSource>,
+    mapping: Mapping,
+    opts: Options,
+}
+
+/// Open the target's directory and DingTalk source as the request describes them.
+async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
+    use crate::api::target::Direction;
+    if req.spec.direction == Direction::Outbound {
+        return Err(SyncRunError::Permanent(
+            "direction Outbound is not supported by this version".into(),
+        ));
+    }
+    let mapping =
+        Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
+    let ca = match &req.directory_ca {
+        Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
+            SyncRunError::Permanent("caSecretRef: the CA bundle is not PEM text".into())
+        })?),
+        None => None,
+    };
+    let open_error = |e: DirectoryError| match e {
+        DirectoryError::Auth(m) => SyncRunError::DirectoryAuth(m),
+        DirectoryError::Unavailable(m) => SyncRunError::Transient(m),
+        other => SyncRunError::Permanent(other.to_string()),
+    };
+    let dir: Arc<dyn Directory> = match (&req.spec.directory.ldap, &req.spec.directory.scim) {
+        (Some(ldap), _) => {
+            let target = LdapTarget::from_spec(
+                ldap,
+                LdapSecret::new(req.directory_secret.expose()),
+                ca,
+                &req.spec.node,
+                req.spec.layout,
+                &req.binding.corp_id,
+            );
+            let store = target.open().await.map_err(|e| open_error(e.into()))?;
+            Arc::new(LdapDirectory::new(store))
+        }
+        (None, Some(scim)) => {
+            let client = ScimClient::connect(
+                &scim.url,
+                BearerToken::new(req.directory_secret.expose()),
+                ca.as_deref().map(str::as_bytes),
+            )
+            .await
+            .map_err(|e| open_error(e.into()))?;
+            Arc::new(ScimDirectory::new(
+                client,
+                &req.binding.corp_id,
+                &req.spec.node,
+            ))
+        }
+        (None, None) => {
+            return Err(SyncRunError::Permanent(
+                "spec.directory: set exactly one of ldap or scim".into(),
+            ));
+        }
+    };
+    let client = DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
+    let source = Arc::new(DingTalkSource::new(
+        client,
+        req.spec.scope.department_ids.clone(),
+    ));
+    let deletion = req.spec.deletion.clone().unwrap_or_default();
+    let opts = Options {
+        policy: deletion.policy,
+        max_count: deletion.max_count.unwrap_or(50),
+        max_percent: deletion.max_percent.unwrap_or(10),
+        ou_tree: req.spec.layout == Some(crate::api::target::Layout::OuTree),
+        approval: req.approval.clone(),
+    };
+    Ok(Opened {
+        dir,
+        source,
+        mapping,
+        opts,
+    })
+}
+
+/// Runs full syncs with the real engine (DingTalk as the source, the target's directory), and
+/// keeps one event connection per binding feeding every target that uses it.
+#[derive(Default)]
+pub struct Engine {
+    feeds: Mutex<HashMap<String, Feed>>,
+    tracked: Mutex<HashMap<String, Tracked>>,
+    /// One writer at a time per target: its full sync and its event batches.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// One binding's event connection and pipeline.
+struct Feed {
+    key: String,
+    pipeline: Arc<Pipeline>,
+    stream: Option<StreamHandle>,
+}
+
+/// A target fed by events: which feed, at which spec, last seen when.
+struct Tracked {
+    feed: String,
+    fingerprint: String,
+    seen: std::time::Instant,
+}
+
+/// A Stream outage longer than this may have lost events (UNCONFIRMED how long DingTalk keeps
+/// unacknowledged Stream events; the shorter choice costs an extra full sync, never data).
+const STREAM_GAP: Duration = Duration::from_secs(120);
+
+/// Targets not reconciled for this long (deleted, or no longer using the binding) stop
+/// receiving events.
+const TRACK_TTL: Duration = Duration::from_secs(180);
+
+impl Engine {
+    fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("locks")
+            .entry(target.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The binding's feed, (re)started when its connection settings changed.
+    fn feed(&self, req: &SyncRequest) -> Result<Arc<Pipeline>, String> {
+        let config = client_config(&req.binding, &req.app_key, &req.app_secret);
+        let key = format!(
+            "{:?}|{}",
+            config,
+            hex::encode(sha2::Sha256::digest(req.app_secret.expose().as_bytes()))
+        );
+        let feed_name = format!("{}/{}", req.binding.corp_id, req.app_key);
+        let mut feeds = self.feeds.lock().expect("feeds");
+        if let Some(f) = feeds.get(&feed_name)
+            && f.key == key
+        {
+            return Ok(f.pipeline.clone());
+        }
+        if let Some(old) = feeds.remove(&feed_name)
+            && let Some(s) = old.stream
+        {
+            tokio::spawn(s.stop());
+        }
+        let pipeline = Pipeline::start(PipelineConfig::default());
+        let delivery = req
+            .binding
+            .events
+            .as_ref()
+            .map(|e| e.delivery)
+            .unwrap_or_default();
+        let stream = match delivery {
+            EventDelivery::Stream => {
+                let client = DingTalkClient::shared(config);
+                let s = client.start_stream(StreamConfig::default(), pipeline.handler());
+                pipeline.watch_stream(&s, STREAM_GAP);
+                Some(s)
+            }
+            EventDelivery::Callback => None,
+            EventDelivery::None => return Err("events.delivery is None".into()),
+        };
+        feeds.insert(
+            feed_name,
+            Feed {
+                key,
+                pipeline: pipeline.clone(),
+                stream,
+            },
+        );
+        Ok(pipeline)
+    }
+
+    /// Forget targets nobody reconciled for a while, and feeds nobody uses.
+    fn prune(&self) {
+        let mut tracked = self.tracked.lock().expect("tracked");
+        let mut feeds = self.feeds.lock().expect("feeds");
+        tracked.retain(|name, t| {
+            let keep = t.seen.elapsed() < TRACK_TTL;
+            if !keep && let Some(f) = feeds.get(&t.feed) {
+                f.pipeline.remove_target(name);
+            }
+            keep
+        });
+        feeds.retain(|name, f| {
+            let used = tracked.values().any(|t| &t.feed == name);
+            if !used && let Some(s) = f.stream.take() {
+                tokio::spawn(s.stop());
+            }
+            used
+        });
+    }
+}
 
 #[async_trait]
 impl SyncRunner for Engine {
     async fn run(&self, req: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
-        use crate::api::target::Direction;
-        if req.spec.direction == Direction::Outbound {
-            return Err(SyncRunError::Permanent(
-                "direction Outbound is not supported by this version".into(),
-            ));
-        }
-        let mapping =
-            Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
-        let ca = match &req.directory_ca {
-            Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
-                SyncRunError::Permanent("caSecretRef: the CA bundle is not PEM text".into())
-            })?),
-            None => None,
-        };
-        let open_error = |e: DirectoryError| match e {
-            DirectoryError::Auth(m) => SyncRunError::DirectoryAuth(m),
-            DirectoryError::Unavailable(m) => SyncRunError::Transient(m),
-            other => SyncRunError::Permanent(other.to_string()),
-        };
-        let dir: Box<dyn Directory> = match (&req.spec.directory.ldap, &req.spec.directory.scim) {
-            (Some(ldap), _) => {
-                let target = LdapTarget::from_spec(
-                    ldap,
-                    LdapSecret::new(req.directory_secret.expose()),
-                    ca,
-                    &req.spec.node,
-                    req.spec.layout,
-                    &req.binding.corp_id,
-                );
-                let store = target.open().await.map_err(|e| open_error(e.into()))?;
-                Box::new(LdapDirectory::new(store))
+        let o = open(&req).await?;
+        let lock = self.lock_for(&req.target);
+        let _writer = lock.lock().await;
+        let progress = req.progress.clone();
+        let report_progress = move |phase: &str, done: usize, total: Option<usize>| {
+            if let Some(p) = &progress {
+                p(phase, done, total);
             }
-            (None, Some(scim)) => {
-                let client = ScimClient::connect(
-                    &scim.url,
-                    BearerToken::new(req.directory_secret.expose()),
-                    ca.as_deref().map(str::as_bytes),
-                )
-                .await
-                .map_err(|e| open_error(e.into()))?;
-                Box::new(ScimDirectory::new(
-                    client,
-                    &req.binding.corp_id,
-                    &req.spec.node,
-                ))
-            }
-            (None, None) => {
-                return Err(SyncRunError::Permanent(
-                    "spec.directory: set exactly one of ldap or scim".into(),
-                ));
-            }
-        };
-        let client =
-            DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
-        let source = DingTalkSource::new(client, req.spec.scope.department_ids.clone());
-        let deletion = req.spec.deletion.clone().unwrap_or_default();
-        let opts = Options {
-            policy: deletion.policy,
-            max_count: deletion.max_count.unwrap_or(50),
-            max_percent: deletion.max_percent.unwrap_or(10),
-            ou_tree: req.spec.layout == Some(crate::api::target::Layout::OuTree),
-            approval: req.approval.clone(),
         };
         let report = sync::run(
-            &source,
-            dir.as_ref(),
-            &mapping,
-            &opts,
+            o.source.as_ref(),
+            o.dir.as_ref(),
+            &o.mapping,
+            &o.opts,
             req.spec.dry_run,
-            &|_, _, _| {},
+            &report_progress,
         )
         .await
         .map_err(|e| match e {
@@ -189,6 +338,92 @@ impl SyncRunner for Engine {
             other => SyncRunError::Transient(other.to_string()),
         })?;
         Ok(outcome(&report))
+    }
+
+    async fn track_events(&self, req: &SyncRequest, baseline: bool) -> Option<IncrementalView> {
+        use crate::api::target::Direction;
+        if req.spec.direction != Direction::Inbound
+            || req
+                .binding
+                .events
+                .as_ref()
+                .is_some_and(|e| e.delivery == EventDelivery::None)
+        {
+            return None;
+        }
+        self.prune();
+        let pipeline = match self.feed(req) {
+            Ok(p) => p,
+            Err(why) => {
+                return Some(IncrementalView {
+                    active: false,
+                    reason: "NoEvents".into(),
+                    message: why,
+                });
+            }
+        };
+        let feed_name = format!("{}/{}", req.binding.corp_id, req.app_key);
+        let fingerprint = format!("{:?}|{:?}|{baseline}", req.spec, req.mapping);
+        let known = self
+            .tracked
+            .lock()
+            .expect("tracked")
+            .get(&req.target)
+            .map(|t| t.fingerprint == fingerprint && t.feed == feed_name)
+            .unwrap_or(false);
+        if !known || pipeline.status(&req.target).is_none() {
+            match open(req).await {
+                Ok(o) => pipeline.set_target(
+                    &req.target,
+                    LiveTarget {
+                        source: o.source,
+                        dir: o.dir,
+                        mapping: Arc::new(o.mapping),
+                        opts: o.opts,
+                        lock: self.lock_for(&req.target),
+                    },
+                    baseline,
+                ),
+                Err(e) => {
+                    return Some(IncrementalView {
+                        active: false,
+                        reason: "DirectoryUnavailable".into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        self.tracked.lock().expect("tracked").insert(
+            req.target.clone(),
+            Tracked {
+                feed: feed_name,
+                fingerprint,
+                seen: std::time::Instant::now(),
+            },
+        );
+        let st = pipeline.status(&req.target)?;
+        Some(IncrementalView {
+            active: st.active,
+            reason: st.reason.to_string(),
+            message: st.message,
+        })
+    }
+
+    fn full_sync_wanted(&self, target: &str) -> bool {
+        let feed = match self.tracked.lock().expect("tracked").get(target) {
+            Some(t) => t.feed.clone(),
+            None => return false,
+        };
+        self.feeds
+            .lock()
+            .expect("feeds")
+            .get(&feed)
+            .is_some_and(|f| {
+                f.pipeline
+                    .take_full_sync_requests()
+                    .iter()
+                    .any(|t| t == target)
+            })
     }
 }
 

@@ -134,10 +134,35 @@ pub enum SyncRunError {
     Permanent(String),
 }
 
-/// Runs one full sync of a target.
+/// Whether a target's incremental sync is live, and why, for its `IncrementalActive` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncrementalView {
+    pub active: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Runs one full sync of a target, and keeps it fed by its binding's events in between.
 #[async_trait]
 pub trait SyncRunner: Send + Sync {
     async fn run(&self, request: SyncRequest) -> Result<SyncOutcome, SyncRunError>;
+
+    /// Feed the target with its binding's events from now on (`baseline`: a full sync
+    /// succeeded at its current spec, so events may be applied). `None`: the runner has no
+    /// event feed for it (events off, or not supported).
+    async fn track_events(
+        &self,
+        _request: &SyncRequest,
+        _baseline: bool,
+    ) -> Option<IncrementalView> {
+        None
+    }
+
+    /// Events were missed for this target since it was last asked: only a full sync closes
+    /// the gap.
+    fn full_sync_wanted(&self, _target: &str) -> bool {
+        false
+    }
 }
 
 /// Shared state of the controllers.

@@ -260,7 +260,7 @@ pub fn production_context(
         client,
         Arc::new(adapters::DingTalkProbe),
         Arc::new(mapping::TemplateValidator),
-        Arc::new(adapters::Engine),
+        Arc::new(adapters::Engine::default()),
         Some(recorder),
         metrics,
     ))

@@ -404,8 +404,25 @@ async fn evaluate(
         None => None,
     };
 
-    // Is a full sync due?
+    let base_request = SyncRequest {
+        target: format!("{ns}/{}", target.name_any()),
+        spec: spec.clone(),
+        binding: binding.spec.clone(),
+        mapping: mapping.spec.clone(),
+        app_key,
+        app_secret,
+        directory_secret: dir_secret,
+        directory_ca: ca,
+        trigger: String::new(),
+        approval: target.annotations().get(APPROVE_ANNOTATION).cloned(),
+        progress: None,
+    };
+
+    // Is a full sync due? A gap in the event stream makes it so.
     let fp = fingerprint(spec, &binding.spec, &mapping.spec);
+    if ctx.runner.full_sync_wanted(&base_request.target) {
+        st.baseline = None;
+    }
     let interval = spec
         .full_sync
         .as_ref()
@@ -421,21 +438,22 @@ async fn evaluate(
         jiff::Timestamp::now(),
     ) {
         Ok(t) => t,
-        Err(remaining) => return Ok((Some(Action::requeue(remaining)), None)),
+        Err(remaining) => {
+            let baseline = st.baseline.as_deref() == Some(fp.as_str());
+            let live = track_events(ctx, &base_request, baseline, st, g).await;
+            // While events flow, look again soon: the condition follows the connection.
+            let next = if live {
+                remaining.min(EVENTS_RECHECK)
+            } else {
+                remaining
+            };
+            return Ok((Some(Action::requeue(next)), None));
+        }
     };
 
     let request = SyncRequest {
-        target: format!("{ns}/{}", target.name_any()),
-        spec: spec.clone(),
-        binding: binding.spec.clone(),
-        mapping: mapping.spec.clone(),
-        app_key,
-        app_secret,
-        directory_secret: dir_secret,
-        directory_ca: ca,
         trigger: trigger.label().to_string(),
-        approval: target.annotations().get(APPROVE_ANNOTATION).cloned(),
-        progress: None,
+        ..base_request.clone()
     };
     let started = Time(jiff::Timestamp::now());
     let (tx, rx) = tokio::sync::watch::channel(None::<Progress>);
@@ -573,7 +591,13 @@ async fn evaluate(
                 // A complete run is the baseline incremental sync starts from.
                 st.baseline = Some(fp);
                 st.last_successful_sync_time = Some(ended);
-                Ok((Some(Action::requeue(interval)), None))
+                let live = !spec.dry_run && track_events(ctx, &base_request, true, st, g).await;
+                let next = if live {
+                    interval.min(EVENTS_RECHECK)
+                } else {
+                    interval
+                };
+                Ok((Some(Action::requeue(next)), None))
             } else {
                 Ok((None, Some("IncompleteRead")))
             }
@@ -603,6 +627,53 @@ async fn evaluate(
             Ok((None, Some("SyncFailed")))
         }
     }
+}
+
+/// How often a target fed by events is looked at again, so its `IncrementalActive`
+/// condition follows the event connection and a gap is noticed.
+const EVENTS_RECHECK: Duration = Duration::from_secs(30);
+
+/// Hand the target to the runner's event feed and show the outcome as `IncrementalActive`.
+/// Returns whether the target is fed by events at all.
+async fn track_events(
+    ctx: &Context,
+    request: &SyncRequest,
+    baseline: bool,
+    st: &mut SyncTargetStatus,
+    g: Option<i64>,
+) -> bool {
+    let enabled = request
+        .spec
+        .incremental_sync
+        .as_ref()
+        .is_none_or(|i| i.enabled);
+    if !enabled {
+        set_condition(
+            &mut st.conditions,
+            condition(
+                ct::INCREMENTAL_ACTIVE,
+                FALSE,
+                "Disabled",
+                "spec.incrementalSync.enabled is false: full syncs only",
+                g,
+            ),
+        );
+        return false;
+    }
+    let Some(view) = ctx.runner.track_events(request, baseline).await else {
+        return false;
+    };
+    set_condition(
+        &mut st.conditions,
+        condition(
+            ct::INCREMENTAL_ACTIVE,
+            if view.active { TRUE } else { FALSE },
+            &view.reason,
+            view.message,
+            g,
+        ),
+    );
+    true
 }
 
 /// Field manager of the live progress writes.
