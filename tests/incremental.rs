@@ -697,7 +697,8 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         approval: None,
         progress: None,
     };
-    let engine = Engine::default();
+    let metrics = std::sync::Arc::new(dingsync::controller::metrics::Metrics::default());
+    let engine = Engine::with_metrics(metrics.clone());
     let out = engine.run(req.clone()).await.unwrap();
     assert!(out.complete);
     let view = engine
@@ -720,6 +721,28 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     }
     assert!(found, "the hire reached LDAP by event");
     assert!(!engine.full_sync_wanted("team/t1"));
+    // Metrics: the event counted by type and outcome, its lag observed, the connection up.
+    engine.track_events(&req, true).await;
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = metrics.encode();
+        if text.contains(r#"event_type="user_add_org",outcome="applied""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        text.contains(r#"event_type="user_add_org",outcome="applied""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("dingsync_event_lag_seconds_count 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dingsync_event_connection_up{corp_id="dingsimcorp"} 1"#),
+        "{text}"
+    );
     // Events off: not fed.
     let mut off = req.clone();
     off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();

@@ -204,6 +204,7 @@ async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
 /// keeps one event connection per binding feeding every target that uses it.
 #[derive(Default)]
 pub struct Engine {
+    metrics: Option<Arc<super::metrics::Metrics>>,
     feeds: Mutex<HashMap<String, Feed>>,
     tracked: Mutex<HashMap<String, Tracked>>,
     /// One writer at a time per target: its full sync and its event batches.
@@ -233,6 +234,14 @@ const STREAM_GAP: Duration = Duration::from_secs(120);
 const TRACK_TTL: Duration = Duration::from_secs(180);
 
 impl Engine {
+    /// An engine whose event feeds report to `metrics`.
+    pub fn with_metrics(metrics: Arc<super::metrics::Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Default::default()
+        }
+    }
+
     fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
@@ -262,7 +271,24 @@ impl Engine {
         {
             tokio::spawn(s.stop());
         }
-        let pipeline = Pipeline::start(PipelineConfig::default());
+        let observer = self.metrics.clone().map(|m| {
+            let o: sync::events::Observer = Arc::new(move |event_type, outcome, lag| {
+                m.events
+                    .get_or_create(&super::metrics::EventLabels {
+                        event_type: event_type.to_owned(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+                if let Some(lag) = lag {
+                    m.event_lag.observe(lag.as_secs_f64());
+                }
+            });
+            o
+        });
+        let pipeline = Pipeline::start(PipelineConfig {
+            observer,
+            ..Default::default()
+        });
         let delivery = req
             .binding
             .events
@@ -363,6 +389,20 @@ impl SyncRunner for Engine {
             }
         };
         let feed_name = format!("{}/{}", req.binding.corp_id, req.app_key);
+        if let Some(m) = &self.metrics {
+            let up = self
+                .feeds
+                .lock()
+                .expect("feeds")
+                .get(&feed_name)
+                .and_then(|f| f.stream.as_ref())
+                .is_some_and(|s| s.state() == crate::dingtalk::StreamState::Connected);
+            m.event_connection
+                .get_or_create(&super::metrics::CorpLabels {
+                    corp_id: req.binding.corp_id.clone(),
+                })
+                .set(i64::from(up));
+        }
         let fingerprint = format!("{:?}|{:?}|{baseline}", req.spec, req.mapping);
         let known = self
             .tracked

@@ -22,8 +22,25 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event_type: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CorpLabels {
+    pub corp_id: String,
+}
+
 /// The controller's metrics, registered under the `dingsync` prefix.
 pub struct Metrics {
+    /// Address-book events by type and outcome (`received`, `applied`, `failed`).
+    pub events: Family<EventLabels, Counter>,
+    /// DingTalk's event time → applied in every target.
+    pub event_lag: Histogram,
+    /// 1 while the binding's Stream connection is up.
+    pub event_connection: Family<CorpLabels, Gauge>,
     pub reconciles: Family<KindLabels, Counter>,
     pub reconcile_failures: Family<FailureLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
@@ -42,6 +59,24 @@ impl Default for Metrics {
         });
         let sync_operations = Family::<OperationLabels, Counter>::default();
         let leader = Gauge::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let event_lag = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0]);
+        let event_connection = Family::<CorpLabels, Gauge>::default();
+        registry.register(
+            "events",
+            "Address-book events by type and outcome (received, applied, failed)",
+            events.clone(),
+        );
+        registry.register(
+            "event_lag_seconds",
+            "From DingTalk's event time to the change applied in every target",
+            event_lag.clone(),
+        );
+        registry.register(
+            "event_connection_up",
+            "1 while the enterprise's Stream connection is up",
+            event_connection.clone(),
+        );
         registry.register("reconciles", "Reconciles by kind", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -64,6 +99,9 @@ impl Default for Metrics {
             leader.clone(),
         );
         Self {
+            events,
+            event_lag,
+            event_connection,
             reconciles,
             reconcile_failures,
             reconcile_duration,

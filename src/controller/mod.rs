@@ -260,7 +260,7 @@ pub fn production_context(
         client,
         Arc::new(adapters::DingTalkProbe),
         Arc::new(mapping::TemplateValidator),
-        Arc::new(adapters::Engine::default()),
+        Arc::new(adapters::Engine::with_metrics(metrics.clone())),
         Some(recorder),
         metrics,
     ))

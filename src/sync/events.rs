@@ -93,13 +93,18 @@ struct Slot {
     status: IncrementalStatus,
 }
 
+/// Told about every event: its type, `received` / `applied` / `failed`, and for applied ones
+/// the lag from DingTalk's event time.
+pub type Observer = Arc<dyn Fn(&str, &str, Option<Duration>) + Send + Sync>;
+
 /// Tuning of the batching.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PipelineConfig {
     /// How long a batch stays open for more events after its first one.
     pub window: Duration,
     /// A batch closes early at this many ids.
     pub max_ids: usize,
+    pub observer: Option<Observer>,
 }
 
 impl Default for PipelineConfig {
@@ -107,6 +112,7 @@ impl Default for PipelineConfig {
         Self {
             window: Duration::from_millis(25),
             max_ids: 500,
+            observer: None,
         }
     }
 }
@@ -136,6 +142,7 @@ struct Pending {
 /// The event pipeline of one binding. Cheap to share; [`Pipeline::handler`] is what the
 /// Stream client or the callback receiver calls.
 pub struct Pipeline {
+    observer: Option<Observer>,
     slots: Mutex<BTreeMap<String, Slot>>,
     stats: Mutex<PipelineStats>,
     tx: mpsc::Sender<Pending>,
@@ -146,6 +153,7 @@ impl Pipeline {
     pub fn start(config: PipelineConfig) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(4096);
         let p = Arc::new(Self {
+            observer: config.observer.clone(),
             slots: Default::default(),
             stats: Default::default(),
             tx,
@@ -288,6 +296,7 @@ impl Pipeline {
             .received
             .entry(event_type.clone())
             .or_default() += 1;
+        self.observe(&event_type, "received", None);
         let changes = changes_of(&event);
         if changes.is_empty() {
             // Not an address-book record event (or no ids): nothing to apply.
@@ -306,6 +315,11 @@ impl Pipeline {
         let result = wait
             .await
             .map_err(|_| anyhow::anyhow!("the event pipeline stopped"))?;
+        let lag = event
+            .born_ms
+            .map(|born| Duration::from_millis((now_ms() - born).max(0) as u64));
+        let outcome = if result.is_ok() { "applied" } else { "failed" };
+        self.observe(&event_type, outcome, lag.filter(|_| result.is_ok()));
         let mut stats = self.stats.lock().expect("stats");
         match result {
             Ok(()) => {
@@ -316,6 +330,12 @@ impl Pipeline {
                 *stats.failed.entry(event_type).or_default() += 1;
                 Err(anyhow::anyhow!(e))
             }
+        }
+    }
+
+    fn observe(&self, event_type: &str, outcome: &str, lag: Option<Duration>) {
+        if let Some(o) = &self.observer {
+            o(event_type, outcome, lag);
         }
     }
 
