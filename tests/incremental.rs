@@ -696,6 +696,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         trigger: "Created".into(),
         approval: None,
         progress: None,
+        callback: None,
     };
     let metrics = std::sync::Arc::new(dingsync::controller::metrics::Metrics::default());
     let engine = Engine::with_metrics(metrics.clone());
@@ -743,6 +744,48 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         text.contains(r#"dingsync_event_connection_up{corp_id="dingsimcorp"} 1"#),
         "{text}"
     );
+    // The same target through a binding with HTTP callbacks, served on the controller's port.
+    let token = "ctrltoken";
+    let aes = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+    let mut cb = req.clone();
+    cb.target = "team/t3".into();
+    cb.spec.binding_ref.name = "acme-cb".into();
+    cb.binding.events = serde_json::from_value(serde_json::json!({
+        "delivery": "Callback", "callbackSecretRef": {"name": "cb"}
+    }))
+    .unwrap();
+    cb.callback = Some((Sensitive::new(token), Sensitive::new(aes)));
+    let view = engine
+        .track_events(&cb, true)
+        .await
+        .expect("fed by callbacks");
+    assert!(view.active, "{view:?}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, dingsync::controller::adapters::callback_router()).await;
+    });
+    let url = format!("http://{addr}/dingtalk/callback/team/acme-cb");
+    w.sim
+        .subscribe_callback(sim::DEFAULT_APP_KEY, &url, token, aes)
+        .await
+        .expect("check_url answered through the controller's route");
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/dingtalk/callback/team/nobody"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::Client::new()
+        .post(&url)
+        .query(&[("msg_signature", "0"), ("timestamp", "1"), ("nonce", "n")])
+        .body(r#"{"encrypt":"AAAA"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a forged push is refused");
+
     // Events off: not fed.
     let mut off = req.clone();
     off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();

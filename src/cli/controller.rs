@@ -69,8 +69,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, "HTTP server listening");
-    let server = axum::serve(listener, http::router(health.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(
+        listener,
+        http::router(health.clone()).merge(controller::adapters::callback_router()),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
 
     // Ready once the API server answers; the controllers' caches fill right after.

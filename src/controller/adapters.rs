@@ -20,7 +20,10 @@ use crate::{
         binding::Permissions,
         target::{Failure, PendingApproval, PlanSummary, RunSummary},
     },
-    dingtalk::{ClientConfig, DingTalkClient, DingTalkError, Secret, StreamConfig, StreamHandle},
+    dingtalk::{
+        CallbackReceiver, ClientConfig, DingTalkClient, DingTalkError, Secret, StreamConfig,
+        StreamHandle, callback::CallbackCrypto,
+    },
     directory::{
         Directory, DirectoryError,
         ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
@@ -225,6 +228,53 @@ struct Tracked {
     seen: std::time::Instant,
 }
 
+/// The callback receivers of the bindings with `events.delivery: Callback`, by
+/// `namespace/binding` (the path the controller's HTTP server serves them under).
+static CALLBACKS: std::sync::LazyLock<Mutex<HashMap<String, Arc<CallbackReceiver>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn callback_route(target: &str, binding: &str) -> String {
+    let ns = target.split('/').next().unwrap_or_default();
+    format!("{ns}/{binding}")
+}
+
+/// `POST /dingtalk/callback/{namespace}/{binding}`: the URL to enter in DingTalk's developer
+/// console for a binding with `events.delivery: Callback`. Unknown bindings get 404.
+pub fn callback_router() -> axum::Router {
+    use axum::{
+        body::Bytes,
+        extract::{Path, Query},
+        http::StatusCode,
+        response::IntoResponse,
+    };
+    async fn push(
+        Path((ns, binding)): Path<(String, String)>,
+        Query(query): Query<HashMap<String, String>>,
+        body: Bytes,
+    ) -> axum::response::Response {
+        let receiver = CALLBACKS
+            .lock()
+            .expect("callbacks")
+            .get(&format!("{ns}/{binding}"))
+            .cloned();
+        let Some(receiver) = receiver else {
+            return (StatusCode::NOT_FOUND, "no callback subscription here").into_response();
+        };
+        match receiver.receive(&query, &body).await {
+            Ok(reply) => axum::Json(reply).into_response(),
+            Err(e) => {
+                tracing::warn!(namespace = %ns, binding = %binding, error = %e, "DingTalk callback refused");
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, e.to_string()).into_response()
+            }
+        }
+    }
+    axum::Router::new().route(
+        "/dingtalk/callback/{namespace}/{binding}",
+        axum::routing::post(push),
+    )
+}
+
 /// A Stream outage longer than this may have lost events (UNCONFIRMED how long DingTalk keeps
 /// unacknowledged Stream events; the shorter choice costs an extra full sync, never data).
 const STREAM_GAP: Duration = Duration::from_secs(120);
@@ -254,12 +304,20 @@ impl Engine {
     /// The binding's feed, (re)started when its connection settings changed.
     fn feed(&self, req: &SyncRequest) -> Result<Arc<Pipeline>, String> {
         let config = client_config(&req.binding, &req.app_key, &req.app_secret);
+        // Connection settings, secrets (as digests) and the delivery: any change restarts it.
+        let mut digest = sha2::Sha256::new();
+        digest.update(req.app_secret.expose().as_bytes());
+        if let Some((t, a)) = &req.callback {
+            digest.update(t.expose().as_bytes());
+            digest.update(a.expose().as_bytes());
+        }
         let key = format!(
-            "{:?}|{}",
+            "{:?}|{:?}|{}",
             config,
-            hex::encode(sha2::Sha256::digest(req.app_secret.expose().as_bytes()))
+            req.binding.events,
+            hex::encode(digest.finalize())
         );
-        let feed_name = format!("{}/{}", req.binding.corp_id, req.app_key);
+        let feed_name = callback_route(&req.target, &req.spec.binding_ref.name);
         let mut feeds = self.feeds.lock().expect("feeds");
         if let Some(f) = feeds.get(&feed_name)
             && f.key == key
@@ -302,7 +360,21 @@ impl Engine {
                 pipeline.watch_stream(&s, STREAM_GAP);
                 Some(s)
             }
-            EventDelivery::Callback => None,
+            EventDelivery::Callback => {
+                let Some((token, aes)) = &req.callback else {
+                    return Err("events.delivery is Callback, but events.callbackSecretRef \
+                                does not hold keys token and aesKey"
+                        .into());
+                };
+                let crypto = CallbackCrypto::new(token.expose(), aes.expose(), &req.app_key)
+                    .map_err(|e| format!("events.callbackSecretRef: {e}"))?;
+                let route = callback_route(&req.target, &req.spec.binding_ref.name);
+                CALLBACKS.lock().expect("callbacks").insert(
+                    route,
+                    Arc::new(CallbackReceiver::new(crypto, pipeline.handler())),
+                );
+                None
+            }
             EventDelivery::None => return Err("events.delivery is None".into()),
         };
         feeds.insert(
@@ -388,7 +460,7 @@ impl SyncRunner for Engine {
                 });
             }
         };
-        let feed_name = format!("{}/{}", req.binding.corp_id, req.app_key);
+        let feed_name = callback_route(&req.target, &req.spec.binding_ref.name);
         if let Some(m) = &self.metrics {
             let up = self
                 .feeds

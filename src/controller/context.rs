@@ -87,6 +87,9 @@ pub struct SyncRequest {
     pub approval: Option<String>,
     /// Where the run reports its phase and counts while it goes on.
     pub progress: Option<ProgressSink>,
+    /// The binding's HTTP callback keys (`events.delivery: Callback`): token and
+    /// EncodingAESKey, from `events.callbackSecretRef`.
+    pub callback: Option<(Sensitive, Sensitive)>,
 }
 
 /// Receives (phase, done, total) while a run goes on.

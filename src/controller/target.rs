@@ -404,7 +404,25 @@ async fn evaluate(
         None => None,
     };
 
+    let callback = match binding.spec.events.as_ref() {
+        Some(e) if e.delivery == crate::api::binding::EventDelivery::Callback => {
+            match &e.callback_secret_ref {
+                Some(r) => {
+                    let what = "binding events.callbackSecretRef";
+                    let token = secrets::secret_text(ctx, ns, &r.name, "token", what).await?;
+                    let aes = secrets::secret_text(ctx, ns, &r.name, "aesKey", what).await?;
+                    match (token, aes) {
+                        (Ok(t), Ok(a)) => Some((Sensitive::new(t), Sensitive::new(a))),
+                        _ => None,
+                    }
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let base_request = SyncRequest {
+        callback,
         target: format!("{ns}/{}", target.name_any()),
         spec: spec.clone(),
         binding: binding.spec.clone(),
