@@ -263,7 +263,14 @@ async fn a_full_sync_from_the_simulator_then_hr_changes() {
 
 #[tokio::test]
 async fn a_fault_mid_walk_disables_nobody() {
-    let (handle, client) = sim_with(small_org(), SimConfig::default()).await;
+    let (handle, client) = sim_with(
+        gen_org(200, 20, 9),
+        SimConfig {
+            qps_limit: None,
+            ..Default::default()
+        },
+    )
+    .await;
     let mut cfg = client.config().clone();
     cfg.attempts = 2;
     let source = DingTalkSource::new(DingTalkClient::new(cfg), vec![1]);
@@ -290,4 +297,36 @@ async fn a_fault_mid_walk_disables_nobody() {
     assert_eq!((r.disabled, r.deleted), (0, 0), "{:?}", r.plan.steps);
     assert!(r.suppressed_removals >= 1, "{}", r.suppressed_removals);
     assert!(dir.read().await.unwrap().people.iter().all(|p| !p.disabled));
+}
+
+#[tokio::test]
+async fn broken_pages_make_the_read_incomplete_and_never_loop() {
+    for oversized in [true, false] {
+        let (handle, client) = sim_with(small_org(), SimConfig::default()).await;
+        // Every page is broken (times 0: until cleared).
+        fail_next(
+            &handle,
+            "/topapi/v2/user/list",
+            0,
+            FaultKind::BrokenPage { oversized },
+        );
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(20), client.read_scope(&[1]))
+                .await
+                .expect("the walk ends");
+        assert!(!read.is_complete(), "oversized {oversized}");
+        let why = read.failure_messages().join("; ");
+        assert!(
+            why.contains(if oversized {
+                "more than"
+            } else {
+                "did not advance"
+            }),
+            "{why}"
+        );
+        // The single-department listing refuses it too, by name.
+        let err = client.list_users(20).await.unwrap_err();
+        assert!(matches!(err, DingTalkError::Decode { .. }), "{err:?}");
+        handle.shutdown().await;
+    }
 }

@@ -501,12 +501,34 @@ impl DingTalkClient {
     pub async fn list_users(&self, dept_id: i64) -> Result<Vec<User>, DingTalkError> {
         let mut out = vec![];
         let mut cursor = 0;
+        let mut seen = HashSet::from([0]);
         loop {
             let page = self.list_users_page(dept_id, cursor, PAGE_SIZE).await?;
+            let broken = if page.list.len() > PAGE_SIZE as usize {
+                Some(format!(
+                    "a page of {} people, more than asked for",
+                    page.list.len()
+                ))
+            } else if page.has_more == Some(true)
+                && page.next_cursor.is_none_or(|n| seen.contains(&n))
+            {
+                Some(format!("the cursor did not advance past {cursor}"))
+            } else {
+                None
+            };
+            if let Some(message) = broken {
+                return Err(DingTalkError::Decode {
+                    api: API_USER_LIST.into(),
+                    message,
+                });
+            }
             let next = page.next(cursor);
             out.extend(page.list);
             match next {
-                Some(n) => cursor = n,
+                Some(n) => {
+                    seen.insert(n);
+                    cursor = n;
+                }
                 None => return Ok(out),
             }
         }
@@ -563,6 +585,7 @@ impl DingTalkClient {
         let mut root_details: Vec<Option<Department>> = vec![];
         let mut seen_depts: HashSet<i64> = HashSet::new();
         let mut user_index: HashMap<String, usize> = HashMap::new();
+        let mut seen_cursors: HashMap<i64, HashSet<i64>> = HashMap::new();
 
         type Fut = BoxFuture<'static, Step>;
         enum Step {
@@ -648,7 +671,31 @@ impl DingTalkClient {
                     paging -= 1;
                     match result {
                         Ok(page) => {
-                            if let Some(next) = page.next(cursor) {
+                            // A page larger than asked for, or a cursor that goes back to one
+                            // already read, is a broken answer: keep what it says (adds are
+                            // harmless) but mark the read incomplete, so nobody is disabled
+                            // on its account, and never follow a cursor in circles.
+                            let cursors = seen_cursors.entry(dept).or_default();
+                            cursors.insert(cursor);
+                            let stuck = page.has_more == Some(true)
+                                && page.next_cursor.is_none_or(|n| cursors.contains(&n));
+                            if page.list.len() > PAGE_SIZE as usize || stuck {
+                                out.failures.push(ScopeFailure {
+                                    api: API_USER_LIST,
+                                    dept_id: dept,
+                                    error: DingTalkError::Decode {
+                                        api: API_USER_LIST.into(),
+                                        message: if stuck {
+                                            format!("the cursor did not advance past {cursor}")
+                                        } else {
+                                            format!(
+                                                "a page of {} people, more than the {PAGE_SIZE} asked for",
+                                                page.list.len()
+                                            )
+                                        },
+                                    },
+                                });
+                            } else if let Some(next) = page.next(cursor) {
                                 // Next page of this department before new departments: keeps
                                 // one department's listing short-lived.
                                 page_queue.push_front((dept, next));

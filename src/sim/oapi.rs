@@ -122,7 +122,7 @@ fn fault_reply(f: &FaultKind) -> Response {
             "uuid": uuid::Uuid::new_v4().to_string(),
         })),
         FaultKind::InvalidToken => err88("40014", "不合法的access_token"),
-        FaultKind::Latency { .. } => error(&api_err(-1, "系统繁忙")),
+        FaultKind::Latency { .. } | FaultKind::BrokenPage { .. } => error(&api_err(-1, "系统繁忙")),
     }
 }
 
@@ -187,9 +187,11 @@ pub async fn dispatch(
         Some(TokenCheck::Valid(t)) => Some(t.app_key.clone()),
         _ => None,
     };
-    if let Some(f) = prelude(&sh, &path, app_key.as_deref()).await {
-        return fault_reply(&f);
-    }
+    let broken_page = match prelude(&sh, &path, app_key.as_deref()).await {
+        Some(FaultKind::BrokenPage { oversized }) => Some(oversized),
+        Some(f) => return fault_reply(&f),
+        None => None,
+    };
     let info = match checked {
         None if headers.contains_key("x-acs-dingtalk-access-token") || token.is_empty() => {
             return err88("40000", "access_token is blank");
@@ -210,23 +212,54 @@ pub async fn dispatch(
     if path.starts_with("/call_back/") {
         return super::webhook::oapi(&sh, &path, &app_key, &params).await;
     }
-    let mut st = sh.lock();
-    let Some(app) = st.org.app(&app_key).cloned() else {
-        return err88("40014", "不合法的access_token");
+    let out = {
+        let mut st = sh.lock();
+        let Some(app) = st.org.app(&app_key).cloned() else {
+            return err88("40014", "不合法的access_token");
+        };
+        if let Some(p) = perm
+            && !app.has(p)
+        {
+            return err88("60011", "没有调用该接口的权限");
+        }
+        handle(&mut st, &app, &path, &params)
     };
-    if let Some(p) = perm
-        && !app.has(p)
-    {
-        return err88("60011", "没有调用该接口的权限");
-    }
-    let out = handle(&mut st, &app, &path, &params);
-    drop(st);
     sh.stream_wake.notify_one();
     sh.callback_wake.notify_one();
-    match out {
-        Ok(r) => r,
-        Err(e) => error(&e),
+    match (out, broken_page) {
+        (Ok(r), Some(oversized)) => {
+            let cursor = params.i64("cursor").ok().flatten().unwrap_or(0);
+            break_page(r, oversized, cursor).await
+        }
+        (Ok(r), None) => r,
+        (Err(e), _) => error(&e),
     }
+}
+
+/// The page fault: the answer as it was, but with 150 people in it, or `has_more` pointing
+/// back at the cursor just read.
+async fn break_page(r: Response, oversized: bool, cursor: i64) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(r.into_body(), usize::MAX).await else {
+        return error(&api_err(-1, "系统繁忙"));
+    };
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return error(&api_err(-1, "系统繁忙"));
+    };
+    if let Some(result) = v.get_mut("result") {
+        if oversized {
+            if let Some(list) = result.get_mut("list").and_then(|l| l.as_array_mut())
+                && let Some(first) = list.first().cloned()
+            {
+                while list.len() < 150 {
+                    list.push(first.clone());
+                }
+            }
+        } else {
+            result["has_more"] = json!(true);
+            result["next_cursor"] = json!(cursor);
+        }
+    }
+    reply(v)
 }
 
 async fn gettoken(sh: &Shared, params: &Params) -> Response {

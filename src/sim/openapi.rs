@@ -82,7 +82,9 @@ pub fn v1_fault(f: &FaultKind) -> Response {
             v1_ok(json!({"status": 1111, "wait": 5, "source": "x5", "punish": "deny"}))
         }
         FaultKind::InvalidToken => v1_error(400, "InvalidAuthentication", "不合法的access_token"),
-        FaultKind::Latency { .. } => v1_error(429, "system.busy", "系统繁忙"),
+        FaultKind::Latency { .. } | FaultKind::BrokenPage { .. } => {
+            v1_error(429, "system.busy", "系统繁忙")
+        }
     }
 }
 

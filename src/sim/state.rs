@@ -165,6 +165,9 @@ pub enum FaultKind {
     InvalidToken,
     /// Delay the answer, then answer normally.
     Latency { ms: u64 },
+    /// A broken `user/list` page: more people than asked for (`oversized`), or `has_more`
+    /// with a cursor that does not advance.
+    BrokenPage { oversized: bool },
 }
 
 /// "Fail the calls `skip+1 ..= skip+times` of `api` (all APIs when absent) with `kind`."
