@@ -20,8 +20,8 @@ use dingsync::{
         target::{Direction, DirectorySpec, LdapSpec, RunSummary},
     },
     controller::{
-        Context, CredentialChecker, CredentialError, Sensitive, SyncOutcome, SyncRequest,
-        SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
+        Context, CredentialChecker, CredentialError, IncrementalView, Sensitive, SyncOutcome,
+        SyncRequest, SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
     },
 };
 use k8s_openapi::{
@@ -71,6 +71,8 @@ struct FakeRunner {
     fail: Option<SyncRunError>,
     /// Fail this many runs (transiently) before succeeding.
     fail_first: usize,
+    /// The event feed says events were missed (once).
+    gap: std::sync::atomic::AtomicBool,
     calls: AtomicUsize,
     last: Mutex<Option<SyncRequest>>,
 }
@@ -105,6 +107,26 @@ impl SyncRunner for FakeRunner {
             complete: true,
             ..Default::default()
         })
+    }
+
+    async fn track_events(&self, _: &SyncRequest, baseline: bool) -> Option<IncrementalView> {
+        Some(if baseline {
+            IncrementalView {
+                active: true,
+                reason: "Active".into(),
+                message: "events are applied as they arrive".into(),
+            }
+        } else {
+            IncrementalView {
+                active: false,
+                reason: "NoBaseline".into(),
+                message: "waiting for a full sync".into(),
+            }
+        })
+    }
+
+    fn full_sync_wanted(&self, _: &str) -> bool {
+        self.gap.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -900,4 +922,50 @@ async fn repeated_failures_quarantine_the_target_until_a_run_succeeds() {
         ("False", "Recovered")
     );
     assert_eq!(target_ready(&t).status, "True");
+}
+
+#[tokio::test]
+async fn incremental_sync_is_reported_and_an_event_gap_forces_a_full_sync() {
+    let w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.reconcile_target("t1").await;
+    let st = w.target("t1").await.status.unwrap();
+    let inc = cond(&st.conditions, "IncrementalActive");
+    assert_eq!(
+        (inc.status.as_str(), inc.reason.as_str()),
+        ("True", "Active")
+    );
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+    // Not due: no run.
+    w.reconcile_target("t1").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+    // Events were missed: the next reconcile runs a full sync to close the gap.
+    w.runner.gap.store(true, Ordering::SeqCst);
+    w.reconcile_target("t1").await;
+    assert_eq!(
+        w.runner.calls.load(Ordering::SeqCst),
+        2,
+        "a full sync closed the gap"
+    );
+    let st = w.target("t1").await.status.unwrap();
+    assert_eq!(st.last_sync.unwrap().trigger, "SpecChanged");
+    assert_eq!(cond(&st.conditions, "IncrementalActive").status, "True");
+}
+
+#[tokio::test]
+async fn incremental_sync_switched_off_is_said_so() {
+    let mut t = target_obj("t1", "ou=acme,dc=example,dc=com", 5);
+    t.spec.incremental_sync =
+        serde_json::from_value(serde_json::json!({"enabled": false})).unwrap();
+    let w = ready_world(vec![t], "{{ name }}").await;
+    w.reconcile_target("t1").await;
+    let st = w.target("t1").await.status.unwrap();
+    let inc = cond(&st.conditions, "IncrementalActive");
+    assert_eq!(
+        (inc.status.as_str(), inc.reason.as_str()),
+        ("False", "Disabled")
+    );
 }
