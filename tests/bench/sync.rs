@@ -5,7 +5,10 @@
 //!    against the time that bound takes at 20 calls/s per API.
 //! 2. Full sync from an unthrottled simulator into a real slapd (the in-memory directory with
 //!    `DINGSYNC_BENCH_DIR=memory`, a real scim2-server with `DINGSYNC_BENCH_DIR=scim`): wall
-//!    time, directory writes (and SCIM requests), diff time, peak RSS, and writes of the second
+//!    time, directory writes (and SCIM requests), diff time, peak RSS. The simulator runs as
+//!    its own process (`dingsync sim`), so the RSS is dingsync's alone.
+//!    `DINGSYNC_BENCH_MEMPROBE=1` prints RSS between phases, `=2` also what the scope read,
+//!    the model and the plan each hold., and writes of the second
 //!    (unchanged) run. The simulator runs in this process, so the RSS includes DingTalk's side.
 //!
 //! Sizes: `DINGSYNC_BENCH_READ_PEOPLE` (default 10000, in 500 departments) and
@@ -42,6 +45,19 @@ fn peak_rss_mb() -> f64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn rss_now_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -91,6 +107,9 @@ async fn client_for(handle: &sim::SimHandle, config: &SimConfig) -> DingTalkClie
 
 async fn read_at_quota() {
     let people = env_usize("DINGSYNC_BENCH_READ_PEOPLE", 10_000);
+    if people == 0 {
+        return;
+    }
     let depts = (people / 20).max(1);
     let org = gen_org(people, depts, 11);
     let members = members_per_department(&org);
@@ -148,17 +167,60 @@ enum Backend {
     Scim,
 }
 
+/// The simulator in a process of its own (`dingsync sim`), so the figures below are
+/// dingsync's alone; killed by PID when dropped.
+struct SimProcess {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl SimProcess {
+    fn start(people: usize, departments: usize, seed: u64) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dingsync"))
+            .args(["sim", "--listen", "127.0.0.1:0", "--qps", "0"])
+            .args(["--people", &people.to_string()])
+            .args(["--departments", &departments.to_string()])
+            .args(["--seed", &seed.to_string()])
+            .env("DINGSYNC_SIM_APP_SECRET", sim::DEFAULT_APP_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dingsync sim");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the simulator prints its URL");
+        let base_url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Self { child, base_url }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 async fn full_sync(people: usize, backend: Backend) {
     let depts = (people / 20).max(1);
-    let org = gen_org(people, depts, 23);
-    let config = SimConfig {
-        qps_limit: None,
-        ..Default::default()
-    };
-    let handle = Simulator::start(config.clone(), org, "127.0.0.1:0")
-        .await
-        .unwrap();
-    let source = DingTalkSource::new(client_for(&handle, &config).await, vec![1]);
+    let sim_process = SimProcess::start(people, depts, 23);
+    let corp_id = sim::DEFAULT_CORP_ID.to_owned();
+    let mut c = ClientConfig::new(
+        &corp_id,
+        sim::DEFAULT_APP_KEY,
+        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
+    )
+    .with_base(&sim_process.base_url);
+    c.per_api_per_second = 100_000;
+    let source = DingTalkSource::new(DingTalkClient::new(c), vec![1]);
     let mut server = None;
     let mut scim = None;
     let mut scim_client = None;
@@ -174,9 +236,7 @@ async fn full_sync(people: usize, backend: Backend) {
         scim_client = Some(c.clone());
         scim = Some(s);
         Arc::new(dingsync::directory::scim::ScimDirectory::new(
-            c,
-            &handle.corp_id(),
-            "bench",
+            c, &corp_id, "bench",
         ))
     } else if backend == Backend::Ldap {
         let s = slapd::Slapd::start().expect("slapd");
@@ -188,7 +248,7 @@ async fn full_sync(people: usize, backend: Backend) {
         ))
         .await
         .unwrap();
-        let store = Store::open(pool, &node, Default::default(), &handle.corp_id())
+        let store = Store::open(pool, &node, Default::default(), &corp_id)
             .await
             .unwrap();
         server = Some(s);
@@ -199,14 +259,65 @@ async fn full_sync(people: usize, backend: Backend) {
     let mapping = sync::conformance::mapping();
     let opts = Options::default();
     let quiet = |_: &str, _: usize, _: Option<usize>| {};
+    if std::env::var("DINGSYNC_BENCH_MEMPROBE").is_ok() {
+        eprintln!("before: rss {:.0} hwm {:.0}", rss_now_mb(), peak_rss_mb());
+        if std::env::var("DINGSYNC_BENCH_MEMPROBE").as_deref() == Ok("2") {
+            let read = source.client.read_scope(&[1]).await;
+            eprintln!(
+                "scope read held: rss {:.0} hwm {:.0}",
+                rss_now_mb(),
+                peak_rss_mb()
+            );
+            let snap = dingsync::sync::dingtalk_source::to_model(&corp_id, read).normalise();
+            eprintln!(
+                "model held: rss {:.0} hwm {:.0}",
+                rss_now_mb(),
+                peak_rss_mb()
+            );
+            let t = Instant::now();
+            let plan = sync::plan::plan(&snap, &Default::default(), &mapping, &opts);
+            eprintln!(
+                "plan held ({} steps, {:.2}s): rss {:.0} hwm {:.0}",
+                plan.steps.len(),
+                t.elapsed().as_secs_f64(),
+                rss_now_mb(),
+                peak_rss_mb()
+            );
+            drop(plan);
+            drop(snap);
+            eprintln!("dropped: rss {:.0} hwm {:.0}", rss_now_mb(), peak_rss_mb());
+        }
+    }
     let t = Instant::now();
     let first = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
         .await
         .unwrap();
     let first_time = t.elapsed().as_secs_f64();
+    let probe = std::env::var("DINGSYNC_BENCH_MEMPROBE").is_ok();
+    if probe {
+        eprintln!(
+            "after first sync: rss {:.0} hwm {:.0}",
+            rss_now_mb(),
+            peak_rss_mb()
+        );
+    }
     // The diff alone, on the snapshots a run sees.
     let snap = source.read().await.unwrap().normalise();
+    if probe {
+        eprintln!(
+            "after source read: rss {:.0} hwm {:.0}",
+            rss_now_mb(),
+            peak_rss_mb()
+        );
+    }
     let current = dir.read().await.unwrap();
+    if probe {
+        eprintln!(
+            "after dir read: rss {:.0} hwm {:.0}",
+            rss_now_mb(),
+            peak_rss_mb()
+        );
+    }
     let t = Instant::now();
     let plan = sync::plan::plan(&snap, &current, &mapping, &opts);
     let diff = t.elapsed().as_secs_f64();
@@ -222,7 +333,7 @@ async fn full_sync(people: usize, backend: Backend) {
         Backend::Scim => "real scim2-server",
     };
     println!(
-        "\n## Full sync, {people} people in {depts} departments, unthrottled simulator → {name}"
+        "\n## Full sync, {people} people in {depts} departments, unthrottled simulator (own process) → {name}"
     );
     println!("| measure | value | target |");
     println!("|---|---|---|");
@@ -253,6 +364,7 @@ async fn full_sync(people: usize, backend: Backend) {
     );
     drop(server);
     drop(scim);
+    drop(sim_process);
 }
 
 #[tokio::main]
