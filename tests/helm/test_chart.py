@@ -357,7 +357,7 @@ def test_selectors_and_ports_line_up():
     (rule,) = ing["spec"]["rules"]
     assert rule["host"] == "login.example.com"
     paths = {p["path"]: p for p in rule["http"]["paths"]}
-    assert set(paths) == {"/login", "/callback"}, "login and callback only; never /metrics"
+    assert set(paths) == {"/login", "/dingtalk/callback"}, "login and callback only; never /metrics"
     for p in paths.values():
         assert p["backend"]["service"] == {"name": svc["metadata"]["name"], "port": {"name": "http"}}
     assert ing["spec"]["tls"] == [{"secretName": "login-tls", "hosts": ["login.example.com"]}]
