@@ -1,6 +1,8 @@
 //! `dingsync plan` end to end: the simulator as DingTalk, a real slapd, YAML on disk.
 //! It prints the pending changes, exits 2, and writes nothing; once synced it exits 0.
 
+#[path = "support/manifests.rs"]
+mod manifests;
 #[path = "support/slapd.rs"]
 mod slapd;
 
@@ -21,54 +23,21 @@ use dingsync::{
 };
 
 fn manifests(sim_url: &str, ldap_url: &str, node: &str, password: &str) -> String {
-    let app_key = sim::DEFAULT_APP_KEY;
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: app}}
-stringData: {{appKey: "{app_key}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: DingTalkBinding
-metadata: {{name: acme}}
-spec:
-  corpId: dingsimcorp
-  credentialsSecretRef: {{name: app}}
-  endpoints: {{oapi: "{sim_url}", api: "{sim_url}", login: "{sim_url}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: FieldMapping
-metadata: {{name: map}}
-spec:
-  user:
-    uniqueName: {{attribute: uid, template: "{{{{ name | pinyin }}}}"}}
-    attributes:
-      - {{target: cn, template: "{{{{ name }}}}"}}
-      - {{target: sn, template: "{{{{ name[:1] }}}}"}}
-      - {{target: mail, template: "{{{{ email | lower }}}}"}}
-      - {{target: mobile, template: "{{{{ mobile }}}}"}}
-      - {{target: title, template: "{{{{ title }}}}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: SyncTarget
-metadata: {{name: to-ldap}}
-spec:
-  bindingRef: {{name: acme}}
-  fieldMappingRef: {{name: map}}
-  direction: Inbound
-  directory:
-    ldap: {{url: "{ldap_url}", bindDN: "{}", passwordSecretRef: {{name: ldap, key: password}}}}
-  node: "{node}"
-  deletion: {{maxPercent: 100}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: ldap}}
-stringData: {{password: "{password}"}}
-"#,
-        slapd::SERVICE_DN
-    )
+    manifests::InboundLdap {
+        sim_url,
+        app_key: sim::DEFAULT_APP_KEY,
+        app_secret: None,
+        ldap_url,
+        bind_dn: slapd::SERVICE_DN,
+        node,
+        password,
+        attributes: &[
+            ("mail", "{{ email | lower }}"),
+            ("mobile", "{{ mobile }}"),
+            ("title", "{{ title }}"),
+        ],
+    }
+    .yaml()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,6 +11,8 @@
 //! A plain binary (`harness = false`) so the table is printed whatever the test runner
 //! captures. `DINGSYNC_RELIABILITY_RUNS` sets the runs per fault (default 2).
 
+#[path = "support/manifests.rs"]
+mod manifests;
 #[path = "support/scim_server.rs"]
 mod scim_server;
 #[path = "support/slapd.rs"]
@@ -711,53 +713,18 @@ fn scim_mapping() -> dingsync::api::FieldMappingSpec {
 }
 
 fn manifests(sim_url: &str, ldap_url: &str, node: &str, password: &str) -> String {
-    let app_key = sim::DEFAULT_APP_KEY;
-    let bind = slapd::SERVICE_DN;
     // The same mapping as the in-process cases (sync::conformance::mapping).
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: app}}
-stringData: {{appKey: "{app_key}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: DingTalkBinding
-metadata: {{name: acme}}
-spec:
-  corpId: {CORP}
-  credentialsSecretRef: {{name: app}}
-  endpoints: {{oapi: "{sim_url}", api: "{sim_url}", login: "{sim_url}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: FieldMapping
-metadata: {{name: map}}
-spec:
-  user:
-    uniqueName: {{attribute: uid, template: "{{{{ name | pinyin }}}}"}}
-    attributes:
-      - {{target: cn, template: "{{{{ name }}}}"}}
-      - {{target: sn, template: "{{{{ name[:1] }}}}"}}
-      - {{target: mail, template: "{{{{ email | lower }}}}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: SyncTarget
-metadata: {{name: to-ldap}}
-spec:
-  bindingRef: {{name: acme}}
-  fieldMappingRef: {{name: map}}
-  direction: Inbound
-  directory:
-    ldap: {{url: "{ldap_url}", bindDN: "{bind}", passwordSecretRef: {{name: ldap, key: password}}}}
-  node: "{node}"
-  deletion: {{maxPercent: 100}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: ldap}}
-stringData: {{password: "{password}"}}
-"#
-    )
+    manifests::InboundLdap {
+        sim_url,
+        app_key: sim::DEFAULT_APP_KEY,
+        app_secret: None,
+        ldap_url,
+        bind_dn: slapd::SERVICE_DN,
+        node,
+        password,
+        attributes: &[("mail", "{{ email | lower }}")],
+    }
+    .yaml()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

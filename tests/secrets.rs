@@ -3,6 +3,8 @@
 //! right and wrong credentials; the captured stdout and stderr must not contain the AppSecret,
 //! the LDAP bind password, the SCIM token, or any access token DingTalk issued.
 
+#[path = "support/manifests.rs"]
+mod manifests;
 #[path = "support/scim_server.rs"]
 mod scim_server;
 #[path = "support/slapd.rs"]
@@ -23,51 +25,18 @@ fn manifests(
     ldap: (&str, &str, &str),
     scim: Option<(&str, &str)>,
 ) -> String {
-    let app_key = sim::DEFAULT_APP_KEY;
     let (ldap_url, node, password) = ldap;
-    let bind = slapd::SERVICE_DN;
-    let mut out = format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: app}}
-stringData: {{appKey: "{app_key}", appSecret: "{app_secret}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: DingTalkBinding
-metadata: {{name: acme}}
-spec:
-  corpId: {CORP}
-  credentialsSecretRef: {{name: app}}
-  endpoints: {{oapi: "{sim_url}", api: "{sim_url}", login: "{sim_url}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: FieldMapping
-metadata: {{name: map}}
-spec:
-  user:
-    uniqueName: {{attribute: uid, template: "{{{{ name | pinyin }}}}"}}
-    attributes:
-      - {{target: cn, template: "{{{{ name }}}}"}}
-      - {{target: sn, template: "{{{{ name[:1] }}}}"}}
----
-apiVersion: dingsync.io/v1alpha1
-kind: SyncTarget
-metadata: {{name: to-ldap}}
-spec:
-  bindingRef: {{name: acme}}
-  fieldMappingRef: {{name: map}}
-  direction: Inbound
-  directory:
-    ldap: {{url: "{ldap_url}", bindDN: "{bind}", passwordSecretRef: {{name: ldap, key: password}}}}
-  node: "{node}"
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: ldap}}
-stringData: {{password: "{password}"}}
-"#
-    );
+    let mut out = manifests::InboundLdap {
+        sim_url,
+        app_key: sim::DEFAULT_APP_KEY,
+        app_secret: Some(app_secret),
+        ldap_url,
+        bind_dn: slapd::SERVICE_DN,
+        node,
+        password,
+        attributes: &[],
+    }
+    .yaml();
     if let Some((scim_url, token)) = scim {
         out.push_str(&format!(
             r#"---
