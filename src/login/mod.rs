@@ -1,1 +1,44 @@
-//! (filled in by its own change)
+//! The OIDC provider that fronts DingTalk's login (QR code on the login page, Workbench SSO).
+//!
+//! DingTalk's browser login is OAuth2 without OpenID Connect, so ordinary OIDC clients cannot
+//! use it. [`Provider`] is a small, standard OIDC provider (discovery, JWKS, authorization code
+//! with PKCE, token, userinfo) whose login step is DingTalk's: the browser goes to DingTalk,
+//! comes back with an `authCode`, dingsync turns it into the enterprise userid and the synced
+//! directory account, and the ID token's claims come from that account.
+//!
+//! Nothing here talks to Kubernetes: keys and clients are handed in (the controller keeps the
+//! keys in a Secret and reads the clients from one), and every replica can serve every request
+//! because login state and codes are sealed with the shared keys instead of held in memory.
+
+mod accounts;
+pub mod clients;
+pub mod keys;
+mod provider;
+
+pub use accounts::{Account, Accounts, ClaimRule, DirectoryAccounts, claim_rules};
+pub use clients::{Client, Clients};
+pub use keys::KeySet;
+pub use provider::{Provider, ProviderConfig, Providers};
+
+use crate::{dingtalk::DingTalkError, directory::DirectoryError};
+
+/// What can go wrong in the provider. Request-level refusals are answered as OAuth errors by
+/// the handlers; these are the failures behind them.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("cryptography failed: {0}")]
+    Crypto(&'static str),
+    #[error("signing keys: {0}")]
+    Keys(String),
+    #[error("{0}")]
+    Clients(String),
+    #[error("login configuration: {0}")]
+    Config(String),
+    /// A token, code or sealed state that does not verify (never says why, to the caller).
+    #[error("invalid or tampered token")]
+    BadToken,
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("DingTalk: {0}")]
+    DingTalk(#[from] DingTalkError),
+}

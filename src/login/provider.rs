@@ -1,0 +1,1101 @@
+//! The OIDC endpoints of one binding, under its issuer's path:
+//!
+//! | path | what |
+//! |---|---|
+//! | `/.well-known/openid-configuration` | discovery |
+//! | `/jwks` | the published keys (the next key an hour ahead, retired keys a day after) |
+//! | `/authorize` | authorization code flow, PKCE S256, `state`, `nonce`, `prompt` |
+//! | `/callback` | where DingTalk's login page sends the browser back (`authCode`) |
+//! | `/token` | code → ID token + access token |
+//! | `/userinfo` | claims for an access token |
+//! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench |
+//!
+//! Stateless across replicas: the login state sent through DingTalk, the authorization code
+//! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only the set of codes
+//! already redeemed is per replica (a code lives 60 s and is bound to the client, its redirect
+//! URI and its PKCE verifier).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use axum::{
+    Form, Router,
+    body::Body,
+    extract::{Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::get,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+use super::{
+    Account, Accounts, LoginError,
+    clients::{Client, Clients, SCOPES},
+    keys::{KeySet, random_token},
+};
+use crate::dingtalk::{DingTalkClient, DingTalkError};
+
+/// How long the browser may spend on DingTalk's login page.
+const LOGIN_STATE_TTL: SignedDuration = SignedDuration::from_mins(10);
+/// Authorization codes: short-lived and single-use.
+pub const CODE_TTL: SignedDuration = SignedDuration::from_secs(60);
+/// ID and access tokens.
+pub const TOKEN_TTL: SignedDuration = SignedDuration::from_hours(1);
+const LOGIN_COOKIE: &str = "dingsync_login";
+const SESSION_COOKIE: &str = "dingsync_session";
+
+/// What a provider needs besides its collaborators.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Public issuer URL, no trailing slash (`https://login.example.com/dingtalk/acme`).
+    pub issuer: String,
+    /// The enterprise; part of `sub`.
+    pub corp_id: String,
+    /// Shown on pages.
+    pub display_name: String,
+    /// How long a DingTalk login counts for further apps (SSO session).
+    pub session_ttl: SignedDuration,
+}
+
+/// One binding's OIDC provider.
+pub struct Provider {
+    cfg: ProviderConfig,
+    path: String,
+    clients: RwLock<Arc<Clients>>,
+    keys: Arc<RwLock<Arc<KeySet>>>,
+    dingtalk: Arc<DingTalkClient>,
+    accounts: Arc<dyn Accounts>,
+    redeemed: Mutex<HashMap<String, Timestamp>>,
+    clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.cfg.issuer)
+            .finish()
+    }
+}
+
+/// The issuer's path, normalised (`/` for an issuer at the host's root).
+fn issuer_path(issuer: &str) -> Result<String, LoginError> {
+    let u = url::Url::parse(issuer)
+        .map_err(|e| LoginError::Config(format!("login.issuer {issuer:?}: {e}")))?;
+    if !matches!(u.scheme(), "https" | "http") || u.query().is_some() || u.fragment().is_some() {
+        return Err(LoginError::Config(format!(
+            "login.issuer {issuer:?}: must be an http(s) URL without query or fragment"
+        )));
+    }
+    Ok(u.path().trim_end_matches('/').to_string())
+}
+
+impl Provider {
+    /// `keys` is a shared handle so the owner can swap in a rotated set.
+    pub fn new(
+        mut cfg: ProviderConfig,
+        clients: Clients,
+        keys: Arc<RwLock<Arc<KeySet>>>,
+        dingtalk: Arc<DingTalkClient>,
+        accounts: Arc<dyn Accounts>,
+    ) -> Result<Self, LoginError> {
+        cfg.issuer = cfg.issuer.trim_end_matches('/').to_string();
+        let path = issuer_path(&cfg.issuer)?;
+        Ok(Provider {
+            cfg,
+            path,
+            clients: RwLock::new(Arc::new(clients)),
+            keys,
+            dingtalk,
+            accounts,
+            redeemed: Mutex::new(HashMap::new()),
+            clock: Box::new(Timestamp::now),
+        })
+    }
+
+    /// Tests move time forward to expire codes.
+    pub fn with_clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.cfg.issuer
+    }
+
+    pub fn set_clients(&self, clients: Clients) {
+        *self.clients.write().expect("clients lock") = Arc::new(clients);
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    fn keys(&self) -> Arc<KeySet> {
+        self.keys.read().expect("keys lock").clone()
+    }
+
+    fn client(&self, id: &str) -> Option<Client> {
+        self.clients.read().expect("clients lock").get(id).cloned()
+    }
+
+    /// `sub`: stable per person and enterprise, and reveals neither.
+    pub fn subject(&self, userid: &str) -> String {
+        let d = Sha256::digest(format!("{}:{userid}", self.cfg.corp_id));
+        B64.encode(&d[..18])
+    }
+
+    /// The routes, relative to the issuer's path.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/authorize", get(authorize_get).post(authorize_post))
+            .route("/callback", get(callback))
+            .route("/token", axum::routing::post(token))
+            .route("/userinfo", get(userinfo).post(userinfo))
+            .route("/workbench", get(workbench))
+            .with_state(self.clone())
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: SignedDuration) -> HeaderValue {
+        let secure = if self.cfg.issuer.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        HeaderValue::from_str(&format!(
+            "{name}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            max_age.as_secs()
+        ))
+        .expect("cookie is ASCII")
+    }
+
+    /// Remembers a redeemed code until it expires anyway.
+    fn redeem(&self, jti: &str, exp: Timestamp) -> bool {
+        let now = self.now();
+        let mut r = self.redeemed.lock().expect("redeemed lock");
+        r.retain(|_, e| *e > now);
+        if r.contains_key(jti) {
+            return false;
+        }
+        r.insert(jti.to_string(), exp);
+        true
+    }
+}
+
+/// Several bindings' providers on one HTTP server, found by the longest issuer path that
+/// prefixes the request path.
+#[derive(Clone, Default)]
+pub struct Providers {
+    inner: Arc<RwLock<Vec<(Arc<Provider>, Router)>>>,
+}
+
+impl Providers {
+    /// Adds or replaces (same issuer path) a provider. Two bindings cannot share an issuer
+    /// path; the caller reports that, this keeps the newest.
+    pub fn put(&self, p: Arc<Provider>) {
+        let router = p.router();
+        let mut v = self.inner.write().expect("providers lock");
+        v.retain(|(q, _)| q.path != p.path);
+        v.push((p, router));
+        v.sort_by_key(|(q, _)| std::cmp::Reverse(q.path.len()));
+    }
+
+    /// Removes the provider of `issuer`.
+    pub fn remove(&self, issuer: &str) {
+        let issuer = issuer.trim_end_matches('/');
+        self.inner
+            .write()
+            .expect("providers lock")
+            .retain(|(q, _)| q.cfg.issuer != issuer);
+    }
+
+    /// The issuer already served at `issuer`'s path, if another.
+    pub fn path_taken_by(&self, issuer: &str) -> Option<String> {
+        let path = issuer_path(issuer).ok()?;
+        let issuer = issuer.trim_end_matches('/');
+        self.inner
+            .read()
+            .expect("providers lock")
+            .iter()
+            .find(|(q, _)| q.path == path && q.cfg.issuer != issuer)
+            .map(|(q, _)| q.cfg.issuer.clone())
+    }
+
+    pub fn issuers(&self) -> Vec<String> {
+        self.inner
+            .read()
+            .expect("providers lock")
+            .iter()
+            .map(|(q, _)| q.cfg.issuer.clone())
+            .collect()
+    }
+
+    /// A router that answers every path a provider owns (and 404 otherwise); merge it into
+    /// the HTTP server last, since it is a fallback.
+    pub fn router(&self) -> Router {
+        let me = self.clone();
+        Router::new().fallback(move |req: Request| {
+            let me = me.clone();
+            async move { me.dispatch(req).await }
+        })
+    }
+
+    async fn dispatch(&self, req: Request) -> Response {
+        let path = req.uri().path().to_string();
+        let found = self
+            .inner
+            .read()
+            .expect("providers lock")
+            .iter()
+            .find(|(p, _)| {
+                path.strip_prefix(&p.path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .map(|(p, r)| (p.path.clone(), r.clone()));
+        let Some((prefix, router)) = found else {
+            return (StatusCode::NOT_FOUND, "not found").into_response();
+        };
+        let (mut parts, body) = req.into_parts();
+        let rest = &path[prefix.len()..];
+        let pq = match parts.uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        parts.uri = Uri::builder()
+            .path_and_query(pq)
+            .build()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+        match router.oneshot(Request::from_parts(parts, body)).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+// ---------- pages ----------
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A small page for people (errors that must not be redirected, refusals).
+fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>body{{font-family:system-ui,'WenQuanYi Zen Hei',sans-serif;\
+         max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1f2329}}h1{{font-size:1.4rem}}\
+         .box{{border:1px solid #dee0e3;border-radius:8px;padding:1.5rem}}\
+         #refused h1,#error h1{{color:#d83931}}</style></head><body>\
+         <div class=\"box\" id=\"{id}\"><h1>{t}</h1><p>{m}</p></div></body></html>",
+        t = esc(title),
+        m = esc(message),
+    );
+    let mut r = (status, Html(html)).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Redirect back to the client with OAuth error parameters.
+fn redirect_error(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> Response {
+    let Ok(mut u) = url::Url::parse(redirect_uri) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录失败 Login failed",
+            description,
+        );
+    };
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("error", error)
+            .append_pair("error_description", description);
+        if let Some(s) = state {
+            q.append_pair("state", s);
+        }
+    }
+    Redirect::to(u.as_str()).into_response()
+}
+
+/// JSON error from the token endpoint (RFC 6749 §5.2).
+fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut r = (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    no_store(r.headers_mut());
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"dingsync\""),
+        );
+    }
+    r
+}
+
+fn internal(e: LoginError) -> Response {
+    tracing::error!(error = %e, "login provider failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "error",
+        "登录失败 Login failed",
+        "dingsync could not complete the login. Try again later.",
+    )
+}
+
+// ---------- discovery and keys ----------
+
+async fn discovery(State(p): State<Arc<Provider>>) -> Response {
+    let i = &p.cfg.issuer;
+    axum::Json(json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": SCOPES,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce",
+            "preferred_username", "name", "given_name", "family_name", "email", "phone_number", "groups"],
+        "prompt_values_supported": ["none", "login", "consent"],
+    }))
+    .into_response()
+}
+
+async fn jwks(State(p): State<Arc<Provider>>) -> Response {
+    let mut r = axum::Json(p.keys().jwks()).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+// ---------- authorize ----------
+
+#[derive(Deserialize, Default)]
+struct AuthorizeParams {
+    #[serde(default)]
+    response_type: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    code_challenge: Option<String>,
+    #[serde(default)]
+    code_challenge_method: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+}
+
+/// A validated authorization request, as sealed into DingTalk's `state` and the code.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+struct Pending {
+    c: String,
+    r: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    sc: String,
+}
+
+async fn authorize_get(
+    State(p): State<Arc<Provider>>,
+    headers: HeaderMap,
+    Query(q): Query<AuthorizeParams>,
+) -> Response {
+    authorize(p, headers, q).await
+}
+
+async fn authorize_post(
+    State(p): State<Arc<Provider>>,
+    headers: HeaderMap,
+    Form(q): Form<AuthorizeParams>,
+) -> Response {
+    authorize(p, headers, q).await
+}
+
+fn is_pkce_value(s: &str) -> bool {
+    (43..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> Response {
+    // Until client and redirect URI are known good, errors are shown, never redirected
+    // (RFC 6749 §4.1.2.1): an open redirector is worse than an error page.
+    let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录失败 Login failed",
+            "Unknown client_id: this application is not registered with dingsync.",
+        );
+    };
+    let Some(redirect_uri) = q.redirect_uri.clone().filter(|r| client.allows_redirect(r)) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录失败 Login failed",
+            "The redirect_uri is missing or not registered for this application.",
+        );
+    };
+    let state = q.state.as_deref();
+    let fail = |error: &str, d: &str| redirect_error(&redirect_uri, error, d, state);
+    if q.response_type.as_deref() != Some("code") {
+        return fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        );
+    }
+    let scopes: Vec<&str> = q
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    if !scopes.contains(&"openid") {
+        return fail("invalid_scope", "scope must include openid");
+    }
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| !client.scopes.iter().any(|c| c == *s))
+    {
+        return fail(
+            "invalid_scope",
+            &format!("scope {bad} is not allowed for this client"),
+        );
+    }
+    match (
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    ) {
+        (Some(c), Some("S256")) if is_pkce_value(c) => {}
+        (Some(_), Some("S256")) => return fail("invalid_request", "malformed code_challenge"),
+        (Some(_), _) => {
+            return fail("invalid_request", "code_challenge_method must be S256");
+        }
+        (None, _) if client.require_pkce => {
+            return fail("invalid_request", "code_challenge (PKCE, S256) is required");
+        }
+        (None, _) => {}
+    }
+    let pending = Pending {
+        c: client.id.clone(),
+        r: redirect_uri.clone(),
+        s: q.state.clone(),
+        n: q.nonce.clone(),
+        p: q.code_challenge.clone(),
+        sc: scopes.join(" "),
+    };
+    let prompt = q.prompt.as_deref().unwrap_or("");
+    // An SSO session from an earlier DingTalk login in this browser serves further apps,
+    // unless the app asks for a fresh login. The account is looked up again each time.
+    if !prompt.split(' ').any(|x| x == "login")
+        && let Some(uid) = session_user(&p, &headers)
+    {
+        return finish(&p, pending, &uid, None).await;
+    }
+    if prompt.split(' ').any(|x| x == "none") {
+        return fail("login_required", "no DingTalk login in this browser");
+    }
+    to_dingtalk(&p, json!({"pending": pending}))
+}
+
+/// Sends the browser to DingTalk's login page with `inner` sealed into `state`, bound to this
+/// browser by a cookie.
+fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
+    let now = p.now();
+    let binding = match random_token(16) {
+        Ok(b) => b,
+        Err(e) => return internal(e),
+    };
+    inner["b"] = json!(binding);
+    inner["exp"] = json!((now + LOGIN_STATE_TTL).as_second());
+    // UNCONFIRMED: DingTalk documents no length limit for `state`; the sealed state stays a
+    // few hundred characters.
+    let sealed = match p.keys().seal(now, "login-state", &inner) {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    let url = p
+        .dingtalk
+        .authorize_url(&format!("{}/callback", p.cfg.issuer), &sealed, &["openid"]);
+    let mut r = Redirect::to(&url).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        p.cookie(LOGIN_COOKIE, &binding, LOGIN_STATE_TTL),
+    );
+    no_store(r.headers_mut());
+    r
+}
+
+fn session_user(p: &Provider, headers: &HeaderMap) -> Option<String> {
+    let raw = cookie_value(headers, SESSION_COOKIE)?;
+    let v = p.keys().open("session", &raw).ok()?;
+    if v["exp"].as_i64()? <= p.now().as_second() {
+        return None;
+    }
+    v["u"].as_str().map(str::to_string)
+}
+
+/// Looks the person up and redirects to the client with a code; `session` sets the SSO cookie.
+async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i64>) -> Response {
+    let claims = match refused_or_claims(p, userid).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let now = p.now();
+    let auth_time = session.unwrap_or(now.as_second());
+    let code = match p.keys().seal(
+        now,
+        "code",
+        &json!({
+            "jti": match random_token(16) { Ok(t) => t, Err(e) => return internal(e) },
+            "exp": (now + CODE_TTL).as_second(),
+            "req": pending,
+            "sub": p.subject(userid),
+            "claims": claims,
+            "auth_time": auth_time,
+        }),
+    ) {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    tracing::info!(client = %pending.c, sub = %p.subject(userid), "login: code issued");
+    let Ok(mut u) = url::Url::parse(&pending.r) else {
+        return internal(LoginError::Config("redirect URI".into()));
+    };
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("code", &code);
+        if let Some(s) = &pending.s {
+            q.append_pair("state", s);
+        }
+    }
+    let mut r = Redirect::to(u.as_str()).into_response();
+    no_store(r.headers_mut());
+    if session.is_some() {
+        match p.keys().seal(
+            now,
+            "session",
+            &json!({"u": userid, "exp": (now + p.cfg.session_ttl).as_second(), "at": auth_time}),
+        ) {
+            Ok(s) => {
+                r.headers_mut().append(
+                    header::SET_COOKIE,
+                    p.cookie(SESSION_COOKIE, &s, p.cfg.session_ttl),
+                );
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    r
+}
+
+/// The account's claims, or the page refusing the person.
+async fn refused_or_claims(p: &Provider, userid: &str) -> Result<Map<String, Value>, Response> {
+    match p.accounts.lookup(userid).await {
+        Ok(Account::Active(c)) => Ok(c),
+        Ok(Account::Disabled) => {
+            tracing::info!(sub = %p.subject(userid), "login refused: account disabled");
+            Err(page(
+                StatusCode::FORBIDDEN,
+                "refused",
+                "无法登录 Access refused",
+                &format!(
+                    "Your account in {} is disabled. Ask your administrator.",
+                    p.cfg.display_name
+                ),
+            ))
+        }
+        Ok(Account::Missing) => {
+            tracing::info!(sub = %p.subject(userid), "login refused: no directory account");
+            Err(page(
+                StatusCode::FORBIDDEN,
+                "refused",
+                "无法登录 Access refused",
+                &format!(
+                    "You are a member of {} but have no account in the directory yet. \
+                     Ask your administrator, or try again after the next sync.",
+                    p.cfg.display_name
+                ),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "login: directory lookup failed");
+            Err(page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error",
+                "登录失败 Login failed",
+                "The directory is not reachable right now. Try again in a minute.",
+            ))
+        }
+    }
+}
+
+// ---------- DingTalk callback ----------
+
+#[derive(Deserialize)]
+struct CallbackParams {
+    #[serde(default, rename = "authCode")]
+    auth_code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn callback(
+    State(p): State<Arc<Provider>>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackParams>,
+) -> Response {
+    let expired = || {
+        page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录已失效 Login expired",
+            "This login link is invalid, expired or was started in another browser. \
+             Start again from the application.",
+        )
+    };
+    let Some(inner) = q
+        .state
+        .as_deref()
+        .and_then(|s| p.keys().open("login-state", s).ok())
+    else {
+        return expired();
+    };
+    if inner["exp"]
+        .as_i64()
+        .is_none_or(|e| e <= p.now().as_second())
+        || cookie_value(&headers, LOGIN_COOKIE).as_deref() != inner["b"].as_str()
+    {
+        return expired();
+    }
+    let pending: Option<Pending> = serde_json::from_value(inner["pending"].clone()).ok();
+    if let Some(err) = q.error.as_deref() {
+        tracing::info!(error = err, "login: DingTalk login not completed");
+        return match pending {
+            Some(pd) => redirect_error(
+                &pd.r,
+                "access_denied",
+                "the DingTalk login was cancelled",
+                pd.s.as_deref(),
+            ),
+            None => page(
+                StatusCode::FORBIDDEN,
+                "refused",
+                "已取消 Cancelled",
+                "The DingTalk login was cancelled.",
+            ),
+        };
+    }
+    let Some(code) = q.auth_code.as_deref().filter(|c| !c.is_empty()) else {
+        return expired();
+    };
+    let identity = match p.dingtalk.login(code).await {
+        Ok(i) => i,
+        Err(DingTalkError::NotInEnterprise { .. }) => {
+            tracing::info!("login refused: not a member of the enterprise");
+            return page(
+                StatusCode::FORBIDDEN,
+                "refused",
+                "无法登录 Access refused",
+                &format!(
+                    "Your DingTalk account is not a member of {}. Only its members can log in here.",
+                    p.cfg.display_name
+                ),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "login: DingTalk exchange failed");
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "error",
+                "登录失败 Login failed",
+                "DingTalk did not confirm the login. Start again from the application.",
+            );
+        }
+    };
+    let now = p.now().as_second();
+    match (pending, inner["workbench"].as_str()) {
+        (Some(pd), _) => finish(&p, pd, &identity.userid, Some(now)).await,
+        (None, Some(client_id)) => workbench_landing(&p, client_id, &identity.userid, now).await,
+        (None, None) => expired(),
+    }
+}
+
+// ---------- Workbench ----------
+
+#[derive(Deserialize)]
+struct WorkbenchParams {
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// The app homepage URL entered in DingTalk's Workbench: sign in with DingTalk (inside the
+/// DingTalk client the person is already signed in, so there is no QR code), then go to the
+/// app's login URL, whose `/authorize` finds the SSO session and returns at once.
+async fn workbench(
+    State(p): State<Arc<Provider>>,
+    headers: HeaderMap,
+    Query(q): Query<WorkbenchParams>,
+) -> Response {
+    let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录失败 Login failed",
+            "Unknown client_id: this application is not registered with dingsync.",
+        );
+    };
+    if client.homepage.is_none() {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录失败 Login failed",
+            "This application has no homepage registered for the Workbench.",
+        );
+    }
+    if let Some(uid) = session_user(&p, &headers) {
+        return workbench_landing(&p, &client.id, &uid, 0).await;
+    }
+    to_dingtalk(&p, json!({"workbench": client.id}))
+}
+
+/// Checks the account, sets the session (`at` > 0: a fresh DingTalk login) and sends the
+/// browser to the app's homepage.
+async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64) -> Response {
+    let Some(home) = p.client(client_id).and_then(|c| c.homepage) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "登录失败 Login failed",
+            "Unknown application.",
+        );
+    };
+    if let Err(r) = refused_or_claims(p, userid).await {
+        return r;
+    }
+    let mut r = Redirect::to(&home).into_response();
+    no_store(r.headers_mut());
+    if at > 0 {
+        let now = p.now();
+        match p.keys().seal(
+            now,
+            "session",
+            &json!({"u": userid, "exp": (now + p.cfg.session_ttl).as_second(), "at": at}),
+        ) {
+            Ok(s) => {
+                r.headers_mut().append(
+                    header::SET_COOKIE,
+                    p.cookie(SESSION_COOKIE, &s, p.cfg.session_ttl),
+                );
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    r
+}
+
+// ---------- token ----------
+
+#[derive(Deserialize, Default)]
+struct TokenParams {
+    #[serde(default)]
+    grant_type: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    code_verifier: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (id, secret) = s.split_once(':')?;
+    // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+    let dec = |x: &str| {
+        url::form_urlencoded::parse(format!("a={x}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((dec(id)?, dec(secret)?))
+}
+
+async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return token_error(StatusCode::BAD_REQUEST, "invalid_request", "body too large"),
+    };
+    let Ok(f) = serde_urlencoded_form(&bytes) else {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected a form body",
+        );
+    };
+    if f.grant_type.as_deref() != Some("authorization_code") {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only authorization_code is supported",
+        );
+    }
+    // Client authentication: Basic, or client_id (+ client_secret) in the form.
+    let (client_id, secret) = match basic_credentials(&headers) {
+        Some((id, s)) => (Some(id), Some(s)),
+        None => (f.client_id.clone(), f.client_secret.clone()),
+    };
+    let Some(client) = client_id.as_deref().and_then(|id| p.client(id)) else {
+        return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+    };
+    let authenticated = match (&secret, client.is_public()) {
+        (Some(s), false) => client.secret_matches(s),
+        (None, true) => true,
+        _ => false,
+    };
+    if !authenticated {
+        tracing::info!(client = %client.id, "token: client authentication failed");
+        return token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
+    }
+    let grant = |d: &str| token_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    let Some(code) = f
+        .code
+        .as_deref()
+        .and_then(|c| p.keys().open("code", c).ok())
+    else {
+        return grant("the code is invalid");
+    };
+    let now = p.now();
+    let exp = code["exp"].as_i64().unwrap_or(0);
+    if exp <= now.as_second() {
+        return grant("the code has expired");
+    }
+    let Ok(req) = serde_json::from_value::<Pending>(code["req"].clone()) else {
+        return grant("the code is invalid");
+    };
+    if req.c != client.id {
+        return grant("the code was issued to another client");
+    }
+    if f.redirect_uri.as_deref() != Some(req.r.as_str()) {
+        return grant("redirect_uri does not match the authorization request");
+    }
+    match (&req.p, f.code_verifier.as_deref()) {
+        (Some(challenge), Some(v)) if is_pkce_value(v) => {
+            let got = B64.encode(Sha256::digest(v.as_bytes()));
+            if &got != challenge {
+                return grant("PKCE verification failed");
+            }
+        }
+        (Some(_), _) => {
+            return grant("PKCE verification failed (code_verifier missing or malformed)");
+        }
+        (None, Some(_)) => return grant("code_verifier sent but no code_challenge was"),
+        (None, None) => {}
+    }
+    let jti = code["jti"].as_str().unwrap_or("");
+    let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
+    if jti.is_empty() || !p.redeem(jti, exp_ts) {
+        tracing::warn!(client = %client.id, "token: authorization code replayed");
+        return grant("the code has already been used");
+    }
+    let sub = code["sub"].as_str().unwrap_or("").to_string();
+    let scopes: Vec<&str> = req.sc.split(' ').collect();
+    let claims = scoped_claims(
+        code["claims"].as_object().cloned().unwrap_or_default(),
+        &scopes,
+    );
+    let iat = now.as_second();
+    let exp = (now + TOKEN_TTL).as_second();
+    let keys = p.keys();
+    let access = match keys.sign(
+        now,
+        "at+jwt",
+        &json!({
+            "iss": p.cfg.issuer, "sub": sub, "aud": format!("{}/userinfo", p.cfg.issuer),
+            "client_id": client.id, "scope": req.sc, "iat": iat, "exp": exp,
+            "jti": random_token(12).unwrap_or_default(), "claims": claims,
+        }),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            return token_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &e.to_string(),
+            );
+        }
+    };
+    let digest = Sha256::digest(access.as_bytes());
+    let mut id_claims = json!({
+        "iss": p.cfg.issuer, "sub": sub, "aud": client.id, "azp": client.id,
+        "iat": iat, "exp": exp, "auth_time": code["auth_time"],
+        "at_hash": B64.encode(&digest[..16]),
+    });
+    if let Some(n) = &req.n {
+        id_claims["nonce"] = json!(n);
+    }
+    for (k, v) in claims {
+        id_claims[k] = v;
+    }
+    let id_token = match keys.sign(now, "JWT", &id_claims) {
+        Ok(t) => t,
+        Err(e) => {
+            return token_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &e.to_string(),
+            );
+        }
+    };
+    tracing::info!(client = %client.id, sub = %sub, "token issued");
+    let mut r = axum::Json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": TOKEN_TTL.as_secs(),
+        "id_token": id_token,
+        "scope": req.sc,
+    }))
+    .into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+fn serde_urlencoded_form(bytes: &[u8]) -> Result<TokenParams, ()> {
+    let mut f = TokenParams::default();
+    for (k, v) in url::form_urlencoded::parse(bytes) {
+        let v = Some(v.into_owned());
+        match &*k {
+            "grant_type" => f.grant_type = v,
+            "code" => f.code = v,
+            "redirect_uri" => f.redirect_uri = v,
+            "code_verifier" => f.code_verifier = v,
+            "client_id" => f.client_id = v,
+            "client_secret" => f.client_secret = v,
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// The claims a scope set grants (`openid` alone gives `sub` only).
+fn scoped_claims(all: Map<String, Value>, scopes: &[&str]) -> Map<String, Value> {
+    all.into_iter()
+        .filter(|(k, _)| match k.as_str() {
+            "email" | "email_verified" => scopes.contains(&"email"),
+            "phone_number" => scopes.contains(&"phone"),
+            "groups" => scopes.contains(&"groups"),
+            _ => scopes.contains(&"profile"),
+        })
+        .collect()
+}
+
+// ---------- userinfo ----------
+
+async fn userinfo(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
+    let deny = |e: &str| {
+        let mut r = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": e}))).into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&format!("Bearer error=\"{e}\"")).expect("ascii"),
+        );
+        r
+    };
+    let Some(tok) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return deny("invalid_request");
+    };
+    let Ok(c) = p.keys().verify(tok.trim(), "at+jwt") else {
+        return deny("invalid_token");
+    };
+    if c["iss"] != p.cfg.issuer.as_str()
+        || c["exp"].as_i64().is_none_or(|e| e <= p.now().as_second())
+    {
+        return deny("invalid_token");
+    }
+    let mut out = json!({"sub": c["sub"]});
+    if let Some(m) = c["claims"].as_object() {
+        for (k, v) in m {
+            out[k] = v.clone();
+        }
+    }
+    let mut r = axum::Json(out).into_response();
+    no_store(r.headers_mut());
+    r
+}
