@@ -100,7 +100,7 @@ impl Generation {
             .as_ref()
             .to_vec();
         let seal_raw = random::<32>()?.to_vec();
-        let kid = B64.encode(&random::<9>()?);
+        let kid = B64.encode(random::<9>()?);
         Self::assemble(kid, now, active_from, None, pkcs8, seal_raw)
     }
 

@@ -199,8 +199,11 @@ impl Provider {
 /// prefixes the request path.
 #[derive(Clone, Default)]
 pub struct Providers {
-    inner: Arc<RwLock<Vec<(Arc<Provider>, Router)>>>,
+    inner: Arc<RwLock<Vec<Served>>>,
 }
+
+/// A provider and its routes.
+type Served = (Arc<Provider>, Router);
 
 impl Providers {
     /// Adds or replaces (same issuer path) a provider. Two bindings cannot share an issuer
