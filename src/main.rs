@@ -18,6 +18,8 @@ enum Command {
     Plan(dingsync::cli::plan::Args),
     /// Run one full sync from the same YAML, writing the directory (no cluster needed).
     Apply(dingsync::cli::plan::Args),
+    /// Serve a binding's OIDC login provider from the same YAML (no cluster needed).
+    Login(dingsync::cli::login::Args),
     /// Run the whole product end to end on this machine: simulator, directory, sync engine.
     Demo(dingsync::cli::demo::Args),
     /// Serve the DingTalk simulator.
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => dingsync::cli::plan::run(args),
         Command::Apply(args) => dingsync::cli::plan::run_apply(args),
         Command::Demo(args) => dingsync::cli::demo::run(args),
+        Command::Login(args) => dingsync::cli::login::run(args),
         Command::Sim(args) => dingsync::cli::sim::run(args),
         Command::Crd { out_dir } => dingsync::cli::crd::run(out_dir.as_deref()),
     }

@@ -969,3 +969,164 @@ async fn incremental_sync_switched_off_is_said_so() {
         ("False", "Disabled")
     );
 }
+
+// ---- Login ----
+
+fn login_binding(target: &str) -> DingTalkBinding {
+    let mut b = binding_obj("acme", "dingacme", "app", 10);
+    b.spec.login = Some(dingsync::api::binding::Login {
+        enabled: true,
+        issuer: Some("https://login.example.com/dingtalk/acme".into()),
+        clients_secret_ref: Some(LocalRef {
+            name: "clients".into(),
+        }),
+        target_ref: Some(LocalRef {
+            name: target.into(),
+        }),
+        ..Default::default()
+    });
+    b
+}
+
+const CLIENTS: &str = "clients:\n- id: grafana\n  secret: 0123456789abcdef0123\n  redirectUris: [https://grafana.example.com/cb]\n";
+
+fn login_condition(b: &DingTalkBinding) -> Condition {
+    cond(&b.status.as_ref().expect("status").conditions, "LoginReady")
+}
+
+#[tokio::test]
+async fn login_ready_names_what_is_missing_or_wrong() {
+    let ldap = secret("ldap", &[("password", "pw")]);
+    let cases: Vec<(Vec<Secret>, DingTalkBinding, Vec<SyncTarget>, &str, &str)> = vec![
+        (
+            vec![],
+            login_binding("t1"),
+            vec![target_obj("t1", "ou=a,dc=x", 5)],
+            "SecretNotFound",
+            "login.clientsSecretRef: Secret",
+        ),
+        (
+            vec![secret(
+                "clients",
+                &[(
+                    "clients.yaml",
+                    "clients:\n- id: g\n  redirectUris: [ftp://x]\n",
+                )],
+            )],
+            login_binding("t1"),
+            vec![target_obj("t1", "ou=a,dc=x", 5)],
+            "InvalidClients",
+            "client \"g\": redirectUris",
+        ),
+        (
+            vec![secret("clients", &[("clients.yaml", CLIENTS)])],
+            login_binding("nope"),
+            vec![target_obj("t1", "ou=a,dc=x", 5)],
+            "TargetNotFound",
+            "login.targetRef: SyncTarget",
+        ),
+        (
+            vec![secret("clients", &[("clients.yaml", CLIENTS)])],
+            login_binding("t1"),
+            vec![{
+                let mut t = target_obj("t1", "ou=a,dc=x", 5);
+                t.spec.direction = Direction::Outbound;
+                t
+            }],
+            "InvalidSpec",
+            "must be an Inbound target of this binding",
+        ),
+        (
+            vec![secret("clients", &[("clients.yaml", CLIENTS)])],
+            login_binding("t1"),
+            vec![target_obj("t1", "ou=a,dc=x", 5)],
+            "Serving",
+            "serving https://login.example.com/dingtalk/acme for 1 client(s)",
+        ),
+    ];
+    for (mut secrets, b, targets, reason, text) in cases {
+        secrets.push(app_secret("good-key", "good-secret"));
+        secrets.push(ldap.clone());
+        let w = world(
+            secrets,
+            vec![b],
+            vec![mapping_obj("map", "{{ name }}")],
+            targets,
+        )
+        .await;
+        w.reconcile_binding("acme").await;
+        let c = login_condition(&w.binding("acme").await);
+        assert_eq!(c.reason, reason, "{}", c.message);
+        assert!(c.message.contains(text), "{reason}: {}", c.message);
+        assert_eq!(c.status, if reason == "Serving" { "True" } else { "False" });
+        assert!(
+            !c.message.contains("0123456789abcdef0123"),
+            "client secret in status"
+        );
+        // The binding itself stays Ready: login is a feature of it, not its health.
+        assert_eq!(binding_ready(&w.binding("acme").await).status, "True");
+    }
+    // Login off: no LoginReady condition at all.
+    let w = world(
+        vec![app_secret("good-key", "good-secret")],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let st = w.binding("acme").await.status.unwrap();
+    assert!(find_condition(&st.conditions, "LoginReady").is_none());
+}
+
+#[tokio::test]
+async fn login_keys_live_in_a_secret_created_once_and_never_overwritten_when_unreadable() {
+    use dingsync::controller::login::{KEYS_KEY, Login};
+    let w = world(vec![], vec![], vec![], vec![]).await;
+    let now = jiff::Timestamp::now();
+    let a = Login::new();
+    a.load_keys(&w.client, NS, "dingsync-login-keys", now)
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), NS);
+    let s = secrets.get("dingsync-login-keys").await.expect("created");
+    let stored = s.data.as_ref().unwrap()[KEYS_KEY].0.clone();
+    let set = dingsync::login::KeySet::from_json(&stored).unwrap();
+    assert_eq!(a.kids(), set.kids(), "signs with what is stored");
+    // A second replica loads the same keys; nothing is rewritten.
+    let b = Login::new();
+    b.load_keys(&w.client, NS, "dingsync-login-keys", now)
+        .await
+        .unwrap();
+    assert_eq!(b.kids(), a.kids());
+    let again = secrets.get("dingsync-login-keys").await.unwrap();
+    assert_eq!(again.metadata.resource_version, s.metadata.resource_version);
+    // Due for rotation: a second key is published next to the first.
+    let later = now + dingsync::login::keys::ROTATE_AFTER;
+    b.load_keys(&w.client, NS, "dingsync-login-keys", later)
+        .await
+        .unwrap();
+    let rotated = secrets.get("dingsync-login-keys").await.unwrap();
+    let set =
+        dingsync::login::KeySet::from_json(&rotated.data.as_ref().unwrap()[KEYS_KEY].0).unwrap();
+    assert_eq!(set.kids().len(), 2);
+    assert_eq!(set.kids()[0], a.kids()[0]);
+    // Unreadable keys are an error, and the Secret is left as it is.
+    let mut broken = rotated.clone();
+    broken.data = Some(BTreeMap::from([(
+        KEYS_KEY.to_string(),
+        ByteString(b"not json".to_vec()),
+    )]));
+    secrets
+        .replace("dingsync-login-keys", &Default::default(), &broken)
+        .await
+        .unwrap();
+    let c = Login::new();
+    let err = c
+        .load_keys(&w.client, NS, "dingsync-login-keys", later)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("keys.json"), "{err}");
+    let after = secrets.get("dingsync-login-keys").await.unwrap();
+    assert_eq!(after.data.unwrap()[KEYS_KEY].0, b"not json".to_vec());
+}

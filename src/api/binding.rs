@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::common::{LocalRef, conditions_schema};
 
@@ -156,20 +157,35 @@ pub struct Events {
 /// Logon settings for the OIDC provider that fronts DingTalk's login.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || (has(self.issuer) && has(self.clientsSecretRef) && has(self.targetRef))").message("login: enabled needs issuer, clientsSecretRef and targetRef"))]
 pub struct Login {
-    /// Serve the OIDC provider for this enterprise.
+    /// Serve the OIDC provider for this enterprise (on every replica).
     #[serde(default)]
     pub enabled: bool,
-    /// Public base URL of dingsync's login endpoint (the OIDC issuer), e.g.
-    /// `https://login.example.com/dingtalk/acme`.
+    /// Public URL of the provider (the OIDC issuer), e.g.
+    /// `https://login.example.com/dingtalk/acme`. dingsync serves it under the URL's path, so
+    /// route that path to dingsync. Register `<issuer>/callback` as the redirect URL of the
+    /// DingTalk app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("issuer must be an http(s) URL"))]
     pub issuer: Option<String>,
-    /// Secret whose key `clients.yaml` lists the OIDC clients (id, secret, redirect URIs, scopes).
+    /// Secret whose key `clients.yaml` lists the OIDC clients (id, secret, redirect URIs,
+    /// scopes, Workbench homepage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients_secret_ref: Option<LocalRef>,
-    /// FieldMapping whose user attributes become ID-token claims.
+    /// Inbound SyncTarget of this binding whose directory accounts people log in as: the ID
+    /// token's claims are that account's attributes (through the target's FieldMapping), and a
+    /// person without an enabled account there is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field_mapping_ref: Option<LocalRef>,
+    pub target_ref: Option<LocalRef>,
+    /// Extra claims: claim name → directory attribute (e.g. `employee_number: employeeNumber`).
+    /// Overrides the standard claims derived from the FieldMapping.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
+    /// How long one DingTalk login signs the browser in to further apps (SSO session).
+    /// Default `8h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ttl: Option<kube::core::Duration>,
 }
 
 /// What dingsync found out about the binding.

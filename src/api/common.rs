@@ -55,6 +55,8 @@ pub mod condition_type {
     pub const PERMISSIONS_GRANTED: &str = "PermissionsGranted";
     /// DingTalkBinding: the event connection (Stream or callback) is up.
     pub const EVENTS_CONNECTED: &str = "EventsConnected";
+    /// Binding: the OIDC login provider is served (only with `login.enabled`).
+    pub const LOGIN_READY: &str = "LoginReady";
 }
 
 /// Insert or replace one condition, keeping `lastTransitionTime` when the status did not flip.

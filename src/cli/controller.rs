@@ -1,4 +1,5 @@
-//! `dingsync controller`: run the Kubernetes controller.
+//! `dingsync controller`: run the Kubernetes controller (and, on every replica, the login
+//! provider).
 
 use std::{
     net::SocketAddr,
@@ -12,7 +13,7 @@ use crate::controller::{self, Settings, http, metrics::Metrics};
 /// Options of `dingsync controller`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Address of the HTTP server (`/metrics`, `/livez`, `/readyz`).
+    /// Address of the HTTP server (`/metrics`, `/livez`, `/readyz`, DingTalk callbacks, login).
     #[arg(long, env = "DINGSYNC_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Watch only this namespace (empty: all namespaces).
@@ -30,6 +31,10 @@ pub struct Args {
     /// This replica's name (Events, lease identity).
     #[arg(long, env = "POD_NAME", default_value = "dingsync")]
     pub instance: String,
+    /// Secret (in the pod's namespace) holding the login provider's signing keys; created if
+    /// missing, rotated with overlap.
+    #[arg(long, env = "LOGIN_KEYS_SECRET", default_value = "dingsync-login-keys")]
+    pub login_keys_secret: String,
     /// Concurrent reconciles per kind.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
@@ -69,9 +74,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, "HTTP server listening");
+    let login = Arc::new(controller::login::Login::new());
     let server = axum::serve(
         listener,
-        http::router(health.clone()).merge(controller::adapters::callback_router()),
+        http::router(health.clone())
+            .merge(controller::adapters::callback_router())
+            .merge(login.router()),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
@@ -87,6 +95,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         instance: args.instance.clone(),
     };
     let ctx = controller::production_context(client.clone(), &args.instance, metrics);
+    // Login is served by every replica, leader or not.
+    tokio::spawn(controller::login::run(
+        ctx.clone(),
+        login,
+        settings.namespace.clone(),
+        args.lease_namespace.clone(),
+        args.login_keys_secret.clone(),
+        shutdown.clone(),
+    ));
     if args.leader_election {
         controller::run_with_leader_election(
             client,

@@ -3,5 +3,6 @@
 pub mod controller;
 pub mod crd;
 pub mod demo;
+pub mod login;
 pub mod plan;
 pub mod sim;

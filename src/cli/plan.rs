@@ -73,14 +73,14 @@ pub fn run_apply(args: Args) -> anyhow::Result<()> {
 }
 
 #[derive(Default)]
-struct Manifests {
-    secrets: HashMap<String, HashMap<String, String>>,
-    bindings: HashMap<String, DingTalkBinding>,
-    mappings: HashMap<String, FieldMapping>,
-    targets: Vec<SyncTarget>,
+pub(super) struct Manifests {
+    pub(super) secrets: HashMap<String, HashMap<String, String>>,
+    pub(super) bindings: HashMap<String, DingTalkBinding>,
+    pub(super) mappings: HashMap<String, FieldMapping>,
+    pub(super) targets: Vec<SyncTarget>,
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Manifests> {
+pub(super) fn load(path: &PathBuf) -> anyhow::Result<Manifests> {
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut f: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("-f {}", path.display()))?
@@ -153,7 +153,7 @@ fn load(path: &PathBuf) -> anyhow::Result<Manifests> {
     Ok(m)
 }
 
-fn secret(m: &Manifests, name: &str, key: &str, field: &str) -> anyhow::Result<String> {
+pub(super) fn secret(m: &Manifests, name: &str, key: &str, field: &str) -> anyhow::Result<String> {
     if let Some(v) = m.secrets.get(name).and_then(|s| s.get(key)) {
         return Ok(v.trim().to_string());
     }

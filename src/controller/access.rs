@@ -59,3 +59,14 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
         "leader election, namespaced",
     ),
 ];
+
+/// The one Secret the controller writes: the login provider's signing keys, in the release
+/// namespace, by name (RBAC cannot limit `create` by name, so that Role stays in that
+/// namespace). Every replica reads it; whichever replica finds it missing or due for rotation
+/// writes it.
+pub const LOGIN_KEYS_ACCESS: &[(&str, &str, &[&str], &str)] = &[(
+    "",
+    "secrets",
+    &["get", "create", "update"],
+    "login signing keys: create if missing, rotate",
+)];

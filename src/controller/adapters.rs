@@ -128,16 +128,8 @@ struct Opened {
     opts: Options,
 }
 
-/// Open the target's directory and DingTalk source as the request describes them.
-async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
-    use crate::api::target::Direction;
-    if req.spec.direction == Direction::Outbound {
-        return Err(SyncRunError::Permanent(
-            "direction Outbound is not supported by this version".into(),
-        ));
-    }
-    let mapping =
-        Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
+/// Open the target's directory (LDAP or SCIM) with the request's credentials.
+pub async fn open_directory(req: &SyncRequest) -> Result<Arc<dyn Directory>, SyncRunError> {
     let ca = match &req.directory_ca {
         Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
             SyncRunError::Permanent("caSecretRef: the CA bundle is not PEM text".into())
@@ -182,6 +174,20 @@ async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
             ));
         }
     };
+    Ok(dir)
+}
+
+/// Open the target's directory and DingTalk source as the request describes them.
+async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
+    use crate::api::target::Direction;
+    if req.spec.direction == Direction::Outbound {
+        return Err(SyncRunError::Permanent(
+            "direction Outbound is not supported by this version".into(),
+        ));
+    }
+    let mapping =
+        Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
+    let dir = open_directory(req).await?;
     let client = DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
     let source = Arc::new(DingTalkSource::new(
         client,

@@ -28,6 +28,7 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
     st.targets = targets_using(&ctx, &ns, &name).await?;
 
     let (action, outcome) = evaluate(&binding, &ctx, &ns, &mut st, generation).await?;
+    login_condition(&binding, &ctx, &mut st, generation).await?;
     match &outcome {
         Ok(()) => ctx.reset_backoff(&key),
         Err(reason) => ctx.metrics.count_failure("DingTalkBinding", reason),
@@ -185,6 +186,35 @@ async fn evaluate(
             Ok((None, Err("ApiUnreachable")))
         }
     }
+}
+
+/// `LoginReady`: whether every replica can serve this binding's login (inputs complete and
+/// valid); absent while login is off.
+async fn login_condition(
+    binding: &DingTalkBinding,
+    ctx: &Context,
+    st: &mut DingTalkBindingStatus,
+    generation: Option<i64>,
+) -> Result<(), Error> {
+    if !binding.spec.login.as_ref().is_some_and(|l| l.enabled) {
+        st.conditions.retain(|c| c.type_ != ct::LOGIN_READY);
+        return Ok(());
+    }
+    let (ok, reason, msg) = match super::login::inputs(ctx, binding).await? {
+        Ok(i) => (true, "Serving", i.summary()),
+        Err(p) => (false, p.reason, p.message),
+    };
+    set_condition(
+        &mut st.conditions,
+        condition(
+            ct::LOGIN_READY,
+            if ok { TRUE } else { FALSE },
+            reason,
+            msg,
+            generation,
+        ),
+    );
+    Ok(())
 }
 
 fn missing(p: &crate::api::binding::Permissions) -> String {

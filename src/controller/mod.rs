@@ -7,6 +7,7 @@ pub mod binding;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod login;
 pub mod mapping;
 pub mod metrics;
 pub mod secrets;

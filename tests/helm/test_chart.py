@@ -95,8 +95,8 @@ def render(values):
     return docs
 
 
-def only(docs, kind):
-    found = [d for d in docs if d["kind"] == kind]
+def only(docs, kind, where=lambda d: True):
+    found = [d for d in docs if d["kind"] == kind and where(d)]
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
 
@@ -330,7 +330,9 @@ def test_namespaced_objects_land_in_the_release_namespace(values):
         ns = doc["metadata"].get("namespace")
         if doc["kind"] in cluster_scoped:
             assert ns is None, doc["kind"]
-        elif doc["kind"] in ("Role", "RoleBinding") and not doc["metadata"]["name"].endswith("-leader-election"):
+        elif doc["kind"] in ("Role", "RoleBinding") and not doc["metadata"]["name"].endswith(
+            ("-leader-election", LOGIN_KEYS_ROLE_SUFFIX)
+        ):
             assert ns == watch, f"the controller's {doc['kind']} belongs in watchNamespace"
         else:
             assert ns == NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']} in {ns}"
@@ -380,8 +382,11 @@ def test_selectors_and_ports_line_up():
 
 
 def test_optional_features_render_only_when_switched_on():
-    off = {d["kind"] for d in render({})}
-    on = {d["kind"] for d in render(ALL_ON)}
+    # The login keys Role is always there (every replica may serve login); the rest is optional.
+    def kinds(values):
+        return {d["kind"] for d in render(values) if not d["metadata"]["name"].endswith(LOGIN_KEYS_ROLE_SUFFIX)}
+
+    off, on = kinds({}), kinds(ALL_ON)
     for kind in ["ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "Ingress", "Role", "RoleBinding"]:
         assert kind not in off, kind
         assert kind in on, kind
@@ -398,8 +403,9 @@ def test_name_overrides():
     assert only(docs, "ServiceAccount")["metadata"]["name"] == "ds"
     env = env_of(container(only(docs, "Deployment")))
     assert env["LEADER_ELECTION_LEASE"]["value"] == "ds-leader"
-    lease_role = only(docs, "Role")
+    lease_role = only(docs, "Role", lambda d: d["metadata"]["name"] == "ds-leader-election")
     assert lease_role["rules"][0]["resourceNames"] == ["ds-leader"]
+    assert only(docs, "Role", lambda d: d["metadata"]["name"] == "ds-login-keys")
     docs = render({"serviceAccount": {"create": False, "name": "existing"}})
     assert "ServiceAccount" not in {d["kind"] for d in docs}
     assert only(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
@@ -610,6 +616,15 @@ def declared_access():
     return parse_access_table((ROOT / "src" / "controller" / "access.rs").read_text())
 
 
+def declared_login_keys_access():
+    """The second table of access.rs: the login keys Secret, by name, in the release namespace."""
+    text = (ROOT / "src" / "controller" / "access.rs").read_text()
+    return parse_access_table(text[text.index("pub const LOGIN_KEYS_ACCESS"):])
+
+
+LOGIN_KEYS_ROLE_SUFFIX = "-login-keys"
+
+
 def bound_rules(docs):
     """[(scope, rule)] of every (Cluster)Role bound to the controller's ServiceAccount;
     scope is "cluster" or the namespace the grant applies in."""
@@ -627,6 +642,8 @@ def bound_rules(docs):
         role = roles.get((ref["kind"], ref["name"], ns if ref["kind"] == "Role" else None))
         assert role, f"{b['kind']}/{b['metadata']['name']} binds a role the chart does not render"
         scope = "cluster" if b["kind"] == "ClusterRoleBinding" else ns
+        if role["metadata"]["name"].endswith(LOGIN_KEYS_ROLE_SUFFIX):
+            scope = "login-keys:" + scope
         out.extend((scope, rule) for rule in role["rules"])
     return out
 
@@ -664,7 +681,8 @@ def test_access_table_parses_and_is_sane():
     declared = declared_access()
     for (group, resource), verbs in declared.items():
         assert "*" not in verbs and group != "*" and resource != "*"
-    assert declared[("", "secrets")] <= {"get", "list", "watch"}, "the controller never writes Secrets"
+    assert declared[("", "secrets")] <= {"get", "list", "watch"}, "the controller never writes the Secrets it is given"
+    assert declared_login_keys_access() == {("", "secrets"): {"get", "create", "update"}}
     assert LEADER_ELECTION_ACCESS <= declared.keys()
 
 
@@ -674,8 +692,16 @@ def test_rbac_grants_exactly_what_the_code_calls(values):
     leader = values.get("leaderElection", {}).get("enabled", False)
     if not leader:  # no Lease access at all without leader election
         declared = {k: v for k, v in declared.items() if k not in LEADER_ELECTION_ACCESS}
-    rules = bound_rules(render(values))
+    all_rules = bound_rules(render(values))
+    keys_rules = [(s, r) for s, r in all_rules if s.startswith("login-keys:")]
+    rules = [(s, r) for s, r in all_rules if not s.startswith("login-keys:")]
     assert rbac_differences(declared, granted_access(rules)) == []
+    # The login keys Secret: its own Role in the release namespace, by name except create.
+    assert rbac_differences(declared_login_keys_access(), granted_access(keys_rules)) == []
+    for scope, rule in keys_rules:
+        assert scope == "login-keys:" + NAMESPACE, "the login keys Role belongs in the release namespace"
+        if set(rule["verbs"]) != {"create"}:  # RBAC cannot limit create by name
+            assert rule["resourceNames"] == ["dingsync-login-keys"], rule
 
     watch = values.get("watchNamespace")
     for scope, rule in rules:
@@ -692,7 +718,7 @@ def test_rbac_grants_exactly_what_the_code_calls(values):
 
 def test_rbac_comparison_fails_on_extra_or_missing_grants():
     declared = declared_access()
-    docs = render(ALL_ON)
+    docs = [d for d in render(ALL_ON) if not d["metadata"]["name"].endswith(LOGIN_KEYS_ROLE_SUFFIX)]
     for d in docs:
         if d["kind"] == "Role" and d["metadata"]["namespace"] == "identity":
             for rule in d["rules"]:

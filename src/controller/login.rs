@@ -1,0 +1,505 @@
+//! Login on the controller: the provider's keys live in a Secret (created if missing, rotated
+//! with overlap), and every replica — leader or not — serves one OIDC provider per binding
+//! with `login.enabled`, rebuilt when its inputs change. The leader also reports the login's
+//! health as the binding's `LoginReady` condition (see `binding.rs`).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, ResourceExt,
+    api::{ObjectMeta, PostParams},
+};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, Error, Sensitive, SyncRequest, adapters, secrets};
+use crate::{
+    api::{DingTalkBinding, FieldMapping, SyncTarget, target::Direction},
+    dingtalk::DingTalkClient,
+    login::{
+        Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, Providers, claim_rules,
+        keys::ROTATE_AFTER,
+    },
+};
+
+/// The key of the keys Secret that holds the key set.
+pub const KEYS_KEY: &str = "keys.json";
+/// How often each replica re-reads bindings and keys.
+const REFRESH: Duration = Duration::from_secs(30);
+const DEFAULT_SESSION: Duration = Duration::from_secs(8 * 3600);
+
+/// Why a binding's login cannot be served; becomes `LoginReady=False`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn problem(reason: &'static str, message: impl Into<String>) -> Problem {
+    Problem {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// Everything a binding's provider is built from.
+pub struct Inputs {
+    pub issuer: String,
+    clients: Clients,
+    request: SyncRequest,
+    session: Duration,
+    claims: Vec<(String, String)>,
+    /// Changes whenever an input changes (secrets only hashed).
+    fingerprint: String,
+}
+
+/// Reads and checks the binding's login inputs. `Ok(Err(_))` names what is wrong.
+pub async fn inputs(
+    ctx: &Context,
+    binding: &DingTalkBinding,
+) -> Result<Result<Inputs, Problem>, Error> {
+    let ns = binding.namespace().unwrap_or_default();
+    let Some(login) = binding.spec.login.as_ref().filter(|l| l.enabled) else {
+        return Ok(Err(problem("Disabled", "login.enabled is false")));
+    };
+    let Some(issuer) = login.issuer.clone() else {
+        return Ok(Err(problem("InvalidSpec", "login.issuer is required")));
+    };
+    if let Err(e) = url::Url::parse(&issuer) {
+        return Ok(Err(problem("InvalidSpec", format!("login.issuer: {e}"))));
+    }
+    let Some(cref) = &login.clients_secret_ref else {
+        return Ok(Err(problem(
+            "InvalidSpec",
+            "login.clientsSecretRef is required",
+        )));
+    };
+    let yaml = match secrets::secret_text(
+        ctx,
+        &ns,
+        &cref.name,
+        "clients.yaml",
+        "login.clientsSecretRef",
+    )
+    .await?
+    {
+        Ok(y) => y,
+        Err(m) => return Ok(Err(problem(m.reason, m.message))),
+    };
+    let clients = match Clients::parse(&yaml) {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) => {
+            return Ok(Err(problem(
+                "InvalidClients",
+                format!("Secret {ns}/{}: clients.yaml lists no clients", cref.name),
+            )));
+        }
+        Err(e) => {
+            return Ok(Err(problem(
+                "InvalidClients",
+                format!("Secret {ns}/{}: {e}", cref.name),
+            )));
+        }
+    };
+    let Some(tref) = &login.target_ref else {
+        return Ok(Err(problem("InvalidSpec", "login.targetRef is required")));
+    };
+    let Some(target) = Api::<SyncTarget>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&tref.name)
+        .await?
+    else {
+        return Ok(Err(problem(
+            "TargetNotFound",
+            format!("login.targetRef: SyncTarget {ns}/{} not found", tref.name),
+        )));
+    };
+    let spec = target.spec.clone();
+    if spec.binding_ref.name != binding.name_any() || spec.direction != Direction::Inbound {
+        return Ok(Err(problem(
+            "InvalidSpec",
+            format!(
+                "login.targetRef: SyncTarget {ns}/{} must be an Inbound target of this binding",
+                tref.name
+            ),
+        )));
+    }
+    let Some(mapping) = Api::<FieldMapping>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&spec.field_mapping_ref.name)
+        .await?
+    else {
+        return Ok(Err(problem(
+            "MappingNotFound",
+            format!(
+                "login.targetRef: its FieldMapping {ns}/{} is not found",
+                spec.field_mapping_ref.name
+            ),
+        )));
+    };
+    let cred = &binding.spec.credentials_secret_ref;
+    let what = "spec.credentialsSecretRef";
+    let app_key = secrets::secret_text(ctx, &ns, &cred.name, &cred.app_key_key, what).await?;
+    let app_secret = secrets::secret_text(ctx, &ns, &cred.name, &cred.app_secret_key, what).await?;
+    let (dref, field) = match (&spec.directory.ldap, &spec.directory.scim) {
+        (Some(l), _) => (
+            &l.password_secret_ref,
+            "spec.directory.ldap.passwordSecretRef",
+        ),
+        (_, Some(s)) => (&s.token_secret_ref, "spec.directory.scim.tokenSecretRef"),
+        _ => {
+            return Ok(Err(problem(
+                "InvalidSpec",
+                "login.targetRef: the target sets neither ldap nor scim",
+            )));
+        }
+    };
+    let dir_secret = secrets::secret_text(ctx, &ns, &dref.name, &dref.key, field).await?;
+    let ca_ref = spec
+        .directory
+        .ldap
+        .as_ref()
+        .and_then(|l| l.ca_secret_ref.clone())
+        .or_else(|| {
+            spec.directory
+                .scim
+                .as_ref()
+                .and_then(|s| s.ca_secret_ref.clone())
+        });
+    let ca = match &ca_ref {
+        Some(r) => match secrets::secret_key(ctx, &ns, &r.name, &r.key, "caSecretRef").await? {
+            Ok(b) => Some(b),
+            Err(m) => return Ok(Err(problem(m.reason, m.message))),
+        },
+        None => None,
+    };
+    let (app_key, app_secret, dir_secret) = match (app_key, app_secret, dir_secret) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => {
+            return Ok(Err(problem(m.reason, m.message)));
+        }
+    };
+    let mut h = Sha256::new();
+    for part in [
+        serde_json::to_vec(&binding.spec).unwrap_or_default(),
+        serde_json::to_vec(&spec).unwrap_or_default(),
+        serde_json::to_vec(&mapping.spec).unwrap_or_default(),
+        yaml.into_bytes(),
+        app_key.clone().into_bytes(),
+        app_secret.clone().into_bytes(),
+        dir_secret.clone().into_bytes(),
+        ca.clone().unwrap_or_default(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    Ok(Ok(Inputs {
+        issuer,
+        clients,
+        session: login
+            .session_ttl
+            .map(Duration::from)
+            .unwrap_or(DEFAULT_SESSION),
+        claims: login
+            .claims
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        request: SyncRequest {
+            target: format!("{ns}/{}", target.name_any()),
+            spec,
+            binding: binding.spec.clone(),
+            mapping: mapping.spec.clone(),
+            app_key,
+            app_secret: Sensitive::new(app_secret),
+            directory_secret: Sensitive::new(dir_secret),
+            directory_ca: ca,
+            trigger: String::new(),
+            approval: None,
+            progress: None,
+            callback: None,
+        },
+        fingerprint: hex::encode(h.finalize()),
+    }))
+}
+
+fn keys_error(message: impl Into<String>) -> Error {
+    Error::Transient {
+        reason: "LoginKeys",
+        message: message.into(),
+    }
+}
+
+impl Inputs {
+    /// For the `LoginReady` message.
+    pub fn summary(&self) -> String {
+        format!(
+            "serving {} for {} client(s); accounts from SyncTarget {}",
+            self.issuer,
+            self.clients.len(),
+            self.request.target
+        )
+    }
+}
+
+/// The providers this replica serves and the key set they share.
+pub struct Login {
+    providers: Providers,
+    keys: Arc<RwLock<Arc<KeySet>>>,
+    keys_loaded: std::sync::atomic::AtomicBool,
+    /// `namespace/binding` → (fingerprint, issuer) of the provider built.
+    built: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Login {
+    pub fn new() -> Self {
+        Login {
+            providers: Providers::default(),
+            keys: Arc::new(RwLock::new(Arc::new(
+                KeySet::generate(jiff::Timestamp::now()).expect("key generation"),
+            ))),
+            keys_loaded: Default::default(),
+            built: Default::default(),
+        }
+    }
+
+    /// The routes of every provider (a fallback router: merge it last).
+    pub fn router(&self) -> axum::Router {
+        self.providers.router()
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// Key ids currently published.
+    pub fn kids(&self) -> Vec<String> {
+        self.keys.read().expect("keys lock").kids()
+    }
+
+    /// Reads the keys Secret, creating it if missing and rotating it when due. Only what is in
+    /// the Secret is ever used to sign, so every replica signs with the same keys.
+    pub async fn load_keys(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        now: jiff::Timestamp,
+    ) -> Result<(), Error> {
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let current = api.get_opt(name).await?;
+        let (mut set, existing) = match &current {
+            Some(s) => {
+                let raw = s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(KEYS_KEY))
+                    .map(|b| b.0.clone())
+                    .unwrap_or_default();
+                match KeySet::from_json(&raw) {
+                    Ok(k) => (k, Some(s.clone())),
+                    Err(e) => {
+                        // Never overwrite keys we cannot read: someone must look.
+                        return Err(keys_error(format!(
+                            "login keys Secret {namespace}/{name}: {e}"
+                        )));
+                    }
+                }
+            }
+            None => (
+                KeySet::generate(now).map_err(|e| keys_error(e.to_string()))?,
+                None,
+            ),
+        };
+        let rotated = set
+            .rotate(now, ROTATE_AFTER)
+            .map_err(|e| keys_error(e.to_string()))?;
+        let data = BTreeMap::from([(KEYS_KEY.to_string(), ByteString(set.to_json()))]);
+        match existing {
+            None => {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_string()),
+                        namespace: Some(namespace.to_string()),
+                        labels: Some(BTreeMap::from([(
+                            "app.kubernetes.io/managed-by".to_string(),
+                            "dingsync".to_string(),
+                        )])),
+                        ..Default::default()
+                    },
+                    data: Some(data),
+                    type_: Some("Opaque".into()),
+                    ..Default::default()
+                };
+                match api.create(&PostParams::default(), &secret).await {
+                    Ok(_) => tracing::info!(secret = name, "login keys created"),
+                    // Another replica created it first: use theirs next round.
+                    Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(mut s) if rotated => {
+                s.data = Some(data);
+                // resourceVersion is kept: a concurrent rotation by another replica wins.
+                match api.replace(name, &PostParams::default(), &s).await {
+                    Ok(_) => {
+                        tracing::info!(secret = name, kids = ?set.kids(), "login keys rotated")
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(_) => {}
+        }
+        *self.keys.write().expect("keys lock") = Arc::new(set);
+        self.keys_loaded
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Builds, rebuilds or drops providers to match the bindings. Serves nothing before the
+    /// keys were loaded from their Secret.
+    pub async fn refresh(&self, ctx: &Context, namespace: Option<&str>) -> Result<(), Error> {
+        if !self.keys_loaded.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let api: Api<DingTalkBinding> = match namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let bindings = api.list(&Default::default()).await?.items;
+        let mut seen = Vec::new();
+        for b in &bindings {
+            if !b.spec.login.as_ref().is_some_and(|l| l.enabled) {
+                continue;
+            }
+            let key = format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any());
+            let inputs = match inputs(ctx, b).await? {
+                Ok(i) => i,
+                Err(p) => {
+                    tracing::warn!(binding = %key, reason = p.reason, message = %p.message, "login not served");
+                    continue;
+                }
+            };
+            seen.push(key.clone());
+            let unchanged = self
+                .built
+                .lock()
+                .expect("built lock")
+                .get(&key)
+                .is_some_and(|(fp, _)| *fp == inputs.fingerprint);
+            if unchanged {
+                continue;
+            }
+            if let Some(other) = self.providers.path_taken_by(&inputs.issuer)
+                && !self
+                    .built
+                    .lock()
+                    .expect("built lock")
+                    .get(&key)
+                    .is_some_and(|(_, i)| *i == other)
+            {
+                tracing::warn!(binding = %key, issuer = %inputs.issuer, other = %other, "login not served: another binding serves this issuer path");
+                continue;
+            }
+            match self.build(&inputs).await {
+                Ok(p) => {
+                    if let Some((_, old)) = self.built.lock().expect("built lock").get(&key)
+                        && *old != inputs.issuer
+                    {
+                        self.providers.remove(old);
+                    }
+                    self.providers.put(Arc::new(p));
+                    tracing::info!(binding = %key, issuer = %inputs.issuer, "login provider serving");
+                    self.built
+                        .lock()
+                        .expect("built lock")
+                        .insert(key, (inputs.fingerprint, inputs.issuer));
+                }
+                Err(e) => {
+                    tracing::warn!(binding = %key, error = %e, "login provider not built");
+                }
+            }
+        }
+        let gone: Vec<(String, String)> = self
+            .built
+            .lock()
+            .expect("built lock")
+            .iter()
+            .filter(|(k, _)| !seen.contains(k))
+            .map(|(k, (_, i))| (k.clone(), i.clone()))
+            .collect();
+        for (k, issuer) in gone {
+            self.providers.remove(&issuer);
+            self.built.lock().expect("built lock").remove(&k);
+            tracing::info!(binding = %k, "login provider removed");
+        }
+        Ok(())
+    }
+
+    async fn build(&self, i: &Inputs) -> Result<Provider, String> {
+        let dir = adapters::open_directory(&i.request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rules = claim_rules(&i.request.mapping, &i.claims);
+        let client = DingTalkClient::shared(adapters::client_config(
+            &i.request.binding,
+            &i.request.app_key,
+            &i.request.app_secret,
+        ));
+        Provider::new(
+            ProviderConfig {
+                issuer: i.issuer.clone(),
+                corp_id: i.request.binding.corp_id.clone(),
+                display_name: i.request.binding.corp_id.clone(),
+                session_ttl: jiff::SignedDuration::try_from(i.session)
+                    .unwrap_or(jiff::SignedDuration::from_hours(8)),
+            },
+            i.clients.clone(),
+            self.keys.clone(),
+            Arc::new(client),
+            Arc::new(DirectoryAccounts::new(dir, rules)),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Keeps keys and providers current on this replica until shutdown.
+pub async fn run(
+    ctx: Arc<Context>,
+    login: Arc<Login>,
+    namespace: Option<String>,
+    keys_namespace: String,
+    keys_secret: String,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if let Err(e) = login
+            .load_keys(
+                &ctx.client,
+                &keys_namespace,
+                &keys_secret,
+                jiff::Timestamp::now(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "login keys not loaded");
+        }
+        if let Err(e) = login.refresh(&ctx, namespace.as_deref()).await {
+            tracing::warn!(error = %e, "login providers not refreshed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(REFRESH) => {}
+        }
+    }
+}
