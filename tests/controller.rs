@@ -997,7 +997,14 @@ fn login_condition(b: &DingTalkBinding) -> Condition {
 #[tokio::test]
 async fn login_ready_names_what_is_missing_or_wrong() {
     let ldap = secret("ldap", &[("password", "pw")]);
-    let cases: Vec<(Vec<Secret>, DingTalkBinding, Vec<SyncTarget>, &str, &str)> = vec![
+    type Case = (
+        Vec<Secret>,
+        DingTalkBinding,
+        Vec<SyncTarget>,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             vec![],
             login_binding("t1"),

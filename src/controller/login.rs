@@ -401,12 +401,12 @@ impl Login {
                 continue;
             }
             if let Some(other) = self.providers.path_taken_by(&inputs.issuer)
-                && !self
+                && self
                     .built
                     .lock()
                     .expect("built lock")
                     .get(&key)
-                    .is_some_and(|(_, i)| *i == other)
+                    .is_none_or(|(_, i)| *i != other)
             {
                 tracing::warn!(binding = %key, issuer = %inputs.issuer, other = %other, "login not served: another binding serves this issuer path");
                 continue;
