@@ -313,4 +313,67 @@ spec:
         let err = apply(doc).await.expect_err("the API server must refuse it");
         assert!(err.to_string().contains(expect), "{name}: {err}");
     }
+
+    // Login: a binding that enables it says LoginReady=True with its issuer (DingTalk being
+    // unreachable does not stop the login from being configured), and the signing keys are
+    // created in a Secret, once.
+    let login = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: login-clients, namespace: {ns}}}
+stringData:
+  clients.yaml: |
+    clients:
+      - id: grafana
+        secret: e2e-client-secret-0123456789
+        redirectUris: [https://grafana.example.com/login/generic_oauth]
+---
+apiVersion: dingsync.io/v1alpha1
+kind: DingTalkBinding
+metadata: {{name: acme, namespace: {ns}}}
+spec:
+  corpId: dinge2e
+  credentialsSecretRef: {{name: app}}
+  endpoints: {{oapi: "http://127.0.0.1:9", api: "http://127.0.0.1:9"}}
+  login:
+    enabled: true
+    issuer: https://login.example.com/dingtalk/e2e
+    clientsSecretRef: {{name: login-clients}}
+    targetRef: {{name: waiting}}
+"#
+    );
+    for doc in docs(&login) {
+        apply(doc).await.expect("apply login");
+    }
+    wait_condition(&bindings, "acme", "LoginReady", "True", "Serving", b_conds).await;
+    let status = serde_json::to_string(&bindings.get("acme").await.unwrap().status).unwrap();
+    assert!(!status.contains("e2e-client-secret"));
+    let keys = dingsync::controller::login::Login::new();
+    keys.load_keys(client, ns, "dingsync-login-keys", jiff::Timestamp::now())
+        .await
+        .expect("keys Secret created");
+    let again = dingsync::controller::login::Login::new();
+    again
+        .load_keys(client, ns, "dingsync-login-keys", jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.kids(),
+        again.kids(),
+        "the second replica uses the stored keys"
+    );
+    // The API server refuses enabling login without its pieces (CEL rule on the CRD).
+    let err = apply(json!({
+        "apiVersion": "dingsync.io/v1alpha1",
+        "kind": "DingTalkBinding",
+        "metadata": {"name": "half-login", "namespace": ns},
+        "spec": {"corpId": "dinghalf", "credentialsSecretRef": {"name": "app"}, "login": {"enabled": true}},
+    }))
+    .await
+    .expect_err("login without issuer must be refused");
+    assert!(
+        err.to_string().contains("login: enabled needs issuer"),
+        "{err}"
+    );
 }
