@@ -118,6 +118,29 @@ pub struct DirectorySpec {
     pub scim: Option<ScimSpec>,
 }
 
+impl DirectorySpec {
+    /// The Secret key holding the directory's credential (bind password or SCIM token), with
+    /// the field path for messages.
+    pub fn credential_ref(&self) -> Option<(&SecretKeyRef, &'static str)> {
+        match (&self.ldap, &self.scim) {
+            (Some(l), _) => Some((
+                &l.password_secret_ref,
+                "spec.directory.ldap.passwordSecretRef",
+            )),
+            (_, Some(s)) => Some((&s.token_secret_ref, "spec.directory.scim.tokenSecretRef")),
+            _ => None,
+        }
+    }
+
+    /// The Secret key holding the CA bundle, if one is set.
+    pub fn ca_ref(&self) -> Option<&SecretKeyRef> {
+        self.ldap
+            .as_ref()
+            .and_then(|l| l.ca_secret_ref.as_ref())
+            .or_else(|| self.scim.as_ref().and_then(|s| s.ca_secret_ref.as_ref()))
+    }
+}
+
 /// LDAP connection.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

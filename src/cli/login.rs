@@ -131,24 +131,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let cred = &binding.spec.credentials_secret_ref;
     let app_key = secret(&m, &cred.name, &cred.app_key_key, "credentialsSecretRef")?;
     let app_secret = secret(&m, &cred.name, &cred.app_secret_key, "credentialsSecretRef")?;
-    let (dref, field) = match (&spec.directory.ldap, &spec.directory.scim) {
-        (Some(l), _) => (&l.password_secret_ref, "directory.ldap.passwordSecretRef"),
-        (_, Some(s)) => (&s.token_secret_ref, "directory.scim.tokenSecretRef"),
-        _ => bail!("SyncTarget {}: set exactly one of ldap or scim", tref.name),
+    let Some((dref, field)) = spec.directory.credential_ref() else {
+        bail!("SyncTarget {}: set exactly one of ldap or scim", tref.name);
     };
     let dir_secret = secret(&m, &dref.name, &dref.key, field)?;
-    let ca_ref = spec
-        .directory
-        .ldap
-        .as_ref()
-        .and_then(|l| l.ca_secret_ref.clone())
-        .or_else(|| {
-            spec.directory
-                .scim
-                .as_ref()
-                .and_then(|s| s.ca_secret_ref.clone())
-        });
-    let ca = match &ca_ref {
+    let ca = match spec.directory.ca_ref() {
         Some(r) => Some(secret(&m, &r.name, &r.key, "caSecretRef")?.into_bytes()),
         None => None,
     };

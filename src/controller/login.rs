@@ -144,13 +144,9 @@ pub async fn inputs(
     let what = "spec.credentialsSecretRef";
     let app_key = secrets::secret_text(ctx, &ns, &cred.name, &cred.app_key_key, what).await?;
     let app_secret = secrets::secret_text(ctx, &ns, &cred.name, &cred.app_secret_key, what).await?;
-    let (dref, field) = match (&spec.directory.ldap, &spec.directory.scim) {
-        (Some(l), _) => (
-            &l.password_secret_ref,
-            "spec.directory.ldap.passwordSecretRef",
-        ),
-        (_, Some(s)) => (&s.token_secret_ref, "spec.directory.scim.tokenSecretRef"),
-        _ => {
+    let (dref, field) = match spec.directory.credential_ref() {
+        Some(r) => r,
+        None => {
             return Ok(Err(problem(
                 "InvalidSpec",
                 "login.targetRef: the target sets neither ldap nor scim",
@@ -158,18 +154,7 @@ pub async fn inputs(
         }
     };
     let dir_secret = secrets::secret_text(ctx, &ns, &dref.name, &dref.key, field).await?;
-    let ca_ref = spec
-        .directory
-        .ldap
-        .as_ref()
-        .and_then(|l| l.ca_secret_ref.clone())
-        .or_else(|| {
-            spec.directory
-                .scim
-                .as_ref()
-                .and_then(|s| s.ca_secret_ref.clone())
-        });
-    let ca = match &ca_ref {
+    let ca = match spec.directory.ca_ref() {
         Some(r) => match secrets::secret_key(ctx, &ns, &r.name, &r.key, "caSecretRef").await? {
             Ok(b) => Some(b),
             Err(m) => return Ok(Err(problem(m.reason, m.message))),

@@ -356,13 +356,9 @@ async fn evaluate(
         "binding credentialsSecretRef",
     )
     .await?;
-    let (dir_ref, field) = match (&spec.directory.ldap, &spec.directory.scim) {
-        (Some(l), _) => (
-            &l.password_secret_ref,
-            "spec.directory.ldap.passwordSecretRef",
-        ),
-        (_, Some(s)) => (&s.token_secret_ref, "spec.directory.scim.tokenSecretRef"),
-        _ => {
+    let (dir_ref, field) = match spec.directory.credential_ref() {
+        Some(r) => r,
+        None => {
             not_ready(
                 st,
                 "InvalidSpec",
@@ -373,18 +369,7 @@ async fn evaluate(
         }
     };
     let dir_secret = secrets::secret_text(ctx, ns, &dir_ref.name, &dir_ref.key, field).await?;
-    let ca_ref = spec
-        .directory
-        .ldap
-        .as_ref()
-        .and_then(|l| l.ca_secret_ref.clone())
-        .or_else(|| {
-            spec.directory
-                .scim
-                .as_ref()
-                .and_then(|s| s.ca_secret_ref.clone())
-        });
-    let ca = match &ca_ref {
+    let ca = match spec.directory.ca_ref() {
         Some(r) => Some(secrets::secret_key(ctx, ns, &r.name, &r.key, "caSecretRef").await?),
         None => None,
     };

@@ -632,20 +632,10 @@ async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i6
     }
     let mut r = Redirect::to(u.as_str()).into_response();
     no_store(r.headers_mut());
-    if session.is_some() {
-        match p.keys().seal(
-            now,
-            "session",
-            &json!({"u": userid, "exp": (now + p.cfg.session_ttl).as_second(), "at": auth_time}),
-        ) {
-            Ok(s) => {
-                r.headers_mut().append(
-                    header::SET_COOKIE,
-                    p.cookie(SESSION_COOKIE, &s, p.cfg.session_ttl),
-                );
-            }
-            Err(e) => return internal(e),
-        }
+    if session.is_some()
+        && let Err(e) = start_session(p, &mut r, userid, auth_time)
+    {
+        return internal(e);
     }
     r
 }
@@ -838,23 +828,32 @@ async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64)
     }
     let mut r = Redirect::to(&home).into_response();
     no_store(r.headers_mut());
-    if at > 0 {
-        let now = p.now();
-        match p.keys().seal(
-            now,
-            "session",
-            &json!({"u": userid, "exp": (now + p.cfg.session_ttl).as_second(), "at": at}),
-        ) {
-            Ok(s) => {
-                r.headers_mut().append(
-                    header::SET_COOKIE,
-                    p.cookie(SESSION_COOKIE, &s, p.cfg.session_ttl),
-                );
-            }
-            Err(e) => return internal(e),
-        }
+    if at > 0
+        && let Err(e) = start_session(p, &mut r, userid, at)
+    {
+        return internal(e);
     }
     r
+}
+
+/// Sets the SSO session cookie: who logged in with DingTalk, and when.
+fn start_session(
+    p: &Provider,
+    r: &mut Response,
+    userid: &str,
+    auth_time: i64,
+) -> Result<(), LoginError> {
+    let now = p.now();
+    let sealed = p.keys().seal(
+        now,
+        "session",
+        &json!({"u": userid, "exp": (now + p.cfg.session_ttl).as_second(), "at": auth_time}),
+    )?;
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        p.cookie(SESSION_COOKIE, &sealed, p.cfg.session_ttl),
+    );
+    Ok(())
 }
 
 // ---------- token ----------
