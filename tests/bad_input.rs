@@ -187,6 +187,7 @@ async fn a_template_failing_for_some_people_fails_only_them() {
     };
     // Renders for people with a mobile; for the others the division fails at render time.
     let mapping = Mapping::compile(&FieldMappingSpec {
+        direction: Default::default(),
         user: UserMapping {
             attributes: vec![
                 rule("cn", "{{ name }}"),

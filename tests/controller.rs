@@ -174,6 +174,7 @@ fn mapping_obj(name: &str, template: &str) -> FieldMapping {
     FieldMapping {
         metadata: meta(name, 1),
         spec: FieldMappingSpec {
+            direction: Default::default(),
             user: UserMapping {
                 attributes: vec![AttributeRule {
                     target: "cn".into(),

@@ -64,6 +64,7 @@ scenarios!(
 fn a_broken_template_names_the_rule_and_nothing_runs() {
     use dingsync::api::mapping::{AttributeRule, UniqueName, UserMapping};
     let spec = dingsync::api::FieldMappingSpec {
+        direction: Default::default(),
         user: UserMapping {
             attributes: vec![AttributeRule {
                 target: "mail".into(),

@@ -39,11 +39,22 @@ use super::common::conditions_schema;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FieldMappingSpec {
+    /// `Inbound` (default): templates read DingTalk's fields and targets are directory
+    /// attributes. `Outbound`: templates read directory attributes (`{{ uid }}`, `{{ mail }}`)
+    /// and targets are DingTalk fields (`name`, `mobile`, `email`, `title`, `job_number`,
+    /// `work_place`, `telephone`, `remark`, `org_email`, `extension.<key>`); `uniqueName` then
+    /// names the DingTalk `userid` (attribute `userid`).
+    #[serde(default, skip_serializing_if = "is_inbound")]
+    pub direction: super::target::Direction,
     /// How a person becomes a directory account.
     pub user: UserMapping,
     /// How a department becomes a directory group (or OU). Defaults apply when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<DepartmentMapping>,
+}
+
+fn is_inbound(d: &super::target::Direction) -> bool {
+    *d == super::target::Direction::Inbound
 }
 
 /// Rules for people.

@@ -48,6 +48,7 @@ fn mapping() -> anyhow::Result<Mapping> {
         ..Default::default()
     };
     Ok(Mapping::compile(&FieldMappingSpec {
+        direction: Default::default(),
         user: UserMapping {
             attributes: vec![
                 rule("cn", "{{ name }}"),

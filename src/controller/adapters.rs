@@ -115,9 +115,13 @@ impl CredentialChecker for DingTalkProbe {
 
 /// Compile every template of a mapping with the engine's compiler; the error names the rule.
 pub fn validate_mapping(spec: &FieldMappingSpec) -> Result<(), String> {
-    Mapping::compile(spec)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    match spec.direction {
+        crate::api::target::Direction::Inbound => Mapping::compile(spec).map(|_| ()),
+        crate::api::target::Direction::Outbound => {
+            crate::mapping::outbound::OutboundMapping::compile(spec).map(|_| ())
+        }
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// What a run of one target works with.

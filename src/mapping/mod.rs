@@ -1,6 +1,8 @@
 //! FieldMapping, compiled once: attribute templates, match rules and the username template,
 //! on minijinja with the filters a Chinese org needs.
 
+pub mod outbound;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
@@ -323,6 +325,7 @@ mod tests {
 
     fn spec(attr_template: &str) -> FieldMappingSpec {
         FieldMappingSpec {
+            direction: Default::default(),
             user: UserMapping {
                 attributes: vec![AttributeRule {
                     target: "mail".into(),

@@ -39,6 +39,7 @@ pub fn mapping() -> Mapping {
         ..Default::default()
     };
     Mapping::compile(&FieldMappingSpec {
+        direction: Default::default(),
         user: UserMapping {
             attributes: vec![
                 rule("cn", "{{ name }}"),
