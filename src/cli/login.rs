@@ -153,7 +153,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         progress: None,
         callback: None,
     };
-    let dir = adapters::open_directory(&request)
+    let dir = adapters::open_directory(&request, true)
         .await
         .map_err(|e| anyhow!("SyncTarget {}: {e}", tref.name))?;
     let claims: Vec<(String, String)> = login.claims.clone().into_iter().collect();

@@ -132,8 +132,12 @@ struct Opened {
     opts: Options,
 }
 
-/// Open the target's directory (LDAP or SCIM) with the request's credentials.
-pub async fn open_directory(req: &SyncRequest) -> Result<Arc<dyn Directory>, SyncRunError> {
+/// Open the target's directory (LDAP or SCIM) with the request's credentials. `read_only`
+/// (Outbound sources, login lookups) creates nothing in it.
+pub async fn open_directory(
+    req: &SyncRequest,
+    read_only: bool,
+) -> Result<Arc<dyn Directory>, SyncRunError> {
     let ca = match &req.directory_ca {
         Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
             SyncRunError::Permanent("caSecretRef: the CA bundle is not PEM text".into())
@@ -155,7 +159,12 @@ pub async fn open_directory(req: &SyncRequest) -> Result<Arc<dyn Directory>, Syn
                 req.spec.layout,
                 &req.binding.corp_id,
             );
-            let store = target.open().await.map_err(|e| open_error(e.into()))?;
+            let store = if read_only {
+                target.open_read_only().await
+            } else {
+                target.open().await
+            }
+            .map_err(|e| open_error(e.into()))?;
             Arc::new(LdapDirectory::new(store))
         }
         (None, Some(scim)) => {
@@ -191,7 +200,7 @@ async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
     }
     let mapping =
         Mapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))?;
-    let dir = open_directory(req).await?;
+    let dir = open_directory(req, false).await?;
     let client = DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
     let source = Arc::new(DingTalkSource::new(
         client,

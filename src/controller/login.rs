@@ -432,7 +432,7 @@ impl Login {
     }
 
     async fn build(&self, i: &Inputs) -> Result<Provider, String> {
-        let dir = adapters::open_directory(&i.request)
+        let dir = adapters::open_directory(&i.request, true)
             .await
             .map_err(|e| e.to_string())?;
         let rules = claim_rules(&i.request.mapping, &i.claims);

@@ -95,6 +95,12 @@ impl LdapTarget {
         let pool = Pool::connect(self.connect.clone()).await?;
         Store::open(pool, &self.node, self.layout, &self.corp_id).await
     }
+
+    /// Bind without creating anything (readers: Outbound sources, login lookups).
+    pub async fn open_read_only(&self) -> Result<Store, LdapError> {
+        let pool = Pool::connect(self.connect.clone()).await?;
+        Store::open_read_only(pool, &self.node, self.layout, &self.corp_id).await
+    }
 }
 
 /// The LDAP node as a [`super::Directory`]; counts the write operations it sends.
@@ -258,6 +264,12 @@ impl super::Directory for LdapDirectory {
     }
     async fn delete_dept(&self, id: &str) -> Result<(), super::DirectoryError> {
         self.wrote(self.store.delete_dept(id).await)
+    }
+    async fn read_tree(
+        &self,
+        since: Option<&str>,
+    ) -> Result<super::SourceTree, super::DirectoryError> {
+        Ok(self.store.read_tree(since).await?)
     }
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)

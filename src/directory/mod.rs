@@ -56,6 +56,43 @@ pub struct Snapshot {
     pub taken_names: Vec<String>,
 }
 
+/// A directory node read as the source of an Outbound target: its own structure, whoever
+/// made the entries. Ids are the directory's stable ids (LDAP `entryUUID`, SCIM `id`), so a
+/// renamed or moved entry keeps its id.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTree {
+    /// Containers under the node (LDAP OUs), parents before children.
+    pub departments: Vec<SourceDept>,
+    /// People: all of them, or with `since`, those changed since then.
+    pub people: Vec<SourcePerson>,
+    /// With `since`: the ids of every person still under the node (to see removals).
+    pub all_people: Option<Vec<String>>,
+    /// High-water mark of the changes seen (LDAP `modifyTimestamp`), for the next poll.
+    pub stamp: Option<String>,
+}
+
+/// A container under the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDept {
+    pub id: String,
+    pub name: String,
+    /// `None`: directly under the node.
+    pub parent: Option<String>,
+    pub attrs: Attrs,
+}
+
+/// A person under the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePerson {
+    pub id: String,
+    /// Locator (LDAP DN), for messages.
+    pub key: String,
+    /// Attributes, names lowercased.
+    pub attrs: Attrs,
+    /// The container holding the entry; `None`: directly under the node.
+    pub dept: Option<String>,
+}
+
 /// What went wrong, classified so one bad entry never stops the rest and a broken connection
 /// stops the run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -152,6 +189,15 @@ pub trait Directory: Send + Sync {
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError>;
     /// Writes made so far (for reports and benchmarks).
     fn writes(&self) -> u64;
+    /// Read the node as an Outbound source; with `since` (a previous `stamp`), only people
+    /// changed since then, plus every person's id. Backends that cannot are a configuration
+    /// error.
+    async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
+        let _ = since;
+        Err(DirectoryError::Config(
+            "this directory cannot be the source of an Outbound target".into(),
+        ))
+    }
 }
 
 /// A shared directory is a directory (tests and `demo` keep a handle to seed and inspect it).
@@ -222,5 +268,8 @@ impl<T: Directory + ?Sized> Directory for std::sync::Arc<T> {
     }
     fn writes(&self) -> u64 {
         (**self).writes()
+    }
+    async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
+        (**self).read_tree(since).await
     }
 }

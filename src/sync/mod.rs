@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod dingtalk_source;
 pub mod events;
+pub mod outbound;
 pub mod plan;
 
 use std::{collections::HashSet, sync::Mutex};

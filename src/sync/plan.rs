@@ -834,7 +834,7 @@ pub fn plan_scoped(
     out
 }
 
-fn token_of(ids: &[String]) -> String {
+pub(crate) fn token_of(ids: &[String]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for id in ids {

@@ -912,6 +912,108 @@ impl Store {
         self.lock().depts.get(id).map(|d| d.to_string())
     }
 
+    /// The node as an Outbound source: OUs become departments (by `entryUUID`, so a renamed
+    /// or moved OU stays the same department), `inetOrgPerson` entries people in the OU that
+    /// holds them. With `since` (a `modifyTimestamp` high-water mark) only people modified at
+    /// or after it come with attributes, and every person's `entryUUID` is listed apart (a
+    /// cheap search) so removals show.
+    pub async fn read_tree(
+        &self,
+        since: Option<&str>,
+    ) -> Result<crate::directory::SourceTree, LdapError> {
+        use crate::directory::{SourceDept, SourcePerson, SourceTree};
+        const ATTRS: [&str; 3] = ["*", "entryUUID", "modifyTimestamp"];
+        let base = self.node.to_string();
+        let ous = self
+            .pool
+            .search(
+                &base,
+                Scope::Subtree,
+                "(objectClass=organizationalUnit)",
+                &ATTRS,
+            )
+            .await?;
+        let mut by_dn: HashMap<String, String> = HashMap::new();
+        let mut parsed: Vec<(Dn, RawEntry)> = Vec::new();
+        for e in ous {
+            let Ok(dn) = Dn::parse(&e.dn) else { continue };
+            if dn.key() == self.node.key() {
+                continue;
+            }
+            let Some(id) = e.first("entryUUID").map(str::to_string) else {
+                return Err(LdapError::Unavailable(format!(
+                    "{}: no entryUUID (the server must expose it)",
+                    e.dn
+                )));
+            };
+            by_dn.insert(dn.key(), id);
+            parsed.push((dn, e));
+        }
+        // Parents before children: fewer RDNs first.
+        parsed.sort_by_key(|(dn, _)| dn.len());
+        let container =
+            |dn: &Dn| -> Option<String> { dn.parent().and_then(|p| by_dn.get(&p.key()).cloned()) };
+        let mut tree = SourceTree::default();
+        for (dn, e) in &parsed {
+            tree.departments.push(SourceDept {
+                id: by_dn[&dn.key()].clone(),
+                name: dn
+                    .rdn_value("ou")
+                    .or_else(|| e.first("ou").map(str::to_string))
+                    .unwrap_or_default(),
+                parent: container(dn),
+                attrs: e.attrs.clone(),
+            });
+        }
+        let filter = match since {
+            Some(ts) => format!(
+                "(&(objectClass=inetOrgPerson)(modifyTimestamp>={}))",
+                escape_filter_value(ts)
+            ),
+            None => "(objectClass=inetOrgPerson)".to_string(),
+        };
+        let people = self
+            .pool
+            .search(&base, Scope::Subtree, &filter, &ATTRS)
+            .await?;
+        let mut stamp = since.map(str::to_string);
+        for e in people {
+            let Ok(dn) = Dn::parse(&e.dn) else { continue };
+            let Some(id) = e.first("entryUUID").map(str::to_string) else {
+                continue;
+            };
+            if let Some(m) = e.first("modifyTimestamp")
+                && stamp.as_deref().is_none_or(|s| m > s)
+            {
+                stamp = Some(m.to_string());
+            }
+            tree.people.push(SourcePerson {
+                id,
+                key: e.dn.clone(),
+                dept: container(&dn),
+                attrs: e.attrs,
+            });
+        }
+        if since.is_some() {
+            let all = self
+                .pool
+                .search(
+                    &base,
+                    Scope::Subtree,
+                    "(objectClass=inetOrgPerson)",
+                    &["entryUUID"],
+                )
+                .await?;
+            tree.all_people = Some(
+                all.iter()
+                    .filter_map(|e| e.first("entryUUID").map(str::to_string))
+                    .collect(),
+            );
+        }
+        tree.stamp = stamp;
+        Ok(tree)
+    }
+
     /// Ids of all indexed departments (for membership diffs).
     pub fn dept_ids(&self) -> BTreeSet<String> {
         self.lock().depts.keys().cloned().collect()
