@@ -411,3 +411,54 @@ async fn bad_values_fail_alone_naming_the_field() {
     assert!(by_id["ext0000"].contains("email"), "{:?}", by_id);
     assert_eq!(r.created, 12, "the others are pushed");
 }
+
+#[tokio::test]
+async fn polling_sees_edits_removals_and_renames_without_reading_dingtalk() {
+    let Some(w) = world("ob-poll", 21).await else {
+        return;
+    };
+    let r = w.run(&w.opts()).await;
+    let mark = r.mark.clone().expect("a full run leaves a mark");
+    let dingtalk_reads =
+        || w.sim.calls("/topapi/v2/department/listsub") + w.sim.calls("/topapi/v2/user/list");
+    let reads = dingtalk_reads();
+    assert!(
+        !outbound::poll(&w.dir, &mark).await.unwrap(),
+        "nothing changed"
+    );
+    assert_eq!(dingtalk_reads(), reads, "a poll reads the directory only");
+
+    // modifyTimestamp has one-second resolution.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.server
+        .ldapmodify(&format!(
+            "dn: uid=ext0001,{}\nchangetype: modify\nreplace: title\ntitle: 经理\n",
+            ou_dn(&w.node, "研发")
+        ))
+        .unwrap();
+    assert!(outbound::poll(&w.dir, &mark).await.unwrap(), "an edit");
+    let r = w.run(&w.opts()).await;
+    assert_eq!(r.updated, 1);
+    let mark = r.mark.clone().unwrap();
+    assert!(!outbound::poll(&w.dir, &mark).await.unwrap());
+
+    w.server
+        .ldapmodify(&format!(
+            "dn: uid=ext0003,{}\nchangetype: delete\n",
+            ou_dn(&w.node, "前端")
+        ))
+        .unwrap();
+    assert!(outbound::poll(&w.dir, &mark).await.unwrap(), "a removal");
+    let mark = w.run(&w.opts()).await.mark.unwrap();
+
+    w.server
+        .ldapmodify(&format!(
+            "dn: {}\nchangetype: modrdn\nnewrdn: ou=华南区\ndeleteoldrdn: 1\n",
+            ou_dn(&w.node, "华南")
+        ))
+        .unwrap();
+    assert!(
+        outbound::poll(&w.dir, &mark).await.unwrap(),
+        "a container rename"
+    );
+}

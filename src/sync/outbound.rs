@@ -80,6 +80,72 @@ pub struct OutboundReport {
     pub writes: u64,
     pub people: usize,
     pub departments: usize,
+    /// Where the directory stood when it was read (the next poll starts from it).
+    pub mark: Option<PollMark>,
+}
+
+/// What a poll compares with: the newest `modifyTimestamp` seen, the entries modified at that
+/// very second (a `>=` search returns them again), and the node's shape (containers and the
+/// set of people), which deletions and container renames change without touching any
+/// person's timestamp.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollMark {
+    pub stamp: Option<String>,
+    pub at_stamp: BTreeMap<String, String>,
+    pub shape: String,
+}
+
+fn modified(p: &crate::directory::SourcePerson) -> Option<&str> {
+    p.attrs
+        .get("modifytimestamp")
+        .and_then(|v| v.first())
+        .map(String::as_str)
+}
+
+fn shape_of(tree: &SourceTree, people: &mut dyn Iterator<Item = String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for d in &tree.departments {
+        h.update(format!("d\t{}\t{}\t{:?}\n", d.id, d.name, d.parent));
+    }
+    let mut ids: Vec<String> = people.collect();
+    ids.sort();
+    for id in ids {
+        h.update(format!("p\t{id}\n"));
+    }
+    hex::encode(h.finalize())
+}
+
+/// The mark of a full read.
+pub fn mark_of(tree: &SourceTree) -> PollMark {
+    let stamp = tree.stamp.clone();
+    let at_stamp = tree
+        .people
+        .iter()
+        .filter(|p| stamp.is_some() && modified(p) == stamp.as_deref())
+        .map(|p| (p.id.clone(), modified(p).unwrap_or_default().to_string()))
+        .collect();
+    PollMark {
+        shape: shape_of(tree, &mut tree.people.iter().map(|p| p.id.clone())),
+        stamp,
+        at_stamp,
+    }
+}
+
+/// Asks the directory what changed since `mark` (people modified since its stamp, plus the
+/// node's shape) without reading DingTalk at all. Returns whether anything changed.
+pub async fn poll(dir: &dyn Directory, mark: &PollMark) -> Result<bool, SyncError> {
+    let Some(stamp) = mark.stamp.as_deref() else {
+        return Ok(true);
+    };
+    let tree = dir.read_tree(Some(stamp)).await?;
+    let fresh = tree
+        .people
+        .iter()
+        .any(|p| mark.at_stamp.get(&p.id).map(String::as_str) != modified(p).or(Some("")));
+    let all = tree.all_people.clone().unwrap_or_default();
+    let shape = shape_of(&tree, &mut all.into_iter());
+    Ok(fresh || shape != mark.shape)
 }
 
 /// One planned DingTalk write.
@@ -596,6 +662,7 @@ pub async fn run(
     dry_run: bool,
 ) -> Result<OutboundReport, SyncError> {
     let tree = dir.read_tree(None).await?;
+    let mark = mark_of(&tree);
     let (departments, users, complete, incomplete) = read_dingtalk(client, opts.root).await;
     if departments.is_empty() {
         return Err(SyncError::Source(format!(
@@ -616,7 +683,9 @@ pub async fn run(
     if dry_run {
         return Ok(report_of(&plan));
     }
-    Ok(apply(client, plan, &users).await)
+    let mut r = apply(client, plan, &users).await;
+    r.mark = Some(mark);
+    Ok(r)
 }
 
 fn report_of(plan: &OutboundPlan) -> OutboundReport {
