@@ -53,6 +53,13 @@ impl CredentialChecker for FakeChecker {
                 email: true,
                 ..Default::default()
             }),
+            ("write-key", _) => Ok(Permissions {
+                contact_read: true,
+                contact_write: true,
+                mobile: true,
+                email: true,
+                ..Default::default()
+            }),
             ("noread-key", _) => Ok(Permissions {
                 missing: vec!["qyapi_get_department_list".into()],
                 ..Default::default()
@@ -1137,4 +1144,61 @@ async fn login_keys_live_in_a_secret_created_once_and_never_overwritten_when_unr
     assert!(err.to_string().contains("keys.json"), "{err}");
     let after = secrets.get("dingsync-login-keys").await.unwrap();
     assert_eq!(after.data.unwrap()[KEYS_KEY].0, b"not json".to_vec());
+}
+
+// ---- Outbound ----
+
+#[tokio::test]
+async fn an_outbound_target_without_the_write_permission_writes_nothing_and_names_it() {
+    let outbound = |name: &str| {
+        let mut t = target_obj(name, "ou=ext,dc=x", 5);
+        t.spec.direction = Direction::Outbound;
+        t.spec.scope = dingsync::api::target::Scope {
+            department_ids: vec![5001],
+        };
+        t
+    };
+    // Read-only app: the target waits, naming the permission; the runner is never called.
+    let w = world(
+        vec![
+            app_secret("good-key", "good-secret"),
+            secret("ldap", &[("password", "pw")]),
+        ],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![mapping_obj("map", "{{ name }}")],
+        vec![outbound("out")],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    w.reconcile_target("out").await;
+    let ready = target_ready(&w.target("out").await);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "PermissionMissing")
+    );
+    assert!(
+        ready.message.contains("qyapi_manage_addresslist"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        w.runner.calls.load(Ordering::SeqCst),
+        0,
+        "nothing attempted"
+    );
+
+    // With the permission granted, the same target runs.
+    let w = world(
+        vec![
+            app_secret("write-key", "s"),
+            secret("ldap", &[("password", "pw")]),
+        ],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![mapping_obj("map", "{{ name }}")],
+        vec![outbound("out")],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    w.reconcile_target("out").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
 }

@@ -462,3 +462,44 @@ async fn polling_sees_edits_removals_and_renames_without_reading_dingtalk() {
         "a container rename"
     );
 }
+
+#[tokio::test]
+async fn the_write_permission_is_probed_without_writing() {
+    let mut org = generate(&GenSpec {
+        people: 3,
+        departments: 1,
+        seed: 1,
+        corp_id: CORP.into(),
+        ..Default::default()
+    });
+    let mut readonly = sim::org::App::new("dingreadonly", "readonly-secret");
+    readonly.permissions.remove(sim::org::PERM_MANAGE);
+    org.apps.push(readonly);
+    let sim = Simulator::start(SimConfig::fast(), org, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = |key: &str, secret: &str| {
+        DingTalkClient::new(
+            ClientConfig::new(CORP, key, Secret::new(secret.to_owned())).with_base(&sim.base_url()),
+        )
+    };
+    let before = sim.org();
+    assert!(
+        client(sim::DEFAULT_APP_KEY, sim::DEFAULT_APP_SECRET)
+            .can_write_contacts()
+            .await
+            .unwrap()
+    );
+    assert!(
+        !client("dingreadonly", "readonly-secret")
+            .can_write_contacts()
+            .await
+            .unwrap()
+    );
+    let after = sim.org();
+    assert_eq!(
+        format!("{:?}", before.departments),
+        format!("{:?}", after.departments),
+        "the probe changed nothing"
+    );
+}

@@ -32,11 +32,12 @@ use crate::{
             client::{BearerToken, ScimClient},
         },
     },
-    mapping::Mapping,
+    mapping::{Mapping, outbound::OutboundMapping},
     sync::{
         self, Options, SyncError,
         dingtalk_source::DingTalkSource,
         events::{LiveTarget, Pipeline, PipelineConfig},
+        outbound::{self, OutboundOptions},
     },
 };
 
@@ -100,12 +101,25 @@ impl CredentialChecker for DingTalkProbe {
             Err(e) if e.is_transient() => return Err(CredentialError::Unreachable(e.to_string())),
             Err(_) => false,
         };
+        let write = match client.can_write_contacts().await {
+            Ok(true) => true,
+            Ok(false) => {
+                missing.push(
+                    crate::dingtalk::error::permission_for("/topapi/v2/department/update")
+                        .unwrap_or("qyapi_manage_addresslist")
+                        .to_string(),
+                );
+                false
+            }
+            Err(e) if e.is_transient() => return Err(CredentialError::Unreachable(e.to_string())),
+            Err(_) => false,
+        };
         // Mobile and email visibility cannot be told apart from empty fields without a person
         // to look at; they follow read access here and the sync counts people missing them
         // (UNCONFIRMED: DingTalk offers internal apps no permission-listing API).
         Ok(Permissions {
             contact_read: read,
-            contact_write: false,
+            contact_write: write,
             mobile: read,
             email: read,
             missing,
@@ -195,7 +209,7 @@ async fn open(req: &SyncRequest) -> Result<Opened, SyncRunError> {
     use crate::api::target::Direction;
     if req.spec.direction == Direction::Outbound {
         return Err(SyncRunError::Permanent(
-            "direction Outbound is not supported by this version".into(),
+            "Outbound targets run through the Outbound engine, not the Inbound one".into(),
         ));
     }
     let mapping =
@@ -231,6 +245,8 @@ pub struct Engine {
     tracked: Mutex<HashMap<String, Tracked>>,
     /// One writer at a time per target: its full sync and its event batches.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Outbound targets: where the directory stood at the last run, by target and spec.
+    marks: Mutex<HashMap<String, (String, outbound::PollMark)>>,
 }
 
 /// One binding's event connection and pipeline.
@@ -431,6 +447,9 @@ impl Engine {
 #[async_trait]
 impl SyncRunner for Engine {
     async fn run(&self, req: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
+        if req.spec.direction == crate::api::target::Direction::Outbound {
+            return self.run_outbound(&req).await;
+        }
         let o = open(&req).await?;
         let lock = self.lock_for(&req.target);
         let _writer = lock.lock().await;
@@ -459,6 +478,9 @@ impl SyncRunner for Engine {
 
     async fn track_events(&self, req: &SyncRequest, baseline: bool) -> Option<IncrementalView> {
         use crate::api::target::Direction;
+        if req.spec.direction == Direction::Outbound {
+            return Some(self.poll_outbound(req, baseline).await);
+        }
         if req.spec.direction != Direction::Inbound
             || req
                 .binding
@@ -555,6 +577,182 @@ impl SyncRunner for Engine {
                     .iter()
                     .any(|t| t == target)
             })
+    }
+}
+
+/// What an Outbound run works with.
+struct OutboundRun {
+    client: DingTalkClient,
+    dir: Arc<dyn Directory>,
+    mapping: OutboundMapping,
+    opts: OutboundOptions,
+}
+
+fn outbound_inputs(req: &SyncRequest) -> Result<OutboundMapping, SyncRunError> {
+    OutboundMapping::compile(&req.mapping).map_err(|e| SyncRunError::Permanent(e.to_string()))
+}
+
+async fn open_outbound(req: &SyncRequest) -> Result<OutboundRun, SyncRunError> {
+    let mapping = outbound_inputs(req)?;
+    let root = match req.spec.scope.department_ids.as_slice() {
+        [one] => *one,
+        _ => {
+            return Err(SyncRunError::Permanent(
+                "scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department".into(),
+            ));
+        }
+    };
+    // The directory is the source: opened read-only, dingsync never writes it.
+    let dir = open_directory(req, true).await?;
+    let client = DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
+    let deletion = req.spec.deletion.clone().unwrap_or_default();
+    Ok(OutboundRun {
+        client,
+        dir,
+        mapping,
+        opts: OutboundOptions {
+            root,
+            policy: deletion.policy,
+            max_count: deletion.max_count.unwrap_or(50),
+            max_percent: deletion.max_percent.unwrap_or(10),
+            approval: req.approval.clone(),
+        },
+    })
+}
+
+fn spec_key(req: &SyncRequest) -> String {
+    format!("{:?}|{:?}|{:?}", req.spec, req.mapping, req.binding)
+}
+
+impl Engine {
+    async fn run_outbound(&self, req: &SyncRequest) -> Result<SyncOutcome, SyncRunError> {
+        let o = open_outbound(req).await?;
+        let lock = self.lock_for(&req.target);
+        let _writer = lock.lock().await;
+        if let Some(p) = &req.progress {
+            p("Pushing", 0, None);
+        }
+        let r = outbound::run(
+            &o.client,
+            o.dir.as_ref(),
+            &o.mapping,
+            &o.opts,
+            req.spec.dry_run,
+        )
+        .await
+        .map_err(|e| match e {
+            SyncError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
+            SyncError::Directory(DirectoryError::Config(m)) => SyncRunError::Permanent(m),
+            other => SyncRunError::Transient(other.to_string()),
+        })?;
+        if let Some(mark) = r.mark.clone().filter(|_| r.complete && r.held.is_none()) {
+            self.marks
+                .lock()
+                .expect("marks")
+                .insert(req.target.clone(), (spec_key(req), mark));
+        }
+        Ok(outbound_outcome(&r))
+    }
+
+    /// Outbound incremental sync: directories do not push changes, so each look asks the
+    /// directory what changed since the last run and pushes only when something did.
+    async fn poll_outbound(&self, req: &SyncRequest, baseline: bool) -> IncrementalView {
+        let view = |active: bool, reason: &str, message: String| IncrementalView {
+            active,
+            reason: reason.into(),
+            message,
+        };
+        let mark = self
+            .marks
+            .lock()
+            .expect("marks")
+            .get(&req.target)
+            .filter(|(k, _)| *k == spec_key(req))
+            .map(|(_, m)| m.clone());
+        let (true, Some(mark)) = (baseline, mark) else {
+            return view(
+                false,
+                "NoBaseline",
+                "polling starts after a complete full sync at the current spec".into(),
+            );
+        };
+        let dir = match open_directory(req, true).await {
+            Ok(d) => d,
+            Err(e) => return view(false, "ApplyFailed", e.to_string()),
+        };
+        let every = req
+            .spec
+            .incremental_sync
+            .as_ref()
+            .and_then(|i| i.poll_interval)
+            .map(Duration::from)
+            .unwrap_or(OUTBOUND_POLL);
+        match outbound::poll(dir.as_ref(), &mark).await {
+            Ok(false) => view(
+                true,
+                "Active",
+                format!(
+                    "polling the directory every {}s; nothing changed",
+                    every.as_secs()
+                ),
+            ),
+            Ok(true) => match self.run_outbound(req).await {
+                Ok(out) => view(
+                    true,
+                    "Active",
+                    format!(
+                        "polling the directory every {}s; last poll pushed {} created, {} updated, {} moved, {} removed, {} failed",
+                        every.as_secs(),
+                        out.summary.created,
+                        out.summary.updated,
+                        out.summary.moved,
+                        out.summary.deleted,
+                        out.summary.failed
+                    ),
+                ),
+                Err(e) => view(false, "ApplyFailed", e.to_string()),
+            },
+            Err(e) => view(false, "ApplyFailed", e.to_string()),
+        }
+    }
+}
+
+/// Default time between Outbound polls.
+pub const OUTBOUND_POLL: Duration = Duration::from_secs(60);
+
+fn outbound_outcome(r: &outbound::OutboundReport) -> SyncOutcome {
+    let n = |x: usize| x as i64;
+    SyncOutcome {
+        summary: RunSummary {
+            created: n(r.created),
+            updated: n(r.updated),
+            moved: n(r.moved),
+            deleted: n(r.deleted),
+            unchanged: n(r.unchanged),
+            failed: n(r.failures.len()),
+            ..Default::default()
+        },
+        failures: r
+            .failures
+            .iter()
+            .map(|f| Failure {
+                kind: f.kind.into(),
+                id: f.id.clone(),
+                name: Some(f.name.clone()),
+                reason: f.reason.clone(),
+                message: f.message.clone(),
+            })
+            .collect(),
+        people: n(r.people),
+        departments: n(r.departments),
+        complete: r.complete,
+        held: r.held.as_ref().map(|h| PendingApproval {
+            removals: n(h.removals),
+            owned: n(h.owned),
+            token: h.token.clone(),
+            message: h.message.clone(),
+        }),
+        plan: None,
     }
 }
 

@@ -299,6 +299,26 @@ async fn evaluate(
         );
         return Ok((wait, Some("BindingNotReady")));
     }
+    // Outbound writes DingTalk's address book: the binding's probe must have found the write
+    // permission, or nothing is attempted.
+    if spec.direction == crate::api::target::Direction::Outbound
+        && !binding
+            .status
+            .as_ref()
+            .and_then(|s| s.permissions.as_ref())
+            .is_some_and(|p| p.contact_write)
+    {
+        not_ready(
+            st,
+            "PermissionMissing",
+            format!(
+                "DingTalkBinding {}: the app lacks the address-book write permission qyapi_manage_addresslist that an Outbound target needs; grant it in DingTalk's developer console",
+                spec.binding_ref.name
+            ),
+            g,
+        );
+        return Ok((wait, Some("PermissionMissing")));
+    }
 
     // The mapping must exist and compile.
     let mappings: Api<FieldMapping> = Api::namespaced(ctx.client.clone(), ns);
@@ -446,7 +466,7 @@ async fn evaluate(
             let live = track_events(ctx, &base_request, baseline, st, g).await;
             // While events flow, look again soon: the condition follows the connection.
             let next = if live {
-                remaining.min(EVENTS_RECHECK)
+                remaining.min(recheck(spec))
             } else {
                 remaining
             };
@@ -596,7 +616,7 @@ async fn evaluate(
                 st.last_successful_sync_time = Some(ended);
                 let live = !spec.dry_run && track_events(ctx, &base_request, true, st, g).await;
                 let next = if live {
-                    interval.min(EVENTS_RECHECK)
+                    interval.min(recheck(spec))
                 } else {
                     interval
                 };
@@ -635,6 +655,20 @@ async fn evaluate(
 /// How often a target fed by events is looked at again, so its `IncrementalActive`
 /// condition follows the event connection and a gap is noticed.
 const EVENTS_RECHECK: Duration = Duration::from_secs(30);
+
+/// When to look at a live target again: Inbound targets follow their event connection,
+/// Outbound targets poll the directory at their `pollInterval`.
+fn recheck(spec: &crate::api::target::SyncTargetSpec) -> Duration {
+    match spec.direction {
+        crate::api::target::Direction::Inbound => EVENTS_RECHECK,
+        crate::api::target::Direction::Outbound => spec
+            .incremental_sync
+            .as_ref()
+            .and_then(|i| i.poll_interval)
+            .map(Duration::from)
+            .unwrap_or(super::adapters::OUTBOUND_POLL),
+    }
+}
 
 /// Hand the target to the runner's event feed and show the outcome as `IncrementalActive`.
 /// Returns whether the target is fed by events at all.

@@ -753,6 +753,23 @@ impl DingTalkClient {
         self.oapi(API_DEPT_UPDATE, &body).await.map(drop)
     }
 
+    /// Whether the app may write the address book, found without changing anything: an
+    /// update of the root department that DingTalk always refuses (60018) once the API
+    /// permission check passed, and answers 60011 before that when the permission is missing.
+    /// UNCONFIRMED that DingTalk checks the permission first; its gateway does for every other
+    /// API, and a wrong guess can only report the permission as missing.
+    pub async fn can_write_contacts(&self) -> Result<bool, DingTalkError> {
+        match self
+            .oapi(API_DEPT_UPDATE, &json!({"dept_id": ROOT_DEPT}))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(DingTalkError::Invalid { errcode: 60018, .. }) => Ok(true),
+            Err(DingTalkError::Denied { errcode: 60011, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delete an empty department (DingTalk refuses while it or a sub-department has
     /// members; delete leaves first).
     pub async fn delete_department(&self, dept_id: i64) -> Result<(), DingTalkError> {
