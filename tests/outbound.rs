@@ -503,3 +503,110 @@ async fn the_write_permission_is_probed_without_writing() {
         "the probe changed nothing"
     );
 }
+
+/// The YAML a platform team keeps in Git for an Outbound target.
+fn outbound_manifests(w: &World, policy: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata: {{name: app}}
+stringData: {{appKey: {key}, appSecret: {secret}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: ldap}}
+stringData: {{password: {password}}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: DingTalkBinding
+metadata: {{name: acme}}
+spec:
+  corpId: {CORP}
+  credentialsSecretRef: {{name: app}}
+  endpoints: {{oapi: "{sim}", api: "{sim}", login: "{sim}"}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: FieldMapping
+metadata: {{name: out}}
+spec:
+  direction: Outbound
+  user:
+    uniqueName: {{attribute: userid, template: "{{{{ uid }}}}"}}
+    attributes:
+      - {{target: name, template: "{{{{ cn }}}}"}}
+      - {{target: mobile, template: "{{{{ mobile }}}}"}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: SyncTarget
+metadata: {{name: ext}}
+spec:
+  bindingRef: {{name: acme}}
+  fieldMappingRef: {{name: out}}
+  direction: Outbound
+  directory:
+    ldap: {{url: "{ldap}", bindDN: "{bind}", passwordSecretRef: {{name: ldap, key: password}}}}
+  node: "{node}"
+  scope: {{departmentIds: [{root}]}}
+  deletion: {{policy: {policy}, maxPercent: 100}}
+"#,
+        key = sim::DEFAULT_APP_KEY,
+        secret = sim::DEFAULT_APP_SECRET,
+        password = w.server.service_password(),
+        sim = w.sim.base_url(),
+        ldap = w.server.url(),
+        bind = slapd::SERVICE_DN,
+        node = w.node,
+        root = w.root,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_and_apply_work_for_an_outbound_target() {
+    let Some(w) = world("ob-cli", 14).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("all.yaml"),
+        outbound_manifests(&w, "Delete"),
+    )
+    .unwrap();
+    let run = |cmd: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dingsync"))
+            .args([cmd, "-f"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let writes = w.writes();
+    let out = run("plan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("create user ext0001") && text.contains("create department"),
+        "{text}"
+    );
+    assert_eq!(w.writes(), writes, "plan writes nothing");
+    let out = run("apply");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("14 created"), "{text}");
+    assert_eq!(w.dingtalk().1.len(), 14);
+    let out = run("plan");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

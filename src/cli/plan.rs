@@ -29,8 +29,12 @@ use crate::{
             client::{BearerToken, ScimClient},
         },
     },
-    mapping::Mapping,
-    sync::{self, Op, Options, dingtalk_source::DingTalkSource},
+    mapping::{Mapping, outbound::OutboundMapping},
+    sync::{
+        self, Op, Options,
+        dingtalk_source::DingTalkSource,
+        outbound::{self, OutboundOptions},
+    },
 };
 
 /// Options of `dingsync plan`.
@@ -189,10 +193,7 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
     for t in targets {
         let name = t.metadata.name.clone().unwrap_or_default();
         let spec = &t.spec;
-        if spec.direction == Direction::Outbound {
-            println!("SyncTarget {name}: Outbound is not supported by this version; skipped");
-            continue;
-        }
+        let outbound = spec.direction == Direction::Outbound;
         let binding = m.bindings.get(&spec.binding_ref.name).ok_or_else(|| {
             anyhow!(
                 "SyncTarget {name}: spec.bindingRef: DingTalkBinding {:?} not found",
@@ -208,8 +209,20 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
                     spec.field_mapping_ref.name
                 )
             })?;
-        let mapping = Mapping::compile(&fm.spec)
-            .map_err(|e| anyhow!("FieldMapping {}: {e}", spec.field_mapping_ref.name))?;
+        let mapping_error = |e: crate::mapping::MappingError| {
+            anyhow!("FieldMapping {}: {e}", spec.field_mapping_ref.name)
+        };
+        let (mapping, out_mapping) = if outbound {
+            (
+                None,
+                Some(OutboundMapping::compile(&fm.spec).map_err(mapping_error)?),
+            )
+        } else {
+            (
+                Some(Mapping::compile(&fm.spec).map_err(mapping_error)?),
+                None,
+            )
+        };
         let cred = &binding.spec.credentials_secret_ref;
         let app_key = secret(&m, &cred.name, &cred.app_key_key, "credentialsSecretRef")?;
         let app_secret = Sensitive::new(secret(
@@ -246,7 +259,8 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
                         .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
                     let layout = spec.layout.unwrap_or_default();
                     let corp = &binding.spec.corp_id;
-                    let store = if write {
+                    // An Outbound node is the source: never written.
+                    let store = if write && !outbound {
                         Store::open(pool, &spec.node, layout, corp).await
                     } else {
                         Store::open_read_only(pool, &spec.node, layout, corp).await
@@ -288,18 +302,44 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
                 }
             };
         let client = DingTalkClient::new(client_config(&binding.spec, &app_key, &app_secret));
-        let source = DingTalkSource::new(client, spec.scope.department_ids.clone());
         let deletion = spec.deletion.clone().unwrap_or_default();
+        let approval = t
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::api::target::APPROVE_ANNOTATION).cloned());
+        if let Some(out_mapping) = &out_mapping {
+            let [root] = spec.scope.department_ids.as_slice() else {
+                bail!(
+                    "SyncTarget {name}: scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department"
+                );
+            };
+            let opts = OutboundOptions {
+                root: *root,
+                policy: deletion.policy,
+                max_count: deletion.max_count.unwrap_or(50),
+                max_percent: deletion.max_percent.unwrap_or(10),
+                approval,
+            };
+            bar.set_message(format!(
+                "{name}: reading {url} and DingTalk department {root}"
+            ));
+            let r = outbound::run(&client, dir.as_ref(), out_mapping, &opts, !write)
+                .await
+                .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+            bar.finish_and_clear();
+            print_outbound(&name, &url, &spec.node, *root, &r, write);
+            pending |= !r.failures.is_empty() || r.held.is_some() || (!write && r.pending > 0);
+            continue;
+        }
+        let mapping = mapping.expect("inbound mapping");
+        let source = DingTalkSource::new(client, spec.scope.department_ids.clone());
         let options = Options {
             policy: deletion.policy,
             max_count: deletion.max_count.unwrap_or(50),
             max_percent: deletion.max_percent.unwrap_or(10),
             ou_tree: spec.layout == Some(crate::api::target::Layout::OuTree),
-            approval: t
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(crate::api::target::APPROVE_ANNOTATION).cloned()),
+            approval,
         };
         let progress = |phase: &str, n: usize, _: Option<usize>| {
             bar.set_message(format!("{name}: {phase} ({n})"))
@@ -321,6 +361,62 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
         pending |= !plan.steps.is_empty() || plan.held.is_some();
     }
     Ok(pending)
+}
+
+fn print_outbound(
+    name: &str,
+    url: &str,
+    node: &str,
+    root: i64,
+    r: &outbound::OutboundReport,
+    written: bool,
+) {
+    println!("SyncTarget {name} (Outbound): {url} {node} -> DingTalk department {root}");
+    println!(
+        "  directory: {} departments, {} people{}",
+        r.departments,
+        r.people,
+        if r.complete {
+            String::new()
+        } else {
+            format!(
+                "; DingTalk read INCOMPLETE, no removals: {}",
+                r.incomplete.join("; ")
+            )
+        }
+    );
+    if let Some(h) = &r.held {
+        println!("  HELD: {} (approve with token {})", h.message, h.token);
+    }
+    if written {
+        println!(
+            "  people: {} created, {} updated, {} moved, {} removed, {} kept, {} unchanged; departments: {} created, {} updated, {} deleted; {} DingTalk writes",
+            r.created,
+            r.updated,
+            r.moved,
+            r.deleted,
+            r.kept,
+            r.unchanged,
+            r.departments_created,
+            r.departments_updated,
+            r.departments_deleted,
+            r.writes
+        );
+    } else {
+        println!(
+            "  {} DingTalk writes pending; {} people unchanged, {} kept",
+            r.pending, r.unchanged, r.kept
+        );
+        for line in &r.sample {
+            println!("    {line}");
+        }
+    }
+    for f in &r.failures {
+        println!(
+            "  FAILED {} {} {}: {} ({})",
+            f.kind, f.id, f.name, f.message, f.reason
+        );
+    }
 }
 
 fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) {

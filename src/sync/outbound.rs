@@ -82,6 +82,9 @@ pub struct OutboundReport {
     pub departments: usize,
     /// Where the directory stood when it was read (the next poll starts from it).
     pub mark: Option<PollMark>,
+    /// Dry run: the writes the plan holds, and the first of them in words.
+    pub pending: usize,
+    pub sample: Vec<String>,
 }
 
 /// What a poll compares with: the newest `modifyTimestamp` seen, the entries modified at that
@@ -179,6 +182,41 @@ pub enum OutOp {
         dept_id: i64,
         name: String,
     },
+}
+
+impl OutOp {
+    /// One line for `dingsync plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            OutOp::CreateDept { name, .. } => format!("create department {name}"),
+            OutOp::UpdateDept {
+                dept_id,
+                name,
+                parent,
+            } => format!(
+                "update department {dept_id}{}{}",
+                name.as_deref()
+                    .map(|n| format!(": rename to {n}"))
+                    .unwrap_or_default(),
+                if parent.is_some() { ", move" } else { "" }
+            ),
+            OutOp::CreateUser { person, .. } => format!("create user {}", person.userid),
+            OutOp::UpdateUser {
+                userid,
+                fields,
+                depts,
+            } => match (fields.is_empty(), depts) {
+                (true, Some((_, None))) => format!("remove user {userid} from the department"),
+                (true, _) => format!("move user {userid}"),
+                _ => format!(
+                    "update user {userid}: {}",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            },
+            OutOp::DeleteUser { userid } => format!("delete user {userid}"),
+            OutOp::DeleteDept { dept_id, name } => format!("delete department {dept_id} {name}"),
+        }
+    }
 }
 
 /// A department known by DingTalk id or created in this run (by source id).
@@ -690,6 +728,8 @@ pub async fn run(
 
 fn report_of(plan: &OutboundPlan) -> OutboundReport {
     OutboundReport {
+        pending: plan.ops.len(),
+        sample: plan.ops.iter().take(50).map(OutOp::describe).collect(),
         unchanged: plan.unchanged,
         kept: plan.kept,
         failures: plan.failures.clone(),
@@ -705,7 +745,11 @@ fn report_of(plan: &OutboundPlan) -> OutboundReport {
 
 /// Applies a plan in order; a failed write is that object's failure, the rest go on.
 pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) -> OutboundReport {
-    let mut r = report_of(&plan);
+    let mut r = OutboundReport {
+        pending: 0,
+        sample: Vec::new(),
+        ..report_of(&plan)
+    };
     let mut created: HashMap<String, i64> = HashMap::new();
     let mut failed_new: HashSet<String> = HashSet::new();
     let resolve = |p: &Parent, created: &HashMap<String, i64>| match p {

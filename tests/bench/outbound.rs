@@ -95,7 +95,9 @@ async fn main() {
         .collect();
     for dn in &ous {
         let ou = dn.split(',').next().unwrap().trim_start_matches("ou=");
-        ldif.push_str(&format!("dn: {dn}\nobjectClass: organizationalUnit\nou: {ou}\n\n"));
+        ldif.push_str(&format!(
+            "dn: {dn}\nobjectClass: organizationalUnit\nou: {ou}\n\n"
+        ));
     }
     for i in 0..n {
         let parent = &ous[i % ous.len()];
@@ -105,7 +107,11 @@ async fn main() {
     }
     let t = Instant::now();
     server.ldapadd(&ldif).unwrap();
-    println!("seeded slapd with {n} people in {} OUs in {:.1?}", ous.len(), t.elapsed());
+    println!(
+        "seeded slapd with {n} people in {} OUs in {:.1?}",
+        ous.len(),
+        t.elapsed()
+    );
 
     let mut cfg = ClientConfig::new(
         "dingbench",
@@ -143,7 +149,9 @@ async fn main() {
     let throttled = || sim.counters().throttled;
 
     let t = Instant::now();
-    let r = outbound::run(&client, &dir, &mapping, &opts, false).await.unwrap();
+    let r = outbound::run(&client, &dir, &mapping, &opts, false)
+        .await
+        .unwrap();
     let first = t.elapsed();
     let objects = r.created + r.departments_created;
     let bound = n as f64 / f64::from(QUOTA);
@@ -179,7 +187,9 @@ async fn main() {
     server.ldapmodify(&ldif).unwrap();
     let before = writes();
     let t = Instant::now();
-    let r = outbound::run(&client, &dir, &mapping, &opts, false).await.unwrap();
+    let r = outbound::run(&client, &dir, &mapping, &opts, false)
+        .await
+        .unwrap();
     let wave = t.elapsed();
     let w = writes() - before;
     println!(
@@ -191,7 +201,9 @@ async fn main() {
 
     let before = writes();
     let t = Instant::now();
-    let r = outbound::run(&client, &dir, &mapping, &opts, false).await.unwrap();
+    let r = outbound::run(&client, &dir, &mapping, &opts, false)
+        .await
+        .unwrap();
     println!(
         "| second run, nothing changed | {} write calls, {} unchanged, {:.1} s |",
         writes() - before,
