@@ -65,8 +65,9 @@ pub struct SourceTree {
     pub departments: Vec<SourceDept>,
     /// People: all of them, or with `since`, those changed since then.
     pub people: Vec<SourcePerson>,
-    /// With `since`: the ids of every person still under the node (to see removals).
-    pub all_people: Option<Vec<String>>,
+    /// With `since`: every person still under the node, with their container (to see
+    /// removals and moves that leave a person's own timestamp alone).
+    pub all_people: Option<Vec<(String, Option<String>)>>,
     /// High-water mark of the changes seen (LDAP `modifyTimestamp`), for the next poll.
     pub stamp: Option<String>,
 }

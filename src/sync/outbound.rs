@@ -105,16 +105,19 @@ fn modified(p: &crate::directory::SourcePerson) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn shape_of(tree: &SourceTree, people: &mut dyn Iterator<Item = String>) -> String {
+fn shape_of(
+    tree: &SourceTree,
+    people: &mut dyn Iterator<Item = (String, Option<String>)>,
+) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for d in &tree.departments {
         h.update(format!("d\t{}\t{}\t{:?}\n", d.id, d.name, d.parent));
     }
-    let mut ids: Vec<String> = people.collect();
+    let mut ids: Vec<(String, Option<String>)> = people.collect();
     ids.sort();
-    for id in ids {
-        h.update(format!("p\t{id}\n"));
+    for (id, dept) in ids {
+        h.update(format!("p\t{id}\t{dept:?}\n"));
     }
     hex::encode(h.finalize())
 }
@@ -129,7 +132,10 @@ pub fn mark_of(tree: &SourceTree) -> PollMark {
         .map(|p| (p.id.clone(), modified(p).unwrap_or_default().to_string()))
         .collect();
     PollMark {
-        shape: shape_of(tree, &mut tree.people.iter().map(|p| p.id.clone())),
+        shape: shape_of(
+            tree,
+            &mut tree.people.iter().map(|p| (p.id.clone(), p.dept.clone())),
+        ),
         stamp,
         at_stamp,
     }

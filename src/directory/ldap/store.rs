@@ -1006,7 +1006,11 @@ impl Store {
                 .await?;
             tree.all_people = Some(
                 all.iter()
-                    .filter_map(|e| e.first("entryUUID").map(str::to_string))
+                    .filter_map(|e| {
+                        let id = e.first("entryUUID")?.to_string();
+                        let dept = Dn::parse(&e.dn).ok().and_then(|dn| container(&dn));
+                        Some((id, dept))
+                    })
                     .collect(),
             );
         }

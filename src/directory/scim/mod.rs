@@ -598,6 +598,95 @@ impl Directory for ScimDirectory {
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// The service provider as an Outbound source: Groups are departments (a group listed as
+    /// a member of another is its child), active Users are people, each in the first group
+    /// (by name) that lists them. SCIM has no server-side change feed every server supports,
+    /// so `since` filters on `meta.lastModified` here, after one listing.
+    async fn read_tree(&self, since: Option<&str>) -> Result<super::SourceTree, DirectoryError> {
+        use super::{SourceDept, SourcePerson, SourceTree};
+        let users = self.client.list("Users", None).await?;
+        let mut groups = self.client.list("Groups", None).await?;
+        let name_of = |g: &Resource| {
+            let shown = g.body["displayName"].as_str().unwrap_or_default();
+            shown
+                .strip_prefix(&format!("{}/", self.prefix))
+                .unwrap_or(shown)
+                .to_string()
+        };
+        groups.sort_by_key(|g| name_of(g));
+        let group_ids: std::collections::HashSet<&str> =
+            groups.iter().map(|g| g.id.as_str()).collect();
+        let mut parent: HashMap<String, String> = HashMap::new();
+        let mut dept_of: HashMap<String, String> = HashMap::new();
+        for g in &groups {
+            for m in g.body["members"].as_array().into_iter().flatten() {
+                let v = m["value"].as_str().unwrap_or_default();
+                if group_ids.contains(v) {
+                    parent.entry(v.to_string()).or_insert_with(|| g.id.clone());
+                } else {
+                    dept_of.entry(v.to_string()).or_insert_with(|| g.id.clone());
+                }
+            }
+        }
+        // Parents before children.
+        let depth = |id: &str| {
+            let mut n = 0;
+            let mut cur = parent.get(id);
+            while let Some(p) = cur {
+                n += 1;
+                if n > groups.len() {
+                    break;
+                }
+                cur = parent.get(p);
+            }
+            n
+        };
+        let mut tree = SourceTree::default();
+        let mut ordered: Vec<&Resource> = groups.iter().collect();
+        ordered.sort_by_key(|g| depth(&g.id));
+        for g in ordered {
+            tree.departments.push(SourceDept {
+                id: g.id.clone(),
+                name: name_of(g),
+                parent: parent.get(&g.id).cloned(),
+                attrs: Attrs::new(),
+            });
+        }
+        let mut stamp = since.map(str::to_string);
+        let mut all = Vec::new();
+        for u in users {
+            if u.body["active"].as_bool() == Some(false) {
+                continue;
+            }
+            let dept = dept_of.get(&u.id).cloned();
+            all.push((u.id.clone(), dept.clone()));
+            let modified = u.body["meta"]["lastModified"].as_str().map(str::to_string);
+            if since.is_some_and(|s| modified.as_deref().is_some_and(|m| m < s)) {
+                continue;
+            }
+            if let Some(m) = &modified
+                && stamp.as_deref().is_none_or(|s| m.as_str() > s)
+            {
+                stamp = Some(m.clone());
+            }
+            let mut attrs = attrs_of(&u.body);
+            if let Some(m) = modified {
+                attrs.insert("modifytimestamp".into(), vec![m]);
+            }
+            tree.people.push(SourcePerson {
+                id: u.id.clone(),
+                key: u.body["userName"].as_str().unwrap_or(&u.id).to_string(),
+                attrs,
+                dept,
+            });
+        }
+        if since.is_some() {
+            tree.all_people = Some(all);
+        }
+        tree.stamp = stamp;
+        Ok(tree)
+    }
 }
 
 #[cfg(test)]
