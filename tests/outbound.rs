@@ -610,3 +610,68 @@ async fn plan_and_apply_work_for_an_outbound_target() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// An Outbound target (LDAP node A → DingTalk department D) and an Inbound target over the
+/// same people (D → LDAP node B) settle after one pass: each side writes only differences,
+/// Outbound touches only the fields its mapping names and the departments it marked, and the
+/// Inbound copy is another node (overlapping nodes are refused), so nothing comes back.
+#[tokio::test]
+async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong() {
+    use dingsync::sync::{self, Options, dingtalk_source::DingTalkSource};
+    let Some(w) = world("ob-loop-a", 35).await else {
+        return;
+    };
+    let node_b = w.server.new_node("ob-loop-b").unwrap();
+    let pool = Pool::connect(ConnectOptions::new(
+        w.server.url(),
+        slapd::SERVICE_DN,
+        LdapSecret::new(w.server.service_password()),
+    ))
+    .await
+    .unwrap();
+    let copy = LdapDirectory::new(
+        Store::open(pool, &node_b, Layout::FlatWithGroups, CORP)
+            .await
+            .unwrap(),
+    );
+    let inbound = || async {
+        sync::run(
+            &DingTalkSource::new(w.client.clone(), vec![w.root]),
+            &copy,
+            &sync::conformance::mapping(),
+            &Options {
+                max_percent: 100,
+                ..Default::default()
+            },
+            false,
+            &|_, _, _| {},
+        )
+        .await
+        .unwrap()
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let before = w.writes();
+        let out = w.run(&w.opts()).await;
+        let inb = inbound().await;
+        assert!(out.failures.is_empty() && inb.failures.is_empty());
+        rounds.push((w.writes() - before, inb.writes));
+    }
+    assert!(rounds[0].0 > 0 && rounds[0].1 > 0, "the first pass writes both sides");
+    assert_eq!(rounds[1], (0, 0), "settled after one pass: {rounds:?}");
+    assert_eq!(rounds[2], (0, 0));
+    // An edit on the Outbound source travels once and settles again.
+    w.server
+        .ldapmodify(&format!(
+            "dn: uid=ext0001,{}\nchangetype: modify\nreplace: cn\ncn: 回环测试\n",
+            ou_dn(&w.node, "研发")
+        ))
+        .unwrap();
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    let inb = inbound().await;
+    assert_eq!((w.writes() - before, inb.writes > 0), (1, true));
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!((w.writes() - before, inbound().await.writes), (0, 0));
+}
