@@ -657,7 +657,10 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
         assert!(out.failures.is_empty() && inb.failures.is_empty());
         rounds.push((w.writes() - before, inb.writes));
     }
-    assert!(rounds[0].0 > 0 && rounds[0].1 > 0, "the first pass writes both sides");
+    assert!(
+        rounds[0].0 > 0 && rounds[0].1 > 0,
+        "the first pass writes both sides"
+    );
     assert_eq!(rounds[1], (0, 0), "settled after one pass: {rounds:?}");
     assert_eq!(rounds[2], (0, 0));
     // An edit on the Outbound source travels once and settles again.

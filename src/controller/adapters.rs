@@ -717,6 +717,28 @@ impl Engine {
     }
 }
 
+fn failures_of(failures: &[sync::Failure]) -> Vec<Failure> {
+    failures
+        .iter()
+        .map(|f| Failure {
+            kind: f.kind.into(),
+            id: f.id.clone(),
+            name: Some(f.name.clone()),
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+        })
+        .collect()
+}
+
+fn held_of(h: &sync::Held) -> PendingApproval {
+    PendingApproval {
+        removals: h.removals as i64,
+        owned: h.owned as i64,
+        token: h.token.clone(),
+        message: h.message.clone(),
+    }
+}
+
 /// Default time between Outbound polls.
 pub const OUTBOUND_POLL: Duration = Duration::from_secs(60);
 
@@ -732,26 +754,11 @@ fn outbound_outcome(r: &outbound::OutboundReport) -> SyncOutcome {
             failed: n(r.failures.len()),
             ..Default::default()
         },
-        failures: r
-            .failures
-            .iter()
-            .map(|f| Failure {
-                kind: f.kind.into(),
-                id: f.id.clone(),
-                name: Some(f.name.clone()),
-                reason: f.reason.clone(),
-                message: f.message.clone(),
-            })
-            .collect(),
+        failures: failures_of(&r.failures),
         people: n(r.people),
         departments: n(r.departments),
         complete: r.complete,
-        held: r.held.as_ref().map(|h| PendingApproval {
-            removals: n(h.removals),
-            owned: n(h.owned),
-            token: h.token.clone(),
-            message: h.message.clone(),
-        }),
+        held: r.held.as_ref().map(held_of),
         plan: None,
     }
 }
@@ -774,26 +781,11 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
             missing_email: n(r.missing_email),
             ..Default::default()
         },
-        failures: r
-            .failures
-            .iter()
-            .map(|f| Failure {
-                kind: f.kind.into(),
-                id: f.id.clone(),
-                name: Some(f.name.clone()),
-                reason: f.reason.clone(),
-                message: f.message.clone(),
-            })
-            .collect(),
+        failures: failures_of(&r.failures),
         people: n(r.people),
         departments: n(r.departments),
         complete: r.complete,
-        held: r.held.as_ref().map(|h| PendingApproval {
-            removals: n(h.removals),
-            owned: n(h.owned),
-            token: h.token.clone(),
-            message: h.message.clone(),
-        }),
+        held: r.held.as_ref().map(held_of),
         plan: Some(PlanSummary {
             create: n(plan.count("create")),
             update: n(plan.count("update") + plan.count("link")),

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Failure, Held, SyncError, plan::token_of};
+use super::{Failure, Held, SyncError, plan::deletion_gate};
 use crate::{
     api::target::DeletionPolicy,
     dingtalk::{
@@ -636,37 +636,25 @@ pub fn plan(
         out.suppressed_removals = removals.len() + dept_deletes.len();
         return out;
     }
-    let n = removals.len();
-    if n > 0 {
-        let owned = users.len();
-        let mut ids: Vec<String> = removals
-            .iter()
-            .map(|op| match op {
-                OutOp::DeleteUser { userid } => format!("delete:{userid}"),
-                OutOp::UpdateUser { userid, .. } => format!("leave:{userid}"),
-                _ => String::new(),
-            })
-            .collect();
-        ids.sort();
-        let token = token_of(&ids);
-        let over_count = opts.max_count > 0 && n > opts.max_count as usize;
-        let over_percent =
-            opts.max_percent < 100 && owned > 0 && n * 100 > opts.max_percent as usize * owned;
-        if (over_count || over_percent) && opts.approval.as_deref() != Some(token.as_str()) {
-            let limit = if over_count {
-                format!("deletion.maxCount {}", opts.max_count)
-            } else {
-                format!("deletion.maxPercent {}% of {owned}", opts.max_percent)
-            };
-            out.held = Some(Held {
-                removals: n,
-                owned,
-                message: format!("{n} removals from DingTalk exceed {limit}; nothing was written"),
-                token,
-            });
-            out.ops.clear();
-            return out;
-        }
+    let ids: Vec<String> = removals
+        .iter()
+        .map(|op| match op {
+            OutOp::DeleteUser { userid } => format!("delete:{userid}"),
+            OutOp::UpdateUser { userid, .. } => format!("leave:{userid}"),
+            _ => String::new(),
+        })
+        .collect();
+    if let Some(held) = deletion_gate(
+        ids,
+        users.len(),
+        opts.max_count,
+        opts.max_percent,
+        opts.approval.as_deref(),
+        "removals from DingTalk",
+    ) {
+        out.held = Some(held);
+        out.ops.clear();
+        return out;
     }
     out.ops.extend(removals);
     out.ops.extend(dept_deletes);
@@ -791,13 +779,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                     }
                     Err(e) => {
                         failed_new.insert(source.clone());
-                        r.failures.push(failure(
-                            "Department",
-                            &source,
-                            &name,
-                            reason(&e),
-                            e.to_string(),
-                        ));
+                        r.failures.push(failed("Department", &source, &name, &e));
                     }
                 }
             }
@@ -814,12 +796,11 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                 r.writes += 1;
                 match client.update_department(&req).await {
                     Ok(()) => r.departments_updated += 1,
-                    Err(e) => r.failures.push(failure(
+                    Err(e) => r.failures.push(failed(
                         "Department",
                         &dept_id.to_string(),
                         name.as_deref().unwrap_or(""),
-                        reason(&e),
-                        e.to_string(),
+                        &e,
                     )),
                 }
             }
@@ -858,31 +839,15 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                                     .await
                                 {
                                     Ok(()) => r.updated += 1,
-                                    Err(e) => r.failures.push(failure(
-                                        "Person",
-                                        &person.userid,
-                                        "",
-                                        reason(&e),
-                                        e.to_string(),
-                                    )),
+                                    Err(e) => {
+                                        r.failures.push(failed("Person", &person.userid, "", &e))
+                                    }
                                 }
                             }
-                            Err(e) => r.failures.push(failure(
-                                "Person",
-                                &person.userid,
-                                "",
-                                reason(&e),
-                                e.to_string(),
-                            )),
+                            Err(e) => r.failures.push(failed("Person", &person.userid, "", &e)),
                         }
                     }
-                    Err(e) => r.failures.push(failure(
-                        "Person",
-                        &person.userid,
-                        "",
-                        reason(&e),
-                        e.to_string(),
-                    )),
+                    Err(e) => r.failures.push(failed("Person", &person.userid, "", &e)),
                 }
             }
             OutOp::UpdateUser {
@@ -929,15 +894,14 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                             r.moved += 1;
                         }
                     }
-                    Err(e) => r.failures.push(failure(
+                    Err(e) => r.failures.push(failed(
                         "Person",
                         &userid,
                         existing
                             .get(userid.as_str())
                             .and_then(|u| u.name.as_deref())
                             .unwrap_or(""),
-                        reason(&e),
-                        e.to_string(),
+                        &e,
                     )),
                 }
             }
@@ -945,28 +909,27 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                 r.writes += 1;
                 match client.delete_user(&userid).await {
                     Ok(()) => r.deleted += 1,
-                    Err(e) => {
-                        r.failures
-                            .push(failure("Person", &userid, "", reason(&e), e.to_string()))
-                    }
+                    Err(e) => r.failures.push(failed("Person", &userid, "", &e)),
                 }
             }
             OutOp::DeleteDept { dept_id, name } => {
                 r.writes += 1;
                 match client.delete_department(dept_id).await {
                     Ok(()) => r.departments_deleted += 1,
-                    Err(e) => r.failures.push(failure(
-                        "Department",
-                        &dept_id.to_string(),
-                        &name,
-                        reason(&e),
-                        e.to_string(),
-                    )),
+                    Err(e) => {
+                        r.failures
+                            .push(failed("Department", &dept_id.to_string(), &name, &e))
+                    }
                 }
             }
         }
     }
     r
+}
+
+/// A failed write as the report shows it.
+fn failed(kind: &'static str, id: &str, name: &str, e: &DingTalkError) -> Failure {
+    failure(kind, id, name, reason(e), e.to_string())
 }
 
 /// A short, stable reason for a failed write.

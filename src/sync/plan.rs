@@ -800,33 +800,21 @@ pub fn plan_scoped(
         });
         removals.clear();
     }
-    let owned = dir.people.len();
-    let n = removals.len();
-    if n > 0 {
-        let mut ids: Vec<String> = removals
-            .iter()
-            .map(|s| format!("{}:{}", s.op.verb(), s.op.subject().1))
-            .collect();
-        ids.sort();
-        let token = token_of(&ids);
-        let over_count = opts.max_count > 0 && n > opts.max_count as usize;
-        let over_percent =
-            opts.max_percent < 100 && owned > 0 && n * 100 > opts.max_percent as usize * owned;
-        if (over_count || over_percent) && opts.approval.as_deref() != Some(token.as_str()) {
-            let limit = if over_count {
-                format!("deletion.maxCount {}", opts.max_count)
-            } else {
-                format!("deletion.maxPercent {}% of {owned}", opts.max_percent)
-            };
-            out.held = Some(Held {
-                removals: n,
-                owned,
-                message: format!("{n} disables/deletes exceed {limit}; nothing was written"),
-                token,
-            });
-            out.steps.clear();
-            return out;
-        }
+    let ids: Vec<String> = removals
+        .iter()
+        .map(|s| format!("{}:{}", s.op.verb(), s.op.subject().1))
+        .collect();
+    if let Some(held) = deletion_gate(
+        ids,
+        dir.people.len(),
+        opts.max_count,
+        opts.max_percent,
+        opts.approval.as_deref(),
+        "disables/deletes",
+    ) {
+        out.held = Some(held);
+        out.steps.clear();
+        return out;
     }
     steps.extend(removals);
     steps.sort_by_key(|s| s.op.phase());
@@ -834,7 +822,42 @@ pub fn plan_scoped(
     out
 }
 
-pub(crate) fn token_of(ids: &[String]) -> String {
+/// The deletion threshold: `ids` (one per removal, `verb:id`) of `owned` entries. Over
+/// `max_count` (0: off) or `max_percent` (100: off), the run is held unless `approval` is the
+/// token of exactly this set of removals.
+pub(crate) fn deletion_gate(
+    mut ids: Vec<String>,
+    owned: usize,
+    max_count: u32,
+    max_percent: u32,
+    approval: Option<&str>,
+    what: &str,
+) -> Option<Held> {
+    let n = ids.len();
+    if n == 0 {
+        return None;
+    }
+    ids.sort();
+    let token = token_of(&ids);
+    let over_count = max_count > 0 && n > max_count as usize;
+    let over_percent = max_percent < 100 && owned > 0 && n * 100 > max_percent as usize * owned;
+    if !(over_count || over_percent) || approval == Some(token.as_str()) {
+        return None;
+    }
+    let limit = if over_count {
+        format!("deletion.maxCount {max_count}")
+    } else {
+        format!("deletion.maxPercent {max_percent}% of {owned}")
+    };
+    Some(Held {
+        removals: n,
+        owned,
+        message: format!("{n} {what} exceed {limit}; nothing was written"),
+        token,
+    })
+}
+
+fn token_of(ids: &[String]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for id in ids {
