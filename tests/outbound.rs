@@ -678,3 +678,80 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
     w.run(&w.opts()).await;
     assert_eq!((w.writes() - before, inbound().await.writes), (0, 0));
 }
+
+/// The controller's engine: a full run through `SyncRunner::run`, then each look
+/// (`track_events`) polls the directory and pushes what changed; no baseline, no polling.
+#[tokio::test]
+async fn the_controller_engine_polls_and_pushes_directory_changes() {
+    use dingsync::controller::{Sensitive, SyncRequest, SyncRunner, adapters::Engine};
+    let Some(w) = world("ob-engine", 21).await else {
+        return;
+    };
+    let base = w.sim.base_url();
+    let req = SyncRequest {
+        target: "team/ext".into(),
+        spec: serde_json::from_value(serde_json::json!({
+            "bindingRef": {"name": "acme"},
+            "fieldMappingRef": {"name": "out"},
+            "direction": "Outbound",
+            "directory": {"ldap": {
+                "url": w.server.url(),
+                "bindDN": slapd::SERVICE_DN,
+                "passwordSecretRef": {"name": "ldap", "key": "password"}
+            }},
+            "node": w.node,
+            "scope": {"departmentIds": [w.root]},
+            "incrementalSync": {"enabled": true, "pollInterval": "30s"},
+            "deletion": {"policy": "Delete", "maxPercent": 100},
+        }))
+        .unwrap(),
+        binding: serde_json::from_value(serde_json::json!({
+            "corpId": CORP,
+            "credentialsSecretRef": {"name": "app"},
+            "endpoints": {"oapi": base, "api": base, "login": base},
+        }))
+        .unwrap(),
+        mapping: serde_yaml::from_str(
+            "direction: Outbound\nuser:\n  uniqueName: {attribute: userid, template: '{{ uid }}'}\n  attributes:\n  - {target: name, template: '{{ cn }}'}\n  - {target: mobile, template: '{{ mobile }}'}\n",
+        )
+        .unwrap(),
+        app_key: sim::DEFAULT_APP_KEY.into(),
+        app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
+        directory_secret: Sensitive::new(w.server.service_password()),
+        directory_ca: None,
+        trigger: "Created".into(),
+        approval: None,
+        progress: None,
+        callback: None,
+    };
+    let engine = Engine::default();
+    let view = engine.track_events(&req, false).await.unwrap();
+    assert_eq!(view.reason, "NoBaseline");
+    let out = engine.run(req.clone()).await.unwrap();
+    assert_eq!((out.summary.created, out.summary.failed), (21, 0));
+    let view = engine.track_events(&req, true).await.unwrap();
+    assert_eq!((view.active, view.reason.as_str()), (true, "Active"));
+    assert!(view.message.contains("nothing changed"), "{}", view.message);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.server
+        .ldapmodify(&format!(
+            "dn: uid=ext0002,{}\nchangetype: modrdn\nnewrdn: uid=ext0002\ndeleteoldrdn: 1\nnewsuperior: {}\n\n\
+             dn: uid=ext0008,{}\nchangetype: delete\n",
+            ou_dn(&w.node, "后端"),
+            ou_dn(&w.node, "华南"),
+            ou_dn(&w.node, "研发"),
+        ))
+        .unwrap();
+    let view = engine.track_events(&req, true).await.unwrap();
+    assert!(
+        view.message.contains("1 moved, 1 removed"),
+        "{}",
+        view.message
+    );
+    let (_, users) = w.dingtalk();
+    assert_eq!(users["ext0002"].1, vec!["销售/华南".to_string()]);
+    assert!(!users.contains_key("ext0008"));
+    let view = engine.track_events(&req, true).await.unwrap();
+    assert!(view.message.contains("nothing changed"), "{}", view.message);
+}
