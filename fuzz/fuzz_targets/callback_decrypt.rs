@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let sealed = crypto.encrypt(&text);
     let signed = crypto.sign(ts, nonce, &sealed);
     assert_eq!(
-        crypto.verify_and_decrypt(&signed, ts, nonce, &sealed).ok().as_deref(),
+        crypto
+            .verify_and_decrypt(&signed, ts, nonce, &sealed)
+            .ok()
+            .as_deref(),
         Some(&*text)
     );
 });
