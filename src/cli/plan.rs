@@ -309,18 +309,9 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
             .as_ref()
             .and_then(|a| a.get(crate::api::target::APPROVE_ANNOTATION).cloned());
         if let Some(out_mapping) = &out_mapping {
-            let [root] = spec.scope.department_ids.as_slice() else {
-                bail!(
-                    "SyncTarget {name}: scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department"
-                );
-            };
-            let opts = OutboundOptions {
-                root: *root,
-                policy: deletion.policy,
-                max_count: deletion.max_count.unwrap_or(50),
-                max_percent: deletion.max_percent.unwrap_or(10),
-                approval,
-            };
+            let opts = OutboundOptions::for_target(spec, approval)
+                .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
+            let root = opts.root;
             bar.set_message(format!(
                 "{name}: reading {url} and DingTalk department {root}"
             ));
@@ -328,7 +319,7 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
                 .await
                 .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
             bar.finish_and_clear();
-            print_outbound(&name, &url, &spec.node, *root, &r, write);
+            print_outbound(&name, &url, &spec.node, root, &r, write);
             pending |= !r.failures.is_empty() || r.held.is_some() || (!write && r.pending > 0);
             continue;
         }

@@ -594,29 +594,16 @@ fn outbound_inputs(req: &SyncRequest) -> Result<OutboundMapping, SyncRunError> {
 
 async fn open_outbound(req: &SyncRequest) -> Result<OutboundRun, SyncRunError> {
     let mapping = outbound_inputs(req)?;
-    let root = match req.spec.scope.department_ids.as_slice() {
-        [one] => *one,
-        _ => {
-            return Err(SyncRunError::Permanent(
-                "scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department".into(),
-            ));
-        }
-    };
+    let opts = OutboundOptions::for_target(&req.spec, req.approval.clone())
+        .map_err(SyncRunError::Permanent)?;
     // The directory is the source: opened read-only, dingsync never writes it.
     let dir = open_directory(req, true).await?;
     let client = DingTalkClient::shared(client_config(&req.binding, &req.app_key, &req.app_secret));
-    let deletion = req.spec.deletion.clone().unwrap_or_default();
     Ok(OutboundRun {
         client,
         dir,
         mapping,
-        opts: OutboundOptions {
-            root,
-            policy: deletion.policy,
-            max_count: deletion.max_count.unwrap_or(50),
-            max_percent: deletion.max_percent.unwrap_or(10),
-            approval: req.approval.clone(),
-        },
+        opts,
     })
 }
 

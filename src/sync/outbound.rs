@@ -57,6 +57,27 @@ impl Default for OutboundOptions {
     }
 }
 
+impl OutboundOptions {
+    /// The options a SyncTarget spec sets (`scope.departmentIds` must name exactly one
+    /// department; deletion defaults as for Inbound).
+    pub fn for_target(
+        spec: &crate::api::SyncTargetSpec,
+        approval: Option<String>,
+    ) -> Result<Self, String> {
+        let [root] = spec.scope.department_ids.as_slice() else {
+            return Err("scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department".into());
+        };
+        let deletion = spec.deletion.clone().unwrap_or_default();
+        Ok(OutboundOptions {
+            root: *root,
+            policy: deletion.policy,
+            max_count: deletion.max_count.unwrap_or(50),
+            max_percent: deletion.max_percent.unwrap_or(10),
+            approval,
+        })
+    }
+}
+
 /// What an Outbound run did.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundReport {
@@ -276,17 +297,22 @@ fn current_field(u: &User, field: &str) -> Option<String> {
     }
 }
 
+/// The `extension.<key>` fields with a value, as DingTalk's `extension` object.
+fn extension_of(fields: &BTreeMap<String, String>) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(|(k, v)| {
+            k.strip_prefix("extension.")
+                .map(|key| (key.to_string(), serde_json::Value::String(v.clone())))
+        })
+        .collect()
+}
+
 /// Builds the create request (validated later, at apply, with the dept id known).
 fn user_create(p: &OutboundPerson, dept: i64) -> UserCreate {
     let get = |f: &str| p.fields.get(f).filter(|v| !v.is_empty()).cloned();
-    let mut ext = serde_json::Map::new();
-    for (k, v) in &p.fields {
-        if let Some(key) = k.strip_prefix("extension.")
-            && !v.is_empty()
-        {
-            ext.insert(key.to_string(), serde_json::Value::String(v.clone()));
-        }
-    }
+    let ext = extension_of(&p.fields);
     UserCreate {
         userid: Some(p.userid.clone()),
         name: get("name").unwrap_or_default(),
@@ -310,12 +336,7 @@ fn user_update(
     depts: Option<Vec<i64>>,
 ) -> UserUpdate {
     let get = |f: &str| fields.get(f).cloned();
-    let mut ext = serde_json::Map::new();
-    for (k, v) in fields {
-        if let Some(key) = k.strip_prefix("extension.") {
-            ext.insert(key.to_string(), serde_json::Value::String(v.clone()));
-        }
-    }
+    let ext = extension_of(fields);
     UserUpdate {
         userid: userid.to_string(),
         name: get("name"),
