@@ -17,7 +17,7 @@ use kube::{
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, Error, Sensitive, SyncRequest, adapters, secrets};
+use super::{Context, Error, SyncRequest, adapters, secrets};
 use crate::{
     api::{DingTalkBinding, FieldMapping, SyncTarget, target::Direction},
     dingtalk::DingTalkClient,
@@ -140,32 +140,9 @@ pub async fn inputs(
             ),
         )));
     };
-    let cred = &binding.spec.credentials_secret_ref;
-    let what = "spec.credentialsSecretRef";
-    let app_key = secrets::secret_text(ctx, &ns, &cred.name, &cred.app_key_key, what).await?;
-    let app_secret = secrets::secret_text(ctx, &ns, &cred.name, &cred.app_secret_key, what).await?;
-    let (dref, field) = match spec.directory.credential_ref() {
-        Some(r) => r,
-        None => {
-            return Ok(Err(problem(
-                "InvalidSpec",
-                "login.targetRef: the target sets neither ldap nor scim",
-            )));
-        }
-    };
-    let dir_secret = secrets::secret_text(ctx, &ns, &dref.name, &dref.key, field).await?;
-    let ca = match spec.directory.ca_ref() {
-        Some(r) => match secrets::secret_key(ctx, &ns, &r.name, &r.key, "caSecretRef").await? {
-            Ok(b) => Some(b),
-            Err(m) => return Ok(Err(problem(m.reason, m.message))),
-        },
-        None => None,
-    };
-    let (app_key, app_secret, dir_secret) = match (app_key, app_secret, dir_secret) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => {
-            return Ok(Err(problem(m.reason, m.message)));
-        }
+    let secrets = match secrets::target_secrets(ctx, &ns, &binding.spec, &spec).await? {
+        Ok(s) => s,
+        Err(m) => return Ok(Err(problem(m.reason, m.message))),
     };
     let mut h = Sha256::new();
     for part in [
@@ -173,10 +150,10 @@ pub async fn inputs(
         serde_json::to_vec(&spec).unwrap_or_default(),
         serde_json::to_vec(&mapping.spec).unwrap_or_default(),
         yaml.into_bytes(),
-        app_key.clone().into_bytes(),
-        app_secret.clone().into_bytes(),
-        dir_secret.clone().into_bytes(),
-        ca.clone().unwrap_or_default(),
+        secrets.app_key.clone().into_bytes(),
+        secrets.app_secret.expose().as_bytes().to_vec(),
+        secrets.directory.expose().as_bytes().to_vec(),
+        secrets.ca.clone().unwrap_or_default(),
     ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
@@ -198,10 +175,10 @@ pub async fn inputs(
             spec,
             binding: binding.spec.clone(),
             mapping: mapping.spec.clone(),
-            app_key,
-            app_secret: Sensitive::new(app_secret),
-            directory_secret: Sensitive::new(dir_secret),
-            directory_ca: ca,
+            app_key: secrets.app_key,
+            app_secret: secrets.app_secret,
+            directory_secret: secrets.directory,
+            directory_ca: secrets.ca,
             trigger: String::new(),
             approval: None,
             progress: None,

@@ -3,7 +3,8 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use super::{Context, Error};
+use super::{Context, Error, Sensitive};
+use crate::api::{DingTalkBindingSpec, SyncTargetSpec};
 
 /// Why a referenced Secret key could not be read; becomes the condition reason and message.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,5 +65,48 @@ pub async fn secret_text(
                 ),
             }),
         Err(m) => Err(m),
+    })
+}
+
+/// What a target's run needs from Secrets: the app's credentials and the directory's.
+pub struct TargetSecrets {
+    pub app_key: String,
+    pub app_secret: Sensitive,
+    /// LDAP bind password or SCIM token.
+    pub directory: Sensitive,
+    pub ca: Option<Vec<u8>>,
+}
+
+/// Reads the binding's app credentials and the target's directory credential and CA bundle;
+/// the first one missing is named.
+pub async fn target_secrets(
+    ctx: &Context,
+    namespace: &str,
+    binding: &DingTalkBindingSpec,
+    spec: &SyncTargetSpec,
+) -> Result<Result<TargetSecrets, Missing>, Error> {
+    let cred = &binding.credentials_secret_ref;
+    let what = "binding credentialsSecretRef";
+    let app_key = secret_text(ctx, namespace, &cred.name, &cred.app_key_key, what).await?;
+    let app_secret = secret_text(ctx, namespace, &cred.name, &cred.app_secret_key, what).await?;
+    let Some((dir_ref, field)) = spec.directory.credential_ref() else {
+        return Ok(Err(Missing {
+            reason: "InvalidSpec",
+            message: "spec.directory: set exactly one of ldap or scim".into(),
+        }));
+    };
+    let directory = secret_text(ctx, namespace, &dir_ref.name, &dir_ref.key, field).await?;
+    let ca = match spec.directory.ca_ref() {
+        Some(r) => Some(secret_key(ctx, namespace, &r.name, &r.key, "caSecretRef").await?),
+        None => None,
+    };
+    Ok(match (app_key, app_secret, directory, ca.transpose()) {
+        (Ok(app_key), Ok(s), Ok(d), Ok(ca)) => Ok(TargetSecrets {
+            app_key,
+            app_secret: Sensitive::new(s),
+            directory: Sensitive::new(d),
+            ca,
+        }),
+        (Err(m), ..) | (_, Err(m), ..) | (_, _, Err(m), _) | (.., Err(m)) => Err(m),
     })
 }

@@ -359,54 +359,17 @@ async fn evaluate(
     }
 
     // Secrets: the app's credentials and the directory's.
-    let cred = &binding.spec.credentials_secret_ref;
-    let app_key = secrets::secret_text(
-        ctx,
-        ns,
-        &cred.name,
-        &cred.app_key_key,
-        "binding credentialsSecretRef",
-    )
-    .await?;
-    let app_secret = secrets::secret_text(
-        ctx,
-        ns,
-        &cred.name,
-        &cred.app_secret_key,
-        "binding credentialsSecretRef",
-    )
-    .await?;
-    let (dir_ref, field) = match spec.directory.credential_ref() {
-        Some(r) => r,
-        None => {
-            not_ready(
-                st,
-                "InvalidSpec",
-                "spec.directory: set exactly one of ldap or scim",
-                g,
-            );
-            return Ok((wait, Some("InvalidSpec")));
-        }
-    };
-    let dir_secret = secrets::secret_text(ctx, ns, &dir_ref.name, &dir_ref.key, field).await?;
-    let ca = match spec.directory.ca_ref() {
-        Some(r) => Some(secrets::secret_key(ctx, ns, &r.name, &r.key, "caSecretRef").await?),
-        None => None,
-    };
-    let (app_key, app_secret, dir_secret) = match (app_key, app_secret, dir_secret) {
-        (Ok(a), Ok(b), Ok(c)) => (a, Sensitive::new(b), Sensitive::new(c)),
-        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => {
+    let secrets::TargetSecrets {
+        app_key,
+        app_secret,
+        directory: dir_secret,
+        ca,
+    } = match secrets::target_secrets(ctx, ns, &binding.spec, spec).await? {
+        Ok(s) => s,
+        Err(m) => {
             not_ready(st, m.reason, m.message, g);
             return Ok((wait, Some(m.reason)));
         }
-    };
-    let ca = match ca {
-        Some(Err(m)) => {
-            not_ready(st, m.reason, m.message, g);
-            return Ok((wait, Some(m.reason)));
-        }
-        Some(Ok(bytes)) => Some(bytes),
-        None => None,
     };
 
     let callback = match binding.spec.events.as_ref() {
