@@ -52,6 +52,11 @@ struct World {
     client: DingTalkClient,
     dir: Arc<dyn Directory>,
     target: Arc<Gate>,
+    /// The target's writer lock. The controller keeps one per target for the life of the
+    /// process, shared by every pipeline it starts; a pipeline standing in for a restarted
+    /// process shares it too, so the old one's last batch finishes before the new one writes
+    /// (a real restart kills the old writer outright).
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A directory that can be switched off: while `down`, every write fails as if the server
@@ -199,6 +204,7 @@ async fn world(server: &Slapd, name: &str, people: usize) -> World {
         client,
         dir: target.clone(),
         target,
+        lock: Default::default(),
     }
 }
 
@@ -215,6 +221,7 @@ impl World {
     }
 
     async fn full_sync(&self) {
+        let _writer = self.lock.lock().await;
         let r = sync::run(
             self.source().as_ref(),
             self.dir.as_ref(),
@@ -237,7 +244,7 @@ impl World {
                 dir: self.dir.clone(),
                 mapping: Arc::new(sync::conformance::mapping()),
                 opts: opts(),
-                lock: Default::default(),
+                lock: self.lock.clone(),
             },
             baseline,
         );
