@@ -356,7 +356,8 @@ fn handle(st: &mut State, app: &App, path: &str, p: &Params) -> Result<Response,
             }
             dept_visible(&st.org, app, id)?;
             let order = p.str("order_field")?.unwrap_or_else(|| "custom".into());
-            let members = sorted_members(&st.org, id, &order)?;
+            let listing = st.listing(id, &order)?;
+            let members: Vec<&Person> = listing.iter().map(|i| &st.org.people[*i]).collect();
             let start = (cursor as usize).min(members.len());
             let end = (start + size as usize).min(members.len());
             let simple = path.ends_with("listsimple");
@@ -621,24 +622,34 @@ fn pinyin_key(s: &str) -> String {
         .join(" ")
 }
 
-fn sorted_members<'a>(org: &'a Org, dept: i64, order: &str) -> Result<Vec<&'a Person>, ApiError> {
-    let mut m = org.members(dept);
+/// Direct members of `dept` in the order `order_field` asks for (indexes into `org.people`).
+pub(super) fn sort_members(
+    org: &Org,
+    dept: i64,
+    order: &str,
+    m: &mut [usize],
+) -> Result<(), ApiError> {
+    let p = |i: &usize| &org.people[*i];
     match order {
-        "entry_asc" => m.sort_by_key(|p| (p.created_ms, p.userid.clone())),
-        "entry_desc" => m.sort_by_key(|p| (std::cmp::Reverse(p.created_ms), p.userid.clone())),
-        "modify_asc" => m.sort_by_key(|p| (p.modified_ms, p.userid.clone())),
-        "modify_desc" => m.sort_by_key(|p| (std::cmp::Reverse(p.modified_ms), p.userid.clone())),
+        "entry_asc" => m.sort_by_key(|i| (p(i).created_ms, p(i).userid.clone())),
+        "entry_desc" => {
+            m.sort_by_key(|i| (std::cmp::Reverse(p(i).created_ms), p(i).userid.clone()))
+        }
+        "modify_asc" => m.sort_by_key(|i| (p(i).modified_ms, p(i).userid.clone())),
+        "modify_desc" => {
+            m.sort_by_key(|i| (std::cmp::Reverse(p(i).modified_ms), p(i).userid.clone()))
+        }
         // UNCONFIRMED direction of per-department user order; larger first per the update doc.
-        "custom" => m.sort_by_cached_key(|p| {
+        "custom" => m.sort_by_cached_key(|i| {
             (
-                std::cmp::Reverse(p.dept_order.get(&dept).copied().unwrap_or(0)),
-                pinyin_key(&p.name),
-                p.userid.clone(),
+                std::cmp::Reverse(p(i).dept_order.get(&dept).copied().unwrap_or(0)),
+                pinyin_key(&p(i).name),
+                p(i).userid.clone(),
             )
         }),
         _ => return Err(api_err(40035, "不合法的参数: order_field")),
     }
-    Ok(m)
+    Ok(())
 }
 
 /// A user as `user/get` (listing = None) or `user/list` (listing = the queried dept) shows it,

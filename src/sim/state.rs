@@ -400,6 +400,17 @@ pub struct State {
     pub next_user_seq: u64,
     pub max_depth: usize,
     pub rehire_cooldown_ms: i64,
+    /// Department listings as `user/list` pages them, built on first use and dropped by
+    /// every change to the org (so paging 100,000 people does not rescan them per page).
+    listings: Listings,
+}
+
+/// Indexes into `org.people`: direct members per department, and each (department, order)
+/// as sorted for paging.
+#[derive(Default)]
+struct Listings {
+    members: Option<HashMap<i64, Vec<usize>>>,
+    sorted: HashMap<(i64, String), std::sync::Arc<Vec<usize>>>,
 }
 
 const EVENT_LOG_CAP: usize = 10_000;
@@ -446,7 +457,40 @@ impl State {
             next_user_seq: 1,
             max_depth,
             rehire_cooldown_ms,
+            listings: Listings::default(),
         }
+    }
+
+    /// Something in the org changed: listings are rebuilt when next asked for.
+    fn org_changed(&mut self) {
+        self.listings = Listings::default();
+    }
+
+    /// `dept`'s direct members in `user/list` order, as indexes into `org.people`.
+    pub fn listing(
+        &mut self,
+        dept: i64,
+        order: &str,
+    ) -> Result<std::sync::Arc<Vec<usize>>, ApiError> {
+        let key = (dept, order.to_owned());
+        if let Some(l) = self.listings.sorted.get(&key) {
+            return Ok(l.clone());
+        }
+        let org = &self.org;
+        let members = self.listings.members.get_or_insert_with(|| {
+            let mut m: HashMap<i64, Vec<usize>> = HashMap::new();
+            for (i, p) in org.people.iter().enumerate() {
+                for d in &p.departments {
+                    m.entry(*d).or_default().push(i);
+                }
+            }
+            m
+        });
+        let mut list = members.get(&dept).cloned().unwrap_or_default();
+        super::oapi::sort_members(org, dept, order, &mut list)?;
+        let list = std::sync::Arc::new(list);
+        self.listings.sorted.insert(key, list.clone());
+        Ok(list)
     }
 
     /// Simulated wall clock in ms (real clock + what `advance_clock` added).
@@ -625,6 +669,7 @@ impl State {
         dept_ids: Vec<i64>,
         diff: Option<Value>,
     ) {
+        self.org_changed();
         let ev = Event {
             event_id: uuid::Uuid::new_v4().simple().to_string(),
             event_type: event_type.to_owned(),
@@ -690,6 +735,7 @@ impl State {
     /// Validates and applies a create (§4.1). `strict` = the oapi rules (mobile required,
     /// re-add cooldown); the admin API (HR in the console) is lenient about mobile.
     pub fn create_user(&mut self, w: UserWrite, strict: bool) -> Result<Person, ApiError> {
+        self.org_changed();
         let name = w
             .name
             .clone()
@@ -765,6 +811,7 @@ impl State {
         w: UserWrite,
         strict: bool,
     ) -> Result<Person, ApiError> {
+        self.org_changed();
         let idx = self
             .org
             .people
@@ -810,6 +857,7 @@ impl State {
 
     /// Removes a person (§4.3); they can be rehired with [`Self::rehire`].
     pub fn delete_user(&mut self, userid: &str) -> Result<Person, ApiError> {
+        self.org_changed();
         let idx = self
             .org
             .people
@@ -843,6 +891,7 @@ impl State {
         userid: &str,
         departments: Option<Vec<i64>>,
     ) -> Result<Person, ApiError> {
+        self.org_changed();
         if self.org.person(userid).is_some() {
             return Err(api_err(60102, "UserID在公司中已存在"));
         }
@@ -1036,6 +1085,7 @@ impl State {
 
     /// §4.4 create department.
     pub fn create_department(&mut self, w: DeptWrite) -> Result<Department, ApiError> {
+        self.org_changed();
         let name = w
             .name
             .clone()
@@ -1064,6 +1114,7 @@ impl State {
 
     /// §4.5 update department (rename, move, order, heads...).
     pub fn update_department(&mut self, id: i64, w: DeptWrite) -> Result<Department, ApiError> {
+        self.org_changed();
         if id == ROOT_DEPT {
             return Err(api_err(60018, "根部门不能更新"));
         }
@@ -1126,6 +1177,7 @@ impl State {
 
     /// §4.6: refuses the root, departments with sub-departments or with members.
     pub fn delete_department(&mut self, id: i64) -> Result<Department, ApiError> {
+        self.org_changed();
         if id == ROOT_DEPT {
             return Err(api_err(60007, "根部门不能删除"));
         }
