@@ -291,10 +291,16 @@ async fn full_sync(people: usize, backend: Backend) {
     let t = Instant::now();
     // Where the first sync's time goes: the moment each phase began.
     let phases: std::sync::Mutex<Vec<(String, f64)>> = Default::default();
-    let timed = |phase: &str, _: usize, _: Option<usize>| {
+    let timed = |phase: &str, _done: usize, _total: Option<usize>| {
         let mut v = phases.lock().unwrap();
         if v.last().is_none_or(|(p, _)| p != phase) {
             v.push((phase.to_owned(), t.elapsed().as_secs_f64()));
+        }
+        if std::env::var("DINGSYNC_BENCH_MEMPROBE").is_ok() {
+            eprintln!(
+                "{phase} {_done:?}/{_total:?} at {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
         }
     };
     let first = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &timed)
