@@ -223,7 +223,7 @@ async fn a_template_failing_for_some_people_fails_only_them() {
     // Fixed data converges.
     let fixed = org.edit("u4", |p| {
         p.fields
-            .insert("mobile".into(), serde_json::json!("13800000004"));
+            .insert("mobile", serde_json::json!("13800000004"));
     });
     let r = run_with(&fixed, &dir, &mapping, true).await;
     assert!(r.failures.is_empty(), "{:#?}", r.failures);

@@ -208,7 +208,7 @@ impl Mapping {
     /// A person's template context, built once and reused by every rule (the diff renders
     /// several templates per person; converting the fields each time dominated its cost).
     pub fn context(&self, person: &Person) -> PersonContext {
-        PersonContext(JValue::from_serialize(&person.fields))
+        PersonContext(person.fields.to_jinja())
     }
 
     /// [`Mapping::person_attributes`] with a prepared context.
@@ -285,7 +285,7 @@ impl Mapping {
     pub fn department_name(&self, dept: &Department) -> Result<String, RenderError> {
         let name = self.render(
             "department.nameTemplate",
-            &JValue::from_serialize(&dept.fields),
+            &dept.fields.to_jinja(),
         )?;
         if name.is_empty() {
             return Err(RenderError {
@@ -302,7 +302,7 @@ impl Mapping {
         dept: &Department,
         creating: bool,
     ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
-        let ctx = JValue::from_serialize(&dept.fields);
+        let ctx = dept.fields.to_jinja();
         let mut out = BTreeMap::new();
         for r in &self.dept {
             if r.ownership == Ownership::OnCreate && !creating {

@@ -2,9 +2,11 @@
 //! outbound) has them, keyed by stable source ids. Every field a template may use is kept in
 //! `fields`, under DingTalk's own field names, so mappings read like DingTalk's API docs.
 
+mod fields;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use serde_json::Value;
+pub use fields::Fields;
 
 /// Fields of a person a template may use (DingTalk's names). Templates naming anything else
 /// are refused when the mapping is compiled, so a typo never renders as an empty string.
@@ -65,7 +67,7 @@ pub struct Department {
     pub name: String,
     /// Parent's id; `None` for a root of the target's scope.
     pub parent: Option<String>,
-    pub fields: BTreeMap<String, Value>,
+    pub fields: Fields,
 }
 
 /// A person, keyed by userid.
@@ -77,17 +79,14 @@ pub struct Person {
     pub departments: Vec<String>,
     /// The department whose OU holds the person in the `OuTree` layout.
     pub main_department: Option<String>,
-    pub fields: BTreeMap<String, Value>,
+    pub fields: Fields,
 }
 
 impl Person {
     /// A field as trimmed text, `None` when absent or empty.
     pub fn text(&self, field: &str) -> Option<String> {
-        match self.fields.get(field)? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
+        let s = self.fields.text(field)?.trim();
+        (!s.is_empty()).then(|| s.to_string())
     }
 }
 

@@ -243,14 +243,14 @@ pub async fn renames_and_moves(h: &dyn Harness) {
     let org = org
         .edit_dept("3", |d| {
             d.name = "Global Sales".into();
-            d.fields.insert("name".into(), json!("Global Sales"));
+            d.fields.insert("name", json!("Global Sales"));
         })
         .edit_dept("4", |d| {
             d.parent = Some("3".into());
         })
         .edit("u1", |p| {
             p.name = "李丽娜".into();
-            p.fields.insert("name".into(), json!("李丽娜"));
+            p.fields.insert("name", json!("李丽娜"));
             p.departments = vec!["3".into()];
         });
     let r = sync(&org, dir.as_ref(), &Options::default(), true).await;
@@ -885,11 +885,11 @@ pub async fn incremental_run_touches_only_named_records(h: &dyn Harness) {
         .without("u2")
         .edit_dept("3", |d| {
             d.name = "Global Sales".into();
-            d.fields.insert("name".into(), json!("Global Sales"));
+            d.fields.insert("name", json!("Global Sales"));
         })
         // Not named by any event: must not be written by the incremental run.
         .edit("u1", |p| {
-            p.fields.insert("title".into(), json!("Manager"));
+            p.fields.insert("title", json!("Manager"));
         });
     let source = StaticSource::new(changed.snapshot(true));
     let changes = Changes {

@@ -186,9 +186,16 @@ async fn finish(
     progress: ProgressFn<'_>,
 ) -> Result<Report, SyncError> {
     let writes_before = dir.writes();
+    // The plan carries everything the writes need: the source's records go now, not after
+    // the (long) apply.
+    let SourceSnapshot {
+        complete,
+        incomplete,
+        ..
+    } = snapshot;
     let mut report = Report {
-        complete: snapshot.complete,
-        incomplete: snapshot.incomplete.clone(),
+        complete,
+        incomplete,
         missing_mobile: plan.missing_mobile,
         missing_email: plan.missing_email,
         people: plan.people,
