@@ -222,8 +222,7 @@ async fn a_template_failing_for_some_people_fails_only_them() {
     assert!(snap.people.iter().all(|p| p.id.as_deref() != Some("u4")));
     // Fixed data converges.
     let fixed = org.edit("u4", |p| {
-        p.fields
-            .insert("mobile", serde_json::json!("13800000004"));
+        p.fields.insert("mobile", serde_json::json!("13800000004"));
     });
     let r = run_with(&fixed, &dir, &mapping, true).await;
     assert!(r.failures.is_empty(), "{:#?}", r.failures);

@@ -4,16 +4,14 @@
 //! (DingTalk userid / dept_id), which it keeps as anchors inside the entries themselves, so the
 //! state is rebuilt from the directory on every read: no side database, renames stay renames.
 
+pub mod attrs;
 pub mod ldap;
 pub mod memory;
 pub mod scim;
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 
-/// Attribute values by attribute name (names as the mapping spells them).
-pub type Attrs = BTreeMap<String, Vec<String>>;
+pub use attrs::{Attrs, Name};
 
 /// A person entry as read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,12 +3,13 @@
 
 pub mod outbound;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
 
 use crate::{
     api::{FieldMappingSpec, mapping::Ownership},
+    directory::{Attrs, Name},
     model::{DEPARTMENT_FIELDS, Department, PERSON_FIELDS, Person},
 };
 
@@ -33,7 +34,8 @@ pub struct RenderError {
 #[derive(Debug, Clone)]
 struct Rule {
     label: String,
-    target: String,
+    /// Interned: every rendered person shares it.
+    target: Name,
     ownership: Ownership,
 }
 
@@ -123,7 +125,7 @@ impl Mapping {
             add(&mut env, label.clone(), &r.template, PERSON_FIELDS)?;
             user.push(Rule {
                 label,
-                target: r.target.clone(),
+                target: Name::new(&r.target),
                 ownership: r.ownership,
             });
         }
@@ -133,7 +135,7 @@ impl Mapping {
             add(&mut env, label.clone(), &r.source, PERSON_FIELDS)?;
             matches.push(Rule {
                 label,
-                target: r.target.clone(),
+                target: Name::new(&r.target),
                 ownership: Ownership::Always,
             });
         }
@@ -161,7 +163,7 @@ impl Mapping {
                 add(&mut env, label.clone(), &r.template, DEPARTMENT_FIELDS)?;
                 dept.push(Rule {
                     label,
-                    target: r.target.clone(),
+                    target: Name::new(&r.target),
                     ownership: r.ownership,
                 });
             }
@@ -197,11 +199,7 @@ impl Mapping {
 
     /// The attributes a person should have. `creating` includes `OnCreate` rules. An empty
     /// result means "no value".
-    pub fn person_attributes(
-        &self,
-        person: &Person,
-        creating: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
+    pub fn person_attributes(&self, person: &Person, creating: bool) -> Result<Attrs, RenderError> {
         self.person_attributes_in(&self.context(person), creating)
     }
 
@@ -216,9 +214,9 @@ impl Mapping {
         &self,
         ctx: &PersonContext,
         creating: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
+    ) -> Result<Attrs, RenderError> {
         let ctx = &ctx.0;
-        let mut out = BTreeMap::new();
+        let mut out = Attrs::new();
         for r in &self.user {
             if r.ownership == Ownership::OnCreate && !creating {
                 continue;
@@ -275,7 +273,7 @@ impl Mapping {
         for r in &self.matches {
             let v = self.render(&r.label, &ctx.0)?;
             if !v.is_empty() {
-                out.push((r.target.clone(), v.to_lowercase()));
+                out.push((r.target.to_string(), v.to_lowercase()));
             }
         }
         Ok(out)
@@ -283,10 +281,7 @@ impl Mapping {
 
     /// The group (or OU) name of a department.
     pub fn department_name(&self, dept: &Department) -> Result<String, RenderError> {
-        let name = self.render(
-            "department.nameTemplate",
-            &dept.fields.to_jinja(),
-        )?;
+        let name = self.render("department.nameTemplate", &dept.fields.to_jinja())?;
         if name.is_empty() {
             return Err(RenderError {
                 rule: "department.nameTemplate".into(),
@@ -301,9 +296,9 @@ impl Mapping {
         &self,
         dept: &Department,
         creating: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
+    ) -> Result<Attrs, RenderError> {
         let ctx = dept.fields.to_jinja();
-        let mut out = BTreeMap::new();
+        let mut out = Attrs::new();
         for r in &self.dept {
             if r.ownership == Ownership::OnCreate && !creating {
                 continue;

@@ -290,7 +290,11 @@ mod tests {
         f.insert("c", json!(null));
         assert_eq!(f.get("b"), Some(json!("y")));
         assert_eq!(f.len(), 3);
-        assert_eq!(shared.get("b"), Some(json!("x")), "a clone keeps its values");
+        assert_eq!(
+            shared.get("b"),
+            Some(json!("x")),
+            "a clone keeps its values"
+        );
     }
 
     #[test]
@@ -302,9 +306,7 @@ mod tests {
                    {{ title | default('-', true) }}";
         let lazy = env.render_str(tpl, f.to_jinja()).unwrap();
         let map: BTreeMap<String, Value> = f.iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        let eager = env
-            .render_str(tpl, JValue::from_serialize(&map))
-            .unwrap();
+        let eager = env.render_str(tpl, JValue::from_serialize(&map)).unwrap();
         assert_eq!(lazy, eager);
         assert_eq!(lazy, "张伟|0000|1600000000001|True|True|1,2|A1|True|-");
     }

@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     api::{mapping::SuffixStyle, target::DeletionPolicy},
-    directory::{Attrs, PersonEntry, Snapshot},
+    directory::{Attrs, Name, PersonEntry, Snapshot},
     mapping::Mapping,
     model::{Changes, SourceSnapshot},
 };
@@ -351,7 +351,7 @@ pub fn plan_scoped(
                     Ok(wanted) => {
                         let diff = changes(&cur.attrs, &wanted);
                         if !diff.is_empty() {
-                            let names: Vec<&String> = diff.keys().collect();
+                            let names: Vec<&str> = diff.keys().map(Name::as_str).collect();
                             steps.push(Step {
                                 op: Op::UpdateDept {
                                     id: d.id.clone(),
@@ -406,7 +406,7 @@ pub fn plan_scoped(
         for (k, vals) in &e.attrs {
             for v in vals {
                 match_index
-                    .entry((k.clone(), v.to_lowercase()))
+                    .entry((k.to_string(), v.to_lowercase()))
                     .or_default()
                     .push(e);
             }
@@ -427,7 +427,7 @@ pub fn plan_scoped(
         /// Rendered now, so each person's template context is dropped at once instead of
         /// all of them living until the second pass (at 100,000 people that is most of the
         /// plan's memory).
-        attrs: Result<BTreeMap<String, Vec<String>>, crate::mapping::RenderError>,
+        attrs: Result<Attrs, crate::mapping::RenderError>,
     }
     let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
     for p in people {
@@ -617,7 +617,7 @@ pub fn plan_scoped(
                 }
                 let diff = changes(&e.attrs, &attrs);
                 if !diff.is_empty() {
-                    let names: Vec<&String> = diff.keys().collect();
+                    let names: Vec<&str> = diff.keys().map(Name::as_str).collect();
                     steps.push(Step {
                         op: Op::UpdatePerson {
                             id: p.id.clone(),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use dingsync::api::target::Layout;
+use dingsync::directory::Attrs;
 use dingsync::directory::ldap::{ConnectOptions, Pool, Secret, Store};
 use futures::{StreamExt, TryStreamExt};
 
@@ -96,7 +97,7 @@ async fn run(n: usize) {
                 &d.to_string(),
                 &format!("部门{d}"),
                 parent.as_deref(),
-                &BTreeMap::new(),
+                &Attrs::new(),
             )
             .await
             .unwrap();
@@ -107,7 +108,7 @@ async fn run(n: usize) {
             let store = store.clone();
             let writes = writes.clone();
             async move {
-                let mut a = BTreeMap::new();
+                let mut a = Attrs::new();
                 a.insert("uid".to_string(), vec![format!("user{i}")]);
                 a.insert("cn".to_string(), vec![format!("员工{i}")]);
                 a.insert("sn".to_string(), vec![format!("员{i}")]);

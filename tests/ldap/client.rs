@@ -1,6 +1,6 @@
 //! The connection layer: CRUD, modrdn, paging, escaping, error kinds, reconnects.
 
-use std::collections::BTreeMap;
+use dingsync::directory::Attrs;
 
 use dingsync::directory::ldap::client::{ConnectOptions, LdapError, Modification, Pool, Secret};
 use dingsync::directory::ldap::dn::{Dn, escape_filter_value};
@@ -18,14 +18,14 @@ async fn pool(s: &Slapd) -> std::sync::Arc<Pool> {
     .expect("service account binds")
 }
 
-fn attrs(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
         .collect()
 }
 
-fn person(uid: &str, cn: &str) -> BTreeMap<String, Vec<String>> {
+fn person(uid: &str, cn: &str) -> Attrs {
     attrs(&[
         ("objectClass", &["inetOrgPerson"]),
         ("uid", &[uid]),
@@ -103,7 +103,7 @@ async fn nasty_names_survive_add_search_and_rename() {
     for (i, name) in names.iter().enumerate() {
         let dn = Dn::child(&node, "cn", name);
         let mut a = person(&format!("u{i}"), name);
-        a.insert("description".into(), vec![name.to_string()]);
+        a.insert("description", vec![name.to_string()]);
         p.add(&dn.to_string(), &a)
             .await
             .unwrap_or_else(|e| panic!("{name:?}: {e}"));
@@ -270,7 +270,7 @@ async fn schema_refusals_name_the_attribute() {
     }
     // Unknown attribute.
     let mut a = person("y", "y");
-    a.insert("noSuchAttr".into(), vec!["v".into()]);
+    a.insert("noSuchAttr", vec!["v".into()]);
     let err = p.add(&format!("uid=y,{node}"), &a).await.unwrap_err();
     match err {
         LdapError::Rejected { attribute, .. } => {

@@ -1,6 +1,6 @@
 //! The node view: anchors, department groups, memberships, locks, renames and moves.
 
-use std::collections::BTreeMap;
+use dingsync::directory::Attrs;
 use std::process::Command;
 
 use dingsync::api::target::Layout;
@@ -20,7 +20,7 @@ async fn store(s: &Slapd, node: &str, layout: Layout, corp: &str) -> Store {
     Store::open(pool, node, layout, corp).await.unwrap()
 }
 
-fn person(uid: &str, cn: &str) -> BTreeMap<String, Vec<String>> {
+fn person(uid: &str, cn: &str) -> Attrs {
     [
         ("uid", uid),
         ("cn", cn),
@@ -47,13 +47,13 @@ async fn people_groups_and_memberships() {
     };
     let node = s.new_node("acme").unwrap();
     let st = store(&s, &node, Layout::FlatWithGroups, "dingcorp").await;
-    st.create_dept("1", "Acme", None, &BTreeMap::new())
+    st.create_dept("1", "Acme", None, &Attrs::new())
         .await
         .unwrap();
-    st.create_dept("2", "研发,部", Some("1"), &BTreeMap::new())
+    st.create_dept("2", "研发,部", Some("1"), &Attrs::new())
         .await
         .unwrap();
-    st.create_dept("3", "Sales", Some("1"), &BTreeMap::new())
+    st.create_dept("3", "Sales", Some("1"), &Attrs::new())
         .await
         .unwrap();
     st.create_person("u1", &person("zhangsan", "张三"), None, false)
@@ -116,7 +116,7 @@ async fn disable_locks_and_leaves_groups_enable_unlocks() {
     };
     let node = s.new_node("lock").unwrap();
     let st = store(&s, &node, Layout::FlatWithGroups, "dingcorp").await;
-    st.create_dept("1", "Acme", None, &BTreeMap::new())
+    st.create_dept("1", "Acme", None, &Attrs::new())
         .await
         .unwrap();
     let dn = st
@@ -149,16 +149,16 @@ async fn renames_and_moves_are_modrdn_of_the_same_entries() {
     };
     let node = s.new_node("mv").unwrap();
     let st = store(&s, &node, Layout::FlatWithGroups, "dingcorp").await;
-    st.create_dept("1", "Acme", None, &BTreeMap::new())
+    st.create_dept("1", "Acme", None, &Attrs::new())
         .await
         .unwrap();
-    st.create_dept("2", "Dev", Some("1"), &BTreeMap::new())
+    st.create_dept("2", "Dev", Some("1"), &Attrs::new())
         .await
         .unwrap();
-    st.create_dept("3", "Backend", Some("2"), &BTreeMap::new())
+    st.create_dept("3", "Backend", Some("2"), &Attrs::new())
         .await
         .unwrap();
-    st.create_dept("4", "Ops", Some("1"), &BTreeMap::new())
+    st.create_dept("4", "Ops", Some("1"), &Attrs::new())
         .await
         .unwrap();
     st.create_person("u1", &person("zhaoliu", "赵六"), None, false)
@@ -181,7 +181,7 @@ async fn renames_and_moves_are_modrdn_of_the_same_entries() {
     // Move Backend under Ops.
     st.move_dept("3", "Backend", Some("4")).await.unwrap();
     // Rename the person (uid change).
-    let mut ch = BTreeMap::new();
+    let mut ch = Attrs::new();
     ch.insert("uid".to_string(), vec!["zhaoliu2".to_string()]);
     ch.insert("mail".to_string(), vec!["z6@example.com".to_string()]);
     st.update_person("u1", &ch).await.unwrap();
@@ -247,10 +247,10 @@ async fn ou_tree_places_people_under_their_department() {
     };
     let node = s.new_node("tree").unwrap();
     let st = store(&s, &node, Layout::OuTree, "dingcorp").await;
-    st.create_dept("1", "Acme", None, &BTreeMap::new())
+    st.create_dept("1", "Acme", None, &Attrs::new())
         .await
         .unwrap();
-    st.create_dept("2", "Dev", Some("1"), &BTreeMap::new())
+    st.create_dept("2", "Dev", Some("1"), &Attrs::new())
         .await
         .unwrap();
     let dn = st
@@ -289,7 +289,7 @@ async fn without_ppolicy_disable_fails_clearly_and_changes_nothing() {
     let node = s.new_node("nolock").unwrap();
     let st = store(&s, &node, Layout::FlatWithGroups, "dingcorp").await;
     assert!(!st.lock_supported());
-    st.create_dept("1", "Acme", None, &BTreeMap::new())
+    st.create_dept("1", "Acme", None, &Attrs::new())
         .await
         .unwrap();
     st.create_person("u1", &person("a", "A"), None, false)

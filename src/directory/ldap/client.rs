@@ -1,7 +1,7 @@
 //! Connections to one LDAP server: TLS, simple bind, a small pool, paged search, and the
 //! mapping of LDAP result codes to error kinds the sync engine can act on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -9,6 +9,8 @@ use std::time::Duration;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use tokio::sync::Mutex;
+
+use crate::directory::{Attrs, Name};
 
 /// A password that never shows up in logs, Debug output or errors.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -257,7 +259,7 @@ fn from_ldap3(e: ldap3::LdapError, dn: &str, attrs: &[&str], bind_dn: &str) -> L
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
     pub dn: String,
-    pub attrs: BTreeMap<String, Vec<String>>,
+    pub attrs: Attrs,
 }
 
 impl RawEntry {
@@ -448,9 +450,9 @@ impl Pool {
                 let mut out = Vec::new();
                 while let Some(re) = stream.next().await? {
                     let e = SearchEntry::construct(re);
-                    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                    let mut map = Attrs::new();
                     for (k, v) in e.attrs {
-                        map.entry(k.to_ascii_lowercase()).or_default().extend(v);
+                        map.values_mut(&k.to_ascii_lowercase()).extend(v);
                     }
                     out.push(RawEntry {
                         dn: e.dn,
@@ -488,16 +490,12 @@ impl Pool {
     }
 
     /// Add an entry.
-    pub async fn add(
-        &self,
-        dn: &str,
-        attrs: &BTreeMap<String, Vec<String>>,
-    ) -> Result<(), LdapError> {
-        let names: Vec<&str> = attrs.keys().map(String::as_str).collect();
+    pub async fn add(&self, dn: &str, attrs: &Attrs) -> Result<(), LdapError> {
+        let names: Vec<&str> = attrs.keys().map(Name::as_str).collect();
         let list: Vec<(String, HashSet<String>)> = attrs
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .map(|(k, v)| (k.to_string(), v.iter().cloned().collect()))
             .collect();
         self.run(dn, &names, false, |mut h| {
             let list = list.clone();

@@ -5,7 +5,7 @@
 //! rebuilt on every read and kept current by every write, so a rename of a department (which
 //! renames its whole nested subtree) keeps later operations pointing at the right entries.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use ldap3::Scope;
@@ -17,6 +17,7 @@ use super::schema::{
     PERSON_RDN, StoredAnchor, is_anchor_value,
 };
 use crate::api::target::Layout;
+use crate::directory::Attrs;
 
 /// Attributes read besides the user attributes (`*`).
 const OPERATIONAL: [&str; 3] = ["*", "entryUUID", LOCK_ATTR];
@@ -31,7 +32,7 @@ pub struct PersonEntry {
     /// Source id from the anchor; `None` for an unlinked entry.
     pub id: Option<String>,
     /// User attributes, names lowercased, the anchor value removed.
-    pub attrs: BTreeMap<String, Vec<String>>,
+    pub attrs: Attrs,
     /// Ids of the department groups the person is a direct member of, sorted.
     pub departments: Vec<String>,
     /// In the `OuTree` layout: the department whose OU holds the entry.
@@ -48,7 +49,7 @@ pub struct DeptEntry {
     pub name: String,
     pub parent: Option<String>,
     /// User attributes of the group, names lowercased, without anchor and members.
-    pub attrs: BTreeMap<String, Vec<String>>,
+    pub attrs: Attrs,
 }
 
 /// Everything under the node this target may act on.
@@ -94,11 +95,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn lower_attrs(attrs: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn lower_attrs(attrs: &Attrs) -> Attrs {
+    let mut out = Attrs::new();
     for (k, v) in attrs {
-        out.entry(k.to_ascii_lowercase())
-            .or_default()
+        out.values_mut(&k.to_ascii_lowercase())
             .extend(v.iter().cloned());
     }
     out
@@ -181,7 +181,7 @@ impl Store {
             vec![]
         };
         for (base, name) in containers {
-            let mut a = BTreeMap::new();
+            let mut a = Attrs::new();
             a.insert("objectClass".to_string(), vec!["organizationalUnit".into()]);
             a.insert("ou".to_string(), vec![name.to_string()]);
             ignore(store.pool.add(&base.to_string(), &a).await, &[]).or_else(|e| match e {
@@ -426,7 +426,7 @@ impl Store {
     pub async fn create_person(
         &self,
         id: &str,
-        attrs: &BTreeMap<String, Vec<String>>,
+        attrs: &Attrs,
         main_dept: Option<&str>,
         disabled: bool,
     ) -> Result<String, LdapError> {
@@ -468,11 +468,7 @@ impl Store {
     }
 
     /// Replace attributes (empty list: remove). A change of `uid` is a modrdn.
-    pub async fn update_person(
-        &self,
-        id: &str,
-        changes: &BTreeMap<String, Vec<String>>,
-    ) -> Result<(), LdapError> {
+    pub async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), LdapError> {
         let mut changes = lower_attrs(changes);
         let dn = self.person_dn(id)?;
         if let Some(uid) = changes.remove(PERSON_RDN) {
@@ -499,7 +495,7 @@ impl Store {
     async fn replace_mods(
         &self,
         dn: &Dn,
-        changes: BTreeMap<String, Vec<String>>,
+        changes: Attrs,
         kind: AnchorKind,
         id: &str,
     ) -> Result<Vec<Modification>, LdapError> {
@@ -512,10 +508,10 @@ impl Store {
                 // The anchor lives in this attribute too: keep it alongside the mapped values.
                 let mut vals: Vec<String> = v.into_iter().filter(|x| !is_anchor_value(x)).collect();
                 vals.push(StoredAnchor::new(kind, &self.corp_id, id).encode());
-                mods.push(Modification::Replace(k, vals));
+                mods.push(Modification::Replace(k.to_string(), vals));
                 continue;
             }
-            mods.push(Modification::Replace(k, v));
+            mods.push(Modification::Replace(k.to_string(), v));
         }
         let _ = dn;
         Ok(mods)
@@ -766,7 +762,7 @@ impl Store {
         id: &str,
         name: &str,
         parent: Option<&str>,
-        attrs: &BTreeMap<String, Vec<String>>,
+        attrs: &Attrs,
     ) -> Result<String, LdapError> {
         if name.is_empty() {
             return Err(LdapError::Rejected {
@@ -779,7 +775,7 @@ impl Store {
         let anchor = StoredAnchor::new(AnchorKind::Dept, &self.corp_id, id);
         if self.layout == Layout::OuTree {
             let ou = Dn::child(&self.ou_parent(parent), OU_RDN, name);
-            let mut a = BTreeMap::new();
+            let mut a = Attrs::new();
             a.insert("objectclass".to_string(), vec!["organizationalUnit".into()]);
             a.insert("ou".to_string(), vec![name.to_string()]);
             set_anchor(&mut a, &anchor);
@@ -805,11 +801,7 @@ impl Store {
     }
 
     /// Replace department attributes (not the name: see `move_dept`).
-    pub async fn update_dept(
-        &self,
-        id: &str,
-        changes: &BTreeMap<String, Vec<String>>,
-    ) -> Result<(), LdapError> {
+    pub async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), LdapError> {
         let mut changes = lower_attrs(changes);
         changes.remove(GROUP_RDN);
         let dn = self.dept_dn(id)?;
@@ -1024,7 +1016,7 @@ impl Store {
     }
 }
 
-fn strip_anchor(attrs: &mut BTreeMap<String, Vec<String>>) {
+fn strip_anchor(attrs: &mut Attrs) {
     let key = ANCHOR_ATTR.to_ascii_lowercase();
     if let Some(v) = attrs.get_mut(&key) {
         v.retain(|x| !is_anchor_value(x));
@@ -1034,14 +1026,14 @@ fn strip_anchor(attrs: &mut BTreeMap<String, Vec<String>>) {
     }
 }
 
-fn set_anchor(attrs: &mut BTreeMap<String, Vec<String>>, anchor: &StoredAnchor) {
-    let v = attrs.entry(ANCHOR_ATTR.to_ascii_lowercase()).or_default();
+fn set_anchor(attrs: &mut Attrs, anchor: &StoredAnchor) {
+    let v = attrs.values_mut(&ANCHOR_ATTR.to_ascii_lowercase());
     v.retain(|x| !is_anchor_value(x));
     v.push(anchor.encode());
 }
 
-fn merge_class(attrs: &mut BTreeMap<String, Vec<String>>, classes: &[&str]) {
-    let v = attrs.entry("objectclass".to_string()).or_default();
+fn merge_class(attrs: &mut Attrs, classes: &[&str]) {
+    let v = attrs.values_mut("objectclass");
     for c in classes {
         if !v.iter().any(|x| x.eq_ignore_ascii_case(c)) {
             v.push(c.to_string());
@@ -1049,11 +1041,7 @@ fn merge_class(attrs: &mut BTreeMap<String, Vec<String>>, classes: &[&str]) {
     }
 }
 
-fn single(
-    attrs: &BTreeMap<String, Vec<String>>,
-    name: &str,
-    id: &str,
-) -> Result<String, LdapError> {
+fn single(attrs: &Attrs, name: &str, id: &str) -> Result<String, LdapError> {
     match attrs.get(name).and_then(|v| v.first()) {
         Some(v) if !v.is_empty() => Ok(v.clone()),
         _ => Err(LdapError::Rejected {

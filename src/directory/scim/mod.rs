@@ -672,7 +672,7 @@ impl Directory for ScimDirectory {
             }
             let mut attrs = attrs_of(&u.body);
             if let Some(m) = modified {
-                attrs.insert("modifytimestamp".into(), vec![m]);
+                attrs.insert("modifytimestamp", vec![m]);
             }
             tree.people.push(SourcePerson {
                 id: u.id.clone(),
