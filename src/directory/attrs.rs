@@ -199,6 +199,23 @@ impl Attrs {
         self.0.retain_mut(|(k, v)| keep(k, v));
     }
 
+    /// Build from pairs whose names may repeat (an LDAP entry's attribute names in two
+    /// spellings): the values of a repeated name are joined. Sized once, not grown.
+    pub fn merging(pairs: impl IntoIterator<Item = (Name, Vec<String>)>) -> Self {
+        let mut v: Vec<(Name, Vec<String>)> = pairs.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|later, kept| {
+            if later.0 == kept.0 {
+                kept.1.append(&mut later.1);
+                true
+            } else {
+                false
+            }
+        });
+        v.shrink_to_fit();
+        Attrs(v)
+    }
+
     /// The first value of an attribute.
     pub fn first(&self, key: &str) -> Option<&str> {
         self.get(key)?.first().map(String::as_str)
@@ -316,6 +333,17 @@ mod tests {
             format!("{a:?}"),
             r#"{"cn": ["B"], "objectclass": ["top", "person"]}"#
         );
+    }
+
+    #[test]
+    fn merging_joins_the_values_of_a_repeated_name() {
+        let a = Attrs::merging([
+            (Name::new("mail"), v(&["a@x"])),
+            (Name::new("cn"), v(&["A"])),
+            (Name::new("mail"), v(&["b@x"])),
+        ]);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a["mail"], v(&["a@x", "b@x"]));
     }
 
     #[test]

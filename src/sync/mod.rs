@@ -263,42 +263,36 @@ async fn apply(
             .position(|s| s.op.phase() != phase)
             .map_or(total, |i| phase_start + i);
         let batch = &plan.steps[phase_start..end];
-        // Departments depend on each other (parents first, children first on delete): in order.
-        let width = if Op::is_ordered_phase(phase) {
-            1
-        } else {
-            CONCURRENCY
-        };
-        let futures: Vec<_> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, step)| run_step(dir, i, step, &failed))
-            .collect();
-        let results: Vec<(usize, Result<(), DirectoryError>)> = stream::iter(futures)
-            .buffer_unordered(width)
-            .collect()
-            .await;
-        for (i, r) in results {
-            let step = &batch[i];
-            match r {
-                Ok(()) => tally(std::slice::from_ref(step), report),
-                Err(e) if e.is_per_object() => {
-                    let (kind, id) = step.op.subject();
-                    let mut set = failed.lock().expect("failed set");
-                    set.insert(format!("{kind}:{id}"));
-                    if matches!(step.op, Op::CreatePerson { .. } | Op::LinkPerson { .. }) {
-                        set.insert(absent_key(id));
+        for (group, width) in schedule(batch, phase) {
+            // Futures are made as slots free up, not all at once: a phase can hold 100,000.
+            let mut results = stream::iter(
+                group
+                    .into_iter()
+                    .map(|i| run_step(dir, i, &batch[i], &failed)),
+            )
+            .buffer_unordered(width);
+            while let Some((i, r)) = results.next().await {
+                let step = &batch[i];
+                match r {
+                    Ok(()) => tally(std::slice::from_ref(step), report),
+                    Err(e) if e.is_per_object() => {
+                        let (kind, id) = step.op.subject();
+                        let mut set = failed.lock().expect("failed set");
+                        set.insert(format!("{kind}:{id}"));
+                        if matches!(step.op, Op::CreatePerson { .. } | Op::LinkPerson { .. }) {
+                            set.insert(absent_key(id));
+                        }
+                        drop(set);
+                        report.failures.push(Failure {
+                            kind,
+                            id: id.to_string(),
+                            name: step.label.clone(),
+                            reason: "DirectoryRejected".into(),
+                            message: format!("{} failed: {e}", step.op.verb()),
+                        });
                     }
-                    drop(set);
-                    report.failures.push(Failure {
-                        kind,
-                        id: id.to_string(),
-                        name: step.label.clone(),
-                        reason: "DirectoryRejected".into(),
-                        message: format!("{} failed: {e}", step.op.verb()),
-                    });
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         done += batch.len();
@@ -306,6 +300,58 @@ async fn apply(
         phase_start = end;
     }
     Ok(())
+}
+
+/// How one phase runs: groups of step indices, each finished (and its failures recorded)
+/// before the next starts, with how many of the group may run at once.
+///
+/// Unordered phases are one concurrent group. In the department phases order matters: a
+/// run of department creates goes in waves (a department after its parent's wave, and after
+/// an earlier sibling of the same name, so which of two clashing names wins does not depend
+/// on timing); every other department operation (a move or rename may free or take a name
+/// a later one needs) runs alone, in plan order.
+fn schedule(batch: &[Step], phase: u8) -> Vec<(Vec<usize>, usize)> {
+    if !Op::is_ordered_phase(phase) {
+        return vec![((0..batch.len()).collect(), CONCURRENCY)];
+    }
+    let mut groups: Vec<(Vec<usize>, usize)> = vec![];
+    let mut i = 0;
+    while i < batch.len() {
+        if !matches!(batch[i].op, Op::CreateDept { .. }) {
+            groups.push((vec![i], 1));
+            i += 1;
+            continue;
+        }
+        // A run of creates, parents before children (the plan's order).
+        let mut wave_of: std::collections::HashMap<&str, usize> = Default::default();
+        let mut name_wave: std::collections::HashMap<(Option<&str>, String), usize> =
+            Default::default();
+        let mut waves: Vec<Vec<usize>> = vec![];
+        while let Some(Step {
+            op: Op::CreateDept {
+                id, name, parent, ..
+            },
+            ..
+        }) = batch.get(i)
+        {
+            let after_parent = parent
+                .as_deref()
+                .and_then(|p| wave_of.get(p))
+                .map_or(0, |w| w + 1);
+            let key = (parent.as_deref(), name.to_lowercase());
+            let after_namesake = name_wave.get(&key).map_or(0, |w| w + 1);
+            let wave = after_parent.max(after_namesake);
+            wave_of.insert(id, wave);
+            name_wave.insert(key, wave);
+            if waves.len() <= wave {
+                waves.resize_with(wave + 1, Vec::new);
+            }
+            waves[wave].push(i);
+            i += 1;
+        }
+        groups.extend(waves.into_iter().map(|w| (w, CONCURRENCY)));
+    }
+    groups
 }
 
 async fn run_step(
@@ -403,5 +449,65 @@ async fn execute(dir: &dyn Directory, op: &Op) -> Result<(), DirectoryError> {
         Op::DisablePerson { id } => dir.disable_person(id).await,
         Op::DeletePerson { id } => dir.delete_person(id).await,
         Op::DeleteDept { id } => dir.delete_dept(id).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(id: &str, name: &str, parent: Option<&str>) -> Step {
+        Step {
+            op: Op::CreateDept {
+                id: id.into(),
+                name: name.into(),
+                parent: parent.map(Into::into),
+                attrs: Default::default(),
+            },
+            label: id.into(),
+            reason: "new in DingTalk".into(),
+        }
+    }
+
+    #[test]
+    fn department_creates_run_in_waves_and_other_department_steps_alone() {
+        let steps = vec![
+            create("1", "Acme", None),
+            create("2", "Sales", Some("1")),
+            create("3", "R&D", Some("1")),
+            create("4", "East", Some("2")),
+            // Same name under the same parent as "2": after it, never beside it.
+            create("5", "sales", Some("1")),
+            create("6", "Other", Some("9")),
+            Step {
+                op: Op::MoveDept {
+                    id: "9".into(),
+                    name: "Old".into(),
+                    parent: None,
+                },
+                label: "9".into(),
+                reason: "moved in DingTalk".into(),
+            },
+            create("7", "Child", Some("6")),
+        ];
+        let groups = schedule(&steps, 0);
+        assert_eq!(
+            groups,
+            vec![
+                (vec![0, 5], CONCURRENCY),
+                (vec![1, 2], CONCURRENCY),
+                (vec![3, 4], CONCURRENCY),
+                (vec![6], 1),
+                (vec![7], CONCURRENCY),
+            ]
+        );
+        let people: Vec<Step> = (0..3)
+            .map(|i| Step {
+                op: Op::EnablePerson { id: i.to_string() },
+                label: String::new(),
+                reason: "".into(),
+            })
+            .collect();
+        assert_eq!(schedule(&people, 2), vec![(vec![0, 1, 2], CONCURRENCY)]);
     }
 }

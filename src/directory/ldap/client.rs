@@ -450,14 +450,12 @@ impl Pool {
                 let mut out = Vec::new();
                 while let Some(re) = stream.next().await? {
                     let e = SearchEntry::construct(re);
-                    let mut map = Attrs::new();
-                    for (k, v) in e.attrs {
-                        map.values_mut(&k.to_ascii_lowercase()).extend(v);
-                    }
-                    out.push(RawEntry {
-                        dn: e.dn,
-                        attrs: map,
-                    });
+                    let attrs = Attrs::merging(
+                        e.attrs
+                            .into_iter()
+                            .map(|(k, v)| (Name::new(&k.to_ascii_lowercase()), v)),
+                    );
+                    out.push(RawEntry { dn: e.dn, attrs });
                 }
                 let res = stream.finish().await;
                 match res.rc {
