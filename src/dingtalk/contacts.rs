@@ -404,15 +404,16 @@ impl std::fmt::Display for ScopeFailure {
     }
 }
 
-/// The whole scope of a binding, read once.
-#[derive(Debug, Clone, Default)]
-pub struct ScopeSnapshot {
+/// The whole scope of a binding, read once. `U` is what each person was kept as: the
+/// [`User`] itself, or whatever [`DingTalkClient::read_scope_into`] turned it into.
+#[derive(Debug, Clone)]
+pub struct ScopeSnapshot<U = User> {
     /// Scope roots first (as `department/get` describes them), then every department found
     /// under them, each once.
     pub departments: Vec<Department>,
     /// People, each once (deduplicated by userid); `dept_id_list` includes every department
     /// they were listed in.
-    pub users: Vec<User>,
+    pub users: Vec<U>,
     /// Empty when the read was complete. A sync must never delete or disable anything on an
     /// incomplete read.
     pub failures: Vec<ScopeFailure>,
@@ -423,7 +424,18 @@ pub struct ScopeSnapshot {
 /// The name the sync engine knows the snapshot by.
 pub type ScopeRead = ScopeSnapshot;
 
-impl ScopeSnapshot {
+impl<U> Default for ScopeSnapshot<U> {
+    fn default() -> Self {
+        Self {
+            departments: Vec::new(),
+            users: Vec::new(),
+            failures: Vec::new(),
+            calls: HashMap::new(),
+        }
+    }
+}
+
+impl<U> ScopeSnapshot<U> {
     pub fn is_complete(&self) -> bool {
         self.failures.is_empty()
     }
@@ -580,6 +592,31 @@ impl DingTalkClient {
     /// department's members are listed as soon as it is discovered), each at its own quota.
     /// Failures are collected, never hidden.
     pub async fn read_scope(&self, roots: &[i64]) -> ScopeSnapshot {
+        self.read_scope_into(
+            roots,
+            |u| u,
+            |u, more| {
+                let known = u.dept_id_list.get_or_insert_default();
+                for d in more {
+                    if !known.contains(d) {
+                        known.push(*d);
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// [`DingTalkClient::read_scope`], keeping each person as `keep` makes them when first
+    /// listed (their `dept_id_list` already holds the department they were listed in), and
+    /// telling `listed_again` the departments of each later listing. A caller that wants a
+    /// compact form converts page by page instead of holding every `User` until the end.
+    pub async fn read_scope_into<U>(
+        &self,
+        roots: &[i64],
+        mut keep: impl FnMut(User) -> U,
+        mut listed_again: impl FnMut(&mut U, &[i64]),
+    ) -> ScopeSnapshot<U> {
         let before = self.calls();
         let mut out = ScopeSnapshot::default();
         let mut root_details: Vec<Option<Department>> = vec![];
@@ -706,13 +743,9 @@ impl DingTalkClient {
                                 }
                                 match user_index.get(&u.userid) {
                                     Some(&i) => {
-                                        let known =
-                                            out.users[i].dept_id_list.get_or_insert_default();
-                                        for d in u.departments().iter().chain([&dept]) {
-                                            if !known.contains(d) {
-                                                known.push(*d);
-                                            }
-                                        }
+                                        let mut more = u.departments().to_vec();
+                                        more.push(dept);
+                                        listed_again(&mut out.users[i], &more);
                                     }
                                     None => {
                                         let list = u.dept_id_list.get_or_insert_default();
@@ -720,7 +753,7 @@ impl DingTalkClient {
                                             list.push(dept);
                                         }
                                         user_index.insert(u.userid.clone(), out.users.len());
-                                        out.users.push(u);
+                                        out.users.push(keep(u));
                                     }
                                 }
                             }

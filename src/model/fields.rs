@@ -122,9 +122,7 @@ impl Fields {
 
     /// Set one field (rebuilds the record: for edits, not for bulk loading).
     pub fn insert(&mut self, key: &str, value: Value) {
-        let mut all: Vec<(String, Value)> = self.iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        all.push((key.to_owned(), value));
-        *self = all.into_iter().collect();
+        *self = self.with(&[(key, value)]);
     }
 
     /// The fields as a template context whose lookups read the buffer directly.
@@ -133,51 +131,110 @@ impl Fields {
     }
 }
 
+/// A value as stored: its kind and its text.
+fn encode(v: &Value) -> (Kind, std::borrow::Cow<'_, str>) {
+    match v {
+        Value::Null => (Kind::Null, "".into()),
+        Value::Bool(false) => (Kind::False, "".into()),
+        Value::Bool(true) => (Kind::True, "".into()),
+        Value::Number(n) => (Kind::Number, n.to_string().into()),
+        Value::String(s) => (Kind::Text, s.as_str().into()),
+        other => (Kind::Json, other.to_string().into()),
+    }
+}
+
+/// Writes fields in name order into a new record.
+#[derive(Default)]
+struct Builder {
+    buf: String,
+    slots: Vec<Slot>,
+}
+
+impl Builder {
+    fn with_capacity(bytes: usize, fields: usize) -> Self {
+        Self {
+            buf: String::with_capacity(bytes),
+            slots: Vec::with_capacity(fields),
+        }
+    }
+
+    fn push(&mut self, key: &str, kind: Kind, text: &str) {
+        // Field names are short and a record is one DingTalk answer; anything past these
+        // bounds is not a field of a real record and is left out rather than cut.
+        let (Ok(start), Ok(key_len), Ok(len), Ok(_)) = (
+            u32::try_from(self.buf.len()),
+            u16::try_from(key.len()),
+            u32::try_from(text.len()),
+            u32::try_from(self.buf.len() + key.len() + text.len()),
+        ) else {
+            return;
+        };
+        self.buf.push_str(key);
+        self.buf.push_str(text);
+        self.slots.push(Slot {
+            start,
+            key_len,
+            kind,
+            len,
+        });
+    }
+
+    fn finish(self) -> Fields {
+        Fields(Arc::new(Inner {
+            buf: self.buf.into_boxed_str(),
+            slots: self.slots.into_boxed_slice(),
+        }))
+    }
+}
+
+impl Fields {
+    /// These fields with `updates` set (added or replaced): one pass that copies the other
+    /// fields' text as it is, for setting a few fields on many records.
+    pub fn with(&self, updates: &[(&str, Value)]) -> Fields {
+        let mut ups: Vec<(&str, Kind, std::borrow::Cow<'_, str>)> = updates
+            .iter()
+            .map(|(k, v)| {
+                let (kind, text) = encode(v);
+                (*k, kind, text)
+            })
+            .collect();
+        ups.sort_by(|a, b| a.0.cmp(b.0));
+        ups.dedup_by(|later, kept| later.0 == kept.0);
+        let extra: usize = ups.iter().map(|u| u.0.len() + u.2.len()).sum();
+        let mut b = Builder::with_capacity(self.0.buf.len() + extra, self.len() + ups.len());
+        let mut ups = ups.into_iter().peekable();
+        for s in self.0.slots.iter() {
+            let key = self.0.key(s);
+            while let Some(u) = ups.next_if(|u| u.0 < key) {
+                b.push(u.0, u.1, &u.2);
+            }
+            match ups.next_if(|u| u.0 == key) {
+                Some(u) => b.push(u.0, u.1, &u.2),
+                None => b.push(key, s.kind, self.0.raw(s)),
+            }
+        }
+        for u in ups {
+            b.push(u.0, u.1, &u.2);
+        }
+        b.finish()
+    }
+}
+
 impl<K: AsRef<str>> FromIterator<(K, Value)> for Fields {
     /// Later values of a repeated name win, as in a map.
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
         let mut pairs: Vec<(K, Value)> = iter.into_iter().collect();
         pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        let mut buf = String::new();
-        let mut slots: Vec<Slot> = Vec::with_capacity(pairs.len());
+        let mut b = Builder::with_capacity(0, pairs.len());
         for (i, (k, v)) in pairs.iter().enumerate() {
             let key = k.as_ref();
             if pairs.get(i + 1).is_some_and(|n| n.0.as_ref() == key) {
                 continue;
             }
-            let (kind, text) = match v {
-                Value::Null => (Kind::Null, String::new()),
-                Value::Bool(false) => (Kind::False, String::new()),
-                Value::Bool(true) => (Kind::True, String::new()),
-                Value::Number(n) => (Kind::Number, n.to_string()),
-                Value::String(s) => (Kind::Text, s.clone()),
-                other => (Kind::Json, other.to_string()),
-            };
-            // Field names are short and a record is one DingTalk answer; anything past these
-            // bounds is not a field of a real record and is left out rather than cut.
-            let (Ok(start), Ok(key_len), Ok(len)) = (
-                u32::try_from(buf.len()),
-                u16::try_from(key.len()),
-                u32::try_from(text.len()),
-            ) else {
-                continue;
-            };
-            if u32::try_from(buf.len() + key.len() + text.len()).is_err() {
-                continue;
-            }
-            buf.push_str(key);
-            buf.push_str(&text);
-            slots.push(Slot {
-                start,
-                key_len,
-                kind,
-                len,
-            });
+            let (kind, text) = encode(v);
+            b.push(key, kind, &text);
         }
-        Fields(Arc::new(Inner {
-            buf: buf.into_boxed_str(),
-            slots: slots.into_boxed_slice(),
-        }))
+        b.finish()
     }
 }
 
@@ -294,6 +351,28 @@ mod tests {
             shared.get("b"),
             Some(json!("x")),
             "a clone keeps its values"
+        );
+    }
+
+    #[test]
+    fn with_sets_fields_and_keeps_the_others_as_they_were() {
+        let f = sample();
+        let g = f.with(&[
+            ("main_dept_id", json!("7")),
+            ("active", json!(false)),
+            ("dept_id_list", json!([1, 2, 7])),
+            ("zz", json!(null)),
+        ]);
+        let mut want: BTreeMap<String, Value> = f.iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        want.insert("main_dept_id".into(), json!("7"));
+        want.insert("active".into(), json!(false));
+        want.insert("dept_id_list".into(), json!([1, 2, 7]));
+        want.insert("zz".into(), json!(null));
+        assert_eq!(g, Fields::from(want));
+        assert_eq!(
+            f.get("active"),
+            Some(json!(true)),
+            "the original is unchanged"
         );
     }
 

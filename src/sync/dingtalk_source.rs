@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::{Source, SyncError};
 use crate::{
-    dingtalk::{self as dt, DingTalkClient, DingTalkError, ScopeFailure, ScopeRead},
-    model::{Changes, Department, Person, SourceSnapshot},
+    dingtalk::{self as dt, DingTalkClient, DingTalkError, ScopeFailure, ScopeRead, ScopeSnapshot},
+    model::{Changes, Department, Fields, PERSON_FIELDS, Person, SourceSnapshot},
 };
 
 /// Single-record reads in flight at once during an incremental re-read (the client's per-API
@@ -43,11 +43,17 @@ impl DingTalkSource {
 #[async_trait]
 impl Source for DingTalkSource {
     async fn read(&self) -> Result<SourceSnapshot, SyncError> {
-        let read = self.client.read_scope(&self.roots).await;
+        let corp_id = &self.client.config().corp_id;
+        // Each page's people become model records as they arrive: holding every `User` until
+        // the walk ends cost more than the whole model.
+        let read = self
+            .client
+            .read_scope_into(&self.roots, |u| listed(corp_id, u), listed_again)
+            .await;
         if read.users.is_empty() && !read.is_complete() {
             return Err(SyncError::Source(read.failure_messages().join("; ")));
         }
-        Ok(to_model(&self.client.config().corp_id, read))
+        Ok(finish(corp_id, read, &HashSet::new()))
     }
 
     /// Re-read each named person (`user/get`) and department (`department/get`): never trust
@@ -185,6 +191,82 @@ pub fn to_model(corp_id: &str, read: ScopeRead) -> SourceSnapshot {
 /// [`to_model`] where memberships of `also_in_scope` departments are kept too (a partial
 /// re-read, whose departments are mostly not in the read itself).
 pub fn to_model_in(corp_id: &str, read: ScopeRead, also_in_scope: &HashSet<i64>) -> SourceSnapshot {
+    let ScopeSnapshot {
+        departments,
+        users,
+        failures,
+        calls,
+    } = read;
+    let mut kept = Vec::with_capacity(users.len());
+    kept.extend(users.into_iter().map(|u| listed(corp_id, u)));
+    let read = ScopeSnapshot {
+        departments,
+        users: kept,
+        failures,
+        calls,
+    };
+    finish(corp_id, read, also_in_scope)
+}
+
+/// A person as kept while the scope is read: the model's record, and every department they
+/// were listed in (which of those are in scope is known only when the walk ends).
+struct Listed {
+    person: Person,
+    dept_ids: Vec<i64>,
+    /// Listed in a department their own `dept_id_list` did not name.
+    relisted: bool,
+}
+
+/// Keep a user as a model record. Only the fields templates may name are kept (the mapping
+/// refuses any other), under DingTalk's names.
+fn listed(corp_id: &str, u: dt::User) -> Option<Listed> {
+    static KNOWN: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| PERSON_FIELDS.iter().copied().collect());
+    let dept_ids = u.departments().to_vec();
+    let Value::Object(fields) = u.to_json() else {
+        return None;
+    };
+    let id = fields.get("userid")?.as_str()?.to_string();
+    let name = fields
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let fields: Fields = fields
+        .into_iter()
+        .filter(|(k, _)| known.contains(k.as_str()))
+        .chain([("corp_id".to_string(), json!(corp_id))])
+        .collect();
+    Some(Listed {
+        person: Person {
+            id,
+            name,
+            departments: vec![],
+            main_department: None,
+            fields,
+        },
+        dept_ids,
+        relisted: false,
+    })
+}
+
+fn listed_again(kept: &mut Option<Listed>, more: &[i64]) {
+    let Some(l) = kept else { return };
+    for d in more {
+        if !l.dept_ids.contains(d) {
+            l.dept_ids.push(*d);
+            l.relisted = true;
+        }
+    }
+}
+
+/// The model of a finished read: departments in scope, and each person's memberships
+/// restricted to them (those of `also_in_scope` kept too).
+fn finish(
+    corp_id: &str,
+    read: ScopeSnapshot<Option<Listed>>,
+    also_in_scope: &HashSet<i64>,
+) -> SourceSnapshot {
     let in_scope: HashSet<i64> = read
         .departments
         .iter()
@@ -210,46 +292,31 @@ pub fn to_model_in(corp_id: &str, read: ScopeRead, also_in_scope: &HashSet<i64>)
                 ("corp_id", json!(corp_id)),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
             .collect(),
         })
         .collect();
     let complete = read.is_complete();
     let incomplete = read.failure_messages();
-    // Consumed one by one, so the read shrinks as the model grows (at 100,000 people the two
-    // together were a large share of a run's peak memory). Pushed into a vector of its own:
-    // collecting would reuse the read's allocation in place, sized for the much larger `User`.
     let mut people = Vec::with_capacity(read.users.len());
-    people.extend(read.users.into_iter().filter_map(|u| {
-        let Value::Object(mut fields) = u.to_json() else {
-            return None;
-        };
-        let id = fields.get("userid")?.as_str()?.to_string();
-        let name = fields
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let depts: Vec<String> = fields
-            .get("dept_id_list")
-            .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .filter_map(Value::as_i64)
-                    .filter(|d| in_scope.contains(d))
-                    .map(|d| d.to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        fields.insert("corp_id".into(), json!(corp_id));
-        fields.insert("main_dept_id".into(), json!(depts.first()));
-        Some(Person {
-            id,
-            name,
-            main_department: depts.first().cloned(),
-            departments: depts,
-            fields: fields.into_iter().collect(),
-        })
+    people.extend(read.users.into_iter().flatten().map(|l| {
+        let Listed {
+            mut person,
+            dept_ids,
+            relisted,
+        } = l;
+        let depts: Vec<String> = dept_ids
+            .iter()
+            .filter(|d| in_scope.contains(d))
+            .map(|d| d.to_string())
+            .collect();
+        let mut updates = vec![("main_dept_id", json!(depts.first()))];
+        if relisted {
+            updates.push(("dept_id_list", json!(dept_ids)));
+        }
+        person.fields = person.fields.with(&updates);
+        person.main_department = depts.first().cloned();
+        person.departments = depts;
+        person
     }));
     SourceSnapshot {
         corp_id: corp_id.into(),
