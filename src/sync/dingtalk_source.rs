@@ -297,27 +297,34 @@ fn finish(
         .collect();
     let complete = read.is_complete();
     let incomplete = read.failure_messages();
-    let mut people = Vec::with_capacity(read.users.len());
-    people.extend(read.users.into_iter().flatten().map(|l| {
-        let Listed {
-            mut person,
-            dept_ids,
-            relisted,
-        } = l;
-        let depts: Vec<String> = dept_ids
-            .iter()
-            .filter(|d| in_scope.contains(d))
-            .map(|d| d.to_string())
-            .collect();
-        let mut updates = vec![("main_dept_id", json!(depts.first()))];
-        if relisted {
-            updates.push(("dept_id_list", json!(dept_ids)));
-        }
-        person.fields = person.fields.with(&updates);
-        person.main_department = depts.first().cloned();
-        person.departments = depts;
-        person
-    }));
+    // Collected in place: the records move within the read's own allocation.
+    let mut people: Vec<Person> = read
+        .users
+        .into_iter()
+        .filter_map(|l| {
+            l.map(|l| {
+                let Listed {
+                    mut person,
+                    dept_ids,
+                    relisted,
+                } = l;
+                let depts: Vec<String> = dept_ids
+                    .iter()
+                    .filter(|d| in_scope.contains(d))
+                    .map(|d| d.to_string())
+                    .collect();
+                let mut updates = vec![("main_dept_id", json!(depts.first()))];
+                if relisted {
+                    updates.push(("dept_id_list", json!(dept_ids)));
+                }
+                person.fields = person.fields.with(&updates);
+                person.main_department = depts.first().cloned();
+                person.departments = depts;
+                person
+            })
+        })
+        .collect();
+    people.shrink_to_fit();
     SourceSnapshot {
         corp_id: corp_id.into(),
         departments,

@@ -243,6 +243,9 @@ impl Store {
                 &OPERATIONAL,
             )
             .await?;
+        // The read succeeded: the index it replaces goes now rather than after the new one is
+        // built (at 100,000 people each is tens of MB). Nothing below awaits.
+        drop(std::mem::take(&mut *self.lock()));
         let mut snap = Snapshot::default();
         let mut index = Index::default();
         // Pass 1: classify.
@@ -253,7 +256,8 @@ impl Store {
         }
         let mut groups: Vec<Group> = Vec::new();
         let mut ous: Vec<(Dn, String)> = Vec::new();
-        let mut people: Vec<(Dn, RawEntry, Option<String>)> = Vec::new();
+        // Sized once: grown by doubling, these vectors held up to twice what they needed.
+        let mut people: Vec<(Dn, RawEntry, Option<String>)> = Vec::with_capacity(raw.len());
         for e in raw {
             let dn = match Dn::parse(&e.dn) {
                 Ok(d) => d,
@@ -345,6 +349,10 @@ impl Store {
             index.dept_ous.insert(id.clone(), dn.clone());
         }
         // Pass 3: people.
+        let linked = people.iter().filter(|p| p.2.is_some()).count();
+        snap.people.reserve_exact(linked);
+        snap.unlinked.reserve_exact(people.len() - linked);
+        index.people.reserve(linked);
         for (dn, e, id) in people {
             let mut departments = member_of.remove(&dn.key()).unwrap_or_default();
             departments.sort();
