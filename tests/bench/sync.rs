@@ -303,8 +303,10 @@ async fn full_sync(people: usize, backend: Backend) {
         }
         if std::env::var("DINGSYNC_BENCH_MEMPROBE").is_ok() {
             eprintln!(
-                "{phase} {_done:?}/{_total:?} at {:.2} s",
-                t.elapsed().as_secs_f64()
+                "{phase} {_done:?}/{_total:?} at {:.2} s: rss {:.0} hwm {:.0}",
+                t.elapsed().as_secs_f64(),
+                rss_now_mb(),
+                peak_rss_mb()
             );
         }
     };
