@@ -105,7 +105,7 @@ async fn names_ldap_must_escape_round_trip() {
                 .find(|p| p.id.as_deref() == Some(&format!("u{i}")))
                 .unwrap_or_else(|| panic!("{layout:?}: u{i} ({name:?}) not read back"));
             assert_eq!(
-                p.attrs["cn"][0].trim(),
+                p.attrs.first("cn").unwrap().trim(),
                 name.trim(),
                 "{layout:?}: cn survives"
             );

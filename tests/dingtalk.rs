@@ -235,7 +235,7 @@ async fn a_full_sync_from_the_simulator_then_hr_changes() {
         .unwrap()
         .people
         .iter()
-        .map(|p| p.attrs["uid"][0].clone())
+        .map(|p| p.attrs.first("uid").unwrap().to_owned())
         .collect();
     assert!(
         names.contains(&"zhangwei".to_string()) && names.contains(&"zhangwei2".to_string()),

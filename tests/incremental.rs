@@ -296,10 +296,10 @@ impl World {
                     if want != have {
                         out.push(format!("{} in {have:?}, not {want:?}", p.userid));
                     }
-                    if e.attrs.get("cn").and_then(|v| v.first()) != Some(&p.name) {
+                    if e.attrs.first("cn") != Some(&p.name) {
                         out.push(format!("{} cn differs", p.userid));
                     }
-                    let title = e.attrs.get("title").and_then(|v| v.first()).cloned();
+                    let title = e.attrs.first("title").map(str::to_owned);
                     if title != p.title {
                         out.push(format!("{} title {title:?} vs {:?}", p.userid, p.title));
                     }

@@ -52,7 +52,7 @@ impl Harness for Ldap {
             .get(slot)
             .cloned()
             .expect("node first");
-        let uid = &attrs["uid"][0];
+        let uid = &attrs.first("uid").unwrap();
         let mut ldif = format!("dn: uid={uid},ou=people,{node}\nobjectClass: inetOrgPerson\n");
         for (k, vs) in attrs {
             for v in vs {

@@ -412,7 +412,7 @@ async fn login_gives_verified_tokens_whose_claims_are_the_directory_account() {
         .iter()
         .find(|e| e.id.as_deref() == Some(userid.as_str()))
         .unwrap();
-    let attr = |a: &str| entry.attrs[a][0].clone();
+    let attr = |a: &str| entry.attrs.first(a).unwrap().to_owned();
     assert_eq!(claims["preferred_username"], attr("uid"));
     assert_eq!(claims["email"], attr("mail"));
     assert_eq!(claims["phone_number"], attr("mobile"));
@@ -844,8 +844,10 @@ async fn sso_session_and_workbench_entry() {
         .iter()
         .find(|e| e.id.as_deref() == Some(userid.as_str()))
         .unwrap()
-        .attrs["uid"][0]
-        .clone();
+        .attrs
+        .first("uid")
+        .unwrap()
+        .to_owned();
     assert_eq!(c["preferred_username"], uid);
     // prompt=none without a session: login_required, back at the app.
     let Outcome::App(q) = w.browse(&start, "x", &mut Vec::new()).await else {

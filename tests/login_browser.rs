@@ -219,7 +219,7 @@ async fn a_browser_logs_in_to_an_oidc_app_with_dingtalk() {
         .iter()
         .find(|e| e.id.as_deref() == Some(member.as_str()))
         .unwrap();
-    let attr = |a: &str| Value::String(entry.attrs[a][0].clone());
+    let attr = |a: &str| Value::String(entry.attrs.first(a).unwrap().to_owned());
     let m = &r["member"];
     assert_eq!(m["iss"], issuer.as_str());
     assert_eq!(m["aud"], "app");

@@ -68,13 +68,7 @@ impl Harness for Scim {
     }
 
     async fn seed_unlinked(&self, slot: &str, attrs: &Attrs) {
-        let first = |k: &str| {
-            attrs
-                .get(k)
-                .and_then(|v| v.first())
-                .cloned()
-                .unwrap_or_default()
-        };
+        let first = |k: &str| attrs.first(k).map(str::to_owned).unwrap_or_default();
         let user = json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": first("uid"),

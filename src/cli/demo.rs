@@ -235,7 +235,13 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         snap.people
             .iter()
             .find(|p| p.id.as_deref() == Some(id))
-            .map(|p| (p.attrs["uid"][0].clone(), p.disabled, p.departments.clone()))
+            .map(|p| {
+                (
+                    p.attrs.first("uid").unwrap().to_owned(),
+                    p.disabled,
+                    p.departments.clone(),
+                )
+            })
     };
     if let (Some(a), Some(b)) = (uid(&people[0].userid), uid("newhire001")) {
         println!(

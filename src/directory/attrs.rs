@@ -122,9 +122,91 @@ impl From<Name> for String {
     }
 }
 
-/// Attribute values by name, sorted by name, each name once.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Attrs(Vec<(Name, Vec<String>)>);
+/// Attribute values by name, sorted by name, each name once. All values live in one text
+/// buffer: an entry is three allocations however many attributes it has.
+#[derive(Clone, Default)]
+pub struct Attrs {
+    /// Each name with the range of its values in `spans`.
+    names: Vec<(Name, u32, u32)>,
+    /// Each value's range in `text`.
+    spans: Vec<(u32, u32)>,
+    text: String,
+    /// Bytes of `text` no value uses any more (replaced or removed values).
+    garbage: usize,
+}
+
+/// The values of one attribute.
+#[derive(Clone)]
+pub struct Values<'a> {
+    text: &'a str,
+    spans: std::slice::Iter<'a, (u32, u32)>,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let &(a, b) = self.spans.next()?;
+        Some(&self.text[a as usize..b as usize])
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
+
+impl DoubleEndedIterator for Values<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let &(a, b) = self.spans.next_back()?;
+        Some(&self.text[a as usize..b as usize])
+    }
+}
+
+impl<'a> Values<'a> {
+    /// No values (an absent attribute read as empty).
+    pub fn empty() -> Self {
+        Values {
+            text: "",
+            spans: [].iter(),
+        }
+    }
+    pub fn first(&self) -> Option<&'a str> {
+        self.clone().next()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn contains(&self, value: &str) -> bool {
+        self.clone().any(|v| v == value)
+    }
+    pub fn to_vec(&self) -> Vec<String> {
+        self.clone().map(str::to_owned).collect()
+    }
+}
+
+impl fmt::Debug for Values<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[S]> for Values<'_> {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len() == other.len() && self.clone().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for Values<'_> {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Values<'_> {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
 
 impl Attrs {
     pub fn new() -> Self {
@@ -132,15 +214,56 @@ impl Attrs {
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+        self.names.binary_search_by(|(k, _, _)| k.as_str().cmp(key))
     }
 
-    pub fn get(&self, key: &str) -> Option<&Vec<String>> {
-        self.position(key).ok().map(|i| &self.0[i].1)
+    fn values_at(&self, i: usize) -> Values<'_> {
+        let (_, a, b) = self.names[i];
+        Values {
+            text: &self.text,
+            spans: self.spans[a as usize..b as usize].iter(),
+        }
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Vec<String>> {
-        self.position(key).ok().map(|i| &mut self.0[i].1)
+    /// Append values to the buffers; their range in `spans`. Values past 4 GiB of text (no
+    /// directory entry comes near) are left out rather than cut.
+    fn push_values<S: AsRef<str>>(&mut self, values: &[S]) -> (u32, u32) {
+        let first = self.spans.len();
+        for v in values {
+            let v = v.as_ref();
+            let (Ok(a), Ok(b)) = (
+                u32::try_from(self.text.len()),
+                u32::try_from(self.text.len() + v.len()),
+            ) else {
+                continue;
+            };
+            self.text.push_str(v);
+            self.spans.push((a, b));
+        }
+        let last = self.spans.len();
+        (
+            u32::try_from(first).unwrap_or(u32::MAX),
+            u32::try_from(last).unwrap_or(u32::MAX),
+        )
+    }
+
+    fn forget(&mut self, i: usize) {
+        let garbage: usize = self.values_at(i).map(str::len).sum();
+        self.garbage += garbage;
+    }
+
+    pub fn get(&self, key: &str) -> Option<Values<'_>> {
+        self.position(key).ok().map(|i| self.values_at(i))
+    }
+
+    /// An attribute's values, owned.
+    pub fn values_of(&self, key: &str) -> Option<Vec<String>> {
+        self.get(key).map(|v| v.to_vec())
+    }
+
+    /// The first value of an attribute.
+    pub fn first(&self, key: &str) -> Option<&str> {
+        self.get(key)?.first()
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -150,57 +273,108 @@ impl Attrs {
     /// Set an attribute's values; returns the values it had.
     pub fn insert(&mut self, key: impl Into<Name>, values: Vec<String>) -> Option<Vec<String>> {
         let key = key.into();
+        let (a, b) = self.push_values(&values);
         match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, values)),
+            Ok(i) => {
+                let old = self.values_at(i).to_vec();
+                self.forget(i);
+                self.names[i] = (key, a, b);
+                Some(old)
+            }
             Err(i) => {
-                self.0.insert(i, (key, values));
+                self.names.insert(i, (key, a, b));
                 None
             }
         }
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Vec<String>> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
+        let i = self.position(key).ok()?;
+        let old = self.values_at(i).to_vec();
+        self.forget(i);
+        self.names.remove(i);
+        Some(old)
     }
 
-    /// An attribute's values, added empty when absent (a map's `entry(k).or_default()`).
-    pub fn values_mut(&mut self, key: &str) -> &mut Vec<String> {
-        let i = match self.position(key) {
-            Ok(i) => i,
-            Err(i) => {
-                self.0.insert(i, (Name::new(key), Vec::new()));
-                i
+    /// Change an attribute's values in place (added, empty, when absent).
+    pub fn update(&mut self, key: &str, change: impl FnOnce(&mut Vec<String>)) {
+        let mut values = self.remove(key).unwrap_or_default();
+        change(&mut values);
+        self.insert(key, values);
+    }
+
+    /// Drop the text of replaced and removed values and spare capacity: for entries that are
+    /// kept (a read of 100,000 of them) after being edited.
+    pub fn shrink(&mut self) {
+        if self.garbage > 0 {
+            let mut fresh = Attrs {
+                names: Vec::with_capacity(self.names.len()),
+                spans: Vec::with_capacity(self.spans.len()),
+                text: String::with_capacity(self.text.len() - self.garbage),
+                garbage: 0,
+            };
+            for i in 0..self.names.len() {
+                let values: Vec<&str> = self.values_at(i).collect();
+                let (a, b) = fresh.push_values(&values);
+                fresh.names.push((self.names[i].0.clone(), a, b));
             }
-        };
-        &mut self.0[i].1
+            *self = fresh;
+        }
+        self.names.shrink_to_fit();
+        self.spans.shrink_to_fit();
+        self.text.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.names.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Name, &Vec<String>)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, Values<'_>)> {
+        (0..self.names.len()).map(|i| (&self.names[i].0, self.values_at(i)))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Name> {
-        self.0.iter().map(|(k, _)| k)
+        self.names.iter().map(|(k, _, _)| k)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Vec<String>> {
-        self.0.iter().map(|(_, v)| v)
+    pub fn values(&self) -> impl Iterator<Item = Values<'_>> {
+        (0..self.names.len()).map(|i| self.values_at(i))
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&Name, &mut Vec<String>) -> bool) {
-        self.0.retain_mut(|(k, v)| keep(k, v));
+    /// Keep the attributes `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Name, Values<'_>) -> bool) {
+        let drop: Vec<usize> = (0..self.names.len())
+            .filter(|&i| !keep(&self.names[i].0, self.values_at(i)))
+            .collect();
+        for i in drop.into_iter().rev() {
+            self.forget(i);
+            self.names.remove(i);
+        }
+    }
+
+    /// Build from pairs sorted by name, each name once.
+    fn from_sorted(pairs: Vec<(Name, Vec<String>)>) -> Self {
+        let spans: usize = pairs.iter().map(|(_, v)| v.len()).sum();
+        let text: usize = pairs.iter().flat_map(|(_, v)| v).map(String::len).sum();
+        let mut out = Attrs {
+            names: Vec::with_capacity(pairs.len()),
+            spans: Vec::with_capacity(spans),
+            text: String::with_capacity(text),
+            garbage: 0,
+        };
+        for (k, v) in pairs {
+            let (a, b) = out.push_values(&v);
+            out.names.push((k, a, b));
+        }
+        out
     }
 
     /// Build from pairs whose names may repeat (an LDAP entry's attribute names in two
-    /// spellings): the values of a repeated name are joined. Sized once, not grown.
+    /// spellings): the values of a repeated name are joined.
     pub fn merging(pairs: impl IntoIterator<Item = (Name, Vec<String>)>) -> Self {
         let mut v: Vec<(Name, Vec<String>)> = pairs.into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -212,15 +386,21 @@ impl Attrs {
                 false
             }
         });
-        v.shrink_to_fit();
-        Attrs(v)
-    }
-
-    /// The first value of an attribute.
-    pub fn first(&self, key: &str) -> Option<&str> {
-        self.get(key)?.first().map(String::as_str)
+        Self::from_sorted(v)
     }
 }
+
+impl PartialEq for Attrs {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|((ka, va), (kb, vb))| ka == kb && va.eq(vb))
+    }
+}
+
+impl Eq for Attrs {}
 
 impl<K: Into<Name>> FromIterator<(K, Vec<String>)> for Attrs {
     /// Later values of a repeated name win, as in a map.
@@ -236,16 +416,7 @@ impl<K: Into<Name>> FromIterator<(K, Vec<String>)> for Attrs {
                 _ => out.push((k, vals)),
             }
         }
-        Attrs(out)
-    }
-}
-
-impl std::ops::Index<&str> for Attrs {
-    type Output = Vec<String>;
-    /// Panics when absent, as a map's index does (tests and invariants only).
-    fn index(&self, key: &str) -> &Vec<String> {
-        self.get(key)
-            .unwrap_or_else(|| panic!("no attribute {key:?}"))
+        Self::from_sorted(out)
     }
 }
 
@@ -267,18 +438,17 @@ impl IntoIterator for Attrs {
     type Item = (Name, Vec<String>);
     type IntoIter = std::vec::IntoIter<(Name, Vec<String>)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        let pairs: Vec<(Name, Vec<String>)> =
+            self.iter().map(|(k, v)| (k.clone(), v.to_vec())).collect();
+        pairs.into_iter()
     }
 }
 
 impl<'a> IntoIterator for &'a Attrs {
-    type Item = (&'a Name, &'a Vec<String>);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Name, Vec<String>)>,
-        fn(&'a (Name, Vec<String>)) -> (&'a Name, &'a Vec<String>),
-    >;
+    type Item = (&'a Name, Values<'a>);
+    type IntoIter = Box<dyn Iterator<Item = (&'a Name, Values<'a>)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        Box::new(self.iter())
     }
 }
 
@@ -290,7 +460,7 @@ impl fmt::Debug for Attrs {
 
 impl serde::Serialize for Attrs {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        ser.collect_map(self.iter().map(|(k, v)| (k.as_str(), v)))
+        ser.collect_map(self.iter().map(|(k, v)| (k.as_str(), v.to_vec())))
     }
 }
 
@@ -312,15 +482,15 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(a.len(), 2);
-        assert_eq!(a.get("mail"), Some(&v(&["b@x"])), "the later value wins");
+        assert_eq!(a.get("mail").unwrap(), v(&["b@x"]), "the later value wins");
         assert_eq!(
             a.keys().map(Name::as_str).collect::<Vec<_>>(),
             ["cn", "mail"]
         );
         assert_eq!(a.insert("sn", v(&["Z"])), None);
         assert_eq!(a.insert("cn", v(&["B"])), Some(v(&["A"])));
-        a.values_mut("objectclass").push("top".into());
-        a.values_mut("objectclass").push("person".into());
+        a.update("objectclass", |v| v.push("top".into()));
+        a.update("objectclass", |v| v.push("person".into()));
         assert_eq!(a.first("objectclass"), Some("top"));
         assert_eq!(a.remove("mail"), Some(v(&["b@x"])));
         assert!(!a.contains_key("mail"));
@@ -333,6 +503,12 @@ mod tests {
             format!("{a:?}"),
             r#"{"cn": ["B"], "objectclass": ["top", "person"]}"#
         );
+        let before = a.clone();
+        a.shrink();
+        assert_eq!(a, before, "shrinking keeps every value");
+        assert_eq!(a.text, "Btopperson", "and only the values in use");
+        let pairs: Vec<(Name, Vec<String>)> = a.into_iter().collect();
+        assert_eq!(pairs[1].1, v(&["top", "person"]));
     }
 
     #[test]
@@ -343,7 +519,20 @@ mod tests {
             (Name::new("mail"), v(&["b@x"])),
         ]);
         assert_eq!(a.len(), 2);
-        assert_eq!(a["mail"], v(&["a@x", "b@x"]));
+        assert_eq!(a.get("mail").unwrap(), v(&["a@x", "b@x"]));
+        assert_eq!(
+            a.get("mail").unwrap().rev().collect::<Vec<_>>(),
+            ["b@x", "a@x"]
+        );
+    }
+
+    #[test]
+    fn equality_ignores_how_the_values_were_stored() {
+        let mut a: Attrs = [("cn", v(&["x"])), ("sn", v(&["y"]))].into();
+        a.insert("cn", v(&["A"]));
+        let b: Attrs = [("cn", v(&["A"])), ("sn", v(&["y"]))].into();
+        assert_eq!(a, b);
+        assert_ne!(a, Attrs::from([("cn", v(&["A"]))]));
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl super::Directory for LdapDirectory {
         let attrs: super::Attrs = attrs
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.to_vec()))
             .collect();
         self.wrote(self.store.create_person(id, &attrs, main_dept, false).await)
     }

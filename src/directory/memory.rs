@@ -50,7 +50,7 @@ pub struct MemoryDirectory {
 fn lower(attrs: &Attrs) -> Attrs {
     attrs
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
         .collect()
 }
 
@@ -90,7 +90,7 @@ impl MemoryDirectory {
     }
 
     fn key_of(&self, attrs: &Attrs) -> Result<String, DirectoryError> {
-        match attrs.get(&self.name_attr).and_then(|v| v.first()) {
+        match attrs.first(&self.name_attr) {
             Some(n) if !n.is_empty() => Ok(format!("{}={}", self.name_attr, n)),
             _ => Err(DirectoryError::Rejected(format!(
                 "attribute {}: an account needs a name",

@@ -118,10 +118,10 @@ impl Accounts for DirectoryAccounts {
         let mut claims = Map::new();
         for r in &self.rules {
             let key = r.attribute.to_ascii_lowercase();
-            if let Some(v) = p.attrs.get(&key).and_then(|v| v.first())
+            if let Some(v) = p.attrs.first(&key)
                 && !v.is_empty()
             {
-                claims.insert(r.claim.clone(), Value::String(v.clone()));
+                claims.insert(r.claim.clone(), Value::String(v.to_owned()));
             }
         }
         let mut groups: Vec<String> = snap

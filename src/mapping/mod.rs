@@ -363,7 +363,10 @@ mod tests {
         let m = Mapping::compile(&spec("{{ email | lower }}")).unwrap();
         let p = person();
         assert_eq!(
-            m.person_attributes(&p, true).unwrap()["mail"],
+            m.person_attributes(&p, true)
+                .unwrap()
+                .values_of("mail")
+                .unwrap(),
             vec!["zhang.wei@example.com".to_string()]
         );
         assert_eq!(m.wanted_name(&p).unwrap(), "zhangwei");

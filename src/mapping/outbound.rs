@@ -117,7 +117,7 @@ impl OutboundMapping {
     pub fn person(&self, attrs: &crate::directory::Attrs) -> Result<OutboundPerson, RenderError> {
         let ctx: BTreeMap<String, String> = attrs
             .iter()
-            .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.clone())))
+            .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
             .collect();
         let ctx = JValue::from_serialize(&ctx);
         let userid = self.render(USERID, &ctx)?;
@@ -137,7 +137,7 @@ impl OutboundMapping {
     ) -> Result<String, RenderError> {
         let mut ctx: BTreeMap<String, String> = attrs
             .iter()
-            .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.clone())))
+            .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
             .collect();
         ctx.insert("name".into(), name.to_string());
         self.render(DEPT_NAME, &JValue::from_serialize(&ctx))

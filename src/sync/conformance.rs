@@ -196,11 +196,7 @@ async fn person_by_id(dir: &dyn Directory, id: &str) -> PersonEntry {
 }
 
 fn uid(p: &PersonEntry) -> String {
-    p.attrs
-        .get("uid")
-        .and_then(|v| v.first())
-        .cloned()
-        .unwrap_or_default()
+    p.attrs.first("uid").unwrap_or_default().to_owned()
 }
 
 fn assert_clean(r: &Report, what: &str) {
@@ -287,7 +283,7 @@ pub async fn renames_and_moves(h: &dyn Harness) {
         "lina",
         "a login name survives a display-name change"
     );
-    assert_eq!(u1.attrs.get("cn"), Some(&vec!["李丽娜".to_string()]));
+    assert_eq!(u1.attrs.values_of("cn"), Some(vec!["李丽娜".to_string()]));
     assert_eq!(
         u1.key,
         before
@@ -926,7 +922,10 @@ pub async fn incremental_run_touches_only_named_records(h: &dyn Harness) {
     );
     assert!(person_by_id(dir.as_ref(), "u2").await.disabled);
     let u1 = person_by_id(dir.as_ref(), "u1").await;
-    assert_eq!(u1.attrs.get("title"), Some(&vec!["Engineer".to_string()]));
+    assert_eq!(
+        u1.attrs.values_of("title"),
+        Some(vec!["Engineer".to_string()])
+    );
     // The next full run catches the rest, and only the rest.
     let r = sync(&changed, dir.as_ref(), &opts, true).await;
     assert_clean(&r, "full after incremental");

@@ -120,10 +120,7 @@ pub struct PollMark {
 }
 
 fn modified(p: &crate::directory::SourcePerson) -> Option<&str> {
-    p.attrs
-        .get("modifytimestamp")
-        .and_then(|v| v.first())
-        .map(String::as_str)
+    p.attrs.first("modifytimestamp")
 }
 
 fn shape_of(

@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     api::{mapping::SuffixStyle, target::DeletionPolicy},
-    directory::{Attrs, Name, PersonEntry, Snapshot},
+    directory::{Attrs, Name, PersonEntry, Snapshot, attrs::Values},
     mapping::Mapping,
     model::{Changes, SourceSnapshot},
 };
@@ -218,10 +218,17 @@ impl Plan {
     }
 }
 
-fn values_equal(current: Option<&Vec<String>>, wanted: &[String]) -> bool {
-    let cur: Vec<&String> = current.map(|v| v.iter().collect()).unwrap_or_default();
-    let mut a: Vec<&str> = cur.iter().map(|s| s.as_str()).collect();
-    let mut b: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+fn values_equal(current: Option<Values<'_>>, wanted: Values<'_>) -> bool {
+    let current = current.unwrap_or_else(Values::empty);
+    if current.len() != wanted.len() {
+        return false;
+    }
+    // One value (the common case) needs no sorting.
+    if current.len() <= 1 {
+        return current.eq(wanted);
+    }
+    let mut a: Vec<&str> = current.collect();
+    let mut b: Vec<&str> = wanted.collect();
     a.sort_unstable();
     b.sort_unstable();
     a == b
@@ -231,8 +238,8 @@ fn values_equal(current: Option<&Vec<String>>, wanted: &[String]) -> bool {
 fn changes(current: &Attrs, wanted: &Attrs) -> Attrs {
     wanted
         .iter()
-        .filter(|(k, v)| !values_equal(current.get(&k.to_ascii_lowercase()), v))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, v)| !values_equal(current.get(&k.to_ascii_lowercase()), v.clone()))
+        .map(|(k, v)| (k.clone(), v.to_vec()))
         .collect()
 }
 
@@ -387,7 +394,7 @@ pub fn plan_scoped(
         .iter()
         .filter_map(|p| p.id.as_deref().map(|id| (id, p)))
         .collect();
-    let current_name = |p: &PersonEntry| p.attrs.get(&name_key).and_then(|v| v.first()).cloned();
+    let current_name = |p: &PersonEntry| p.attrs.first(&name_key).map(str::to_owned);
     // Every name in the node is taken, including unlinked and skipped entries'.
     let mut taken: HashSet<String> = dir
         .people

@@ -10,7 +10,7 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use tokio::sync::Mutex;
 
-use crate::directory::{Attrs, Name};
+use crate::directory::{Attrs, Name, attrs::Values};
 
 /// A password that never shows up in logs, Debug output or errors.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -263,14 +263,13 @@ pub struct RawEntry {
 }
 
 impl RawEntry {
-    pub fn get(&self, attr: &str) -> &[String] {
+    pub fn get(&self, attr: &str) -> Values<'_> {
         self.attrs
             .get(&attr.to_ascii_lowercase())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+            .unwrap_or_else(Values::empty)
     }
     pub fn first(&self, attr: &str) -> Option<&str> {
-        self.get(attr).first().map(String::as_str)
+        self.get(attr).first()
     }
 }
 
@@ -493,7 +492,7 @@ impl Pool {
         let list: Vec<(String, HashSet<String>)> = attrs
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.to_string(), v.iter().cloned().collect()))
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned).collect()))
             .collect();
         self.run(dn, &names, false, |mut h| {
             let list = list.clone();

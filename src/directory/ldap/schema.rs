@@ -84,9 +84,9 @@ impl StoredAnchor {
 
     /// The one anchor among an entry's values, or an error when it carries several.
     pub fn from_values<'a>(
-        values: impl IntoIterator<Item = &'a String>,
+        values: impl IntoIterator<Item = &'a str>,
     ) -> Result<Option<Self>, String> {
-        let found: Vec<StoredAnchor> = values.into_iter().filter_map(|v| Self::decode(v)).collect();
+        let found: Vec<StoredAnchor> = values.into_iter().filter_map(Self::decode).collect();
         match found.len() {
             0 => Ok(None),
             1 => Ok(found.into_iter().next()),
@@ -136,10 +136,13 @@ mod tests {
         assert_eq!(StoredAnchor::decode("Sales"), None);
         assert_eq!(StoredAnchor::decode("dingsync:user:corp:"), None);
         assert_eq!(StoredAnchor::decode("dingsync:group:c:1"), None);
-        let vals = vec!["Sales".to_string(), a.encode()];
-        assert_eq!(StoredAnchor::from_values(&vals), Ok(Some(a.clone())));
-        let two = vec![a.encode(), "dingsync:user:ding123:other".to_string()];
-        assert!(StoredAnchor::from_values(&two).is_err());
+        let vals = ["Sales".to_string(), a.encode()];
+        assert_eq!(
+            StoredAnchor::from_values(vals.iter().map(String::as_str)),
+            Ok(Some(a.clone()))
+        );
+        let two = [a.encode(), "dingsync:user:ding123:other".to_string()];
+        assert!(StoredAnchor::from_values(two.iter().map(String::as_str)).is_err());
         assert!(is_anchor_value("dingsync:user:x:y"));
         assert!(!is_anchor_value("ding"));
     }

@@ -98,8 +98,9 @@ impl std::fmt::Debug for Store {
 fn lower_attrs(attrs: &Attrs) -> Attrs {
     let mut out = Attrs::new();
     for (k, v) in attrs {
-        out.values_mut(&k.to_ascii_lowercase())
-            .extend(v.iter().cloned());
+        out.update(&k.to_ascii_lowercase(), |vals| {
+            vals.extend(v.map(str::to_owned))
+        });
     }
     out
 }
@@ -210,7 +211,6 @@ impl Store {
         let needle = format!("'{}'", LOCK_ATTR.to_ascii_lowercase());
         Ok(schema.is_none_or(|s| {
             s.get("attributeTypes")
-                .iter()
                 .any(|t| t.to_ascii_lowercase().contains(&needle))
         }))
     }
@@ -268,7 +268,6 @@ impl Store {
             };
             let classes: HashSet<String> = e
                 .get("objectClass")
-                .iter()
                 .map(|c| c.to_ascii_lowercase())
                 .collect();
             let anchor = match StoredAnchor::from_values(e.get(ANCHOR_ATTR)) {
@@ -364,6 +363,8 @@ impl Store {
             attrs.remove("entryuuid");
             attrs.remove(&LOCK_ATTR.to_ascii_lowercase());
             strip_anchor(&mut attrs);
+            // Kept for the whole run: without the removed values' text.
+            attrs.shrink();
             let entry = PersonEntry {
                 dn: e.dn,
                 uuid,
@@ -1026,32 +1027,39 @@ impl Store {
 
 fn strip_anchor(attrs: &mut Attrs) {
     let key = ANCHOR_ATTR.to_ascii_lowercase();
-    if let Some(v) = attrs.get_mut(&key) {
-        v.retain(|x| !is_anchor_value(x));
-        if v.is_empty() {
-            attrs.remove(&key);
+    if attrs.get(&key).is_some_and(|mut v| v.any(is_anchor_value)) {
+        let kept: Vec<String> = attrs
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| !is_anchor_value(x))
+            .collect();
+        if !kept.is_empty() {
+            attrs.insert(key, kept);
         }
     }
 }
 
 fn set_anchor(attrs: &mut Attrs, anchor: &StoredAnchor) {
-    let v = attrs.values_mut(&ANCHOR_ATTR.to_ascii_lowercase());
-    v.retain(|x| !is_anchor_value(x));
-    v.push(anchor.encode());
+    attrs.update(&ANCHOR_ATTR.to_ascii_lowercase(), |v| {
+        v.retain(|x| !is_anchor_value(x));
+        v.push(anchor.encode());
+    });
 }
 
 fn merge_class(attrs: &mut Attrs, classes: &[&str]) {
-    let v = attrs.values_mut("objectclass");
-    for c in classes {
-        if !v.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-            v.push(c.to_string());
+    attrs.update("objectclass", |v| {
+        for c in classes {
+            if !v.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+                v.push(c.to_string());
+            }
         }
-    }
+    });
 }
 
 fn single(attrs: &Attrs, name: &str, id: &str) -> Result<String, LdapError> {
-    match attrs.get(name).and_then(|v| v.first()) {
-        Some(v) if !v.is_empty() => Ok(v.clone()),
+    match attrs.first(name) {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
         _ => Err(LdapError::Rejected {
             dn: format!("(person {id})"),
             attribute: Some(name.to_string()),

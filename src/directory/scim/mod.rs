@@ -430,7 +430,7 @@ impl Directory for ScimDirectory {
         let mut user = json!({"schemas": [USER_SCHEMA], "externalId": anchor("user", &self.corp, id), "active": true});
         for (k, v) in attrs {
             if !v.is_empty() {
-                set(&mut user, k, v)?;
+                set(&mut user, k, &v.to_vec())?;
             }
         }
         if user["userName"].as_str().is_none_or(str::is_empty) {
@@ -459,7 +459,7 @@ impl Directory for ScimDirectory {
         let scim_id = self.person(id)?;
         self.edit("Users", &scim_id, |u| {
             for (k, v) in changes {
-                set(u, k, v)?;
+                set(u, k, &v.to_vec())?;
             }
             Ok(())
         })
@@ -712,12 +712,24 @@ mod tests {
         )
         .unwrap();
         let a = attrs_of(&u);
-        assert_eq!(a["username"], vec!["zhangwei".to_string()]);
-        assert_eq!(a["uid"], vec!["zhangwei".to_string()]);
-        assert_eq!(a["displayname"], a["cn"]);
-        assert_eq!(a["emails[type eq \"work\"].value"], a["mail"]);
-        assert_eq!(a["mobile"], vec!["138".to_string()]);
-        assert_eq!(a["employeenumber"], vec!["E1".to_string()]);
+        assert_eq!(
+            a.values_of("username").unwrap(),
+            vec!["zhangwei".to_string()]
+        );
+        assert_eq!(a.values_of("uid").unwrap(), vec!["zhangwei".to_string()]);
+        assert_eq!(
+            a.values_of("displayname").unwrap(),
+            a.values_of("cn").unwrap()
+        );
+        assert_eq!(
+            a.values_of("emails[type eq \"work\"].value").unwrap(),
+            a.values_of("mail").unwrap()
+        );
+        assert_eq!(a.values_of("mobile").unwrap(), vec!["138".to_string()]);
+        assert_eq!(
+            a.values_of("employeenumber").unwrap(),
+            vec!["E1".to_string()]
+        );
         set(&mut u, "mail", &[]).unwrap();
         assert!(!attrs_of(&u).contains_key("mail"));
         assert!(set(&mut u, "favouriteColour", &["x".into()]).is_err());
