@@ -83,6 +83,13 @@ pub struct Person {
 }
 
 impl Person {
+    /// Whether a field has non-blank text ([`Person::text`] without the copy).
+    pub fn has_text(&self, field: &str) -> bool {
+        self.fields
+            .text(field)
+            .is_some_and(|s| !s.trim().is_empty())
+    }
+
     /// A field as trimmed text, `None` when absent or empty.
     pub fn text(&self, field: &str) -> Option<String> {
         let s = self.fields.text(field)?.trim();

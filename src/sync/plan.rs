@@ -238,7 +238,15 @@ fn values_equal(current: Option<Values<'_>>, wanted: Values<'_>) -> bool {
 fn changes(current: &Attrs, wanted: &Attrs) -> Attrs {
     wanted
         .iter()
-        .filter(|(k, v)| !values_equal(current.get(&k.to_ascii_lowercase()), v.clone()))
+        .filter(|(k, v)| {
+            // Names are mostly lowercase already: no copy for those.
+            let current = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                current.get(&k.to_ascii_lowercase())
+            } else {
+                current.get(k)
+            };
+            !values_equal(current, v.clone())
+        })
         .map(|(k, v)| (k.clone(), v.to_vec()))
         .collect()
 }
@@ -270,6 +278,7 @@ pub fn plan_scoped(
     let mut out = Plan::default();
     let mut steps: Vec<Step> = vec![];
     let name_attr = mapping.name_attribute().to_string();
+    let name_attr_name = Name::new(&name_attr);
     let name_key = name_attr.to_ascii_lowercase();
 
     // ---- departments ----
@@ -438,10 +447,10 @@ pub fn plan_scoped(
     }
     let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
     for p in people {
-        if p.text("mobile").is_none() {
+        if !p.has_text("mobile") {
             out.missing_mobile += 1;
         }
-        if p.text("email").is_none() && p.text("org_email").is_none() {
+        if !p.has_text("email") && !p.has_text("org_email") {
             out.missing_email += 1;
         }
         let ctx = mapping.context(p);
@@ -563,7 +572,8 @@ pub fn plan_scoped(
     for w in wants {
         let p = w.person;
         let name = w.name.expect("assigned above");
-        let label = format!("{} ({name})", p.name);
+        // Made only for a step: most people of a resync have none.
+        let label = || format!("{} ({name})", p.name);
         let mut attrs = match w.attrs {
             Ok(a) => a,
             Err(e) => {
@@ -577,12 +587,12 @@ pub fn plan_scoped(
                 continue;
             }
         };
-        attrs.insert(name_attr.clone(), vec![name.clone()]);
-        let depts: BTreeSet<String> = p
+        attrs.insert(&name_attr_name, vec![name.clone()]);
+        let depts: BTreeSet<&str> = p
             .departments
             .iter()
             .filter(|d| dept_ok.contains(*d))
-            .cloned()
+            .map(String::as_str)
             .collect();
         let main = p.main_department.clone().filter(|m| dept_ok.contains(m));
         let mut touched = false;
@@ -594,11 +604,14 @@ pub fn plan_scoped(
                         attrs,
                         main_dept: if opts.ou_tree { main.clone() } else { None },
                     },
-                    label: label.clone(),
+                    label: label(),
                     reason: "new in DingTalk".into(),
                 });
                 for d in &depts {
-                    members_add.entry(d.clone()).or_default().push(p.id.clone());
+                    members_add
+                        .entry((*d).to_owned())
+                        .or_default()
+                        .push(p.id.clone());
                 }
                 continue;
             }
@@ -609,7 +622,7 @@ pub fn plan_scoped(
                             key: l.key.clone(),
                             id: p.id.clone(),
                         },
-                        label: label.clone(),
+                        label: label(),
                         reason: "an existing account matched the match rules".into(),
                     });
                     touched = true;
@@ -617,7 +630,7 @@ pub fn plan_scoped(
                 if e.disabled {
                     steps.push(Step {
                         op: Op::EnablePerson { id: p.id.clone() },
-                        label: label.clone(),
+                        label: label(),
                         reason: "back in DingTalk (rehire)".into(),
                     });
                     touched = true;
@@ -630,7 +643,7 @@ pub fn plan_scoped(
                             id: p.id.clone(),
                             changes: diff.clone(),
                         },
-                        label: label.clone(),
+                        label: label(),
                         reason: format!("changed: {names:?}").into(),
                     });
                     touched = true;
@@ -645,24 +658,27 @@ pub fn plan_scoped(
                             name: name.clone(),
                             main_dept: m.clone(),
                         },
-                        label: label.clone(),
+                        label: label(),
                         reason: "main department changed".into(),
                     });
                     touched = true;
                 }
                 // A disabled entry lost its memberships; an enabled one keeps what it has.
-                let have: BTreeSet<String> = if e.disabled {
+                let have: BTreeSet<&str> = if e.disabled {
                     BTreeSet::new()
                 } else {
-                    e.departments.iter().cloned().collect()
+                    e.departments.iter().map(String::as_str).collect()
                 };
                 for d in depts.difference(&have) {
-                    members_add.entry(d.clone()).or_default().push(p.id.clone());
+                    members_add
+                        .entry((*d).to_owned())
+                        .or_default()
+                        .push(p.id.clone());
                     touched = true;
                 }
                 for d in have.difference(&depts) {
                     members_remove
-                        .entry(d.clone())
+                        .entry((*d).to_owned())
                         .or_default()
                         .push(p.id.clone());
                     touched = true;

@@ -243,9 +243,6 @@ impl Store {
                 &OPERATIONAL,
             )
             .await?;
-        // The read succeeded: the index it replaces goes now rather than after the new one is
-        // built (at 100,000 people each is tens of MB). Nothing below awaits.
-        drop(std::mem::take(&mut *self.lock()));
         let mut snap = Snapshot::default();
         let mut index = Index::default();
         // Pass 1: classify.
@@ -382,6 +379,8 @@ impl Store {
                 None => snap.unlinked.push(entry),
             }
         }
+        // Swapped whole: a write or another read running meanwhile (the store is shared) sees
+        // the old index or the new one, never an empty or partial one.
         *self.lock() = index;
         Ok(snap)
     }
