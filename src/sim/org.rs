@@ -451,10 +451,21 @@ impl Org {
 
     /// All descendants of `id` (not including `id`).
     pub fn descendants(&self, id: i64) -> Vec<i64> {
+        // Children of every department in one pass (not a scan of all per department).
+        let mut children: std::collections::HashMap<i64, Vec<&Department>> = Default::default();
+        for d in &self.departments {
+            if let Some(p) = d.parent_id {
+                children.entry(p).or_default().push(d);
+            }
+        }
         let mut out = Vec::new();
         let mut stack = vec![id];
         while let Some(cur) = stack.pop() {
-            for c in self.children(cur) {
+            let Some(cs) = children.get_mut(&cur) else {
+                continue;
+            };
+            cs.sort_by_key(|d| (d.order, d.id));
+            for c in cs.iter() {
                 out.push(c.id);
                 stack.push(c.id);
             }

@@ -188,6 +188,8 @@ impl SimProcess {
             .args(["--departments", &departments.to_string()])
             .args(["--seed", &seed.to_string()])
             .env("DINGSYNC_SIM_APP_SECRET", sim::DEFAULT_APP_SECRET)
+            // A heap profiler preloaded into the benchmark profiles dingsync, not the simulator.
+            .env_remove("LD_PRELOAD")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -316,6 +318,17 @@ async fn full_sync(people: usize, backend: Backend) {
     let first_time = t.elapsed().as_secs_f64();
     // A controller keeps a run's figures, not its report (which holds the whole plan).
     let (first_writes, first_failures) = (first.writes, first.failures.len());
+    // A run with failures is no measure of anything: say why, by reason.
+    let mut reasons = std::collections::BTreeMap::<String, (usize, String)>::new();
+    for f in &first.failures {
+        let e = reasons
+            .entry(format!("{} {}", f.kind, f.reason))
+            .or_insert((0, f.message.clone()));
+        e.0 += 1;
+    }
+    for (reason, (n, example)) in &reasons {
+        eprintln!("first sync: {n} × {reason}, e.g. {example}");
+    }
     drop(first);
     let phases = phases.into_inner().unwrap();
     // Before the benchmark holds snapshots of its own to time the diff.
@@ -333,7 +346,16 @@ async fn full_sync(people: usize, backend: Backend) {
     // full, nothing to write.
     let second_peak_measured = reset_peak_rss();
     let t = Instant::now();
-    let second = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet)
+    let probed = |phase: &str, done: usize, total: Option<usize>| {
+        eprintln!(
+            "second run: {phase} {done:?}/{total:?} at {:.2} s: rss {:.0} hwm {:.0}",
+            t.elapsed().as_secs_f64(),
+            rss_now_mb(),
+            peak_rss_mb()
+        );
+    };
+    let progress: sync::ProgressFn<'_> = if probe { &probed } else { &quiet };
+    let second = sync::run(&source, dir.as_ref(), &mapping, &opts, false, progress)
         .await
         .unwrap();
     let second_time = t.elapsed().as_secs_f64();
