@@ -440,21 +440,36 @@ pub fn plan_scoped(
         link: Option<&'a PersonEntry>,
         wanted: String,
         name: Option<String>,
-        /// Rendered now, so each person's template context is dropped at once instead of
-        /// all of them living until the second pass (at 100,000 people that is most of the
-        /// plan's memory).
+        /// Rendered attributes only: no person's template context outlives its rendering
+        /// (at 100,000 people the contexts would be most of the plan's memory).
         attrs: Result<Attrs, crate::mapping::RenderError>,
     }
+    // Templates are the diff's main cost and each person's are independent: rendered on every
+    // core first. Matching, which hands out claims, stays sequential in userid order.
+    struct Rendered {
+        wanted: Result<String, crate::mapping::RenderError>,
+        /// Only for people not yet linked: the match rules' values.
+        matches: Option<Result<Vec<(String, String)>, crate::mapping::RenderError>>,
+        attrs: Result<Attrs, crate::mapping::RenderError>,
+    }
+    let rendered = par_map(&people, |p| {
+        let ctx = mapping.context(p);
+        let linked = dir_people.contains_key(p.id.as_str());
+        Rendered {
+            wanted: mapping.wanted_name_in(p, &ctx),
+            matches: (!linked).then(|| mapping.match_values_in(&ctx)),
+            attrs: mapping.person_attributes_in(&ctx, !linked),
+        }
+    });
     let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
-    for p in people {
+    for (p, r) in people.into_iter().zip(rendered.into_iter().flatten()) {
         if !p.has_text("mobile") {
             out.missing_mobile += 1;
         }
         if !p.has_text("email") && !p.has_text("org_email") {
             out.missing_email += 1;
         }
-        let ctx = mapping.context(p);
-        let wanted = match mapping.wanted_name_in(p, &ctx) {
+        let wanted = match r.wanted {
             Ok(w) => w,
             Err(e) => {
                 out.problems.push(Problem {
@@ -471,7 +486,7 @@ pub fn plan_scoped(
         let mut link = None;
         if entry.is_none() {
             // First time: try the match rules in order.
-            let values = match mapping.match_values_in(&ctx) {
+            let values = match r.matches.expect("rendered for every unlinked person") {
                 Ok(v) => v,
                 Err(e) => {
                     out.problems.push(Problem {
@@ -534,8 +549,12 @@ pub fn plan_scoped(
         // An account keeps the name it has: usernames are logins, and a display-name change in
         // DingTalk must not change someone's login (the mapped attributes follow instead).
         let name = entry.and_then(current_name);
-        let attrs = mapping.person_attributes_in(&ctx, entry.is_none());
-        drop(ctx);
+        // Rendered for a new entry; an existing account just matched gets an update instead.
+        let attrs = if link.is_some() {
+            mapping.person_attributes_in(&mapping.context(p), false)
+        } else {
+            r.attrs
+        };
         wants.push(Wanted {
             person: p,
             entry,
@@ -895,9 +914,47 @@ fn token_of(ids: &[String]) -> String {
     hex::encode(&h.finalize()[..6])
 }
 
+/// `f` over `items` on every available core, in order, as one vector per thread (flatten to
+/// read). Small inputs stay on the calling thread.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Vec<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || items.len() < 2048 {
+        return vec![items.iter().map(f).collect()];
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn par_map_keeps_order_across_threads_and_propagates_panics() {
+        let items: Vec<usize> = (0..10_000).collect();
+        let out = par_map(&items, |i| i * 2);
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            assert!(out.len() > 1, "large inputs are split across threads");
+        }
+        let flat: Vec<usize> = out.into_iter().flatten().collect();
+        assert_eq!(flat, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let panicked = std::panic::catch_unwind(|| {
+            par_map(&items, |i| assert!(*i != 7_777, "bad item"));
+        });
+        assert!(panicked.is_err());
+    }
 
     #[test]
     fn suffixes() {

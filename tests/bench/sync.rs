@@ -21,6 +21,10 @@ mod slapd;
 
 use std::{sync::Arc, time::Instant};
 
+/// The allocator the `dingsync` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use dingsync::{
     dingtalk::{ClientConfig, DingTalkClient, Secret},
     directory::{

@@ -63,27 +63,55 @@ pub struct Ava {
 }
 
 /// A parsed DN, kept compact (people DNs are indexed by the hundred thousand): its escaped
-/// text, its normalised comparison key, and where each RDN starts in both.
+/// text and its normalised comparison key in one exact-size buffer, and where each RDN
+/// starts in both.
 #[derive(Debug, Clone)]
 pub struct Dn {
+    /// The text, then the key.
+    buf: Box<str>,
+    /// Where the key starts in `buf`.
+    split: u32,
+    /// (start in the text, start in the key) of each RDN, leftmost first.
+    bounds: Box<[(u32, u32)]>,
+}
+
+/// A DN being built: grown piece by piece, then frozen into a [`Dn`].
+#[derive(Default)]
+struct Parts {
     text: String,
     key: String,
-    /// (start in `text`, start in `key`) of each RDN, leftmost first.
     bounds: Vec<(u32, u32)>,
+}
+
+impl Parts {
+    fn freeze(self) -> Dn {
+        let mut buf = String::with_capacity(self.text.len() + self.key.len());
+        buf.push_str(&self.text);
+        buf.push_str(&self.key);
+        Dn {
+            buf: buf.into_boxed_str(),
+            split: self.text.len() as u32,
+            bounds: self.bounds.into_boxed_slice(),
+        }
+    }
 }
 
 impl Dn {
     /// The empty (root) DN.
     pub fn root() -> Self {
-        Dn {
-            text: String::new(),
-            key: String::new(),
-            bounds: Vec::new(),
-        }
+        Parts::default().freeze()
+    }
+
+    fn text(&self) -> &str {
+        &self.buf[..self.split as usize]
+    }
+
+    fn key_part(&self) -> &str {
+        &self.buf[self.split as usize..]
     }
 
     fn from_rdns(rdns: &[Vec<Ava>]) -> Self {
-        let mut dn = Dn::root();
+        let mut dn = Parts::default();
         for (i, r) in rdns.iter().enumerate() {
             if i > 0 {
                 dn.text.push(',');
@@ -93,7 +121,7 @@ impl Dn {
             dn.text.push_str(&fmt_rdn(r));
             dn.key.push_str(&rdn_key(r));
         }
-        dn
+        dn.freeze()
     }
 
     /// Parse an RFC 4514 string.
@@ -118,12 +146,12 @@ impl Dn {
             text.push(',');
             key.push(',');
         }
-        text.push_str(&parent.text);
-        key.push_str(&parent.key);
+        text.push_str(parent.text());
+        key.push_str(parent.key_part());
         let mut bounds = Vec::with_capacity(parent.bounds.len() + 1);
         bounds.push((0, 0));
         bounds.extend(parent.bounds.iter().map(|(t, k)| (t + dt, k + dk)));
-        Dn { text, key, bounds }
+        Parts { text, key, bounds }.freeze()
     }
 
     /// The DN from RDN `i` up (a suffix).
@@ -132,14 +160,15 @@ impl Dn {
             return Dn::root();
         }
         let (t0, k0) = self.bounds[i];
-        Dn {
-            text: self.text[t0 as usize..].to_string(),
-            key: self.key[k0 as usize..].to_string(),
+        Parts {
+            text: self.text()[t0 as usize..].to_string(),
+            key: self.key_part()[k0 as usize..].to_string(),
             bounds: self.bounds[i..]
                 .iter()
                 .map(|(t, k)| (t - t0, k - k0))
                 .collect(),
         }
+        .freeze()
     }
 
     /// The parent DN (the root has none).
@@ -149,8 +178,8 @@ impl Dn {
 
     fn first_rdn_text(&self) -> &str {
         match self.bounds.get(1) {
-            Some((t, _)) => &self.text[..*t as usize - 1],
-            None => &self.text,
+            Some((t, _)) => &self.text()[..*t as usize - 1],
+            None => self.text(),
         }
     }
 
@@ -194,18 +223,18 @@ impl Dn {
             return false;
         }
         let (_, k) = self.bounds[self.bounds.len() - n];
-        &self.key[k as usize..] == other.key.as_str()
+        &self.key_part()[k as usize..] == other.key_part()
     }
 
     /// A comparison key: attribute types and values lowercased, AVAs sorted, re-escaped.
     /// Every naming attribute dingsync uses (`uid`, `cn`, `ou`) matches case-insensitively.
     pub fn key(&self) -> String {
-        self.key.clone()
+        self.key_part().to_string()
     }
 
     /// The comparison key, borrowed.
     pub fn key_str(&self) -> &str {
-        &self.key
+        self.key_part()
     }
 
     /// `self` moved from under `old` to under `new`; `None` when it is not under `old`.
@@ -214,15 +243,16 @@ impl Dn {
             return None;
         }
         let keep = self.bounds.len() - old.bounds.len();
-        let mut out = Dn::root();
+        let (text, key) = (self.text(), self.key_part());
+        let mut out = Parts::default();
         let (tk, kk) = self
             .bounds
             .get(keep)
             .copied()
-            .unwrap_or((self.text.len() as u32 + 1, self.key.len() as u32 + 1));
+            .unwrap_or((text.len() as u32 + 1, key.len() as u32 + 1));
         if keep > 0 {
-            out.text.push_str(&self.text[..tk as usize - 1]);
-            out.key.push_str(&self.key[..kk as usize - 1]);
+            out.text.push_str(&text[..tk as usize - 1]);
+            out.key.push_str(&key[..kk as usize - 1]);
             out.bounds.extend_from_slice(&self.bounds[..keep]);
             if !new.bounds.is_empty() {
                 out.text.push(',');
@@ -230,11 +260,11 @@ impl Dn {
             }
         }
         let (dt, dk) = (out.text.len() as u32, out.key.len() as u32);
-        out.text.push_str(&new.text);
-        out.key.push_str(&new.key);
+        out.text.push_str(new.text());
+        out.key.push_str(new.key_part());
         out.bounds
             .extend(new.bounds.iter().map(|(t, k)| (t + dt, k + dk)));
-        Some(out)
+        Some(out.freeze())
     }
 }
 
@@ -356,13 +386,13 @@ fn fmt_rdn(rdn: &[Ava]) -> String {
 
 impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.text())
     }
 }
 
 impl PartialEq for Dn {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        self.key_part() == other.key_part()
     }
 }
 
@@ -370,7 +400,7 @@ impl Eq for Dn {}
 
 impl std::hash::Hash for Dn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key.hash(state)
+        self.key_part().hash(state)
     }
 }
 
