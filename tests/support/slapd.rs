@@ -525,7 +525,7 @@ dbnosync
 limits dn.exact=\"{LIMITED_DN}\" size.soft={LIMITED_TOTAL} size.hard={LIMITED_TOTAL} size.prtotal={LIMITED_TOTAL}
 index objectClass eq
 index entryUUID eq
-index businessCategory,member eq
+index businessCategory eq
 index uid,cn,mail,mobile,employeeNumber eq
 access to attrs=userPassword by dn.exact=\"{SERVICE_DN}\" write by anonymous auth by self write by * none
 access to * by dn.exact=\"{SERVICE_DN}\" manage by * read
