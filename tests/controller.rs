@@ -23,6 +23,7 @@ use dingsync::{
         Context, CredentialChecker, CredentialError, IncrementalView, Sensitive, SyncOutcome,
         SyncRequest, SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
     },
+    resolve::{Resolved, TargetKey},
 };
 use k8s_openapi::{
     ByteString,
@@ -116,7 +117,7 @@ impl SyncRunner for FakeRunner {
         })
     }
 
-    async fn track_events(&self, _: &SyncRequest, baseline: bool) -> Option<IncrementalView> {
+    async fn track_events(&self, _: &Resolved, baseline: bool) -> Option<IncrementalView> {
         Some(if baseline {
             IncrementalView {
                 active: true,
@@ -132,7 +133,7 @@ impl SyncRunner for FakeRunner {
         })
     }
 
-    fn full_sync_wanted(&self, _: &str) -> bool {
+    fn full_sync_wanted(&self, _: &TargetKey) -> bool {
         self.gap.swap(false, Ordering::SeqCst)
     }
 }
@@ -600,8 +601,8 @@ async fn target_happy_path_syncs_once_and_reports() {
     assert!(st.baseline.is_some() && st.last_successful_sync_time.is_some());
     assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
     let req = w.runner.last.lock().unwrap().clone().unwrap();
-    assert_eq!(req.directory_secret.expose(), "bind-pw");
-    assert_eq!(req.app_key, "good-key");
+    assert_eq!(req.target.directory_secret.expose(), "bind-pw");
+    assert_eq!(req.target.app_key, "good-key");
     assert_eq!(
         format!("{req:?}").matches("good-secret").count(),
         0,

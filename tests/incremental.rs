@@ -655,7 +655,10 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
 /// feeds the target and the hire reaches LDAP by event; the view says so.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
-    use dingsync::controller::{Sensitive, SyncRequest, SyncRunner, adapters::Engine};
+    use dingsync::{
+        controller::{Sensitive, SyncRequest, SyncRunner, Trigger, engine::Engine},
+        resolve::{Resolved, TargetKey},
+    };
     let Some(server) = slapd::start_or_skip() else {
         return;
     };
@@ -691,8 +694,8 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         }
     }))
     .unwrap();
-    let req = SyncRequest {
-        target: "team/t1".into(),
+    let t1 = Resolved {
+        key: TargetKey::new("team", "t1"),
         spec,
         binding,
         mapping,
@@ -700,17 +703,20 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
         directory_secret: Sensitive::new(server.service_password()),
         directory_ca: None,
-        trigger: "Created".into(),
         approval: None,
-        progress: None,
         callback: None,
+    };
+    let req = SyncRequest {
+        target: t1.clone(),
+        trigger: Trigger::Created,
+        progress: None,
     };
     let metrics = std::sync::Arc::new(dingsync::controller::metrics::Metrics::default());
     let engine = Engine::with_metrics(metrics.clone());
     let out = engine.run(req.clone()).await.unwrap();
     assert!(out.complete);
     let view = engine
-        .track_events(&req, true)
+        .track_events(&t1, true)
         .await
         .expect("fed by events");
     assert!(view.active, "{view:?}");
@@ -728,9 +734,9 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(found, "the hire reached LDAP by event");
-    assert!(!engine.full_sync_wanted("team/t1"));
+    assert!(!engine.full_sync_wanted(&t1.key));
     // Metrics: the event counted by type and outcome, its lag observed, the connection up.
-    engine.track_events(&req, true).await;
+    engine.track_events(&t1, true).await;
     let mut text = String::new();
     for _ in 0..40 {
         text = metrics.encode();
@@ -754,8 +760,8 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     // The same target through a binding with HTTP callbacks, served on the controller's port.
     let token = "ctrltoken";
     let aes = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
-    let mut cb = req.clone();
-    cb.target = "team/t3".into();
+    let mut cb = t1.clone();
+    cb.key = TargetKey::new("team", "t3");
     cb.spec.binding_ref.name = "acme-cb".into();
     cb.binding.events = serde_json::from_value(serde_json::json!({
         "delivery": "Callback", "callbackSecretRef": {"name": "cb"}
@@ -769,8 +775,10 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     assert!(view.active, "{view:?}");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let routes = engine.callbacks();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, dingsync::controller::adapters::callback_router()).await;
+        let router = dingsync::controller::engine::callback_router(routes);
+        let _ = axum::serve(listener, router).await;
     });
     let url = format!("http://{addr}/dingtalk/callback/team/acme-cb");
     w.sim
@@ -794,9 +802,9 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     assert_eq!(r.status(), 400, "a forged push is refused");
 
     // Events off: not fed.
-    let mut off = req.clone();
+    let mut off = t1.clone();
     off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();
-    off.target = "team/t2".into();
+    off.key = TargetKey::new("team", "t2");
     assert!(engine.track_events(&off, true).await.is_none());
     w.sim.shutdown().await;
 }

@@ -683,13 +683,16 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
 /// (`track_events`) polls the directory and pushes what changed; no baseline, no polling.
 #[tokio::test]
 async fn the_controller_engine_polls_and_pushes_directory_changes() {
-    use dingsync::controller::{Sensitive, SyncRequest, SyncRunner, adapters::Engine};
+    use dingsync::{
+        controller::{Sensitive, SyncRequest, SyncRunner, Trigger, engine::Engine},
+        resolve::{Resolved, TargetKey},
+    };
     let Some(w) = world("ob-engine", 21).await else {
         return;
     };
     let base = w.sim.base_url();
-    let req = SyncRequest {
-        target: "team/ext".into(),
+    let t = Resolved {
+        key: TargetKey::new("team", "ext"),
         spec: serde_json::from_value(serde_json::json!({
             "bindingRef": {"name": "acme"},
             "fieldMappingRef": {"name": "out"},
@@ -719,17 +722,20 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
         app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
         directory_secret: Sensitive::new(w.server.service_password()),
         directory_ca: None,
-        trigger: "Created".into(),
         approval: None,
-        progress: None,
         callback: None,
     };
+    let req = SyncRequest {
+        target: t.clone(),
+        trigger: Trigger::Created,
+        progress: None,
+    };
     let engine = Engine::default();
-    let view = engine.track_events(&req, false).await.unwrap();
+    let view = engine.track_events(&t, false).await.unwrap();
     assert_eq!(view.reason, "NoBaseline");
     let out = engine.run(req.clone()).await.unwrap();
     assert_eq!((out.summary.created, out.summary.failed), (21, 0));
-    let view = engine.track_events(&req, true).await.unwrap();
+    let view = engine.track_events(&t, true).await.unwrap();
     assert_eq!((view.active, view.reason.as_str()), (true, "Active"));
     assert!(view.message.contains("nothing changed"), "{}", view.message);
 
@@ -743,7 +749,7 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
             ou_dn(&w.node, "研发"),
         ))
         .unwrap();
-    let view = engine.track_events(&req, true).await.unwrap();
+    let view = engine.track_events(&t, true).await.unwrap();
     assert!(
         view.message.contains("1 moved, 1 removed"),
         "{}",
@@ -752,6 +758,6 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
     let (_, users) = w.dingtalk();
     assert_eq!(users["ext0002"].1, vec!["销售/华南".to_string()]);
     assert!(!users.contains_key("ext0008"));
-    let view = engine.track_events(&req, true).await.unwrap();
+    let view = engine.track_events(&t, true).await.unwrap();
     assert!(view.message.contains("nothing changed"), "{}", view.message);
 }

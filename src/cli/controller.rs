@@ -75,10 +75,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, "HTTP server listening");
     let login = Arc::new(controller::login::Login::new());
+    let ctx = controller::production_context(client.clone(), &args.instance, metrics);
     let server = axum::serve(
         listener,
         http::router(health.clone())
-            .merge(controller::adapters::callback_router())
+            .merge(controller::engine::callback_router(ctx.callbacks.clone()))
             .merge(login.router()),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -94,7 +95,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         instance: args.instance.clone(),
     };
-    let ctx = controller::production_context(client.clone(), &args.instance, metrics);
     // Login is served by every replica, leader or not.
     tokio::spawn(controller::login::run(
         ctx.clone(),

@@ -4,16 +4,18 @@
 //! replica; here the signing keys live in a file (`--keys`, created if missing) instead of a
 //! Secret.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+};
 
 use anyhow::{Context as _, anyhow, bail};
 
-use super::plan::{load, secret};
 use crate::{
-    api::target::Direction,
-    controller::{Sensitive, SyncRequest, adapters},
-    dingtalk::DingTalkClient,
-    login::{Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, Providers, claim_rules},
+    api::DingTalkBinding,
+    login::{KeySet, Providers},
+    resolve::{self, Manifests},
 };
 
 /// Options of `dingsync login`.
@@ -31,6 +33,30 @@ pub struct Args {
     /// File holding the signing keys (created if missing; keep it private).
     #[arg(long)]
     pub keys: PathBuf,
+}
+
+/// The binding whose login to serve: the one `--binding` names, or the only one with
+/// `login.enabled`.
+fn login_binding<'m>(
+    m: &'m Manifests,
+    args: &Args,
+) -> anyhow::Result<(&'m String, &'m DingTalkBinding)> {
+    let enabled: Vec<_> = m
+        .bindings
+        .iter()
+        .filter(|(n, b)| {
+            b.spec.login.as_ref().is_some_and(|l| l.enabled)
+                && args.binding.as_ref().is_none_or(|want| want == *n)
+        })
+        .collect();
+    match enabled.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!(
+            "no DingTalkBinding with login.enabled in {}",
+            args.path.display()
+        ),
+        _ => bail!("several bindings enable login; pick one with --binding"),
+    }
 }
 
 /// Entry point of `dingsync login`.
@@ -67,118 +93,14 @@ fn load_keys(path: &PathBuf) -> anyhow::Result<KeySet> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let m = load(&args.path)?;
-    let enabled: Vec<_> = m
-        .bindings
-        .iter()
-        .filter(|(n, b)| {
-            b.spec.login.as_ref().is_some_and(|l| l.enabled)
-                && args.binding.as_ref().is_none_or(|want| want == *n)
-        })
-        .collect();
-    let (bname, binding) = match enabled.as_slice() {
-        [one] => *one,
-        [] => bail!(
-            "no DingTalkBinding with login.enabled in {}",
-            args.path.display()
-        ),
-        _ => bail!("several bindings enable login; pick one with --binding"),
-    };
-    let login = binding.spec.login.clone().unwrap_or_default();
-    let at = |f: &str| format!("DingTalkBinding {bname}: login.{f}");
-    let issuer = login
-        .issuer
-        .clone()
-        .ok_or_else(|| anyhow!("{} is required", at("issuer")))?;
-    let cref = login
-        .clients_secret_ref
-        .clone()
-        .ok_or_else(|| anyhow!("{} is required", at("clientsSecretRef")))?;
-    let clients = Clients::parse(&secret(
-        &m,
-        &cref.name,
-        "clients.yaml",
-        &at("clientsSecretRef"),
-    )?)
-    .map_err(|e| anyhow!("Secret {}: {e}", cref.name))?;
-    let tref = login
-        .target_ref
-        .clone()
-        .ok_or_else(|| anyhow!("{} is required", at("targetRef")))?;
-    let target = m
-        .targets
-        .iter()
-        .find(|t| t.metadata.name.as_deref() == Some(tref.name.as_str()))
-        .ok_or_else(|| anyhow!("{}: SyncTarget {:?} not found", at("targetRef"), tref.name))?;
-    if target.spec.direction != Direction::Inbound || target.spec.binding_ref.name != *bname {
-        bail!(
-            "{}: SyncTarget {:?} must be an Inbound target of this binding",
-            at("targetRef"),
-            tref.name
-        );
-    }
-    let spec = target.spec.clone();
-    let fm = m
-        .mappings
-        .get(&spec.field_mapping_ref.name)
-        .ok_or_else(|| {
-            anyhow!(
-                "SyncTarget {}: FieldMapping {:?} not found",
-                tref.name,
-                spec.field_mapping_ref.name
-            )
-        })?;
-    let cred = &binding.spec.credentials_secret_ref;
-    let app_key = secret(&m, &cred.name, &cred.app_key_key, "credentialsSecretRef")?;
-    let app_secret = secret(&m, &cred.name, &cred.app_secret_key, "credentialsSecretRef")?;
-    let Some((dref, field)) = spec.directory.credential_ref() else {
-        bail!("SyncTarget {}: set exactly one of ldap or scim", tref.name);
-    };
-    let dir_secret = secret(&m, &dref.name, &dref.key, field)?;
-    let ca = match spec.directory.ca_ref() {
-        Some(r) => Some(secret(&m, &r.name, &r.key, "caSecretRef")?.into_bytes()),
-        None => None,
-    };
-    let request = SyncRequest {
-        target: tref.name.clone(),
-        spec,
-        binding: binding.spec.clone(),
-        mapping: fm.spec.clone(),
-        app_key: app_key.clone(),
-        app_secret: Sensitive::new(app_secret.clone()),
-        directory_secret: Sensitive::new(dir_secret),
-        directory_ca: ca,
-        trigger: String::new(),
-        approval: None,
-        progress: None,
-        callback: None,
-    };
-    let dir = adapters::open_directory(&request, true)
-        .await
-        .map_err(|e| anyhow!("SyncTarget {}: {e}", tref.name))?;
-    let claims: Vec<(String, String)> = login.claims.clone().into_iter().collect();
+    let m = Manifests::load(&args.path)?;
+    let (bname, binding) = login_binding(&m, &args)?;
+    let inputs = resolve::login_inputs(&m, binding)
+        .await?
+        .map_err(|p| anyhow!("DingTalkBinding {bname}: {p}"))?;
     let keys = load_keys(&args.keys)?;
-    let client = DingTalkClient::shared(adapters::client_config(
-        &binding.spec,
-        &app_key,
-        &Sensitive::new(app_secret),
-    ));
-    let provider = Provider::new(
-        ProviderConfig {
-            issuer: issuer.clone(),
-            corp_id: binding.spec.corp_id.clone(),
-            display_name: binding.spec.corp_id.clone(),
-            session_ttl: login
-                .session_ttl
-                .map(std::time::Duration::from)
-                .and_then(|d| jiff::SignedDuration::try_from(d).ok())
-                .unwrap_or(jiff::SignedDuration::from_hours(8)),
-        },
-        clients,
-        Arc::new(std::sync::RwLock::new(Arc::new(keys))),
-        Arc::new(client),
-        Arc::new(DirectoryAccounts::new(dir, claim_rules(&fm.spec, &claims))),
-    )?;
+    let provider = resolve::open_login(&inputs, Arc::new(RwLock::new(Arc::new(keys)))).await?;
+    let issuer = inputs.issuer.clone();
     let providers = Providers::default();
     providers.put(Arc::new(provider));
     let listen = match args.listen {
@@ -190,7 +112,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             tokio::net::lookup_host((host, port))
                 .await?
                 .next()
-                .ok_or_else(|| anyhow!("{}: cannot resolve {host}", at("issuer")))?
+                .ok_or_else(|| {
+                    anyhow!("DingTalkBinding {bname}: login.issuer: cannot resolve {host}")
+                })?
         }
     };
     let listener = tokio::net::TcpListener::bind(listen)

@@ -5,4 +5,5 @@ pub mod crd;
 pub mod demo;
 pub mod login;
 pub mod plan;
+mod report;
 pub mod sim;

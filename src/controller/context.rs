@@ -13,12 +13,13 @@ use async_trait::async_trait;
 use kube::{Client, runtime::events::Recorder};
 
 use crate::api::{
-    DingTalkBindingSpec, FieldMappingSpec, SyncTargetSpec,
+    DingTalkBindingSpec, FieldMappingSpec,
     binding::Permissions,
     target::{Failure, RunSummary},
 };
 
-use super::metrics::Metrics;
+use super::{engine::CallbackRoutes, metrics::Metrics};
+use crate::resolve::{ClusterObjects, Resolved, TargetKey};
 
 /// A string that never prints (AppSecret, bind password, token).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -67,29 +68,35 @@ pub trait MappingValidator: Send + Sync {
     fn validate(&self, spec: &FieldMappingSpec) -> Result<(), String>;
 }
 
-/// Everything a sync run needs, dereferenced and validated by the controller.
+/// Why a full sync is due now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Created,
+    SpecChanged,
+    /// The sync-now annotation, with the value that asked.
+    Requested(String),
+    Interval,
+}
+
+impl Trigger {
+    /// As `status.lastSync.trigger` shows it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Trigger::Created => "Created",
+            Trigger::SpecChanged => "SpecChanged",
+            Trigger::Requested(_) => "Requested",
+            Trigger::Interval => "Interval",
+        }
+    }
+}
+
+/// One full sync of a resolved target.
 #[derive(Clone)]
 pub struct SyncRequest {
-    /// `namespace/name` of the SyncTarget.
-    pub target: String,
-    pub spec: SyncTargetSpec,
-    pub binding: DingTalkBindingSpec,
-    pub mapping: FieldMappingSpec,
-    pub app_key: String,
-    pub app_secret: Sensitive,
-    /// LDAP bind password or SCIM token.
-    pub directory_secret: Sensitive,
-    /// CA bundle for the directory, if any.
-    pub directory_ca: Option<Vec<u8>>,
-    /// `Created`, `SpecChanged`, `Interval`, `Requested`.
-    pub trigger: String,
-    /// Approval token taken from the approve annotation, if set.
-    pub approval: Option<String>,
+    pub target: Resolved,
+    pub trigger: Trigger,
     /// Where the run reports its phase and counts while it goes on.
     pub progress: Option<ProgressSink>,
-    /// The binding's HTTP callback keys (`events.delivery: Callback`): token and
-    /// EncodingAESKey, from `events.callbackSecretRef`.
-    pub callback: Option<(Sensitive, Sensitive)>,
 }
 
 /// Receives (phase, done, total) while a run goes on.
@@ -100,9 +107,6 @@ impl std::fmt::Debug for SyncRequest {
         f.debug_struct("SyncRequest")
             .field("target", &self.target)
             .field("trigger", &self.trigger)
-            .field("app_key", &self.app_key)
-            .field("app_secret", &self.app_secret)
-            .field("directory_secret", &self.directory_secret)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +141,17 @@ pub enum SyncRunError {
     Permanent(String),
 }
 
+impl From<crate::resolve::OpenError> for SyncRunError {
+    fn from(e: crate::resolve::OpenError) -> Self {
+        use crate::{directory::DirectoryError, resolve::OpenError};
+        match e {
+            OpenError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
+            OpenError::Directory(DirectoryError::Unavailable(m)) => SyncRunError::Transient(m),
+            other => SyncRunError::Permanent(other.to_string()),
+        }
+    }
+}
+
 /// Whether a target's incremental sync is live, and why, for its `IncrementalActive` condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncrementalView {
@@ -153,17 +168,13 @@ pub trait SyncRunner: Send + Sync {
     /// Feed the target with its binding's events from now on (`baseline`: a full sync
     /// succeeded at its current spec, so events may be applied). `None`: the runner has no
     /// event feed for it (events off, or not supported).
-    async fn track_events(
-        &self,
-        _request: &SyncRequest,
-        _baseline: bool,
-    ) -> Option<IncrementalView> {
+    async fn track_events(&self, _target: &Resolved, _baseline: bool) -> Option<IncrementalView> {
         None
     }
 
     /// Events were missed for this target since it was last asked: only a full sync closes
     /// the gap.
-    fn full_sync_wanted(&self, _target: &str) -> bool {
+    fn full_sync_wanted(&self, _target: &TargetKey) -> bool {
         false
     }
 }
@@ -176,6 +187,8 @@ pub struct Context {
     pub runner: Arc<dyn SyncRunner>,
     pub recorder: Option<Recorder>,
     pub metrics: Arc<Metrics>,
+    /// Where DingTalk's HTTP callbacks are routed to the runner's event feeds.
+    pub callbacks: Arc<CallbackRoutes>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -195,8 +208,14 @@ impl Context {
             runner,
             recorder,
             metrics,
+            callbacks: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The cluster as the source of the objects a target refers to.
+    pub fn objects(&self) -> ClusterObjects {
+        ClusterObjects::new(self.client.clone())
     }
 
     /// Next retry delay for an object after a transient error: exponential (5 s doubling to

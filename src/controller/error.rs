@@ -18,6 +18,14 @@ pub enum Error {
     },
 }
 
+impl From<crate::resolve::SourceError> for Error {
+    fn from(e: crate::resolve::SourceError) -> Self {
+        match e {
+            crate::resolve::SourceError::Kube(k) => Error::Kube(k),
+        }
+    }
+}
+
 impl Error {
     /// Stable reason for Events and metrics.
     pub fn reason(&self) -> &'static str {

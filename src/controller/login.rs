@@ -14,196 +14,38 @@ use kube::{
     Api, ResourceExt,
     api::{ObjectMeta, PostParams},
 };
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, Error, SyncRequest, adapters, secrets};
+use super::{Context, Error};
 use crate::{
-    api::{DingTalkBinding, FieldMapping, SyncTarget, target::Direction},
-    dingtalk::DingTalkClient,
-    login::{
-        Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, Providers, claim_rules,
-        keys::ROTATE_AFTER,
-    },
+    api::DingTalkBinding,
+    login::{KeySet, Provider, Providers, keys::ROTATE_AFTER},
+    resolve::{LoginInputs, login_inputs, open_login},
 };
 
 /// The key of the keys Secret that holds the key set.
 pub const KEYS_KEY: &str = "keys.json";
 /// How often each replica re-reads bindings and keys.
 const REFRESH: Duration = Duration::from_secs(30);
-const DEFAULT_SESSION: Duration = Duration::from_secs(8 * 3600);
 
 /// Why a binding's login cannot be served; becomes `LoginReady=False`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-fn problem(reason: &'static str, message: impl Into<String>) -> Problem {
-    Problem {
-        reason,
-        message: message.into(),
-    }
-}
+pub type Problem = crate::resolve::Problem;
 
 /// Everything a binding's provider is built from.
-pub struct Inputs {
-    pub issuer: String,
-    clients: Clients,
-    request: SyncRequest,
-    session: Duration,
-    claims: Vec<(String, String)>,
-    /// Changes whenever an input changes (secrets only hashed).
-    fingerprint: String,
-}
+pub type Inputs = LoginInputs;
 
 /// Reads and checks the binding's login inputs. `Ok(Err(_))` names what is wrong.
 pub async fn inputs(
     ctx: &Context,
     binding: &DingTalkBinding,
 ) -> Result<Result<Inputs, Problem>, Error> {
-    let ns = binding.namespace().unwrap_or_default();
-    let Some(login) = binding.spec.login.as_ref().filter(|l| l.enabled) else {
-        return Ok(Err(problem("Disabled", "login.enabled is false")));
-    };
-    let Some(issuer) = login.issuer.clone() else {
-        return Ok(Err(problem("InvalidSpec", "login.issuer is required")));
-    };
-    if let Err(e) = url::Url::parse(&issuer) {
-        return Ok(Err(problem("InvalidSpec", format!("login.issuer: {e}"))));
-    }
-    let Some(cref) = &login.clients_secret_ref else {
-        return Ok(Err(problem(
-            "InvalidSpec",
-            "login.clientsSecretRef is required",
-        )));
-    };
-    let yaml = match secrets::secret_text(
-        ctx,
-        &ns,
-        &cref.name,
-        "clients.yaml",
-        "login.clientsSecretRef",
-    )
-    .await?
-    {
-        Ok(y) => y,
-        Err(m) => return Ok(Err(problem(m.reason, m.message))),
-    };
-    let clients = match Clients::parse(&yaml) {
-        Ok(c) if !c.is_empty() => c,
-        Ok(_) => {
-            return Ok(Err(problem(
-                "InvalidClients",
-                format!("Secret {ns}/{}: clients.yaml lists no clients", cref.name),
-            )));
-        }
-        Err(e) => {
-            return Ok(Err(problem(
-                "InvalidClients",
-                format!("Secret {ns}/{}: {e}", cref.name),
-            )));
-        }
-    };
-    let Some(tref) = &login.target_ref else {
-        return Ok(Err(problem("InvalidSpec", "login.targetRef is required")));
-    };
-    let Some(target) = Api::<SyncTarget>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&tref.name)
-        .await?
-    else {
-        return Ok(Err(problem(
-            "TargetNotFound",
-            format!("login.targetRef: SyncTarget {ns}/{} not found", tref.name),
-        )));
-    };
-    let spec = target.spec.clone();
-    if spec.binding_ref.name != binding.name_any() || spec.direction != Direction::Inbound {
-        return Ok(Err(problem(
-            "InvalidSpec",
-            format!(
-                "login.targetRef: SyncTarget {ns}/{} must be an Inbound target of this binding",
-                tref.name
-            ),
-        )));
-    }
-    let Some(mapping) = Api::<FieldMapping>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&spec.field_mapping_ref.name)
-        .await?
-    else {
-        return Ok(Err(problem(
-            "MappingNotFound",
-            format!(
-                "login.targetRef: its FieldMapping {ns}/{} is not found",
-                spec.field_mapping_ref.name
-            ),
-        )));
-    };
-    let secrets = match secrets::target_secrets(ctx, &ns, &binding.spec, &spec).await? {
-        Ok(s) => s,
-        Err(m) => return Ok(Err(problem(m.reason, m.message))),
-    };
-    let mut h = Sha256::new();
-    for part in [
-        serde_json::to_vec(&binding.spec).unwrap_or_default(),
-        serde_json::to_vec(&spec).unwrap_or_default(),
-        serde_json::to_vec(&mapping.spec).unwrap_or_default(),
-        yaml.into_bytes(),
-        secrets.app_key.clone().into_bytes(),
-        secrets.app_secret.expose().as_bytes().to_vec(),
-        secrets.directory.expose().as_bytes().to_vec(),
-        secrets.ca.clone().unwrap_or_default(),
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    Ok(Ok(Inputs {
-        issuer,
-        clients,
-        session: login
-            .session_ttl
-            .map(Duration::from)
-            .unwrap_or(DEFAULT_SESSION),
-        claims: login
-            .claims
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        request: SyncRequest {
-            target: format!("{ns}/{}", target.name_any()),
-            spec,
-            binding: binding.spec.clone(),
-            mapping: mapping.spec.clone(),
-            app_key: secrets.app_key,
-            app_secret: secrets.app_secret,
-            directory_secret: secrets.directory,
-            directory_ca: secrets.ca,
-            trigger: String::new(),
-            approval: None,
-            progress: None,
-            callback: None,
-        },
-        fingerprint: hex::encode(h.finalize()),
-    }))
+    Ok(login_inputs(&ctx.objects(), binding).await?)
 }
 
 fn keys_error(message: impl Into<String>) -> Error {
     Error::Transient {
         reason: "LoginKeys",
         message: message.into(),
-    }
-}
-
-impl Inputs {
-    /// For the `LoginReady` message.
-    pub fn summary(&self) -> String {
-        format!(
-            "serving {} for {} client(s); accounts from SyncTarget {}",
-            self.issuer,
-            self.clients.len(),
-            self.request.target
-        )
     }
 }
 
@@ -409,29 +251,9 @@ impl Login {
     }
 
     async fn build(&self, i: &Inputs) -> Result<Provider, String> {
-        let dir = adapters::open_directory(&i.request, true)
+        open_login(i, self.keys.clone())
             .await
-            .map_err(|e| e.to_string())?;
-        let rules = claim_rules(&i.request.mapping, &i.claims);
-        let client = DingTalkClient::shared(adapters::client_config(
-            &i.request.binding,
-            &i.request.app_key,
-            &i.request.app_secret,
-        ));
-        Provider::new(
-            ProviderConfig {
-                issuer: i.issuer.clone(),
-                corp_id: i.request.binding.corp_id.clone(),
-                display_name: i.request.binding.corp_id.clone(),
-                session_ttl: jiff::SignedDuration::try_from(i.session)
-                    .unwrap_or(jiff::SignedDuration::from_hours(8)),
-            },
-            i.clients.clone(),
-            self.keys.clone(),
-            Arc::new(client),
-            Arc::new(DirectoryAccounts::new(dir, rules)),
-        )
-        .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -42,6 +42,6 @@ pub struct TemplateValidator;
 
 impl super::MappingValidator for TemplateValidator {
     fn validate(&self, spec: &crate::api::FieldMappingSpec) -> Result<(), String> {
-        crate::controller::adapters::validate_mapping(spec)
+        crate::resolve::validate_mapping(spec)
     }
 }

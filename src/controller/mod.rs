@@ -2,9 +2,9 @@
 //! dereference → validate → run the engine (behind [`SyncRunner`]) → status.
 
 pub mod access;
-pub mod adapters;
 pub mod binding;
 pub mod context;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod login;
@@ -257,14 +257,17 @@ pub fn production_context(
             instance: Some(instance.to_string()),
         },
     );
-    Arc::new(Context::new(
+    let engine = Arc::new(engine::Engine::with_metrics(metrics.clone()));
+    let mut ctx = Context::new(
         client,
-        Arc::new(adapters::DingTalkProbe),
+        Arc::new(engine::DingTalkProbe),
         Arc::new(mapping::TemplateValidator),
-        Arc::new(adapters::Engine::with_metrics(metrics.clone())),
+        engine.clone(),
         Some(recorder),
         metrics,
-    ))
+    );
+    ctx.callbacks = engine.callbacks();
+    Arc::new(ctx)
 }
 
 /// Hold a Lease and run the controllers only while holding it. Returns when `shutdown` fires.

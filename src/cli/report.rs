@@ -1,0 +1,195 @@
+//! What `plan` and `apply` print: per target, what DingTalk and the directory hold, and what
+//! the run would change (plan) or changed (apply).
+
+use crate::sync::{self, Op, outbound};
+
+pub(super) fn print_outbound(
+    name: &str,
+    url: &str,
+    node: &str,
+    root: i64,
+    r: &outbound::OutboundReport,
+    written: bool,
+) {
+    println!("SyncTarget {name} (Outbound): {url} {node} -> DingTalk department {root}");
+    println!(
+        "  directory: {} departments, {} people{}",
+        r.departments,
+        r.people,
+        if r.complete {
+            String::new()
+        } else {
+            format!(
+                "; DingTalk read INCOMPLETE, no removals: {}",
+                r.incomplete.join("; ")
+            )
+        }
+    );
+    if let Some(h) = &r.held {
+        println!("  HELD: {} (approve with token {})", h.message, h.token);
+    }
+    if written {
+        println!(
+            "  people: {} created, {} updated, {} moved, {} removed, {} kept, {} unchanged; departments: {} created, {} updated, {} deleted; {} DingTalk writes",
+            r.created,
+            r.updated,
+            r.moved,
+            r.deleted,
+            r.kept,
+            r.unchanged,
+            r.departments_created,
+            r.departments_updated,
+            r.departments_deleted,
+            r.writes
+        );
+    } else {
+        println!(
+            "  {} DingTalk writes pending; {} people unchanged, {} kept",
+            r.pending, r.unchanged, r.kept
+        );
+        for line in &r.sample {
+            println!("    {line}");
+        }
+    }
+    for f in &r.failures {
+        println!(
+            "  FAILED {} {} {}: {} ({})",
+            f.kind, f.id, f.name, f.message, f.reason
+        );
+    }
+}
+
+pub(super) fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) {
+    println!("SyncTarget {name}: {url} {node}");
+    println!(
+        "  DingTalk: {} departments, {} people{}",
+        r.departments,
+        r.people,
+        if r.complete {
+            String::new()
+        } else {
+            format!(
+                " (INCOMPLETE read, {} removals held back: {})",
+                r.suppressed_removals,
+                r.incomplete.join("; ")
+            )
+        }
+    );
+    println!(
+        "  created {}, updated {}, moved {}, disabled {}, enabled {}, deleted {}, unchanged {}, failed {}; {} directory writes",
+        r.created,
+        r.updated,
+        r.moved,
+        r.disabled,
+        r.enabled,
+        r.deleted,
+        r.unchanged,
+        r.failures.len(),
+        r.writes
+    );
+    if let Some(held) = &r.held {
+        println!("  HELD, nothing written: {}", held.message);
+    }
+    for f in r.failures.iter().take(20) {
+        println!("  FAILED {} {} ({}): {}", f.kind, f.id, f.reason, f.message);
+    }
+}
+
+pub(super) fn print_plan(
+    name: &str,
+    url: &str,
+    node: &str,
+    snapshot: &crate::model::SourceSnapshot,
+    plan: &sync::Plan,
+    all: bool,
+) {
+    println!("SyncTarget {name}: {url} {node}");
+    println!(
+        "  DingTalk: {} departments, {} people{}",
+        snapshot.departments.len(),
+        snapshot.people.len(),
+        if snapshot.complete {
+            String::new()
+        } else {
+            format!(" (INCOMPLETE read: {})", snapshot.incomplete.join("; "))
+        }
+    );
+    let mark = |op: &Op| match op {
+        Op::CreateDept { .. }
+        | Op::CreatePerson { .. }
+        | Op::EnablePerson { .. }
+        | Op::LinkPerson { .. } => "+",
+        Op::DisablePerson { .. } | Op::DeletePerson { .. } | Op::DeleteDept { .. } => "-",
+        _ => "~",
+    };
+    for (title, people) in [("departments", false), ("people", true)] {
+        let steps: Vec<&sync::Step> = plan
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.op, Op::AddMembers { .. } | Op::RemoveMembers { .. }))
+            .filter(|s| (s.op.subject().0 == "User") == people)
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        println!("  {title}:");
+        for s in steps.iter().take(if all { usize::MAX } else { 50 }) {
+            println!(
+                "    {} {:<8} {:<28} {}",
+                mark(&s.op),
+                s.op.verb(),
+                s.label,
+                s.reason
+            );
+        }
+        if !all && steps.len() > 50 {
+            println!("    … {} more (--all shows them)", steps.len() - 50);
+        }
+    }
+    print_plan_tail(plan);
+}
+
+/// Memberships, problems, held removals and the counts, after the listed steps.
+fn print_plan_tail(plan: &sync::Plan) {
+    let members = |add: bool| -> usize {
+        let count = |s: &&sync::Step| match &s.op {
+            Op::AddMembers { people, .. } if add => people.len(),
+            Op::RemoveMembers { people, .. } if !add => people.len(),
+            _ => 0,
+        };
+        plan.steps.iter().map(|s| count(&s)).sum()
+    };
+    let (adds, removes) = (members(true), members(false));
+    if adds + removes > 0 {
+        println!("  memberships: +{adds} -{removes}");
+    }
+    for p in &plan.problems {
+        println!(
+            "  ! {} {} {}: {} ({})",
+            p.kind, p.id, p.name, p.message, p.reason
+        );
+    }
+    if plan.suppressed_removals > 0 {
+        println!(
+            "  {} disables/deletes left out: the DingTalk read was incomplete",
+            plan.suppressed_removals
+        );
+    }
+    if let Some(h) = &plan.held {
+        println!(
+            "  HELD: {} — approve with annotation dingsync.io/approve-deletions={}",
+            h.message, h.token
+        );
+    }
+    println!(
+        "  plan: {} create, {} update, {} link, {} move, {} enable, {} disable, {} delete; {} unchanged",
+        plan.count("create"),
+        plan.count("update"),
+        plan.count("link"),
+        plan.count("move"),
+        plan.count("enable"),
+        plan.count("disable"),
+        plan.count("delete"),
+        plan.unchanged_people + plan.unchanged_departments
+    );
+}

@@ -1,0 +1,287 @@
+//! One event connection per binding, fanned out to every target that uses it: the feeds, the
+//! targets they feed, and the HTTP callback routes of bindings with `events.delivery: Callback`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use sha2::Digest;
+
+use crate::{
+    api::binding::EventDelivery,
+    controller::metrics::{EventLabels, Metrics},
+    dingtalk::{
+        CallbackReceiver, DingTalkClient, StreamConfig, StreamHandle, callback::CallbackCrypto,
+    },
+    resolve::{Resolved, TargetKey, client_config},
+    sync::events::{Observer, Pipeline, PipelineConfig},
+};
+
+/// A Stream outage longer than this may have lost events (UNCONFIRMED how long DingTalk keeps
+/// unacknowledged Stream events; the shorter choice costs an extra full sync, never data).
+const STREAM_GAP: Duration = Duration::from_secs(120);
+
+/// Targets not reconciled for this long (deleted, or no longer using the binding) stop
+/// receiving events.
+const TRACK_TTL: Duration = Duration::from_secs(180);
+
+/// A binding, as `namespace/binding`: the name of its feed and of its callback route.
+pub type FeedName = String;
+
+fn feed_name(t: &Resolved) -> FeedName {
+    format!("{}/{}", t.key.namespace, t.spec.binding_ref.name)
+}
+
+/// The callback receivers of the bindings with `events.delivery: Callback`, by
+/// `namespace/binding` (the path the controller's HTTP server serves them under).
+#[derive(Default)]
+pub struct CallbackRoutes(Mutex<HashMap<FeedName, Arc<CallbackReceiver>>>);
+
+impl CallbackRoutes {
+    fn insert(&self, route: FeedName, receiver: Arc<CallbackReceiver>) {
+        self.0.lock().expect("callbacks").insert(route, receiver);
+    }
+
+    fn get(&self, route: &str) -> Option<Arc<CallbackReceiver>> {
+        self.0.lock().expect("callbacks").get(route).cloned()
+    }
+}
+
+/// `POST /dingtalk/callback/{namespace}/{binding}`: the URL to enter in DingTalk's developer
+/// console for a binding with `events.delivery: Callback`. Unknown bindings get 404.
+pub fn callback_router(routes: Arc<CallbackRoutes>) -> axum::Router {
+    use axum::{
+        body::Bytes,
+        extract::{Path, Query, State},
+        http::StatusCode,
+        response::IntoResponse,
+    };
+    async fn push(
+        State(routes): State<Arc<CallbackRoutes>>,
+        Path((ns, binding)): Path<(String, String)>,
+        Query(query): Query<HashMap<String, String>>,
+        body: Bytes,
+    ) -> axum::response::Response {
+        let Some(receiver) = routes.get(&format!("{ns}/{binding}")) else {
+            return (StatusCode::NOT_FOUND, "no callback subscription here").into_response();
+        };
+        match receiver.receive(&query, &body).await {
+            Ok(reply) => axum::Json(reply).into_response(),
+            Err(e) => {
+                tracing::warn!(namespace = %ns, binding = %binding, error = %e, "DingTalk callback refused");
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, e.to_string()).into_response()
+            }
+        }
+    }
+    axum::Router::new()
+        .route(
+            "/dingtalk/callback/{namespace}/{binding}",
+            axum::routing::post(push),
+        )
+        .with_state(routes)
+}
+
+/// One binding's event connection and pipeline.
+struct Feed {
+    /// Connection settings and secret digests it was started with.
+    settings: String,
+    pipeline: Arc<Pipeline>,
+    stream: Option<StreamHandle>,
+}
+
+/// A target fed by events: which feed, at which spec, last seen when.
+struct Tracked {
+    feed: FeedName,
+    fingerprint: String,
+    seen: Instant,
+}
+
+/// The feeds of this replica and the targets they feed.
+#[derive(Default)]
+pub struct Feeds {
+    metrics: Option<Arc<Metrics>>,
+    feeds: Mutex<HashMap<FeedName, Feed>>,
+    tracked: Mutex<HashMap<TargetKey, Tracked>>,
+    callbacks: Arc<CallbackRoutes>,
+}
+
+impl Feeds {
+    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            metrics,
+            ..Default::default()
+        }
+    }
+
+    /// The routes the HTTP server serves callbacks under.
+    pub fn callbacks(&self) -> Arc<CallbackRoutes> {
+        self.callbacks.clone()
+    }
+
+    /// The binding's pipeline, (re)started when its connection settings changed.
+    pub fn pipeline(&self, t: &Resolved) -> Result<Arc<Pipeline>, String> {
+        let settings = settings_key(t);
+        let name = feed_name(t);
+        let mut feeds = self.feeds.lock().expect("feeds");
+        if let Some(f) = feeds.get(&name)
+            && f.settings == settings
+        {
+            return Ok(f.pipeline.clone());
+        }
+        if let Some(old) = feeds.remove(&name)
+            && let Some(s) = old.stream
+        {
+            tokio::spawn(s.stop());
+        }
+        let pipeline = Pipeline::start(PipelineConfig {
+            observer: self.metrics.clone().map(observer),
+            ..Default::default()
+        });
+        let stream = self.connect(t, &name, &pipeline)?;
+        let feed = Feed {
+            settings,
+            pipeline: pipeline.clone(),
+            stream,
+        };
+        feeds.insert(name, feed);
+        Ok(pipeline)
+    }
+
+    /// Starts the binding's event delivery into `pipeline`: a Stream connection, or a
+    /// callback route.
+    fn connect(
+        &self,
+        t: &Resolved,
+        route: &str,
+        pipeline: &Arc<Pipeline>,
+    ) -> Result<Option<StreamHandle>, String> {
+        let delivery = t.binding.events.as_ref().map(|e| e.delivery);
+        match delivery.unwrap_or_default() {
+            EventDelivery::Stream => {
+                let client =
+                    DingTalkClient::shared(client_config(&t.binding, &t.app_key, &t.app_secret));
+                let s = client.start_stream(StreamConfig::default(), pipeline.handler());
+                pipeline.watch_stream(&s, STREAM_GAP);
+                Ok(Some(s))
+            }
+            EventDelivery::Callback => {
+                let Some((token, aes)) = &t.callback else {
+                    return Err("events.delivery is Callback, but events.callbackSecretRef \
+                                does not hold keys token and aesKey"
+                        .into());
+                };
+                let crypto = CallbackCrypto::new(token.expose(), aes.expose(), &t.app_key)
+                    .map_err(|e| format!("events.callbackSecretRef: {e}"))?;
+                let receiver = CallbackReceiver::new(crypto, pipeline.handler());
+                self.callbacks.insert(route.to_string(), Arc::new(receiver));
+                Ok(None)
+            }
+            EventDelivery::None => Err("events.delivery is None".into()),
+        }
+    }
+
+    /// Whether the binding's Stream connection is up (false for callbacks).
+    pub fn connected(&self, t: &Resolved) -> bool {
+        self.feeds
+            .lock()
+            .expect("feeds")
+            .get(&feed_name(t))
+            .and_then(|f| f.stream.as_ref())
+            .is_some_and(|s| s.state() == crate::dingtalk::StreamState::Connected)
+    }
+
+    /// Whether the target is fed by its binding's feed at this `fingerprint` already.
+    pub fn knows(&self, t: &Resolved, fingerprint: &str) -> bool {
+        let tracked = self.tracked.lock().expect("tracked");
+        tracked
+            .get(&t.key)
+            .is_some_and(|k| k.fingerprint == fingerprint && k.feed == feed_name(t))
+    }
+
+    /// Notes that the target was reconciled now, at this `fingerprint`.
+    pub fn track(&self, t: &Resolved, fingerprint: String) {
+        let tracked = Tracked {
+            feed: feed_name(t),
+            fingerprint,
+            seen: Instant::now(),
+        };
+        self.tracked
+            .lock()
+            .expect("tracked")
+            .insert(t.key.clone(), tracked);
+    }
+
+    /// Whether events were missed for the target since it was last asked.
+    pub fn full_sync_wanted(&self, target: &TargetKey) -> bool {
+        let Some(feed) = self
+            .tracked
+            .lock()
+            .expect("tracked")
+            .get(target)
+            .map(|t| t.feed.clone())
+        else {
+            return false;
+        };
+        let feeds = self.feeds.lock().expect("feeds");
+        feeds.get(&feed).is_some_and(|f| {
+            f.pipeline
+                .take_full_sync_requests()
+                .iter()
+                .any(|t| *t == target.to_string())
+        })
+    }
+
+    /// Forget targets nobody reconciled for a while, and feeds nobody uses.
+    pub fn prune(&self) {
+        let mut tracked = self.tracked.lock().expect("tracked");
+        let mut feeds = self.feeds.lock().expect("feeds");
+        tracked.retain(|key, t| {
+            let keep = t.seen.elapsed() < TRACK_TTL;
+            if !keep && let Some(f) = feeds.get(&t.feed) {
+                f.pipeline.remove_target(&key.to_string());
+            }
+            keep
+        });
+        feeds.retain(|name, f| {
+            let used = tracked.values().any(|t| &t.feed == name);
+            if !used && let Some(s) = f.stream.take() {
+                tokio::spawn(s.stop());
+            }
+            used
+        });
+    }
+}
+
+/// Connection settings, secrets (as digests) and the delivery: any change restarts a feed.
+fn settings_key(t: &Resolved) -> String {
+    let config = client_config(&t.binding, &t.app_key, &t.app_secret);
+    let mut digest = sha2::Sha256::new();
+    digest.update(t.app_secret.expose().as_bytes());
+    if let Some((token, aes)) = &t.callback {
+        digest.update(token.expose().as_bytes());
+        digest.update(aes.expose().as_bytes());
+    }
+    format!(
+        "{:?}|{:?}|{}",
+        config,
+        t.binding.events,
+        hex::encode(digest.finalize())
+    )
+}
+
+/// Counts events and their lag in the controller's metrics.
+fn observer(m: Arc<Metrics>) -> Observer {
+    Arc::new(move |event_type, outcome, lag| {
+        let labels = EventLabels {
+            event_type: event_type.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        m.events.get_or_create(&labels).inc();
+        if let Some(lag) = lag {
+            m.event_lag.observe(lag.as_secs_f64());
+        }
+    })
+}

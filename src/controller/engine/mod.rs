@@ -1,0 +1,271 @@
+//! The production implementation of the controller's [`SyncRunner`] seam: full syncs through
+//! the real engine, events fed in between (Inbound), the directory polled (Outbound). Its
+//! state — feeds, per-target writer locks, Outbound poll marks — lives here, in named parts,
+//! owned by the controller's context.
+
+mod feeds;
+mod outcome;
+mod probe;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+
+pub use feeds::{CallbackRoutes, Feeds, callback_router};
+pub use outcome::{outbound_outcome, outcome};
+pub use probe::DingTalkProbe;
+
+use super::{IncrementalView, SyncOutcome, SyncRequest, SyncRunError, SyncRunner};
+use crate::{
+    api::{binding::EventDelivery, target::Direction},
+    controller::metrics::{CorpLabels, Metrics},
+    directory::DirectoryError,
+    resolve::{self, Access, Opened, Resolved, TargetKey},
+    sync::{self, SyncError, events::LiveTarget, outbound},
+};
+
+/// Default time between Outbound polls.
+pub const OUTBOUND_POLL: Duration = Duration::from_secs(60);
+
+/// One writer at a time per target: its full sync and its event batches.
+#[derive(Default)]
+pub struct WriterLocks(Mutex<HashMap<TargetKey, Arc<tokio::sync::Mutex<()>>>>);
+
+impl WriterLocks {
+    pub fn of(&self, target: &TargetKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().expect("locks");
+        locks.entry(target.clone()).or_default().clone()
+    }
+}
+
+/// Outbound targets: where the directory stood at the last complete run, and at which spec.
+#[derive(Default)]
+pub struct OutboundMarks(Mutex<HashMap<TargetKey, (String, outbound::PollMark)>>);
+
+impl OutboundMarks {
+    fn set(&self, t: &Resolved, mark: outbound::PollMark) {
+        let mut marks = self.0.lock().expect("marks");
+        marks.insert(t.key.clone(), (spec_key(t), mark));
+    }
+
+    /// The mark of the last run, if it ran at the target's current spec.
+    fn get(&self, t: &Resolved) -> Option<outbound::PollMark> {
+        let marks = self.0.lock().expect("marks");
+        marks
+            .get(&t.key)
+            .filter(|(k, _)| *k == spec_key(t))
+            .map(|(_, m)| m.clone())
+    }
+}
+
+fn spec_key(t: &Resolved) -> String {
+    format!("{:?}|{:?}|{:?}", t.spec, t.mapping, t.binding)
+}
+
+/// Runs full syncs with the real engine and keeps targets fed by their binding's events.
+#[derive(Default)]
+pub struct Engine {
+    metrics: Option<Arc<Metrics>>,
+    feeds: Feeds,
+    locks: WriterLocks,
+    marks: OutboundMarks,
+}
+
+impl Engine {
+    /// An engine whose event feeds report to `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics.clone()),
+            feeds: Feeds::new(Some(metrics)),
+            ..Default::default()
+        }
+    }
+
+    /// The routes the HTTP server serves DingTalk's callbacks under.
+    pub fn callbacks(&self) -> Arc<CallbackRoutes> {
+        self.feeds.callbacks()
+    }
+}
+
+#[async_trait]
+impl SyncRunner for Engine {
+    async fn run(&self, req: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
+        let access = Access::ReadWrite;
+        let o = match resolve::open(&req.target, access).await? {
+            Opened::Outbound(o) => return self.run_outbound(&req.target, o, &req).await,
+            Opened::Inbound(o) => o,
+        };
+        let lock = self.locks.of(&req.target.key);
+        let _writer = lock.lock().await;
+        let progress = req.progress.clone();
+        let report_progress = move |phase: &str, done: usize, total: Option<usize>| {
+            if let Some(p) = &progress {
+                p(phase, done, total);
+            }
+        };
+        let dry_run = req.target.spec.dry_run;
+        let report = sync::run(
+            o.source.as_ref(),
+            o.dir.as_ref(),
+            &o.mapping,
+            &o.options,
+            dry_run,
+            &report_progress,
+        )
+        .await
+        .map_err(|e| match e {
+            SyncError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
+            SyncError::Directory(d) if !d.is_per_object() => SyncRunError::Transient(d.to_string()),
+            other => SyncRunError::Transient(other.to_string()),
+        })?;
+        Ok(outcome(&report))
+    }
+
+    async fn track_events(&self, t: &Resolved, baseline: bool) -> Option<IncrementalView> {
+        if t.spec.direction == Direction::Outbound {
+            return Some(self.poll_outbound(t, baseline).await);
+        }
+        let delivery = t.binding.events.as_ref().map(|e| e.delivery);
+        if delivery == Some(EventDelivery::None) {
+            return None;
+        }
+        self.feeds.prune();
+        let pipeline = match self.feeds.pipeline(t) {
+            Ok(p) => p,
+            Err(why) => return Some(view(false, "NoEvents", why)),
+        };
+        if let Some(m) = &self.metrics {
+            let labels = CorpLabels {
+                corp_id: t.binding.corp_id.clone(),
+            };
+            let up = self.feeds.connected(t);
+            m.event_connection.get_or_create(&labels).set(i64::from(up));
+        }
+        let fingerprint = format!("{:?}|{:?}|{baseline}", t.spec, t.mapping);
+        let name = t.key.to_string();
+        if !self.feeds.knows(t, &fingerprint) || pipeline.status(&name).is_none() {
+            match resolve::open(t, Access::ReadWrite).await {
+                Ok(Opened::Inbound(o)) => {
+                    let live = LiveTarget {
+                        source: o.source,
+                        dir: o.dir,
+                        mapping: Arc::new(o.mapping),
+                        opts: o.options,
+                        lock: self.locks.of(&t.key),
+                    };
+                    pipeline.set_target(&name, live, baseline);
+                }
+                Ok(Opened::Outbound(_)) => unreachable!("Outbound targets poll instead"),
+                Err(e) => {
+                    let e = SyncRunError::from(e);
+                    return Some(view(false, "DirectoryUnavailable", e.to_string()));
+                }
+            }
+        }
+        self.feeds.track(t, fingerprint);
+        let st = pipeline.status(&name)?;
+        Some(view(st.active, st.reason, st.message))
+    }
+
+    fn full_sync_wanted(&self, target: &TargetKey) -> bool {
+        self.feeds.full_sync_wanted(target)
+    }
+}
+
+fn view(active: bool, reason: &str, message: String) -> IncrementalView {
+    IncrementalView {
+        active,
+        reason: reason.into(),
+        message,
+    }
+}
+
+impl Engine {
+    async fn run_outbound(
+        &self,
+        t: &Resolved,
+        o: resolve::Outbound,
+        req: &SyncRequest,
+    ) -> Result<SyncOutcome, SyncRunError> {
+        let lock = self.locks.of(&t.key);
+        let _writer = lock.lock().await;
+        if let Some(p) = &req.progress {
+            p("Pushing", 0, None);
+        }
+        let dry_run = t.spec.dry_run;
+        let r = outbound::run(&o.client, o.dir.as_ref(), &o.mapping, &o.options, dry_run)
+            .await
+            .map_err(|e| match e {
+                SyncError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
+                SyncError::Directory(DirectoryError::Config(m)) => SyncRunError::Permanent(m),
+                other => SyncRunError::Transient(other.to_string()),
+            })?;
+        if let Some(mark) = r.mark.clone().filter(|_| r.complete && r.held.is_none()) {
+            self.marks.set(t, mark);
+        }
+        Ok(outbound_outcome(&r))
+    }
+
+    /// Outbound incremental sync: directories do not push changes, so each look asks the
+    /// directory what changed since the last run and pushes only when something did.
+    async fn poll_outbound(&self, t: &Resolved, baseline: bool) -> IncrementalView {
+        let (true, Some(mark)) = (baseline, self.marks.get(t)) else {
+            let why = "polling starts after a complete full sync at the current spec";
+            return view(false, "NoBaseline", why.into());
+        };
+        let dir = match resolve::open_directory(t, Access::ReadOnly).await {
+            Ok(d) => d,
+            Err(e) => return view(false, "ApplyFailed", SyncRunError::from(e).to_string()),
+        };
+        let every = poll_interval(t);
+        match outbound::poll(dir.as_ref(), &mark).await {
+            Ok(false) => {
+                let msg = format!("polling the directory every {}s; nothing changed", every);
+                view(true, "Active", msg)
+            }
+            Ok(true) => self.push_changes(t, every).await,
+            Err(e) => view(false, "ApplyFailed", e.to_string()),
+        }
+    }
+
+    /// A poll saw changes: one Outbound run pushes them.
+    async fn push_changes(&self, t: &Resolved, every: u64) -> IncrementalView {
+        let req = SyncRequest {
+            target: t.clone(),
+            trigger: super::Trigger::Interval,
+            progress: None,
+        };
+        let opened = match resolve::open(t, Access::ReadOnly).await {
+            Ok(Opened::Outbound(o)) => o,
+            Ok(Opened::Inbound(_)) => unreachable!("only Outbound targets poll"),
+            Err(e) => return view(false, "ApplyFailed", SyncRunError::from(e).to_string()),
+        };
+        match self.run_outbound(t, opened, &req).await {
+            Ok(out) => {
+                let s = &out.summary;
+                let msg = format!(
+                    "polling the directory every {every}s; last poll pushed {} created, {} \
+                     updated, {} moved, {} removed, {} failed",
+                    s.created, s.updated, s.moved, s.deleted, s.failed
+                );
+                view(true, "Active", msg)
+            }
+            Err(e) => view(false, "ApplyFailed", e.to_string()),
+        }
+    }
+}
+
+/// `spec.incrementalSync.pollInterval` of an Outbound target, in seconds.
+fn poll_interval(t: &Resolved) -> u64 {
+    t.spec
+        .incremental_sync
+        .as_ref()
+        .and_then(|i| i.poll_interval)
+        .map(Duration::from)
+        .unwrap_or(OUTBOUND_POLL)
+        .as_secs()
+}

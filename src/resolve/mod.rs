@@ -1,0 +1,334 @@
+//! From a SyncTarget to a runnable sync, written once for every caller: the controller,
+//! `plan`, `apply`, `login` and `demo`.
+//!
+//! [`resolve`] follows the target's references through an [`ObjectSource`] (the Kubernetes
+//! API or a folder of manifests) — binding, mapping, Secrets — and returns the resolved parts,
+//! or the first [`Problem`], whose reason is the target's condition reason. [`open`] then picks
+//! the directory backend and builds the engine's options.
+
+pub mod cluster;
+pub mod folder;
+mod login;
+pub mod objects;
+mod open;
+pub mod overlap;
+
+use crate::{
+    api::{
+        DingTalkBinding, DingTalkBindingSpec, FieldMappingSpec, SyncTarget, SyncTargetSpec,
+        binding::EventDelivery, find_condition, status::TRUE, target::APPROVE_ANNOTATION,
+        target::Direction,
+    },
+    controller::Sensitive,
+};
+
+pub use cluster::ClusterObjects;
+pub use folder::Manifests;
+pub use login::{LoginInputs, LoginOpenError, login_inputs, open_login};
+pub use objects::{ObjectSource, SourceError, secret_text};
+pub use open::{Access, Inbound, OpenError, Opened, Outbound, client_config, open, open_directory};
+
+/// A namespaced object's name, the key every per-target piece of state is kept under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TargetKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl TargetKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of a Kubernetes object (a folder's objects have no namespace).
+    pub fn of(object: &impl kube::ResourceExt) -> Self {
+        Self::new(object.namespace().unwrap_or_default(), object.name_any())
+    }
+}
+
+/// `namespace/name`, or the bare name where there is no namespace.
+impl std::fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&qualified(&self.namespace, &self.name))
+    }
+}
+
+/// `ns/name` for messages; a folder's objects have no namespace and show their name alone.
+pub fn qualified(ns: &str, name: &str) -> String {
+    if ns.is_empty() {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    }
+}
+
+/// Why a target cannot run as declared: `reason` is its condition reason, `message` names the
+/// field or object at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Everything a run of one target needs, dereferenced and checked.
+#[derive(Clone)]
+pub struct Resolved {
+    pub key: TargetKey,
+    pub spec: SyncTargetSpec,
+    pub binding: DingTalkBindingSpec,
+    pub mapping: FieldMappingSpec,
+    pub app_key: String,
+    pub app_secret: Sensitive,
+    /// LDAP bind password or SCIM token.
+    pub directory_secret: Sensitive,
+    /// CA bundle for the directory, if any.
+    pub directory_ca: Option<Vec<u8>>,
+    /// The binding's HTTP callback keys (`events.delivery: Callback`): token and
+    /// EncodingAESKey, from `events.callbackSecretRef`.
+    pub callback: Option<(Sensitive, Sensitive)>,
+    /// Approval token taken from the approve annotation, if set.
+    pub approval: Option<String>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("key", &self.key)
+            .field("app_key", &self.app_key)
+            .field("app_secret", &self.app_secret)
+            .field("directory_secret", &self.directory_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`resolve`] gives: the parts, or the first problem (the outer error: the source could
+/// not be read at all).
+pub type Resolution = Result<Result<Resolved, Problem>, SourceError>;
+
+/// Follows a SyncTarget's references. Checks run in the order a reader would fix them:
+/// binding, its readiness and permissions (cluster only), mapping, overlapping nodes, Secrets.
+pub async fn resolve(objects: &dyn ObjectSource, target: &SyncTarget) -> Resolution {
+    let key = TargetKey::of(target);
+    let spec = &target.spec;
+    let Some(binding) = objects
+        .binding(&key.namespace, &spec.binding_ref.name)
+        .await?
+    else {
+        return Ok(Err(Problem::new(
+            "BindingNotFound",
+            format!(
+                "spec.bindingRef: DingTalkBinding {} not found",
+                qualified(&key.namespace, &spec.binding_ref.name)
+            ),
+        )));
+    };
+    if objects.has_status()
+        && let Err(p) = binding_usable(&binding, spec)
+    {
+        return Ok(Err(p));
+    }
+    let mapping_name = &spec.field_mapping_ref.name;
+    let Some(mapping) = objects.mapping(&key.namespace, mapping_name).await? else {
+        return Ok(Err(Problem::new(
+            "MappingNotFound",
+            format!(
+                "spec.fieldMappingRef: FieldMapping {} not found",
+                qualified(&key.namespace, mapping_name)
+            ),
+        )));
+    };
+    if let Err(e) = validate_mapping(&mapping.spec) {
+        return Ok(Err(Problem::new(
+            "MappingInvalid",
+            format!("FieldMapping {mapping_name}: {e}"),
+        )));
+    }
+    if let Some(other) = objects.overlapping(target).await? {
+        return Ok(Err(Problem::new(
+            "Conflict",
+            format!(
+                "node {:?} overlaps the node of SyncTarget {other} in the same directory",
+                spec.node
+            ),
+        )));
+    }
+    let approval = target.metadata.annotations.as_ref();
+    let approval = approval.and_then(|a| a.get(APPROVE_ANNOTATION).cloned());
+    credentials(objects, key, &binding, spec, &mapping.spec, approval).await
+}
+
+/// The target a binding's login reads accounts from (`login.targetRef`): an Inbound target of
+/// that binding, with its mapping and Secrets.
+pub async fn login_target(
+    objects: &dyn ObjectSource,
+    binding: &DingTalkBinding,
+    name: &str,
+) -> Resolution {
+    let ns = kube::ResourceExt::namespace(binding).unwrap_or_default();
+    let Some(target) = objects.target(&ns, name).await? else {
+        return Ok(Err(Problem::new(
+            "TargetNotFound",
+            format!(
+                "login.targetRef: SyncTarget {} not found",
+                qualified(&ns, name)
+            ),
+        )));
+    };
+    let spec = &target.spec;
+    if spec.binding_ref.name != kube::ResourceExt::name_any(binding)
+        || spec.direction != Direction::Inbound
+    {
+        return Ok(Err(Problem::new(
+            "InvalidSpec",
+            format!(
+                "login.targetRef: SyncTarget {} must be an Inbound target of this binding",
+                qualified(&ns, name)
+            ),
+        )));
+    }
+    let mapping_name = &spec.field_mapping_ref.name;
+    let Some(mapping) = objects.mapping(&ns, mapping_name).await? else {
+        return Ok(Err(Problem::new(
+            "MappingNotFound",
+            format!(
+                "login.targetRef: its FieldMapping {} is not found",
+                qualified(&ns, mapping_name)
+            ),
+        )));
+    };
+    let key = TargetKey::new(ns, name);
+    credentials(objects, key, binding, spec, &mapping.spec, None).await
+}
+
+/// A binding whose status says it may serve targets: Ready, and for Outbound targets with the
+/// address-book write permission its probe found.
+fn binding_usable(binding: &DingTalkBinding, spec: &SyncTargetSpec) -> Result<(), Problem> {
+    let status = binding.status.as_ref();
+    let ready =
+        status.and_then(|s| find_condition(&s.conditions, crate::api::condition_type::READY));
+    if ready.map(|c| c.status.as_str()) != Some(TRUE) {
+        let why = ready
+            .map(|c| format!("{}: {}", c.reason, c.message))
+            .unwrap_or_else(|| "not reconciled yet".into());
+        return Err(Problem::new(
+            "BindingNotReady",
+            format!(
+                "DingTalkBinding {} is not ready ({why})",
+                spec.binding_ref.name
+            ),
+        ));
+    }
+    let can_write = status
+        .and_then(|s| s.permissions.as_ref())
+        .is_some_and(|p| p.contact_write);
+    if spec.direction == Direction::Outbound && !can_write {
+        return Err(Problem::new(
+            "PermissionMissing",
+            format!(
+                "DingTalkBinding {}: the app lacks the address-book write permission \
+                 qyapi_manage_addresslist that an Outbound target needs; grant it in \
+                 DingTalk's developer console",
+                spec.binding_ref.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles every template of a mapping with the engine's compiler; the error names the rule.
+pub fn validate_mapping(spec: &FieldMappingSpec) -> Result<(), String> {
+    match spec.direction {
+        Direction::Inbound => crate::mapping::Mapping::compile(spec).map(|_| ()),
+        Direction::Outbound => crate::mapping::outbound::OutboundMapping::compile(spec).map(|_| ()),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Reads the app's credentials, the directory's credential and CA bundle, and the callback
+/// keys; the first one missing is named.
+async fn credentials(
+    objects: &dyn ObjectSource,
+    key: TargetKey,
+    binding: &DingTalkBinding,
+    spec: &SyncTargetSpec,
+    mapping: &FieldMappingSpec,
+    approval: Option<String>,
+) -> Resolution {
+    let ns = key.namespace.clone();
+    let cred = &binding.spec.credentials_secret_ref;
+    let what = "binding credentialsSecretRef";
+    let app_key = secret_text(objects, &ns, &cred.name, &cred.app_key_key, what).await?;
+    let app_secret = secret_text(objects, &ns, &cred.name, &cred.app_secret_key, what).await?;
+    let Some((dir_ref, field)) = spec.directory.credential_ref() else {
+        return Ok(Err(Problem::new(
+            "InvalidSpec",
+            "spec.directory: set exactly one of ldap or scim",
+        )));
+    };
+    let directory = secret_text(objects, &ns, &dir_ref.name, &dir_ref.key, field).await?;
+    let ca = match spec.directory.ca_ref() {
+        Some(r) => Some(
+            objects
+                .secret_key(&ns, &r.name, &r.key, "caSecretRef")
+                .await?,
+        ),
+        None => None,
+    };
+    let (app_key, app_secret, directory, ca) =
+        match (app_key, app_secret, directory, ca.transpose()) {
+            (Ok(k), Ok(s), Ok(d), Ok(ca)) => (k, s, d, ca),
+            (Err(p), ..) | (_, Err(p), ..) | (_, _, Err(p), _) | (.., Err(p)) => return Ok(Err(p)),
+        };
+    Ok(Ok(Resolved {
+        callback: callback_keys(objects, &ns, &binding.spec).await?,
+        key,
+        spec: spec.clone(),
+        binding: binding.spec.clone(),
+        mapping: mapping.clone(),
+        app_key,
+        app_secret: Sensitive::new(app_secret),
+        directory_secret: Sensitive::new(directory),
+        directory_ca: ca,
+        approval,
+    }))
+}
+
+/// The HTTP callback's token and EncodingAESKey, for a binding with `events.delivery:
+/// Callback`. Missing keys are not a problem here: the event feed says what is wrong.
+async fn callback_keys(
+    objects: &dyn ObjectSource,
+    ns: &str,
+    binding: &DingTalkBindingSpec,
+) -> Result<Option<(Sensitive, Sensitive)>, SourceError> {
+    let Some(events) = binding.events.as_ref() else {
+        return Ok(None);
+    };
+    let (EventDelivery::Callback, Some(r)) = (events.delivery, &events.callback_secret_ref) else {
+        return Ok(None);
+    };
+    let what = "binding events.callbackSecretRef";
+    let token = secret_text(objects, ns, &r.name, "token", what).await?;
+    let aes = secret_text(objects, ns, &r.name, "aesKey", what).await?;
+    Ok(match (token, aes) {
+        (Ok(t), Ok(a)) => Some((Sensitive::new(t), Sensitive::new(a))),
+        _ => None,
+    })
+}

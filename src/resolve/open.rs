@@ -1,0 +1,171 @@
+//! From resolved parts to an opened sync: the directory backend chosen (LDAP or SCIM), the
+//! DingTalk client configured, the engine's options built — once, for every caller.
+
+use std::sync::Arc;
+
+use super::Resolved;
+use crate::{
+    api::{
+        DingTalkBindingSpec,
+        target::{Direction, Layout},
+    },
+    controller::Sensitive,
+    dingtalk::{ClientConfig, DingTalkClient, Secret},
+    directory::{
+        Directory, DirectoryError,
+        ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
+        scim::{
+            ScimDirectory,
+            client::{BearerToken, ScimClient},
+        },
+    },
+    mapping::{Mapping, MappingError, outbound::OutboundMapping},
+    sync::{Options, dingtalk_source::DingTalkSource, outbound::OutboundOptions},
+};
+
+/// Why a resolved target could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory refused, could not be reached, or cannot work with the spec.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The mapping does not compile for the target's direction.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    /// The spec asks for something the engine cannot do.
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// Whether the directory may be written. An Outbound target's directory is its source and is
+/// always opened read-only; so is a plan's, and a login's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// An Inbound run: DingTalk is read, the directory written.
+pub struct Inbound {
+    pub dir: Arc<dyn Directory>,
+    pub source: Arc<DingTalkSource>,
+    pub mapping: Mapping,
+    pub options: Options,
+}
+
+/// An Outbound run: the directory is read, DingTalk written.
+pub struct Outbound {
+    pub dir: Arc<dyn Directory>,
+    pub client: DingTalkClient,
+    pub mapping: OutboundMapping,
+    pub options: OutboundOptions,
+}
+
+/// A target ready to run in its direction.
+pub enum Opened {
+    Inbound(Inbound),
+    Outbound(Outbound),
+}
+
+/// Opens the target's directory and DingTalk side, compiles its mapping and builds its options.
+pub async fn open(r: &Resolved, access: Access) -> Result<Opened, OpenError> {
+    let client = DingTalkClient::shared(client_config(&r.binding, &r.app_key, &r.app_secret));
+    if r.spec.direction == Direction::Outbound {
+        let mapping = OutboundMapping::compile(&r.mapping)?;
+        let options =
+            OutboundOptions::for_target(&r.spec, r.approval.clone()).map_err(OpenError::Spec)?;
+        let dir = open_directory(r, Access::ReadOnly).await?;
+        return Ok(Opened::Outbound(Outbound {
+            dir,
+            client,
+            mapping,
+            options,
+        }));
+    }
+    let mapping = Mapping::compile(&r.mapping)?;
+    let dir = open_directory(r, access).await?;
+    let source = DingTalkSource::new(client, r.spec.scope.department_ids.clone());
+    Ok(Opened::Inbound(Inbound {
+        dir,
+        source: Arc::new(source),
+        mapping,
+        options: inbound_options(r),
+    }))
+}
+
+/// The engine's options a target spec sets; what the spec leaves out keeps the engine's default.
+fn inbound_options(r: &Resolved) -> Options {
+    let deletion = r.spec.deletion.clone().unwrap_or_default();
+    let defaults = Options::default();
+    Options {
+        policy: deletion.policy,
+        max_count: deletion.max_count.unwrap_or(defaults.max_count),
+        max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
+        ou_tree: r.spec.layout == Some(Layout::OuTree),
+        approval: r.approval.clone(),
+    }
+}
+
+/// Opens the target's directory (LDAP or SCIM) with its credentials.
+pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Directory>, OpenError> {
+    let ca =
+        match &r.directory_ca {
+            Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
+                OpenError::Spec("caSecretRef: the CA bundle is not PEM text".into())
+            })?),
+            None => None,
+        };
+    let dir: Arc<dyn Directory> = match (&r.spec.directory.ldap, &r.spec.directory.scim) {
+        (Some(ldap), _) => {
+            let password = LdapSecret::new(r.directory_secret.expose());
+            let layout = r.spec.layout;
+            let target =
+                LdapTarget::from_spec(ldap, password, ca, &r.spec.node, layout, &r.binding.corp_id);
+            let store = match access {
+                Access::ReadWrite => target.open().await,
+                Access::ReadOnly => target.open_read_only().await,
+            };
+            Arc::new(LdapDirectory::new(store.map_err(DirectoryError::from)?))
+        }
+        (None, Some(scim)) => {
+            // Connecting only reads ServiceProviderConfig.
+            let token = BearerToken::new(r.directory_secret.expose());
+            let client = ScimClient::connect(&scim.url, token, ca.as_deref().map(str::as_bytes))
+                .await
+                .map_err(DirectoryError::from)?;
+            Arc::new(ScimDirectory::new(client, &r.binding.corp_id, &r.spec.node))
+        }
+        (None, None) => {
+            return Err(OpenError::Spec(
+                "spec.directory: set exactly one of ldap or scim".into(),
+            ));
+        }
+    };
+    Ok(dir)
+}
+
+/// The client configuration a binding describes.
+pub fn client_config(
+    spec: &DingTalkBindingSpec,
+    app_key: &str,
+    app_secret: &Sensitive,
+) -> ClientConfig {
+    let mut c = ClientConfig::new(&spec.corp_id, app_key, Secret::new(app_secret.expose()));
+    if let Some(e) = &spec.endpoints {
+        let base = |v: &Option<String>| v.as_ref().map(|v| v.trim_end_matches('/').to_string());
+        if let Some(v) = base(&e.oapi) {
+            c.oapi_base = v;
+        }
+        if let Some(v) = base(&e.api) {
+            c.api_base = v;
+        }
+        if let Some(v) = base(&e.login) {
+            c.login_base = v;
+        }
+    }
+    if let Some(n) = spec.rate_limits.as_ref().and_then(|r| r.per_api_per_second) {
+        c.per_api_per_second = n;
+    }
+    c.attempts = 3;
+    c
+}
