@@ -3,6 +3,13 @@
 
 use crate::sync::{self, Op, outbound};
 
+/// What one side held: `(side, departments, people)` and, for a short read, why.
+fn print_read((side, departments, people): (&str, usize, usize), incomplete: Option<String>) {
+    let note = incomplete.unwrap_or_default();
+    println!("  {side}: {departments} departments, {people} people{note}");
+}
+
+/// An Outbound run: what the directory holds and what was (or would be) pushed to DingTalk.
 pub(super) fn print_outbound(
     name: &str,
     url: &str,
@@ -12,19 +19,12 @@ pub(super) fn print_outbound(
     written: bool,
 ) {
     println!("SyncTarget {name} (Outbound): {url} {node} -> DingTalk department {root}");
-    println!(
-        "  directory: {} departments, {} people{}",
-        r.departments,
-        r.people,
-        if r.complete {
-            String::new()
-        } else {
-            format!(
-                "; DingTalk read INCOMPLETE, no removals: {}",
-                r.incomplete.join("; ")
-            )
-        }
+    let incomplete = format!(
+        "; DingTalk read INCOMPLETE, no removals: {}",
+        r.incomplete.join("; ")
     );
+    let side = ("directory", r.departments, r.people);
+    print_read(side, (!r.complete).then_some(incomplete));
     if let Some(h) = &r.held {
         println!("  HELD: {} (approve with token {})", h.message, h.token);
     }
@@ -59,21 +59,17 @@ pub(super) fn print_outbound(
     }
 }
 
+/// An Inbound apply: what DingTalk holds and what was written.
 pub(super) fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) {
     println!("SyncTarget {name}: {url} {node}");
-    println!(
-        "  DingTalk: {} departments, {} people{}",
-        r.departments,
-        r.people,
-        if r.complete {
-            String::new()
-        } else {
-            format!(
-                " (INCOMPLETE read, {} removals held back: {})",
-                r.suppressed_removals,
-                r.incomplete.join("; ")
-            )
-        }
+    let incomplete = format!(
+        " (INCOMPLETE read, {} removals held back: {})",
+        r.suppressed_removals,
+        r.incomplete.join("; ")
+    );
+    print_read(
+        ("DingTalk", r.departments, r.people),
+        (!r.complete).then_some(incomplete),
     );
     println!(
         "  created {}, updated {}, moved {}, disabled {}, enabled {}, deleted {}, unchanged {}, failed {}; {} directory writes",
@@ -95,6 +91,7 @@ pub(super) fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) 
     }
 }
 
+/// An Inbound plan: what DingTalk holds and every step the directory would take.
 pub(super) fn print_plan(
     name: &str,
     url: &str,
@@ -104,16 +101,13 @@ pub(super) fn print_plan(
     all: bool,
 ) {
     println!("SyncTarget {name}: {url} {node}");
-    println!(
-        "  DingTalk: {} departments, {} people{}",
+    let incomplete = format!(" (INCOMPLETE read: {})", snapshot.incomplete.join("; "));
+    let side = (
+        "DingTalk",
         snapshot.departments.len(),
         snapshot.people.len(),
-        if snapshot.complete {
-            String::new()
-        } else {
-            format!(" (INCOMPLETE read: {})", snapshot.incomplete.join("; "))
-        }
     );
+    print_read(side, (!snapshot.complete).then_some(incomplete));
     let mark = |op: &Op| match op {
         Op::CreateDept { .. }
         | Op::CreatePerson { .. }

@@ -6,7 +6,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::{
     Problem,
-    objects::{ObjectSource, SourceError},
+    objects::{ObjectSource, SecretAt, SourceError},
     overlap::{directory_identity, owns_same_entries},
     qualified,
 };
@@ -44,13 +44,13 @@ impl ObjectSource for ClusterObjects {
             .await?)
     }
 
-    async fn secret_key(
-        &self,
-        ns: &str,
-        name: &str,
-        key: &str,
-        field: &str,
-    ) -> Result<Result<Vec<u8>, Problem>, SourceError> {
+    async fn secret_key(&self, at: SecretAt<'_>) -> Result<Result<Vec<u8>, Problem>, SourceError> {
+        let SecretAt {
+            ns,
+            name,
+            key,
+            field,
+        } = at;
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
         let Some(secret) = api.get_opt(name).await? else {
             return Ok(Err(Problem::new(

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{
     Problem,
-    objects::{ObjectSource, SourceError},
+    objects::{ObjectSource, SecretAt, SourceError},
 };
 use crate::api::{DingTalkBinding, FieldMapping, SyncTarget};
 
@@ -189,13 +189,9 @@ impl ObjectSource for Manifests {
             .cloned())
     }
 
-    async fn secret_key(
-        &self,
-        _: &str,
-        name: &str,
-        key: &str,
-        field: &str,
-    ) -> Result<Result<Vec<u8>, Problem>, SourceError> {
-        Ok(self.secret(name, key, field).map(String::into_bytes))
+    async fn secret_key(&self, at: SecretAt<'_>) -> Result<Result<Vec<u8>, Problem>, SourceError> {
+        Ok(self
+            .secret(at.name, at.key, at.field)
+            .map(String::into_bytes))
     }
 }

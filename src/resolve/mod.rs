@@ -25,7 +25,7 @@ use crate::{
 pub use cluster::ClusterObjects;
 pub use folder::Manifests;
 pub use login::{LoginInputs, LoginOpenError, login_inputs, open_login};
-pub use objects::{ObjectSource, SourceError, secret_text};
+pub use objects::{ObjectSource, SecretAt, SourceError, secret_text};
 pub use open::{Access, Inbound, OpenError, Opened, Outbound, client_config, open, open_directory};
 
 /// A namespaced object's name, the key every per-target piece of state is kept under.
@@ -285,11 +285,15 @@ async fn credentials(
     };
     let directory = secret_text(objects, &ns, &dir_ref.name, &dir_ref.key, field).await?;
     let ca = match spec.directory.ca_ref() {
-        Some(r) => Some(
-            objects
-                .secret_key(&ns, &r.name, &r.key, "caSecretRef")
-                .await?,
-        ),
+        Some(r) => {
+            let at = objects::SecretAt {
+                ns: &ns,
+                name: &r.name,
+                key: &r.key,
+                field: "caSecretRef",
+            };
+            Some(objects.secret_key(at).await?)
+        }
         None => None,
     };
     let (app_key, app_secret, directory, ca) =

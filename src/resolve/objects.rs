@@ -14,6 +14,15 @@ pub enum SourceError {
     Kube(#[from] kube::Error),
 }
 
+/// One key of one Secret, and the spec field that names it (for messages).
+#[derive(Debug, Clone, Copy)]
+pub struct SecretAt<'a> {
+    pub ns: &'a str,
+    pub name: &'a str,
+    pub key: &'a str,
+    pub field: &'a str,
+}
+
 /// Gets the objects a SyncTarget refers to.
 #[async_trait]
 pub trait ObjectSource: Send + Sync {
@@ -21,15 +30,9 @@ pub trait ObjectSource: Send + Sync {
     async fn mapping(&self, ns: &str, name: &str) -> Result<Option<FieldMapping>, SourceError>;
     async fn target(&self, ns: &str, name: &str) -> Result<Option<SyncTarget>, SourceError>;
 
-    /// The bytes of `key` in Secret `name`, or the problem naming `field` (the spec field that
-    /// refers to it). Never logs the value.
-    async fn secret_key(
-        &self,
-        ns: &str,
-        name: &str,
-        key: &str,
-        field: &str,
-    ) -> Result<Result<Vec<u8>, Problem>, SourceError>;
+    /// The bytes a Secret key holds, or the problem naming the spec field that refers to it.
+    /// Never logs the value.
+    async fn secret_key(&self, at: SecretAt<'_>) -> Result<Result<Vec<u8>, Problem>, SourceError>;
 
     /// Whether objects carry a status a controller keeps: then a binding must be Ready, and
     /// have probed the permissions a target needs, before the target runs. Manifests have none.
@@ -52,7 +55,13 @@ pub async fn secret_text(
     key: &str,
     field: &str,
 ) -> Result<Result<String, Problem>, SourceError> {
-    Ok(match objects.secret_key(ns, name, key, field).await? {
+    let at = SecretAt {
+        ns,
+        name,
+        key,
+        field,
+    };
+    Ok(match objects.secret_key(at).await? {
         Ok(bytes) => String::from_utf8(bytes)
             .map(|s| s.trim().to_string())
             .map_err(|_| {

@@ -28,50 +28,71 @@ fn held_of(h: &sync::Held) -> PendingApproval {
     }
 }
 
+/// Both directions' reports name what every run reports alike: one call reads it from either.
+macro_rules! common {
+    ($r:expr) => {{
+        let counts = [$r.created, $r.updated, $r.moved, $r.deleted, $r.unchanged];
+        let held = $r.held.as_ref();
+        reported(
+            &$r.failures,
+            $r.people,
+            $r.departments,
+            $r.complete,
+            held,
+            counts,
+        )
+    }};
+}
+
+/// An Outbound run's report as the controller writes it into status.
 pub fn outbound_outcome(r: &outbound::OutboundReport) -> SyncOutcome {
-    let n = |x: usize| x as i64;
+    common!(r)
+}
+
+fn n(x: usize) -> i64 {
+    x as i64
+}
+
+/// What every run reports, whichever its direction.
+fn reported(
+    failures: &[sync::Failure],
+    people: usize,
+    departments: usize,
+    complete: bool,
+    held: Option<&sync::Held>,
+    [created, updated, moved, deleted, unchanged]: [usize; 5],
+) -> SyncOutcome {
     SyncOutcome {
         summary: RunSummary {
-            created: n(r.created),
-            updated: n(r.updated),
-            moved: n(r.moved),
-            deleted: n(r.deleted),
-            unchanged: n(r.unchanged),
-            failed: n(r.failures.len()),
+            created: n(created),
+            updated: n(updated),
+            moved: n(moved),
+            deleted: n(deleted),
+            unchanged: n(unchanged),
+            failed: n(failures.len()),
             ..Default::default()
         },
-        failures: failures_of(&r.failures),
-        people: n(r.people),
-        departments: n(r.departments),
-        complete: r.complete,
-        held: r.held.as_ref().map(held_of),
+        failures: failures_of(failures),
+        people: n(people),
+        departments: n(departments),
+        complete,
+        held: held.map(held_of),
         plan: None,
     }
 }
 
 /// A run report as the controller writes it into status.
 pub fn outcome(r: &sync::Report) -> SyncOutcome {
-    let n = |x: usize| x as i64;
+    let base = common!(r);
     let plan = &r.plan;
     SyncOutcome {
         summary: RunSummary {
-            created: n(r.created),
-            updated: n(r.updated),
-            moved: n(r.moved),
             disabled: n(r.disabled),
             enabled: n(r.enabled),
-            deleted: n(r.deleted),
-            unchanged: n(r.unchanged),
-            failed: n(r.failures.len()),
             missing_mobile: n(r.missing_mobile),
             missing_email: n(r.missing_email),
-            ..Default::default()
+            ..base.summary
         },
-        failures: failures_of(&r.failures),
-        people: n(r.people),
-        departments: n(r.departments),
-        complete: r.complete,
-        held: r.held.as_ref().map(held_of),
         plan: Some(PlanSummary {
             create: n(plan.count("create")),
             update: n(plan.count("update") + plan.count("link")),
@@ -86,5 +107,6 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
                 .map(|s| format!("{} {}: {}", s.op.verb(), s.label, s.reason))
                 .collect(),
         }),
+        ..base
     }
 }
