@@ -12,6 +12,7 @@ pub mod directory;
 pub mod login;
 pub mod mapping;
 pub mod model;
+pub mod secret;
 pub mod sim;
 pub mod sync;
 pub mod telemetry;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::LoginError;
+use crate::secret::Secret;
 
 /// Scopes the provider knows.
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "phone", "groups"];
@@ -45,7 +46,7 @@ struct Raw {
 #[derive(Clone)]
 pub struct Client {
     pub id: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
     pub require_pkce: bool,
@@ -78,7 +79,7 @@ impl Client {
         match &self.secret {
             None => false,
             Some(s) => {
-                let (a, b) = (s.as_bytes(), presented.as_bytes());
+                let (a, b) = (s.expose().as_bytes(), presented.as_bytes());
                 a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
             }
         }
@@ -179,7 +180,7 @@ impl Clients {
                 r.id.clone(),
                 Client {
                     id: r.id,
-                    secret: r.secret,
+                    secret: r.secret.map(Secret::new),
                     redirect_uris: r.redirect_uris,
                     scopes,
                     require_pkce,

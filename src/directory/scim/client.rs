@@ -4,7 +4,7 @@
 //! Servers differ, so nothing is assumed that `ServiceProviderConfig` does not promise: no PATCH
 //! means PUT, no ETag support means no `If-Match`, and both 200-with-body and 204 are accepted.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
@@ -18,20 +18,7 @@ const PAGE_SIZE: usize = 500;
 const ATTEMPTS: u32 = 4;
 
 /// The bearer token; never printed.
-#[derive(Clone)]
-pub struct BearerToken(String);
-
-impl BearerToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub type BearerToken = crate::secret::Secret;
 
 /// What went wrong talking to a SCIM server.
 #[derive(Debug, thiserror::Error)]
@@ -379,7 +366,10 @@ impl ScimClient {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .header(header::AUTHORIZATION, format!("Bearer {}", self.token.0))
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", self.token.expose()),
+                )
                 .header(header::ACCEPT, SCIM_JSON);
             if let Some(b) = &body {
                 req = req
