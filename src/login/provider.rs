@@ -912,13 +912,47 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
             "only authorization_code is supported",
         );
     }
-    // Client authentication: Basic, or client_id (+ client_secret) in the form.
-    let (client_id, secret) = match basic_credentials(&headers) {
+    let client = match authenticate_client(&p, &headers, &f) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let now = p.now();
+    let (code, req) = match redeem_code(&p, &client, &f, now) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let issued = issue_tokens(&p, &client, &code, &req, now);
+    let mut r = match issued {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => {
+            return token_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &e.to_string(),
+            );
+        }
+    };
+    no_store(r.headers_mut());
+    r
+}
+
+/// The client a token request comes from, authenticated by Basic or by `client_id` (+
+/// `client_secret`) in the form; public clients send no secret.
+fn authenticate_client(
+    p: &Provider,
+    headers: &HeaderMap,
+    f: &TokenParams,
+) -> Result<Client, Response> {
+    let (client_id, secret) = match basic_credentials(headers) {
         Some((id, s)) => (Some(id), Some(s)),
         None => (f.client_id.clone(), f.client_secret.clone()),
     };
     let Some(client) = client_id.as_deref().and_then(|id| p.client(id)) else {
-        return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client",
+        ));
     };
     let authenticated = match (&secret, client.is_public()) {
         (Some(s), false) => client.secret_matches(s),
@@ -927,53 +961,80 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     };
     if !authenticated {
         tracing::info!(client = %client.id, "token: client authentication failed");
-        return token_error(
+        return Err(token_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
-        );
+        ));
     }
+    Ok(client)
+}
+
+/// Opens the authorization code and checks it was issued to `client` for this redirect URI
+/// and PKCE verifier, unexpired and never redeemed before; returns the code's claims and the
+/// authorization request it answers.
+fn redeem_code(
+    p: &Provider,
+    client: &Client,
+    f: &TokenParams,
+    now: Timestamp,
+) -> Result<(Value, Pending), Response> {
     let grant = |d: &str| token_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
     let Some(code) = f
         .code
         .as_deref()
         .and_then(|c| p.keys().open("code", c).ok())
     else {
-        return grant("the code is invalid");
+        return Err(grant("the code is invalid"));
     };
-    let now = p.now();
     let exp = code["exp"].as_i64().unwrap_or(0);
     if exp <= now.as_second() {
-        return grant("the code has expired");
+        return Err(grant("the code has expired"));
     }
     let Ok(req) = serde_json::from_value::<Pending>(code["req"].clone()) else {
-        return grant("the code is invalid");
+        return Err(grant("the code is invalid"));
     };
     if req.c != client.id {
-        return grant("the code was issued to another client");
+        return Err(grant("the code was issued to another client"));
     }
     if f.redirect_uri.as_deref() != Some(req.r.as_str()) {
-        return grant("redirect_uri does not match the authorization request");
+        return Err(grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     match (&req.p, f.code_verifier.as_deref()) {
         (Some(challenge), Some(v)) if is_pkce_value(v) => {
             let got = B64.encode(Sha256::digest(v.as_bytes()));
             if &got != challenge {
-                return grant("PKCE verification failed");
+                return Err(grant("PKCE verification failed"));
             }
         }
         (Some(_), _) => {
-            return grant("PKCE verification failed (code_verifier missing or malformed)");
+            return Err(grant(
+                "PKCE verification failed (code_verifier missing or malformed)",
+            ));
         }
-        (None, Some(_)) => return grant("code_verifier sent but no code_challenge was"),
+        (None, Some(_)) => return Err(grant("code_verifier sent but no code_challenge was")),
         (None, None) => {}
     }
     let jti = code["jti"].as_str().unwrap_or("");
     let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
     if jti.is_empty() || !p.redeem(jti, exp_ts) {
         tracing::warn!(client = %client.id, "token: authorization code replayed");
-        return grant("the code has already been used");
+        return Err(grant("the code has already been used"));
     }
+    Ok((code, req))
+}
+
+/// The token response for a redeemed code: a signed access token and an ID token bound to
+/// it by `at_hash`, with the claims the granted scopes allow.
+fn issue_tokens(
+    p: &Provider,
+    client: &Client,
+    code: &Value,
+    req: &Pending,
+    now: Timestamp,
+) -> Result<Value, LoginError> {
     let sub = code["sub"].as_str().unwrap_or("").to_string();
     let scopes: Vec<&str> = req.sc.split(' ').collect();
     let claims = scoped_claims(
@@ -983,7 +1044,7 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     let iat = now.as_second();
     let exp = (now + TOKEN_TTL).as_second();
     let keys = p.keys();
-    let access = match keys.sign(
+    let access = keys.sign(
         now,
         "at+jwt",
         &json!({
@@ -991,16 +1052,7 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
             "client_id": client.id, "scope": req.sc, "iat": iat, "exp": exp,
             "jti": random_token(12).unwrap_or_default(), "claims": claims,
         }),
-    ) {
-        Ok(t) => t,
-        Err(e) => {
-            return token_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
-        }
-    };
+    )?;
     let digest = Sha256::digest(access.as_bytes());
     let mut id_claims = json!({
         "iss": p.cfg.issuer, "sub": sub, "aud": client.id, "azp": client.id,
@@ -1013,27 +1065,15 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     for (k, v) in claims {
         id_claims[k] = v;
     }
-    let id_token = match keys.sign(now, "JWT", &id_claims) {
-        Ok(t) => t,
-        Err(e) => {
-            return token_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
-        }
-    };
+    let id_token = keys.sign(now, "JWT", &id_claims)?;
     tracing::info!(client = %client.id, sub = %sub, "token issued");
-    let mut r = axum::Json(json!({
+    Ok(json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": TOKEN_TTL.as_secs(),
         "id_token": id_token,
         "scope": req.sc,
     }))
-    .into_response();
-    no_store(r.headers_mut());
-    r
 }
 
 fn serde_urlencoded_form(bytes: &[u8]) -> Result<TokenParams, ()> {
