@@ -297,6 +297,24 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Said when a `client_id` is not in `clients.yaml`.
+const UNKNOWN_CLIENT: &str = "Unknown client_id: this application is not registered with dingsync.";
+
+/// The page for a login that failed (`status` says whose fault it was).
+fn failed(status: StatusCode, message: &str) -> Response {
+    page(status, "error", "登录失败 Login failed", message)
+}
+
+/// The page for a person dingsync does not let in.
+fn refused(message: &str) -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "refused",
+        "无法登录 Access refused",
+        message,
+    )
+}
+
 /// A small page for people (errors that must not be redirected, refusals).
 fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
     let html = format!(
@@ -339,12 +357,7 @@ fn redirect_error(
     state: Option<&str>,
 ) -> Response {
     let Ok(mut u) = url::Url::parse(redirect_uri) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            description,
-        );
+        return failed(StatusCode::BAD_REQUEST, description);
     };
     {
         let mut q = u.query_pairs_mut();
@@ -376,10 +389,8 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 fn internal(e: LoginError) -> Response {
     tracing::error!(error = %e, "login provider failed");
-    page(
+    failed(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "error",
-        "登录失败 Login failed",
         "dingsync could not complete the login. Try again later.",
     )
 }
@@ -482,18 +493,11 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
     // Until client and redirect URI are known good, errors are shown, never redirected
     // (RFC 6749 §4.1.2.1): an open redirector is worse than an error page.
     let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            "Unknown client_id: this application is not registered with dingsync.",
-        );
+        return failed(StatusCode::BAD_REQUEST, UNKNOWN_CLIENT);
     };
     let Some(redirect_uri) = q.redirect_uri.clone().filter(|r| client.allows_redirect(r)) else {
-        return page(
+        return failed(
             StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
             "The redirect_uri is missing or not registered for this application.",
         );
     };
@@ -646,35 +650,23 @@ async fn refused_or_claims(p: &Provider, userid: &str) -> Result<Map<String, Val
         Ok(Account::Active(c)) => Ok(c),
         Ok(Account::Disabled) => {
             tracing::info!(sub = %p.subject(userid), "login refused: account disabled");
-            Err(page(
-                StatusCode::FORBIDDEN,
-                "refused",
-                "无法登录 Access refused",
-                &format!(
-                    "Your account in {} is disabled. Ask your administrator.",
-                    p.cfg.display_name
-                ),
-            ))
+            Err(refused(&format!(
+                "Your account in {} is disabled. Ask your administrator.",
+                p.cfg.display_name
+            )))
         }
         Ok(Account::Missing) => {
             tracing::info!(sub = %p.subject(userid), "login refused: no directory account");
-            Err(page(
-                StatusCode::FORBIDDEN,
-                "refused",
-                "无法登录 Access refused",
-                &format!(
-                    "You are a member of {} but have no account in the directory yet. \
+            Err(refused(&format!(
+                "You are a member of {} but have no account in the directory yet. \
                      Ask your administrator, or try again after the next sync.",
-                    p.cfg.display_name
-                ),
-            ))
+                p.cfg.display_name
+            )))
         }
         Err(e) => {
             tracing::warn!(error = %e, "login: directory lookup failed");
-            Err(page(
+            Err(failed(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "error",
-                "登录失败 Login failed",
                 "The directory is not reachable right now. Try again in a minute.",
             ))
         }
@@ -746,22 +738,15 @@ async fn callback(
         Ok(i) => i,
         Err(DingTalkError::NotInEnterprise { .. }) => {
             tracing::info!("login refused: not a member of the enterprise");
-            return page(
-                StatusCode::FORBIDDEN,
-                "refused",
-                "无法登录 Access refused",
-                &format!(
-                    "Your DingTalk account is not a member of {}. Only its members can log in here.",
-                    p.cfg.display_name
-                ),
-            );
+            return refused(&format!(
+                "Your DingTalk account is not a member of {}. Only its members can log in here.",
+                p.cfg.display_name
+            ));
         }
         Err(e) => {
             tracing::warn!(error = %e, "login: DingTalk exchange failed");
-            return page(
+            return failed(
                 StatusCode::BAD_GATEWAY,
-                "error",
-                "登录失败 Login failed",
                 "DingTalk did not confirm the login. Start again from the application.",
             );
         }
@@ -791,18 +776,11 @@ async fn workbench(
     Query(q): Query<WorkbenchParams>,
 ) -> Response {
     let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            "Unknown client_id: this application is not registered with dingsync.",
-        );
+        return failed(StatusCode::BAD_REQUEST, UNKNOWN_CLIENT);
     };
     if client.homepage.is_none() {
-        return page(
+        return failed(
             StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
             "This application has no homepage registered for the Workbench.",
         );
     }
@@ -816,12 +794,7 @@ async fn workbench(
 /// browser to the app's homepage.
 async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64) -> Response {
     let Some(home) = p.client(client_id).and_then(|c| c.homepage) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            "Unknown application.",
-        );
+        return failed(StatusCode::BAD_REQUEST, "Unknown application.");
     };
     if let Err(r) = refused_or_claims(p, userid).await {
         return r;

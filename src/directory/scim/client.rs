@@ -294,17 +294,7 @@ impl ScimClient {
         body: Value,
         etag: Option<&str>,
     ) -> Result<(), ScimError> {
-        let what = format!("{resource_type}/{id}");
-        let if_match = etag.filter(|_| self.caps.etag);
-        self.send(
-            Method::PUT,
-            &format!("/{resource_type}/{id}"),
-            Some(body),
-            if_match,
-            &what,
-        )
-        .await?;
-        Ok(())
+        self.write(Method::PUT, resource_type, id, body, etag).await
     }
 
     /// Apply PATCH operations; 200 with a body and 204 without are both success.
@@ -315,20 +305,28 @@ impl ScimClient {
         ops: &[PatchOp],
         etag: Option<&str>,
     ) -> Result<(), ScimError> {
-        let what = format!("{resource_type}/{id}");
         let body = json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": ops.iter().map(PatchOp::to_json).collect::<Vec<_>>(),
         });
+        self.write(Method::PATCH, resource_type, id, body, etag)
+            .await
+    }
+
+    /// PUT or PATCH one resource, with `If-Match` when the server supports ETags.
+    async fn write(
+        &self,
+        method: Method,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        etag: Option<&str>,
+    ) -> Result<(), ScimError> {
+        let what = format!("{resource_type}/{id}");
         let if_match = etag.filter(|_| self.caps.etag);
-        self.send(
-            Method::PATCH,
-            &format!("/{resource_type}/{id}"),
-            Some(body),
-            if_match,
-            &what,
-        )
-        .await?;
+        let path = format!("/{resource_type}/{id}");
+        self.send(method, &path, Some(body), if_match, &what)
+            .await?;
         Ok(())
     }
 
