@@ -93,8 +93,7 @@ pub struct Clients(BTreeMap<String, Client>);
 impl Clients {
     /// Parses `clients.yaml`; every error names the client and field.
     pub fn parse(yaml: &str) -> Result<Self, LoginError> {
-        let file: File = serde_yaml::from_str(yaml)
-            .map_err(|e| LoginError::Clients(format!("clients.yaml: {e}")))?;
+        let file: File = serde_yaml::from_str(yaml).map_err(LoginError::ClientsFile)?;
         let mut out = BTreeMap::new();
         for (i, r) in file.clients.into_iter().enumerate() {
             let at = |field: &str| {
@@ -125,8 +124,10 @@ impl Clients {
                 )));
             }
             for u in &r.redirect_uris {
-                let parsed = url::Url::parse(u).map_err(|e| {
-                    LoginError::Clients(format!("{} {u:?}: {e}", at("redirectUris")))
+                let parsed = url::Url::parse(u).map_err(|source| LoginError::ClientUrl {
+                    at: at("redirectUris"),
+                    url: u.clone(),
+                    source,
                 })?;
                 if parsed.fragment().is_some() {
                     return Err(LoginError::Clients(format!(
@@ -167,8 +168,11 @@ impl Clients {
                 )));
             }
             if let Some(h) = &r.homepage {
-                url::Url::parse(h)
-                    .map_err(|e| LoginError::Clients(format!("{} {h:?}: {e}", at("homepage"))))?;
+                url::Url::parse(h).map_err(|source| LoginError::ClientUrl {
+                    at: at("homepage"),
+                    url: h.clone(),
+                    source,
+                })?;
             }
             if out.contains_key(&r.id) {
                 return Err(LoginError::Clients(format!(
@@ -263,5 +267,15 @@ mod tests {
             let e = Clients::parse(yaml).unwrap_err().to_string();
             assert!(e.contains(want), "{yaml}: {e}");
         }
+    }
+    #[test]
+    fn unparsable_urls_keep_the_parse_error() {
+        let e = Clients::parse("clients:\n- id: a\n  redirectUris: ['not a url']\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("client \"a\": redirectUris \"not a url\": "),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some(), "{e}");
     }
 }

@@ -86,8 +86,10 @@ impl std::fmt::Debug for Provider {
 
 /// The issuer's path, normalised (`/` for an issuer at the host's root).
 fn issuer_path(issuer: &str) -> Result<String, LoginError> {
-    let u = url::Url::parse(issuer)
-        .map_err(|e| LoginError::Config(format!("login.issuer {issuer:?}: {e}")))?;
+    let u = url::Url::parse(issuer).map_err(|source| LoginError::Issuer {
+        issuer: issuer.to_string(),
+        source,
+    })?;
     if !matches!(u.scheme(), "https" | "http") || u.query().is_some() || u.fragment().is_some() {
         return Err(LoginError::Config(format!(
             "login.issuer {issuer:?}: must be an http(s) URL without query or fragment"

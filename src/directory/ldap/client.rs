@@ -10,6 +10,7 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use tokio::sync::Mutex;
 
+use super::dn::DnError;
 use crate::directory::{Attrs, Name, attrs::Values};
 
 pub use crate::secret::Secret;
@@ -54,6 +55,13 @@ pub enum LdapError {
     /// Bad options (URL, CA bundle, DN syntax of the configuration).
     #[error("LDAP configuration: {0}")]
     Config(String),
+    /// A DN that does not parse; `what` says whose (the node, an entry handed in).
+    #[error("LDAP configuration: {what}: {source}")]
+    BadDn {
+        what: &'static str,
+        #[source]
+        source: DnError,
+    },
     /// The bind was refused or the account lacks rights.
     #[error("LDAP authentication as {bind_dn:?} failed: {message}")]
     Auth { bind_dn: String, message: String },

@@ -207,7 +207,10 @@ impl Store {
         corp_id: &str,
         create_containers: bool,
     ) -> Result<Self, LdapError> {
-        let node_dn = Dn::parse(node).map_err(|e| LdapError::Config(format!("node: {e}")))?;
+        let node_dn = Dn::parse(node).map_err(|source| LdapError::BadDn {
+            what: "node",
+            source,
+        })?;
         if node_dn.is_empty() {
             return Err(LdapError::Config("node: must not be the root DN".into()));
         }
@@ -505,7 +508,10 @@ impl Store {
 
     /// Attach an anchor to an existing (unlinked) entry found by matching.
     pub async fn link_person(&self, dn: &str, id: &str) -> Result<(), LdapError> {
-        let parsed = Dn::parse(dn).map_err(|e| LdapError::Config(e.to_string()))?;
+        let parsed = Dn::parse(dn).map_err(|source| LdapError::BadDn {
+            what: "entry to link",
+            source,
+        })?;
         if !parsed.is_within(&self.node) {
             return Err(LdapError::Config(format!(
                 "{dn} is outside the node {}",

@@ -48,10 +48,20 @@ pub enum ScimError {
     Unavailable { what: String, detail: String },
     /// The answer was not the SCIM JSON it should be.
     #[error("SCIM server sent an unreadable answer for {what}: {detail}")]
-    BadResponse { what: String, detail: String },
-    /// The client could not be set up (bad URL, bad CA bundle).
-    #[error("SCIM client configuration: {0}")]
-    Config(String),
+    BadResponse {
+        what: String,
+        detail: String,
+        /// Why the JSON did not parse, when it did not.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    /// The client could not be set up: `setting` (the URL, the CA bundle) is unusable.
+    #[error("SCIM client configuration: {setting}: {source}")]
+    Config {
+        setting: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl ScimError {
@@ -149,20 +159,27 @@ impl ScimClient {
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, ScimError> {
         let base = base_url.trim_end_matches('/').to_string();
-        url::Url::parse(&base).map_err(|e| ScimError::Config(format!("scim.url {base:?}: {e}")))?;
+        url::Url::parse(&base).map_err(|e| ScimError::Config {
+            setting: format!("scim.url {base:?}"),
+            source: e.into(),
+        })?;
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10));
         if let Some(pem) = ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                ScimError::Config(format!("scim.caSecretRef: not a PEM bundle: {e}"))
-            })? {
+            for cert in
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ScimError::Config {
+                    setting: "scim.caSecretRef: not a PEM bundle".into(),
+                    source: e.into(),
+                })?
+            {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| ScimError::Config(e.to_string()))?;
+        let http = builder.build().map_err(|e| ScimError::Config {
+            setting: "HTTP client".into(),
+            source: e.into(),
+        })?;
         let mut client = Self {
             http,
             base,
@@ -242,6 +259,7 @@ impl ScimClient {
                     ScimError::BadResponse {
                         what: what.clone(),
                         detail: e.to_string(),
+                        source: Some(e),
                     }
                 })?;
             let got = list.resources.len();
@@ -405,6 +423,7 @@ impl ScimClient {
                 let v: Value = serde_json::from_str(&text).map_err(|e| ScimError::BadResponse {
                     what: what.to_string(),
                     detail: format!("HTTP {status}: {e}"),
+                    source: Some(e),
                 })?;
                 let etag = etag.or_else(|| v["meta"]["version"].as_str().map(str::to_string));
                 return Ok((etag, Some(v)));
@@ -453,6 +472,7 @@ fn resource_from(body: Value, etag: Option<String>, what: &str) -> Result<Resour
         .ok_or_else(|| ScimError::BadResponse {
             what: what.to_string(),
             detail: "resource without an id".into(),
+            source: None,
         })?;
     let etag = etag.or_else(|| body["meta"]["version"].as_str().map(str::to_string));
     Ok(Resource { id, etag, body })
