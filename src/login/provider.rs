@@ -868,6 +868,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((dec(id)?, dec(secret)?))
 }
 
+/// A refused token request: HTTP status, OAuth error code and description.
+struct Refusal(StatusCode, &'static str, &'static str);
+
 async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(b) => b,
@@ -889,12 +892,16 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     }
     let client = match authenticate_client(&p, &headers, &f) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(Refusal(status, error, description)) => {
+            return token_error(status, error, description);
+        }
     };
     let now = p.now();
     let (code, req) = match redeem_code(&p, &client, &f, now) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(Refusal(status, error, description)) => {
+            return token_error(status, error, description);
+        }
     };
     let issued = issue_tokens(&p, &client, &code, &req, now);
     let mut r = match issued {
@@ -917,13 +924,13 @@ fn authenticate_client(
     p: &Provider,
     headers: &HeaderMap,
     f: &TokenParams,
-) -> Result<Client, Response> {
+) -> Result<Client, Refusal> {
     let (client_id, secret) = match basic_credentials(headers) {
         Some((id, s)) => (Some(id), Some(s)),
         None => (f.client_id.clone(), f.client_secret.clone()),
     };
     let Some(client) = client_id.as_deref().and_then(|id| p.client(id)) else {
-        return Err(token_error(
+        return Err(Refusal(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "unknown client",
@@ -936,7 +943,7 @@ fn authenticate_client(
     };
     if !authenticated {
         tracing::info!(client = %client.id, "token: client authentication failed");
-        return Err(token_error(
+        return Err(Refusal(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
@@ -953,8 +960,8 @@ fn redeem_code(
     client: &Client,
     f: &TokenParams,
     now: Timestamp,
-) -> Result<(Value, Pending), Response> {
-    let grant = |d: &str| token_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+) -> Result<(Value, Pending), Refusal> {
+    let grant = |d: &'static str| Refusal(StatusCode::BAD_REQUEST, "invalid_grant", d);
     let Some(code) = f
         .code
         .as_deref()
