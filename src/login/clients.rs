@@ -90,6 +90,28 @@ impl Client {
 #[derive(Debug, Clone, Default)]
 pub struct Clients(BTreeMap<String, Client>);
 
+/// A redirect URI must parse, carry no fragment and be https (http only for loopback);
+/// `field` names the client and field in the error.
+fn check_redirect_uri(field: &str, u: &str) -> Result<(), LoginError> {
+    let parsed = url::Url::parse(u).map_err(|source| LoginError::ClientUrl {
+        at: field.to_string(),
+        url: u.to_string(),
+        source,
+    })?;
+    if parsed.fragment().is_some() {
+        return Err(LoginError::Clients(format!(
+            "{field} {u:?}: must not contain a fragment"
+        )));
+    }
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+        return Err(LoginError::Clients(format!(
+            "{field} {u:?}: must be https (http only for loopback)"
+        )));
+    }
+    Ok(())
+}
+
 impl Clients {
     /// Parses `clients.yaml`; every error names the client and field.
     pub fn parse(yaml: &str) -> Result<Self, LoginError> {
@@ -123,26 +145,9 @@ impl Clients {
                     at("redirectUris")
                 )));
             }
+            let field = at("redirectUris");
             for u in &r.redirect_uris {
-                let parsed = url::Url::parse(u).map_err(|source| LoginError::ClientUrl {
-                    at: at("redirectUris"),
-                    url: u.clone(),
-                    source,
-                })?;
-                if parsed.fragment().is_some() {
-                    return Err(LoginError::Clients(format!(
-                        "{} {u:?}: must not contain a fragment",
-                        at("redirectUris")
-                    )));
-                }
-                let loopback =
-                    matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-                    return Err(LoginError::Clients(format!(
-                        "{} {u:?}: must be https (http only for loopback)",
-                        at("redirectUris")
-                    )));
-                }
+                check_redirect_uri(&field, u)?;
             }
             let scopes = r
                 .scopes
