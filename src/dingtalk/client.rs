@@ -281,52 +281,12 @@ impl DingTalkClient {
             if let Ok(mut calls) = self.0.calls.lock() {
                 *calls.entry(key.clone()).or_default() += 1;
             }
-            let mut req = self.0.http.request(method.clone(), &url);
-            if !query.is_empty() {
-                req = req.query(query);
-            }
-            match (host, &auth, &app_token) {
-                (Host::Oapi, _, Some(t)) => req = req.query(&[("access_token", t.expose())]),
-                (Host::Oapi, Auth::User(t), _) => req = req.query(&[("access_token", t.expose())]),
-                (Host::Api, _, Some(t)) => {
-                    req = req.header("x-acs-dingtalk-access-token", t.expose())
-                }
-                (Host::Api, Auth::User(t), _) => {
-                    req = req.header("x-acs-dingtalk-access-token", t.expose())
-                }
-                _ => {}
-            }
-            if host == Host::Api {
-                req = req.header(reqwest::header::ACCEPT, "application/json");
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let verdict = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let parsed = match resp.bytes().await {
-                        Ok(bytes) if bytes.is_empty() => None,
-                        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).ok(),
-                        Err(_) => None,
-                    };
-                    match host {
-                        Host::Oapi => classify_oapi(api, status, parsed),
-                        Host::Api => classify_api(api, status, parsed, matches!(auth, Auth::App)),
-                    }
-                }
-                // Never format the reqwest error itself: its URL may carry the token.
-                Err(e) => Verdict::Retry {
-                    why: if e.is_timeout() {
-                        "timed out".into()
-                    } else if e.is_connect() {
-                        "connection failed".into()
-                    } else {
-                        "request failed".into()
-                    },
-                    throttled: false,
-                },
+            let token = match &auth {
+                Auth::User(t) => Some(*t),
+                _ => app_token.as_ref(),
             };
+            let req = self.request(host, method.clone(), &url, query, body, token);
+            let verdict = send(req, host, api, matches!(auth, Auth::App)).await;
             match verdict {
                 Verdict::Ok(v) => return Ok(v),
                 Verdict::TokenInvalid if refreshes < MAX_TOKEN_REFRESHES => {
@@ -370,6 +330,34 @@ impl DingTalkClient {
         })
     }
 
+    /// One HTTP request of a call, carrying `token` where the host expects it.
+    fn request(
+        &self,
+        host: Host,
+        method: Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        token: Option<&Secret>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.0.http.request(method, url);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        match (host, token) {
+            (Host::Oapi, Some(t)) => req = req.query(&[("access_token", t.expose())]),
+            (Host::Api, Some(t)) => req = req.header("x-acs-dingtalk-access-token", t.expose()),
+            (_, None) => {}
+        }
+        if host == Host::Api {
+            req = req.header(reqwest::header::ACCEPT, "application/json");
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req
+    }
+
     /// A `/v1.0` call with the app token.
     pub async fn api(
         &self,
@@ -379,6 +367,36 @@ impl DingTalkClient {
     ) -> Result<Value, DingTalkError> {
         self.call(Host::Api, method, api, &[], body, Auth::App)
             .await
+    }
+}
+
+/// Sends one request and says what its answer means; `app_token` tells whether a refused
+/// token is the app's own (refreshable) one.
+async fn send(req: reqwest::RequestBuilder, host: Host, api: &str, app_token: bool) -> Verdict {
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let parsed = match resp.bytes().await {
+                Ok(bytes) if bytes.is_empty() => None,
+                Ok(bytes) => serde_json::from_slice::<Value>(&bytes).ok(),
+                Err(_) => None,
+            };
+            match host {
+                Host::Oapi => classify_oapi(api, status, parsed),
+                Host::Api => classify_api(api, status, parsed, app_token),
+            }
+        }
+        // Never format the reqwest error itself: its URL may carry the token.
+        Err(e) => Verdict::Retry {
+            why: if e.is_timeout() {
+                "timed out".into()
+            } else if e.is_connect() {
+                "connection failed".into()
+            } else {
+                "request failed".into()
+            },
+            throttled: false,
+        },
     }
 }
 

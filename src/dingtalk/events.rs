@@ -127,8 +127,12 @@ pub enum ReceiveError {
     #[error("callback timestamp outside the accepted window")]
     Stale,
     /// The handler failed; DingTalk will push the event again.
-    #[error("event {event_type} not handled: {message}")]
-    Handler { event_type: String, message: String },
+    #[error("event {event_type} not handled: {source}")]
+    Handler {
+        event_type: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl ReceiveError {
@@ -250,7 +254,7 @@ impl CallbackReceiver {
                     .await
                     .map_err(|e| ReceiveError::Handler {
                         event_type,
-                        message: e.to_string(),
+                        source: e.into(),
                     })?;
                 self.remember(&signature);
             }

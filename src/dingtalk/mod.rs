@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod oauth;
+pub mod scope;
 pub mod stream;
 mod wire;
 pub mod write;
@@ -20,12 +21,13 @@ pub use config::{
     ClientConfig, DEFAULT_API, DEFAULT_LOGIN, DEFAULT_OAPI, INTL_API, INTL_OAPI, Secret, TokenApi,
 };
 pub use contacts::{
-    Department, DeptLeader, DeptOrder, DeptPosition, MobileLookup, Role, ScopeFailure, ScopeRead,
-    ScopeSnapshot, UnionIdLookup, User, UserPage,
+    Department, DeptLeader, DeptOrder, DeptPosition, MobileLookup, Role, UnionIdLookup, User,
+    UserPage,
 };
 pub use error::{DingTalkError, permission_for};
 pub use events::{CallbackReceiver, Event, EventHandler, ReceiveError, callback_endpoint};
 pub use oauth::{LoginIdentity, UserProfile, UserToken};
+pub use scope::{ScopeFailure, ScopeRead, ScopeSnapshot};
 pub use stream::{StreamConfig, StreamError, StreamHandle, StreamState, StreamStats, Subscription};
 
 pub use write::{

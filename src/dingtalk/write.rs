@@ -296,6 +296,49 @@ fn put<T: Serialize>(body: &mut Map<String, Value>, key: &str, v: &Option<T>) {
     }
 }
 
+/// Checks the profile fields [`UserCreate`] and [`UserUpdate`] share: same names, same
+/// limits, so the two cannot drift apart.
+macro_rules! check_profile {
+    ($u:expr) => {{
+        let u = $u;
+        check_opt("telephone", &u.telephone, 50)?;
+        check_opt("job_number", &u.job_number, 50)?;
+        check_opt("title", &u.title, 200)?;
+        check_email("email", &u.email, 50)?;
+        check_email("org_email", &u.org_email, 100)?;
+        check_one_of("org_email_type", &u.org_email_type, &["profession", "base"])?;
+        check_opt("work_place", &u.work_place, 100)?;
+        check_opt("remark", &u.remark, 2000)?;
+        check_extension(&u.extension)?;
+        if u.hired_date.is_some_and(|d| d < 1) {
+            return Err(DingTalkError::validation(
+                "hired_date",
+                "must be milliseconds since the epoch",
+            ));
+        }
+    }};
+}
+
+/// Puts the shared profile fields of a [`UserCreate`] or [`UserUpdate`] into a request body.
+macro_rules! put_profile {
+    ($b:expr, $u:expr) => {{
+        let (b, u) = ($b, $u);
+        put(b, "hide_mobile", &u.hide_mobile);
+        put(b, "senior_mode", &u.senior_mode);
+        put(b, "telephone", &u.telephone);
+        put(b, "job_number", &u.job_number);
+        put(b, "title", &u.title);
+        put(b, "email", &u.email);
+        put(b, "org_email", &u.org_email);
+        put(b, "org_email_type", &u.org_email_type);
+        put(b, "work_place", &u.work_place);
+        put(b, "remark", &u.remark);
+        put(b, "extension", &check_extension(&u.extension)?);
+        put(b, "hired_date", &u.hired_date);
+        put(b, "manager_userid", &u.manager_userid);
+    }};
+}
+
 impl UserCreate {
     /// DingTalk's rules for a new user; the error names the field.
     pub fn validate(&self) -> Result<(), DingTalkError> {
@@ -343,26 +386,8 @@ impl UserCreate {
                 .collect::<Vec<_>>(),
             MAX_USER_DEPTS,
         )?;
-        check_opt("telephone", &self.telephone, 50)?;
-        check_opt("job_number", &self.job_number, 50)?;
-        check_opt("title", &self.title, 200)?;
-        check_email("email", &self.email, 50)?;
-        check_email("org_email", &self.org_email, 100)?;
-        check_one_of(
-            "org_email_type",
-            &self.org_email_type,
-            &["profession", "base"],
-        )?;
-        check_opt("work_place", &self.work_place, 100)?;
-        check_opt("remark", &self.remark, 2000)?;
+        check_profile!(self);
         check_email("login_email", &self.login_email, 64)?;
-        check_extension(&self.extension)?;
-        if self.hired_date.is_some_and(|d| d < 1) {
-            return Err(DingTalkError::validation(
-                "hired_date",
-                "must be milliseconds since the epoch",
-            ));
-        }
         if let Some(m) = &self.manager_userid {
             check_userid("manager_userid", m)?;
         }
@@ -388,19 +413,7 @@ impl UserCreate {
         if !self.dept_title_list.is_empty() {
             b.insert("dept_title_list".into(), json!(self.dept_title_list));
         }
-        put(&mut b, "hide_mobile", &self.hide_mobile);
-        put(&mut b, "senior_mode", &self.senior_mode);
-        put(&mut b, "telephone", &self.telephone);
-        put(&mut b, "job_number", &self.job_number);
-        put(&mut b, "title", &self.title);
-        put(&mut b, "email", &self.email);
-        put(&mut b, "org_email", &self.org_email);
-        put(&mut b, "org_email_type", &self.org_email_type);
-        put(&mut b, "work_place", &self.work_place);
-        put(&mut b, "remark", &self.remark);
-        put(&mut b, "extension", &check_extension(&self.extension)?);
-        put(&mut b, "hired_date", &self.hired_date);
-        put(&mut b, "manager_userid", &self.manager_userid);
+        put_profile!(&mut b, self);
         put(&mut b, "login_email", &self.login_email);
         put(&mut b, "exclusive_account", &self.exclusive_account);
         put(
@@ -445,25 +458,7 @@ impl UserUpdate {
             }
             check_depts("dept_id_list", d, MAX_USER_DEPTS)?;
         }
-        check_opt("telephone", &self.telephone, 50)?;
-        check_opt("job_number", &self.job_number, 50)?;
-        check_opt("title", &self.title, 200)?;
-        check_email("email", &self.email, 50)?;
-        check_email("org_email", &self.org_email, 100)?;
-        check_one_of(
-            "org_email_type",
-            &self.org_email_type,
-            &["profession", "base"],
-        )?;
-        check_opt("work_place", &self.work_place, 100)?;
-        check_opt("remark", &self.remark, 2000)?;
-        check_extension(&self.extension)?;
-        if self.hired_date.is_some_and(|d| d < 1) {
-            return Err(DingTalkError::validation(
-                "hired_date",
-                "must be milliseconds since the epoch",
-            ));
-        }
+        check_profile!(self);
         if let Some(m) = &self.manager_userid {
             check_userid("manager_userid", m)?;
             if self.clear_manager {
@@ -494,22 +489,10 @@ impl UserUpdate {
         );
         put(&mut b, "dept_order_list", &self.dept_order_list);
         put(&mut b, "dept_title_list", &self.dept_title_list);
-        put(&mut b, "hide_mobile", &self.hide_mobile);
-        put(&mut b, "senior_mode", &self.senior_mode);
-        put(&mut b, "telephone", &self.telephone);
-        put(&mut b, "job_number", &self.job_number);
-        put(&mut b, "title", &self.title);
-        put(&mut b, "email", &self.email);
-        put(&mut b, "org_email", &self.org_email);
-        put(&mut b, "org_email_type", &self.org_email_type);
-        put(&mut b, "work_place", &self.work_place);
-        put(&mut b, "remark", &self.remark);
-        put(&mut b, "extension", &check_extension(&self.extension)?);
+        put_profile!(&mut b, self);
         if self.extension.is_some() && self.extension_merge {
             b.insert("ext_attrs_update_mode".into(), json!(1));
         }
-        put(&mut b, "hired_date", &self.hired_date);
-        put(&mut b, "manager_userid", &self.manager_userid);
         if self.clear_manager {
             b.insert("manager_userid".into(), json!(""));
             b.insert("force_update_fields".into(), json!("manager_userid"));

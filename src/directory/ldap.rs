@@ -136,7 +136,7 @@ impl From<LdapError> for super::DirectoryError {
             LdapError::Auth { .. } => D::Auth(e.to_string()),
             LdapError::Unavailable(_) => D::Unavailable(e.to_string()),
             LdapError::Incomplete { .. } => D::Incomplete(e.to_string()),
-            LdapError::Config(_) => D::Config(e.to_string()),
+            LdapError::Config(_) | LdapError::BadDn { .. } => D::Config(e.to_string()),
             LdapError::NoSuchObject { .. }
             | LdapError::AlreadyExists { .. }
             | LdapError::Rejected { .. }

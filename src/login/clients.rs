@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::LoginError;
+use crate::secret::Secret;
 
 /// Scopes the provider knows.
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "phone", "groups"];
@@ -45,7 +46,7 @@ struct Raw {
 #[derive(Clone)]
 pub struct Client {
     pub id: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
     pub require_pkce: bool,
@@ -78,7 +79,7 @@ impl Client {
         match &self.secret {
             None => false,
             Some(s) => {
-                let (a, b) = (s.as_bytes(), presented.as_bytes());
+                let (a, b) = (s.expose().as_bytes(), presented.as_bytes());
                 a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
             }
         }
@@ -89,11 +90,32 @@ impl Client {
 #[derive(Debug, Clone, Default)]
 pub struct Clients(BTreeMap<String, Client>);
 
+/// A redirect URI must parse, carry no fragment and be https (http only for loopback);
+/// `field` names the client and field in the error.
+fn check_redirect_uri(field: &str, u: &str) -> Result<(), LoginError> {
+    let parsed = url::Url::parse(u).map_err(|source| LoginError::ClientUrl {
+        at: field.to_string(),
+        url: u.to_string(),
+        source,
+    })?;
+    if parsed.fragment().is_some() {
+        return Err(LoginError::Clients(format!(
+            "{field} {u:?}: must not contain a fragment"
+        )));
+    }
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+        return Err(LoginError::Clients(format!(
+            "{field} {u:?}: must be https (http only for loopback)"
+        )));
+    }
+    Ok(())
+}
+
 impl Clients {
     /// Parses `clients.yaml`; every error names the client and field.
     pub fn parse(yaml: &str) -> Result<Self, LoginError> {
-        let file: File = serde_yaml::from_str(yaml)
-            .map_err(|e| LoginError::Clients(format!("clients.yaml: {e}")))?;
+        let file: File = serde_yaml::from_str(yaml).map_err(LoginError::ClientsFile)?;
         let mut out = BTreeMap::new();
         for (i, r) in file.clients.into_iter().enumerate() {
             let at = |field: &str| {
@@ -123,24 +145,9 @@ impl Clients {
                     at("redirectUris")
                 )));
             }
+            let field = at("redirectUris");
             for u in &r.redirect_uris {
-                let parsed = url::Url::parse(u).map_err(|e| {
-                    LoginError::Clients(format!("{} {u:?}: {e}", at("redirectUris")))
-                })?;
-                if parsed.fragment().is_some() {
-                    return Err(LoginError::Clients(format!(
-                        "{} {u:?}: must not contain a fragment",
-                        at("redirectUris")
-                    )));
-                }
-                let loopback =
-                    matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-                    return Err(LoginError::Clients(format!(
-                        "{} {u:?}: must be https (http only for loopback)",
-                        at("redirectUris")
-                    )));
-                }
+                check_redirect_uri(&field, u)?;
             }
             let scopes = r
                 .scopes
@@ -166,8 +173,11 @@ impl Clients {
                 )));
             }
             if let Some(h) = &r.homepage {
-                url::Url::parse(h)
-                    .map_err(|e| LoginError::Clients(format!("{} {h:?}: {e}", at("homepage"))))?;
+                url::Url::parse(h).map_err(|source| LoginError::ClientUrl {
+                    at: at("homepage"),
+                    url: h.clone(),
+                    source,
+                })?;
             }
             if out.contains_key(&r.id) {
                 return Err(LoginError::Clients(format!(
@@ -179,7 +189,7 @@ impl Clients {
                 r.id.clone(),
                 Client {
                     id: r.id,
-                    secret: r.secret,
+                    secret: r.secret.map(Secret::new),
                     redirect_uris: r.redirect_uris,
                     scopes,
                     require_pkce,
@@ -262,5 +272,15 @@ mod tests {
             let e = Clients::parse(yaml).unwrap_err().to_string();
             assert!(e.contains(want), "{yaml}: {e}");
         }
+    }
+    #[test]
+    fn unparsable_urls_keep_the_parse_error() {
+        let e = Clients::parse("clients:\n- id: a\n  redirectUris: ['not a url']\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("client \"a\": redirectUris \"not a url\": "),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some(), "{e}");
     }
 }

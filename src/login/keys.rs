@@ -112,8 +112,11 @@ impl Generation {
         pkcs8: Vec<u8>,
         seal_raw: Vec<u8>,
     ) -> Result<Self, LoginError> {
-        let rsa = RsaKeyPair::from_pkcs8(&pkcs8)
-            .map_err(|_| LoginError::Keys(format!("key {kid}: not an RSA PKCS#8 key")))?;
+        let rsa = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|source| LoginError::KeyRejected {
+            kid: kid.clone(),
+            problem: "not an RSA PKCS#8 key",
+            source,
+        })?;
         if rsa.public_modulus_len() < 256 {
             return Err(LoginError::Keys(format!(
                 "key {kid}: RSA keys must be at least 2048 bits"
@@ -156,8 +159,8 @@ impl KeySet {
 
     /// Reads the Secret's `keys.json`. Errors name the key at fault.
     pub fn from_json(data: &[u8]) -> Result<Self, LoginError> {
-        let stored: Vec<StoredGeneration> = serde_json::from_slice(data)
-            .map_err(|e| LoginError::Keys(format!("keys.json: {e}")))?;
+        let stored: Vec<StoredGeneration> =
+            serde_json::from_slice(data).map_err(LoginError::KeysFile)?;
         if stored.is_empty() {
             return Err(LoginError::Keys("keys.json: no keys".into()));
         }
@@ -165,10 +168,18 @@ impl KeySet {
         for s in stored {
             let pkcs8 = B64
                 .decode(&s.rsa_pkcs8)
-                .map_err(|_| LoginError::Keys(format!("key {}: rsaPkcs8 is not base64", s.kid)))?;
+                .map_err(|source| LoginError::KeyEncoding {
+                    kid: s.kid.clone(),
+                    field: "rsaPkcs8",
+                    source,
+                })?;
             let seal = B64
                 .decode(&s.seal_key)
-                .map_err(|_| LoginError::Keys(format!("key {}: sealKey is not base64", s.kid)))?;
+                .map_err(|source| LoginError::KeyEncoding {
+                    kid: s.kid.clone(),
+                    field: "sealKey",
+                    source,
+                })?;
             generations.push(Generation::assemble(
                 s.kid,
                 s.created,

@@ -30,10 +30,47 @@ pub enum LoginError {
     Crypto(&'static str),
     #[error("signing keys: {0}")]
     Keys(String),
+    /// The keys Secret's `keys.json` is not the JSON dingsync writes.
+    #[error("signing keys: keys.json: {0}")]
+    KeysFile(#[source] serde_json::Error),
+    /// A stored key is not base64.
+    #[error("signing keys: key {kid}: {field} is not base64")]
+    KeyEncoding {
+        kid: String,
+        field: &'static str,
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// A stored key is not a usable RSA or sealing key.
+    #[error("signing keys: key {kid}: {problem}")]
+    KeyRejected {
+        kid: String,
+        problem: &'static str,
+        #[source]
+        source: aws_lc_rs::error::KeyRejected,
+    },
     #[error("{0}")]
     Clients(String),
+    /// `clients.yaml` is not YAML of the expected shape.
+    #[error("clients.yaml: {0}")]
+    ClientsFile(#[source] serde_yaml::Error),
+    /// A URL in `clients.yaml` does not parse; `at` names the client and field.
+    #[error("{at} {url:?}: {source}")]
+    ClientUrl {
+        at: String,
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
     #[error("login configuration: {0}")]
     Config(String),
+    /// `login.issuer` is not a URL.
+    #[error("login configuration: login.issuer {issuer:?}: {source}")]
+    Issuer {
+        issuer: String,
+        #[source]
+        source: url::ParseError,
+    },
     /// A token, code or sealed state that does not verify (never says why, to the caller).
     #[error("invalid or tampered token")]
     BadToken,

@@ -86,8 +86,10 @@ impl std::fmt::Debug for Provider {
 
 /// The issuer's path, normalised (`/` for an issuer at the host's root).
 fn issuer_path(issuer: &str) -> Result<String, LoginError> {
-    let u = url::Url::parse(issuer)
-        .map_err(|e| LoginError::Config(format!("login.issuer {issuer:?}: {e}")))?;
+    let u = url::Url::parse(issuer).map_err(|source| LoginError::Issuer {
+        issuer: issuer.to_string(),
+        source,
+    })?;
     if !matches!(u.scheme(), "https" | "http") || u.query().is_some() || u.fragment().is_some() {
         return Err(LoginError::Config(format!(
             "login.issuer {issuer:?}: must be an http(s) URL without query or fragment"
@@ -297,6 +299,24 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Said when a `client_id` is not in `clients.yaml`.
+const UNKNOWN_CLIENT: &str = "Unknown client_id: this application is not registered with dingsync.";
+
+/// The page for a login that failed (`status` says whose fault it was).
+fn failed(status: StatusCode, message: &str) -> Response {
+    page(status, "error", "登录失败 Login failed", message)
+}
+
+/// The page for a person dingsync does not let in.
+fn refused(message: &str) -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "refused",
+        "无法登录 Access refused",
+        message,
+    )
+}
+
 /// A small page for people (errors that must not be redirected, refusals).
 fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
     let html = format!(
@@ -339,12 +359,7 @@ fn redirect_error(
     state: Option<&str>,
 ) -> Response {
     let Ok(mut u) = url::Url::parse(redirect_uri) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            description,
-        );
+        return failed(StatusCode::BAD_REQUEST, description);
     };
     {
         let mut q = u.query_pairs_mut();
@@ -376,10 +391,8 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 fn internal(e: LoginError) -> Response {
     tracing::error!(error = %e, "login provider failed");
-    page(
+    failed(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "error",
-        "登录失败 Login failed",
         "dingsync could not complete the login. Try again later.",
     )
 }
@@ -482,18 +495,11 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
     // Until client and redirect URI are known good, errors are shown, never redirected
     // (RFC 6749 §4.1.2.1): an open redirector is worse than an error page.
     let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            "Unknown client_id: this application is not registered with dingsync.",
-        );
+        return failed(StatusCode::BAD_REQUEST, UNKNOWN_CLIENT);
     };
     let Some(redirect_uri) = q.redirect_uri.clone().filter(|r| client.allows_redirect(r)) else {
-        return page(
+        return failed(
             StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
             "The redirect_uri is missing or not registered for this application.",
         );
     };
@@ -646,35 +652,23 @@ async fn refused_or_claims(p: &Provider, userid: &str) -> Result<Map<String, Val
         Ok(Account::Active(c)) => Ok(c),
         Ok(Account::Disabled) => {
             tracing::info!(sub = %p.subject(userid), "login refused: account disabled");
-            Err(page(
-                StatusCode::FORBIDDEN,
-                "refused",
-                "无法登录 Access refused",
-                &format!(
-                    "Your account in {} is disabled. Ask your administrator.",
-                    p.cfg.display_name
-                ),
-            ))
+            Err(refused(&format!(
+                "Your account in {} is disabled. Ask your administrator.",
+                p.cfg.display_name
+            )))
         }
         Ok(Account::Missing) => {
             tracing::info!(sub = %p.subject(userid), "login refused: no directory account");
-            Err(page(
-                StatusCode::FORBIDDEN,
-                "refused",
-                "无法登录 Access refused",
-                &format!(
-                    "You are a member of {} but have no account in the directory yet. \
+            Err(refused(&format!(
+                "You are a member of {} but have no account in the directory yet. \
                      Ask your administrator, or try again after the next sync.",
-                    p.cfg.display_name
-                ),
-            ))
+                p.cfg.display_name
+            )))
         }
         Err(e) => {
             tracing::warn!(error = %e, "login: directory lookup failed");
-            Err(page(
+            Err(failed(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "error",
-                "登录失败 Login failed",
                 "The directory is not reachable right now. Try again in a minute.",
             ))
         }
@@ -746,22 +740,15 @@ async fn callback(
         Ok(i) => i,
         Err(DingTalkError::NotInEnterprise { .. }) => {
             tracing::info!("login refused: not a member of the enterprise");
-            return page(
-                StatusCode::FORBIDDEN,
-                "refused",
-                "无法登录 Access refused",
-                &format!(
-                    "Your DingTalk account is not a member of {}. Only its members can log in here.",
-                    p.cfg.display_name
-                ),
-            );
+            return refused(&format!(
+                "Your DingTalk account is not a member of {}. Only its members can log in here.",
+                p.cfg.display_name
+            ));
         }
         Err(e) => {
             tracing::warn!(error = %e, "login: DingTalk exchange failed");
-            return page(
+            return failed(
                 StatusCode::BAD_GATEWAY,
-                "error",
-                "登录失败 Login failed",
                 "DingTalk did not confirm the login. Start again from the application.",
             );
         }
@@ -791,18 +778,11 @@ async fn workbench(
     Query(q): Query<WorkbenchParams>,
 ) -> Response {
     let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            "Unknown client_id: this application is not registered with dingsync.",
-        );
+        return failed(StatusCode::BAD_REQUEST, UNKNOWN_CLIENT);
     };
     if client.homepage.is_none() {
-        return page(
+        return failed(
             StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
             "This application has no homepage registered for the Workbench.",
         );
     }
@@ -816,12 +796,7 @@ async fn workbench(
 /// browser to the app's homepage.
 async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64) -> Response {
     let Some(home) = p.client(client_id).and_then(|c| c.homepage) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "error",
-            "登录失败 Login failed",
-            "Unknown application.",
-        );
+        return failed(StatusCode::BAD_REQUEST, "Unknown application.");
     };
     if let Err(r) = refused_or_claims(p, userid).await {
         return r;
@@ -893,6 +868,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((dec(id)?, dec(secret)?))
 }
 
+/// A refused token request: HTTP status, OAuth error code and description.
+struct Refusal(StatusCode, &'static str, &'static str);
+
 async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(b) => b,
@@ -912,13 +890,51 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
             "only authorization_code is supported",
         );
     }
-    // Client authentication: Basic, or client_id (+ client_secret) in the form.
-    let (client_id, secret) = match basic_credentials(&headers) {
+    let client = match authenticate_client(&p, &headers, &f) {
+        Ok(c) => c,
+        Err(Refusal(status, error, description)) => {
+            return token_error(status, error, description);
+        }
+    };
+    let now = p.now();
+    let (code, req) = match redeem_code(&p, &client, &f, now) {
+        Ok(c) => c,
+        Err(Refusal(status, error, description)) => {
+            return token_error(status, error, description);
+        }
+    };
+    let issued = issue_tokens(&p, &client, &code, &req, now);
+    let mut r = match issued {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => {
+            return token_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &e.to_string(),
+            );
+        }
+    };
+    no_store(r.headers_mut());
+    r
+}
+
+/// The client a token request comes from, authenticated by Basic or by `client_id` (+
+/// `client_secret`) in the form; public clients send no secret.
+fn authenticate_client(
+    p: &Provider,
+    headers: &HeaderMap,
+    f: &TokenParams,
+) -> Result<Client, Refusal> {
+    let (client_id, secret) = match basic_credentials(headers) {
         Some((id, s)) => (Some(id), Some(s)),
         None => (f.client_id.clone(), f.client_secret.clone()),
     };
     let Some(client) = client_id.as_deref().and_then(|id| p.client(id)) else {
-        return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+        return Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client",
+        ));
     };
     let authenticated = match (&secret, client.is_public()) {
         (Some(s), false) => client.secret_matches(s),
@@ -927,53 +943,80 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     };
     if !authenticated {
         tracing::info!(client = %client.id, "token: client authentication failed");
-        return token_error(
+        return Err(Refusal(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
-        );
+        ));
     }
-    let grant = |d: &str| token_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    Ok(client)
+}
+
+/// Opens the authorization code and checks it was issued to `client` for this redirect URI
+/// and PKCE verifier, unexpired and never redeemed before; returns the code's claims and the
+/// authorization request it answers.
+fn redeem_code(
+    p: &Provider,
+    client: &Client,
+    f: &TokenParams,
+    now: Timestamp,
+) -> Result<(Value, Pending), Refusal> {
+    let grant = |d: &'static str| Refusal(StatusCode::BAD_REQUEST, "invalid_grant", d);
     let Some(code) = f
         .code
         .as_deref()
         .and_then(|c| p.keys().open("code", c).ok())
     else {
-        return grant("the code is invalid");
+        return Err(grant("the code is invalid"));
     };
-    let now = p.now();
     let exp = code["exp"].as_i64().unwrap_or(0);
     if exp <= now.as_second() {
-        return grant("the code has expired");
+        return Err(grant("the code has expired"));
     }
     let Ok(req) = serde_json::from_value::<Pending>(code["req"].clone()) else {
-        return grant("the code is invalid");
+        return Err(grant("the code is invalid"));
     };
     if req.c != client.id {
-        return grant("the code was issued to another client");
+        return Err(grant("the code was issued to another client"));
     }
     if f.redirect_uri.as_deref() != Some(req.r.as_str()) {
-        return grant("redirect_uri does not match the authorization request");
+        return Err(grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     match (&req.p, f.code_verifier.as_deref()) {
         (Some(challenge), Some(v)) if is_pkce_value(v) => {
             let got = B64.encode(Sha256::digest(v.as_bytes()));
             if &got != challenge {
-                return grant("PKCE verification failed");
+                return Err(grant("PKCE verification failed"));
             }
         }
         (Some(_), _) => {
-            return grant("PKCE verification failed (code_verifier missing or malformed)");
+            return Err(grant(
+                "PKCE verification failed (code_verifier missing or malformed)",
+            ));
         }
-        (None, Some(_)) => return grant("code_verifier sent but no code_challenge was"),
+        (None, Some(_)) => return Err(grant("code_verifier sent but no code_challenge was")),
         (None, None) => {}
     }
     let jti = code["jti"].as_str().unwrap_or("");
     let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
     if jti.is_empty() || !p.redeem(jti, exp_ts) {
         tracing::warn!(client = %client.id, "token: authorization code replayed");
-        return grant("the code has already been used");
+        return Err(grant("the code has already been used"));
     }
+    Ok((code, req))
+}
+
+/// The token response for a redeemed code: a signed access token and an ID token bound to
+/// it by `at_hash`, with the claims the granted scopes allow.
+fn issue_tokens(
+    p: &Provider,
+    client: &Client,
+    code: &Value,
+    req: &Pending,
+    now: Timestamp,
+) -> Result<Value, LoginError> {
     let sub = code["sub"].as_str().unwrap_or("").to_string();
     let scopes: Vec<&str> = req.sc.split(' ').collect();
     let claims = scoped_claims(
@@ -983,7 +1026,7 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     let iat = now.as_second();
     let exp = (now + TOKEN_TTL).as_second();
     let keys = p.keys();
-    let access = match keys.sign(
+    let access = keys.sign(
         now,
         "at+jwt",
         &json!({
@@ -991,16 +1034,7 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
             "client_id": client.id, "scope": req.sc, "iat": iat, "exp": exp,
             "jti": random_token(12).unwrap_or_default(), "claims": claims,
         }),
-    ) {
-        Ok(t) => t,
-        Err(e) => {
-            return token_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
-        }
-    };
+    )?;
     let digest = Sha256::digest(access.as_bytes());
     let mut id_claims = json!({
         "iss": p.cfg.issuer, "sub": sub, "aud": client.id, "azp": client.id,
@@ -1013,27 +1047,15 @@ async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -
     for (k, v) in claims {
         id_claims[k] = v;
     }
-    let id_token = match keys.sign(now, "JWT", &id_claims) {
-        Ok(t) => t,
-        Err(e) => {
-            return token_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
-        }
-    };
+    let id_token = keys.sign(now, "JWT", &id_claims)?;
     tracing::info!(client = %client.id, sub = %sub, "token issued");
-    let mut r = axum::Json(json!({
+    Ok(json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": TOKEN_TTL.as_secs(),
         "id_token": id_token,
         "scope": req.sc,
     }))
-    .into_response();
-    no_store(r.headers_mut());
-    r
 }
 
 fn serde_urlencoded_form(bytes: &[u8]) -> Result<TokenParams, ()> {

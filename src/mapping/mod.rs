@@ -69,6 +69,17 @@ pub fn pinyin(s: &str) -> String {
     out
 }
 
+/// Renders the compiled template `label`, trimmed; an error names the rule.
+fn render(env: &Environment<'static>, label: &str, ctx: &JValue) -> Result<String, RenderError> {
+    let t = env.get_template(label).expect("compiled");
+    t.render(ctx)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| RenderError {
+            rule: label.to_string(),
+            message: e.to_string(),
+        })
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
@@ -188,13 +199,7 @@ impl Mapping {
     }
 
     fn render(&self, label: &str, ctx: &JValue) -> Result<String, RenderError> {
-        let t = self.env.get_template(label).expect("compiled");
-        t.render(ctx)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| RenderError {
-                rule: label.to_string(),
-                message: e.to_string(),
-            })
+        render(&self.env, label, ctx)
     }
 
     /// The attributes a person should have. `creating` includes `OnCreate` rules. An empty

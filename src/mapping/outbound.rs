@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, Value as JValue};
 
-use super::{MappingError, RenderError, environment};
+use super::{MappingError, RenderError, environment, render};
 use crate::api::{FieldMappingSpec, target::Direction};
 
 /// DingTalk user fields an Outbound mapping may write (besides `extension.<key>`).
@@ -104,13 +104,7 @@ impl OutboundMapping {
     }
 
     fn render(&self, label: &str, ctx: &JValue) -> Result<String, RenderError> {
-        let t = self.env.get_template(label).expect("compiled");
-        t.render(ctx)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| RenderError {
-                rule: label.to_string(),
-                message: e.to_string(),
-            })
+        render(&self.env, label, ctx)
     }
 
     /// Renders one entry (attribute names lowercased; first values).

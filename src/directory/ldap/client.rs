@@ -10,33 +10,10 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use tokio::sync::Mutex;
 
+use super::dn::DnError;
 use crate::directory::{Attrs, Name, attrs::Values};
 
-/// A password that never shows up in logs, Debug output or errors.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The plain value, for the bind request only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secret::Secret;
 
 /// How to reach and authenticate to the server.
 #[derive(Clone, Debug)]
@@ -78,6 +55,13 @@ pub enum LdapError {
     /// Bad options (URL, CA bundle, DN syntax of the configuration).
     #[error("LDAP configuration: {0}")]
     Config(String),
+    /// A DN that does not parse; `what` says whose (the node, an entry handed in).
+    #[error("LDAP configuration: {what}: {source}")]
+    BadDn {
+        what: &'static str,
+        #[source]
+        source: DnError,
+    },
     /// The bind was refused or the account lacks rights.
     #[error("LDAP authentication as {bind_dn:?} failed: {message}")]
     Auth { bind_dn: String, message: String },
@@ -608,11 +592,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_is_never_printed() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "***");
-        assert_eq!(format!("{s}"), "***");
-        let o = ConnectOptions::new("ldap://x", "cn=a", s);
+    fn password_is_never_printed() {
+        let o = ConnectOptions::new("ldap://x", "cn=a", Secret::new("hunter2"));
         assert!(!format!("{o:?}").contains("hunter2"));
     }
 

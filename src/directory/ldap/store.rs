@@ -113,6 +113,71 @@ fn ignore(result: Result<(), LdapError>, rc_ok: &[u32]) -> Result<(), LdapError>
     }
 }
 
+/// A read's entries by kind, before they become a [`Snapshot`].
+struct Sorted {
+    /// DN, entry and the anchor's id (`None`: unlinked).
+    people: Vec<(Dn, RawEntry, Option<String>)>,
+    groups: Vec<Group>,
+    /// Department OUs (`OuTree`) and their department ids.
+    ous: Vec<(Dn, String)>,
+}
+
+/// An anchored department group as read.
+struct Group {
+    dn: Dn,
+    raw: RawEntry,
+    id: String,
+}
+
+/// Pass 3 of a read: people, with the departments `member_of` lists for them.
+fn read_people(
+    sorted: Sorted,
+    mut member_of: HashMap<String, Vec<String>>,
+    snap: &mut Snapshot,
+    index: &mut Index,
+) {
+    let ou_by_key: HashMap<String, String> = sorted
+        .ous
+        .iter()
+        .map(|(d, id)| (d.key(), id.clone()))
+        .collect();
+    let people = sorted.people;
+    let linked = people.iter().filter(|p| p.2.is_some()).count();
+    snap.people.reserve_exact(linked);
+    snap.unlinked.reserve_exact(people.len() - linked);
+    index.people.reserve(linked);
+    for (dn, e, id) in people {
+        let mut departments = member_of.remove(&dn.key()).unwrap_or_default();
+        departments.sort();
+        departments.dedup();
+        let container = dn.parent().and_then(|p| ou_by_key.get(&p.key()).cloned());
+        let disabled = e.first(LOCK_ATTR).is_some();
+        let uuid = e.first("entryUUID").map(str::to_string);
+        let mut attrs = e.attrs;
+        attrs.remove("entryuuid");
+        attrs.remove(&LOCK_ATTR.to_ascii_lowercase());
+        strip_anchor(&mut attrs);
+        // Kept for the whole run: without the removed values' text.
+        attrs.shrink();
+        let entry = PersonEntry {
+            dn: e.dn,
+            uuid,
+            id: id.clone(),
+            attrs,
+            departments,
+            container,
+            disabled,
+        };
+        match id {
+            Some(id) => {
+                index.people.insert(id, dn);
+                snap.people.push(entry);
+            }
+            None => snap.unlinked.push(entry),
+        }
+    }
+}
+
 impl Store {
     /// Bind to the node. The node must exist; its `ou=people` and `ou=groups` containers are
     /// created when missing.
@@ -142,7 +207,10 @@ impl Store {
         corp_id: &str,
         create_containers: bool,
     ) -> Result<Self, LdapError> {
-        let node_dn = Dn::parse(node).map_err(|e| LdapError::Config(format!("node: {e}")))?;
+        let node_dn = Dn::parse(node).map_err(|source| LdapError::BadDn {
+            what: "node",
+            source,
+        })?;
         if node_dn.is_empty() {
             return Err(LdapError::Config("node: must not be the root DN".into()));
         }
@@ -245,21 +313,29 @@ impl Store {
             .await?;
         let mut snap = Snapshot::default();
         let mut index = Index::default();
-        // Pass 1: classify.
-        struct Group {
-            dn: Dn,
-            raw: RawEntry,
-            id: String,
-        }
-        let mut groups: Vec<Group> = Vec::new();
-        let mut ous: Vec<(Dn, String)> = Vec::new();
-        // Sized once: grown by doubling, these vectors held up to twice what they needed.
-        let mut people: Vec<(Dn, RawEntry, Option<String>)> = Vec::with_capacity(raw.len());
+        let sorted = self.sort_entries(raw, &mut snap.skipped);
+        let member_of = self.read_departments(&sorted, &mut snap, &mut index);
+        read_people(sorted, member_of, &mut snap, &mut index);
+        // Swapped whole: a write or another read running meanwhile (the store is shared) sees
+        // the old index or the new one, never an empty or partial one.
+        *self.lock() = index;
+        Ok(snap)
+    }
+
+    /// Pass 1 of a read: sorts the entries into people, department groups and department
+    /// OUs, and skips what dingsync must not touch.
+    fn sort_entries(&self, raw: Vec<RawEntry>, skipped: &mut Vec<(String, String)>) -> Sorted {
+        let mut sorted = Sorted {
+            // Sized once: grown by doubling, this vector held up to twice what it needed.
+            people: Vec::with_capacity(raw.len()),
+            groups: Vec::new(),
+            ous: Vec::new(),
+        };
         for e in raw {
             let dn = match Dn::parse(&e.dn) {
                 Ok(d) => d,
                 Err(err) => {
-                    snap.skipped.push((e.dn.clone(), err.to_string()));
+                    skipped.push((e.dn.clone(), err.to_string()));
                     continue;
                 }
             };
@@ -270,14 +346,14 @@ impl Store {
             let anchor = match StoredAnchor::from_values(e.get(ANCHOR_ATTR)) {
                 Ok(a) => a,
                 Err(msg) => {
-                    snap.skipped.push((e.dn.clone(), msg));
+                    skipped.push((e.dn.clone(), msg));
                     continue;
                 }
             };
             if let Some(a) = &anchor
                 && a.corp_id != self.corp_id
             {
-                snap.skipped.push((
+                skipped.push((
                     e.dn.clone(),
                     format!("anchored to another enterprise ({})", a.corp_id),
                 ));
@@ -285,15 +361,17 @@ impl Store {
             }
             if classes.contains("inetorgperson") {
                 match anchor {
-                    Some(a) if a.kind == AnchorKind::User => people.push((dn, e, Some(a.id))),
-                    Some(_) => snap
-                        .skipped
-                        .push((e.dn.clone(), "person carries a department anchor".into())),
-                    None => people.push((dn, e, None)),
+                    Some(a) if a.kind == AnchorKind::User => {
+                        sorted.people.push((dn, e, Some(a.id)))
+                    }
+                    Some(_) => {
+                        skipped.push((e.dn.clone(), "person carries a department anchor".into()))
+                    }
+                    None => sorted.people.push((dn, e, None)),
                 }
             } else if classes.contains("groupofnames") {
                 if let Some(a) = anchor.filter(|a| a.kind == AnchorKind::Dept) {
-                    groups.push(Group {
+                    sorted.groups.push(Group {
                         dn,
                         raw: e,
                         id: a.id,
@@ -302,17 +380,28 @@ impl Store {
             } else if classes.contains("organizationalunit")
                 && let Some(a) = anchor.filter(|a| a.kind == AnchorKind::Dept)
             {
-                ous.push((dn, a.id));
+                sorted.ous.push((dn, a.id));
             }
         }
-        // Pass 2: departments and their parents (the nearest anchored ancestor group).
-        let group_by_key: HashMap<String, String> =
-            groups.iter().map(|g| (g.dn.key(), g.id.clone())).collect();
-        let ou_by_key: HashMap<String, String> =
-            ous.iter().map(|(d, id)| (d.key(), id.clone())).collect();
+        sorted
+    }
+
+    /// Pass 2 of a read: departments and their parents (the nearest anchored ancestor
+    /// group). Returns the department ids of each member, by the member's DN key.
+    fn read_departments(
+        &self,
+        sorted: &Sorted,
+        snap: &mut Snapshot,
+        index: &mut Index,
+    ) -> HashMap<String, Vec<String>> {
+        let group_by_key: HashMap<String, String> = sorted
+            .groups
+            .iter()
+            .map(|g| (g.dn.key(), g.id.clone()))
+            .collect();
         let mut member_of: HashMap<String, Vec<String>> = HashMap::new();
         let node_key = self.node.key();
-        for g in &groups {
+        for g in &sorted.groups {
             let parent =
                 g.dn.parent()
                     .and_then(|p| group_by_key.get(&p.key()).cloned());
@@ -341,48 +430,10 @@ impl Store {
                 attrs,
             });
         }
-        for (dn, id) in &ous {
+        for (dn, id) in &sorted.ous {
             index.dept_ous.insert(id.clone(), dn.clone());
         }
-        // Pass 3: people.
-        let linked = people.iter().filter(|p| p.2.is_some()).count();
-        snap.people.reserve_exact(linked);
-        snap.unlinked.reserve_exact(people.len() - linked);
-        index.people.reserve(linked);
-        for (dn, e, id) in people {
-            let mut departments = member_of.remove(&dn.key()).unwrap_or_default();
-            departments.sort();
-            departments.dedup();
-            let container = dn.parent().and_then(|p| ou_by_key.get(&p.key()).cloned());
-            let disabled = e.first(LOCK_ATTR).is_some();
-            let uuid = e.first("entryUUID").map(str::to_string);
-            let mut attrs = e.attrs;
-            attrs.remove("entryuuid");
-            attrs.remove(&LOCK_ATTR.to_ascii_lowercase());
-            strip_anchor(&mut attrs);
-            // Kept for the whole run: without the removed values' text.
-            attrs.shrink();
-            let entry = PersonEntry {
-                dn: e.dn,
-                uuid,
-                id: id.clone(),
-                attrs,
-                departments,
-                container,
-                disabled,
-            };
-            match id {
-                Some(id) => {
-                    index.people.insert(id, dn);
-                    snap.people.push(entry);
-                }
-                None => snap.unlinked.push(entry),
-            }
-        }
-        // Swapped whole: a write or another read running meanwhile (the store is shared) sees
-        // the old index or the new one, never an empty or partial one.
-        *self.lock() = index;
-        Ok(snap)
+        member_of
     }
 
     fn person_dn(&self, id: &str) -> Result<Dn, LdapError> {
@@ -457,7 +508,10 @@ impl Store {
 
     /// Attach an anchor to an existing (unlinked) entry found by matching.
     pub async fn link_person(&self, dn: &str, id: &str) -> Result<(), LdapError> {
-        let parsed = Dn::parse(dn).map_err(|e| LdapError::Config(e.to_string()))?;
+        let parsed = Dn::parse(dn).map_err(|source| LdapError::BadDn {
+            what: "entry to link",
+            source,
+        })?;
         if !parsed.is_within(&self.node) {
             return Err(LdapError::Config(format!(
                 "{dn} is outside the node {}",

@@ -4,7 +4,7 @@
 //! Servers differ, so nothing is assumed that `ServiceProviderConfig` does not promise: no PATCH
 //! means PUT, no ETag support means no `If-Match`, and both 200-with-body and 204 are accepted.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
@@ -18,20 +18,7 @@ const PAGE_SIZE: usize = 500;
 const ATTEMPTS: u32 = 4;
 
 /// The bearer token; never printed.
-#[derive(Clone)]
-pub struct BearerToken(String);
-
-impl BearerToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub type BearerToken = crate::secret::Secret;
 
 /// What went wrong talking to a SCIM server.
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +48,20 @@ pub enum ScimError {
     Unavailable { what: String, detail: String },
     /// The answer was not the SCIM JSON it should be.
     #[error("SCIM server sent an unreadable answer for {what}: {detail}")]
-    BadResponse { what: String, detail: String },
-    /// The client could not be set up (bad URL, bad CA bundle).
-    #[error("SCIM client configuration: {0}")]
-    Config(String),
+    BadResponse {
+        what: String,
+        detail: String,
+        /// Why the JSON did not parse, when it did not.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    /// The client could not be set up: `setting` (the URL, the CA bundle) is unusable.
+    #[error("SCIM client configuration: {setting}: {source}")]
+    Config {
+        setting: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl ScimError {
@@ -162,20 +159,27 @@ impl ScimClient {
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, ScimError> {
         let base = base_url.trim_end_matches('/').to_string();
-        url::Url::parse(&base).map_err(|e| ScimError::Config(format!("scim.url {base:?}: {e}")))?;
+        url::Url::parse(&base).map_err(|e| ScimError::Config {
+            setting: format!("scim.url {base:?}"),
+            source: e.into(),
+        })?;
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10));
         if let Some(pem) = ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                ScimError::Config(format!("scim.caSecretRef: not a PEM bundle: {e}"))
-            })? {
+            for cert in
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ScimError::Config {
+                    setting: "scim.caSecretRef: not a PEM bundle".into(),
+                    source: e.into(),
+                })?
+            {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| ScimError::Config(e.to_string()))?;
+        let http = builder.build().map_err(|e| ScimError::Config {
+            setting: "HTTP client".into(),
+            source: e.into(),
+        })?;
         let mut client = Self {
             http,
             base,
@@ -255,6 +259,7 @@ impl ScimClient {
                     ScimError::BadResponse {
                         what: what.clone(),
                         detail: e.to_string(),
+                        source: Some(e),
                     }
                 })?;
             let got = list.resources.len();
@@ -307,17 +312,7 @@ impl ScimClient {
         body: Value,
         etag: Option<&str>,
     ) -> Result<(), ScimError> {
-        let what = format!("{resource_type}/{id}");
-        let if_match = etag.filter(|_| self.caps.etag);
-        self.send(
-            Method::PUT,
-            &format!("/{resource_type}/{id}"),
-            Some(body),
-            if_match,
-            &what,
-        )
-        .await?;
-        Ok(())
+        self.write(Method::PUT, resource_type, id, body, etag).await
     }
 
     /// Apply PATCH operations; 200 with a body and 204 without are both success.
@@ -328,20 +323,28 @@ impl ScimClient {
         ops: &[PatchOp],
         etag: Option<&str>,
     ) -> Result<(), ScimError> {
-        let what = format!("{resource_type}/{id}");
         let body = json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": ops.iter().map(PatchOp::to_json).collect::<Vec<_>>(),
         });
+        self.write(Method::PATCH, resource_type, id, body, etag)
+            .await
+    }
+
+    /// PUT or PATCH one resource, with `If-Match` when the server supports ETags.
+    async fn write(
+        &self,
+        method: Method,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        etag: Option<&str>,
+    ) -> Result<(), ScimError> {
+        let what = format!("{resource_type}/{id}");
         let if_match = etag.filter(|_| self.caps.etag);
-        self.send(
-            Method::PATCH,
-            &format!("/{resource_type}/{id}"),
-            Some(body),
-            if_match,
-            &what,
-        )
-        .await?;
+        let path = format!("/{resource_type}/{id}");
+        self.send(method, &path, Some(body), if_match, &what)
+            .await?;
         Ok(())
     }
 
@@ -379,7 +382,10 @@ impl ScimClient {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .header(header::AUTHORIZATION, format!("Bearer {}", self.token.0))
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", self.token.expose()),
+                )
                 .header(header::ACCEPT, SCIM_JSON);
             if let Some(b) = &body {
                 req = req
@@ -417,6 +423,7 @@ impl ScimClient {
                 let v: Value = serde_json::from_str(&text).map_err(|e| ScimError::BadResponse {
                     what: what.to_string(),
                     detail: format!("HTTP {status}: {e}"),
+                    source: Some(e),
                 })?;
                 let etag = etag.or_else(|| v["meta"]["version"].as_str().map(str::to_string));
                 return Ok((etag, Some(v)));
@@ -465,6 +472,7 @@ fn resource_from(body: Value, etag: Option<String>, what: &str) -> Result<Resour
         .ok_or_else(|| ScimError::BadResponse {
             what: what.to_string(),
             detail: "resource without an id".into(),
+            source: None,
         })?;
     let etag = etag.or_else(|| body["meta"]["version"].as_str().map(str::to_string));
     Ok(Resource { id, etag, body })

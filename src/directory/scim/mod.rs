@@ -37,7 +37,7 @@ impl From<ScimError> for DirectoryError {
                 DirectoryError::Auth(e.to_string())
             }
             ScimError::Unavailable { .. } => DirectoryError::Unavailable(e.to_string()),
-            ScimError::Config(_) => DirectoryError::Config(e.to_string()),
+            ScimError::Config { .. } => DirectoryError::Config(e.to_string()),
             _ => DirectoryError::Rejected(e.to_string()),
         }
     }
