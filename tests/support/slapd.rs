@@ -527,6 +527,7 @@ index objectClass eq
 index entryUUID eq
 index businessCategory eq
 index uid,cn,mail,mobile,employeeNumber eq
+index member,memberOf eq
 access to attrs=userPassword by dn.exact=\"{SERVICE_DN}\" write by anonymous auth by self write by * none
 access to * by dn.exact=\"{SERVICE_DN}\" manage by * read
 

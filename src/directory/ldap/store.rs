@@ -84,6 +84,9 @@ struct Index {
     dept_ous: HashMap<String, Dn>,
     /// Groups whose only member is the placeholder (the node itself).
     placeholder: HashSet<String>,
+    /// Counts this store's own changes to the index, so a read knows whether a write
+    /// changed it while the read's search was in flight.
+    edits: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -300,8 +303,16 @@ impl Store {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The index, to change it after a write.
+    fn edit(&self) -> std::sync::MutexGuard<'_, Index> {
+        let mut ix = self.lock();
+        ix.edits += 1;
+        ix
+    }
+
     /// Read everything under the node and rebuild the index.
     pub async fn read(&self) -> Result<Snapshot, LdapError> {
+        let edits = self.lock().edits;
         let raw = self
             .pool
             .search(
@@ -317,8 +328,16 @@ impl Store {
         let member_of = self.read_departments(&sorted, &mut snap, &mut index);
         read_people(sorted, member_of, &mut snap, &mut index);
         // Swapped whole: a write or another read running meanwhile (the store is shared) sees
-        // the old index or the new one, never an empty or partial one.
-        *self.lock() = index;
+        // the old index or the new one, never an empty or partial one. A write of this store
+        // that changed the index while the search ran (a person created, a placeholder
+        // dropped) is not in what the search returned: swapping then would forget it, and the
+        // write's next step (adding the new person to their groups) would not find the
+        // person. The index the writes keep stays instead; the next read refreshes it.
+        let mut current = self.lock();
+        if current.edits == edits {
+            index.edits = edits;
+            *current = index;
+        }
         Ok(snap)
     }
 
@@ -502,7 +521,7 @@ impl Store {
         }
         let text = dn.to_string();
         self.pool.add(&text, &a).await.map_err(lock_hint)?;
-        self.lock().people.insert(id.to_string(), dn);
+        self.edit().people.insert(id.to_string(), dn);
         Ok(text)
     }
 
@@ -525,7 +544,7 @@ impl Store {
                 vec![Modification::Add(ANCHOR_ATTR.into(), vec![anchor])],
             )
             .await?;
-        self.lock().people.insert(id.to_string(), parsed);
+        self.edit().people.insert(id.to_string(), parsed);
         Ok(())
     }
 
@@ -599,7 +618,7 @@ impl Store {
         self.pool
             .modify_dn(&old.to_string(), &new.rdn_string(), new_sup.as_deref())
             .await?;
-        self.lock().people.insert(id.to_string(), new.clone());
+        self.edit().people.insert(id.to_string(), new.clone());
         self.repoint_members(&old, &new).await?;
         Ok(new.to_string())
     }
@@ -680,7 +699,7 @@ impl Store {
             }
             other => other?,
         }
-        let had_placeholder = self.lock().placeholder.remove(dept);
+        let had_placeholder = self.edit().placeholder.remove(dept);
         if had_placeholder {
             ignore(
                 self.pool
@@ -730,7 +749,7 @@ impl Store {
             Err(LdapError::Rejected { rc: 65, .. }) => {
                 let add = Modification::Add("member".into(), vec![self.node.to_string()]);
                 self.pool.modify(gdn, vec![add, del]).await.map(|_| {
-                    self.lock().placeholder.insert(dept.to_string());
+                    self.edit().placeholder.insert(dept.to_string());
                 })
             }
             // Some were not members: remove one by one, skipping those.
@@ -814,7 +833,7 @@ impl Store {
         let dn = self.person_dn(id)?.to_string();
         self.leave_all_groups(&dn).await?;
         ignore(self.pool.delete(&dn).await, &[32])?;
-        self.lock().people.remove(id);
+        self.edit().people.remove(id);
         Ok(())
     }
 
@@ -845,7 +864,7 @@ impl Store {
                 Ok(()) | Err(LdapError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
-            self.lock().dept_ous.insert(id.to_string(), ou);
+            self.edit().dept_ous.insert(id.to_string(), ou);
         }
         let dn = Dn::child(&self.group_parent(parent)?, GROUP_RDN, name);
         let mut a = lower_attrs(attrs);
@@ -856,7 +875,7 @@ impl Store {
         a.insert("member".to_string(), vec![self.node.to_string()]);
         let text = dn.to_string();
         self.pool.add(&text, &a).await?;
-        let mut ix = self.lock();
+        let mut ix = self.edit();
         ix.depts.insert(id.to_string(), dn);
         ix.placeholder.insert(id.to_string());
         Ok(text)
@@ -924,7 +943,7 @@ impl Store {
     /// Returns the people whose DN changed (old, new).
     fn rebase(&self, old: &Dn, new: &Dn) -> Vec<(Dn, Dn)> {
         let mut moved_people = Vec::new();
-        let mut guard = self.lock();
+        let mut guard = self.edit();
         let ix = &mut *guard;
         for d in ix.people.values_mut() {
             if let Some(n) = d.rebased(old, new) {
@@ -949,7 +968,7 @@ impl Store {
         if let Some(ou) = ou {
             ignore(self.pool.delete(&ou.to_string()).await, &[32])?;
         }
-        let mut ix = self.lock();
+        let mut ix = self.edit();
         ix.depts.remove(id);
         ix.dept_ous.remove(id);
         ix.placeholder.remove(id);
