@@ -176,7 +176,7 @@ impl AsRef<str> for Reason {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
 
@@ -237,6 +237,93 @@ mod tests {
                 "InvalidObject",
                 "LoginKeys",
             ]
+        );
+    }
+
+    /// The README's table cells, split on `|` but not on an escaped `\|`.
+    fn cells(row: &str) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut escaped = false;
+        for c in row.chars() {
+            match c {
+                '|' if !escaped => out.push(String::new()),
+                _ => out.last_mut().expect("one cell").push(c),
+            }
+            escaped = c == '\\';
+        }
+        out.iter().map(|c| c.trim().to_string()).collect()
+    }
+
+    /// The text outside parentheses: the notes after a reason may quote fields.
+    fn outside_parens(s: &str) -> String {
+        let mut depth = 0usize;
+        s.chars()
+            .filter(|&c| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth = depth.saturating_sub(1),
+                    _ => return depth == 0,
+                }
+                false
+            })
+            .collect()
+    }
+
+    /// The `code` spans of a piece of Markdown.
+    fn code_spans(s: &str) -> Vec<String> {
+        s.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// (kind, condition type) -> reasons, from the `condition reasons` column of the README's
+    /// `### The resources` table, e.g. "`Ready`: `Valid`, `Conflict` (...); `LoginReady`: ...".
+    fn readme_reasons() -> BTreeMap<(String, String), BTreeSet<String>> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### The resources")
+            .nth(1)
+            .expect("README has `### The resources`");
+        let mut rows = section.lines().skip_while(|l| !l.starts_with('|'));
+        let header = cells(rows.next().expect("a table"));
+        let column = header
+            .iter()
+            .position(|h| h == "condition reasons")
+            .expect("a `condition reasons` column");
+        let mut out = BTreeMap::new();
+        for row in rows.skip(1).take_while(|l| l.starts_with('|')) {
+            let cells = cells(row);
+            let kind = code_spans(&cells[1]).remove(0);
+            for part in cells[column].split(';') {
+                let (head, tail) = part.split_once(':').expect("`Type`: reasons");
+                let condition = code_spans(head).remove(0);
+                let reasons = code_spans(&outside_parens(tail)).into_iter().collect();
+                out.insert((kind.clone(), condition), reasons);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn readme_table_lists_exactly_the_ready_and_login_reasons() {
+        let readme = readme_reasons();
+        assert_eq!(readme.len(), 4, "{readme:?}");
+        let mut code = BTreeMap::new();
+        for kind in [BINDING, MAPPING, TARGET] {
+            for condition in [ct::READY, ct::LOGIN_READY] {
+                let reasons: BTreeSet<String> = Reason::written_to(kind, condition)
+                    .map(|r| r.as_str().to_string())
+                    .collect();
+                if !reasons.is_empty() {
+                    code.insert((kind.to_string(), condition.to_string()), reasons);
+                }
+            }
+        }
+        assert_eq!(
+            readme, code,
+            "the README's resource table and Reason::uses() disagree: fix whichever is wrong"
         );
     }
 }
