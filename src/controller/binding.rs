@@ -7,7 +7,7 @@ use kube::{Api, ResourceExt, runtime::controller::Action};
 
 use super::{Context, CredentialError, Error, Sensitive, secrets::secret_text, status};
 use crate::api::{
-    DingTalkBinding, DingTalkBindingStatus, SyncTarget, condition, condition_type as ct,
+    DingTalkBinding, DingTalkBindingStatus, Reason, SyncTarget, condition, condition_type as ct,
     set_condition,
     status::{FALSE, TRUE},
 };
@@ -71,8 +71,8 @@ async fn evaluate(
             "corpId {} is already bound by DingTalkBinding {owner}",
             spec.corp_id
         );
-        ready(st, false, "Conflict", msg);
-        return Ok((Some(Action::await_change()), Err("Conflict")));
+        ready(st, false, Reason::Conflict.as_str(), msg);
+        return Ok((Some(Action::await_change()), Err(Reason::Conflict.as_str())));
     }
 
     let secret = &spec.credentials_secret_ref;
@@ -118,7 +118,7 @@ async fn evaluate(
                 condition(
                     ct::CREDENTIALS_VALID,
                     TRUE,
-                    "Valid",
+                    Reason::Valid.as_str(),
                     "an access token was obtained",
                     generation,
                 ),
@@ -126,7 +126,7 @@ async fn evaluate(
             let (granted, reason, msg) = if !perms.contact_read {
                 (
                     false,
-                    "PermissionMissing",
+                    Reason::PermissionMissing.as_str(),
                     format!(
                         "the app cannot read the address book; missing: {}",
                         missing(&perms)
@@ -135,7 +135,7 @@ async fn evaluate(
             } else if !perms.missing.is_empty() {
                 (
                     true,
-                    "PartiallyGranted",
+                    Reason::PartiallyGranted.as_str(),
                     format!(
                         "address book readable; not granted: {}",
                         perms.missing.join(", ")
@@ -144,7 +144,7 @@ async fn evaluate(
             } else {
                 (
                     true,
-                    "Granted",
+                    Reason::Granted.as_str(),
                     "all address-book permissions granted".to_string(),
                 )
             };
@@ -160,11 +160,19 @@ async fn evaluate(
             );
             st.permissions = Some(perms);
             if granted {
-                ready(st, true, "Valid", format!("bound to {}", spec.corp_id));
+                ready(
+                    st,
+                    true,
+                    Reason::Valid.as_str(),
+                    format!("bound to {}", spec.corp_id),
+                );
                 Ok((None, Ok(())))
             } else {
-                ready(st, false, "PermissionMissing", msg);
-                Ok((Some(Action::requeue(RECHECK)), Err("PermissionMissing")))
+                ready(st, false, Reason::PermissionMissing.as_str(), msg);
+                Ok((
+                    Some(Action::requeue(RECHECK)),
+                    Err(Reason::PermissionMissing.as_str()),
+                ))
             }
         }
         Err(CredentialError::Invalid(msg)) => {
@@ -173,17 +181,20 @@ async fn evaluate(
                 condition(
                     ct::CREDENTIALS_VALID,
                     FALSE,
-                    "InvalidCredentials",
+                    Reason::InvalidCredentials.as_str(),
                     msg.clone(),
                     generation,
                 ),
             );
-            ready(st, false, "InvalidCredentials", msg);
-            Ok((Some(Action::await_change()), Err("InvalidCredentials")))
+            ready(st, false, Reason::InvalidCredentials.as_str(), msg);
+            Ok((
+                Some(Action::await_change()),
+                Err(Reason::InvalidCredentials.as_str()),
+            ))
         }
         Err(CredentialError::Unreachable(msg)) => {
-            ready(st, false, "ApiUnreachable", msg);
-            Ok((None, Err("ApiUnreachable")))
+            ready(st, false, Reason::ApiUnreachable.as_str(), msg);
+            Ok((None, Err(Reason::ApiUnreachable.as_str())))
         }
     }
 }
@@ -201,7 +212,7 @@ async fn login_condition(
         return Ok(());
     }
     let (ok, reason, msg) = match super::login::inputs(ctx, binding).await? {
-        Ok(i) => (true, "Serving", i.summary()),
+        Ok(i) => (true, Reason::Serving.as_str(), i.summary()),
         Err(p) => (false, p.reason, p.message),
     };
     set_condition(

@@ -33,7 +33,7 @@ use kube::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{DingTalkBinding, FieldMapping, SyncTarget};
+use crate::api::{DingTalkBinding, FieldMapping, Reason, SyncTarget};
 
 /// Settings of a controller process.
 #[derive(Debug, Clone)]
@@ -70,7 +70,8 @@ fn guarded<K: Clone>(
         Ok(k) => Ok(Arc::new(k.clone())),
         Err(e) => {
             tracing::warn!(kind, name = %e.metadata.name.clone().unwrap_or_default(), error = %e.error, "malformed object skipped");
-            ctx.metrics.count_failure(kind, "InvalidObject");
+            ctx.metrics
+                .count_failure(kind, Reason::InvalidObject.as_str());
             Err(Action::await_change())
         }
     }
