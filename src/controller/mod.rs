@@ -35,6 +35,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{DingTalkBinding, FieldMapping, Reason, SyncTarget};
 
+/// An object as watched: malformed ones arrive as an error instead of stopping the watch.
+type Guarded<K> = DeserializeGuard<K>;
+type Store<K> = kube::runtime::reflector::Store<Guarded<K>>;
+
 /// Settings of a controller process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -62,7 +66,7 @@ where
 /// Unwrap a guarded object; a malformed one is reported and waits for an edit instead of
 /// stalling the watch for everyone else.
 fn guarded<K: Resource<DynamicType = ()> + Clone>(
-    obj: &DeserializeGuard<K>,
+    obj: &Guarded<K>,
     ctx: &Context,
 ) -> Result<Arc<K>, Action> {
     match &obj.0 {
@@ -79,7 +83,7 @@ fn guarded<K: Resource<DynamicType = ()> + Clone>(
 
 /// Reconcile a guarded object with `reconcile`, or skip it when it is malformed.
 async fn reconcile_guarded<K, F, Fut>(
-    obj: Arc<DeserializeGuard<K>>,
+    obj: Arc<Guarded<K>>,
     ctx: Arc<Context>,
     reconcile: F,
 ) -> Result<Action, Error>
@@ -95,7 +99,7 @@ where
 }
 
 fn error_policy<K: Resource<DynamicType = ()>>(
-    obj: Arc<DeserializeGuard<K>>,
+    obj: Arc<Guarded<K>>,
     err: &Error,
     ctx: Arc<Context>,
 ) -> Action {
@@ -108,9 +112,6 @@ fn error_policy<K: Resource<DynamicType = ()>>(
         Action::requeue(backoff_delay(2))
     }
 }
-
-type Guarded<K> = DeserializeGuard<K>;
-type Store<K> = kube::runtime::reflector::Store<Guarded<K>>;
 
 /// What every controller shares: where to watch and how.
 struct Watch {
@@ -186,23 +187,27 @@ fn bindings_using_secret(
         .collect()
 }
 
-/// Bindings: re-run when their credentials Secret changes.
-async fn run_bindings(
+/// Run `controller`, reconciling with `reconcile`, until shutdown.
+async fn drive<K, F, Fut>(
     w: &Watch,
-    bindings: Controller<Guarded<DingTalkBinding>>,
+    controller: Controller<Guarded<K>>,
+    reconcile: F,
     ctx: Arc<Context>,
-) {
-    let store = bindings.store();
-    bindings
-        .watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
-            bindings_using_secret(&store, &secret)
-                .iter()
-                .map(|b| ObjectRef::from_obj(&**b))
-                .collect::<Vec<_>>()
-        })
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    controller
         .graceful_shutdown_on(w.shutdown.clone().cancelled_owned())
         .run(
-            |obj, ctx| reconcile_guarded(obj, ctx, binding::reconcile),
+            move |obj, ctx| reconcile_guarded(obj, ctx, reconcile),
             error_policy,
             ctx,
         )
@@ -210,17 +215,25 @@ async fn run_bindings(
         .await;
 }
 
+/// Bindings: re-run when their credentials Secret changes.
+async fn run_bindings(
+    w: &Watch,
+    bindings: Controller<Guarded<DingTalkBinding>>,
+    ctx: Arc<Context>,
+) {
+    let store = bindings.store();
+    let bindings = bindings.watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
+        bindings_using_secret(&store, &secret)
+            .iter()
+            .map(|b| ObjectRef::from_obj(&**b))
+            .collect::<Vec<_>>()
+    });
+    drive(w, bindings, binding::reconcile, ctx).await;
+}
+
 /// Mappings: re-run on their own changes only.
 async fn run_mappings(w: &Watch, ctx: Arc<Context>) {
-    w.controller::<FieldMapping>()
-        .graceful_shutdown_on(w.shutdown.clone().cancelled_owned())
-        .run(
-            |obj, ctx| reconcile_guarded(obj, ctx, mapping::reconcile),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    drive(w, w.controller::<FieldMapping>(), mapping::reconcile, ctx).await;
 }
 
 /// Whether the target's directory reads its credential or CA bundle from Secret `name`.
@@ -248,28 +261,33 @@ fn targets_where(
         .collect()
 }
 
+/// A watch mapper: the targets in the changed object's namespace that name it by `pick`.
+fn targets_naming<K: Resource>(
+    store: Store<SyncTarget>,
+    pick: fn(&SyncTarget) -> &str,
+) -> impl Fn(K) -> Vec<ObjectRef<Guarded<SyncTarget>>> {
+    move |obj| {
+        let name = obj.name_any();
+        targets_where(&store, obj.namespace(), |t| pick(t) == name)
+    }
+}
+
 /// Targets: re-run when their binding, mapping, or any Secret they (or their binding) use
 /// changes.
 async fn run_targets(w: &Watch, bindings: Store<DingTalkBinding>, ctx: Arc<Context>) {
     let targets = w.controller::<SyncTarget>();
     let (by_binding, by_mapping, by_secret) = (targets.store(), targets.store(), targets.store());
-    targets
+    let targets = targets
         .watches(
             w.api::<Guarded<DingTalkBinding>>(),
             w.wc.clone(),
-            move |b| {
-                let name = b.name_any();
-                targets_where(&by_binding, b.namespace(), |t| {
-                    t.spec.binding_ref.name == name
-                })
-            },
+            targets_naming(by_binding, |t| &t.spec.binding_ref.name),
         )
-        .watches(w.api::<Guarded<FieldMapping>>(), w.wc.clone(), move |m| {
-            let name = m.name_any();
-            targets_where(&by_mapping, m.namespace(), |t| {
-                t.spec.field_mapping_ref.name == name
-            })
-        })
+        .watches(
+            w.api::<Guarded<FieldMapping>>(),
+            w.wc.clone(),
+            targets_naming(by_mapping, |t| &t.spec.field_mapping_ref.name),
+        )
         .watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
             let sname = secret.name_any();
             let binding_names: Vec<String> = bindings_using_secret(&bindings, &secret)
@@ -280,15 +298,8 @@ async fn run_targets(w: &Watch, bindings: Store<DingTalkBinding>, ctx: Arc<Conte
                 binding_names.contains(&t.spec.binding_ref.name)
                     || directory_uses_secret(&t.spec.directory, &sname)
             })
-        })
-        .graceful_shutdown_on(w.shutdown.clone().cancelled_owned())
-        .run(
-            |obj, ctx| reconcile_guarded(obj, ctx, target::reconcile),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+        });
+    drive(w, targets, target::reconcile, ctx).await;
 }
 
 /// Build the shared context with the production seams.
