@@ -246,7 +246,7 @@ async fn older_binding_of_corp(
 ) -> Result<Option<String>, Error> {
     let api: Api<DingTalkBinding> = Api::namespaced(ctx.client.clone(), ns);
     let all = api.list(&Default::default()).await?;
-    let me = sort_key(binding);
+    let me = super::age_order(binding);
     Ok(all
         .items
         .iter()
@@ -254,19 +254,9 @@ async fn older_binding_of_corp(
             b.spec.corp_id.eq_ignore_ascii_case(&binding.spec.corp_id)
                 && b.name_any() != binding.name_any()
         })
-        .filter(|b| sort_key(b) < me)
-        .min_by_key(|b| sort_key(b))
+        .filter(|b| super::age_order(*b) < me)
+        .min_by_key(|b| super::age_order(*b))
         .map(|b| b.name_any()))
-}
-
-fn sort_key(b: &DingTalkBinding) -> (i64, String) {
-    let t = b
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_second())
-        .unwrap_or(i64::MAX);
-    (t, b.name_any())
 }
 
 async fn targets_using(ctx: &Context, ns: &str, name: &str) -> Result<Vec<String>, Error> {
