@@ -7,12 +7,14 @@ pub mod binding;
 pub mod common;
 #[allow(clippy::duplicated_attributes)]
 pub mod mapping;
+pub mod reason;
 #[allow(clippy::duplicated_attributes)]
 pub mod target;
 
 pub use binding::{DingTalkBinding, DingTalkBindingSpec, DingTalkBindingStatus};
 pub use common::*;
 pub use mapping::{FieldMapping, FieldMappingSpec, FieldMappingStatus};
+pub use reason::Reason;
 pub use target::{SyncTarget, SyncTargetSpec, SyncTargetStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -5,15 +5,12 @@
 use std::{sync::Arc, time::Instant};
 
 use crate::{
-    api::{
-        FieldMappingSpec,
-        mapping::{AttributeRule, MatchRule, UniqueName, UserMapping},
-    },
+    api::FieldMappingSpec,
     dingtalk::{ClientConfig, DingTalkClient, Secret},
     directory::{Directory, memory::MemoryDirectory},
     mapping::Mapping,
     sim::{
-        self, SimConfig, Simulator, UserWrite,
+        self, Org, SimConfig, SimHandle, Simulator, UserWrite,
         generate::{GenSpec, generate},
     },
     sync::{self, Options, Report, dingtalk_source::DingTalkSource},
@@ -41,35 +38,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .block_on(demo(args))
 }
 
+/// The demo's FieldMapping, written as a user would write its `spec`.
+const MAPPING: &str = r#"
+user:
+  attributes:
+    - { target: cn, template: "{{ name }}" }
+    - { target: sn, template: "{{ name[:1] }}" }
+    - { target: mail, template: "{{ (email or org_email) | default('') | lower }}" }
+    - { target: mobile, template: "{{ mobile | default('') }}" }
+    - { target: title, template: "{{ title | default('') }}" }
+    - { target: employeeNumber, template: "{{ job_number | default('') }}" }
+  match:
+    - { source: "{{ mobile }}", target: mobile }
+  uniqueName:
+    attribute: uid
+    template: "{{ name | pinyin }}"
+"#;
+
 fn mapping() -> anyhow::Result<Mapping> {
-    let rule = |t: &str, tpl: &str| AttributeRule {
-        target: t.into(),
-        template: tpl.into(),
-        ..Default::default()
-    };
-    Ok(Mapping::compile(&FieldMappingSpec {
-        direction: Default::default(),
-        user: UserMapping {
-            attributes: vec![
-                rule("cn", "{{ name }}"),
-                rule("sn", "{{ name[:1] }}"),
-                rule("mail", "{{ (email or org_email) | default('') | lower }}"),
-                rule("mobile", "{{ mobile | default('') }}"),
-                rule("title", "{{ title | default('') }}"),
-                rule("employeeNumber", "{{ job_number | default('') }}"),
-            ],
-            match_rules: vec![MatchRule {
-                source: "{{ mobile }}".into(),
-                target: "mobile".into(),
-            }],
-            unique_name: UniqueName {
-                attribute: "uid".into(),
-                template: "{{ name | pinyin }}".into(),
-                ..Default::default()
-            },
-        },
-        department: None,
-    })?)
+    let spec: FieldMappingSpec = serde_yaml::from_str(MAPPING)?;
+    Ok(Mapping::compile(&spec)?)
 }
 
 fn show(title: &str, r: &Report, took: std::time::Duration) {
@@ -127,6 +115,33 @@ fn show(title: &str, r: &Report, took: std::time::Duration) {
     }
 }
 
+/// The engine's pieces the demo runs again and again.
+struct Demo {
+    source: DingTalkSource,
+    dir: Arc<MemoryDirectory>,
+    mapping: Mapping,
+    opts: Options,
+}
+
+impl Demo {
+    /// One full sync, shown under `title`.
+    async fn sync(&self, title: &str) -> anyhow::Result<Report> {
+        let quiet = |_: &str, _: usize, _: Option<usize>| {};
+        let t = Instant::now();
+        let r = sync::run(
+            &self.source,
+            self.dir.as_ref(),
+            &self.mapping,
+            &self.opts,
+            false,
+            &quiet,
+        )
+        .await?;
+        show(title, &r, t.elapsed());
+        Ok(r)
+    }
+}
+
 async fn demo(args: Args) -> anyhow::Result<()> {
     println!(
         "dingsync demo: a simulated DingTalk enterprise → the real sync engine → an embedded directory."
@@ -154,15 +169,14 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         )
         .with_base(&handle.base_url()),
     );
-    let source = DingTalkSource::new(client.clone(), vec![1]);
-    let dir = Arc::new(MemoryDirectory::new("uid"));
-    let mapping = mapping()?;
-    let opts = Options::default();
-    let quiet = |_: &str, _: usize, _: Option<usize>| {};
+    let demo = Demo {
+        source: DingTalkSource::new(client.clone(), vec![1]),
+        dir: Arc::new(MemoryDirectory::new("uid")),
+        mapping: mapping()?,
+        opts: Options::default(),
+    };
 
-    let t = Instant::now();
-    let r = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await?;
-    show("First full sync", &r, t.elapsed());
+    let r = demo.sync("First full sync").await?;
     let calls = client.calls();
     println!(
         "   DingTalk calls: {} listsub, {} user/list, {} department/get; throttled: {}",
@@ -175,16 +189,32 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         "   people missing mobile: {}, missing email: {}",
         r.missing_mobile, r.missing_email
     );
+    demo.sync("Second full sync, nothing changed in DingTalk")
+        .await?;
 
-    let t = Instant::now();
-    let r = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await?;
-    show(
-        "Second full sync, nothing changed in DingTalk",
-        &r,
-        t.elapsed(),
+    let hr = hr_changes(&handle, &org)?;
+    demo.sync("Full sync after the HR changes").await?;
+    show_accounts(&demo, &org, &hr).await?;
+
+    handle.rehire(&hr.leaver, None)?;
+    demo.sync(&format!("{} is rehired", hr.leaver)).await?;
+    demo.sync("And once more: converged").await?;
+    println!(
+        "\nThe same engine runs in the Kubernetes controller (`dingsync controller`) against OpenLDAP; see README.md."
     );
+    handle.shutdown().await;
+    Ok(())
+}
 
-    // HR changes, made in the simulated DingTalk through the same calls its admin API offers.
+/// Who the HR changes touched.
+struct HrChanges {
+    moved_user: String,
+    leaver: String,
+}
+
+/// HR changes, made in the simulated DingTalk through the same calls its admin API offers: a
+/// homonym is hired, a department renamed, someone moved, someone leaves.
+fn hr_changes(handle: &SimHandle, org: &Org) -> anyhow::Result<HrChanges> {
     let people = &org.people;
     let homonym = people[0].name.clone();
     let depts: Vec<_> = org
@@ -226,11 +256,14 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     );
     println!("   move {moved_user} from {from:?} to [{to}]");
     println!("   {leaver} leaves");
+    Ok(HrChanges { moved_user, leaver })
+}
 
-    let t = Instant::now();
-    let r = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await?;
-    show("Full sync after the HR changes", &r, t.elapsed());
-    let snap = dir.read().await?;
+/// What the directory holds after the HR changes: distinct homonyms, a kept name, a disabled
+/// leaver.
+async fn show_accounts(demo: &Demo, org: &Org, hr: &HrChanges) -> anyhow::Result<()> {
+    let people = &org.people;
+    let snap = demo.dir.read().await?;
     let uid = |id: &str| {
         snap.people
             .iter()
@@ -249,10 +282,11 @@ async fn demo(args: Args) -> anyhow::Result<()> {
             people[0].userid, a.0, b.0
         );
     }
-    if let Some((name, _, depts)) = uid(&moved_user) {
+    let HrChanges { moved_user, leaver } = hr;
+    if let Some((name, _, depts)) = uid(moved_user) {
         println!("   {moved_user} keeps uid {name}, now in departments {depts:?}");
     }
-    if let Some((name, disabled, _)) = uid(&leaver) {
+    if let Some((name, disabled, _)) = uid(leaver) {
         println!(
             "   {leaver} (uid {name}) is {}, not deleted: a rehire re-enables the same account",
             if disabled {
@@ -262,18 +296,5 @@ async fn demo(args: Args) -> anyhow::Result<()> {
             }
         );
     }
-
-    handle.rehire(&leaver, None)?;
-    let t = Instant::now();
-    let r = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await?;
-    show(&format!("{leaver} is rehired"), &r, t.elapsed());
-
-    let t = Instant::now();
-    let r = sync::run(&source, dir.as_ref(), &mapping, &opts, false, &quiet).await?;
-    show("And once more: converged", &r, t.elapsed());
-    println!(
-        "\nThe same engine runs in the Kubernetes controller (`dingsync controller`) against OpenLDAP; see README.md."
-    );
-    handle.shutdown().await;
     Ok(())
 }

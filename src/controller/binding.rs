@@ -5,10 +5,15 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{Api, ResourceExt, runtime::controller::Action};
 
-use super::{Context, CredentialError, Error, Sensitive, secrets::secret_text, status};
+use super::{
+    Context, CredentialError, Error, Sensitive,
+    secrets::{Missing, secret_text},
+    status,
+};
 use crate::api::{
-    DingTalkBinding, DingTalkBindingStatus, SyncTarget, condition, condition_type as ct,
-    set_condition,
+    DingTalkBinding, DingTalkBindingStatus, Reason, SyncTarget,
+    binding::Permissions,
+    condition, condition_type as ct, set_condition,
     status::{FALSE, TRUE},
 };
 
@@ -42,149 +47,159 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
     })
 }
 
-/// Fill the conditions; returns an explicit action (or None for the default) and the failure
-/// reason, if any.
+/// An explicit action (None for the default) and the failure reason, if any.
+type Outcome = (Option<Action>, Result<(), &'static str>);
+
+/// Set condition `type_` to True or False.
+fn set(
+    st: &mut DingTalkBindingStatus,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    msg: impl Into<String>,
+    generation: Option<i64>,
+) {
+    let status = if ok { TRUE } else { FALSE };
+    set_condition(
+        &mut st.conditions,
+        condition(type_, status, reason, msg, generation),
+    );
+}
+
+/// Fill the conditions: one enterprise per binding, then the credentials, then what DingTalk
+/// says of them.
 async fn evaluate(
     binding: &DingTalkBinding,
     ctx: &Context,
     ns: &str,
     st: &mut DingTalkBindingStatus,
     generation: Option<i64>,
-) -> Result<(Option<Action>, Result<(), &'static str>), Error> {
+) -> Result<Outcome, Error> {
     let spec = &binding.spec;
-    let ready = |st: &mut DingTalkBindingStatus, ok: bool, reason: &str, msg: String| {
-        set_condition(
-            &mut st.conditions,
-            condition(
-                ct::READY,
-                if ok { TRUE } else { FALSE },
-                reason,
-                msg,
-                generation,
-            ),
-        );
-    };
-
     // An enterprise is bound once: the oldest binding of a corpId keeps it.
     if let Some(owner) = older_binding_of_corp(ctx, ns, binding).await? {
         let msg = format!(
             "corpId {} is already bound by DingTalkBinding {owner}",
             spec.corp_id
         );
-        ready(st, false, "Conflict", msg);
-        return Ok((Some(Action::await_change()), Err("Conflict")));
+        let reason = Reason::Conflict.as_str();
+        set(st, ct::READY, false, reason, msg, generation);
+        return Ok((Some(Action::await_change()), Err(reason)));
     }
-
-    let secret = &spec.credentials_secret_ref;
-    let app_key = secret_text(
-        ctx,
-        ns,
-        &secret.name,
-        &secret.app_key_key,
-        "spec.credentialsSecretRef",
-    )
-    .await?;
-    let app_secret = secret_text(
-        ctx,
-        ns,
-        &secret.name,
-        &secret.app_secret_key,
-        "spec.credentialsSecretRef",
-    )
-    .await?;
-    let (app_key, app_secret) = match (app_key, app_secret) {
-        (Ok(k), Ok(s)) => (k, Sensitive::new(s)),
-        (Err(m), _) | (_, Err(m)) => {
-            set_condition(
-                &mut st.conditions,
-                condition(
-                    ct::CREDENTIALS_VALID,
-                    FALSE,
-                    m.reason,
-                    m.message.clone(),
-                    generation,
-                ),
+    let (app_key, app_secret) = match credentials(ctx, ns, spec).await? {
+        Ok(c) => c,
+        Err(m) => {
+            set(
+                st,
+                ct::CREDENTIALS_VALID,
+                false,
+                m.reason,
+                m.message.clone(),
+                generation,
             );
-            ready(st, false, m.reason, m.message);
+            set(st, ct::READY, false, m.reason, m.message, generation);
             // The Secret watch brings us back when it appears.
             return Ok((Some(Action::await_change()), Err(m.reason)));
         }
     };
-
-    match ctx.checker.check(spec, &app_key, &app_secret).await {
-        Ok(perms) => {
-            set_condition(
-                &mut st.conditions,
-                condition(
-                    ct::CREDENTIALS_VALID,
-                    TRUE,
-                    "Valid",
-                    "an access token was obtained",
-                    generation,
-                ),
-            );
-            let (granted, reason, msg) = if !perms.contact_read {
-                (
-                    false,
-                    "PermissionMissing",
-                    format!(
-                        "the app cannot read the address book; missing: {}",
-                        missing(&perms)
-                    ),
-                )
-            } else if !perms.missing.is_empty() {
-                (
-                    true,
-                    "PartiallyGranted",
-                    format!(
-                        "address book readable; not granted: {}",
-                        perms.missing.join(", ")
-                    ),
-                )
-            } else {
-                (
-                    true,
-                    "Granted",
-                    "all address-book permissions granted".to_string(),
-                )
-            };
-            set_condition(
-                &mut st.conditions,
-                condition(
-                    ct::PERMISSIONS_GRANTED,
-                    if granted { TRUE } else { FALSE },
-                    reason,
-                    msg.clone(),
-                    generation,
-                ),
-            );
-            st.permissions = Some(perms);
-            if granted {
-                ready(st, true, "Valid", format!("bound to {}", spec.corp_id));
-                Ok((None, Ok(())))
-            } else {
-                ready(st, false, "PermissionMissing", msg);
-                Ok((Some(Action::requeue(RECHECK)), Err("PermissionMissing")))
-            }
-        }
+    Ok(match ctx.checker.check(spec, &app_key, &app_secret).await {
+        Ok(perms) => granted(spec, perms, st, generation),
         Err(CredentialError::Invalid(msg)) => {
-            set_condition(
-                &mut st.conditions,
-                condition(
-                    ct::CREDENTIALS_VALID,
-                    FALSE,
-                    "InvalidCredentials",
-                    msg.clone(),
-                    generation,
-                ),
+            let reason = Reason::InvalidCredentials.as_str();
+            set(
+                st,
+                ct::CREDENTIALS_VALID,
+                false,
+                reason,
+                msg.clone(),
+                generation,
             );
-            ready(st, false, "InvalidCredentials", msg);
-            Ok((Some(Action::await_change()), Err("InvalidCredentials")))
+            set(st, ct::READY, false, reason, msg, generation);
+            (Some(Action::await_change()), Err(reason))
         }
         Err(CredentialError::Unreachable(msg)) => {
-            ready(st, false, "ApiUnreachable", msg);
-            Ok((None, Err("ApiUnreachable")))
+            let reason = Reason::ApiUnreachable.as_str();
+            set(st, ct::READY, false, reason, msg, generation);
+            (None, Err(reason))
         }
+    })
+}
+
+/// The AppKey and AppSecret from the binding's credentials Secret.
+async fn credentials(
+    ctx: &Context,
+    ns: &str,
+    spec: &crate::api::DingTalkBindingSpec,
+) -> Result<Result<(String, Sensitive), Missing>, Error> {
+    let secret = &spec.credentials_secret_ref;
+    let field = "spec.credentialsSecretRef";
+    let app_key = secret_text(ctx, ns, &secret.name, &secret.app_key_key, field).await?;
+    let app_secret = secret_text(ctx, ns, &secret.name, &secret.app_secret_key, field).await?;
+    Ok(match (app_key, app_secret) {
+        (Ok(k), Ok(s)) => Ok((k, Sensitive::new(s))),
+        (Err(m), _) | (_, Err(m)) => Err(m),
+    })
+}
+
+/// The credentials work: record the permissions DingTalk granted; without address-book read
+/// the binding is not usable.
+fn granted(
+    spec: &crate::api::DingTalkBindingSpec,
+    perms: Permissions,
+    st: &mut DingTalkBindingStatus,
+    generation: Option<i64>,
+) -> Outcome {
+    let valid = Reason::Valid.as_str();
+    set(
+        st,
+        ct::CREDENTIALS_VALID,
+        true,
+        valid,
+        "an access token was obtained",
+        generation,
+    );
+    let (granted, reason, msg) = if !perms.contact_read {
+        (
+            false,
+            Reason::PermissionMissing,
+            format!(
+                "the app cannot read the address book; missing: {}",
+                missing(&perms)
+            ),
+        )
+    } else if !perms.missing.is_empty() {
+        (
+            true,
+            Reason::PartiallyGranted,
+            format!(
+                "address book readable; not granted: {}",
+                perms.missing.join(", ")
+            ),
+        )
+    } else {
+        (
+            true,
+            Reason::Granted,
+            "all address-book permissions granted".to_string(),
+        )
+    };
+    set(
+        st,
+        ct::PERMISSIONS_GRANTED,
+        granted,
+        reason.as_str(),
+        msg.clone(),
+        generation,
+    );
+    st.permissions = Some(perms);
+    if granted {
+        let msg = format!("bound to {}", spec.corp_id);
+        set(st, ct::READY, true, valid, msg, generation);
+        (None, Ok(()))
+    } else {
+        let reason = Reason::PermissionMissing.as_str();
+        set(st, ct::READY, false, reason, msg, generation);
+        (Some(Action::requeue(RECHECK)), Err(reason))
     }
 }
 
@@ -200,24 +215,21 @@ async fn login_condition(
         st.conditions.retain(|c| c.type_ != ct::LOGIN_READY);
         return Ok(());
     }
-    let (ok, reason, msg) = match super::login::inputs(ctx, binding).await? {
-        Ok(i) => (true, "Serving", i.summary()),
-        Err(p) => (false, p.reason, p.message),
-    };
-    set_condition(
-        &mut st.conditions,
-        condition(
+    match super::login::inputs(ctx, binding).await? {
+        Ok(i) => set(
+            st,
             ct::LOGIN_READY,
-            if ok { TRUE } else { FALSE },
-            reason,
-            msg,
+            true,
+            Reason::Serving.as_str(),
+            i.summary(),
             generation,
         ),
-    );
+        Err(p) => set(st, ct::LOGIN_READY, false, p.reason, p.message, generation),
+    }
     Ok(())
 }
 
-fn missing(p: &crate::api::binding::Permissions) -> String {
+fn missing(p: &Permissions) -> String {
     if p.missing.is_empty() {
         "contact read".into()
     } else {
@@ -234,7 +246,7 @@ async fn older_binding_of_corp(
 ) -> Result<Option<String>, Error> {
     let api: Api<DingTalkBinding> = Api::namespaced(ctx.client.clone(), ns);
     let all = api.list(&Default::default()).await?;
-    let me = sort_key(binding);
+    let me = super::age_order(binding);
     Ok(all
         .items
         .iter()
@@ -242,19 +254,9 @@ async fn older_binding_of_corp(
             b.spec.corp_id.eq_ignore_ascii_case(&binding.spec.corp_id)
                 && b.name_any() != binding.name_any()
         })
-        .filter(|b| sort_key(b) < me)
-        .min_by_key(|b| sort_key(b))
+        .filter(|b| super::age_order(*b) < me)
+        .min_by_key(|b| super::age_order(*b))
         .map(|b| b.name_any()))
-}
-
-fn sort_key(b: &DingTalkBinding) -> (i64, String) {
-    let t = b
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_second())
-        .unwrap_or(i64::MAX);
-    (t, b.name_any())
 }
 
 async fn targets_using(ctx: &Context, ns: &str, name: &str) -> Result<Vec<String>, Error> {

@@ -6,7 +6,7 @@ use kube::{ResourceExt, runtime::controller::Action};
 
 use super::{Context, Error, status};
 use crate::api::{
-    FieldMapping, condition, condition_type as ct, set_condition,
+    FieldMapping, Reason, condition, condition_type as ct, set_condition,
     status::{FALSE, TRUE},
 };
 
@@ -21,13 +21,20 @@ pub async fn reconcile(mapping: Arc<FieldMapping>, ctx: Arc<Context>) -> Result<
         Ok(()) => condition(
             ct::READY,
             TRUE,
-            "Valid",
+            Reason::Valid.as_str(),
             "all templates compile",
             generation,
         ),
         Err(msg) => {
-            ctx.metrics.count_failure("FieldMapping", "InvalidRule");
-            condition(ct::READY, FALSE, "InvalidRule", msg, generation)
+            ctx.metrics
+                .count_failure("FieldMapping", Reason::InvalidRule.as_str());
+            condition(
+                ct::READY,
+                FALSE,
+                Reason::InvalidRule.as_str(),
+                msg,
+                generation,
+            )
         }
     };
     set_condition(&mut st.conditions, ready);

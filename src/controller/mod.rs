@@ -33,7 +33,11 @@ use kube::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{DingTalkBinding, FieldMapping, SyncTarget};
+use crate::api::{DingTalkBinding, FieldMapping, Reason, SyncTarget};
+
+/// An object as watched: malformed ones arrive as an error instead of stopping the watch.
+type Guarded<K> = DeserializeGuard<K>;
+type Store<K> = kube::runtime::reflector::Store<Guarded<K>>;
 
 /// Settings of a controller process.
 #[derive(Debug, Clone)]
@@ -59,34 +63,99 @@ where
     }
 }
 
+/// Orders objects oldest first, then by name, so every replica and every run agrees which of
+/// two conflicting objects came first (objects without a creation time sort last).
+pub(crate) fn age_order<K: Resource>(obj: &K) -> (i64, String) {
+    let created = obj
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .unwrap_or(i64::MAX);
+    (created, obj.name_any())
+}
+
 /// Unwrap a guarded object; a malformed one is reported and waits for an edit instead of
 /// stalling the watch for everyone else.
-fn guarded<K: Clone>(
-    obj: &DeserializeGuard<K>,
-    kind: &str,
+fn guarded<K: Resource<DynamicType = ()> + Clone>(
+    obj: &Guarded<K>,
     ctx: &Context,
 ) -> Result<Arc<K>, Action> {
     match &obj.0 {
         Ok(k) => Ok(Arc::new(k.clone())),
         Err(e) => {
-            tracing::warn!(kind, name = %e.metadata.name.clone().unwrap_or_default(), error = %e.error, "malformed object skipped");
-            ctx.metrics.count_failure(kind, "InvalidObject");
+            let kind = K::kind(&());
+            tracing::warn!(kind = &*kind, name = %e.metadata.name.clone().unwrap_or_default(), error = %e.error, "malformed object skipped");
+            ctx.metrics
+                .count_failure(&kind, Reason::InvalidObject.as_str());
             Err(Action::await_change())
         }
     }
 }
 
+/// Reconcile a guarded object with `reconcile`, or skip it when it is malformed.
+async fn reconcile_guarded<K, F, Fut>(
+    obj: Arc<Guarded<K>>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    match guarded(&obj, &ctx) {
+        Ok(k) => reconcile(k, ctx).await,
+        Err(a) => Ok(a),
+    }
+}
+
 fn error_policy<K: Resource<DynamicType = ()>>(
-    kind: &'static str,
-) -> impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action {
-    move |obj, err, ctx| {
-        ctx.metrics.count_failure(kind, err.reason());
-        tracing::warn!(kind, name = %obj.name_any(), error = %err, "reconcile failed");
-        if err.is_permanent() {
-            Action::await_change()
-        } else {
-            Action::requeue(backoff_delay(2))
-        }
+    obj: Arc<Guarded<K>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&());
+    ctx.metrics.count_failure(&kind, err.reason());
+    tracing::warn!(kind = &*kind, name = %obj.name_any(), error = %err, "reconcile failed");
+    if err.is_permanent() {
+        Action::await_change()
+    } else {
+        Action::requeue(backoff_delay(2))
+    }
+}
+
+/// What every controller shares: where to watch and how.
+struct Watch {
+    client: Client,
+    ns: Option<String>,
+    wc: watcher::Config,
+    cfg: kube::runtime::controller::Config,
+    shutdown: CancellationToken,
+}
+
+impl Watch {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        api(&self.client, &self.ns)
+    }
+
+    fn controller<K>(&self) -> Controller<Guarded<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        Controller::new(self.api::<Guarded<K>>(), self.wc.clone()).with_config(self.cfg.clone())
     }
 }
 
@@ -97,151 +166,152 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) {
-    let ns = settings.namespace.clone();
-    let wc = watcher::Config::default().any_semantic();
-    let cfg = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
-
-    // Bindings: re-run when their credentials Secret changes.
-    let bindings = Controller::new(
-        api::<DeserializeGuard<DingTalkBinding>>(&client, &ns),
-        wc.clone(),
-    )
-    .with_config(cfg.clone());
-    let binding_store = bindings.store();
-    let bindings = bindings
-        .watches(api::<Secret>(&client, &ns), wc.clone(), {
-            let store = binding_store.clone();
-            move |secret: Secret| {
-                let (sns, sname) = (secret.namespace(), secret.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|b| b.namespace() == sns)
-                    .filter(|b| {
-                        b.0.as_ref()
-                            .is_ok_and(|b| b.spec.credentials_secret_ref.name == sname)
-                    })
-                    .map(|b| ObjectRef::from_obj(&*b))
-                    .collect::<Vec<_>>()
-            }
-        })
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(
-            |obj, ctx: Arc<Context>| async move {
-                match guarded(&obj, "DingTalkBinding", &ctx) {
-                    Ok(b) => binding::reconcile(b, ctx).await,
-                    Err(a) => Ok(a),
-                }
-            },
-            error_policy::<DingTalkBinding>("DingTalkBinding"),
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
-
-    let mappings = Controller::new(
-        api::<DeserializeGuard<FieldMapping>>(&client, &ns),
-        wc.clone(),
-    )
-    .with_config(cfg.clone())
-    .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-    .run(
-        |obj, ctx: Arc<Context>| async move {
-            match guarded(&obj, "FieldMapping", &ctx) {
-                Ok(m) => mapping::reconcile(m, ctx).await,
-                Err(a) => Ok(a),
-            }
-        },
-        error_policy::<FieldMapping>("FieldMapping"),
-        ctx.clone(),
-    )
-    .for_each(|_| async {});
-
-    // Targets: re-run when their binding, mapping, or any Secret they (or their binding) use
-    // changes.
-    let targets = Controller::new(
-        api::<DeserializeGuard<SyncTarget>>(&client, &ns),
-        wc.clone(),
-    )
-    .with_config(cfg);
-    let target_store = targets.store();
-    let depends = |store: kube::runtime::reflector::Store<DeserializeGuard<SyncTarget>>,
-                   pick: fn(&SyncTarget) -> String| {
-        move |obj_ns: Option<String>, name: String| {
-            store
-                .state()
-                .into_iter()
-                .filter(|t| t.namespace() == obj_ns)
-                .filter(|t| t.0.as_ref().is_ok_and(|t| pick(t) == name))
-                .map(|t| ObjectRef::from_obj(&*t))
-                .collect::<Vec<_>>()
-        }
+    let w = Watch {
+        client,
+        ns: settings.namespace.clone(),
+        wc: watcher::Config::default().any_semantic(),
+        cfg: kube::runtime::controller::Config::default().concurrency(settings.concurrency),
+        shutdown,
     };
-    let by_binding = depends(target_store.clone(), |t| t.spec.binding_ref.name.clone());
-    let by_mapping = depends(target_store.clone(), |t| {
-        t.spec.field_mapping_ref.name.clone()
+    let bindings = w.controller::<DingTalkBinding>();
+    let binding_store = bindings.store();
+    tokio::join!(
+        run_bindings(&w, bindings, ctx.clone()),
+        run_mappings(&w, ctx.clone()),
+        run_targets(&w, binding_store, ctx),
+    );
+}
+
+/// The bindings in the Secret's namespace whose credentials live in it.
+fn bindings_using_secret(
+    store: &Store<DingTalkBinding>,
+    secret: &Secret,
+) -> Vec<Arc<Guarded<DingTalkBinding>>> {
+    let (sns, sname) = (secret.namespace(), secret.name_any());
+    store
+        .state()
+        .into_iter()
+        .filter(|b| b.namespace() == sns)
+        .filter(|b| {
+            b.0.as_ref()
+                .is_ok_and(|b| b.spec.credentials_secret_ref.name == sname)
+        })
+        .collect()
+}
+
+/// Run `controller`, reconciling with `reconcile`, until shutdown.
+async fn drive<K, F, Fut>(
+    w: &Watch,
+    controller: Controller<Guarded<K>>,
+    reconcile: F,
+    ctx: Arc<Context>,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    controller
+        .graceful_shutdown_on(w.shutdown.clone().cancelled_owned())
+        .run(
+            move |obj, ctx| reconcile_guarded(obj, ctx, reconcile),
+            error_policy,
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
+/// Bindings: re-run when their credentials Secret changes.
+async fn run_bindings(
+    w: &Watch,
+    bindings: Controller<Guarded<DingTalkBinding>>,
+    ctx: Arc<Context>,
+) {
+    let store = bindings.store();
+    let bindings = bindings.watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
+        bindings_using_secret(&store, &secret)
+            .iter()
+            .map(|b| ObjectRef::from_obj(&**b))
+            .collect::<Vec<_>>()
     });
+    drive(w, bindings, binding::reconcile, ctx).await;
+}
+
+/// Mappings: re-run on their own changes only.
+async fn run_mappings(w: &Watch, ctx: Arc<Context>) {
+    drive(w, w.controller::<FieldMapping>(), mapping::reconcile, ctx).await;
+}
+
+/// Whether the target's directory reads its credential or CA bundle from Secret `name`.
+fn directory_uses_secret(d: &crate::api::target::DirectorySpec, name: &str) -> bool {
+    d.ldap.as_ref().is_some_and(|l| {
+        l.password_secret_ref.name == name
+            || l.ca_secret_ref.as_ref().is_some_and(|c| c.name == name)
+    }) || d.scim.as_ref().is_some_and(|s| {
+        s.token_secret_ref.name == name || s.ca_secret_ref.as_ref().is_some_and(|c| c.name == name)
+    })
+}
+
+/// The targets in namespace `ns` for which `uses` holds.
+fn targets_where(
+    store: &Store<SyncTarget>,
+    ns: Option<String>,
+    uses: impl Fn(&SyncTarget) -> bool,
+) -> Vec<ObjectRef<Guarded<SyncTarget>>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace() == ns)
+        .filter(|t| t.0.as_ref().is_ok_and(&uses))
+        .map(|t| ObjectRef::from_obj(&*t))
+        .collect()
+}
+
+/// A watch mapper: the targets in the changed object's namespace that name it by `pick`.
+fn targets_naming<K: Resource>(
+    store: Store<SyncTarget>,
+    pick: fn(&SyncTarget) -> &str,
+) -> impl Fn(K) -> Vec<ObjectRef<Guarded<SyncTarget>>> {
+    move |obj| {
+        let name = obj.name_any();
+        targets_where(&store, obj.namespace(), |t| pick(t) == name)
+    }
+}
+
+/// Targets: re-run when their binding, mapping, or any Secret they (or their binding) use
+/// changes.
+async fn run_targets(w: &Watch, bindings: Store<DingTalkBinding>, ctx: Arc<Context>) {
+    let targets = w.controller::<SyncTarget>();
+    let (by_binding, by_mapping, by_secret) = (targets.store(), targets.store(), targets.store());
     let targets = targets
         .watches(
-            api::<DeserializeGuard<DingTalkBinding>>(&client, &ns),
-            wc.clone(),
-            move |b| by_binding(b.namespace(), b.name_any()),
+            w.api::<Guarded<DingTalkBinding>>(),
+            w.wc.clone(),
+            targets_naming(by_binding, |t| &t.spec.binding_ref.name),
         )
         .watches(
-            api::<DeserializeGuard<FieldMapping>>(&client, &ns),
-            wc.clone(),
-            move |m| by_mapping(m.namespace(), m.name_any()),
+            w.api::<Guarded<FieldMapping>>(),
+            w.wc.clone(),
+            targets_naming(by_mapping, |t| &t.spec.field_mapping_ref.name),
         )
-        .watches(api::<Secret>(&client, &ns), wc, {
-            let store = target_store.clone();
-            let bindings = binding_store.clone();
-            move |secret: Secret| {
-                let (sns, sname) = (secret.namespace(), secret.name_any());
-                let binding_names: Vec<String> = bindings
-                    .state()
-                    .into_iter()
-                    .filter(|b| b.namespace() == sns)
-                    .filter(|b| {
-                        b.0.as_ref()
-                            .is_ok_and(|b| b.spec.credentials_secret_ref.name == sname)
-                    })
-                    .map(|b| b.name_any())
-                    .collect();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|t| t.namespace() == sns)
-                    .filter(|t| {
-                        t.0.as_ref().is_ok_and(|t| {
-                            let d = &t.spec.directory;
-                            binding_names.contains(&t.spec.binding_ref.name)
-                                || d.ldap.as_ref().is_some_and(|l| {
-                                    l.password_secret_ref.name == sname
-                                        || l.ca_secret_ref.as_ref().is_some_and(|c| c.name == sname)
-                                })
-                                || d.scim.as_ref().is_some_and(|s| {
-                                    s.token_secret_ref.name == sname
-                                        || s.ca_secret_ref.as_ref().is_some_and(|c| c.name == sname)
-                                })
-                        })
-                    })
-                    .map(|t| ObjectRef::from_obj(&*t))
-                    .collect::<Vec<_>>()
-            }
-        })
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(
-            |obj, ctx: Arc<Context>| async move {
-                match guarded(&obj, "SyncTarget", &ctx) {
-                    Ok(t) => target::reconcile(t, ctx).await,
-                    Err(a) => Ok(a),
-                }
-            },
-            error_policy::<SyncTarget>("SyncTarget"),
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
-
-    tokio::join!(bindings, mappings, targets);
+        .watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
+            let sname = secret.name_any();
+            let binding_names: Vec<String> = bindings_using_secret(&bindings, &secret)
+                .iter()
+                .map(|b| b.name_any())
+                .collect();
+            targets_where(&by_secret, secret.namespace(), |t| {
+                binding_names.contains(&t.spec.binding_ref.name)
+                    || directory_uses_secret(&t.spec.directory, &sname)
+            })
+        });
+    drive(w, targets, target::reconcile, ctx).await;
 }
 
 /// Build the shared context with the production seams.
