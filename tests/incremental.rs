@@ -715,10 +715,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     let engine = Engine::with_metrics(metrics.clone());
     let out = engine.run(req.clone()).await.unwrap();
     assert!(out.complete);
-    let view = engine
-        .track_events(&t1, true)
-        .await
-        .expect("fed by events");
+    let view = engine.track_events(&t1, true).await.expect("fed by events");
     assert!(view.active, "{view:?}");
     assert_eq!(view.reason, "Active");
     hire(&w.sim, "eng1", "韩六", departments(&w.sim)[0]);
