@@ -10,6 +10,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use dingsync::api::Reason;
 use dingsync::{
     api::{
         DingTalkBinding, DingTalkBindingSpec, FieldMapping, FieldMappingSpec, LocalRef,
@@ -20,8 +21,8 @@ use dingsync::{
         target::{Direction, DirectorySpec, LdapSpec, RunSummary},
     },
     controller::{
-        Context, CredentialChecker, CredentialError, IncrementalView, Sensitive, SyncOutcome,
-        SyncRequest, SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
+        Context, CredentialChecker, CredentialError, IncrementalView, SyncOutcome, SyncRequest,
+        SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
     },
     resolve::{Resolved, TargetKey},
 };
@@ -45,7 +46,7 @@ impl CredentialChecker for FakeChecker {
         &self,
         _: &DingTalkBindingSpec,
         key: &str,
-        secret: &Sensitive,
+        secret: &dingsync::secret::Secret,
     ) -> Result<Permissions, CredentialError> {
         match (key, secret.expose()) {
             ("good-key", "good-secret") => Ok(Permissions {
@@ -121,13 +122,13 @@ impl SyncRunner for FakeRunner {
         Some(if baseline {
             IncrementalView {
                 active: true,
-                reason: "Active".into(),
+                reason: Reason::Active,
                 message: "events are applied as they arrive".into(),
             }
         } else {
             IncrementalView {
                 active: false,
-                reason: "NoBaseline".into(),
+                reason: Reason::NoBaseline,
                 message: "waiting for a full sync".into(),
             }
         })

@@ -656,8 +656,9 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     use dingsync::{
-        controller::{Sensitive, SyncRequest, SyncRunner, Trigger, engine::Engine},
+        controller::{SyncRequest, SyncRunner, Trigger, engine::Engine},
         resolve::{Resolved, TargetKey},
+        secret::Secret,
     };
     let Some(server) = slapd::start_or_skip() else {
         return;
@@ -700,8 +701,8 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         binding,
         mapping,
         app_key: sim::DEFAULT_APP_KEY.into(),
-        app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
-        directory_secret: Sensitive::new(server.service_password()),
+        app_secret: Secret::new(sim::DEFAULT_APP_SECRET),
+        directory_secret: Secret::new(server.service_password()),
         directory_ca: None,
         approval: None,
         callback: None,
@@ -717,7 +718,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     assert!(out.complete);
     let view = engine.track_events(&t1, true).await.expect("fed by events");
     assert!(view.active, "{view:?}");
-    assert_eq!(view.reason, "Active");
+    assert_eq!(view.reason.as_str(), "Active");
     hire(&w.sim, "eng1", "韩六", departments(&w.sim)[0]);
     let mut found = false;
     for _ in 0..100 {
@@ -764,7 +765,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         "delivery": "Callback", "callbackSecretRef": {"name": "cb"}
     }))
     .unwrap();
-    cb.callback = Some((Sensitive::new(token), Sensitive::new(aes)));
+    cb.callback = Some((Secret::new(token), Secret::new(aes)));
     let view = engine
         .track_events(&cb, true)
         .await

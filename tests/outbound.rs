@@ -684,8 +684,9 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
 #[tokio::test]
 async fn the_controller_engine_polls_and_pushes_directory_changes() {
     use dingsync::{
-        controller::{Sensitive, SyncRequest, SyncRunner, Trigger, engine::Engine},
+        controller::{SyncRequest, SyncRunner, Trigger, engine::Engine},
         resolve::{Resolved, TargetKey},
+        secret::Secret,
     };
     let Some(w) = world("ob-engine", 21).await else {
         return;
@@ -719,8 +720,8 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
         )
         .unwrap(),
         app_key: sim::DEFAULT_APP_KEY.into(),
-        app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
-        directory_secret: Sensitive::new(w.server.service_password()),
+        app_secret: Secret::new(sim::DEFAULT_APP_SECRET),
+        directory_secret: Secret::new(w.server.service_password()),
         directory_ca: None,
         approval: None,
         callback: None,
@@ -732,7 +733,7 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
     };
     let engine = Engine::default();
     let view = engine.track_events(&t, false).await.unwrap();
-    assert_eq!(view.reason, "NoBaseline");
+    assert_eq!(view.reason.as_str(), "NoBaseline");
     let out = engine.run(req.clone()).await.unwrap();
     assert_eq!((out.summary.created, out.summary.failed), (21, 0));
     let view = engine.track_events(&t, true).await.unwrap();

@@ -82,14 +82,14 @@ pub fn set_condition(conds: &mut Vec<Condition>, mut new: Condition) -> bool {
 pub fn condition(
     type_: &str,
     status: &str,
-    reason: &str,
+    reason: super::Reason,
     message: impl Into<String>,
     generation: Option<i64>,
 ) -> Condition {
     Condition {
         type_: type_.to_string(),
         status: status.to_string(),
-        reason: reason.to_string(),
+        reason: reason.as_str().to_string(),
         message: message.into(),
         observed_generation: generation,
         last_transition_time: Time(jiff::Timestamp::now()),
@@ -120,13 +120,31 @@ mod tests {
     #[test]
     fn keeps_transition_time_when_status_unchanged() {
         let mut conds = vec![];
-        let mut first = condition("Ready", status::TRUE, "Valid", "ok", Some(1));
+        let mut first = condition(
+            "Ready",
+            status::TRUE,
+            crate::api::Reason::Valid,
+            "ok",
+            Some(1),
+        );
         first.last_transition_time = Time(jiff::Timestamp::from_second(1000).unwrap());
         assert!(set_condition(&mut conds, first.clone()));
-        let again = condition("Ready", status::TRUE, "Valid", "ok", Some(1));
+        let again = condition(
+            "Ready",
+            status::TRUE,
+            crate::api::Reason::Valid,
+            "ok",
+            Some(1),
+        );
         assert!(!set_condition(&mut conds, again));
         assert_eq!(conds[0].last_transition_time, first.last_transition_time);
-        let flipped = condition("Ready", status::FALSE, "SecretNotFound", "gone", Some(2));
+        let flipped = condition(
+            "Ready",
+            status::FALSE,
+            crate::api::Reason::SecretNotFound,
+            "gone",
+            Some(2),
+        );
         assert!(set_condition(&mut conds, flipped));
         assert_ne!(conds[0].last_transition_time, first.last_transition_time);
         assert_eq!(conds.len(), 1);

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use kube::{Api, ResourceExt, runtime::controller::Action};
 
 use super::{
-    Context, CredentialError, Error, Sensitive,
+    Context, CredentialError, Error,
     secrets::{Missing, secret_text},
     status,
 };
@@ -16,6 +16,7 @@ use crate::api::{
     condition, condition_type as ct, set_condition,
     status::{FALSE, TRUE},
 };
+use crate::secret::Secret;
 
 /// Credentials are re-checked this often even when nothing changes.
 const RECHECK: Duration = Duration::from_secs(30 * 60);
@@ -36,7 +37,9 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
     login_condition(&binding, &ctx, &mut st, generation).await?;
     match &outcome {
         Ok(()) => ctx.reset_backoff(&key),
-        Err(reason) => ctx.metrics.count_failure("DingTalkBinding", reason),
+        Err(reason) => ctx
+            .metrics
+            .count_failure("DingTalkBinding", reason.as_str()),
     }
     status::apply_status(&ctx, binding.as_ref(), binding.status.as_ref(), &st).await?;
     status::publish_transitions(&ctx, binding.as_ref(), &before.conditions, &st.conditions).await;
@@ -48,14 +51,14 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
 }
 
 /// An explicit action (None for the default) and the failure reason, if any.
-type Outcome = (Option<Action>, Result<(), &'static str>);
+type Outcome = (Option<Action>, Result<(), Reason>);
 
 /// Set condition `type_` to True or False.
 fn set(
     st: &mut DingTalkBindingStatus,
     type_: &str,
     ok: bool,
-    reason: &str,
+    reason: Reason,
     msg: impl Into<String>,
     generation: Option<i64>,
 ) {
@@ -82,7 +85,7 @@ async fn evaluate(
             "corpId {} is already bound by DingTalkBinding {owner}",
             spec.corp_id
         );
-        let reason = Reason::Conflict.as_str();
+        let reason = Reason::Conflict;
         set(st, ct::READY, false, reason, msg, generation);
         return Ok((Some(Action::await_change()), Err(reason)));
     }
@@ -105,7 +108,7 @@ async fn evaluate(
     Ok(match ctx.checker.check(spec, &app_key, &app_secret).await {
         Ok(perms) => granted(spec, perms, st, generation),
         Err(CredentialError::Invalid(msg)) => {
-            let reason = Reason::InvalidCredentials.as_str();
+            let reason = Reason::InvalidCredentials;
             set(
                 st,
                 ct::CREDENTIALS_VALID,
@@ -118,7 +121,7 @@ async fn evaluate(
             (Some(Action::await_change()), Err(reason))
         }
         Err(CredentialError::Unreachable(msg)) => {
-            let reason = Reason::ApiUnreachable.as_str();
+            let reason = Reason::ApiUnreachable;
             set(st, ct::READY, false, reason, msg, generation);
             (None, Err(reason))
         }
@@ -130,13 +133,13 @@ async fn credentials(
     ctx: &Context,
     ns: &str,
     spec: &crate::api::DingTalkBindingSpec,
-) -> Result<Result<(String, Sensitive), Missing>, Error> {
+) -> Result<Result<(String, Secret), Missing>, Error> {
     let secret = &spec.credentials_secret_ref;
     let field = "spec.credentialsSecretRef";
     let app_key = secret_text(ctx, ns, &secret.name, &secret.app_key_key, field).await?;
     let app_secret = secret_text(ctx, ns, &secret.name, &secret.app_secret_key, field).await?;
     Ok(match (app_key, app_secret) {
-        (Ok(k), Ok(s)) => Ok((k, Sensitive::new(s))),
+        (Ok(k), Ok(s)) => Ok((k, Secret::new(s))),
         (Err(m), _) | (_, Err(m)) => Err(m),
     })
 }
@@ -149,7 +152,7 @@ fn granted(
     st: &mut DingTalkBindingStatus,
     generation: Option<i64>,
 ) -> Outcome {
-    let valid = Reason::Valid.as_str();
+    let valid = Reason::Valid;
     set(
         st,
         ct::CREDENTIALS_VALID,
@@ -187,7 +190,7 @@ fn granted(
         st,
         ct::PERMISSIONS_GRANTED,
         granted,
-        reason.as_str(),
+        reason,
         msg.clone(),
         generation,
     );
@@ -197,7 +200,7 @@ fn granted(
         set(st, ct::READY, true, valid, msg, generation);
         (None, Ok(()))
     } else {
-        let reason = Reason::PermissionMissing.as_str();
+        let reason = Reason::PermissionMissing;
         set(st, ct::READY, false, reason, msg, generation);
         (Some(Action::requeue(RECHECK)), Err(reason))
     }
@@ -220,7 +223,7 @@ async fn login_condition(
             st,
             ct::LOGIN_READY,
             true,
-            Reason::Serving.as_str(),
+            Reason::Serving,
             i.summary(),
             generation,
         ),

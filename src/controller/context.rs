@@ -21,25 +21,7 @@ use crate::api::{
 use super::{engine::CallbackRoutes, metrics::Metrics};
 use crate::resolve::{ClusterObjects, Resolved, TargetKey};
 
-/// A string that never prints (AppSecret, bind password, token).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Sensitive(String);
-
-impl Sensitive {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Sensitive {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+use crate::secret::Secret;
 
 /// Why credentials could not be confirmed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -59,7 +41,7 @@ pub trait CredentialChecker: Send + Sync {
         &self,
         spec: &DingTalkBindingSpec,
         app_key: &str,
-        app_secret: &Sensitive,
+        app_secret: &Secret,
     ) -> Result<Permissions, CredentialError>;
 }
 
@@ -156,7 +138,7 @@ impl From<crate::resolve::OpenError> for SyncRunError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncrementalView {
     pub active: bool,
-    pub reason: String,
+    pub reason: crate::api::Reason,
     pub message: String,
 }
 
@@ -264,10 +246,5 @@ mod tests {
         assert!(later >= Duration::from_secs(30), "{later:?}");
         let capped = backoff_delay(40);
         assert!(capped <= Duration::from_secs(375), "{capped:?}");
-    }
-
-    #[test]
-    fn sensitive_never_prints() {
-        assert_eq!(format!("{:?}", Sensitive::new("hunter2")), "***");
     }
 }

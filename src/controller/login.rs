@@ -190,7 +190,7 @@ impl Login {
             let inputs = match inputs(ctx, b).await? {
                 Ok(i) => i,
                 Err(p) => {
-                    tracing::warn!(binding = %key, reason = p.reason, message = %p.message, "login not served");
+                    tracing::warn!(binding = %key, reason = p.reason.as_str(), message = %p.message, "login not served");
                     continue;
                 }
             };

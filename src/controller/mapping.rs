@@ -21,20 +21,14 @@ pub async fn reconcile(mapping: Arc<FieldMapping>, ctx: Arc<Context>) -> Result<
         Ok(()) => condition(
             ct::READY,
             TRUE,
-            Reason::Valid.as_str(),
+            Reason::Valid,
             "all templates compile",
             generation,
         ),
         Err(msg) => {
             ctx.metrics
                 .count_failure("FieldMapping", Reason::InvalidRule.as_str());
-            condition(
-                ct::READY,
-                FALSE,
-                Reason::InvalidRule.as_str(),
-                msg,
-                generation,
-            )
+            condition(ct::READY, FALSE, Reason::InvalidRule, msg, generation)
         }
     };
     set_condition(&mut st.conditions, ready);

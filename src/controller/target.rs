@@ -14,7 +14,7 @@ pub use super::Trigger;
 use super::{Context, Error, SyncOutcome, SyncRequest, SyncRunError, status};
 use crate::{
     api::{
-        SyncTarget, SyncTargetSpec, SyncTargetStatus, condition, condition_type as ct,
+        Reason, SyncTarget, SyncTargetSpec, SyncTargetStatus, condition, condition_type as ct,
         set_condition,
         status::{FALSE, TRUE},
         target::{APPROVE_ANNOTATION, Progress, SYNC_NOW_ANNOTATION},
@@ -92,7 +92,7 @@ pub async fn reconcile(target: Arc<SyncTarget>, ctx: Arc<Context>) -> Result<Act
     let (action, failure) = evaluate(&target, &ctx, &mut st, generation).await?;
     let mut retry = None;
     if let Some(reason) = failure {
-        ctx.metrics.count_failure("SyncTarget", reason);
+        ctx.metrics.count_failure("SyncTarget", reason.as_str());
         let (attempt, delay) = ctx.backoff_attempt(&key);
         quarantine(&mut st, reason, attempt, delay, generation);
         retry = Some(delay);
@@ -113,14 +113,14 @@ pub const QUARANTINE_AFTER: u32 = 3;
 /// first success. Failures that are not the sync's own (a binding not ready yet) don't count.
 fn quarantine(
     st: &mut SyncTargetStatus,
-    reason: &str,
+    reason: Reason,
     attempt: u32,
     next: std::time::Duration,
     g: Option<i64>,
 ) {
     if !matches!(
         reason,
-        "SyncFailed" | "IncompleteRead" | "DirectoryAuthFailed"
+        Reason::SyncFailed | Reason::IncompleteRead | Reason::DirectoryAuthFailed
     ) || attempt < QUARANTINE_AFTER
     {
         return;
@@ -152,7 +152,7 @@ fn lift_quarantine(st: &mut SyncTargetStatus, g: Option<i64>) {
             condition(
                 ct::QUARANTINED,
                 FALSE,
-                "Recovered",
+                Reason::Recovered,
                 "the last sync succeeded",
                 g,
             ),
@@ -160,12 +160,7 @@ fn lift_quarantine(st: &mut SyncTargetStatus, g: Option<i64>) {
     }
 }
 
-fn not_ready(
-    st: &mut SyncTargetStatus,
-    reason: &'static str,
-    msg: impl Into<String>,
-    g: Option<i64>,
-) {
+fn not_ready(st: &mut SyncTargetStatus, reason: Reason, msg: impl Into<String>, g: Option<i64>) {
     set_condition(
         &mut st.conditions,
         condition(ct::READY, FALSE, reason, msg, g),
@@ -174,7 +169,7 @@ fn not_ready(
 
 /// What a reconcile decided: when to look again (None = transient: back off) and the failure
 /// reason, if any.
-type Decision = (Option<Action>, Option<&'static str>);
+type Decision = (Option<Action>, Option<Reason>);
 
 /// Resolves the target, and runs a full sync when one is due or keeps events flowing when not.
 async fn evaluate(
@@ -187,7 +182,7 @@ async fn evaluate(
     let wait = Some(Action::await_change());
     if spec.suspend {
         let why = "spec.suspend is true: nothing is synced until it is false";
-        not_ready(st, "Suspended", why, g);
+        not_ready(st, Reason::Suspended, why, g);
         return Ok((wait, None));
     }
     let resolved = match resolve::resolve(&ctx.objects(), target).await? {
@@ -313,7 +308,7 @@ async fn record_outcome(
             condition(
                 ct::SYNCED,
                 FALSE,
-                "AwaitingApproval",
+                Reason::AwaitingApproval,
                 held.message.clone(),
                 g,
             ),
@@ -322,19 +317,19 @@ async fn record_outcome(
             "{}; approve with annotation {APPROVE_ANNOTATION}={}",
             held.message, held.token
         );
-        not_ready(st, "AwaitingApproval", approve, g);
+        not_ready(st, Reason::AwaitingApproval, approve, g);
         // Do not re-run on the interval while held: only an approval or a change helps.
-        return (Some(Action::await_change()), Some("AwaitingApproval"));
+        return (Some(Action::await_change()), Some(Reason::AwaitingApproval));
     }
     if resolved.spec.dry_run {
         let why = "spec.dryRun is true: the plan is in status.plan, nothing was written";
         set_condition(
             &mut st.conditions,
-            condition(ct::SYNCED, FALSE, "DryRun", why, g),
+            condition(ct::SYNCED, FALSE, Reason::DryRun, why, g),
         );
         set_condition(
             &mut st.conditions,
-            condition(ct::READY, TRUE, "DryRun", "plan computed", g),
+            condition(ct::READY, TRUE, Reason::DryRun, "plan computed", g),
         );
         st.baseline = None;
         return (Some(Action::requeue(run.interval)), None);
@@ -354,7 +349,7 @@ async fn record_outcome(
         condition(ct::READY, TRUE, reason, msg, g),
     );
     if !out.complete {
-        return (None, Some("IncompleteRead"));
+        return (None, Some(Reason::IncompleteRead));
     }
     // A complete run is the baseline incremental sync starts from.
     st.baseline = Some(run.fingerprint);
@@ -391,30 +386,32 @@ fn count_operations(ctx: &Context, s: &crate::api::target::RunSummary) {
 }
 
 /// The reason and message of a run that was neither held nor a dry run.
-fn outcome_condition(out: &SyncOutcome) -> (&'static str, String) {
+fn outcome_condition(out: &SyncOutcome) -> (Reason, String) {
     let s = &out.summary;
     if !out.complete {
         let why = "the DingTalk read was incomplete: nothing was disabled or deleted; the next \
                    run retries";
-        ("IncompleteRead", why.to_string())
+        (Reason::IncompleteRead, why.to_string())
     } else if s.failed > 0 {
         let why = format!("{} objects failed; see status.failures", s.failed);
-        ("PartiallySynced", why)
+        (Reason::PartiallySynced, why)
     } else {
         let why = format!(
             "{} created, {} updated, {} moved, {} disabled, {} deleted, {} unchanged",
             s.created, s.updated, s.moved, s.disabled, s.deleted, s.unchanged
         );
-        ("Synced", why)
+        (Reason::Synced, why)
     }
 }
 
 /// A run that could not complete: `Synced` and `Ready` say why.
 fn record_failure(st: &mut SyncTargetStatus, e: SyncRunError, g: Option<i64>) -> Decision {
     let (reason, msg, action) = match e {
-        SyncRunError::DirectoryAuth(m) => ("DirectoryAuthFailed", m, Some(Action::await_change())),
-        SyncRunError::Permanent(m) => ("SyncFailed", m, Some(Action::await_change())),
-        SyncRunError::Transient(m) => ("SyncFailed", m, None),
+        SyncRunError::DirectoryAuth(m) => {
+            (Reason::DirectoryAuthFailed, m, Some(Action::await_change()))
+        }
+        SyncRunError::Permanent(m) => (Reason::SyncFailed, m, Some(Action::await_change())),
+        SyncRunError::Transient(m) => (Reason::SyncFailed, m, None),
     };
     set_condition(
         &mut st.conditions,
@@ -462,7 +459,7 @@ async fn track_events(
             condition(
                 ct::INCREMENTAL_ACTIVE,
                 FALSE,
-                "Disabled",
+                Reason::Disabled,
                 "spec.incrementalSync.enabled is false: full syncs only",
                 g,
             ),
@@ -477,7 +474,7 @@ async fn track_events(
         condition(
             ct::INCREMENTAL_ACTIVE,
             if view.active { TRUE } else { FALSE },
-            &view.reason,
+            view.reason,
             view.message,
             g,
         ),

@@ -1,5 +1,6 @@
 //! The objects of a SyncTarget as the Kubernetes API holds them.
 
+use crate::api::Reason;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
@@ -54,7 +55,7 @@ impl ObjectSource for ClusterObjects {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
         let Some(secret) = api.get_opt(name).await? else {
             return Ok(Err(Problem::new(
-                "SecretNotFound",
+                Reason::SecretNotFound,
                 format!("{field}: Secret {} not found", qualified(ns, name)),
             )));
         };
@@ -71,7 +72,7 @@ impl ObjectSource for ClusterObjects {
         Ok(match from_data.or(from_string) {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(Problem::new(
-                "SecretKeyMissing",
+                Reason::SecretKeyMissing,
                 format!(
                     "{field}: Secret {} has no (non-empty) key {key:?}",
                     qualified(ns, name)

@@ -4,6 +4,7 @@
 //! credentials need not sit next to the manifests. Namespaces are not looked at: a folder
 //! describes one namespace.
 
+use crate::api::Reason;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -136,9 +137,9 @@ impl Manifests {
             .replace(['-', '.'], "_");
         std::env::var(&var).map(|v| v.trim().to_string()).map_err(|_| {
             let reason = if self.secrets.contains_key(name) {
-                "SecretKeyMissing"
+                Reason::SecretKeyMissing
             } else {
-                "SecretNotFound"
+                Reason::SecretNotFound
             };
             Problem::new(
                 reason,

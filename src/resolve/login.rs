@@ -2,6 +2,7 @@
 //! (`dingsync login`): its clients, the Inbound target whose accounts it reads, the session,
 //! extra claims — then opened into a provider.
 
+use crate::api::Reason;
 use std::{
     sync::{Arc, RwLock},
     time::Duration,
@@ -53,9 +54,12 @@ pub async fn login_inputs(
     binding: &DingTalkBinding,
 ) -> Result<Result<LoginInputs, Problem>, SourceError> {
     let ns = binding.namespace().unwrap_or_default();
-    let invalid = |m: &str| Ok(Err(Problem::new("InvalidSpec", m)));
+    let invalid = |m: &str| Ok(Err(Problem::new(Reason::InvalidSpec, m)));
     let Some(login) = binding.spec.login.as_ref().filter(|l| l.enabled) else {
-        return Ok(Err(Problem::new("Disabled", "login.enabled is false")));
+        return Ok(Err(Problem::new(
+            Reason::Disabled,
+            "login.enabled is false",
+        )));
     };
     let Some(issuer) = login.issuer.clone() else {
         return invalid("login.issuer is required");
@@ -103,7 +107,7 @@ pub async fn login_inputs(
 }
 
 fn invalid_clients(message: String) -> Result<Result<LoginInputs, Problem>, SourceError> {
-    Ok(Err(Problem::new("InvalidClients", message)))
+    Ok(Err(Problem::new(Reason::InvalidClients, message)))
 }
 
 /// A digest of every input of a provider, so a replica rebuilds it exactly when one changed.

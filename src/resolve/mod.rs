@@ -15,11 +15,11 @@ pub mod overlap;
 
 use crate::{
     api::{
-        DingTalkBinding, DingTalkBindingSpec, FieldMappingSpec, SyncTarget, SyncTargetSpec,
+        DingTalkBinding, DingTalkBindingSpec, FieldMappingSpec, Reason, SyncTarget, SyncTargetSpec,
         binding::EventDelivery, find_condition, status::TRUE, target::APPROVE_ANNOTATION,
         target::Direction,
     },
-    controller::Sensitive,
+    secret::Secret,
 };
 
 pub use cluster::ClusterObjects;
@@ -69,12 +69,12 @@ pub fn qualified(ns: &str, name: &str) -> String {
 /// field or object at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
@@ -96,14 +96,14 @@ pub struct Resolved {
     pub binding: DingTalkBindingSpec,
     pub mapping: FieldMappingSpec,
     pub app_key: String,
-    pub app_secret: Sensitive,
+    pub app_secret: Secret,
     /// LDAP bind password or SCIM token.
-    pub directory_secret: Sensitive,
+    pub directory_secret: Secret,
     /// CA bundle for the directory, if any.
     pub directory_ca: Option<Vec<u8>>,
     /// The binding's HTTP callback keys (`events.delivery: Callback`): token and
     /// EncodingAESKey, from `events.callbackSecretRef`.
-    pub callback: Option<(Sensitive, Sensitive)>,
+    pub callback: Option<(Secret, Secret)>,
     /// Approval token taken from the approve annotation, if set.
     pub approval: Option<String>,
 }
@@ -133,7 +133,7 @@ pub async fn resolve(objects: &dyn ObjectSource, target: &SyncTarget) -> Resolut
         .await?
     else {
         return Ok(Err(Problem::new(
-            "BindingNotFound",
+            Reason::BindingNotFound,
             format!(
                 "spec.bindingRef: DingTalkBinding {} not found",
                 qualified(&key.namespace, &spec.binding_ref.name)
@@ -148,7 +148,7 @@ pub async fn resolve(objects: &dyn ObjectSource, target: &SyncTarget) -> Resolut
     let mapping_name = &spec.field_mapping_ref.name;
     let Some(mapping) = objects.mapping(&key.namespace, mapping_name).await? else {
         return Ok(Err(Problem::new(
-            "MappingNotFound",
+            Reason::MappingNotFound,
             format!(
                 "spec.fieldMappingRef: FieldMapping {} not found",
                 qualified(&key.namespace, mapping_name)
@@ -157,13 +157,13 @@ pub async fn resolve(objects: &dyn ObjectSource, target: &SyncTarget) -> Resolut
     };
     if let Err(e) = validate_mapping(&mapping.spec) {
         return Ok(Err(Problem::new(
-            "MappingInvalid",
+            Reason::MappingInvalid,
             format!("FieldMapping {mapping_name}: {e}"),
         )));
     }
     if let Some(other) = objects.overlapping(target).await? {
         return Ok(Err(Problem::new(
-            "Conflict",
+            Reason::Conflict,
             format!(
                 "node {:?} overlaps the node of SyncTarget {other} in the same directory",
                 spec.node
@@ -185,7 +185,7 @@ pub async fn login_target(
     let ns = kube::ResourceExt::namespace(binding).unwrap_or_default();
     let Some(target) = objects.target(&ns, name).await? else {
         return Ok(Err(Problem::new(
-            "TargetNotFound",
+            Reason::TargetNotFound,
             format!(
                 "login.targetRef: SyncTarget {} not found",
                 qualified(&ns, name)
@@ -197,7 +197,7 @@ pub async fn login_target(
         || spec.direction != Direction::Inbound
     {
         return Ok(Err(Problem::new(
-            "InvalidSpec",
+            Reason::InvalidSpec,
             format!(
                 "login.targetRef: SyncTarget {} must be an Inbound target of this binding",
                 qualified(&ns, name)
@@ -207,7 +207,7 @@ pub async fn login_target(
     let mapping_name = &spec.field_mapping_ref.name;
     let Some(mapping) = objects.mapping(&ns, mapping_name).await? else {
         return Ok(Err(Problem::new(
-            "MappingNotFound",
+            Reason::MappingNotFound,
             format!(
                 "login.targetRef: its FieldMapping {} is not found",
                 qualified(&ns, mapping_name)
@@ -229,7 +229,7 @@ fn binding_usable(binding: &DingTalkBinding, spec: &SyncTargetSpec) -> Result<()
             .map(|c| format!("{}: {}", c.reason, c.message))
             .unwrap_or_else(|| "not reconciled yet".into());
         return Err(Problem::new(
-            "BindingNotReady",
+            Reason::BindingNotReady,
             format!(
                 "DingTalkBinding {} is not ready ({why})",
                 spec.binding_ref.name
@@ -241,7 +241,7 @@ fn binding_usable(binding: &DingTalkBinding, spec: &SyncTargetSpec) -> Result<()
         .is_some_and(|p| p.contact_write);
     if spec.direction == Direction::Outbound && !can_write {
         return Err(Problem::new(
-            "PermissionMissing",
+            Reason::PermissionMissing,
             format!(
                 "DingTalkBinding {}: the app lacks the address-book write permission \
                  qyapi_manage_addresslist that an Outbound target needs; grant it in \
@@ -279,7 +279,7 @@ async fn credentials(
     let app_secret = secret_text(objects, &ns, &cred.name, &cred.app_secret_key, what).await?;
     let Some((dir_ref, field)) = spec.directory.credential_ref() else {
         return Ok(Err(Problem::new(
-            "InvalidSpec",
+            Reason::InvalidSpec,
             "spec.directory: set exactly one of ldap or scim",
         )));
     };
@@ -308,8 +308,8 @@ async fn credentials(
         binding: binding.spec.clone(),
         mapping: mapping.clone(),
         app_key,
-        app_secret: Sensitive::new(app_secret),
-        directory_secret: Sensitive::new(directory),
+        app_secret: Secret::new(app_secret),
+        directory_secret: Secret::new(directory),
         directory_ca: ca,
         approval,
     }))
@@ -321,7 +321,7 @@ async fn callback_keys(
     objects: &dyn ObjectSource,
     ns: &str,
     binding: &DingTalkBindingSpec,
-) -> Result<Option<(Sensitive, Sensitive)>, SourceError> {
+) -> Result<Option<(Secret, Secret)>, SourceError> {
     let Some(events) = binding.events.as_ref() else {
         return Ok(None);
     };
@@ -332,7 +332,7 @@ async fn callback_keys(
     let token = secret_text(objects, ns, &r.name, "token", what).await?;
     let aes = secret_text(objects, ns, &r.name, "aesKey", what).await?;
     Ok(match (token, aes) {
-        (Ok(t), Ok(a)) => Some((Sensitive::new(t), Sensitive::new(a))),
+        (Ok(t), Ok(a)) => Some((Secret::new(t), Secret::new(a))),
         _ => None,
     })
 }

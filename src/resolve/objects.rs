@@ -2,6 +2,7 @@
 //! `apply` and `login` read a folder of the same manifests. Resolution is written once
 //! against this trait, so both read a target the same way.
 
+use crate::api::Reason;
 use async_trait::async_trait;
 
 use super::Problem;
@@ -66,7 +67,7 @@ pub async fn secret_text(
             .map(|s| s.trim().to_string())
             .map_err(|_| {
                 Problem::new(
-                    "SecretKeyMissing",
+                    Reason::SecretKeyMissing,
                     format!(
                         "{field}: key {key:?} of Secret {} is not UTF-8 text",
                         super::qualified(ns, name)

@@ -9,8 +9,7 @@ use crate::{
         DingTalkBindingSpec,
         target::{Direction, Layout},
     },
-    controller::Sensitive,
-    dingtalk::{ClientConfig, DingTalkClient, Secret},
+    dingtalk::{ClientConfig, DingTalkClient},
     directory::{
         Directory, DirectoryError,
         ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
@@ -20,6 +19,7 @@ use crate::{
         },
     },
     mapping::{Mapping, MappingError, outbound::OutboundMapping},
+    secret::Secret,
     sync::{Options, dingtalk_source::DingTalkSource, outbound::OutboundOptions},
 };
 
@@ -148,7 +148,7 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
 pub fn client_config(
     spec: &DingTalkBindingSpec,
     app_key: &str,
-    app_secret: &Sensitive,
+    app_secret: &Secret,
 ) -> ClientConfig {
     let mut c = ClientConfig::new(&spec.corp_id, app_key, Secret::new(app_secret.expose()));
     if let Some(e) = &spec.endpoints {

@@ -21,7 +21,7 @@ pub use probe::DingTalkProbe;
 
 use super::{IncrementalView, SyncOutcome, SyncRequest, SyncRunError, SyncRunner};
 use crate::{
-    api::{binding::EventDelivery, target::Direction},
+    api::{Reason, binding::EventDelivery, target::Direction},
     controller::metrics::{CorpLabels, Metrics},
     directory::DirectoryError,
     resolve::{self, Access, Opened, Resolved, TargetKey},
@@ -136,7 +136,7 @@ impl SyncRunner for Engine {
         self.feeds.prune();
         let pipeline = match self.feeds.pipeline(t) {
             Ok(p) => p,
-            Err(why) => return Some(view(false, "NoEvents", why)),
+            Err(why) => return Some(view(false, Reason::NoEvents, why)),
         };
         if let Some(m) = &self.metrics {
             let labels = CorpLabels {
@@ -162,13 +162,15 @@ impl SyncRunner for Engine {
                 Ok(Opened::Outbound(_)) => unreachable!("Outbound targets poll instead"),
                 Err(e) => {
                     let e = SyncRunError::from(e);
-                    return Some(view(false, "DirectoryUnavailable", e.to_string()));
+                    return Some(view(false, Reason::DirectoryUnavailable, e.to_string()));
                 }
             }
         }
         self.feeds.track(t, fingerprint);
         let st = pipeline.status(&name)?;
-        Some(view(st.active, st.reason, st.message))
+        // The pipeline's reasons are condition reasons by name (a test holds them to it).
+        let reason = Reason::from_name(st.reason).unwrap_or(Reason::ApplyFailed);
+        Some(view(st.active, reason, st.message))
     }
 
     fn full_sync_wanted(&self, target: &TargetKey) -> bool {
@@ -176,10 +178,10 @@ impl SyncRunner for Engine {
     }
 }
 
-fn view(active: bool, reason: &str, message: String) -> IncrementalView {
+fn view(active: bool, reason: Reason, message: String) -> IncrementalView {
     IncrementalView {
         active,
-        reason: reason.into(),
+        reason,
         message,
     }
 }
@@ -215,20 +217,26 @@ impl Engine {
     async fn poll_outbound(&self, t: &Resolved, baseline: bool) -> IncrementalView {
         let (true, Some(mark)) = (baseline, self.marks.get(t)) else {
             let why = "polling starts after a complete full sync at the current spec";
-            return view(false, "NoBaseline", why.into());
+            return view(false, Reason::NoBaseline, why.into());
         };
         let dir = match resolve::open_directory(t, Access::ReadOnly).await {
             Ok(d) => d,
-            Err(e) => return view(false, "ApplyFailed", SyncRunError::from(e).to_string()),
+            Err(e) => {
+                return view(
+                    false,
+                    Reason::ApplyFailed,
+                    SyncRunError::from(e).to_string(),
+                );
+            }
         };
         let every = poll_interval(t);
         match outbound::poll(dir.as_ref(), &mark).await {
             Ok(false) => {
                 let msg = format!("polling the directory every {}s; nothing changed", every);
-                view(true, "Active", msg)
+                view(true, Reason::Active, msg)
             }
             Ok(true) => self.push_changes(t, every).await,
-            Err(e) => view(false, "ApplyFailed", e.to_string()),
+            Err(e) => view(false, Reason::ApplyFailed, e.to_string()),
         }
     }
 
@@ -242,7 +250,13 @@ impl Engine {
         let opened = match resolve::open(t, Access::ReadOnly).await {
             Ok(Opened::Outbound(o)) => o,
             Ok(Opened::Inbound(_)) => unreachable!("only Outbound targets poll"),
-            Err(e) => return view(false, "ApplyFailed", SyncRunError::from(e).to_string()),
+            Err(e) => {
+                return view(
+                    false,
+                    Reason::ApplyFailed,
+                    SyncRunError::from(e).to_string(),
+                );
+            }
         };
         match self.run_outbound(t, opened, &req).await {
             Ok(out) => {
@@ -252,9 +266,9 @@ impl Engine {
                      updated, {} moved, {} removed, {} failed",
                     s.created, s.updated, s.moved, s.deleted, s.failed
                 );
-                view(true, "Active", msg)
+                view(true, Reason::Active, msg)
             }
-            Err(e) => view(false, "ApplyFailed", e.to_string()),
+            Err(e) => view(false, Reason::ApplyFailed, e.to_string()),
         }
     }
 }
@@ -268,4 +282,29 @@ fn poll_interval(t: &Resolved) -> u64 {
         .map(Duration::from)
         .unwrap_or(OUTBOUND_POLL)
         .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The event pipeline names its state with plain strings; each must be a condition reason,
+    /// or `IncrementalActive` would show the fallback instead.
+    #[test]
+    fn the_pipelines_reasons_are_condition_reasons() {
+        let source = include_str!("../../sync/events.rs");
+        let names: Vec<&str> = source
+            .split("reason")
+            .skip(1)
+            .filter_map(|rest| {
+                let rest = rest.trim_start_matches([' ', ':', '=']);
+                let rest = rest.strip_prefix('"')?;
+                rest.split('"').next()
+            })
+            .collect();
+        assert!(names.len() >= 4, "{names:?}");
+        for name in names {
+            assert!(Reason::from_name(name).is_some(), "{name} is not a Reason");
+        }
+    }
 }

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 
 use crate::{
     api::{DingTalkBindingSpec, binding::Permissions},
-    controller::{CredentialChecker, CredentialError, Sensitive},
+    controller::{CredentialChecker, CredentialError},
     dingtalk::{DingTalkClient, DingTalkError},
     resolve::client_config,
+    secret::Secret,
 };
 
 /// Confirms credentials by obtaining a token and probes the address-book read permission
@@ -21,7 +22,7 @@ impl CredentialChecker for DingTalkProbe {
         &self,
         spec: &DingTalkBindingSpec,
         app_key: &str,
-        app_secret: &Sensitive,
+        app_secret: &Secret,
     ) -> Result<Permissions, CredentialError> {
         let client = DingTalkClient::shared(client_config(spec, app_key, app_secret));
         match client.token().await {
