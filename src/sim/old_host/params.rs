@@ -1,10 +1,10 @@
-//! Request parameters of the legacy oapi, read the way DingTalk reads them: query string plus a
+//! Request parameters of the old host, read the way DingTalk reads them: query string plus a
 //! JSON **or** form-urlencoded body, every scalar possibly a string (`"dept_id":"1"`,
 //! `"hide_mobile":"true"`), lists as JSON arrays, JSON text or comma strings.
 
 use serde_json::{Map, Value};
 
-use super::state::{ApiError, api_err};
+use crate::sim::error::{ApiError, api_err};
 
 /// Merged parameters (body wins over query).
 #[derive(Debug, Default)]
