@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::error::{SimError, api_err};
+use super::org::App;
 use super::shared::Shared;
+use super::state::AddressBook;
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -57,6 +59,19 @@ fn page(title: &str, body: &str) -> Response {
     .into_response()
 }
 
+fn error_page(message: &str) -> Response {
+    page("钉钉登录", &format!("<p id=\"error\">{message}</p>"))
+}
+
+/// An app with registered redirect URIs only sends codes to URLs under one of them.
+fn redirect_allowed(app: &App, redirect_uri: &str) -> bool {
+    app.redirect_uris.is_empty()
+        || app
+            .redirect_uris
+            .iter()
+            .any(|u| redirect_uri.starts_with(u))
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -98,59 +113,15 @@ fn qr_svg(seed: &str) -> String {
 async fn login_page(AxState(sh): AxState<Arc<Shared>>, Query(q): Query<AuthQuery>) -> Response {
     let st = sh.lock();
     let Some(app) = st.org().app(&q.client_id) else {
-        return page(
-            "钉钉登录",
-            "<p id=\"error\">应用不存在 (client_id 无效)</p>",
-        );
+        return error_page("应用不存在 (client_id 无效)");
     };
     if q.response_type != "code" || q.redirect_uri.is_empty() {
-        return page(
-            "钉钉登录",
-            "<p id=\"error\">参数错误: response_type 必须为 code，redirect_uri 不能为空</p>",
-        );
+        return error_page("参数错误: response_type 必须为 code，redirect_uri 不能为空");
     }
-    if !app.redirect_uris.is_empty()
-        && !app
-            .redirect_uris
-            .iter()
-            .any(|u| q.redirect_uri.starts_with(u))
-    {
-        return page(
-            "钉钉登录",
-            "<p id=\"error\">redirect_uri 与应用配置不一致</p>",
-        );
+    if !redirect_allowed(app, &q.redirect_uri) {
+        return error_page("redirect_uri 与应用配置不一致");
     }
-    let mut options = String::new();
-    for p in st
-        .org()
-        .people
-        .iter()
-        .filter(|p| st.org().person_in_scope(app, p) || app.scope.is_whole_org())
-    {
-        let dept = p
-            .departments
-            .first()
-            .and_then(|d| st.org().department(*d))
-            .map(|d| d.name.clone())
-            .unwrap_or_default();
-        options.push_str(&format!(
-            "<option value=\"{}\">{} ({}, {})</option>",
-            esc(&p.userid),
-            esc(&p.name),
-            esc(&dept),
-            esc(&p.userid)
-        ));
-    }
-    // Former employees still have DingTalk accounts: they can scan, and must be refused by
-    // whoever relies on the enterprise's address book.
-    for d in st.book.departed.values() {
-        options.push_str(&format!(
-            "<option value=\"{}\">{} (外部用户 outside the enterprise, {})</option>",
-            esc(&d.person.userid),
-            esc(&d.person.name),
-            esc(&d.person.userid)
-        ));
-    }
+    let options = account_options(&st.book, app);
     let hidden =
         |k: &str, v: &str| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(v));
     let body = format!(
@@ -167,6 +138,42 @@ async fn login_page(AxState(sh): AxState<Arc<Shared>>, Query(q): Query<AuthQuery
         h4 = hidden("scope", &q.scope),
     );
     page("钉钉登录", &body)
+}
+
+/// The "scan as" choices: the people the app sees, then former employees.
+fn account_options(book: &AddressBook, app: &App) -> String {
+    let mut options = String::new();
+    for p in book
+        .org
+        .people
+        .iter()
+        .filter(|p| book.org.person_in_scope(app, p) || app.scope.is_whole_org())
+    {
+        let dept = p
+            .departments
+            .first()
+            .and_then(|d| book.org.department(*d))
+            .map(|d| d.name.clone())
+            .unwrap_or_default();
+        options.push_str(&format!(
+            "<option value=\"{}\">{} ({}, {})</option>",
+            esc(&p.userid),
+            esc(&p.name),
+            esc(&dept),
+            esc(&p.userid)
+        ));
+    }
+    // Former employees still have DingTalk accounts: they can scan, and must be refused by
+    // whoever relies on the enterprise's address book.
+    for d in book.departed.values() {
+        options.push_str(&format!(
+            "<option value=\"{}\">{} (外部用户 outside the enterprise, {})</option>",
+            esc(&d.person.userid),
+            esc(&d.person.name),
+            esc(&d.person.userid)
+        ));
+    }
+    options
 }
 
 #[derive(Deserialize)]
@@ -186,7 +193,7 @@ struct ScanForm {
 /// The "scan as" form: redirects to `redirect_uri?authCode=..&state=..` (or `?error=..&state=..`).
 async fn scan(AxState(sh): AxState<Arc<Shared>>, Form(f): Form<ScanForm>) -> Response {
     let Ok(mut url) = url::Url::parse(&f.redirect_uri) else {
-        return page("钉钉登录", "<p id=\"error\">redirect_uri 不合法</p>");
+        return error_page("redirect_uri 不合法");
     };
     if f.action == "deny" {
         url.query_pairs_mut()
@@ -197,16 +204,9 @@ async fn scan(AxState(sh): AxState<Arc<Shared>>, Form(f): Form<ScanForm>) -> Res
     {
         let st = sh.lock();
         if let Some(app) = st.org().app(&f.client_id)
-            && !app.redirect_uris.is_empty()
-            && !app
-                .redirect_uris
-                .iter()
-                .any(|u| f.redirect_uri.starts_with(u))
+            && !redirect_allowed(app, &f.redirect_uri)
         {
-            return page(
-                "钉钉登录",
-                "<p id=\"error\">redirect_uri 与应用配置不一致</p>",
-            );
+            return error_page("redirect_uri 与应用配置不一致");
         }
     }
     let with_corpid = f.scope.split([' ', '+']).any(|s| s == "corpid");
@@ -217,9 +217,6 @@ async fn scan(AxState(sh): AxState<Arc<Shared>>, Form(f): Form<ScanForm>) -> Res
                 .append_pair("state", &f.state);
             Redirect::to(url.as_str()).into_response()
         }
-        Err(e) => page(
-            "钉钉登录",
-            &format!("<p id=\"error\">{}</p>", esc(&e.to_string())),
-        ),
+        Err(e) => error_page(&esc(&e.to_string())),
     }
 }
