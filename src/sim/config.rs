@@ -1,6 +1,12 @@
-//! The simulator's tunables.
+//! The simulator's tunables and default credentials.
 
 use std::time::Duration;
+
+/// Default app credentials (also `dingsync sim`'s defaults).
+pub const DEFAULT_CORP_ID: &str = "dingsimcorp0000000001";
+pub const DEFAULT_APP_KEY: &str = "dingsimappkey0000001";
+pub const DEFAULT_APP_SECRET: &str =
+    "sim-app-secret-0000000000000000000000000000000000000000000001";
 
 /// Tunables. `Default` is DingTalk's documented behaviour; tests shorten the timers.
 #[derive(Clone, Debug)]

@@ -28,10 +28,10 @@ impl Default for GenSpec {
             people: 50,
             departments: 10,
             seed: 1,
-            corp_id: super::DEFAULT_CORP_ID.into(),
+            corp_id: super::config::DEFAULT_CORP_ID.into(),
             org_name: "示例科技有限公司".into(),
-            app_key: super::DEFAULT_APP_KEY.into(),
-            app_secret: super::DEFAULT_APP_SECRET.into(),
+            app_key: super::config::DEFAULT_APP_KEY.into(),
+            app_secret: super::config::DEFAULT_APP_SECRET.into(),
         }
     }
 }

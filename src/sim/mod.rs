@@ -84,7 +84,7 @@ use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 
-pub use config::SimConfig;
+pub use config::{DEFAULT_APP_KEY, DEFAULT_APP_SECRET, DEFAULT_CORP_ID, SimConfig};
 pub use error::{ApiError, SimError};
 pub use org::{App, Department, Org, Person, Scope};
 pub use shared::Shared;
@@ -142,12 +142,6 @@ impl Simulator {
         })
     }
 }
-
-/// Default app credentials (also `dingsync sim`'s defaults).
-pub const DEFAULT_CORP_ID: &str = "dingsimcorp0000000001";
-pub const DEFAULT_APP_KEY: &str = "dingsimappkey0000001";
-pub const DEFAULT_APP_SECRET: &str =
-    "sim-app-secret-0000000000000000000000000000000000000000000001";
 
 fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()

@@ -200,3 +200,74 @@ impl State {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::org::ROOT_DEPT;
+
+    fn state() -> State {
+        State::new(Org::empty("corp", "Corp"), None, 15, 0)
+    }
+
+    fn hire(st: &mut State, userid: &str, admin: bool) -> Result<Person, ApiError> {
+        st.create_user(
+            UserWrite {
+                userid: Some(userid.into()),
+                name: Some("张伟".into()),
+                departments: Some(vec![ROOT_DEPT]),
+                admin: Some(admin),
+                ..Default::default()
+            },
+            false,
+        )
+    }
+
+    fn logged(st: &State) -> Vec<String> {
+        let log = st.delivery.event_log.iter();
+        log.map(|e| e.event_type.clone()).collect()
+    }
+
+    #[test]
+    fn writes_announce_their_changes_and_refusals_announce_nothing() {
+        let mut st = state();
+        hire(&mut st, "u1", true).unwrap();
+        assert_eq!(logged(&st), ["user_add_org", "org_admin_add"]);
+        assert_eq!(hire(&mut st, "u1", false).unwrap_err().errcode, 60102);
+        let edit = UserWrite {
+            title: Some("工程师".into()),
+            admin: Some(false),
+            ..Default::default()
+        };
+        st.update_user("u1", edit, false).unwrap();
+        st.delete_user("u1").unwrap();
+        st.rehire("u1", None).unwrap();
+        assert_eq!(
+            logged(&st)[2..],
+            [
+                "user_modify_org",
+                "org_admin_remove",
+                "user_leave_org",
+                "user_add_org"
+            ]
+        );
+        assert_eq!(st.counters.events_emitted, 6);
+        let modify = &st.delivery.event_log[2];
+        assert_eq!(modify.diff.as_ref().unwrap()["curr"]["name"], "张伟");
+    }
+
+    #[test]
+    fn tokens_are_counted_once_per_mint_and_die_with_invalidation() {
+        let mut st = state();
+        let (a, ttl) = st.issue_app_token("app", 7_200_000);
+        let (b, _) = st.issue_app_token("app", 7_200_000);
+        assert_eq!((a.as_str(), ttl), (b.as_str(), 7200));
+        assert_eq!(st.counters.tokens_issued, 1);
+        assert!(matches!(st.check_token(&a), TokenCheck::Valid(_)));
+        assert_eq!(st.invalidate_tokens(Some("app")), 1);
+        assert!(matches!(st.check_token(&a), TokenCheck::Invalid));
+        let (c, _) = st.issue_app_token("app", 1);
+        st.clock_offset_ms += 10;
+        assert!(matches!(st.check_token(&c), TokenCheck::Expired));
+    }
+}
