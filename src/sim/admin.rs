@@ -13,10 +13,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Shared;
-use super::state::{
-    ApiError, CallbackStyle, Counters, DeptWrite, EventFaults, FaultRule, UserWrite,
-};
+use super::login_page::mint_auth_code;
+use super::shared::Shared;
+use super::state::delivery::CallbackStyle;
+use super::state::{ApiError, Counters, DeptWrite, EventFaults, FaultRule, UserWrite};
+use super::webhook;
 
 type S = AxState<Arc<Shared>>;
 
@@ -70,18 +71,11 @@ fn done<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
 }
 
 async fn org(AxState(sh): S) -> Response {
-    Json(sh.lock().org.clone()).into_response()
-}
-
-pub fn counters_of(sh: &Shared) -> Counters {
-    let st = sh.lock();
-    let mut c = st.counters.clone();
-    c.stream_connections_active = st.conns.len() as u64;
-    c
+    Json(sh.lock().org().clone()).into_response()
 }
 
 async fn counters(AxState(sh): S) -> Response {
-    Json(counters_of(&sh)).into_response()
+    Json(sh.lock().counters_now()).into_response()
 }
 
 async fn reset_counters(AxState(sh): S) -> Response {
@@ -90,7 +84,15 @@ async fn reset_counters(AxState(sh): S) -> Response {
 }
 
 async fn events(AxState(sh): S) -> Response {
-    Json(sh.lock().event_log.iter().cloned().collect::<Vec<_>>()).into_response()
+    Json(
+        sh.lock()
+            .delivery
+            .event_log
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
 }
 
 async fn hire(AxState(sh): S, Json(w): Json<UserWrite>) -> Response {
@@ -98,7 +100,7 @@ async fn hire(AxState(sh): S, Json(w): Json<UserWrite>) -> Response {
 }
 
 async fn get_user(AxState(sh): S, Path(userid): Path<String>) -> Response {
-    match sh.lock().org.person(&userid) {
+    match sh.lock().org().person(&userid) {
         Some(p) => Json(p.clone()).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -148,16 +150,16 @@ async fn delete_dept(AxState(sh): S, Path(id): Path<i64>) -> Response {
 }
 
 async fn list_faults(AxState(sh): S) -> Response {
-    Json(sh.lock().faults.clone()).into_response()
+    Json(sh.lock().faults.rules.clone()).into_response()
 }
 
 async fn add_fault(AxState(sh): S, Json(rule): Json<FaultRule>) -> Response {
-    sh.lock().faults.push(rule);
+    sh.lock().faults.rules.push(rule);
     Json(json!({"ok": true})).into_response()
 }
 
 async fn clear_faults(AxState(sh): S) -> Response {
-    sh.lock().faults.clear();
+    sh.lock().faults.rules.clear();
     Json(json!({"ok": true})).into_response()
 }
 
@@ -167,7 +169,7 @@ struct Ms {
 }
 
 async fn set_latency(AxState(sh): S, Json(b): Json<Ms>) -> Response {
-    sh.lock().latency_ms = b.ms;
+    sh.lock().faults.latency_ms = b.ms;
     Json(json!({"ok": true})).into_response()
 }
 
@@ -177,7 +179,7 @@ struct Qps {
 }
 
 async fn set_qps(AxState(sh): S, Json(b): Json<Qps>) -> Response {
-    sh.lock().qps_limit = b.limit;
+    sh.lock().faults.qps_limit = b.limit;
     Json(json!({"ok": true, "limit": b.limit})).into_response()
 }
 
@@ -211,12 +213,7 @@ async fn advance_clock(AxState(sh): S, Json(b): Json<Advance>) -> Response {
 }
 
 async fn set_event_faults(AxState(sh): S, Json(f): Json<EventFaults>) -> Response {
-    sh.mutate(|s| {
-        if f.reorder == 0 {
-            s.flush_held();
-        }
-        s.event_faults = f;
-    });
+    sh.mutate(|s| s.delivery.set_event_faults(f));
     Json(json!({"ok": true})).into_response()
 }
 
@@ -225,12 +222,15 @@ async fn disconnect(AxState(sh): S, body: Option<Json<AppSel>>) -> Response {
         app_key: None,
         graceful: true,
     });
-    let n = super::stream::disconnect(&sh, sel.app_key.as_deref(), sel.graceful);
+    let n = sh
+        .lock()
+        .delivery
+        .disconnect(sel.app_key.as_deref(), sel.graceful);
     Json(json!({"disconnected": n})).into_response()
 }
 
 async fn connections(AxState(sh): S) -> Response {
-    Json(super::stream::connections(&sh)).into_response()
+    Json(sh.lock().delivery.connections()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -242,7 +242,7 @@ struct CodeReq {
 }
 
 async fn oauth_code(AxState(sh): S, Json(b): Json<CodeReq>) -> Response {
-    match super::openapi::mint_auth_code(&sh, &b.app_key, &b.userid, b.corpid) {
+    match mint_auth_code(&sh, &b.app_key, &b.userid, b.corpid) {
         Ok(code) => Json(json!({"authCode": code})).into_response(),
         Err(e) => (
             StatusCode::BAD_REQUEST,
@@ -264,14 +264,14 @@ async fn subscribe(
     Path(app_key): Path<String>,
     Json(b): Json<Subscribe>,
 ) -> Response {
-    if sh.lock().org.app(&app_key).is_none() {
+    if sh.lock().org().app(&app_key).is_none() {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({"errmsg": format!("no such app: {app_key}")})),
         )
             .into_response();
     }
-    let r = super::webhook::register(
+    let r = webhook::register(
         &sh,
         &app_key,
         CallbackStyle::Console,
@@ -287,6 +287,7 @@ async fn subscribe(
 async fn failed(AxState(sh): S) -> Response {
     let st = sh.lock();
     let out: serde_json::Map<String, Value> = st
+        .delivery
         .callbacks
         .iter()
         .map(|(k, c)| (k.clone(), Value::Array(c.failed.iter().cloned().collect())))

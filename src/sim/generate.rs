@@ -28,10 +28,10 @@ impl Default for GenSpec {
             people: 50,
             departments: 10,
             seed: 1,
-            corp_id: super::DEFAULT_CORP_ID.into(),
+            corp_id: super::config::DEFAULT_CORP_ID.into(),
             org_name: "示例科技有限公司".into(),
-            app_key: super::DEFAULT_APP_KEY.into(),
-            app_secret: super::DEFAULT_APP_SECRET.into(),
+            app_key: super::config::DEFAULT_APP_KEY.into(),
+            app_secret: super::config::DEFAULT_APP_SECRET.into(),
         }
     }
 }
@@ -166,91 +166,140 @@ fn pinyin_of(name: &str) -> String {
 
 /// Builds the org. Same spec, same org (within one build of the `rand` crate).
 pub fn generate(spec: &GenSpec) -> Org {
-    let mut rng = StdRng::seed_from_u64(spec.seed);
-    let mut org = Org::empty(spec.corp_id.clone(), spec.org_name.clone());
-    let mut names: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
-    let mut next_id: i64 = 100_000_000 + rng.random_range(0..1000) as i64;
-    let mut add_dept =
-        |org: &mut Org, rng: &mut StdRng, parent: i64, base: &str, order: i64| -> i64 {
-            let taken = names.entry(parent).or_default();
-            let mut name = base.to_owned();
-            let mut n = 2;
-            while taken.contains(&name) {
-                name = format!("{base}{n}");
-                n += 1;
-            }
-            taken.insert(name.clone());
-            next_id += rng.random_range(1..50) as i64;
-            let mut d = Department::new(next_id, name, Some(parent));
-            d.order = order;
-            d.create_dept_group = rng.random_bool(0.3);
-            d.auto_add_user = d.create_dept_group;
-            org.departments.push(d);
-            next_id
-        };
-    // A deep chain first (depth up to 7), then a wide spread.
-    let chain = spec.departments.min(6);
-    let mut parent = ROOT_DEPT;
-    for i in 0..chain {
-        let base = if i == 0 {
-            TOP_DEPTS[0]
-        } else {
-            SUB_DEPTS[i % SUB_DEPTS.len()]
-        };
-        parent = add_dept(&mut org, &mut rng, parent, base, i as i64);
-    }
-    for i in chain..spec.departments {
-        let top_level = rng.random_bool(0.25) || org.departments.len() < 3;
-        let (parent, base) = if top_level {
-            (ROOT_DEPT, pick(&mut rng, TOP_DEPTS))
-        } else {
-            let candidates: Vec<i64> = org
-                .departments
-                .iter()
-                .filter(|d| d.id != ROOT_DEPT && org.depth(d.id) < 10)
-                .map(|d| d.id)
-                .collect();
-            (
-                candidates[rng.random_range(0..candidates.len())],
-                pick(&mut rng, SUB_DEPTS),
-            )
-        };
-        add_dept(&mut org, &mut rng, parent, base, i as i64);
-    }
-    let dept_ids: Vec<i64> = org
+    let mut g = Generator {
+        rng: StdRng::seed_from_u64(spec.seed),
+        org: Org::empty(spec.corp_id.clone(), spec.org_name.clone()),
+        names: BTreeMap::new(),
+        next_id: 0,
+    };
+    g.next_id = 100_000_000 + g.rng.random_range(0..1000) as i64;
+    g.departments(spec.departments);
+    let dept_ids: Vec<i64> = g
+        .org
         .departments
         .iter()
         .filter(|d| d.id != ROOT_DEPT)
         .map(|d| d.id)
         .collect();
-    let mut userids = BTreeSet::new();
-    let mut mobiles = BTreeSet::new();
-    let base_ms: i64 = 1_600_000_000_000;
-    for i in 0..spec.people {
-        let name = match i {
-            0..=2 => "张伟".to_owned(),
-            3 | 4 => "王芳".to_owned(),
-            _ => format!("{}{}", surname(&mut rng), pick(&mut rng, GIVEN)),
-        };
-        let userid = loop {
-            let u = format!("0{:015}", rng.random_range(10u64.pow(13)..10u64.pow(15)));
-            if userids.insert(u.clone()) {
-                break u;
-            }
-        };
-        let exclusive = i % 37 == 36;
-        let mobile = (!exclusive).then(|| {
-            loop {
-                let m = format!(
-                    "1{}{:09}",
-                    pick(&mut rng, &["3", "5", "7", "8", "9"]),
-                    rng.random_range(0..1_000_000_000u64)
+    g.people(spec, &dept_ids);
+    g.appoint_heads(&dept_ids);
+    g.org
+        .apps
+        .push(App::new(spec.app_key.clone(), spec.app_secret.clone()));
+    g.org
+}
+
+/// The org under construction and the one random stream every step draws from, in a fixed
+/// order (so a seed always gives the same org).
+struct Generator {
+    rng: StdRng,
+    org: Org,
+    /// Department names taken under each parent.
+    names: BTreeMap<i64, BTreeSet<String>>,
+    next_id: i64,
+}
+
+impl Generator {
+    /// A deep chain first (depth up to 7), then a wide spread.
+    fn departments(&mut self, count: usize) {
+        let chain = count.min(6);
+        let mut parent = ROOT_DEPT;
+        for i in 0..chain {
+            let base = if i == 0 {
+                TOP_DEPTS[0]
+            } else {
+                SUB_DEPTS[i % SUB_DEPTS.len()]
+            };
+            parent = self.add_dept(parent, base, i as i64);
+        }
+        for i in chain..count {
+            let top_level = self.rng.random_bool(0.25) || self.org.departments.len() < 3;
+            let (parent, base) = if top_level {
+                (ROOT_DEPT, pick(&mut self.rng, TOP_DEPTS))
+            } else {
+                let org = &self.org;
+                let candidates: Vec<i64> = org
+                    .departments
+                    .iter()
+                    .filter(|d| d.id != ROOT_DEPT && org.depth(d.id) < 10)
+                    .map(|d| d.id)
+                    .collect();
+                (
+                    candidates[self.rng.random_range(0..candidates.len())],
+                    pick(&mut self.rng, SUB_DEPTS),
+                )
+            };
+            self.add_dept(parent, base, i as i64);
+        }
+    }
+
+    /// A department named `base` (numbered when the parent has one already); returns its id.
+    fn add_dept(&mut self, parent: i64, base: &str, order: i64) -> i64 {
+        let taken = self.names.entry(parent).or_default();
+        let mut name = base.to_owned();
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}{n}");
+            n += 1;
+        }
+        taken.insert(name.clone());
+        self.next_id += self.rng.random_range(1..50) as i64;
+        let mut d = Department::new(self.next_id, name, Some(parent));
+        d.order = order;
+        d.create_dept_group = self.rng.random_bool(0.3);
+        d.auto_add_user = d.create_dept_group;
+        self.org.departments.push(d);
+        self.next_id
+    }
+
+    fn people(&mut self, spec: &GenSpec, dept_ids: &[i64]) {
+        let mut userids = BTreeSet::new();
+        let mut mobiles = BTreeSet::new();
+        for i in 0..spec.people {
+            let name = match i {
+                0..=2 => "张伟".to_owned(),
+                3 | 4 => "王芳".to_owned(),
+                _ => format!("{}{}", surname(&mut self.rng), pick(&mut self.rng, GIVEN)),
+            };
+            let userid = loop {
+                let u = format!(
+                    "0{:015}",
+                    self.rng.random_range(10u64.pow(13)..10u64.pow(15))
                 );
-                if mobiles.insert(m.clone()) {
-                    break m;
+                if userids.insert(u.clone()) {
+                    break u;
                 }
-            }
-        });
+            };
+            let exclusive = i % 37 == 36;
+            let mobile = (!exclusive).then(|| {
+                loop {
+                    let m = format!(
+                        "1{}{:09}",
+                        pick(&mut self.rng, &["3", "5", "7", "8", "9"]),
+                        self.rng.random_range(0..1_000_000_000u64)
+                    );
+                    if mobiles.insert(m.clone()) {
+                        break m;
+                    }
+                }
+            });
+            let p = self.person(spec, i, name, userid, mobile, dept_ids);
+            self.org.people.push(p);
+        }
+    }
+
+    /// The `i`-th person, around the name, userid and mobile already drawn.
+    fn person(
+        &mut self,
+        spec: &GenSpec,
+        i: usize,
+        name: String,
+        userid: String,
+        mobile: Option<String>,
+        dept_ids: &[i64],
+    ) -> Person {
+        let rng = &mut self.rng;
+        let exclusive = mobile.is_none();
         let email = rng
             .random_bool(0.75)
             .then(|| format!("{}{}@example.com", pinyin_of(&name), i));
@@ -265,11 +314,11 @@ pub fn generate(spec: &GenSpec) -> Org {
                 departments.push(second);
             }
         }
-        let title = pick(&mut rng, TITLES);
-        let created = base_ms + (i as i64) * 3_600_000;
-        let p = Person {
+        let title = pick(rng, TITLES);
+        let created = BASE_MS + (i as i64) * 3_600_000;
+        Person {
             unionid: derive_unionid(&spec.corp_id, &userid),
-            userid: userid.clone(),
+            userid,
             name,
             mobile,
             state_code: "86".into(),
@@ -278,10 +327,10 @@ pub fn generate(spec: &GenSpec) -> Org {
             job_number: Some(format!("E{:05}", i + 1)),
             work_place: rng
                 .random_bool(0.3)
-                .then(|| pick(&mut rng, &["上海", "北京", "杭州", "深圳"]).to_owned()),
+                .then(|| pick(rng, &["上海", "北京", "杭州", "深圳"]).to_owned()),
             hired_date: rng
                 .random_bool(0.8)
-                .then(|| base_ms - rng.random_range(0..3_000_000_000_000i64) / 10),
+                .then(|| BASE_MS - rng.random_range(0..3_000_000_000_000i64) / 10),
             departments,
             active: rng.random_bool(0.92),
             admin: i == 0,
@@ -292,39 +341,42 @@ pub fn generate(spec: &GenSpec) -> Org {
             created_ms: created,
             modified_ms: created,
             ..Person::default()
-        };
-        org.people.push(p);
-    }
-    // Department heads: the first member of most departments; managers point at them.
-    let mut heads: BTreeMap<i64, String> = BTreeMap::new();
-    for d in &dept_ids {
-        if let Some(first) = org.people.iter().find(|p| p.departments.first() == Some(d))
-            && rng.random_bool(0.7)
-        {
-            heads.insert(*d, first.userid.clone());
         }
     }
-    for p in &mut org.people {
-        for d in &p.departments {
-            if heads.get(d) == Some(&p.userid) {
-                p.leader_in.push(*d);
+
+    /// Department heads: the first member of most departments; managers point at them.
+    fn appoint_heads(&mut self, dept_ids: &[i64]) {
+        let org = &mut self.org;
+        let mut heads: BTreeMap<i64, String> = BTreeMap::new();
+        for d in dept_ids {
+            if let Some(first) = org.people.iter().find(|p| p.departments.first() == Some(d))
+                && self.rng.random_bool(0.7)
+            {
+                heads.insert(*d, first.userid.clone());
             }
         }
-        if let Some(h) = p.departments.first().and_then(|d| heads.get(d))
-            && h != &p.userid
-        {
-            p.manager_userid = Some(h.clone());
+        for p in &mut org.people {
+            for d in &p.departments {
+                if heads.get(d) == Some(&p.userid) {
+                    p.leader_in.push(*d);
+                }
+            }
+            if let Some(h) = p.departments.first().and_then(|d| heads.get(d))
+                && h != &p.userid
+            {
+                p.manager_userid = Some(h.clone());
+            }
+        }
+        for d in &mut org.departments {
+            if let Some(h) = heads.get(&d.id) {
+                d.manager_userids.push(h.clone());
+            }
         }
     }
-    for d in &mut org.departments {
-        if let Some(h) = heads.get(&d.id) {
-            d.manager_userids.push(h.clone());
-        }
-    }
-    org.apps
-        .push(App::new(spec.app_key.clone(), spec.app_secret.clone()));
-    org
 }
+
+/// People were created an hour apart from this instant on (September 2020).
+const BASE_MS: i64 = 1_600_000_000_000;
 
 #[cfg(test)]
 mod tests {

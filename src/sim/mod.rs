@@ -6,14 +6,20 @@
 //!
 //! # Served paths
 //!
-//! * oapi: `GET /gettoken`, `POST /topapi/v2/department/{listsub,listsubid,get,create,update,delete,listparentbydept,listparentbyuser}`,
+//! * Old host (`oapi.dingtalk.com`, [`old_host`]): `GET /gettoken`, `POST /topapi/v2/department/{listsub,listsubid,get,create,update,delete,listparentbydept,listparentbyuser}`,
 //!   `/topapi/v2/user/{list,get,getbymobile,create,update,delete,getuserinfo}`, `/topapi/user/{listid,listsimple,getbyunionid,count}`,
 //!   `/auth/scopes`, `/call_back/{register_call_back,update_call_back,get_call_back,delete_call_back,get_call_back_failed_result}`.
 //!   Unknown `/topapi/...` → errcode 22; other unknown paths → errcode 404.
-//! * `/v1.0`: `POST /v1.0/oauth2/accessToken`, `POST /v1.0/oauth2/userAccessToken`,
+//! * New host (`api.dingtalk.com`, [`new_host`]): `POST /v1.0/oauth2/accessToken`, `POST /v1.0/oauth2/userAccessToken`,
 //!   `GET /v1.0/contact/users/me`, `POST /v1.0/gateway/connections/open`.
-//! * Login page: `GET /oauth2/auth` (QR code + a "scan as" form for tests), `POST /oauth2/auth/scan`.
-//! * Stream: `GET /connect?ticket=...` (WebSocket).
+//! * Login page ([`login_page`]): `GET /oauth2/auth` (QR code + a "scan as" form for tests), `POST /oauth2/auth/scan`.
+//! * Stream ([`stream`]): `GET /connect?ticket=...` (WebSocket).
+//!
+//! # Layout
+//!
+//! Requests flow one way: the hosts, the Stream gateway, the callback pump and the admin API
+//! lock [`Shared`] and work on the parts of [`State`] (address book, auth, faults and quota,
+//! event delivery). Both hosts pass [`gate`] first and answer in their own `envelope`.
 //!
 //! # Admin API (reserved prefix `/__sim/`, JSON in and out)
 //!
@@ -56,144 +62,33 @@
 //! ```
 
 pub mod admin;
+pub mod config;
+pub mod error;
+pub mod gate;
 pub mod generate;
-pub mod oapi;
-pub mod openapi;
+pub mod login_page;
+pub mod new_host;
+pub mod old_host;
 pub mod org;
-pub mod params;
+pub mod shared;
 pub mod state;
 pub mod stream;
 pub mod webhook;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 
+pub use config::{DEFAULT_APP_KEY, DEFAULT_APP_SECRET, DEFAULT_CORP_ID, SimConfig};
+pub use error::{ApiError, SimError};
 pub use org::{App, Department, Org, Person, Scope};
-pub use state::{
-    ApiError, Counters, DeptWrite, Event, EventFaults, FaultKind, FaultRule, UserWrite,
-};
-
-/// Tunables. `Default` is DingTalk's documented behaviour; tests shorten the timers.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Per-app per-API requests per second; `None` = no limit. DingTalk: 20.
-    pub qps_limit: Option<u32>,
-    pub token_ttl: Duration,
-    /// Stream tickets: single use, 90 s.
-    pub ticket_ttl: Duration,
-    /// Interval of SYSTEM `ping` frames on Stream connections.
-    pub stream_ping_interval: Duration,
-    /// An EVENT not acked within this time is delivered again.
-    pub stream_ack_timeout: Duration,
-    /// Delay before redelivering an EVENT acked with LATER or a non-200 code.
-    pub stream_retry_delay: Duration,
-    /// After a SYSTEM `disconnect`, the connection is closed this much later.
-    pub stream_disconnect_grace: Duration,
-    /// Undelivered events of a disconnected app are dropped after this long
-    /// (UNCONFIRMED whether DingTalk replays missed events at all; clients must reconcile).
-    pub stream_retention: Duration,
-    /// The callback receiver must answer within this time (DingTalk documents 1.5 s and 2.5 s).
-    pub callback_timeout: Duration,
-    /// Delays between callback attempts; after the last one the event goes to the failed list.
-    pub callback_retry_delays: Vec<Duration>,
-    /// Re-adding a mobile removed less than this long ago answers 40103 (invitation sent).
-    pub rehire_cooldown: Duration,
-    /// Department depth limit (60002).
-    pub max_depth: usize,
-    /// Base URL advertised in `connections/open` (`ws://host:port/connect`); default: bound address.
-    pub public_base_url: Option<String>,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            qps_limit: Some(20),
-            token_ttl: Duration::from_secs(7200),
-            ticket_ttl: Duration::from_secs(90),
-            stream_ping_interval: Duration::from_secs(30),
-            stream_ack_timeout: Duration::from_secs(60),
-            stream_retry_delay: Duration::from_secs(5),
-            stream_disconnect_grace: Duration::from_secs(10),
-            stream_retention: Duration::from_secs(300),
-            callback_timeout: Duration::from_millis(2500),
-            callback_retry_delays: vec![Duration::from_secs(5), Duration::from_secs(30)],
-            rehire_cooldown: Duration::from_secs(24 * 3600),
-            max_depth: 15,
-            public_base_url: None,
-        }
-    }
-}
-
-impl SimConfig {
-    /// Short timers for tests: redelivery after 1 s, pings every 2 s, callbacks retried after 200 ms.
-    pub fn fast() -> Self {
-        Self {
-            stream_ping_interval: Duration::from_secs(2),
-            stream_ack_timeout: Duration::from_secs(1),
-            stream_retry_delay: Duration::from_millis(300),
-            stream_disconnect_grace: Duration::from_millis(500),
-            stream_retention: Duration::from_secs(30),
-            callback_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(400)],
-            ..Self::default()
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Org(#[from] org::OrgError),
-    #[error("{0}")]
-    Api(#[from] ApiError),
-    #[error("no such app: {0}")]
-    UnknownApp(String),
-    #[error("callback registration failed: {0}")]
-    Callback(String),
-}
-
-/// Shared by every request handler and background task.
-pub struct Shared {
-    pub config: SimConfig,
-    state: Mutex<State>,
-    pub addr: SocketAddr,
-    pub stream_wake: Notify,
-    pub callback_wake: Notify,
-    pub shutdown: CancellationToken,
-    pub http: reqwest::Client,
-}
-
-pub use state::State;
-
-impl Shared {
-    /// Locks the state (poisoning is survived: a panicked handler must not take the sim down).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs a mutation and wakes the event pumps afterwards.
-    pub fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let r = f(&mut self.lock());
-        self.stream_wake.notify_one();
-        self.callback_wake.notify_one();
-        r
-    }
-
-    pub fn base_url(&self) -> String {
-        self.config
-            .public_base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.addr))
-    }
-}
+pub use shared::Shared;
+pub use state::{Counters, DeptWrite, Event, EventFaults, FaultKind, FaultRule, State, UserWrite};
 
 /// Entry point: `Simulator::start(config, org, "127.0.0.1:0")`.
 pub struct Simulator;
@@ -227,19 +122,7 @@ impl Simulator {
             config.max_depth,
             config.rehire_cooldown.as_millis() as i64,
         );
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        let shared = Arc::new(Shared {
-            config,
-            state: Mutex::new(state),
-            addr,
-            stream_wake: Notify::new(),
-            callback_wake: Notify::new(),
-            shutdown: CancellationToken::new(),
-            http,
-        });
+        let shared = Arc::new(Shared::new(config, state, addr));
         let router = router(shared.clone());
         let cancel = shared.shutdown.clone();
         let server = tokio::spawn(async move {
@@ -260,19 +143,29 @@ impl Simulator {
     }
 }
 
-/// Default app credentials (also `dingsync sim`'s defaults).
-pub const DEFAULT_CORP_ID: &str = "dingsimcorp0000000001";
-pub const DEFAULT_APP_KEY: &str = "dingsimappkey0000001";
-pub const DEFAULT_APP_SECRET: &str =
-    "sim-app-secret-0000000000000000000000000000000000000000000001";
-
 fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
-        .merge(openapi::routes())
+        .merge(new_host::routes())
+        .merge(login_page::routes())
         .merge(stream::routes())
         .nest("/__sim", admin::routes())
-        .fallback(oapi::dispatch)
+        .fallback(fallback)
         .with_state(shared)
+}
+
+/// Every path no route names: unknown `/v1.0` paths answer in the new host's envelope,
+/// everything else is the old host's.
+async fn fallback(
+    AxState(sh): AxState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if uri.path().starts_with("/v1.0/") {
+        return new_host::envelope::not_found(uri.path());
+    }
+    old_host::dispatch(&sh, &method, &uri, &headers, &body).await
 }
 
 /// A running simulator. Dropping it without [`SimHandle::shutdown`] leaves it running until
@@ -284,7 +177,7 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT` — oapi, `/v1.0`, login page and admin API all live here.
+    /// `http://127.0.0.1:PORT` — both API hosts, the login page and the admin API all live here.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.shared.addr)
     }
@@ -292,21 +185,18 @@ impl SimHandle {
         self.shared.addr
     }
     pub fn corp_id(&self) -> String {
-        self.shared.lock().org.corp_id.clone()
+        self.shared.lock().org().corp_id.clone()
     }
     /// Snapshot of the current org.
     pub fn org(&self) -> Org {
-        self.shared.lock().org.clone()
+        self.shared.lock().org().clone()
     }
     /// Direct access to the state for anything the typed methods don't cover.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         self.shared.mutate(f)
     }
     pub fn counters(&self) -> Counters {
-        let st = self.shared.lock();
-        let mut c = st.counters.clone();
-        c.stream_connections_active = st.conns.len() as u64;
-        c
+        self.shared.lock().counters_now()
     }
     pub fn reset_counters(&self) {
         self.shared.lock().counters = Counters::default();
@@ -322,7 +212,13 @@ impl SimHandle {
             .unwrap_or(0)
     }
     pub fn events(&self) -> Vec<Event> {
-        self.shared.lock().event_log.iter().cloned().collect()
+        self.shared
+            .lock()
+            .delivery
+            .event_log
+            .iter()
+            .cloned()
+            .collect()
     }
 
     // HR changes (each emits the matching event).
@@ -368,17 +264,17 @@ impl SimHandle {
 
     // Faults and knobs.
     pub fn add_fault(&self, rule: FaultRule) {
-        self.shared.lock().faults.push(rule);
+        self.shared.lock().faults.rules.push(rule);
     }
     pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
+        self.shared.lock().faults.rules.clear();
     }
     pub fn set_latency(&self, latency: Duration) {
-        self.shared.lock().latency_ms = latency.as_millis() as u64;
+        self.shared.lock().faults.latency_ms = latency.as_millis() as u64;
     }
     /// `None` switches the per-app QPS limit off.
     pub fn set_qps_limit(&self, limit: Option<u32>) {
-        self.shared.lock().qps_limit = limit;
+        self.shared.lock().faults.qps_limit = limit;
     }
     pub fn invalidate_tokens(&self, app_key: Option<&str>) -> usize {
         self.shared.lock().invalidate_tokens(app_key)
@@ -387,17 +283,12 @@ impl SimHandle {
         self.shared.lock().clock_offset_ms += by.as_millis() as i64;
     }
     pub fn set_event_faults(&self, f: EventFaults) {
-        self.shared.mutate(|s| {
-            if f.reorder == 0 {
-                s.flush_held();
-            }
-            s.event_faults = f;
-        });
+        self.shared.mutate(|s| s.delivery.set_event_faults(f));
     }
     /// Sends SYSTEM `disconnect` (graceful) or drops the socket, on every Stream connection
     /// (of one app). Returns how many connections were told.
     pub fn disconnect_streams(&self, app_key: Option<&str>, graceful: bool) -> usize {
-        stream::disconnect(&self.shared, app_key, graceful)
+        self.shared.lock().delivery.disconnect(app_key, graceful)
     }
     /// Mints a login auth code as if `userid` had scanned the QR code for `app_key`.
     pub fn mint_auth_code(
@@ -406,7 +297,7 @@ impl SimHandle {
         userid: &str,
         with_corpid: bool,
     ) -> Result<String, SimError> {
-        openapi::mint_auth_code(&self.shared, app_key, userid, with_corpid)
+        login_page::mint_auth_code(&self.shared, app_key, userid, with_corpid)
     }
     /// Console-style HTTP event subscription (owner key = AppKey); sends `check_url` first.
     pub async fn subscribe_callback(
@@ -419,7 +310,7 @@ impl SimHandle {
         webhook::register(
             &self.shared,
             app_key,
-            state::CallbackStyle::Console,
+            state::delivery::CallbackStyle::Console,
             url,
             token,
             aes_key,
@@ -432,6 +323,7 @@ impl SimHandle {
     pub fn failed_callbacks(&self, app_key: &str) -> Vec<serde_json::Value> {
         self.shared
             .lock()
+            .delivery
             .callbacks
             .get(app_key)
             .map(|c| c.failed.iter().cloned().collect())

@@ -11,19 +11,23 @@ use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::Shared;
-use super::oapi::prelude;
-use super::openapi::{v1_error, v1_fault};
-use super::state::{ConnCmd, ConnHandle, Event, Inflight, Pending};
+use super::gate;
+use super::new_host::envelope as v1;
+use super::shared::Shared;
+use super::state::delivery::{ConnCmd, ConnHandle, Inflight};
+use super::state::event::Event;
 
+/// `/connect` here, and `connections/open` on the new host (it answers in that host's envelope).
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/connect", get(connect))
+    Router::new()
+        .route("/v1.0/gateway/connections/open", post(open_connection))
+        .route("/connect", get(connect))
 }
 
 /// `POST /v1.0/gateway/connections/open`.
@@ -42,24 +46,22 @@ pub async fn open_connection(
         .get("clientSecret")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if let Some(f) = prelude(&sh, API, Some(&key)).await {
-        return v1_fault(&f);
+    if let Some(f) = gate::enter(&sh, API, Some(&key)).await {
+        return v1::fault(&f);
     }
     let mut st = sh.lock();
-    if st.org.app(&key).is_none_or(|a| a.app_secret != secret) {
-        return v1_error(401, "authFailed", "鉴权失败");
+    if st.org().app(&key).is_none_or(|a| a.app_secret != secret) {
+        return v1::error(401, "authFailed", "鉴权失败");
     }
     if st.over_qps(&key, API) {
-        return v1_error(
-            403,
-            "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
-            "请求过于频繁，请稍后重试",
-        );
+        return v1::throttled();
     }
     let ticket = uuid::Uuid::new_v4().hyphenated().to_string();
     let expires = st.now_ms() + sh.config.ticket_ttl.as_millis() as i64;
-    st.tickets.insert(ticket.clone(), (key.clone(), expires));
-    st.stream_apps.insert(key);
+    st.auth
+        .tickets
+        .insert(ticket.clone(), (key.clone(), expires));
+    st.delivery.stream_apps.insert(key);
     let base = sh.base_url();
     let ws = base
         .strip_prefix("https://")
@@ -86,9 +88,9 @@ async fn connect(
         st.count_call("/connect");
         let now = st.now_ms();
         // Single use: the ticket is gone whether it was still valid or not.
-        match st.tickets.remove(&q.ticket) {
+        match st.auth.tickets.remove(&q.ticket) {
             Some((app, exp)) if exp > now => app,
-            _ => return v1_error(401, "invalidTicket", "ticket 无效或已过期"),
+            _ => return v1::error(401, "invalidTicket", "ticket 无效或已过期"),
         }
     };
     ws.max_message_size(256 * 1024)
@@ -137,20 +139,14 @@ async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn_id = {
         let mut st = sh.lock();
-        let id = st.next_conn;
-        st.next_conn += 1;
         let opened_ms = st.now_ms();
-        st.conns.insert(
-            id,
-            ConnHandle {
-                app_key: app_key.clone(),
-                tx,
-                opened_ms,
-                draining: false,
-            },
-        );
         st.counters.stream_connections_opened += 1;
-        id
+        st.delivery.open_conn(ConnHandle {
+            app_key: app_key.clone(),
+            tx,
+            opened_ms,
+            draining: false,
+        })
     };
     sh.stream_wake.notify_one();
     let (mut sink, mut stream) = socket.split();
@@ -210,27 +206,7 @@ async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
         }
     }
     // Whatever this connection had in flight goes back to the queue for another connection.
-    let mut st = sh.lock();
-    st.conns.remove(&conn_id);
-    if let Some(q) = st.queues.get_mut(&app_key) {
-        let ids: Vec<String> = q
-            .inflight
-            .iter()
-            .filter(|(_, i)| i.conn == conn_id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in ids {
-            if let Some(i) = q.inflight.remove(&id) {
-                q.pending.push_front(Pending {
-                    event: i.event,
-                    not_before: Instant::now(),
-                    enqueued: i.enqueued,
-                    attempts: i.attempts,
-                });
-            }
-        }
-    }
-    drop(st);
+    sh.lock().delivery.close_conn(conn_id, &app_key);
     sh.stream_wake.notify_one();
 }
 
@@ -260,7 +236,7 @@ fn upstream(sh: &Shared, app_key: &str, pings: &mut HashMap<String, String>, tex
     }
     let retry = sh.config.stream_retry_delay;
     let st = &mut *st;
-    let Some(q) = st.queues.get_mut(app_key) else {
+    let Some(q) = st.delivery.queues.get_mut(app_key) else {
         return;
     };
     let Some(inflight) = q.inflight.remove(id) else {
@@ -272,12 +248,8 @@ fn upstream(sh: &Shared, app_key: &str, pings: &mut HashMap<String, String>, tex
         st.counters.stream_acks_success += 1;
     } else {
         st.counters.stream_acks_later += 1;
-        q.pending.push_back(Pending {
-            event: inflight.event,
-            not_before: Instant::now() + retry,
-            enqueued: inflight.enqueued,
-            attempts: inflight.attempts,
-        });
+        q.pending
+            .push_back(inflight.requeue(Instant::now() + retry));
         sh.stream_wake.notify_one();
     }
 }
@@ -302,7 +274,7 @@ fn deliver(sh: &Shared, rr: &mut u64) {
     let now = Instant::now();
     let ack_timeout = sh.config.stream_ack_timeout;
     let retention = sh.config.stream_retention;
-    for (app, q) in st.queues.iter_mut() {
+    for (app, q) in st.delivery.queues.iter_mut() {
         // Unacked for too long: deliver again.
         let late: Vec<String> = q
             .inflight
@@ -312,15 +284,11 @@ fn deliver(sh: &Shared, rr: &mut u64) {
             .collect();
         for id in late {
             if let Some(i) = q.inflight.remove(&id) {
-                q.pending.push_back(Pending {
-                    event: i.event,
-                    not_before: now,
-                    enqueued: i.enqueued,
-                    attempts: i.attempts,
-                });
+                q.pending.push_back(i.requeue(now));
             }
         }
         let conns: Vec<(u64, &ConnHandle)> = st
+            .delivery
             .conns
             .iter()
             .filter(|(_, c)| &c.app_key == app && !c.draining)
@@ -364,28 +332,4 @@ fn deliver(sh: &Shared, rr: &mut u64) {
         }
         q.pending = keep;
     }
-}
-
-/// Tells the connections (of one app, or all) to go away; see [`super::SimHandle::disconnect_streams`].
-pub fn disconnect(sh: &Shared, app_key: Option<&str>, graceful: bool) -> usize {
-    let mut st = sh.lock();
-    let mut n = 0;
-    for c in st.conns.values_mut() {
-        if app_key.is_none_or(|k| k == c.app_key)
-            && c.tx.send(ConnCmd::Disconnect { graceful }).is_ok()
-        {
-            c.draining = true;
-            n += 1;
-        }
-    }
-    n
-}
-
-/// Open connections as `(id, app_key, opened_ms)`.
-pub fn connections(sh: &Shared) -> Vec<Value> {
-    sh.lock()
-        .conns
-        .iter()
-        .map(|(id, c)| json!({"id": id, "app_key": c.app_key, "opened_ms": c.opened_ms, "draining": c.draining}))
-        .collect()
 }

@@ -1,19 +1,18 @@
 //! Encrypted HTTP callback delivery (§6): registration with a `check_url` push, events
 //! encrypted and signed with [`crate::dingtalk::callback`], the encrypted `success` reply
-//! required within the timeout, retries, and the failed list of
-//! `/call_back/get_call_back_failed_result`.
+//! required within the timeout, retries, and the failed list that
+//! `/call_back/get_call_back_failed_result` reads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::response::Response;
 use rand::Rng as _;
 use serde_json::{Value, json};
 
-use super::Shared;
-use super::oapi::{error, reply};
-use super::params::Params;
-use super::state::{ApiError, CallbackReg, CallbackStyle, Event, Pending, api_err, request_id};
+use super::error::{ApiError, api_err};
+use super::shared::Shared;
+use super::state::delivery::{CallbackReg, CallbackStyle, Pending};
+use super::state::event::Event;
 use crate::dingtalk::callback::{CallbackCrypto, EncryptedReply};
 
 /// Tags `register_call_back` accepts (71008 for anything else).
@@ -37,7 +36,7 @@ const TAGS: &[&str] = &[
 
 fn crypto_for(sh: &Shared, app_key: &str, reg: &CallbackReg) -> Result<CallbackCrypto, ApiError> {
     let owner = match reg.style {
-        CallbackStyle::Legacy => sh.lock().org.corp_id.clone(),
+        CallbackStyle::Legacy => sh.lock().org().corp_id.clone(),
         CallbackStyle::Console => app_key.to_owned(),
     };
     CallbackCrypto::new(&reg.token, &reg.aes_key, &owner)
@@ -125,81 +124,12 @@ pub async fn register(
         return Err(api_err(71009, "返回数据不是success"));
     }
     sh.lock()
+        .delivery
         .callbacks
         .entry(app_key.to_owned())
         .or_default()
         .reg = Some(reg);
     Ok(())
-}
-
-/// `/call_back/*` on oapi.
-pub async fn oapi(sh: &Shared, path: &str, app_key: &str, p: &Params) -> Response {
-    let res = async {
-        match path {
-            "/call_back/register_call_back" | "/call_back/update_call_back" => {
-                let exists = sh
-                    .lock()
-                    .callbacks
-                    .get(app_key)
-                    .is_some_and(|c| c.reg.as_ref().is_some_and(|r| r.style == CallbackStyle::Legacy));
-                let update = path.ends_with("update_call_back");
-                if exists && !update {
-                    return Err(api_err(71006, "回调地址已经存在"));
-                }
-                if !exists && update {
-                    return Err(api_err(71007, "回调地址不存在"));
-                }
-                let tags = p
-                    .str_list("call_back_tag")?
-                    .ok_or_else(|| api_err(40035, "缺少参数 call_back_tag"))?;
-                let token = p.req_str("token")?;
-                if token.chars().count() < 6 {
-                    return Err(api_err(40035, "不合法的参数 token"));
-                }
-                register(
-                    sh,
-                    app_key,
-                    CallbackStyle::Legacy,
-                    &p.req_str("url")?,
-                    &token,
-                    &p.req_str("aes_key")?,
-                    tags,
-                )
-                .await?;
-                Ok(json!({"errcode": 0, "errmsg": "ok", "request_id": request_id()}))
-            }
-            "/call_back/get_call_back" => {
-                let st = sh.lock();
-                let reg = st
-                    .callbacks
-                    .get(app_key)
-                    .and_then(|c| c.reg.clone())
-                    .ok_or_else(|| api_err(71007, "回调地址不存在"))?;
-                Ok(json!({"errcode": 0, "errmsg": "ok", "call_back_tag": reg.tags, "token": reg.token, "aes_key": reg.aes_key, "url": reg.url}))
-            }
-            "/call_back/delete_call_back" => {
-                let mut st = sh.lock();
-                let c = st.callbacks.get_mut(app_key).filter(|c| c.reg.is_some());
-                let c = c.ok_or_else(|| api_err(71007, "回调地址不存在"))?;
-                c.reg = None;
-                c.pending.clear();
-                Ok(json!({"errcode": 0, "errmsg": "ok"}))
-            }
-            "/call_back/get_call_back_failed_result" => {
-                let mut st = sh.lock();
-                let c = st.callbacks.entry(app_key.to_owned()).or_default();
-                let n = c.failed.len().min(200);
-                let list: Vec<Value> = c.failed.drain(..n).collect();
-                Ok(json!({"errcode": 0, "errmsg": "ok", "has_more": !c.failed.is_empty(), "failed_list": list}))
-            }
-            _ => Err(api_err(22, "Invalid method")),
-        }
-    }
-    .await;
-    match res {
-        Ok(v) => reply(v),
-        Err(e) => error(&e),
-    }
 }
 
 fn failed_entry(ev: &Event) -> Value {
@@ -227,7 +157,7 @@ pub async fn pump(sh: Arc<Shared>) {
         let mut jobs = Vec::new();
         {
             let mut st = sh.lock();
-            for (app, c) in st.callbacks.iter_mut() {
+            for (app, c) in st.delivery.callbacks.iter_mut() {
                 let Some(reg) = c.reg.clone() else { continue };
                 if c.busy {
                     continue;
@@ -261,7 +191,7 @@ async fn deliver_one(sh: Arc<Shared>, app: String, reg: CallbackReg, mut p: Pend
     let delays = &sh.config.callback_retry_delays;
     let mut st = sh.lock();
     let st = &mut *st;
-    let Some(c) = st.callbacks.get_mut(&app) else {
+    let Some(c) = st.delivery.callbacks.get_mut(&app) else {
         return;
     };
     c.busy = false;

@@ -1,10 +1,10 @@
-//! Request parameters of the legacy oapi, read the way DingTalk reads them: query string plus a
+//! Request parameters of the old host, read the way DingTalk reads them: query string plus a
 //! JSON **or** form-urlencoded body, every scalar possibly a string (`"dept_id":"1"`,
 //! `"hide_mobile":"true"`), lists as JSON arrays, JSON text or comma strings.
 
 use serde_json::{Map, Value};
 
-use super::state::{ApiError, api_err};
+use crate::sim::error::{ApiError, api_err};
 
 /// Merged parameters (body wins over query).
 #[derive(Debug, Default)]
@@ -119,49 +119,44 @@ impl Params {
         }
     }
 
-    pub fn id_list(&self, k: &str) -> Result<Option<Vec<i64>>, ApiError> {
-        let Some(items) = self.list(k)? else {
-            return Ok(None);
-        };
-        items
-            .iter()
-            .map(|v| match v {
-                Value::Number(n) => n.as_i64().ok_or_else(|| bad(k)),
-                Value::String(s) => s.trim().parse().map_err(|_| bad(k)),
-                _ => Err(bad(k)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-    }
-
-    pub fn str_list(&self, k: &str) -> Result<Option<Vec<String>>, ApiError> {
-        let Some(items) = self.list(k)? else {
-            return Ok(None);
-        };
-        items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(bad(k)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-    }
-
-    /// A list of objects (`dept_order_list`), possibly sent as JSON text.
-    pub fn objects(&self, k: &str) -> Result<Option<Vec<Map<String, Value>>>, ApiError> {
+    /// A list whose every item `item` accepts (the first it refuses makes the parameter bad).
+    fn list_of<T>(
+        &self,
+        k: &str,
+        item: impl Fn(Value) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, ApiError> {
         let Some(items) = self.list(k)? else {
             return Ok(None);
         };
         items
             .into_iter()
-            .map(|v| match v {
-                Value::Object(o) => Ok(o),
-                _ => Err(bad(k)),
-            })
+            .map(|v| item(v).ok_or_else(|| bad(k)))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    pub fn id_list(&self, k: &str) -> Result<Option<Vec<i64>>, ApiError> {
+        self.list_of(k, |v| match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    pub fn str_list(&self, k: &str) -> Result<Option<Vec<String>>, ApiError> {
+        self.list_of(k, |v| match v {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    }
+
+    /// A list of objects (`dept_order_list`), possibly sent as JSON text.
+    pub fn objects(&self, k: &str) -> Result<Option<Vec<Map<String, Value>>>, ApiError> {
+        self.list_of(k, |v| match v {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
     }
 }
 
