@@ -13,6 +13,7 @@ pub mod login;
 pub mod mapping;
 pub mod model;
 pub mod resolve;
+pub mod runtime;
 pub mod secret;
 pub mod sim;
 pub mod sync;

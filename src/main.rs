@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Kubernetes controller.
-    Controller(dingsync::cli::controller::Args),
+    Controller(dingsync::controller::process::Args),
     /// Show what a sync would change, without writing anything (no cluster needed).
     Plan(dingsync::cli::plan::Args),
     /// Run one full sync from the same YAML, writing the directory (no cluster needed).
@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
         dingsync::telemetry::init_cli();
     }
     match cli.command {
-        Command::Controller(args) => dingsync::cli::controller::run(args),
+        Command::Controller(args) => dingsync::controller::process::run(args),
         Command::Plan(args) => dingsync::cli::plan::run(args),
         Command::Apply(args) => dingsync::cli::plan::run_apply(args),
         Command::Demo(args) => dingsync::cli::demo::run(args),

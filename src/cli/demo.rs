@@ -32,10 +32,7 @@ pub struct Args {
 
 /// Entry point of `dingsync demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(demo(args))
+    crate::runtime::block_on(demo(args))?
 }
 
 /// The demo's FieldMapping, written as a user would write its `spec`.

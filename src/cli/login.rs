@@ -62,10 +62,7 @@ fn login_binding<'m>(
 /// Entry point of `dingsync login`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::telemetry::init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(args))
+    crate::runtime::block_on(serve(args))?
 }
 
 fn load_keys(path: &PathBuf) -> anyhow::Result<KeySet> {
@@ -124,15 +121,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         "OIDC issuer {issuer} (listening on {listen}); discovery at {issuer}/.well-known/openid-configuration"
     );
     axum::serve(listener, providers.router())
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-        })
+        .with_graceful_shutdown(crate::runtime::shutdown_signal())
         .await?;
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! Command-line entry points, one module per subcommand.
 
-pub mod controller;
 pub mod crd;
 pub mod demo;
 pub mod login;

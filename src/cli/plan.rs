@@ -33,7 +33,7 @@ pub struct Args {
 
 /// Exit codes: 0 nothing pending, 2 changes pending, 1 error (returned as Err).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if runtime()?.block_on(plan(args, false))? {
+    if crate::runtime::block_on(plan(args, false))?? {
         std::process::exit(2);
     }
     Ok(())
@@ -42,16 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `dingsync apply`. Exit codes: 0 applied (or nothing to do), 3 some objects failed or the
 /// run was held by a gate, 1 error (returned as Err).
 pub fn run_apply(args: Args) -> anyhow::Result<()> {
-    if runtime()?.block_on(plan(args, true))? {
+    if crate::runtime::block_on(plan(args, true))?? {
         std::process::exit(3);
     }
     Ok(())
-}
-
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
 }
 
 /// Plans every target (`write` false: returns whether changes are pending) or applies it

@@ -82,8 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(serve(args))
+    crate::runtime::block_on(serve(args))?
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
@@ -114,22 +113,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     let handle = Simulator::start(config, org, &args.listen).await?;
     println!("{}", handle.base_url());
-    wait_for_signal().await;
+    crate::runtime::shutdown_signal().await;
     handle.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

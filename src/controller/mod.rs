@@ -10,6 +10,7 @@ pub mod http;
 pub mod login;
 pub mod mapping;
 pub mod metrics;
+pub mod process;
 pub mod secrets;
 pub mod status;
 pub mod target;
@@ -63,17 +64,7 @@ where
     }
 }
 
-/// Orders objects oldest first, then by name, so every replica and every run agrees which of
-/// two conflicting objects came first (objects without a creation time sort last).
-pub(crate) fn age_order<K: Resource>(obj: &K) -> (i64, String) {
-    let created = obj
-        .meta()
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_second())
-        .unwrap_or(i64::MAX);
-    (created, obj.name_any())
-}
+pub(crate) use crate::resolve::cluster::age_order;
 
 /// Unwrap a guarded object; a malformed one is reported and waits for an edit instead of
 /// stalling the watch for everyone else.

@@ -107,9 +107,17 @@ impl ObjectSource for ClusterObjects {
             .filter(|t| {
                 directory_identity(&t.spec) == dir && owns_same_entries(&t.spec, &target.spec)
             })
-            .map(|t| age(&t))
+            .map(|t| age_order(&t))
             .filter(|k| *k < me)
             .min()
             .map(|(_, name)| name))
     }
+}
+
+/// Oldest first, then by name: who keeps a contested node or corpId. Objects without a
+/// creation time (not yet stored) come last.
+pub fn age_order<K: kube::Resource>(obj: &K) -> (i64, String) {
+    let created = obj.meta().creation_timestamp.as_ref();
+    let created = created.map(|t| t.0.as_second()).unwrap_or(i64::MAX);
+    (created, obj.name_any())
 }

@@ -1,4 +1,4 @@
-//! `dingsync controller`: run the Kubernetes controller (and, on every replica, the login
+//! The controller process (`dingsync controller`): run the Kubernetes controller (and, on every replica, the login
 //! provider).
 
 use std::{
@@ -8,7 +8,10 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::{self, Settings, http, metrics::Metrics};
+use crate::{
+    controller::{self, Settings, http, metrics::Metrics},
+    runtime,
+};
 
 /// Options of `dingsync controller`.
 #[derive(clap::Args, Debug)]
@@ -43,10 +46,7 @@ pub struct Args {
 /// Entry point of `dingsync controller`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::telemetry::init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(args))
+    runtime::block_on(serve(args))?
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
@@ -54,13 +54,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
+            runtime::shutdown_signal().await;
             tracing::info!("shutting down");
             shutdown.cancel();
         }
