@@ -59,19 +59,7 @@ fn mapping() -> anyhow::Result<Mapping> {
 
 fn show(title: &str, r: &Report, took: std::time::Duration) {
     println!("\n== {title}");
-    println!(
-        "   created {}, updated {}, moved {}, disabled {}, enabled {}, deleted {}, unchanged {}, failed {} — {} directory writes in {:.2?}",
-        r.created,
-        r.updated,
-        r.moved,
-        r.disabled,
-        r.enabled,
-        r.deleted,
-        r.unchanged,
-        r.failures.len(),
-        r.writes,
-        took
-    );
+    println!("   {} in {took:.2?}", super::report::counts(r));
     for s in r
         .plan
         .steps

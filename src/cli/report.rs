@@ -71,18 +71,7 @@ pub(super) fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) 
         ("DingTalk", r.departments, r.people),
         (!r.complete).then_some(incomplete),
     );
-    println!(
-        "  created {}, updated {}, moved {}, disabled {}, enabled {}, deleted {}, unchanged {}, failed {}; {} directory writes",
-        r.created,
-        r.updated,
-        r.moved,
-        r.disabled,
-        r.enabled,
-        r.deleted,
-        r.unchanged,
-        r.failures.len(),
-        r.writes
-    );
+    println!("  {}", counts(r));
     if let Some(held) = &r.held {
         println!("  HELD, nothing written: {}", held.message);
     }
@@ -186,4 +175,21 @@ fn print_plan_tail(plan: &sync::Plan) {
         plan.count("delete"),
         plan.unchanged_people + plan.unchanged_departments
     );
+}
+
+/// What an Inbound run did, in one line.
+pub(super) fn counts(r: &sync::Report) -> String {
+    format!(
+        "created {}, updated {}, moved {}, disabled {}, enabled {}, deleted {}, unchanged {}, \
+         failed {}; {} directory writes",
+        r.created,
+        r.updated,
+        r.moved,
+        r.disabled,
+        r.enabled,
+        r.deleted,
+        r.unchanged,
+        r.failures.len(),
+        r.writes
+    )
 }

@@ -32,6 +32,8 @@ use kube::{
         watcher,
     },
 };
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{DingTalkBinding, FieldMapping, Reason, SyncTarget};
@@ -138,17 +140,16 @@ impl Watch {
 
     fn controller<K>(&self) -> Controller<Guarded<K>>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     {
         Controller::new(self.api::<Guarded<K>>(), self.wc.clone()).with_config(self.cfg.clone())
     }
 }
+
+/// What a watched kind must be for kube's controller runtime.
+trait Watched: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync {}
+
+impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync> Watched for K {}
 
 /// Run the three controllers until `shutdown` fires.
 pub async fn run(
@@ -197,13 +198,7 @@ async fn drive<K, F, Fut>(
     reconcile: F,
     ctx: Arc<Context>,
 ) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
     F: FnOnce(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
