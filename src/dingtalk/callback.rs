@@ -110,7 +110,7 @@ impl CallbackCrypto {
         &self.owner_key
     }
 
-    /// §6.3 signature over token, timestamp, nonce and the encrypted text.
+    /// The signature over token, timestamp, nonce and the encrypted text.
     pub fn sign(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
         sign(&self.token, timestamp, nonce, encrypt)
     }
@@ -233,7 +233,7 @@ impl CallbackCrypto {
     }
 }
 
-/// §6.3: SHA-1 over the sorted concatenation of the four values, lowercase hex.
+/// SHA-1 over the sorted concatenation of the four values, lowercase hex.
 pub fn sign(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
     let mut parts = [token, timestamp, nonce, encrypt];
     parts.sort_unstable();
@@ -264,7 +264,7 @@ mod tests {
         encrypt: &'static str,
     }
 
-    // REFERENCE §6.6: official vectors from DingTalk's crypto repository and docs.
+    // Official vectors from DingTalk's crypto repository and docs.
     const VECTORS: [Vector; 3] = [
         Vector {
             token: "mryue",

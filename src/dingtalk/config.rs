@@ -12,7 +12,7 @@ pub const INTL_API: &str = "https://api.dingtalk.io";
 
 pub use crate::secret::Secret;
 
-/// Which API issues the app token. Both give the same, interchangeable token (§2.2).
+/// Which API issues the app token. Both give the same, interchangeable token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TokenApi {
     /// `GET {oapi}/gettoken?appkey=&appsecret=`.

@@ -1,5 +1,5 @@
 //! Address-book reads: typed wire structs (every optional field an `Option`: absent is not
-//! cleared, §10.8) and the single calls; `scope.rs` reads a binding's whole scope with them.
+//! cleared) and the single calls; `scope.rs` reads a binding's whole scope with them.
 
 use std::collections::HashSet;
 
@@ -205,7 +205,7 @@ pub struct Role {
 }
 
 /// A person as `user/list` or `user/get` returns them. Absent fields are `None`: DingTalk
-/// omits empty values and values the app has no permission to see (§10.8).
+/// omits empty values and values the app has no permission to see.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct User {
     pub userid: String,

@@ -118,7 +118,7 @@ fn errcode(body: &Value) -> Option<i64> {
 }
 
 /// Classify an oapi (`/topapi/...`, `/gettoken`) answer: HTTP 200 with an `errcode` envelope;
-/// gateway errors come as errcode 88 with a string `sub_code` (§1.2).
+/// gateway errors come as errcode 88 with a string `sub_code`.
 pub(crate) fn classify_oapi(api: &str, status: StatusCode, body: Option<Value>) -> Verdict {
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         return Verdict::Retry {
@@ -132,7 +132,7 @@ pub(crate) fn classify_oapi(api: &str, status: StatusCode, body: Option<Value>) 
             throttled: false,
         };
     };
-    // The per-IP ban page (§9.3): `{"status":1111,"wait":5,...}`, not an envelope.
+    // The per-IP ban page: `{"status":1111,"wait":5,...}`, not an envelope.
     if body.get("errcode").is_none() && body.get("punish").is_some() {
         return Verdict::Retry {
             why: "per-IP limit: DingTalk blocks this address for a while".into(),
@@ -229,8 +229,8 @@ fn classify_code(
     }
 }
 
-/// Classify a `/v1.0/...` answer: real HTTP statuses, errors as `{code, message, requestid}`
-/// (§1.3). `app_token` says whether the call carried the app token (refreshable) or a user's.
+/// Classify a `/v1.0/...` answer: real HTTP statuses, errors as `{code, message, requestid}`.
+/// `app_token` says whether the call carried the app token (refreshable) or a user's.
 pub(crate) fn classify_api(
     api: &str,
     status: StatusCode,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::callback::CallbackCrypto;
 
-/// One change event. Events only name what changed: re-read the objects (§10.13).
+/// One change event. Events only name what changed: re-read the objects.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Event {
     /// `user_add_org`, `org_dept_modify`, `check_url`, ...
@@ -212,7 +212,7 @@ impl CallbackReceiver {
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Result<Value, ReceiveError> {
-        // Newer pages name them msg_signature / timeStamp; accept both spellings (§6.2).
+        // Newer pages name them msg_signature / timeStamp; accept both spellings.
         let pick = |a: &str, b: &str| query.get(a).or_else(|| query.get(b)).cloned();
         let signature =
             pick("msg_signature", "signature").ok_or(ReceiveError::Missing("signature"))?;
@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(calls.lock().unwrap()[0].user_ids, ["u1"]);
     }
 
-    /// The signature of a push, computed the way DingTalk does (§6.3).
+    /// The signature of a push, computed the way DingTalk does.
     fn signature_of(_c: &CallbackCrypto, ts: &str, nonce: &str, enc: &str) -> String {
         use sha1::Digest;
         let mut parts = ["mryue", ts, nonce, enc];

@@ -1,4 +1,4 @@
-//! DingTalk browser login (§8.1): the authorize URL, the code → user token exchange,
+//! DingTalk browser login: the authorize URL, the code → user token exchange,
 //! `users/me`, and the unionId → enterprise userid mapping that refuses outsiders.
 
 use reqwest::Method;

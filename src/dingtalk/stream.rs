@@ -1,4 +1,4 @@
-//! Stream mode (§7): open a connection at the gateway, hold the WebSocket, answer SYSTEM
+//! Stream mode: open a connection at the gateway, hold the WebSocket, answer SYSTEM
 //! pings, hand each EVENT to the handler and acknowledge it only once the handler returned
 //! `Ok` (LATER otherwise, so DingTalk delivers it again), and reconnect with backoff after a
 //! drop or a SYSTEM `disconnect`. No public endpoint and no crypto needed.

@@ -1,4 +1,4 @@
-//! Address-book writes for outbound sync. DingTalk's documented rules (§4: required fields,
+//! Address-book writes for outbound sync. DingTalk's documented rules (required fields,
 //! lengths, forbidden characters, mobile immutability, root protection) are checked before
 //! sending, so a bad value comes back as [`DingTalkError::Validation`] naming the field
 //! instead of costing a call and an opaque errcode.
@@ -187,7 +187,7 @@ fn check_name(v: &str) -> Result<(), DingTalkError> {
     check_len("name", v, 1, 80)
 }
 
-/// Mainland numbers as digits; others as `+<country>-<number>` (§4.1).
+/// Mainland numbers as digits; others as `+<country>-<number>`.
 pub fn check_mobile(v: &str) -> Result<(), DingTalkError> {
     let bad = || {
         DingTalkError::validation(

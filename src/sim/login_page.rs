@@ -1,4 +1,4 @@
-//! DingTalk's browser login page, `login.dingtalk.com/oauth2/auth` (§8.1): a QR code and, for
+//! DingTalk's browser login page, `login.dingtalk.com/oauth2/auth`: a QR code and, for
 //! tests, a "scan as" form that redirects back with a single-use auth code.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! A local DingTalk: one HTTP port serving what `oapi.dingtalk.com`, `api.dingtalk.com`,
-//! `login.dingtalk.com` and the Stream gateway serve, held to DingTalk's documented behaviour
-//! (`REFERENCE.md` §11): envelopes, error codes, token semantics, paging, contact scope,
+//! `login.dingtalk.com` and the Stream gateway serve, held to DingTalk's documented behaviour:
+//! envelopes, error codes, token semantics, paging, contact scope,
 //! field permissions, write validation, QPS limits, address-book events over Stream and over
 //! the encrypted HTTP callback.
 //!

@@ -140,7 +140,7 @@ pub struct Person {
     pub avatar: Option<String>,
     /// All departments, first one is the main one.
     pub departments: Vec<i64>,
-    /// Order per department (larger first within a department, see REFERENCE §10.4).
+    /// Order per department (larger first within a department).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dept_order: BTreeMap<i64, i64>,
     /// Departments this person heads.

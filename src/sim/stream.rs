@@ -1,4 +1,4 @@
-//! Stream Mode (§7): `POST /v1.0/gateway/connections/open` hands out a single-use 90 s ticket
+//! Stream Mode: `POST /v1.0/gateway/connections/open` hands out a single-use 90 s ticket
 //! and a `ws://host:port/connect` endpoint; the WebSocket then carries EVENT frames (headers
 //! all strings, `data` a JSON string), SYSTEM `ping`/`disconnect`, and the client's ACKs.
 //! EVENTs not acked with code 200 (and no `status:"LATER"`) are delivered again.

@@ -1,4 +1,4 @@
-//! Encrypted HTTP callback delivery (§6): registration with a `check_url` push, events
+//! Encrypted HTTP callback delivery: registration with a `check_url` push, events
 //! encrypted and signed with [`crate::dingtalk::callback`], the encrypted `success` reply
 //! required within the timeout, retries, and the failed list that
 //! `/call_back/get_call_back_failed_result` reads.

@@ -1,5 +1,5 @@
 //! The new host's answers: real HTTP statuses with `{"code","message","requestid"}` error
-//! bodies (§1.3), and each injected fault in this shape. The Stream gateway's
+//! bodies, and each injected fault in this shape. The Stream gateway's
 //! `connections/open` answers in it too.
 
 use axum::http::{StatusCode, header};

@@ -1,5 +1,5 @@
 //! DingTalk's new host, `api.dingtalk.com/v1.0/...`: app and personal tokens and the signed-in
-//! user. Errors are real HTTP statuses with `{"code","message","requestid"}` bodies (§1.3);
+//! user. Errors are real HTTP statuses with `{"code","message","requestid"}` bodies;
 //! tokens travel in `x-acs-dingtalk-access-token`. The Stream gateway's
 //! `/v1.0/gateway/connections/open` is served by `sim/stream.rs`.
 
@@ -27,7 +27,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1.0/contact/users/me", get(users_me))
 }
 
-/// Header token check for `/v1.0` APIs (query or Bearer tokens are rejected, §1.3).
+/// Header token check for `/v1.0` APIs (query or Bearer tokens are rejected).
 fn header_token(sh: &Shared, headers: &HeaderMap) -> Result<TokenInfo, Box<Response>> {
     let Some(tok) = headers
         .get("x-acs-dingtalk-access-token")

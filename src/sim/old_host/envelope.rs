@@ -1,5 +1,5 @@
-//! The old host's answers: always HTTP 200 with the `errcode/errmsg/request_id` envelope
-//! (§1.2), gateway errors wrapped as errcode 88, and each injected fault in this shape.
+//! The old host's answers: always HTTP 200 with the `errcode/errmsg/request_id` envelope,
+//! gateway errors wrapped as errcode 88, and each injected fault in this shape.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +31,7 @@ pub fn error(e: &ApiError) -> Response {
     reply(json!({"errcode": e.errcode, "errmsg": e.errmsg, "request_id": request_id()}))
 }
 
-/// Gateway-level errors are wrapped as errcode 88 with a **string** `sub_code` (§1.2).
+/// Gateway-level errors are wrapped as errcode 88 with a **string** `sub_code`.
 pub fn err88(sub_code: &str, sub_msg: &str) -> Response {
     reply(json!({
         "errcode": 88,

@@ -1,5 +1,5 @@
 //! DingTalk's old host, `oapi.dingtalk.com`: `/gettoken`, `/topapi/...`, `/auth/scopes`,
-//! `/call_back/...`. Always HTTP 200 with the `errcode/errmsg/request_id` envelope (§1.2).
+//! `/call_back/...`. Always HTTP 200 with the `errcode/errmsg/request_id` envelope.
 //!
 //! A call goes: parameters read, API found in [`routes`], token checked, the [`crate::sim::gate`]
 //! passed, quota checked, then the API's handler runs on the locked state.

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use crate::sim::org::{self, App, Org, Person};
 
 /// A user as `user/get` (listing = None) or `user/list` (listing = the queried dept) shows it,
-/// with the fields the app's permissions allow (§10.8: missing permission = field omitted).
+/// with the fields the app's permissions allow (missing permission = field omitted).
 pub fn render_user(app: &App, p: &Person, listing: Option<i64>) -> Value {
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {

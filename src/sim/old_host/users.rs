@@ -123,7 +123,7 @@ pub fn by_mobile(st: &mut State, _: &App, p: &Params) -> Result<Response, ApiErr
     Ok(ok_result(r))
 }
 
-/// `v2/user/getuserinfo`: who an in-app login code (§8.2) belongs to.
+/// `v2/user/getuserinfo`: who an in-app login code belongs to.
 pub fn by_auth_code(st: &mut State, app: &App, p: &Params) -> Result<Response, ApiError> {
     let code = p.req_str("code")?;
     let now = st.now_ms();

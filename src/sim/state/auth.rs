@@ -27,7 +27,7 @@ pub enum TokenCheck {
     Invalid,
 }
 
-/// A user-token auth code from the login page (§8.1) or the in-app SSO (§8.2).
+/// A user-token auth code from the login page or the in-app SSO.
 #[derive(Clone, Debug)]
 pub struct AuthCode {
     pub app_key: String,
@@ -36,7 +36,7 @@ pub struct AuthCode {
     pub expires_ms: i64,
 }
 
-/// Refresh tokens live 30 days (§8.1).
+/// Refresh tokens live 30 days.
 const REFRESH_TTL_MS: i64 = 30 * 86_400_000;
 
 /// Auth codes live 5 minutes.
@@ -56,7 +56,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Internal-app token: the same token while valid, life extended on each call (§2.1).
+    /// Internal-app token: the same token while valid, life extended on each call.
     /// `true` with the token when a new one was minted.
     pub fn app_token(&mut self, app_key: &str, ttl_ms: i64, now: i64) -> (String, bool) {
         let expires_ms = now + ttl_ms;

@@ -61,7 +61,7 @@ impl Event {
         }
     }
 
-    /// Stream `data`: lowerCamelCase business fields (§5.2).
+    /// Stream `data`: lowerCamelCase business fields.
     pub fn stream_data(&self) -> Value {
         let mut m = serde_json::Map::new();
         if !self.user_ids.is_empty() {

@@ -102,7 +102,7 @@ impl Faults {
         }
     }
 
-    /// Per-app, per-API fixed 1-second window (§9.3). `true` = over the limit.
+    /// Per-app, per-API fixed 1-second window. `true` = over the limit.
     pub fn over_qps(&mut self, app_key: &str, api: &str) -> bool {
         let Some(limit) = self.qps_limit else {
             return false;

@@ -134,7 +134,7 @@ impl State {
 
     // ---------------------------------------------------------------- tokens
 
-    /// Internal-app token (§2.1) and its lifetime in seconds.
+    /// Internal-app token and its lifetime in seconds.
     pub fn issue_app_token(&mut self, app_key: &str, ttl_ms: i64) -> (String, i64) {
         let now = self.now_ms();
         let (tok, minted) = self.auth.app_token(app_key, ttl_ms, now);
@@ -172,7 +172,7 @@ impl State {
         *self.counters.calls.entry(api.to_owned()).or_default() += 1;
     }
 
-    /// Per-app, per-API QPS quota (§9.3). `true` = over the limit (counted as throttled).
+    /// Per-app, per-API QPS quota. `true` = over the limit (counted as throttled).
     pub fn over_qps(&mut self, app_key: &str, api: &str) -> bool {
         let over = self.faults.over_qps(app_key, api);
         if over {

@@ -1,4 +1,4 @@
-//! Creating, changing and deleting departments (REFERENCE §4.4–4.6).
+//! Creating, changing and deleting departments.
 
 use super::rules::{check_dept_name, non_empty, set_limited};
 use super::writes::DeptWrite;
@@ -8,7 +8,7 @@ use crate::sim::org::{Department, ROOT_DEPT};
 use crate::sim::state::event::Change;
 
 impl AddressBook {
-    /// §4.4 create department.
+    /// Create a department.
     pub fn create_department(&mut self, w: DeptWrite) -> Written<Department> {
         self.org_changed();
         let name = w
@@ -36,7 +36,7 @@ impl AddressBook {
         Ok((d, vec![Change::dept("org_dept_create", id)]))
     }
 
-    /// §4.5 update department (rename, move, order, heads...).
+    /// Update a department (rename, move, order, heads...).
     pub fn update_department(&mut self, id: i64, w: DeptWrite) -> Written<Department> {
         self.org_changed();
         if id == ROOT_DEPT {
@@ -102,7 +102,7 @@ impl AddressBook {
         Ok(())
     }
 
-    /// §4.6: refuses the root, departments with sub-departments or with members.
+    /// Delete a department: refuses the root, departments with sub-departments or with members.
     pub fn delete_department(&mut self, id: i64) -> Written<Department> {
         self.org_changed();
         if id == ROOT_DEPT {

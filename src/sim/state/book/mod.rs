@@ -1,5 +1,5 @@
 //! The address book: the org, the people who left it (for rehiring), the listings `user/list`
-//! pages, and every write with DingTalk's validation rules (REFERENCE §4). A write reports the
+//! pages, and every write with DingTalk's validation rules. A write reports the
 //! [`Change`]s it made; announcing them is the event-delivery part's job.
 
 mod departments;

@@ -1,4 +1,4 @@
-//! Hiring, editing, removing and rehiring people (REFERENCE §4.1–4.3).
+//! Hiring, editing, removing and rehiring people.
 
 use serde_json::{Value, json};
 
@@ -10,7 +10,7 @@ use crate::sim::org::{Person, ROOT_DEPT, derive_unionid};
 use crate::sim::state::event::Change;
 
 impl AddressBook {
-    /// Validates and applies a create (§4.1). `strict` = the old host's rules (mobile required,
+    /// Validates and applies a create. `strict` = the old host's rules (mobile required,
     /// re-add cooldown); the admin API (HR in the console) is lenient about mobile.
     pub fn create_user(&mut self, w: UserWrite, strict: bool, now: i64) -> Written<Person> {
         self.org_changed();
@@ -93,7 +93,7 @@ impl AddressBook {
         Ok(())
     }
 
-    /// Validates and applies an update (§4.2): omitted fields keep their value.
+    /// Validates and applies an update: omitted fields keep their value.
     pub fn update_user(
         &mut self,
         userid: &str,
@@ -146,7 +146,7 @@ impl AddressBook {
             .ok_or_else(|| api_err(60121, "找不到该用户"))
     }
 
-    /// Removes a person (§4.3); they can be rehired with [`Self::rehire`].
+    /// Removes a person; they can be rehired with [`Self::rehire`].
     pub fn delete_user(&mut self, userid: &str, now: i64) -> Written<Person> {
         self.org_changed();
         let idx = self.position(userid)?;

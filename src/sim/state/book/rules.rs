@@ -1,4 +1,4 @@
-//! DingTalk's field rules for writes (REFERENCE §4): lengths, formats, names.
+//! DingTalk's field rules for writes: lengths, formats, names.
 
 use crate::sim::error::{ApiError, api_err};
 
