@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Failure, Held, SyncError, plan::deletion_gate};
+use super::{Failure, Held, SyncError, deletion_gate};
 use crate::{
     api::target::DeletionPolicy,
     dingtalk::{
