@@ -11,6 +11,7 @@ pub mod dingtalk_source;
 pub mod events;
 mod gate;
 pub mod inbound;
+mod kinds;
 pub mod outbound;
 
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ pub(crate) use gate::deletion_gate;
 /// The inbound plan keeps its old path, `sync::plan`.
 pub use inbound::plan;
 pub use inbound::{compute, compute_changed, run, run_changed};
+pub use kinds::{ObjectKind, Verb};
 pub use plan::{Op, Options, Plan, Problem, Step};
 
 use crate::{
@@ -76,7 +78,7 @@ pub enum SyncError {
 /// The outcome of one operation that failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    pub kind: &'static str,
+    pub kind: ObjectKind,
     pub id: String,
     pub name: String,
     pub reason: String,

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Failure, Held, SyncError, deletion_gate};
+use super::{Failure, Held, ObjectKind, SyncError, deletion_gate};
 use crate::{
     api::target::DeletionPolicy,
     dingtalk::{
@@ -265,7 +265,7 @@ pub struct OutboundPlan {
     pub departments: usize,
 }
 
-fn failure(kind: &'static str, id: &str, name: &str, reason: &str, message: String) -> Failure {
+fn failure(kind: ObjectKind, id: &str, name: &str, reason: &str, message: String) -> Failure {
     Failure {
         kind,
         id: id.to_string(),
@@ -391,7 +391,7 @@ pub fn plan(
         let Some(parent) = parent else {
             failed_depts.insert(&d.id);
             out.failures.push(failure(
-                "Department",
+                ObjectKind::Department,
                 &d.id,
                 &d.name,
                 "ParentFailed",
@@ -404,7 +404,7 @@ pub fn plan(
             Err(e) => {
                 failed_depts.insert(&d.id);
                 out.failures.push(failure(
-                    "Department",
+                    ObjectKind::Department,
                     &d.id,
                     &d.name,
                     "TemplateFailed",
@@ -416,7 +416,7 @@ pub fn plan(
         if let Err(e) = DeptCreate::new(name.clone(), 2).validate() {
             failed_depts.insert(&d.id);
             out.failures.push(failure(
-                "Department",
+                ObjectKind::Department,
                 &d.id,
                 &d.name,
                 "InvalidValue",
@@ -455,7 +455,7 @@ pub fn plan(
     for p in &tree.people {
         match mapping.person(&p.attrs) {
             Ok(r) if r.userid.is_empty() => out.failures.push(failure(
-                "Person",
+                ObjectKind::Person,
                 &p.id,
                 &p.key,
                 "InvalidValue",
@@ -466,7 +466,7 @@ pub fn plan(
                 rendered.push((p, r));
             }
             Err(e) => out.failures.push(failure(
-                "Person",
+                ObjectKind::Person,
                 &p.id,
                 &p.key,
                 "TemplateFailed",
@@ -479,7 +479,7 @@ pub fn plan(
         wanted_userids.insert(r.userid.clone());
         if seen[&r.userid] > 1 {
             out.failures.push(failure(
-                "Person",
+                ObjectKind::Person,
                 &r.userid,
                 &p.key,
                 "Conflict",
@@ -494,7 +494,7 @@ pub fn plan(
             None => Parent::Id(opts.root),
             Some(d) if failed_depts.contains(d.as_str()) => {
                 out.failures.push(failure(
-                    "Person",
+                    ObjectKind::Person,
                     &r.userid,
                     &p.key,
                     "ParentFailed",
@@ -512,7 +512,7 @@ pub fn plan(
                 // Validate with a placeholder department: the id is only known at apply.
                 if let Err(e) = user_create(&r, 2).validate() {
                     out.failures.push(failure(
-                        "Person",
+                        ObjectKind::Person,
                         &r.userid,
                         &p.key,
                         "InvalidValue",
@@ -534,7 +534,7 @@ pub fn plan(
                     if f == "mobile" {
                         if !now.is_empty() {
                             out.failures.push(failure(
-                                "Person",
+                                ObjectKind::Person,
                                 &r.userid,
                                 &p.key,
                                 "MobileChanged",
@@ -576,7 +576,7 @@ pub fn plan(
                 );
                 if let Err(e) = check.validate() {
                     out.failures.push(failure(
-                        "Person",
+                        ObjectKind::Person,
                         &r.userid,
                         &p.key,
                         "InvalidValue",
@@ -779,7 +779,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                 let Some(pid) = resolve(&parent, &created) else {
                     failed_new.insert(source.clone());
                     r.failures.push(failure(
-                        "Department",
+                        ObjectKind::Department,
                         &source,
                         &name,
                         "ParentFailed",
@@ -797,7 +797,8 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                     }
                     Err(e) => {
                         failed_new.insert(source.clone());
-                        r.failures.push(failed("Department", &source, &name, &e));
+                        r.failures
+                            .push(failed(ObjectKind::Department, &source, &name, &e));
                     }
                 }
             }
@@ -815,7 +816,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                 match client.update_department(&req).await {
                     Ok(()) => r.departments_updated += 1,
                     Err(e) => r.failures.push(failed(
-                        "Department",
+                        ObjectKind::Department,
                         &dept_id.to_string(),
                         name.as_deref().unwrap_or(""),
                         &e,
@@ -825,7 +826,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
             OutOp::CreateUser { person, dept } => {
                 let Some(did) = resolve(&dept, &created) else {
                     r.failures.push(failure(
-                        "Person",
+                        ObjectKind::Person,
                         &person.userid,
                         "",
                         "ParentFailed",
@@ -857,15 +858,23 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                                     .await
                                 {
                                     Ok(()) => r.updated += 1,
-                                    Err(e) => {
-                                        r.failures.push(failed("Person", &person.userid, "", &e))
-                                    }
+                                    Err(e) => r.failures.push(failed(
+                                        ObjectKind::Person,
+                                        &person.userid,
+                                        "",
+                                        &e,
+                                    )),
                                 }
                             }
-                            Err(e) => r.failures.push(failed("Person", &person.userid, "", &e)),
+                            Err(e) => {
+                                r.failures
+                                    .push(failed(ObjectKind::Person, &person.userid, "", &e))
+                            }
                         }
                     }
-                    Err(e) => r.failures.push(failed("Person", &person.userid, "", &e)),
+                    Err(e) => r
+                        .failures
+                        .push(failed(ObjectKind::Person, &person.userid, "", &e)),
                 }
             }
             OutOp::UpdateUser {
@@ -885,7 +894,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                         }
                         None => {
                             r.failures.push(failure(
-                                "Person",
+                                ObjectKind::Person,
                                 &userid,
                                 "",
                                 "ParentFailed",
@@ -913,7 +922,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                         }
                     }
                     Err(e) => r.failures.push(failed(
-                        "Person",
+                        ObjectKind::Person,
                         &userid,
                         existing
                             .get(userid.as_str())
@@ -927,17 +936,19 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
                 r.writes += 1;
                 match client.delete_user(&userid).await {
                     Ok(()) => r.deleted += 1,
-                    Err(e) => r.failures.push(failed("Person", &userid, "", &e)),
+                    Err(e) => r.failures.push(failed(ObjectKind::Person, &userid, "", &e)),
                 }
             }
             OutOp::DeleteDept { dept_id, name } => {
                 r.writes += 1;
                 match client.delete_department(dept_id).await {
                     Ok(()) => r.departments_deleted += 1,
-                    Err(e) => {
-                        r.failures
-                            .push(failed("Department", &dept_id.to_string(), &name, &e))
-                    }
+                    Err(e) => r.failures.push(failed(
+                        ObjectKind::Department,
+                        &dept_id.to_string(),
+                        &name,
+                        &e,
+                    )),
                 }
             }
         }
@@ -946,7 +957,7 @@ pub async fn apply(client: &DingTalkClient, plan: OutboundPlan, users: &[User]) 
 }
 
 /// A failed write as the report shows it.
-fn failed(kind: &'static str, id: &str, name: &str, e: &DingTalkError) -> Failure {
+fn failed(kind: ObjectKind, id: &str, name: &str, e: &DingTalkError) -> Failure {
     failure(kind, id, name, reason(e), e.to_string())
 }
 

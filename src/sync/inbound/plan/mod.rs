@@ -11,7 +11,7 @@ use crate::{
     directory::{Attrs, Name, PersonEntry, Snapshot, attrs::Values},
     mapping::Mapping,
     model::{Changes, SourceSnapshot},
-    sync::deletion_gate,
+    sync::{ObjectKind, Verb, deletion_gate},
 };
 
 pub use crate::sync::Held;
@@ -109,34 +109,36 @@ impl Op {
     }
 
     /// `User` or `Department`, and the id the operation is about.
-    pub fn subject(&self) -> (&'static str, &str) {
+    pub fn subject(&self) -> (ObjectKind, &str) {
         match self {
             Op::CreateDept { id, .. }
             | Op::MoveDept { id, .. }
             | Op::UpdateDept { id, .. }
-            | Op::DeleteDept { id } => ("Department", id),
-            Op::AddMembers { dept, .. } | Op::RemoveMembers { dept, .. } => ("Department", dept),
+            | Op::DeleteDept { id } => (ObjectKind::Department, id),
+            Op::AddMembers { dept, .. } | Op::RemoveMembers { dept, .. } => {
+                (ObjectKind::Department, dept)
+            }
             Op::LinkPerson { id, .. }
             | Op::CreatePerson { id, .. }
             | Op::UpdatePerson { id, .. }
             | Op::MovePerson { id, .. }
             | Op::EnablePerson { id }
             | Op::DisablePerson { id }
-            | Op::DeletePerson { id } => ("User", id),
+            | Op::DeletePerson { id } => (ObjectKind::User, id),
         }
     }
 
-    pub fn verb(&self) -> &'static str {
+    pub fn verb(&self) -> Verb {
         match self {
-            Op::CreateDept { .. } | Op::CreatePerson { .. } => "create",
-            Op::MoveDept { .. } | Op::MovePerson { .. } => "move",
-            Op::UpdateDept { .. } | Op::UpdatePerson { .. } => "update",
-            Op::LinkPerson { .. } => "link",
-            Op::EnablePerson { .. } => "enable",
-            Op::AddMembers { .. } => "add members",
-            Op::RemoveMembers { .. } => "remove members",
-            Op::DisablePerson { .. } => "disable",
-            Op::DeletePerson { .. } | Op::DeleteDept { .. } => "delete",
+            Op::CreateDept { .. } | Op::CreatePerson { .. } => Verb::Create,
+            Op::MoveDept { .. } | Op::MovePerson { .. } => Verb::Move,
+            Op::UpdateDept { .. } | Op::UpdatePerson { .. } => Verb::Update,
+            Op::LinkPerson { .. } => Verb::Link,
+            Op::EnablePerson { .. } => Verb::Enable,
+            Op::AddMembers { .. } => Verb::AddMembers,
+            Op::RemoveMembers { .. } => Verb::RemoveMembers,
+            Op::DisablePerson { .. } => Verb::Disable,
+            Op::DeletePerson { .. } | Op::DeleteDept { .. } => Verb::Delete,
         }
     }
 }
@@ -154,7 +156,7 @@ pub struct Step {
 /// A per-object problem found while planning (nothing is written for that object).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
-    pub kind: &'static str,
+    pub kind: ObjectKind,
     pub id: String,
     pub name: String,
     pub reason: &'static str,
@@ -207,7 +209,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn count(&self, verb: &str) -> usize {
+    /// Steps doing `verb` (a [`Verb`], or its word).
+    pub fn count<V>(&self, verb: V) -> usize
+    where
+        Verb: PartialEq<V>,
+    {
         self.steps.iter().filter(|s| s.op.verb() == verb).count()
     }
 }
@@ -289,7 +295,7 @@ pub fn plan_scoped(
             Ok(n) => n,
             Err(e) => {
                 out.problems.push(Problem {
-                    kind: "Department",
+                    kind: ObjectKind::Department,
                     id: d.id.clone(),
                     name: d.name.clone(),
                     reason: "TemplateError",
@@ -300,7 +306,7 @@ pub fn plan_scoped(
         };
         if d.parent.as_ref().is_some_and(|p| !dept_ok.contains(p)) {
             out.problems.push(Problem {
-                kind: "Department",
+                kind: ObjectKind::Department,
                 id: d.id.clone(),
                 name: d.name.clone(),
                 reason: "ParentFailed",
@@ -318,7 +324,7 @@ pub fn plan_scoped(
                     Ok(a) => a,
                     Err(e) => {
                         out.problems.push(Problem {
-                            kind: "Department",
+                            kind: ObjectKind::Department,
                             id: d.id.clone(),
                             name: d.name.clone(),
                             reason: "TemplateError",
@@ -374,7 +380,7 @@ pub fn plan_scoped(
                         }
                     }
                     Err(e) => out.problems.push(Problem {
-                        kind: "Department",
+                        kind: ObjectKind::Department,
                         id: d.id.clone(),
                         name: d.name.clone(),
                         reason: "TemplateError",
@@ -467,7 +473,7 @@ pub fn plan_scoped(
             Ok(w) => w,
             Err(e) => {
                 out.problems.push(Problem {
-                    kind: "User",
+                    kind: ObjectKind::User,
                     id: p.id.clone(),
                     name: p.name.clone(),
                     reason: "TemplateError",
@@ -484,7 +490,7 @@ pub fn plan_scoped(
                 Ok(v) => v,
                 Err(e) => {
                     out.problems.push(Problem {
-                        kind: "User",
+                        kind: ObjectKind::User,
                         id: p.id.clone(),
                         name: p.name.clone(),
                         reason: "TemplateError",
@@ -504,7 +510,7 @@ pub fn plan_scoped(
                     [one] => {
                         if let Some(other) = claimed.get(&one.key) {
                             out.problems.push(Problem {
-                                kind: "User",
+                                kind: ObjectKind::User,
                                 id: p.id.clone(),
                                 name: p.name.clone(),
                                 reason: "AmbiguousMatch",
@@ -521,7 +527,7 @@ pub fn plan_scoped(
                     many => {
                         let keys: Vec<&str> = many.iter().map(|e| e.key.as_str()).collect();
                         out.problems.push(Problem {
-                            kind: "User",
+                            kind: ObjectKind::User,
                             id: p.id.clone(),
                             name: p.name.clone(),
                             reason: "AmbiguousMatch",
@@ -591,7 +597,7 @@ pub fn plan_scoped(
             Ok(a) => a,
             Err(e) => {
                 out.problems.push(Problem {
-                    kind: "User",
+                    kind: ObjectKind::User,
                     id: p.id.clone(),
                     name: p.name.clone(),
                     reason: "TemplateError",
