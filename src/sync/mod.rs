@@ -111,6 +111,21 @@ pub struct Report {
     pub plan: Plan,
 }
 
+/// How deep a department sits: the parents above it, each found by `parent_of` from the one
+/// below (a cycle, or a chain longer than DingTalk allows, stops counting). Departments are
+/// deleted deepest first.
+pub(crate) fn depth<K>(mut parent: Option<K>, parent_of: impl Fn(&K) -> Option<K>) -> usize {
+    let mut n = 0;
+    while let Some(p) = parent {
+        n += 1;
+        if n > 64 {
+            break;
+        }
+        parent = parent_of(&p);
+    }
+    n
+}
+
 /// Progress while a run goes on: (phase, done, total).
 pub type ProgressFn<'a> = &'a (dyn Fn(&str, usize, Option<usize>) + Send + Sync);
 
