@@ -27,6 +27,7 @@ pub use kinds::{ObjectKind, Verb};
 pub use plan::{Op, Options, Plan, Problem, Step};
 
 use crate::{
+    dingtalk::DingTalkError,
     directory::DirectoryError,
     model::{Changes, SourceSnapshot},
 };
@@ -71,6 +72,14 @@ impl Source for StaticSource {
 pub enum SyncError {
     #[error("reading the source failed: {0}")]
     Source(String),
+    /// A person an event named could not be re-read: the batch is retried, never applied
+    /// without them.
+    #[error("reading the source failed: re-reading user {id}: {source}")]
+    Reread {
+        id: String,
+        #[source]
+        source: DingTalkError,
+    },
     #[error(transparent)]
     Directory(#[from] DirectoryError),
 }
