@@ -15,6 +15,7 @@ use super::{
 use crate::{
     api::target::DeletionPolicy,
     dingtalk::{
+        DingTalkError,
         contacts::{Department, User},
         write::DeptCreate,
     },
@@ -330,19 +331,23 @@ fn department_of(
     }
 }
 
+/// A user request DingTalk's rules refuse: that person's failure, naming the field.
+fn invalid_value(p: &SourcePerson, userid: &str, e: &DingTalkError) -> Failure {
+    failure(
+        ObjectKind::Person,
+        userid,
+        &p.key,
+        "InvalidValue",
+        e.to_string(),
+    )
+}
+
 /// A person DingTalk does not have yet.
 fn new_user(p: &SourcePerson, r: OutboundPerson, dept: Parent) -> Result<Option<OutOp>, Failure> {
     // Validate with a placeholder department: the id is only known at apply.
-    if let Err(e) = user_create(&r, 2).validate() {
-        let message = e.to_string();
-        return Err(failure(
-            ObjectKind::Person,
-            &r.userid,
-            &p.key,
-            "InvalidValue",
-            message,
-        ));
-    }
+    user_create(&r, 2)
+        .validate()
+        .map_err(|e| invalid_value(p, &r.userid, &e))?;
     Ok(Some(OutOp::CreateUser { person: r, dept }))
 }
 
@@ -366,16 +371,9 @@ fn user_changes(
         v.push(2);
         v
     });
-    if let Err(e) = user_update(&r.userid, &fields, list).validate() {
-        let message = e.to_string();
-        return Err(failure(
-            ObjectKind::Person,
-            &r.userid,
-            &p.key,
-            "InvalidValue",
-            message,
-        ));
-    }
+    user_update(&r.userid, &fields, list)
+        .validate()
+        .map_err(|e| invalid_value(p, &r.userid, &e))?;
     Ok(Some(OutOp::UpdateUser {
         userid: r.userid,
         fields,
