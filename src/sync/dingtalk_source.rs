@@ -1,7 +1,7 @@
 //! DingTalk as the source of an inbound sync: one scope read, normalised into the model;
 //! for an incremental run, a re-read of just the records events named.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use futures::{StreamExt, stream};
 
@@ -61,70 +61,89 @@ impl Source for DingTalkSource {
     /// outside the scope means absent, which the plan reads as "left"; any other failure makes
     /// the snapshot incomplete, so nothing is disabled on its account and the event is retried.
     async fn read_changed(&self, changes: &Changes) -> Result<SourceSnapshot, SyncError> {
-        let client = &self.client;
+        let (depts, users) = self.reread(changes).await;
+        let mut parents = self.known_parents(changes);
         let mut failures: Vec<ScopeFailure> = Vec::new();
+        let mut found_depts = found_departments(depts, &mut parents, &mut failures);
+        let mut found_users = found_users(users)?;
+        let mut starts: Vec<i64> = found_depts.iter().map(|d| d.dept_id).collect();
+        for u in &found_users {
+            starts.extend(u.dept_id_list.iter().flatten().copied());
+        }
+        let in_scope = self.scope_of(starts, &mut parents, &mut failures).await;
+        *self.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
+        found_depts.retain(|d| in_scope.contains(&d.dept_id));
+        found_users.retain(|u| {
+            u.dept_id_list
+                .iter()
+                .flatten()
+                .any(|d| in_scope.contains(d))
+        });
+        let read = ScopeRead {
+            departments: found_depts,
+            users: found_users,
+            failures,
+            calls: Default::default(),
+        };
+        Ok(to_model_in(&self.client.config().corp_id, read, &in_scope))
+    }
+}
+
+/// A re-read department or user, by the id an event named.
+type Reread<K, T> = Vec<(K, Result<T, DingTalkError>)>;
+
+impl DingTalkSource {
+    /// Every department, then every person, `changes` names, as DingTalk has them now.
+    async fn reread(
+        &self,
+        changes: &Changes,
+    ) -> (Reread<i64, dt::Department>, Reread<String, dt::User>) {
+        let client = &self.client;
         let dept_ids: Vec<i64> = changes
             .departments
             .iter()
             .filter_map(|d| d.parse().ok())
             .collect();
-        let depts: Vec<(i64, Result<dt::Department, DingTalkError>)> = stream::iter(dept_ids)
+        let depts = stream::iter(dept_ids)
             .map(|id| async move { (id, client.get_department(id).await) })
             .buffer_unordered(REREAD_CONCURRENCY)
             .collect()
             .await;
-        let users: Vec<(String, Result<dt::User, DingTalkError>)> =
-            stream::iter(changes.people.iter().cloned())
-                .map(|id| async move {
-                    let r = client.get_user(&id).await;
-                    (id, r)
-                })
-                .buffer_unordered(REREAD_CONCURRENCY)
-                .collect()
-                .await;
-        let mut parents: HashMap<i64, Option<i64>> = {
-            let mut cache = self.parents.lock().unwrap_or_else(|e| e.into_inner());
-            for d in &changes.departments {
-                if let Ok(id) = d.parse::<i64>() {
-                    cache.remove(&id);
-                }
-            }
-            cache.clone()
-        };
-        let mut found_depts = Vec::new();
-        for (id, r) in depts {
-            match r {
-                Ok(d) => {
-                    parents.insert(d.dept_id, d.parent_id);
-                    found_depts.push(d);
-                }
-                Err(DingTalkError::NotFound { .. }) => {}
-                Err(error) => failures.push(ScopeFailure {
-                    api: dt::contacts::API_DEPT_GET,
-                    dept_id: id,
-                    error,
-                }),
+        let users = stream::iter(changes.people.iter().cloned())
+            .map(|id| async move {
+                let r = client.get_user(&id).await;
+                (id, r)
+            })
+            .buffer_unordered(REREAD_CONCURRENCY)
+            .collect()
+            .await;
+        (depts, users)
+    }
+
+    /// The parents learnt by earlier re-reads, less those of departments `changes` names
+    /// (they may have moved).
+    fn known_parents(&self, changes: &Changes) -> HashMap<i64, Option<i64>> {
+        let mut cache = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        for d in &changes.departments {
+            if let Ok(id) = d.parse::<i64>() {
+                cache.remove(&id);
             }
         }
-        let mut found_users = Vec::new();
-        for (id, r) in users {
-            match r {
-                Ok(u) => found_users.push(u),
-                Err(DingTalkError::NotFound { .. }) => {}
-                Err(error) => {
-                    return Err(SyncError::Source(format!("re-reading user {id}: {error}")));
-                }
-            }
-        }
-        // Which departments lie under the scope roots: walk parents, reading the ones not yet
-        // known (each at most once).
+        cache.clone()
+    }
+
+    /// Which departments lie under the scope roots (the roots included): each start's parent
+    /// chain is walked up to a root (inside) or past the top (outside), reading the parents
+    /// not yet known, each at most once.
+    async fn scope_of(
+        &self,
+        starts: Vec<i64>,
+        parents: &mut HashMap<i64, Option<i64>>,
+        failures: &mut Vec<ScopeFailure>,
+    ) -> HashSet<i64> {
         let roots: HashSet<i64> = self.roots.iter().copied().collect();
         let mut verdict: HashMap<i64, bool> = HashMap::new();
-        let mut wanted: Vec<i64> = found_depts.iter().map(|d| d.dept_id).collect();
-        for u in &found_users {
-            wanted.extend(u.dept_id_list.iter().flatten().copied());
-        }
-        for start in wanted {
+        for start in starts {
             let mut chain = vec![];
             let mut at = Some(start);
             let inside = loop {
@@ -139,19 +158,8 @@ impl Source for DingTalkSource {
                     break false;
                 }
                 chain.push(d);
-                if let std::collections::hash_map::Entry::Vacant(slot) = parents.entry(d) {
-                    slot.insert(match client.get_department(d).await {
-                        Ok(dep) => dep.parent_id,
-                        Err(DingTalkError::NotFound { .. }) => None,
-                        Err(error) => {
-                            failures.push(ScopeFailure {
-                                api: dt::contacts::API_DEPT_GET,
-                                dept_id: d,
-                                error,
-                            });
-                            None
-                        }
-                    });
+                if let Entry::Vacant(slot) = parents.entry(d) {
+                    slot.insert(self.parent_of(d, failures).await);
                 }
                 at = parents.get(&d).copied().flatten();
             };
@@ -159,28 +167,69 @@ impl Source for DingTalkSource {
                 verdict.insert(d, inside);
             }
         }
-        *self.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
-        let in_scope: HashSet<i64> = verdict
+        verdict
             .iter()
             .filter(|(_, v)| **v)
             .map(|(d, _)| *d)
             .chain(roots.iter().copied())
-            .collect();
-        found_depts.retain(|d| in_scope.contains(&d.dept_id));
-        found_users.retain(|u| {
-            u.dept_id_list
-                .iter()
-                .flatten()
-                .any(|d| in_scope.contains(d))
-        });
-        let read = ScopeRead {
-            departments: found_depts,
-            users: found_users,
-            failures,
-            calls: Default::default(),
-        };
-        Ok(to_model_in(&client.config().corp_id, read, &in_scope))
+            .collect()
     }
+
+    /// A department's parent as DingTalk has it now; `None` when the department is gone, or
+    /// could not be read (a failure, so the read is incomplete).
+    async fn parent_of(&self, dept_id: i64, failures: &mut Vec<ScopeFailure>) -> Option<i64> {
+        match self.client.get_department(dept_id).await {
+            Ok(d) => d.parent_id,
+            Err(DingTalkError::NotFound { .. }) => None,
+            Err(error) => {
+                failures.push(ScopeFailure {
+                    api: dt::contacts::API_DEPT_GET,
+                    dept_id,
+                    error,
+                });
+                None
+            }
+        }
+    }
+}
+
+/// The re-read departments that exist, their parents learnt; those that could not be read are
+/// failures.
+fn found_departments(
+    depts: Reread<i64, dt::Department>,
+    parents: &mut HashMap<i64, Option<i64>>,
+    failures: &mut Vec<ScopeFailure>,
+) -> Vec<dt::Department> {
+    let mut found = Vec::new();
+    for (id, r) in depts {
+        match r {
+            Ok(d) => {
+                parents.insert(d.dept_id, d.parent_id);
+                found.push(d);
+            }
+            Err(DingTalkError::NotFound { .. }) => {}
+            Err(error) => failures.push(ScopeFailure {
+                api: dt::contacts::API_DEPT_GET,
+                dept_id: id,
+                error,
+            }),
+        }
+    }
+    found
+}
+
+/// The re-read people who exist. A person who could not be read fails the whole re-read: the
+/// batch is retried rather than applied without them.
+fn found_users(users: Reread<String, dt::User>) -> Result<Vec<dt::User>, SyncError> {
+    let mut found = Vec::new();
+    for (id, r) in users {
+        match r {
+            Ok(u) => found.push(u),
+            Err(DingTalkError::NotFound { .. }) => {}
+            Err(source) => return Err(SyncError::Reread { id, source }),
+        }
+    }
+    Ok(found)
 }
 
 /// Convert a scope read; every DingTalk field stays available to templates.

@@ -1,23 +1,34 @@
 //! The pipeline every sync runs through — full, incremental, `plan`, `demo`:
 //! read source → read directory → plan (diff + gates) → apply → report.
+//!
+//! Inbound (DingTalk → directory) lives in `inbound/`, Outbound (directory → DingTalk) in
+//! `outbound/`; what both share (the `Source` seam, errors, failures, the deletion gate)
+//! stays here.
 
 #[doc(hidden)]
 pub mod conformance;
 pub mod dingtalk_source;
 pub mod events;
+mod gate;
+pub mod inbound;
+mod kinds;
 pub mod outbound;
-pub mod plan;
 
-use std::{collections::HashSet, sync::Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use futures::{StreamExt, stream};
 
-pub use plan::{Held, Op, Options, Plan, Problem, Step};
+pub use gate::Held;
+pub(crate) use gate::deletion_gate;
+/// The inbound plan keeps its old path, `sync::plan`.
+pub use inbound::plan;
+pub use inbound::{compute, compute_changed, run, run_changed};
+pub use kinds::{ObjectKind, Verb};
+pub use plan::{Op, Options, Plan, Problem, Step};
 
 use crate::{
-    directory::{Directory, DirectoryError},
-    mapping::Mapping,
+    dingtalk::DingTalkError,
+    directory::DirectoryError,
     model::{Changes, SourceSnapshot},
 };
 
@@ -61,6 +72,14 @@ impl Source for StaticSource {
 pub enum SyncError {
     #[error("reading the source failed: {0}")]
     Source(String),
+    /// A person an event named could not be re-read: the batch is retried, never applied
+    /// without them.
+    #[error("reading the source failed: re-reading user {id}: {source}")]
+    Reread {
+        id: String,
+        #[source]
+        source: DingTalkError,
+    },
     #[error(transparent)]
     Directory(#[from] DirectoryError),
 }
@@ -68,7 +87,7 @@ pub enum SyncError {
 /// The outcome of one operation that failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    pub kind: &'static str,
+    pub kind: ObjectKind,
     pub id: String,
     pub name: String,
     pub reason: String,
@@ -101,413 +120,23 @@ pub struct Report {
     pub plan: Plan,
 }
 
+/// How deep a department sits: the parents above it, each found by `parent_of` from the one
+/// below (a cycle, or a chain longer than DingTalk allows, stops counting). Departments are
+/// deleted deepest first.
+pub(crate) fn depth<K>(mut parent: Option<K>, parent_of: impl Fn(&K) -> Option<K>) -> usize {
+    let mut n = 0;
+    while let Some(p) = parent {
+        n += 1;
+        if n > 64 {
+            break;
+        }
+        parent = parent_of(&p);
+    }
+    n
+}
+
 /// Progress while a run goes on: (phase, done, total).
 pub type ProgressFn<'a> = &'a (dyn Fn(&str, usize, Option<usize>) + Send + Sync);
 
 /// Operations applied at once within a phase.
 pub const CONCURRENCY: usize = 8;
-
-/// Read both sides and compute the plan, writing nothing.
-pub async fn compute(
-    source: &dyn Source,
-    dir: &dyn Directory,
-    mapping: &Mapping,
-    opts: &Options,
-    progress: ProgressFn<'_>,
-) -> Result<(SourceSnapshot, Plan), SyncError> {
-    progress("ReadingSource", 0, None);
-    let snapshot = source.read().await?.normalise();
-    progress("ReadingDirectory", snapshot.people.len(), None);
-    let current = dir.read().await?;
-    progress("Planning", 0, None);
-    let plan = plan::plan(&snapshot, &current, mapping, opts);
-    Ok((snapshot, plan))
-}
-
-/// One full run: plan, gates, apply, report. With `dry_run` nothing is written.
-pub async fn run(
-    source: &dyn Source,
-    dir: &dyn Directory,
-    mapping: &Mapping,
-    opts: &Options,
-    dry_run: bool,
-    progress: ProgressFn<'_>,
-) -> Result<Report, SyncError> {
-    let (snapshot, plan) = compute(source, dir, mapping, opts, progress).await?;
-    finish(dir, snapshot, plan, dry_run, progress).await
-}
-
-/// Read the directory and the changed records, and plan only what `changes` names, writing
-/// nothing. Departments already in the node stay valid parents and groups.
-pub async fn compute_changed(
-    source: &dyn Source,
-    dir: &dyn Directory,
-    mapping: &Mapping,
-    opts: &Options,
-    changes: &Changes,
-    progress: ProgressFn<'_>,
-) -> Result<(SourceSnapshot, Plan), SyncError> {
-    progress("ReadingDirectory", 0, None);
-    let current = dir.read().await?;
-    progress(
-        "ReadingSource",
-        0,
-        Some(changes.people.len() + changes.departments.len()),
-    );
-    let known: HashSet<String> = current.departments.iter().map(|d| d.id.clone()).collect();
-    let snapshot = source.read_changed(changes).await?.normalise_within(&known);
-    progress("Planning", 0, None);
-    let plan = plan::plan_scoped(&snapshot, &current, mapping, opts, Some(changes));
-    Ok((snapshot, plan))
-}
-
-/// An incremental run: the same plan, gates, apply and report as [`run`], restricted to the
-/// records `changes` names (people and departments an event reported). Only a full run can
-/// notice anything else (a missed event, drift).
-pub async fn run_changed(
-    source: &dyn Source,
-    dir: &dyn Directory,
-    mapping: &Mapping,
-    opts: &Options,
-    changes: &Changes,
-    dry_run: bool,
-    progress: ProgressFn<'_>,
-) -> Result<Report, SyncError> {
-    let (snapshot, plan) = compute_changed(source, dir, mapping, opts, changes, progress).await?;
-    finish(dir, snapshot, plan, dry_run, progress).await
-}
-
-/// Gates passed (or not), apply unless dry, and report.
-async fn finish(
-    dir: &dyn Directory,
-    snapshot: SourceSnapshot,
-    plan: Plan,
-    dry_run: bool,
-    progress: ProgressFn<'_>,
-) -> Result<Report, SyncError> {
-    let writes_before = dir.writes();
-    // The plan carries everything the writes need: the source's records go now, not after
-    // the (long) apply.
-    let SourceSnapshot {
-        complete,
-        incomplete,
-        ..
-    } = snapshot;
-    let mut report = Report {
-        complete,
-        incomplete,
-        missing_mobile: plan.missing_mobile,
-        missing_email: plan.missing_email,
-        people: plan.people,
-        departments: plan.departments,
-        suppressed_removals: plan.suppressed_removals,
-        held: plan.held.clone(),
-        unchanged: plan.unchanged_people + plan.unchanged_departments,
-        ..Default::default()
-    };
-    for p in &plan.problems {
-        report.failures.push(Failure {
-            kind: p.kind,
-            id: p.id.clone(),
-            name: p.name.clone(),
-            reason: p.reason.into(),
-            message: p.message.clone(),
-        });
-    }
-    if !dry_run && plan.held.is_none() {
-        apply(dir, &plan, &mut report, progress).await?;
-    } else {
-        tally(&plan.steps, &mut report);
-    }
-    report.writes = dir.writes() - writes_before;
-    report.plan = plan;
-    Ok(report)
-}
-
-fn tally(steps: &[Step], report: &mut Report) {
-    let mut people_updated: HashSet<&str> = HashSet::new();
-    for s in steps {
-        match &s.op {
-            Op::CreateDept { .. } | Op::CreatePerson { .. } => report.created += 1,
-            Op::MoveDept { .. } | Op::MovePerson { .. } => report.moved += 1,
-            Op::UpdatePerson { id, .. } => {
-                if people_updated.insert(id) {
-                    report.updated += 1;
-                }
-            }
-            Op::UpdateDept { .. } | Op::LinkPerson { .. } => report.updated += 1,
-            Op::EnablePerson { .. } => report.enabled += 1,
-            Op::DisablePerson { .. } => report.disabled += 1,
-            Op::DeletePerson { .. } | Op::DeleteDept { .. } => report.deleted += 1,
-            Op::AddMembers { .. } | Op::RemoveMembers { .. } => {}
-        }
-    }
-}
-
-/// Apply the plan phase by phase; within a phase, up to [`CONCURRENCY`] operations at once.
-/// A failed object is recorded and skipped later; a lost connection stops the run.
-async fn apply(
-    dir: &dyn Directory,
-    plan: &Plan,
-    report: &mut Report,
-    progress: ProgressFn<'_>,
-) -> Result<(), SyncError> {
-    let failed: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
-    let total = plan.steps.len();
-    let mut done = 0usize;
-    let mut phase_start = 0;
-    while phase_start < total {
-        let phase = plan.steps[phase_start].op.phase();
-        let end = plan.steps[phase_start..]
-            .iter()
-            .position(|s| s.op.phase() != phase)
-            .map_or(total, |i| phase_start + i);
-        let batch = &plan.steps[phase_start..end];
-        for (group, width) in schedule(batch, phase) {
-            // Futures are made as slots free up, not all at once: a phase can hold 100,000.
-            let mut results = stream::iter(
-                group
-                    .into_iter()
-                    .map(|i| run_step(dir, i, &batch[i], &failed)),
-            )
-            .buffer_unordered(width);
-            while let Some((i, r)) = results.next().await {
-                let step = &batch[i];
-                match r {
-                    Ok(()) => tally(std::slice::from_ref(step), report),
-                    Err(e) if e.is_per_object() => {
-                        let (kind, id) = step.op.subject();
-                        let mut set = failed.lock().expect("failed set");
-                        set.insert(format!("{kind}:{id}"));
-                        if matches!(step.op, Op::CreatePerson { .. } | Op::LinkPerson { .. }) {
-                            set.insert(absent_key(id));
-                        }
-                        drop(set);
-                        report.failures.push(Failure {
-                            kind,
-                            id: id.to_string(),
-                            name: step.label.clone(),
-                            reason: "DirectoryRejected".into(),
-                            message: format!("{} failed: {e}", step.op.verb()),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        done += batch.len();
-        progress("Applying", done, Some(total));
-        phase_start = end;
-    }
-    Ok(())
-}
-
-/// How one phase runs: groups of step indices, each finished (and its failures recorded)
-/// before the next starts, with how many of the group may run at once.
-///
-/// Unordered phases are one concurrent group. In the department phases order matters: a
-/// run of department creates goes in waves (a department after its parent's wave, and after
-/// an earlier sibling of the same name, so which of two clashing names wins does not depend
-/// on timing); every other department operation (a move or rename may free or take a name
-/// a later one needs) runs alone, in plan order.
-fn schedule(batch: &[Step], phase: u8) -> Vec<(Vec<usize>, usize)> {
-    if !Op::is_ordered_phase(phase) {
-        return vec![((0..batch.len()).collect(), CONCURRENCY)];
-    }
-    let mut groups: Vec<(Vec<usize>, usize)> = vec![];
-    let mut i = 0;
-    while i < batch.len() {
-        if !matches!(batch[i].op, Op::CreateDept { .. }) {
-            groups.push((vec![i], 1));
-            i += 1;
-            continue;
-        }
-        // A run of creates, parents before children (the plan's order).
-        let mut wave_of: std::collections::HashMap<&str, usize> = Default::default();
-        let mut name_wave: std::collections::HashMap<(Option<&str>, String), usize> =
-            Default::default();
-        let mut waves: Vec<Vec<usize>> = vec![];
-        while let Some(Step {
-            op: Op::CreateDept {
-                id, name, parent, ..
-            },
-            ..
-        }) = batch.get(i)
-        {
-            let after_parent = parent
-                .as_deref()
-                .and_then(|p| wave_of.get(p))
-                .map_or(0, |w| w + 1);
-            let key = (parent.as_deref(), name.to_lowercase());
-            let after_namesake = name_wave.get(&key).map_or(0, |w| w + 1);
-            let wave = after_parent.max(after_namesake);
-            wave_of.insert(id, wave);
-            name_wave.insert(key, wave);
-            if waves.len() <= wave {
-                waves.resize_with(wave + 1, Vec::new);
-            }
-            waves[wave].push(i);
-            i += 1;
-        }
-        groups.extend(waves.into_iter().map(|w| (w, CONCURRENCY)));
-    }
-    groups
-}
-
-async fn run_step(
-    dir: &dyn Directory,
-    i: usize,
-    step: &Step,
-    failed: &Mutex<HashSet<String>>,
-) -> (usize, Result<(), DirectoryError>) {
-    let trimmed = {
-        let failed = failed.lock().expect("failed set");
-        if let Some(why) = blocked_by(&step.op, &failed) {
-            return (i, Err(DirectoryError::Rejected(why)));
-        }
-        without_absent_members(&step.op, &failed)
-    };
-    match trimmed {
-        None => (i, execute(dir, &step.op).await),
-        // Everyone in the batch failed earlier: nothing left to write.
-        Some(Op::AddMembers { people, .. }) if people.is_empty() => (i, Ok(())),
-        Some(op) => (i, execute(dir, &op).await),
-    }
-}
-
-/// Key of a person whose entry could not be created or linked in this run.
-fn absent_key(id: &str) -> String {
-    format!("absent:{id}")
-}
-
-/// A membership batch without the people whose entries do not exist because their create or
-/// link failed earlier in this run, so one rejected person never costs the others their group.
-/// `None` when nothing is left out.
-fn without_absent_members(op: &Op, failed: &HashSet<String>) -> Option<Op> {
-    let Op::AddMembers { dept, people } = op else {
-        return None;
-    };
-    if !people.iter().any(|p| failed.contains(&absent_key(p))) {
-        return None;
-    }
-    Some(Op::AddMembers {
-        dept: dept.clone(),
-        people: people
-            .iter()
-            .filter(|p| !failed.contains(&absent_key(p)))
-            .cloned()
-            .collect(),
-    })
-}
-
-/// An operation whose object (or the department it needs) already failed in this run.
-fn blocked_by(op: &Op, failed: &HashSet<String>) -> Option<String> {
-    let (kind, id) = op.subject();
-    if failed.contains(&format!("{kind}:{id}")) {
-        return Some(format!(
-            "skipped: an earlier operation on {kind} {id} failed"
-        ));
-    }
-    match op {
-        Op::CreateDept {
-            parent: Some(p), ..
-        }
-        | Op::MoveDept {
-            parent: Some(p), ..
-        } if failed.contains(&format!("Department:{p}")) => {
-            Some(format!("skipped: parent department {p} failed"))
-        }
-        _ => None,
-    }
-}
-
-async fn execute(dir: &dyn Directory, op: &Op) -> Result<(), DirectoryError> {
-    match op {
-        Op::CreateDept {
-            id,
-            name,
-            parent,
-            attrs,
-        } => dir.create_dept(id, name, parent.as_deref(), attrs).await,
-        Op::MoveDept { id, name, parent } => dir.move_dept(id, name, parent.as_deref()).await,
-        Op::UpdateDept { id, changes } => dir.update_dept(id, changes).await,
-        Op::LinkPerson { key, id } => dir.link_person(key, id).await,
-        Op::CreatePerson {
-            id,
-            attrs,
-            main_dept,
-        } => dir.create_person(id, attrs, main_dept.as_deref()).await,
-        Op::UpdatePerson { id, changes } => dir.update_person(id, changes).await,
-        Op::MovePerson {
-            id,
-            name,
-            main_dept,
-        } => dir.move_person(id, name, main_dept).await,
-        Op::EnablePerson { id } => dir.enable_person(id).await,
-        Op::AddMembers { dept, people } => dir.add_members(dept, people).await,
-        Op::RemoveMembers { dept, people } => dir.remove_members(dept, people).await,
-        Op::DisablePerson { id } => dir.disable_person(id).await,
-        Op::DeletePerson { id } => dir.delete_person(id).await,
-        Op::DeleteDept { id } => dir.delete_dept(id).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn create(id: &str, name: &str, parent: Option<&str>) -> Step {
-        Step {
-            op: Op::CreateDept {
-                id: id.into(),
-                name: name.into(),
-                parent: parent.map(Into::into),
-                attrs: Default::default(),
-            },
-            label: id.into(),
-            reason: "new in DingTalk".into(),
-        }
-    }
-
-    #[test]
-    fn department_creates_run_in_waves_and_other_department_steps_alone() {
-        let steps = vec![
-            create("1", "Acme", None),
-            create("2", "Sales", Some("1")),
-            create("3", "R&D", Some("1")),
-            create("4", "East", Some("2")),
-            // Same name under the same parent as "2": after it, never beside it.
-            create("5", "sales", Some("1")),
-            create("6", "Other", Some("9")),
-            Step {
-                op: Op::MoveDept {
-                    id: "9".into(),
-                    name: "Old".into(),
-                    parent: None,
-                },
-                label: "9".into(),
-                reason: "moved in DingTalk".into(),
-            },
-            create("7", "Child", Some("6")),
-        ];
-        let groups = schedule(&steps, 0);
-        assert_eq!(
-            groups,
-            vec![
-                (vec![0, 5], CONCURRENCY),
-                (vec![1, 2], CONCURRENCY),
-                (vec![3, 4], CONCURRENCY),
-                (vec![6], 1),
-                (vec![7], CONCURRENCY),
-            ]
-        );
-        let people: Vec<Step> = (0..3)
-            .map(|i| Step {
-                op: Op::EnablePerson { id: i.to_string() },
-                label: String::new(),
-                reason: "".into(),
-            })
-            .collect();
-        assert_eq!(schedule(&people, 2), vec![(vec![0, 1, 2], CONCURRENCY)]);
-    }
-}

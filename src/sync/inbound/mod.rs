@@ -1,0 +1,86 @@
+//! Inbound: DingTalk (a [`Source`]) kept in step in a directory node. Read both sides, plan
+//! (`plan`: the diff and its gates), apply (`apply`), report.
+
+mod apply;
+pub mod plan;
+
+use std::collections::HashSet;
+
+use self::{apply::finish, plan::Options};
+use super::{ProgressFn, Report, Source, SyncError};
+use crate::{
+    directory::Directory,
+    mapping::Mapping,
+    model::{Changes, SourceSnapshot},
+};
+use plan::Plan;
+
+/// Read both sides and compute the plan, writing nothing.
+pub async fn compute(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    progress: ProgressFn<'_>,
+) -> Result<(SourceSnapshot, Plan), SyncError> {
+    progress("ReadingSource", 0, None);
+    let snapshot = source.read().await?.normalise();
+    progress("ReadingDirectory", snapshot.people.len(), None);
+    let current = dir.read().await?;
+    progress("Planning", 0, None);
+    let plan = plan::plan(&snapshot, &current, mapping, opts);
+    Ok((snapshot, plan))
+}
+
+/// One full run: plan, gates, apply, report. With `dry_run` nothing is written.
+pub async fn run(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+) -> Result<Report, SyncError> {
+    let (snapshot, plan) = compute(source, dir, mapping, opts, progress).await?;
+    finish(dir, snapshot, plan, dry_run, progress).await
+}
+
+/// Read the directory and the changed records, and plan only what `changes` names, writing
+/// nothing. Departments already in the node stay valid parents and groups.
+pub async fn compute_changed(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    changes: &Changes,
+    progress: ProgressFn<'_>,
+) -> Result<(SourceSnapshot, Plan), SyncError> {
+    progress("ReadingDirectory", 0, None);
+    let current = dir.read().await?;
+    progress(
+        "ReadingSource",
+        0,
+        Some(changes.people.len() + changes.departments.len()),
+    );
+    let known: HashSet<String> = current.departments.iter().map(|d| d.id.clone()).collect();
+    let snapshot = source.read_changed(changes).await?.normalise_within(&known);
+    progress("Planning", 0, None);
+    let plan = plan::plan_scoped(&snapshot, &current, mapping, opts, Some(changes));
+    Ok((snapshot, plan))
+}
+
+/// An incremental run: the same plan, gates, apply and report as [`run`], restricted to the
+/// records `changes` names (people and departments an event reported). Only a full run can
+/// notice anything else (a missed event, drift).
+pub async fn run_changed(
+    source: &dyn Source,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    opts: &Options,
+    changes: &Changes,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+) -> Result<Report, SyncError> {
+    let (snapshot, plan) = compute_changed(source, dir, mapping, opts, changes, progress).await?;
+    finish(dir, snapshot, plan, dry_run, progress).await
+}

@@ -1,0 +1,394 @@
+//! The diff: source snapshot + directory snapshot + mapping → an ordered plan, each operation
+//! with its reason; then the safety gates. Pure: reads nothing, writes nothing.
+//!
+//! Steps, in order: `departments`, `people` (render and match), `names` (unique account
+//! names, homonyms suffixed), `people` again (the diff), `removals`, `gates`.
+
+mod departments;
+mod gates;
+mod names;
+mod people;
+mod removals;
+
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashSet},
+};
+
+use self::names::UniqueNames;
+use crate::{
+    api::target::DeletionPolicy,
+    directory::{Attrs, Name, Snapshot, attrs::Values},
+    mapping::Mapping,
+    model::{Changes, Department, Person, SourceSnapshot},
+    sync::{ObjectKind, Verb},
+};
+
+pub use crate::sync::Held;
+
+/// One directory operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    CreateDept {
+        id: String,
+        name: String,
+        parent: Option<String>,
+        attrs: Attrs,
+    },
+    MoveDept {
+        id: String,
+        name: String,
+        parent: Option<String>,
+    },
+    UpdateDept {
+        id: String,
+        changes: Attrs,
+    },
+    LinkPerson {
+        key: String,
+        id: String,
+    },
+    CreatePerson {
+        id: String,
+        attrs: Attrs,
+        main_dept: Option<String>,
+    },
+    UpdatePerson {
+        id: String,
+        changes: Attrs,
+    },
+    MovePerson {
+        id: String,
+        name: String,
+        main_dept: String,
+    },
+    EnablePerson {
+        id: String,
+    },
+    AddMembers {
+        dept: String,
+        people: Vec<String>,
+    },
+    RemoveMembers {
+        dept: String,
+        people: Vec<String>,
+    },
+    DisablePerson {
+        id: String,
+    },
+    DeletePerson {
+        id: String,
+    },
+    DeleteDept {
+        id: String,
+    },
+}
+
+impl Op {
+    /// Order of execution: departments parents-first, links, people, added memberships,
+    /// removed memberships, disables/deletes of people, departments children-first. Removed
+    /// memberships get their own phase so a member value is gone before its entry is (a
+    /// directory without referential integrity would otherwise keep a dangling member).
+    pub fn phase(&self) -> u8 {
+        match self {
+            Op::CreateDept { .. } | Op::MoveDept { .. } | Op::UpdateDept { .. } => 0,
+            Op::LinkPerson { .. } => 1,
+            Op::CreatePerson { .. }
+            | Op::UpdatePerson { .. }
+            | Op::MovePerson { .. }
+            | Op::EnablePerson { .. } => 2,
+            Op::AddMembers { .. } => 3,
+            Op::RemoveMembers { .. } => 4,
+            Op::DisablePerson { .. } | Op::DeletePerson { .. } => 5,
+            Op::DeleteDept { .. } => 6,
+        }
+    }
+
+    /// Phases whose operations depend on each other's order (department trees) and so run
+    /// one at a time; the others run concurrently.
+    pub fn is_ordered_phase(phase: u8) -> bool {
+        matches!(phase, 0 | 6)
+    }
+
+    /// Disables and deletes: what the deletion gate counts.
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Op::DisablePerson { .. } | Op::DeletePerson { .. } | Op::DeleteDept { .. }
+        )
+    }
+
+    /// `User` or `Department`, and the id the operation is about.
+    pub fn subject(&self) -> (ObjectKind, &str) {
+        match self {
+            Op::CreateDept { id, .. }
+            | Op::MoveDept { id, .. }
+            | Op::UpdateDept { id, .. }
+            | Op::DeleteDept { id } => (ObjectKind::Department, id),
+            Op::AddMembers { dept, .. } | Op::RemoveMembers { dept, .. } => {
+                (ObjectKind::Department, dept)
+            }
+            Op::LinkPerson { id, .. }
+            | Op::CreatePerson { id, .. }
+            | Op::UpdatePerson { id, .. }
+            | Op::MovePerson { id, .. }
+            | Op::EnablePerson { id }
+            | Op::DisablePerson { id }
+            | Op::DeletePerson { id } => (ObjectKind::User, id),
+        }
+    }
+
+    pub fn verb(&self) -> Verb {
+        match self {
+            Op::CreateDept { .. } | Op::CreatePerson { .. } => Verb::Create,
+            Op::MoveDept { .. } | Op::MovePerson { .. } => Verb::Move,
+            Op::UpdateDept { .. } | Op::UpdatePerson { .. } => Verb::Update,
+            Op::LinkPerson { .. } => Verb::Link,
+            Op::EnablePerson { .. } => Verb::Enable,
+            Op::AddMembers { .. } => Verb::AddMembers,
+            Op::RemoveMembers { .. } => Verb::RemoveMembers,
+            Op::DisablePerson { .. } => Verb::Disable,
+            Op::DeletePerson { .. } | Op::DeleteDept { .. } => Verb::Delete,
+        }
+    }
+}
+
+/// An operation and why it is in the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub op: Op,
+    /// Who it is about, for people: `张伟 (zhangwei)`.
+    pub label: String,
+    /// Mostly a fixed phrase: borrowed, so 100,000 "new in DingTalk" cost nothing.
+    pub reason: Cow<'static, str>,
+}
+
+/// A per-object problem found while planning (nothing is written for that object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub kind: ObjectKind,
+    pub id: String,
+    pub name: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Knobs of the diff and the gates.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policy: DeletionPolicy,
+    /// 0 turns the count check off.
+    pub max_count: u32,
+    /// 100 turns the percentage check off.
+    pub max_percent: u32,
+    /// `OuTree`: people live in their main department's container.
+    pub ou_tree: bool,
+    /// Approval token from the approve annotation.
+    pub approval: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: DeletionPolicy::Disable,
+            max_count: 50,
+            max_percent: 10,
+            ou_tree: false,
+            approval: None,
+        }
+    }
+}
+
+/// The plan for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// In execution order.
+    pub steps: Vec<Step>,
+    pub problems: Vec<Problem>,
+    /// Set when the deletion gate stopped the run: `steps` is then empty.
+    pub held: Option<Held>,
+    /// Removals left out because the source read was incomplete.
+    pub suppressed_removals: usize,
+    pub unchanged_people: usize,
+    pub unchanged_departments: usize,
+    pub missing_mobile: usize,
+    pub missing_email: usize,
+    /// People and departments the node will hold.
+    pub people: usize,
+    pub departments: usize,
+}
+
+impl Plan {
+    /// Steps doing `verb` (a [`Verb`], or its word).
+    pub fn count<V>(&self, verb: V) -> usize
+    where
+        Verb: PartialEq<V>,
+    {
+        self.steps.iter().filter(|s| s.op.verb() == verb).count()
+    }
+}
+
+impl Problem {
+    fn department(d: &Department, reason: &'static str, message: String) -> Self {
+        Problem {
+            kind: ObjectKind::Department,
+            id: d.id.clone(),
+            name: d.name.clone(),
+            reason,
+            message,
+        }
+    }
+
+    fn person(p: &Person, reason: &'static str, message: String) -> Self {
+        Problem {
+            kind: ObjectKind::User,
+            id: p.id.clone(),
+            name: p.name.clone(),
+            reason,
+            message,
+        }
+    }
+}
+
+/// A plan while its steps build it: problems and counters go straight into `out`; operations
+/// wait in `steps`, removals apart (the gates may drop them), memberships grouped by
+/// department until they become one step per department.
+#[derive(Default)]
+struct Draft {
+    out: Plan,
+    steps: Vec<Step>,
+    removals: Vec<Step>,
+    members: Members,
+}
+
+/// Memberships to add and remove, by department (ordered, so the plan is the same every run).
+#[derive(Default)]
+struct Members {
+    add: BTreeMap<String, Vec<String>>,
+    remove: BTreeMap<String, Vec<String>>,
+}
+
+impl Members {
+    fn add(&mut self, dept: &str, person: &str) {
+        self.add
+            .entry(dept.to_owned())
+            .or_default()
+            .push(person.to_owned());
+    }
+
+    fn remove(&mut self, dept: &str, person: &str) {
+        self.remove
+            .entry(dept.to_owned())
+            .or_default()
+            .push(person.to_owned());
+    }
+
+    /// One step per department: the additions, then the removals.
+    fn into_steps(self, steps: &mut Vec<Step>) {
+        let add = self.add.into_iter().map(|(dept, people)| Step {
+            op: Op::AddMembers {
+                dept: dept.clone(),
+                people,
+            },
+            label: dept,
+            reason: "membership".into(),
+        });
+        let remove = self.remove.into_iter().map(|(dept, people)| Step {
+            op: Op::RemoveMembers {
+                dept: dept.clone(),
+                people,
+            },
+            label: dept,
+            reason: "membership".into(),
+        });
+        steps.extend(add.chain(remove));
+    }
+}
+
+fn values_equal(current: Option<Values<'_>>, wanted: Values<'_>) -> bool {
+    let current = current.unwrap_or_else(Values::empty);
+    if current.len() != wanted.len() {
+        return false;
+    }
+    // One value (the common case) needs no sorting.
+    if current.len() <= 1 {
+        return current.eq(wanted);
+    }
+    let mut a: Vec<&str> = current.collect();
+    let mut b: Vec<&str> = wanted.collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// The attributes of `wanted` that differ from `current` (names compared case-insensitively).
+fn changes(current: &Attrs, wanted: &Attrs) -> Attrs {
+    wanted
+        .iter()
+        .filter(|(k, v)| {
+            // Names are mostly lowercase already: no copy for those.
+            let current = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                current.get(&k.to_ascii_lowercase())
+            } else {
+                current.get(k)
+            };
+            !values_equal(current, v.clone())
+        })
+        .map(|(k, v)| (k.clone(), v.to_vec()))
+        .collect()
+}
+
+/// Why an update is planned: the attributes it changes.
+fn changed_reason(diff: &Attrs) -> Cow<'static, str> {
+    let names: Vec<&str> = diff.keys().map(Name::as_str).collect();
+    format!("changed: {names:?}").into()
+}
+
+/// Compute the plan of a full run: everything in the source against everything in the node.
+pub fn plan(source: &SourceSnapshot, dir: &Snapshot, mapping: &Mapping, opts: &Options) -> Plan {
+    plan_scoped(source, dir, mapping, opts, None)
+}
+
+/// Compute the plan, restricted to `scope` when given (an incremental run): `source` then holds
+/// just the changed records as re-read; a named record absent from it has left (or left the
+/// scope); everything not named is left as it is, and departments already in the node count as
+/// existing parents and groups.
+pub fn plan_scoped(
+    source: &SourceSnapshot,
+    dir: &Snapshot,
+    mapping: &Mapping,
+    opts: &Options,
+    scope: Option<&Changes>,
+) -> Plan {
+    let mut draft = Draft::default();
+    let depts = departments::plan_departments(source, dir, mapping, scope, &mut draft);
+    let mut names = UniqueNames::of(dir, mapping);
+    let mut wants = people::match_people(source, dir, &names, mapping, &mut draft.out);
+    names.assign(&mut wants, mapping.suffix_style());
+    // Only an incomplete read needs them: who the source still has.
+    let seen: Option<HashSet<&str>> =
+        (!source.complete).then(|| wants.iter().map(|w| w.person.id.as_str()).collect());
+    people::diff_people(wants, &depts.planned, &names.attr, opts, &mut draft);
+    removals::plan_leavers(source, dir, scope, opts, &names, &mut draft);
+    removals::plan_gone_departments(source, dir, &depts.in_dir, scope, opts, &mut draft);
+
+    let Draft {
+        mut out,
+        mut steps,
+        mut removals,
+        members,
+    } = draft;
+    members.into_steps(&mut steps);
+    if let Some(seen) = seen {
+        out.suppressed_removals =
+            gates::drop_removals_of_incomplete_read(&mut steps, &mut removals, &seen);
+    }
+    if let Some(held) = gates::hold_too_many_removals(&removals, dir.people.len(), opts) {
+        out.held = Some(held);
+        return out;
+    }
+    steps.extend(removals);
+    steps.sort_by_key(|s| s.op.phase());
+    out.steps = steps;
+    out
+}

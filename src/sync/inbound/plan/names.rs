@@ -1,0 +1,97 @@
+//! Account names. An account keeps the name it has: usernames are logins, and a display-name
+//! change in DingTalk must not change someone's login. A new account gets the name its
+//! template wants or, when that is taken (homonyms), the name with a suffix; people go in
+//! userid order, so every run hands the same suffix to the same person.
+
+use std::collections::HashSet;
+
+use super::people::Wanted;
+use crate::{
+    api::mapping::SuffixStyle,
+    directory::{Name, PersonEntry, Snapshot},
+    mapping::Mapping,
+};
+
+/// The names in use in the node, and the attribute that holds them.
+pub(super) struct UniqueNames {
+    /// The name attribute, as people's attributes are written.
+    pub attr: Name,
+    /// The name attribute as entries are read (lowercased).
+    key: String,
+    /// Every name in the node, lowercased: unlinked and skipped entries' included.
+    taken: HashSet<String>,
+}
+
+impl UniqueNames {
+    pub fn of(dir: &Snapshot, mapping: &Mapping) -> Self {
+        let attr = mapping.name_attribute();
+        let key = attr.to_ascii_lowercase();
+        let mut taken: HashSet<String> = dir
+            .people
+            .iter()
+            .chain(&dir.unlinked)
+            .filter_map(|p| p.attrs.first(&key))
+            .map(str::to_lowercase)
+            .collect();
+        for name in &dir.taken_names {
+            taken.insert(name.to_lowercase());
+        }
+        UniqueNames {
+            attr: Name::new(attr),
+            key,
+            taken,
+        }
+    }
+
+    /// The name an entry has now.
+    pub fn current(&self, entry: &PersonEntry) -> Option<String> {
+        entry.attrs.first(&self.key).map(str::to_owned)
+    }
+
+    /// Give everyone without an account name (`wants` in userid order) the name they want, or
+    /// the first suffixed form of it that is free.
+    pub fn assign(&mut self, wants: &mut [Wanted<'_>], style: SuffixStyle) {
+        for w in wants {
+            if w.name.is_some() {
+                continue;
+            }
+            let mut candidate = w.wanted.clone();
+            let mut n = 2;
+            while self.taken.contains(&candidate.to_lowercase()) {
+                candidate = suffixed(&w.wanted, n, &w.person.id, style);
+                n += 1;
+            }
+            self.taken.insert(candidate.to_lowercase());
+            w.name = Some(candidate);
+        }
+    }
+}
+
+fn suffixed(wanted: &str, n: usize, userid: &str, style: SuffixStyle) -> String {
+    match style {
+        SuffixStyle::Number => format!("{wanted}{n}"),
+        SuffixStyle::UserId if n == 2 => format!("{wanted}.{}", userid.to_lowercase()),
+        SuffixStyle::UserId => format!("{wanted}.{}{n}", userid.to_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(
+            suffixed("zhangwei", 2, "U1", SuffixStyle::Number),
+            "zhangwei2"
+        );
+        assert_eq!(
+            suffixed("zhangwei", 2, "U1", SuffixStyle::UserId),
+            "zhangwei.u1"
+        );
+        assert_eq!(
+            suffixed("zhangwei", 3, "U1", SuffixStyle::UserId),
+            "zhangwei.u13"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! DingTalk's user requests built from a person's mapped fields, and a user's current value
+//! of a field to compare with.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    dingtalk::{
+        contacts::User,
+        write::{UserCreate, UserUpdate},
+    },
+    mapping::outbound::OutboundPerson,
+};
+
+/// A user's current value of a mapped field, as DingTalk reported it.
+pub(super) fn current_field(u: &User, field: &str) -> Option<String> {
+    match field {
+        "name" => u.name.clone(),
+        "mobile" => u.mobile.clone(),
+        "email" => u.email.clone(),
+        "org_email" => u.org_email.clone(),
+        "title" => u.title.clone(),
+        "job_number" => u.job_number.clone(),
+        "work_place" => u.work_place.clone(),
+        "telephone" => u.telephone.clone(),
+        "remark" => u.remark.clone(),
+        f => f.strip_prefix("extension.").and_then(|k| {
+            let ext: serde_json::Value = serde_json::from_str(u.extension.as_deref()?).ok()?;
+            ext.get(k).and_then(|v| v.as_str()).map(str::to_string)
+        }),
+    }
+}
+
+/// The `extension.<key>` fields with a value, as DingTalk's `extension` object.
+fn extension_of(fields: &BTreeMap<String, String>) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(|(k, v)| {
+            k.strip_prefix("extension.")
+                .map(|key| (key.to_string(), serde_json::Value::String(v.clone())))
+        })
+        .collect()
+}
+
+/// Builds the create request (validated later, at apply, with the dept id known).
+pub(super) fn user_create(p: &OutboundPerson, dept: i64) -> UserCreate {
+    let get = |f: &str| p.fields.get(f).filter(|v| !v.is_empty()).cloned();
+    let ext = extension_of(&p.fields);
+    UserCreate {
+        userid: Some(p.userid.clone()),
+        name: get("name").unwrap_or_default(),
+        mobile: get("mobile"),
+        dept_id_list: vec![dept],
+        email: get("email"),
+        org_email: get("org_email"),
+        title: get("title"),
+        job_number: get("job_number"),
+        work_place: get("work_place"),
+        telephone: get("telephone"),
+        remark: get("remark"),
+        extension: (!ext.is_empty()).then_some(ext),
+        ..Default::default()
+    }
+}
+
+pub(super) fn user_update(
+    userid: &str,
+    fields: &BTreeMap<String, String>,
+    depts: Option<Vec<i64>>,
+) -> UserUpdate {
+    let get = |f: &str| fields.get(f).cloned();
+    let ext = extension_of(fields);
+    UserUpdate {
+        userid: userid.to_string(),
+        name: get("name"),
+        email: get("email"),
+        org_email: get("org_email"),
+        title: get("title"),
+        job_number: get("job_number"),
+        work_place: get("work_place"),
+        telephone: get("telephone"),
+        remark: get("remark"),
+        extension: (!ext.is_empty()).then_some(ext),
+        extension_merge: true,
+        dept_id_list: depts,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,535 @@
+//! The Outbound plan: the directory tree against DingTalk's subtree under the target's root.
+//! Departments (parents first), then people (rendered, placed, diffed), then removals behind
+//! the incomplete-read and threshold gates, managed departments deleted leaves first.
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, HashMap, HashSet},
+};
+
+use super::{
+    OutboundOptions, OutboundReport, SOURCE_PREFIX, failure,
+    fields::{current_field, user_create, user_update},
+    parent_failed,
+};
+use crate::{
+    api::target::DeletionPolicy,
+    dingtalk::{
+        DingTalkError,
+        contacts::{Department, User},
+        write::DeptCreate,
+    },
+    directory::{SourceDept, SourcePerson, SourceTree},
+    mapping::outbound::{OutboundMapping, OutboundPerson},
+    sync::{Failure, ObjectKind, deletion_gate, depth},
+};
+
+/// One planned DingTalk write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutOp {
+    CreateDept {
+        source: String,
+        name: String,
+        /// Parent: an existing DingTalk id, or a department created earlier in the plan.
+        parent: Parent,
+    },
+    UpdateDept {
+        dept_id: i64,
+        name: Option<String>,
+        parent: Option<Parent>,
+    },
+    CreateUser {
+        person: OutboundPerson,
+        dept: Parent,
+    },
+    UpdateUser {
+        userid: String,
+        fields: BTreeMap<String, String>,
+        /// The whole new membership set (DingTalk replaces it).
+        depts: Option<(Vec<i64>, Option<Parent>)>,
+    },
+    DeleteUser {
+        userid: String,
+    },
+    DeleteDept {
+        dept_id: i64,
+        name: String,
+    },
+}
+
+impl OutOp {
+    /// One line for `dingsync plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            OutOp::CreateDept { name, .. } => format!("create department {name}"),
+            OutOp::UpdateDept {
+                dept_id,
+                name,
+                parent,
+            } => format!(
+                "update department {dept_id}{}{}",
+                name.as_deref()
+                    .map(|n| format!(": rename to {n}"))
+                    .unwrap_or_default(),
+                if parent.is_some() { ", move" } else { "" }
+            ),
+            OutOp::CreateUser { person, .. } => format!("create user {}", person.userid),
+            OutOp::UpdateUser {
+                userid,
+                fields,
+                depts,
+            } => match (fields.is_empty(), depts) {
+                (true, Some((_, None))) => format!("remove user {userid} from the department"),
+                (true, _) => format!("move user {userid}"),
+                _ => format!(
+                    "update user {userid}: {}",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            },
+            OutOp::DeleteUser { userid } => format!("delete user {userid}"),
+            OutOp::DeleteDept { dept_id, name } => format!("delete department {dept_id} {name}"),
+        }
+    }
+}
+
+/// A department known by DingTalk id or created in this run (by source id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Parent {
+    Id(i64),
+    New(String),
+}
+
+/// The plan for one Outbound run: the writes, and the report as planning leaves it (failures
+/// found, people unchanged or kept, the gates' verdict); applying goes on from that report.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundPlan {
+    pub ops: Vec<OutOp>,
+    pub report: OutboundReport,
+}
+
+/// DingTalk's side, as the plan compares with it.
+struct DingTalkSide<'a> {
+    /// Every department under the root, the root included.
+    subtree: HashSet<i64>,
+    /// Departments dingsync made, by the directory id they mirror.
+    managed: HashMap<&'a str, &'a Department>,
+    users: HashMap<&'a str, &'a User>,
+}
+
+impl<'a> DingTalkSide<'a> {
+    fn of(departments: &'a [Department], users: &'a [User]) -> Self {
+        DingTalkSide {
+            subtree: departments.iter().map(|d| d.dept_id).collect(),
+            managed: departments
+                .iter()
+                .filter_map(|d| {
+                    d.source_identifier
+                        .as_deref()
+                        .and_then(|s| s.strip_prefix(SOURCE_PREFIX))
+                        .map(|id| (id, d))
+                })
+                .collect(),
+            users: users.iter().map(|u| (u.userid.as_str(), u)).collect(),
+        }
+    }
+}
+
+/// Where each directory container is, or will be, in DingTalk.
+#[derive(Default)]
+struct Placement<'a> {
+    dept_of: HashMap<&'a str, Parent>,
+    /// Containers that could not be planned: their people and children are not either.
+    failed: HashSet<&'a str>,
+}
+
+/// Plans the run from the directory tree and DingTalk's subtree under `opts.root`.
+pub fn plan(
+    tree: &SourceTree,
+    departments: &[Department],
+    users: &[User],
+    dingtalk_complete: bool,
+    incomplete: Vec<String>,
+    mapping: &OutboundMapping,
+    opts: &OutboundOptions,
+) -> OutboundPlan {
+    let mut out = OutboundPlan {
+        ops: Vec::new(),
+        report: OutboundReport {
+            complete: dingtalk_complete,
+            incomplete,
+            people: tree.people.len(),
+            departments: tree.departments.len(),
+            ..Default::default()
+        },
+    };
+    let side = DingTalkSide::of(departments, users);
+    let placement = plan_departments(tree, &side, mapping, opts, &mut out);
+    let (rendered, per_userid) = render_people(tree, mapping, &mut out.report.failures);
+    let wanted = plan_people(rendered, &per_userid, &placement, &side, opts, &mut out);
+    let removals = plan_user_removals(users, &wanted, &side.subtree, opts, &mut out.report);
+    let dept_deletes = plan_department_deletes(tree, &side, departments);
+    gate_removals(out, removals, dept_deletes, users.len(), opts)
+}
+
+/// Each container as a DingTalk department: created, or (when dingsync made it) renamed and
+/// moved to follow the directory.
+fn plan_departments<'a>(
+    tree: &'a SourceTree,
+    side: &DingTalkSide<'_>,
+    mapping: &OutboundMapping,
+    opts: &OutboundOptions,
+    out: &mut OutboundPlan,
+) -> Placement<'a> {
+    let mut at = Placement::default();
+    for d in &tree.departments {
+        let parent = match &d.parent {
+            None => Some(Parent::Id(opts.root)),
+            Some(p) if at.failed.contains(p.as_str()) => None,
+            Some(p) => at.dept_of.get(p.as_str()).cloned(),
+        };
+        let named = match parent {
+            None => Err(parent_failed(ObjectKind::Department, &d.id, &d.name)),
+            Some(parent) => department_name(d, mapping).map(|name| (parent, name)),
+        };
+        let (parent, name) = match named {
+            Ok(x) => x,
+            Err(f) => {
+                at.failed.insert(&d.id);
+                out.report.failures.push(f);
+                continue;
+            }
+        };
+        let placed = match side.managed.get(d.id.as_str()) {
+            Some(cur) => {
+                out.ops.extend(department_update(cur, name, parent));
+                Parent::Id(cur.dept_id)
+            }
+            None => {
+                out.ops.push(OutOp::CreateDept {
+                    source: d.id.clone(),
+                    name,
+                    parent,
+                });
+                Parent::New(d.id.clone())
+            }
+        };
+        at.dept_of.insert(&d.id, placed);
+    }
+    at
+}
+
+/// A container's DingTalk name: rendered, and valid by DingTalk's rules.
+fn department_name(d: &SourceDept, mapping: &OutboundMapping) -> Result<String, Failure> {
+    let fail = |reason, message| failure(ObjectKind::Department, &d.id, &d.name, reason, message);
+    let name = mapping
+        .department_name(&d.name, &d.attrs)
+        .map_err(|e| fail("TemplateFailed", e.to_string()))?;
+    DeptCreate::new(name.clone(), 2)
+        .validate()
+        .map_err(|e| fail("InvalidValue", e.to_string()))?;
+    Ok(name)
+}
+
+/// A managed department whose container was renamed or moved.
+fn department_update(cur: &Department, name: String, parent: Parent) -> Option<OutOp> {
+    let rename = (cur.name != name).then_some(name);
+    let moved = cur.parent_id.map(Parent::Id).as_ref() != Some(&parent);
+    (rename.is_some() || moved).then(|| OutOp::UpdateDept {
+        dept_id: cur.dept_id,
+        name: rename,
+        parent: moved.then_some(parent),
+    })
+}
+
+/// Each person as a DingTalk user, and how many entries render each userid.
+fn render_people<'a>(
+    tree: &'a SourceTree,
+    mapping: &OutboundMapping,
+    failures: &mut Vec<Failure>,
+) -> (
+    Vec<(&'a SourcePerson, OutboundPerson)>,
+    HashMap<String, usize>,
+) {
+    let mut rendered = Vec::new();
+    let mut per_userid: HashMap<String, usize> = HashMap::new();
+    for p in &tree.people {
+        let fail = |reason, message| failure(ObjectKind::Person, &p.id, &p.key, reason, message);
+        match mapping.person(&p.attrs) {
+            Ok(r) if r.userid.is_empty() => failures.push(fail(
+                "InvalidValue",
+                "user.uniqueName rendered an empty userid".into(),
+            )),
+            Ok(r) => {
+                *per_userid.entry(r.userid.clone()).or_default() += 1;
+                rendered.push((p, r));
+            }
+            Err(e) => failures.push(fail("TemplateFailed", e.to_string())),
+        }
+    }
+    (rendered, per_userid)
+}
+
+/// Each rendered person against DingTalk: created, updated, or unchanged. Returns every userid
+/// the node renders (one several entries render too: it is nobody's to remove).
+fn plan_people(
+    rendered: Vec<(&SourcePerson, OutboundPerson)>,
+    per_userid: &HashMap<String, usize>,
+    placement: &Placement<'_>,
+    side: &DingTalkSide<'_>,
+    opts: &OutboundOptions,
+    out: &mut OutboundPlan,
+) -> HashSet<String> {
+    let mut wanted: HashSet<String> = HashSet::new();
+    for (p, r) in rendered {
+        wanted.insert(r.userid.clone());
+        if per_userid[&r.userid] > 1 {
+            let message = format!(
+                "several directory entries render userid {:?}; none is pushed",
+                r.userid
+            );
+            let conflict = failure(ObjectKind::Person, &r.userid, &p.key, "Conflict", message);
+            out.report.failures.push(conflict);
+            continue;
+        }
+        let dept = match department_of(p, &r.userid, placement, opts) {
+            Ok(d) => d,
+            Err(f) => {
+                out.report.failures.push(f);
+                continue;
+            }
+        };
+        let op = match side.users.get(r.userid.as_str()) {
+            None => new_user(p, r, dept),
+            Some(cur) => user_changes(p, r, dept, cur, &side.subtree, &mut out.report),
+        };
+        match op {
+            Ok(Some(op)) => out.ops.push(op),
+            Ok(None) => out.report.unchanged += 1,
+            Err(f) => out.report.failures.push(f),
+        }
+    }
+    wanted
+}
+
+/// The DingTalk department a person goes in: their container's, or the root.
+fn department_of(
+    p: &SourcePerson,
+    userid: &str,
+    placement: &Placement<'_>,
+    opts: &OutboundOptions,
+) -> Result<Parent, Failure> {
+    match &p.dept {
+        None => Ok(Parent::Id(opts.root)),
+        Some(d) if placement.failed.contains(d.as_str()) => {
+            Err(parent_failed(ObjectKind::Person, userid, &p.key))
+        }
+        Some(d) => Ok(placement
+            .dept_of
+            .get(d.as_str())
+            .cloned()
+            .unwrap_or(Parent::Id(opts.root))),
+    }
+}
+
+/// A user request DingTalk's rules refuse: that person's failure, naming the field.
+fn invalid_value(p: &SourcePerson, userid: &str, e: &DingTalkError) -> Failure {
+    failure(
+        ObjectKind::Person,
+        userid,
+        &p.key,
+        "InvalidValue",
+        e.to_string(),
+    )
+}
+
+/// A person DingTalk does not have yet.
+fn new_user(p: &SourcePerson, r: OutboundPerson, dept: Parent) -> Result<Option<OutOp>, Failure> {
+    // Validate with a placeholder department: the id is only known at apply.
+    user_create(&r, 2)
+        .validate()
+        .map_err(|e| invalid_value(p, &r.userid, &e))?;
+    Ok(Some(OutOp::CreateUser { person: r, dept }))
+}
+
+/// A person DingTalk has: the fields that differ, and their membership when they are not in
+/// place. `None` when nothing changes.
+fn user_changes(
+    p: &SourcePerson,
+    r: OutboundPerson,
+    dept: Parent,
+    cur: &User,
+    subtree: &HashSet<i64>,
+    report: &mut OutboundReport,
+) -> Result<Option<OutOp>, Failure> {
+    let fields = changed_fields(p, &r, cur, &mut report.failures);
+    let depts = membership(cur, dept, subtree);
+    if fields.is_empty() && depts.is_none() {
+        return Ok(None);
+    }
+    let list = depts.as_ref().map(|(outside, _)| {
+        let mut v = outside.clone();
+        v.push(2);
+        v
+    });
+    user_update(&r.userid, &fields, list)
+        .validate()
+        .map_err(|e| invalid_value(p, &r.userid, &e))?;
+    Ok(Some(OutOp::UpdateUser {
+        userid: r.userid,
+        fields,
+        depts,
+    }))
+}
+
+/// The mapped fields whose value differs from DingTalk's. An empty wanted value is "no value":
+/// DingTalk cannot clear most fields, so it is left as it is rather than sent. A mobile is
+/// never sent (DingTalk refuses it); a differing one is that person's failure.
+fn changed_fields(
+    p: &SourcePerson,
+    r: &OutboundPerson,
+    cur: &User,
+    failures: &mut Vec<Failure>,
+) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for (f, v) in &r.fields {
+        let now = current_field(cur, f).unwrap_or_default();
+        if v.is_empty() || *v == now {
+            continue;
+        }
+        if f == "mobile" {
+            if !now.is_empty() {
+                failures.push(failure(
+                    ObjectKind::Person,
+                    &r.userid,
+                    &p.key,
+                    "MobileChanged",
+                    format!(
+                        "mobile differs ({now} in DingTalk): DingTalk does not let an app change a mobile (errcode 40022); change it in DingTalk, or remove and re-add the person there"
+                    ),
+                ));
+            }
+            continue;
+        }
+        fields.insert(f.clone(), v.clone());
+    }
+    fields
+}
+
+/// A user's new memberships when they are not in `dept` alone within the subtree: their
+/// departments elsewhere in the enterprise, kept, and `dept`. `None` when already in place.
+fn membership(
+    cur: &User,
+    dept: Parent,
+    subtree: &HashSet<i64>,
+) -> Option<(Vec<i64>, Option<Parent>)> {
+    let current: &[i64] = cur.dept_id_list.as_deref().unwrap_or_default();
+    let in_place = match &dept {
+        Parent::Id(id) => {
+            current.iter().filter(|d| subtree.contains(d)).count() == 1 && current.contains(id)
+        }
+        Parent::New(_) => false,
+    };
+    let outside: Vec<i64> = current
+        .iter()
+        .copied()
+        .filter(|d| !subtree.contains(d))
+        .collect();
+    (!in_place).then_some((outside, Some(dept)))
+}
+
+/// People in DingTalk's subtree who are no longer in the node: taken out of the subtree when
+/// they belong elsewhere in the enterprise too, else deleted (policy `Delete`) or kept.
+fn plan_user_removals(
+    users: &[User],
+    wanted: &HashSet<String>,
+    subtree: &HashSet<i64>,
+    opts: &OutboundOptions,
+    report: &mut OutboundReport,
+) -> Vec<OutOp> {
+    let mut removals = Vec::new();
+    for u in users.iter().filter(|u| !wanted.contains(&u.userid)) {
+        let outside: Vec<i64> = (u.dept_id_list.iter().flatten().copied())
+            .filter(|d| !subtree.contains(d))
+            .collect();
+        if !outside.is_empty() {
+            removals.push(OutOp::UpdateUser {
+                userid: u.userid.clone(),
+                fields: BTreeMap::new(),
+                depts: Some((outside, None)),
+            });
+        } else if opts.policy == DeletionPolicy::Delete {
+            removals.push(OutOp::DeleteUser {
+                userid: u.userid.clone(),
+            });
+        } else {
+            report.kept += 1;
+        }
+    }
+    removals
+}
+
+/// Managed departments no longer in the node, leaves first.
+fn plan_department_deletes(
+    tree: &SourceTree,
+    side: &DingTalkSide<'_>,
+    departments: &[Department],
+) -> Vec<OutOp> {
+    let wanted: HashSet<&str> = tree.departments.iter().map(|d| d.id.as_str()).collect();
+    let parent_of = |id: &i64| {
+        departments
+            .iter()
+            .find(|x| x.dept_id == *id)
+            .and_then(|x| x.parent_id)
+    };
+    let mut gone: Vec<&Department> = side
+        .managed
+        .iter()
+        .filter(|(id, _)| !wanted.contains(*id))
+        .map(|(_, d)| *d)
+        .collect();
+    gone.sort_by_key(|d| Reverse(depth(d.parent_id, parent_of)));
+    gone.into_iter()
+        .map(|d| OutOp::DeleteDept {
+            dept_id: d.dept_id,
+            name: d.name.clone(),
+        })
+        .collect()
+}
+
+/// On an incomplete read of DingTalk nothing is removed; too many removals (of DingTalk's
+/// `owned` users) hold the whole run until approved.
+fn gate_removals(
+    mut out: OutboundPlan,
+    removals: Vec<OutOp>,
+    dept_deletes: Vec<OutOp>,
+    owned: usize,
+    opts: &OutboundOptions,
+) -> OutboundPlan {
+    if !out.report.complete {
+        out.report.suppressed_removals = removals.len() + dept_deletes.len();
+        return out;
+    }
+    let ids: Vec<String> = removals
+        .iter()
+        .map(|op| match op {
+            OutOp::DeleteUser { userid } => format!("delete:{userid}"),
+            OutOp::UpdateUser { userid, .. } => format!("leave:{userid}"),
+            _ => String::new(),
+        })
+        .collect();
+    if let Some(held) = deletion_gate(
+        ids,
+        owned,
+        opts.max_count,
+        opts.max_percent,
+        opts.approval.as_deref(),
+        "removals from DingTalk",
+    ) {
+        out.report.held = Some(held);
+        out.ops.clear();
+        return out;
+    }
+    out.ops.extend(removals);
+    out.ops.extend(dept_deletes);
+    out
+}
