@@ -1,7 +1,7 @@
 //! What `plan` and `apply` print: per target, what DingTalk and the directory hold, and what
 //! the run would change (plan) or changed (apply).
 
-use crate::sync::{self, Op, outbound};
+use crate::sync::{self, ObjectKind, Op, Verb, outbound};
 
 /// What one side held: `(side, departments, people)` and, for a short read, why.
 fn print_read((side, departments, people): (&str, usize, usize), incomplete: Option<String>) {
@@ -110,7 +110,7 @@ pub(super) fn print_plan(
             .steps
             .iter()
             .filter(|s| !matches!(s.op, Op::AddMembers { .. } | Op::RemoveMembers { .. }))
-            .filter(|s| (s.op.subject().0 == "User") == people)
+            .filter(|s| (s.op.subject().0 == ObjectKind::User) == people)
             .collect();
         if steps.is_empty() {
             continue;
@@ -166,13 +166,13 @@ fn print_plan_tail(plan: &sync::Plan) {
     }
     println!(
         "  plan: {} create, {} update, {} link, {} move, {} enable, {} disable, {} delete; {} unchanged",
-        plan.count("create"),
-        plan.count("update"),
-        plan.count("link"),
-        plan.count("move"),
-        plan.count("enable"),
-        plan.count("disable"),
-        plan.count("delete"),
+        plan.count(Verb::Create),
+        plan.count(Verb::Update),
+        plan.count(Verb::Link),
+        plan.count(Verb::Move),
+        plan.count(Verb::Enable),
+        plan.count(Verb::Disable),
+        plan.count(Verb::Delete),
         plan.unchanged_people + plan.unchanged_departments
     );
 }

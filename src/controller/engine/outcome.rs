@@ -3,7 +3,7 @@
 use crate::{
     api::target::{Failure, PendingApproval, PlanSummary, RunSummary},
     controller::SyncOutcome,
-    sync::{self, outbound},
+    sync::{self, Verb, outbound},
 };
 
 fn failures_of(failures: &[sync::Failure]) -> Vec<Failure> {
@@ -94,12 +94,12 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
             ..base.summary
         },
         plan: Some(PlanSummary {
-            create: n(plan.count("create")),
-            update: n(plan.count("update") + plan.count("link")),
-            moves: n(plan.count("move")),
-            disable: n(plan.count("disable")),
-            enable: n(plan.count("enable")),
-            delete: n(plan.count("delete")),
+            create: n(plan.count(Verb::Create)),
+            update: n(plan.count(Verb::Update) + plan.count(Verb::Link)),
+            moves: n(plan.count(Verb::Move)),
+            disable: n(plan.count(Verb::Disable)),
+            enable: n(plan.count(Verb::Enable)),
+            delete: n(plan.count(Verb::Delete)),
             sample: plan
                 .steps
                 .iter()
