@@ -1,8 +1,6 @@
 //! The pipeline every sync runs through — full, incremental, `plan`, `demo`:
 //! read source → read directory → plan (diff + gates) → apply → report.
 
-#[doc(hidden)]
-pub mod conformance;
 pub mod dingtalk_source;
 pub mod events;
 pub mod outbound;
