@@ -4,7 +4,7 @@
 //! applied, targets without a baseline are left alone and say why, and the HTTP callback path
 //! applies genuine pushes and refuses forged ones.
 
-use crate::support::slapd;
+use crate::support;
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{
@@ -18,36 +18,24 @@ use async_trait::async_trait;
 use dingsync::{
     api::target::Layout,
     dingtalk::{
-        ClientConfig, DingTalkClient, Secret, StreamConfig, StreamHandle, StreamState,
+        StreamConfig, StreamHandle, StreamState,
         callback::CallbackCrypto,
         events::{CallbackReceiver, callback_endpoint},
     },
-    directory::{
-        Attrs, Directory, DirectoryError, PersonEntry, Snapshot,
-        ldap::{
-            LdapDirectory,
-            client::{ConnectOptions, Pool, Secret as LdapSecret},
-            store::Store,
-        },
-    },
-    sim::{
-        self, DeptWrite, SimConfig, SimHandle, Simulator, UserWrite,
-        generate::{GenSpec, generate},
-        state::EventFaults,
-    },
+    directory::{Attrs, Directory, DirectoryError, PersonEntry, Snapshot, ldap::LdapDirectory},
+    sim::{self, DeptWrite, SimHandle, UserWrite, state::EventFaults},
     sync::{
         self, Options,
         dingtalk_source::DingTalkSource,
         events::{LiveTarget, Pipeline, PipelineConfig},
     },
 };
-use slapd::Slapd;
 
 const CORP: &str = "dingsimcorp";
 
+/// The shared world (simulator, client, slapd) with a switchable directory in front of slapd.
 struct World {
-    sim: SimHandle,
-    client: DingTalkClient,
+    base: support::World,
     dir: Arc<dyn Directory>,
     target: Arc<Gate>,
     /// The target's writer lock. The controller keeps one per target for the life of the
@@ -55,6 +43,13 @@ struct World {
     /// process shares it too, so the old one's last batch finishes before the new one writes
     /// (a real restart kills the old writer outright).
     lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::ops::Deref for World {
+    type Target = support::World;
+    fn deref(&self) -> &support::World {
+        &self.base
+    }
 }
 
 /// A directory that can be switched off: while `down`, every write fails as if the server
@@ -154,56 +149,25 @@ impl Gate {
     }
 }
 
-async fn world(server: &Slapd, name: &str, people: usize) -> World {
-    let org = generate(&GenSpec {
-        people,
-        departments: 12,
-        seed: 9,
-        corp_id: CORP.into(),
-        ..Default::default()
-    });
-    let sim = Simulator::start(
-        SimConfig {
-            qps_limit: None,
-            ..SimConfig::fast()
-        },
-        org,
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
-    let mut c = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&sim.base_url());
-    c.per_api_per_second = 500;
-    let client = DingTalkClient::new(c);
-    let node = server.new_node(name).unwrap();
-    let pool = Pool::connect(ConnectOptions::new(
-        server.url(),
-        slapd::SERVICE_DN,
-        LdapSecret::new(server.service_password()),
-    ))
-    .await
-    .unwrap();
-    let inner = LdapDirectory::new(
-        Store::open(pool, &node, Layout::FlatWithGroups, CORP)
-            .await
-            .unwrap(),
-    );
+async fn world(name: &str, people: usize) -> Option<World> {
+    let base = support::World::builder()
+        .people(people)
+        .departments(12)
+        .seed(9)
+        .slapd()
+        .build()
+        .await?;
+    let inner = base.ldap(&base.node(name), Layout::FlatWithGroups).await;
     let target = Arc::new(Gate {
         inner,
         down: AtomicBool::new(false),
     });
-    World {
-        sim,
-        client,
+    Some(World {
+        base,
         dir: target.clone(),
         target,
         lock: Default::default(),
-    }
+    })
 }
 
 fn opts() -> Options {
@@ -366,10 +330,9 @@ fn departments(sim: &SimHandle) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_hr_change_reaches_ldap_through_events_alone() {
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("events", 40).await else {
         return;
     };
-    let w = world(&server, "events", 40).await;
     w.full_sync().await;
     let writes_after_full = w.dir.writes();
     let p = w.pipeline(true);
@@ -410,15 +373,14 @@ async fn every_hr_change_reaches_ldap_through_events_alone() {
     assert!(st.active && st.reason == "Active", "{st:?}");
     assert!(st.applied >= 6, "{st:?}");
     stream.stop().await;
-    w.sim.shutdown().await;
+    w.base.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_reordering_a_drop_and_a_restart_mid_burst_converge() {
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("burst", 30).await else {
         return;
     };
-    let w = world(&server, "burst", 30).await;
     w.full_sync().await;
     let d = departments(&w.sim);
     let p = w.pipeline(true);
@@ -465,15 +427,14 @@ async fn duplicates_reordering_a_drop_and_a_restart_mid_burst_converge() {
     let c = w.sim.counters();
     assert!(c.stream_redeliveries + c.stream_acks_later > 0 || c.stream_connections_opened > 1);
     stream.stop().await;
-    w.sim.shutdown().await;
+    w.base.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_is_acknowledged_before_it_was_applied() {
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("ackafter", 20).await else {
         return;
     };
-    let w = world(&server, "ackafter", 20).await;
     w.full_sync().await;
     let d = departments(&w.sim);
     let p = w.pipeline(true);
@@ -497,15 +458,14 @@ async fn nothing_is_acknowledged_before_it_was_applied() {
     assert!(w.sim.counters().stream_acks_success >= 2);
     assert_eq!(p.status("t1").unwrap().reason, "Active");
     stream.stop().await;
-    w.sim.shutdown().await;
+    w.base.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_target_without_a_baseline_is_left_to_its_full_sync() {
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("nobaseline", 10).await else {
         return;
     };
-    let w = world(&server, "nobaseline", 10).await;
     let p = w.pipeline(false);
     let stream = w.stream(&p).await;
     hire(&w.sim, "n1", "褚三", departments(&w.sim)[0]);
@@ -541,15 +501,14 @@ async fn a_target_without_a_baseline_is_left_to_its_full_sync() {
     w.converge("after the baseline").await;
     assert_eq!(p.status("t1").unwrap().reason, "Active");
     stream.stop().await;
-    w.sim.shutdown().await;
+    w.base.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_outage_asks_for_a_full_sync() {
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("gap", 10).await else {
         return;
     };
-    let w = world(&server, "gap", 10).await;
     w.full_sync().await;
     let p = w.pipeline(true);
     // A gateway that refuses connections: the app token is revoked for the stream's app.
@@ -563,7 +522,7 @@ async fn a_long_outage_asks_for_a_full_sync() {
     );
     p.watch_stream(&s, Duration::from_millis(600));
     s.wait_for(|st| *st == StreamState::Connected).await;
-    w.sim.shutdown().await; // DingTalk unreachable from now on
+    w.base.sim.shutdown().await; // DingTalk unreachable from now on
     for _ in 0..100 {
         if p.status("t1").unwrap().reason == "GapDetected" {
             break;
@@ -580,10 +539,9 @@ async fn a_long_outage_asks_for_a_full_sync() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("callback", 10).await else {
         return;
     };
-    let w = world(&server, "callback", 10).await;
     w.full_sync().await;
     let p = w.pipeline(true);
     let token = "cbtoken";
@@ -646,7 +604,7 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
     assert_eq!(r.status(), 200);
     assert_eq!(w.dir.writes(), writes, "nothing written for either");
     assert!(w.diff().await.is_empty());
-    w.sim.shutdown().await;
+    w.base.sim.shutdown().await;
 }
 
 /// The controller's engine end to end: one full sync, then the binding's Stream connection
@@ -654,11 +612,11 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     use dingsync::controller::{Sensitive, SyncRequest, SyncRunner, adapters::Engine};
-    let Some(server) = slapd::start_or_skip() else {
+    let Some(w) = world("engine", 10).await else {
         return;
     };
-    let w = world(&server, "engine", 10).await;
-    let node = server.new_node("engine-node").unwrap();
+    let server = w.slapd();
+    let node = w.node("engine-node");
     let base = w.sim.base_url();
     let binding = serde_json::from_value(serde_json::json!({
         "corpId": CORP,
@@ -672,7 +630,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         "direction": "Inbound",
         "directory": {"ldap": {
             "url": server.url(),
-            "bindDN": slapd::SERVICE_DN,
+            "bindDN": support::slapd::SERVICE_DN,
             "passwordSecretRef": {"name": "ldap", "key": "password"}
         }},
         "node": node,
@@ -796,5 +754,5 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();
     off.target = "team/t2".into();
     assert!(engine.track_events(&off, true).await.is_none());
-    w.sim.shutdown().await;
+    w.base.sim.shutdown().await;
 }

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     io::Write,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -38,20 +38,32 @@ const APP_CB: &str = "http://127.0.0.1:9/app/cb";
 const SPA_CB: &str = "http://127.0.0.1:9/spa/cb";
 const HOME: &str = "http://127.0.0.1:9/app/login";
 
-/// Everything the provider logs, for the secrets check.
-fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let b = buf.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Sink(b.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(sub).expect("one subscriber");
-        buf
-    })
+/// Everything logged while one test runs, for the secrets check. The subscriber is the test
+/// thread's default only (the test's runtime is single-threaded, so the provider and the
+/// simulator log there too): other tests in this binary neither add to it nor pay for it.
+struct Logs {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _scope: tracing::subscriber::DefaultGuard,
+}
+
+fn capture_logs() -> Logs {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || Sink(b.clone()))
+        .finish();
+    Logs {
+        buf,
+        _scope: tracing::subscriber::set_default(sub),
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
 }
 
 struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -73,6 +85,7 @@ struct World {
     skew: Arc<AtomicI64>,
     source: DingTalkSource,
     providers: Providers,
+    logs: Logs,
 }
 
 fn spec() -> FieldMappingSpec {
@@ -83,7 +96,7 @@ fn spec() -> FieldMappingSpec {
 }
 
 async fn world() -> World {
-    log_buffer();
+    let logs = capture_logs();
     let org = generate(&GenSpec {
         people: 30,
         departments: 5,
@@ -147,6 +160,7 @@ async fn world() -> World {
         skew,
         source,
         providers,
+        logs,
     };
     w.sync().await;
     w
@@ -471,7 +485,7 @@ async fn login_gives_verified_tokens_whose_claims_are_the_directory_account() {
     assert_ne!(c3["sub"], claims["sub"]);
 
     // Nothing secret in the logs.
-    let logs = String::from_utf8_lossy(&log_buffer().lock().unwrap()).to_string();
+    let logs = w.logs.text();
     assert!(logs.contains("token issued"), "the provider logs at all");
     for secret in [
         q["code"].as_str(),

@@ -9,26 +9,15 @@
 //! `DINGSYNC_REQUIRE_SERVERS=1` is set (`tests/run` sets them), where a missing piece is a
 //! failure.
 
-use crate::support::slapd;
+use crate::support::World;
 use std::{path::PathBuf, process::Command, sync::Arc};
 
 use dingsync::{
     api::{mapping::FieldMappingSpec, target::Layout},
-    dingtalk::{ClientConfig, DingTalkClient, Secret},
-    directory::{
-        Directory,
-        ldap::{
-            LdapDirectory,
-            client::{ConnectOptions, Pool, Secret as LdapSecret},
-            store::Store,
-        },
-    },
+    directory::Directory,
     login::{Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, Providers, claim_rules},
-    sim::{
-        self, SimConfig, Simulator,
-        generate::{GenSpec, generate},
-    },
-    sync::{self, Options, dingtalk_source::DingTalkSource},
+    sim::SimConfig,
+    sync::{self, Options},
 };
 use serde_json::Value;
 
@@ -77,44 +66,22 @@ async fn a_browser_logs_in_to_an_oidc_app_with_dingtalk() {
         crate::support::require::unavailable("the browser", &why);
         return;
     }
-    let Some(server) = slapd::start_or_skip() else {
+    // DingTalk (simulated) and the directory, synced once.
+    let Some(w) = World::builder()
+        .people(40)
+        .departments(6)
+        .seed(11)
+        .sim_config(SimConfig::fast())
+        .slapd()
+        .build()
+        .await
+    else {
         return;
     };
-
-    // DingTalk (simulated) and the directory, synced once.
-    let org = generate(&GenSpec {
-        people: 40,
-        departments: 6,
-        seed: 11,
-        corp_id: CORP.into(),
-        ..Default::default()
-    });
-    let sim = Simulator::start(SimConfig::fast(), org, "127.0.0.1:0")
-        .await
-        .unwrap();
-    let mut cfg = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&sim.base_url());
-    cfg.per_api_per_second = 500;
-    let client = DingTalkClient::new(cfg);
-    let node = server.new_node("login").unwrap();
-    let pool = Pool::connect(ConnectOptions::new(
-        server.url(),
-        slapd::SERVICE_DN,
-        LdapSecret::new(server.service_password()),
-    ))
-    .await
-    .unwrap();
-    let dir: Arc<dyn Directory> = Arc::new(LdapDirectory::new(
-        Store::open(pool, &node, Layout::FlatWithGroups, CORP)
-            .await
-            .unwrap(),
-    ));
+    let (sim, client) = (&w.sim, w.client.clone());
+    let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("login"), Layout::FlatWithGroups).await);
     let report = sync::run(
-        &DingTalkSource::new(client.clone(), vec![1]),
+        &w.source(),
         dir.as_ref(),
         &crate::support::conformance::mapping(),
         &Options {

@@ -4,7 +4,7 @@
 //! destructively; the threshold and incomplete-read gates hold; polling picks up changes by
 //! `modifyTimestamp`.
 
-use crate::support::slapd;
+use crate::support::{self, slapd};
 use std::collections::{BTreeMap, HashMap};
 
 use dingsync::{
@@ -13,20 +13,15 @@ use dingsync::{
         target::{DeletionPolicy, Layout},
     },
     dingtalk::{ClientConfig, DingTalkClient, Secret},
-    directory::ldap::{
-        LdapDirectory,
-        client::{ConnectOptions, Pool, Secret as LdapSecret},
-        store::Store,
-    },
+    directory::ldap::{LdapDirectory, store::Store},
     mapping::outbound::OutboundMapping,
     sim::{
-        self, DeptWrite, SimConfig, SimHandle, Simulator,
+        self, DeptWrite, SimConfig, Simulator,
         generate::{GenSpec, generate},
         state::{FaultKind, FaultRule},
     },
     sync::outbound::{self, OutboundOptions, OutboundReport, SOURCE_PREFIX},
 };
-use slapd::Slapd;
 
 const CORP: &str = "dingsimcorp";
 /// OUs: two levels under the node, people spread over them and the node itself.
@@ -42,14 +37,20 @@ const OUS: &[(&str, Option<&str>)] = &[
 /// userid → (name, department paths under the root).
 type Users = BTreeMap<String, (String, Vec<String>)>;
 
+/// The shared world (simulator, client, slapd) with an OU tree of external people in `node`.
 struct World {
-    sim: SimHandle,
-    client: DingTalkClient,
-    server: Slapd,
+    base: support::World,
     node: String,
     dir: LdapDirectory,
     mapping: OutboundMapping,
     root: i64,
+}
+
+impl std::ops::Deref for World {
+    type Target = support::World;
+    fn deref(&self) -> &support::World {
+        &self.base
+    }
 }
 
 fn ou_dn(node: &str, name: &str) -> String {
@@ -67,23 +68,15 @@ fn person_ldif(dn: &str, i: usize) -> String {
 }
 
 async fn world(name: &str, people: usize) -> Option<World> {
-    let server = slapd::start_or_skip()?;
-    let sim = Simulator::start(
-        SimConfig {
-            qps_limit: None,
-            ..SimConfig::fast()
-        },
-        generate(&GenSpec {
-            people: 5,
-            departments: 2,
-            seed: 3,
-            corp_id: CORP.into(),
-            ..Default::default()
-        }),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    let base = support::World::builder()
+        .people(5)
+        .departments(2)
+        .seed(3)
+        .rate(1000)
+        .slapd()
+        .build()
+        .await?;
+    let (sim, server) = (&base.sim, base.slapd());
     let root = sim
         .create_department(DeptWrite {
             name: Some("外包人员".into()),
@@ -109,23 +102,8 @@ async fn world(name: &str, people: usize) -> Option<World> {
         ldif.push('\n');
     }
     server.ldapadd(&ldif).unwrap();
-    let mut c = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&sim.base_url());
-    c.per_api_per_second = 1000;
-    let client = DingTalkClient::new(c);
-    let pool = Pool::connect(ConnectOptions::new(
-        server.url(),
-        slapd::SERVICE_DN,
-        LdapSecret::new(server.service_password()),
-    ))
-    .await
-    .unwrap();
     let dir = LdapDirectory::new(
-        Store::open_read_only(pool, &node, Layout::OuTree, CORP)
+        Store::open_read_only(base.ldap_pool().await, &node, Layout::OuTree, CORP)
             .await
             .unwrap(),
     );
@@ -134,9 +112,7 @@ async fn world(name: &str, people: usize) -> Option<World> {
     )
     .unwrap();
     Some(World {
-        sim,
-        client,
-        server,
+        base,
         node,
         dir,
         mapping: OutboundMapping::compile(&spec).unwrap(),
@@ -289,7 +265,7 @@ async fn edits_moves_renames_and_removals_reach_dingtalk_and_a_mobile_change_is_
     let node = &w.node;
     // Edit a name and a title; move a person to another OU; rename an OU; remove a person;
     // change someone's mobile.
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0001,{}\nchangetype: modify\nreplace: cn\ncn: 外包一号\n-\nreplace: title\ntitle: 架构师\n\n\
              dn: uid=ext0002,{}\nchangetype: modrdn\nnewrdn: uid=ext0002\ndeleteoldrdn: 1\nnewsuperior: {}\n\n\
@@ -348,7 +324,7 @@ async fn the_threshold_and_incomplete_read_gates_hold() {
             "dn: uid=ext{i:04},{parent}\nchangetype: delete\n\n"
         ));
     }
-    w.server.ldapmodify(&ldif).unwrap();
+    w.slapd().ldapmodify(&ldif).unwrap();
     let gated = OutboundOptions {
         max_percent: 10,
         ..w.opts()
@@ -392,7 +368,7 @@ async fn bad_values_fail_alone_naming_the_field() {
     let Some(w) = world("ob-bad", 14).await else {
         return;
     };
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0007,{}\nchangetype: modify\nreplace: mobile\nmobile: not-a-number\n\n\
              dn: uid=ext0000,{}\nchangetype: modify\nreplace: mail\nmail: not an email\n",
@@ -428,7 +404,7 @@ async fn polling_sees_edits_removals_and_renames_without_reading_dingtalk() {
 
     // modifyTimestamp has one-second resolution.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0001,{}\nchangetype: modify\nreplace: title\ntitle: 经理\n",
             ou_dn(&w.node, "研发")
@@ -440,7 +416,7 @@ async fn polling_sees_edits_removals_and_renames_without_reading_dingtalk() {
     let mark = r.mark.clone().unwrap();
     assert!(!outbound::poll(&w.dir, &mark).await.unwrap());
 
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0003,{}\nchangetype: delete\n",
             ou_dn(&w.node, "前端")
@@ -449,7 +425,7 @@ async fn polling_sees_edits_removals_and_renames_without_reading_dingtalk() {
     assert!(outbound::poll(&w.dir, &mark).await.unwrap(), "a removal");
     let mark = w.run(&w.opts()).await.mark.unwrap();
 
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: {}\nchangetype: modrdn\nnewrdn: ou=华南区\ndeleteoldrdn: 1\n",
             ou_dn(&w.node, "华南")
@@ -549,9 +525,9 @@ spec:
 "#,
         key = sim::DEFAULT_APP_KEY,
         secret = sim::DEFAULT_APP_SECRET,
-        password = w.server.service_password(),
+        password = w.slapd().service_password(),
         sim = w.sim.base_url(),
-        ldap = w.server.url(),
+        ldap = w.slapd().url(),
         bind = slapd::SERVICE_DN,
         node = w.node,
         root = w.root,
@@ -619,19 +595,7 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
     let Some(w) = world("ob-loop-a", 35).await else {
         return;
     };
-    let node_b = w.server.new_node("ob-loop-b").unwrap();
-    let pool = Pool::connect(ConnectOptions::new(
-        w.server.url(),
-        slapd::SERVICE_DN,
-        LdapSecret::new(w.server.service_password()),
-    ))
-    .await
-    .unwrap();
-    let copy = LdapDirectory::new(
-        Store::open(pool, &node_b, Layout::FlatWithGroups, CORP)
-            .await
-            .unwrap(),
-    );
+    let copy = w.ldap(&w.node("ob-loop-b"), Layout::FlatWithGroups).await;
     let inbound = || async {
         sync::run(
             &DingTalkSource::new(w.client.clone(), vec![w.root]),
@@ -662,7 +626,7 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
     assert_eq!(rounds[1], (0, 0), "settled after one pass: {rounds:?}");
     assert_eq!(rounds[2], (0, 0));
     // An edit on the Outbound source travels once and settles again.
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0001,{}\nchangetype: modify\nreplace: cn\ncn: 回环测试\n",
             ou_dn(&w.node, "研发")
@@ -693,7 +657,7 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
             "fieldMappingRef": {"name": "out"},
             "direction": "Outbound",
             "directory": {"ldap": {
-                "url": w.server.url(),
+                "url": w.slapd().url(),
                 "bindDN": slapd::SERVICE_DN,
                 "passwordSecretRef": {"name": "ldap", "key": "password"}
             }},
@@ -715,7 +679,7 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
         .unwrap(),
         app_key: sim::DEFAULT_APP_KEY.into(),
         app_secret: Sensitive::new(sim::DEFAULT_APP_SECRET),
-        directory_secret: Sensitive::new(w.server.service_password()),
+        directory_secret: Sensitive::new(w.slapd().service_password()),
         directory_ca: None,
         trigger: "Created".into(),
         approval: None,
@@ -732,7 +696,7 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
     assert!(view.message.contains("nothing changed"), "{}", view.message);
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    w.server
+    w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0002,{}\nchangetype: modrdn\nnewrdn: uid=ext0002\ndeleteoldrdn: 1\nnewsuperior: {}\n\n\
              dn: uid=ext0008,{}\nchangetype: delete\n",

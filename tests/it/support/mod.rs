@@ -8,3 +8,6 @@ pub mod manifests;
 pub mod require;
 pub mod scim_server;
 pub mod slapd;
+pub mod world;
+
+pub use world::World;
