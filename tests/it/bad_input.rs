@@ -10,32 +10,21 @@ use dingsync::{
         mapping::{AttributeRule, UniqueName, UserMapping},
         target::Layout,
     },
-    directory::{
-        Directory,
-        ldap::{
-            LdapDirectory,
-            client::{ConnectOptions, Pool, Secret},
-            store::Store,
-        },
-    },
+    directory::{Directory, ldap::LdapDirectory},
     mapping::Mapping,
     sync::{self, Options, Report, StaticSource},
 };
 
-use crate::support::conformance::{self, Org};
+use crate::support::{
+    conformance::{self, Org},
+    world::ldap_directory,
+};
 
 const CORP: &str = "dingbadcorp";
 
 async fn node(server: &slapd::Slapd, name: &str, layout: Layout) -> LdapDirectory {
     let node = server.new_node(name).expect("node");
-    let pool = Pool::connect(ConnectOptions::new(
-        server.url(),
-        slapd::SERVICE_DN,
-        Secret::new(server.service_password()),
-    ))
-    .await
-    .expect("bind");
-    LdapDirectory::new(Store::open(pool, &node, layout, CORP).await.expect("open"))
+    ldap_directory(server, &node, layout, CORP).await
 }
 
 async fn run_with(org: &Org, dir: &dyn Directory, mapping: &Mapping, complete: bool) -> Report {

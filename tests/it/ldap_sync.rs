@@ -7,18 +7,14 @@ use std::{collections::HashMap, sync::Mutex};
 use async_trait::async_trait;
 use dingsync::{
     api::target::Layout,
-    directory::{
-        Attrs, Directory,
-        ldap::{
-            LdapDirectory,
-            client::{ConnectOptions, Pool, Secret},
-            store::Store,
-        },
-    },
+    directory::{Attrs, Directory},
 };
 
-use crate::support::conformance::{self, Harness};
-use slapd::{SERVICE_DN, Slapd};
+use crate::support::{
+    conformance::{self, Harness},
+    world::ldap_directory,
+};
+use slapd::Slapd;
 
 struct Ldap {
     server: Slapd,
@@ -30,17 +26,7 @@ impl Harness for Ldap {
     async fn node(&self, corp: &str, slot: &str) -> Box<dyn Directory> {
         let node = self.server.new_node(&format!("node-{slot}")).expect("node");
         self.nodes.lock().unwrap().insert(slot.into(), node.clone());
-        let pool = Pool::connect(ConnectOptions::new(
-            self.server.url(),
-            SERVICE_DN,
-            Secret::new(self.server.service_password()),
-        ))
-        .await
-        .expect("bind");
-        let store = Store::open(pool, &node, Layout::FlatWithGroups, corp)
-            .await
-            .expect("open node");
-        Box::new(LdapDirectory::new(store))
+        Box::new(ldap_directory(&self.server, &node, Layout::FlatWithGroups, corp).await)
     }
 
     async fn seed_unlinked(&self, slot: &str, attrs: &Attrs) {

@@ -15,16 +15,13 @@ use std::{
     },
 };
 
+use crate::support;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use dingsync::{
     api::mapping::FieldMappingSpec,
-    dingtalk::{ClientConfig, DingTalkClient, Secret},
     directory::{Directory, memory::MemoryDirectory},
     login::{Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, Providers, claim_rules},
-    sim::{
-        self, SimConfig, SimHandle, Simulator, UserWrite,
-        generate::{GenSpec, generate},
-    },
+    sim::{self, SimConfig, SimHandle, UserWrite},
     sync::{self, Options, dingtalk_source::DingTalkSource},
 };
 use jiff::{SignedDuration, Timestamp};
@@ -97,26 +94,17 @@ fn spec() -> FieldMappingSpec {
 
 async fn world() -> World {
     let logs = capture_logs();
-    let org = generate(&GenSpec {
-        people: 30,
-        departments: 5,
-        seed: 4,
-        corp_id: CORP.into(),
-        ..Default::default()
-    });
-    let sim = Simulator::start(SimConfig::fast(), org, "127.0.0.1:0")
+    let base = support::World::builder()
+        .people(30)
+        .departments(5)
+        .seed(4)
+        .sim_config(SimConfig::fast())
+        .build()
         .await
-        .unwrap();
-    let mut c = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&sim.base_url());
-    c.per_api_per_second = 500;
-    let client = DingTalkClient::new(c);
+        .expect("a world without servers");
+    let source = base.source();
+    let (sim, client) = (base.sim, base.client);
     let dir = Arc::new(MemoryDirectory::new("uid"));
-    let source = DingTalkSource::new(client.clone(), vec![1]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}/dingtalk/acme", listener.local_addr().unwrap());
     let skew = Arc::new(AtomicI64::new(0));

@@ -12,7 +12,7 @@
 //! capture, so it shows on every run. `DINGSYNC_RELIABILITY_RUNS` sets the runs per fault
 //! (default 2).
 
-use crate::support::{manifests, scim_server, slapd};
+use crate::support::{World, manifests, scim_server, slapd, world::ldap_directory};
 use std::{
     collections::{BTreeMap, BTreeSet},
     process::{Command, Stdio},
@@ -26,14 +26,7 @@ use std::{
 use dingsync::{
     api::target::Layout,
     dingtalk::{ClientConfig, DingTalkClient, Secret},
-    directory::{
-        Directory,
-        ldap::{
-            LdapDirectory,
-            client::{ConnectOptions, Pool, Secret as LdapSecret},
-            store::Store,
-        },
-    },
+    directory::{Directory, ldap::LdapDirectory},
     mapping::Mapping,
     sim::{
         self, DeptWrite, SimConfig, SimHandle, Simulator, UserWrite,
@@ -90,23 +83,14 @@ struct Bench {
 
 impl Bench {
     async fn new(server: Arc<Slapd>, name: &str, seed: u64) -> Bench {
-        let org = generate(&GenSpec {
-            people: 240,
-            departments: 24,
-            seed,
-            corp_id: CORP.into(),
-            ..Default::default()
-        });
-        let sim = Simulator::start(
-            SimConfig {
-                qps_limit: None,
-                ..SimConfig::fast()
-            },
-            org,
-            "127.0.0.1:0",
-        )
-        .await
-        .expect("simulator");
+        let sim = World::builder()
+            .people(240)
+            .departments(24)
+            .seed(seed)
+            .build()
+            .await
+            .expect("a world without servers")
+            .sim;
         let node = server.new_node(name).expect("node");
         Bench {
             sim,
@@ -131,18 +115,7 @@ impl Bench {
     }
 
     async fn directory(&self) -> LdapDirectory {
-        let pool = Pool::connect(ConnectOptions::new(
-            self.server.url(),
-            slapd::SERVICE_DN,
-            LdapSecret::new(self.server.service_password()),
-        ))
-        .await
-        .expect("bind");
-        LdapDirectory::new(
-            Store::open(pool, &self.node, Layout::FlatWithGroups, CORP)
-                .await
-                .expect("open node"),
-        )
+        ldap_directory(&self.server, &self.node, Layout::FlatWithGroups, CORP).await
     }
 
     async fn sync_with(&self, client: DingTalkClient) -> Result<Report, sync::SyncError> {

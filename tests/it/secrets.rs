@@ -3,15 +3,10 @@
 //! right and wrong credentials; the captured stdout and stderr must not contain the AppSecret,
 //! the LDAP bind password, the SCIM token, or any access token DingTalk issued.
 
-use crate::support::{manifests, scim_server, slapd};
+use crate::support::{World, manifests, scim_server, slapd};
 use std::process::Command;
 
-use dingsync::sim::{
-    self, SimConfig, Simulator,
-    generate::{GenSpec, generate},
-};
-
-const CORP: &str = "dingsimcorp";
+use dingsync::sim::{self, SimConfig};
 
 fn manifests(
     sim_url: &str,
@@ -82,28 +77,24 @@ fn run(cmd: &str, dir: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_in_any_output_at_trace_level() {
-    let Some(server) = slapd::start_or_skip() else {
-        return;
-    };
-    let scim = scim_server::ScimServer::start();
-    let org = generate(&GenSpec {
-        people: 40,
-        departments: 5,
-        seed: 3,
-        corp_id: CORP.into(),
-        ..Default::default()
-    });
-    let handle = Simulator::start(
-        SimConfig {
+    let Some(w) = World::builder()
+        .people(40)
+        .departments(5)
+        .seed(3)
+        .sim_config(SimConfig {
             qps_limit: None,
             ..Default::default()
-        },
-        org,
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
-    let node = server.new_node("secrets").unwrap();
+        })
+        .slapd()
+        .build()
+        .await
+    else {
+        return;
+    };
+    let (server, handle) = (w.slapd(), &w.sim);
+    // Optional: without scim2-server (and servers not required) the SCIM target is left out.
+    let scim = scim_server::ScimServer::start();
+    let node = w.node("secrets");
     let password = server.service_password().to_owned();
     let ldap = (server.url(), node.clone(), password.clone());
     let dir = tempfile::tempdir().unwrap();
@@ -176,5 +167,5 @@ async fn no_secret_in_any_output_at_trace_level() {
             );
         }
     }
-    handle.shutdown().await;
+    w.sim.shutdown().await;
 }
