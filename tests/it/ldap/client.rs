@@ -285,13 +285,15 @@ async fn schema_refusals_name_the_attribute() {
 
 #[tokio::test]
 async fn starttls_and_ldaps_with_a_ca_bundle() {
-    if slapd::unavailable().is_some()
-        || std::process::Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_err()
+    if !slapd::available_or_skip() {
+        return;
+    }
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
     {
-        eprintln!("SKIPPED: slapd or openssl unavailable");
+        crate::support::require::unavailable("slapd with TLS", "`openssl` not found");
         return;
     }
     let s = Slapd::start_tls().expect("slapd with TLS");

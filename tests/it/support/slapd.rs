@@ -56,11 +56,22 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Whether slapd can run here. When not: `false` after printing why, or a panic when servers
+/// are required (see `require.rs`).
+pub fn available_or_skip() -> bool {
+    match unavailable() {
+        Some(why) => {
+            super::require::unavailable("slapd", &why);
+            false
+        }
+        None => true,
+    }
+}
+
 /// Start a slapd for this test. When OpenLDAP is missing: `None` after printing why, or a
 /// panic when servers are required (see `require.rs`).
 pub fn start_or_skip() -> Option<Slapd> {
-    if let Some(why) = unavailable() {
-        super::require::unavailable("slapd", &why);
+    if !available_or_skip() {
         return None;
     }
     Some(Slapd::start().unwrap_or_else(|e| panic!("slapd did not start: {e}")))
