@@ -10,4 +10,5 @@ pub mod scim_server;
 pub mod slapd;
 pub mod world;
 
+#[allow(unused_imports)] // the benchmarks use the module, not the name
 pub use world::World;

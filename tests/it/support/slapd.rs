@@ -37,13 +37,13 @@ pub const SLAPD_BINARY: &str = "DINGSYNC_SLAPD";
 
 /// Why slapd cannot run here, or `None` when it can.
 pub fn unavailable() -> Option<String> {
-    if let Some(p) = std::env::var_os(SLAPD_BINARY) {
-        if !Path::new(&p).is_file() {
-            return Some(format!(
-                "{SLAPD_BINARY}={} is not a file",
-                Path::new(&p).display()
-            ));
-        }
+    if let Some(p) = std::env::var_os(SLAPD_BINARY)
+        && !Path::new(&p).is_file()
+    {
+        return Some(format!(
+            "{SLAPD_BINARY}={} is not a file",
+            Path::new(&p).display()
+        ));
     }
     for bin in BINARIES.iter().chain(CLIENTS.iter()) {
         if find_binary(bin).is_none() {
@@ -78,10 +78,10 @@ pub fn start_or_skip() -> Option<Slapd> {
 }
 
 fn find_binary(name: &str) -> Option<PathBuf> {
-    if name == "slapd" {
-        if let Some(p) = std::env::var_os(SLAPD_BINARY) {
-            return Some(PathBuf::from(p)).filter(|p| p.is_file());
-        }
+    if name == "slapd"
+        && let Some(p) = std::env::var_os(SLAPD_BINARY)
+    {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
