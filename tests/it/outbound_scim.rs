@@ -3,34 +3,31 @@
 //! inactive and a group rename reach DingTalk, and a poll notices each without reading
 //! DingTalk.
 
-use crate::support::scim_server;
+use crate::support::{CORP, World};
 use dingsync::{
     api::{FieldMappingSpec, target::DeletionPolicy},
-    dingtalk::{ClientConfig, DingTalkClient, Secret},
-    directory::scim::{
-        ScimDirectory,
-        client::{BearerToken, ScimClient},
-    },
+    directory::scim::ScimDirectory,
     mapping::outbound::OutboundMapping,
-    sim::{
-        self, DeptWrite, SimConfig, Simulator,
-        generate::{GenSpec, generate},
-    },
+    sim::DeptWrite,
     sync::outbound::{self, OutboundOptions},
 };
-use scim_server::ScimServer;
 use serde_json::json;
-
-const CORP: &str = "dingsimcorp";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
-    let Some(server) = ScimServer::start() else {
+    let Some(w) = World::builder()
+        .people(3)
+        .departments(1)
+        .seed(2)
+        .rate(1000)
+        .scim()
+        .build()
+        .await
+    else {
         return;
     };
-    let scim = ScimClient::connect(&server.base_url, BearerToken::new(&server.token), None)
-        .await
-        .unwrap();
+    let (sim, client) = (&w.sim, &w.client);
+    let scim = w.scim_client().await;
     let mut users = Vec::new();
     for i in 0..12 {
         let u = scim
@@ -70,22 +67,6 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
     .await
     .unwrap();
 
-    let sim = Simulator::start(
-        SimConfig {
-            qps_limit: None,
-            ..SimConfig::fast()
-        },
-        generate(&GenSpec {
-            people: 3,
-            departments: 1,
-            seed: 2,
-            corp_id: CORP.into(),
-            ..Default::default()
-        }),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
     let root = sim
         .create_department(DeptWrite {
             name: Some("SCIM".into()),
@@ -94,14 +75,6 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
         })
         .unwrap()
         .id;
-    let mut c = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&sim.base_url());
-    c.per_api_per_second = 1000;
-    let client = DingTalkClient::new(c);
     let dir = ScimDirectory::new(scim, CORP, "src");
     let spec: FieldMappingSpec = serde_yaml::from_str(
         "direction: Outbound\nuser:\n  uniqueName: {attribute: userid, template: '{{ uid }}'}\n  attributes:\n  - {target: name, template: '{{ cn }}'}\n  - {target: mobile, template: '{{ mobile }}'}\n  - {target: email, template: '{{ mail }}'}\n",
@@ -134,7 +107,7 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
         v
     };
 
-    let r = outbound::run(&client, &dir, &mapping, &opts, false)
+    let r = outbound::run(client, &dir, &mapping, &opts, false)
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:#?}", r.failures);
@@ -146,7 +119,7 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
     assert_eq!(members("市场").len(), 4);
     assert_eq!(members("").len(), 0);
     let mark = r.mark.clone().unwrap();
-    let again = outbound::run(&client, &dir, &mapping, &opts, false)
+    let again = outbound::run(client, &dir, &mapping, &opts, false)
         .await
         .unwrap();
     assert_eq!((again.writes, again.unchanged), (0, 12));
@@ -156,9 +129,7 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
     );
 
     // Group rename, a user made inactive.
-    let scim = ScimClient::connect(&server.base_url, BearerToken::new(&server.token), None)
-        .await
-        .unwrap();
+    let scim = w.scim_client().await;
     let mut g = scim.get("Groups", &ops.id).await.unwrap().body;
     g["displayName"] = json!("运营中心");
     g.as_object_mut().unwrap().remove("meta");
@@ -168,7 +139,7 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
     u.as_object_mut().unwrap().remove("meta");
     scim.replace("Users", &users[11], u, None).await.unwrap();
     assert!(outbound::poll(&dir, &mark).await.unwrap(), "a poll notices");
-    let r = outbound::run(&client, &dir, &mapping, &opts, false)
+    let r = outbound::run(client, &dir, &mapping, &opts, false)
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:#?}", r.failures);

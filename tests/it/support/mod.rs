@@ -11,4 +11,4 @@ pub mod slapd;
 pub mod world;
 
 #[allow(unused_imports)] // the benchmarks use the module, not the name
-pub use world::World;
+pub use world::{CORP, World};
