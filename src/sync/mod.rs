@@ -5,8 +5,6 @@
 //! `outbound/`; what both share (the `Source` seam, errors, failures, the deletion gate)
 //! stays here.
 
-#[doc(hidden)]
-pub mod conformance;
 pub mod dingtalk_source;
 pub mod events;
 mod gate;

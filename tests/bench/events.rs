@@ -7,13 +7,15 @@
 //! `DINGSYNC_BENCH_EVENTS` (default 1000) and `DINGSYNC_BENCH_EVENT_RATE` (events/s, default
 //! 10) shape the steady part; `DINGSYNC_BENCH_BURST` (default 1000) the burst.
 
-#[path = "../support/slapd.rs"]
-mod slapd;
+// The integration tests' support code (servers, mapping), shared without a library.
+#[path = "../it/support/mod.rs"]
+mod support;
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use support::slapd;
 
 use dingsync::{
     api::target::Layout,
@@ -95,7 +97,7 @@ async fn main() {
             .unwrap(),
     ));
     let source = Arc::new(DingTalkSource::new(client.clone(), vec![1]));
-    let mapping = Arc::new(sync::conformance::mapping());
+    let mapping = Arc::new(support::conformance::mapping());
     let opts = Options {
         max_percent: 100,
         ..Default::default()

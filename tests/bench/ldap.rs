@@ -4,13 +4,15 @@
 //! second, unchanged run, each against its target. Sizes come from `DINGSYNC_BENCH_SIZES`
 //! (comma-separated, default `10000,100000`), so CI can shrink them.
 
-#[path = "../support/slapd.rs"]
-mod slapd;
+// The integration tests' support code (servers, mapping), shared without a library.
+#[path = "../it/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use support::slapd;
 
 use dingsync::api::target::Layout;
 use dingsync::directory::Attrs;

@@ -7,10 +7,12 @@
 //! `DINGSYNC_BENCH_OUTBOUND_PEOPLE` (default 10000) sets N; `DINGSYNC_BENCH_OUTBOUND_EDITS`
 //! (default 200) the edit wave.
 
-#[path = "../support/slapd.rs"]
-mod slapd;
+// The integration tests' support code (servers, mapping), shared without a library.
+#[path = "../it/support/mod.rs"]
+mod support;
 
 use std::time::Instant;
+use support::slapd;
 
 use dingsync::{
     api::{

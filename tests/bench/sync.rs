@@ -14,12 +14,13 @@
 //! Sizes: `DINGSYNC_BENCH_READ_PEOPLE` (default 10000, in 500 departments) and
 //! `DINGSYNC_BENCH_SIZES` (default `10000,100000`).
 
-#[path = "../support/scim_server.rs"]
-mod scim_server;
-#[path = "../support/slapd.rs"]
-mod slapd;
+// The integration tests' support code (servers, mapping), shared without a library.
+#[path = "../it/support/mod.rs"]
+mod support;
 
 use std::{sync::Arc, time::Instant};
+use support::scim_server;
+use support::slapd;
 
 /// The allocator the `dingsync` binary ships with, so the figures are the binary's.
 #[global_allocator]
@@ -267,7 +268,7 @@ async fn full_sync(people: usize, backend: Backend) {
     } else {
         Arc::new(MemoryDirectory::new("uid"))
     };
-    let mapping = sync::conformance::mapping();
+    let mapping = support::conformance::mapping();
     let opts = Options::default();
     let quiet = |_: &str, _: usize, _: Option<usize>| {};
     if std::env::var("DINGSYNC_BENCH_MEMPROBE").is_ok() {

@@ -1,0 +1,30 @@
+//! dingsync's integration tests, in one binary so that the suite links once: each module is
+//! one topic, and `support` holds what they share (real servers, the simulated world, the
+//! manifests, the behaviour suite every directory backend runs).
+//!
+//! Tests that need slapd, scim2-server or a browser skip with a printed reason when it is
+//! missing, unless `CI` or `DINGSYNC_REQUIRE_SERVERS=1` is set: then they fail (see
+//! `support/require.rs`).
+
+mod support;
+
+mod api;
+mod bad_input;
+mod controller;
+mod dingtalk;
+mod dingtalk_paths;
+mod e2e;
+mod engine;
+mod incremental;
+mod ldap;
+mod ldap_sync;
+mod login;
+mod login_browser;
+mod outbound;
+mod outbound_scim;
+mod plan;
+mod reliability;
+mod scim;
+mod scim_sync;
+mod secrets;
+mod sim;

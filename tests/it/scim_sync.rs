@@ -1,0 +1,112 @@
+//! The engine's behaviour suite (`support::conformance`) against a real scim2-server: the same
+//! scenarios the in-memory and OpenLDAP backends pass. Both enterprises share one server, so
+//! "never merge" is tested where it matters.
+
+use crate::support::scim_server;
+use async_trait::async_trait;
+use dingsync::directory::{
+    Attrs, Directory,
+    scim::{
+        ScimDirectory,
+        client::{BearerToken, ScimClient},
+    },
+};
+
+use crate::support::conformance::{self, Harness};
+use scim_server::ScimServer;
+use serde_json::json;
+
+/// SCIM users have no container, so a node of one enterprise is a whole server: each slot gets
+/// its own, unless `shared` puts every node on one (for enterprises side by side).
+struct Scim {
+    shared: Option<ScimServer>,
+    servers: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<ScimServer>>>,
+}
+
+impl Scim {
+    fn new(shared: bool) -> Option<Self> {
+        let shared = if shared {
+            Some(ScimServer::start()?)
+        } else {
+            None
+        };
+        Some(Self {
+            shared,
+            servers: Default::default(),
+        })
+    }
+
+    async fn client(&self, slot: &str) -> ScimClient {
+        let (url, token) = match &self.shared {
+            Some(s) => (s.base_url.clone(), s.token.clone()),
+            None => {
+                let s = self
+                    .servers
+                    .lock()
+                    .unwrap()
+                    .entry(slot.to_string())
+                    .or_insert_with(|| {
+                        std::sync::Arc::new(ScimServer::start().expect("scim2-server"))
+                    })
+                    .clone();
+                (s.base_url.clone(), s.token.clone())
+            }
+        };
+        ScimClient::connect(&url, BearerToken::new(&token), None)
+            .await
+            .expect("connect")
+    }
+}
+
+#[async_trait]
+impl Harness for Scim {
+    async fn node(&self, corp: &str, slot: &str) -> Box<dyn Directory> {
+        Box::new(ScimDirectory::new(self.client(slot).await, corp, slot))
+    }
+
+    async fn seed_unlinked(&self, slot: &str, attrs: &Attrs) {
+        let first = |k: &str| attrs.first(k).map(str::to_owned).unwrap_or_default();
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": first("uid"),
+            "displayName": first("cn"),
+            "name": {"familyName": first("sn")},
+            "emails": [{"type": "work", "value": first("mail")}],
+            "phoneNumbers": [{"type": "mobile", "value": first("mobile")}],
+            "active": true,
+        });
+        self.client(slot)
+            .await
+            .create("Users", user)
+            .await
+            .expect("seed user");
+    }
+}
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(h) = Scim::new(false) else { return };
+            conformance::$name(&h).await;
+        }
+    )*};
+}
+
+scenarios!(
+    first_sync_then_nothing,
+    renames_and_moves,
+    multi_department_membership,
+    leaver_and_rehire,
+    threshold_holds_until_approved,
+    incomplete_read_disables_nothing,
+    two_enterprises_never_merge,
+    homonyms_get_stable_distinct_names,
+    ambiguous_matches_are_refused,
+);
+
+#[tokio::test]
+async fn two_enterprises_share_one_server_without_merging() {
+    let Some(h) = Scim::new(true) else { return };
+    conformance::two_enterprises_never_merge(&h).await;
+}

@@ -1,0 +1,14 @@
+//! What the integration tests share; the benchmarks (`tests/bench/`) include it too, so
+//! not every item is used by every binary.
+
+#![allow(dead_code)]
+
+pub mod conformance;
+pub mod manifests;
+pub mod require;
+pub mod scim_server;
+pub mod slapd;
+pub mod world;
+
+#[allow(unused_imports)] // the benchmarks use the module, not the name
+pub use world::{CORP, World};
