@@ -122,7 +122,7 @@ impl DirectoryError {
 
 /// One directory node, addressed by source ids.
 ///
-/// Contract every backend keeps (the engine relies on it; `sync::conformance` checks it):
+/// Contract every backend keeps (the engine relies on it; the behaviour suite in `tests/it/support/conformance.rs` checks it):
 /// - `read` returns every entry under the node: this enterprise's anchored entries, unlinked
 ///   candidates for matching, and what it must leave alone (with the names those hold). The
 ///   engine plans from it alone, so the anchors in the entries are the only state.

@@ -134,10 +134,11 @@ async fn no_secret_in_any_output_at_trace_level() {
     captured.push_str(&refused);
 
     let issued: Vec<String> = handle.with_state(|s| {
-        s.tokens
+        s.auth
+            .tokens
             .keys()
             .cloned()
-            .chain(s.app_tokens.values().cloned())
+            .chain(s.auth.app_tokens.values().cloned())
             .collect()
     });
     assert!(!issued.is_empty(), "DingTalk issued tokens");

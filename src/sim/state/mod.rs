@@ -11,8 +11,6 @@ pub mod delivery;
 pub mod event;
 pub mod faults;
 
-use std::ops::Deref;
-
 use crate::sim::org::{Department, Org, Person};
 
 pub use crate::sim::error::{ApiError, api_err};
@@ -32,17 +30,6 @@ pub struct State {
     pub counters: Counters,
     /// What `advance_clock` added to the real clock (moves token, code and ticket expiry).
     pub clock_offset_ms: i64,
-}
-
-/// Reads of the token tables straight off the state (`s.tokens`, `s.app_tokens`) keep
-/// working for callers of [`crate::sim::SimHandle::with_state`] written before the auth part
-/// had its own field.
-impl Deref for State {
-    type Target = Auth;
-
-    fn deref(&self) -> &Auth {
-        &self.auth
-    }
 }
 
 impl State {
