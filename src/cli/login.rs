@@ -14,6 +14,7 @@ use anyhow::{Context as _, anyhow, bail};
 
 use crate::{
     api::DingTalkBinding,
+    dingtalk::ClientPool,
     login::{KeySet, Providers},
     resolve::{self, Manifests},
 };
@@ -96,7 +97,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await?
         .map_err(|p| anyhow!("DingTalkBinding {bname}: {p}"))?;
     let keys = load_keys(&args.keys)?;
-    let provider = resolve::open_login(&inputs, Arc::new(RwLock::new(Arc::new(keys)))).await?;
+    let keys = Arc::new(RwLock::new(Arc::new(keys)));
+    let provider = resolve::open_login(&inputs, keys, &ClientPool::default()).await?;
     let issuer = inputs.issuer.clone();
     let providers = Providers::default();
     providers.put(Arc::new(provider));

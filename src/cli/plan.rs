@@ -13,6 +13,7 @@ use anyhow::{anyhow, bail};
 use super::report::{print_outbound, print_plan, print_report};
 use crate::{
     api::SyncTarget,
+    dingtalk::ClientPool,
     resolve::{self, Access, Inbound, Manifests, Opened, Outbound, Resolved},
     sync::{self, outbound},
 };
@@ -60,6 +61,7 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
     if targets.is_empty() {
         bail!("no SyncTarget found in {}", args.path.display());
     }
+    let clients = ClientPool::default();
     let mut pending = false;
     for t in targets {
         let name = t.metadata.name.clone().unwrap_or_default();
@@ -75,7 +77,7 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
         } else {
             Access::ReadOnly
         };
-        let opened = resolve::open(&r, access)
+        let opened = resolve::open(&r, access, &clients)
             .await
             .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
         let run = Target {

@@ -58,6 +58,8 @@ pub enum Trigger {
     /// The sync-now annotation, with the value that asked.
     Requested(String),
     Interval,
+    /// The approve annotation named the token of the held run.
+    Approved,
 }
 
 impl Trigger {
@@ -68,6 +70,7 @@ impl Trigger {
             Trigger::SpecChanged => "SpecChanged",
             Trigger::Requested(_) => "Requested",
             Trigger::Interval => "Interval",
+            Trigger::Approved => "Approved",
         }
     }
 }
@@ -171,6 +174,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Where DingTalk's HTTP callbacks are routed to the runner's event feeds.
     pub callbacks: Arc<CallbackRoutes>,
+    /// DingTalk clients, one per app: the probe, the engine and login share tokens and quota.
+    pub clients: Arc<crate::dingtalk::ClientPool>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -191,6 +196,7 @@ impl Context {
             recorder,
             metrics,
             callbacks: Default::default(),
+            clients: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -215,7 +215,7 @@ impl Login {
                 tracing::warn!(binding = %key, issuer = %inputs.issuer, other = %other, "login not served: another binding serves this issuer path");
                 continue;
             }
-            match self.build(&inputs).await {
+            match self.build(ctx, &inputs).await {
                 Ok(p) => {
                     if let Some((_, old)) = self.built.lock().expect("built lock").get(&key)
                         && *old != inputs.issuer
@@ -250,8 +250,8 @@ impl Login {
         Ok(())
     }
 
-    async fn build(&self, i: &Inputs) -> Result<Provider, String> {
-        open_login(i, self.keys.clone())
+    async fn build(&self, ctx: &Context, i: &Inputs) -> Result<Provider, String> {
+        open_login(i, self.keys.clone(), &ctx.clients)
             .await
             .map_err(|e| e.to_string())
     }

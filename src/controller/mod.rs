@@ -313,16 +313,21 @@ pub fn production_context(
             instance: Some(instance.to_string()),
         },
     );
-    let engine = Arc::new(engine::Engine::with_metrics(metrics.clone()));
+    let clients = Arc::new(crate::dingtalk::ClientPool::default());
+    let engine = Arc::new(engine::Engine::new(metrics.clone(), clients.clone()));
+    let probe = engine::DingTalkProbe {
+        clients: clients.clone(),
+    };
     let mut ctx = Context::new(
         client,
-        Arc::new(engine::DingTalkProbe),
+        Arc::new(probe),
         Arc::new(mapping::TemplateValidator),
         engine.clone(),
         Some(recorder),
         metrics,
     );
     ctx.callbacks = engine.callbacks();
+    ctx.clients = clients;
     Arc::new(ctx)
 }
 

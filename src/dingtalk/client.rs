@@ -91,6 +91,32 @@ pub(crate) enum Auth<'a> {
     None,
 }
 
+/// One client per app and configuration: everything that uses the app (every target of a
+/// binding, its event stream, its logins) shares the client's token and per-API quota, so
+/// together they stay within DingTalk's limit. A changed secret or setting gets a fresh
+/// client; clients nobody holds any more are dropped. The controller keeps one pool in its
+/// context; a command keeps its own.
+#[derive(Default)]
+pub struct ClientPool(Mutex<HashMap<String, std::sync::Weak<Inner>>>);
+
+impl ClientPool {
+    /// The pool's client for this configuration, made if there is none.
+    pub fn client(&self, config: ClientConfig) -> DingTalkClient {
+        use sha2::Digest;
+        // The Debug form never shows the secret; its digest tells a rotated one apart.
+        let secret = sha2::Sha256::digest(config.app_secret.expose().as_bytes());
+        let key = format!("{config:?}|{}", hex::encode(secret));
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, w| w.strong_count() > 0);
+        if let Some(inner) = map.get(&key).and_then(std::sync::Weak::upgrade) {
+            return DingTalkClient(inner);
+        }
+        let client = DingTalkClient::new(config);
+        map.insert(key, Arc::downgrade(&client.0));
+        client
+    }
+}
+
 impl DingTalkClient {
     pub fn new(config: ClientConfig) -> Self {
         let per_second = f64::from(config.per_api_per_second.max(1)) * QUOTA_MARGIN;
@@ -117,33 +143,6 @@ impl DingTalkClient {
 
     pub fn config(&self) -> &ClientConfig {
         &self.0.config
-    }
-
-    /// The process's one client for this app and configuration: everything that uses the app
-    /// (every target of a binding, the event stream, logins) shares its token and its per-API
-    /// quota, so together they stay within DingTalk's limit. A changed secret or setting gets
-    /// a fresh client; clients nobody holds any more are dropped.
-    pub fn shared(config: ClientConfig) -> Self {
-        use sha2::Digest;
-        static CLIENTS: std::sync::OnceLock<Mutex<HashMap<String, std::sync::Weak<Inner>>>> =
-            std::sync::OnceLock::new();
-        // The Debug form never shows the secret; its digest tells a rotated one apart.
-        let key = format!(
-            "{:?}|{}",
-            config,
-            hex::encode(sha2::Sha256::digest(config.app_secret.expose().as_bytes()))
-        );
-        let mut map = CLIENTS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, w| w.strong_count() > 0);
-        if let Some(inner) = map.get(&key).and_then(std::sync::Weak::upgrade) {
-            return Self(inner);
-        }
-        let client = Self::new(config);
-        map.insert(key, Arc::downgrade(&client.0));
-        client
     }
 
     /// Calls sent so far, by API path.
@@ -444,16 +443,22 @@ mod tests {
             ClientConfig::new("corp", "shared-key", Secret::new(secret))
                 .with_base("http://127.0.0.1:9")
         };
-        let a = DingTalkClient::shared(config("s1"));
-        let b = DingTalkClient::shared(config("s1"));
+        let pool = ClientPool::default();
+        let a = pool.client(config("s1"));
+        let b = pool.client(config("s1"));
         assert!(Arc::ptr_eq(&a.0, &b.0), "same app: one token, one quota");
-        let rotated = DingTalkClient::shared(config("s2"));
+        let rotated = pool.client(config("s2"));
         assert!(
             !Arc::ptr_eq(&a.0, &rotated.0),
             "a rotated secret gets a fresh client"
         );
         let mut faster = config("s1");
         faster.per_api_per_second = 40;
-        assert!(!Arc::ptr_eq(&a.0, &DingTalkClient::shared(faster).0));
+        assert!(!Arc::ptr_eq(&a.0, &pool.client(faster).0));
+        let other = ClientPool::default();
+        assert!(
+            !Arc::ptr_eq(&a.0, &other.client(config("s1")).0),
+            "pools share nothing"
+        );
     }
 }

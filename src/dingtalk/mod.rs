@@ -16,7 +16,7 @@ pub mod stream;
 mod wire;
 pub mod write;
 
-pub use client::{CallStats, DingTalkClient};
+pub use client::{CallStats, ClientPool, DingTalkClient};
 pub use config::{
     ClientConfig, DEFAULT_API, DEFAULT_LOGIN, DEFAULT_OAPI, INTL_API, INTL_OAPI, Secret, TokenApi,
 };

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     api::DingTalkBinding,
-    dingtalk::DingTalkClient,
+    dingtalk::ClientPool,
     login::{Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, claim_rules},
 };
 
@@ -146,6 +146,7 @@ pub enum LoginOpenError {
 pub async fn open_login(
     i: &LoginInputs,
     keys: Arc<RwLock<Arc<KeySet>>>,
+    clients: &ClientPool,
 ) -> Result<Provider, LoginOpenError> {
     let t = &i.target;
     let dir = open_directory(t, Access::ReadOnly)
@@ -154,7 +155,7 @@ pub async fn open_login(
             target: t.key.to_string(),
             source,
         })?;
-    let client = DingTalkClient::shared(client_config(&t.binding, &t.app_key, &t.app_secret));
+    let client = clients.client(client_config(&t.binding, &t.app_key, &t.app_secret));
     let provider = Provider::new(
         ProviderConfig {
             issuer: i.issuer.clone(),

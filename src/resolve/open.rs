@@ -9,7 +9,7 @@ use crate::{
         DingTalkBindingSpec,
         target::{Direction, Layout},
     },
-    dingtalk::{ClientConfig, DingTalkClient},
+    dingtalk::{ClientConfig, ClientPool, DingTalkClient},
     directory::{
         Directory, DirectoryError,
         ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
@@ -67,9 +67,10 @@ pub enum Opened {
     Outbound(Outbound),
 }
 
-/// Opens the target's directory and DingTalk side, compiles its mapping and builds its options.
-pub async fn open(r: &Resolved, access: Access) -> Result<Opened, OpenError> {
-    let client = DingTalkClient::shared(client_config(&r.binding, &r.app_key, &r.app_secret));
+/// Opens the target's directory and DingTalk side (its app's client from `clients`), compiles
+/// its mapping and builds its options.
+pub async fn open(r: &Resolved, access: Access, clients: &ClientPool) -> Result<Opened, OpenError> {
+    let client = clients.client(client_config(&r.binding, &r.app_key, &r.app_secret));
     if r.spec.direction == Direction::Outbound {
         let mapping = OutboundMapping::compile(&r.mapping)?;
         let options =

@@ -669,7 +669,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         progress: None,
     };
     let metrics = std::sync::Arc::new(dingsync::controller::metrics::Metrics::default());
-    let engine = Engine::with_metrics(metrics.clone());
+    let engine = Engine::new(metrics.clone(), Default::default());
     let out = engine.run(req.clone()).await.unwrap();
     assert!(out.complete);
     let view = engine.track_events(&t1, true).await.expect("fed by events");

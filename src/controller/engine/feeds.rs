@@ -13,7 +13,7 @@ use crate::{
     api::binding::EventDelivery,
     controller::metrics::{EventLabels, Metrics},
     dingtalk::{
-        CallbackReceiver, DingTalkClient, StreamConfig, StreamHandle, callback::CallbackCrypto,
+        CallbackReceiver, ClientPool, StreamConfig, StreamHandle, callback::CallbackCrypto,
     },
     resolve::{Resolved, TargetKey, client_config},
     sync::events::{Observer, Pipeline, PipelineConfig},
@@ -103,15 +103,17 @@ struct Tracked {
 #[derive(Default)]
 pub struct Feeds {
     metrics: Option<Arc<Metrics>>,
+    clients: Arc<ClientPool>,
     feeds: Mutex<HashMap<FeedName, Feed>>,
     tracked: Mutex<HashMap<TargetKey, Tracked>>,
     callbacks: Arc<CallbackRoutes>,
 }
 
 impl Feeds {
-    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(metrics: Option<Arc<Metrics>>, clients: Arc<ClientPool>) -> Self {
         Self {
             metrics,
+            clients,
             ..Default::default()
         }
     }
@@ -162,7 +164,7 @@ impl Feeds {
         match delivery.unwrap_or_default() {
             EventDelivery::Stream => {
                 let client =
-                    DingTalkClient::shared(client_config(&t.binding, &t.app_key, &t.app_secret));
+                    (self.clients).client(client_config(&t.binding, &t.app_key, &t.app_secret));
                 let s = client.start_stream(StreamConfig::default(), pipeline.handler());
                 pipeline.watch_stream(&s, STREAM_GAP);
                 Ok(Some(s))

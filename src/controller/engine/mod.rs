@@ -23,6 +23,7 @@ use super::{IncrementalView, SyncOutcome, SyncRequest, SyncRunError, SyncRunner}
 use crate::{
     api::{Reason, binding::EventDelivery, target::Direction},
     controller::metrics::{CorpLabels, Metrics},
+    dingtalk::ClientPool,
     directory::DirectoryError,
     resolve::{self, Access, Opened, Resolved, TargetKey},
     sync::{self, SyncError, events::LiveTarget, outbound},
@@ -70,17 +71,20 @@ fn spec_key(t: &Resolved) -> String {
 #[derive(Default)]
 pub struct Engine {
     metrics: Option<Arc<Metrics>>,
+    /// DingTalk clients, one per app, shared with the rest of the controller.
+    clients: Arc<ClientPool>,
     feeds: Feeds,
     locks: WriterLocks,
     marks: OutboundMarks,
 }
 
 impl Engine {
-    /// An engine whose event feeds report to `metrics`.
-    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+    /// An engine whose event feeds report to `metrics`, taking DingTalk clients from `clients`.
+    pub fn new(metrics: Arc<Metrics>, clients: Arc<ClientPool>) -> Self {
         Self {
             metrics: Some(metrics.clone()),
-            feeds: Feeds::new(Some(metrics)),
+            feeds: Feeds::new(Some(metrics), clients.clone()),
+            clients,
             ..Default::default()
         }
     }
@@ -95,7 +99,7 @@ impl Engine {
 impl SyncRunner for Engine {
     async fn run(&self, req: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
         let access = Access::ReadWrite;
-        let o = match resolve::open(&req.target, access).await? {
+        let o = match resolve::open(&req.target, access, &self.clients).await? {
             Opened::Outbound(o) => return self.run_outbound(&req.target, o, &req).await,
             Opened::Inbound(o) => o,
         };
@@ -148,7 +152,7 @@ impl SyncRunner for Engine {
         let fingerprint = format!("{:?}|{:?}|{baseline}", t.spec, t.mapping);
         let name = t.key.to_string();
         if !self.feeds.knows(t, &fingerprint) || pipeline.status(&name).is_none() {
-            match resolve::open(t, Access::ReadWrite).await {
+            match resolve::open(t, Access::ReadWrite, &self.clients).await {
                 Ok(Opened::Inbound(o)) => {
                     let live = LiveTarget {
                         source: o.source,
@@ -247,7 +251,7 @@ impl Engine {
             trigger: super::Trigger::Interval,
             progress: None,
         };
-        let opened = match resolve::open(t, Access::ReadOnly).await {
+        let opened = match resolve::open(t, Access::ReadOnly, &self.clients).await {
             Ok(Opened::Outbound(o)) => o,
             Ok(Opened::Inbound(_)) => unreachable!("only Outbound targets poll"),
             Err(e) => {

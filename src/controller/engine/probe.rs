@@ -1,11 +1,13 @@
 //! The production credential check of a DingTalkBinding.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::{
     api::{DingTalkBindingSpec, binding::Permissions},
     controller::{CredentialChecker, CredentialError},
-    dingtalk::{DingTalkClient, DingTalkError},
+    dingtalk::{ClientPool, DingTalkError},
     resolve::client_config,
     secret::Secret,
 };
@@ -14,7 +16,10 @@ use crate::{
 /// with one `listsub` of the root department, and the write permission with an update
 /// DingTalk always refuses.
 #[derive(Default)]
-pub struct DingTalkProbe;
+pub struct DingTalkProbe {
+    /// The controller's DingTalk clients: the probe's token serves the binding's targets too.
+    pub clients: Arc<ClientPool>,
+}
 
 #[async_trait]
 impl CredentialChecker for DingTalkProbe {
@@ -24,7 +29,9 @@ impl CredentialChecker for DingTalkProbe {
         app_key: &str,
         app_secret: &Secret,
     ) -> Result<Permissions, CredentialError> {
-        let client = DingTalkClient::shared(client_config(spec, app_key, app_secret));
+        let client = self
+            .clients
+            .client(client_config(spec, app_key, app_secret));
         match client.token().await {
             Ok(_) => {}
             Err(DingTalkError::InvalidCredentials { errcode, message }) => {
