@@ -328,7 +328,7 @@ pub struct SyncTargetStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
-    /// `Created`, `SpecChanged`, `Interval`, `Requested`, `Event`.
+    /// `Created`, `SpecChanged`, `Interval`, `Requested`, `Approved`, `Event`.
     pub trigger: String,
     /// Start of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,19 +27,33 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// At most this many failures are listed in status.
 pub const MAX_FAILURES: usize = 20;
 
+/// What the target's annotations ask for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// The sync-now annotation's value.
+    pub sync_now: Option<&'a str>,
+    /// The approve-deletions annotation's value.
+    pub approval: Option<&'a str>,
+}
+
 /// Decide whether a full sync is due (pure). `fingerprint` covers the target's, binding's and
-/// mapping's specs, so a change to any of them re-syncs by itself.
+/// mapping's specs, so a change to any of them re-syncs by itself. Approving a held run with
+/// its token runs it at once: the held run wrote nothing and kept no baseline of its own.
 pub fn due(
     status: &SyncTargetStatus,
     fingerprint: &str,
-    sync_now: Option<&str>,
+    asked: Asked<'_>,
     interval: Duration,
     now: jiff::Timestamp,
 ) -> Result<Trigger, Duration> {
     let Some(last) = status.last_sync_time.as_ref() else {
         return Ok(Trigger::Created);
     };
-    if let Some(req) = sync_now
+    let pending = status.pending_approval.as_ref().map(|p| p.token.as_str());
+    if pending.is_some() && asked.approval == pending {
+        return Ok(Trigger::Approved);
+    }
+    if let Some(req) = asked.sync_now
         && status.last_sync_request.as_deref() != Some(req)
     {
         return Ok(Trigger::Requested(req.to_string()));
@@ -199,10 +213,15 @@ async fn evaluate(
     }
     let interval = full_sync_interval(spec);
     let sync_now = target.annotations().get(SYNC_NOW_ANNOTATION).cloned();
+    let asked = Asked {
+        sync_now: sync_now.as_deref(),
+        approval: resolved.approval.as_deref(),
+    };
     let now = jiff::Timestamp::now();
-    let trigger = match due(st, &fp, sync_now.as_deref(), interval, now) {
+    let trigger = match due(st, &fp, asked, interval, now) {
         Ok(t) => t,
         Err(remaining) => {
+            note_wrong_approval(st, asked.approval, g);
             let baseline = st.baseline.as_deref() == Some(fp.as_str());
             let live = track_events(ctx, &resolved, baseline, st, g).await;
             // While events flow, look again soon: the condition follows the connection.
@@ -231,6 +250,20 @@ async fn evaluate(
         Ok(out) => record_outcome(ctx, &resolved, st, out, run, g).await,
         Err(e) => record_failure(st, e, g),
     })
+}
+
+/// A held run whose approve annotation holds another token (stale, from an earlier hold, or
+/// mistyped) stays held; the condition says so instead of looking approved.
+fn note_wrong_approval(st: &mut SyncTargetStatus, approval: Option<&str>, g: Option<i64>) {
+    let (Some(held), Some(given)) = (st.pending_approval.clone(), approval) else {
+        return;
+    };
+    let message = format!(
+        "{}; annotation {APPROVE_ANNOTATION} holds {given:?}, not the pending token: approve \
+         with {APPROVE_ANNOTATION}={}",
+        held.message, held.token
+    );
+    not_ready(st, Reason::AwaitingApproval, message, g);
 }
 
 /// `spec.fullSync.interval`, or the default.
@@ -318,6 +351,7 @@ async fn record_outcome(
             held.message, held.token
         );
         not_ready(st, Reason::AwaitingApproval, approve, g);
+        note_wrong_approval(st, resolved.approval.as_deref(), g);
         // Do not re-run on the interval while held: only an approval or a change helps.
         return (Some(Action::await_change()), Some(Reason::AwaitingApproval));
     }
@@ -547,34 +581,86 @@ mod tests {
         }
     }
 
+    fn now_asked(v: &str) -> Asked<'_> {
+        Asked {
+            sync_now: Some(v),
+            approval: None,
+        }
+    }
+
+    #[test]
+    fn approving_a_held_run_with_its_token_runs_it() {
+        let now = jiff::Timestamp::from_second(10_000).unwrap();
+        let hour = Duration::from_secs(3600);
+        let mut held = synced_at(9_000, "f");
+        held.pending_approval = Some(crate::api::target::PendingApproval {
+            removals: 7,
+            owned: 10,
+            token: "tok-1".into(),
+            message: "7 of 10 would be disabled".into(),
+        });
+        let asked = |approval| Asked {
+            sync_now: None,
+            approval,
+        };
+        assert_eq!(
+            due(&held, "f", asked(Some("tok-1")), hour, now),
+            Ok(Trigger::Approved)
+        );
+        assert!(
+            due(&held, "f", asked(Some("tok-0")), hour, now).is_err(),
+            "a stale token"
+        );
+        assert!(due(&held, "f", asked(None), hour, now).is_err());
+        let mut st = held.clone();
+        note_wrong_approval(&mut st, Some("tok-0"), Some(3));
+        let ready = crate::api::find_condition(&st.conditions, ct::READY).unwrap();
+        assert_eq!(ready.reason, "AwaitingApproval");
+        assert!(
+            ready.message.contains("\"tok-0\", not the pending token"),
+            "{}",
+            ready.message
+        );
+        // Once run, the approval is used up: the same annotation does not run it again.
+        let mut done = held;
+        done.pending_approval = None;
+        assert!(due(&done, "f", asked(Some("tok-1")), hour, now).is_err());
+    }
+
     #[test]
     fn triggers() {
         let now = jiff::Timestamp::from_second(10_000).unwrap();
         let hour = Duration::from_secs(3600);
         assert_eq!(
-            due(&SyncTargetStatus::default(), "f", None, hour, now),
+            due(
+                &SyncTargetStatus::default(),
+                "f",
+                Asked::default(),
+                hour,
+                now
+            ),
             Ok(Trigger::Created)
         );
         assert_eq!(
-            due(&synced_at(9_000, "f"), "g", None, hour, now),
+            due(&synced_at(9_000, "f"), "g", Asked::default(), hour, now),
             Ok(Trigger::SpecChanged)
         );
         assert_eq!(
-            due(&synced_at(9_000, "f"), "f", None, hour, now),
+            due(&synced_at(9_000, "f"), "f", Asked::default(), hour, now),
             Err(Duration::from_secs(2600))
         );
         assert_eq!(
-            due(&synced_at(6_000, "f"), "f", None, hour, now),
+            due(&synced_at(6_000, "f"), "f", Asked::default(), hour, now),
             Ok(Trigger::Interval)
         );
         assert_eq!(
-            due(&synced_at(9_000, "f"), "f", Some("1"), hour, now),
+            due(&synced_at(9_000, "f"), "f", now_asked("1"), hour, now),
             Ok(Trigger::Requested("1".into()))
         );
         let mut acted = synced_at(9_000, "f");
         acted.last_sync_request = Some("1".into());
         assert!(
-            due(&acted, "f", Some("1"), hour, now).is_err(),
+            due(&acted, "f", now_asked("1"), hour, now).is_err(),
             "an annotation value is acted on once"
         );
     }
