@@ -284,6 +284,10 @@ fn listed(corp_id: &str, u: dt::User) -> Option<Listed> {
     let fields: Fields = fields
         .into_iter()
         .filter(|(k, _)| known.contains(k.as_str()))
+        .map(|(k, v)| match k.as_str() {
+            "extension" => (k, decode_extension(v)),
+            _ => (k, v),
+        })
         .chain([("corp_id".to_string(), json!(corp_id))])
         .collect();
     Some(Listed {
@@ -297,6 +301,19 @@ fn listed(corp_id: &str, u: dt::User) -> Option<Listed> {
         dept_ids,
         relisted: false,
     })
+}
+
+/// DingTalk sends a person's custom fields (`extension`) as a JSON object inside a string;
+/// templates read them as a map (`{{ extension['工号'] }}`). Text that is not a JSON object
+/// stays as it came, so a template can still show it.
+fn decode_extension(v: Value) -> Value {
+    match &v {
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(object @ Value::Object(_)) => object,
+            _ => v,
+        },
+        _ => v,
+    }
 }
 
 fn listed_again(kept: &mut Option<Listed>, more: &[i64]) {
@@ -380,5 +397,33 @@ fn finish(
         people,
         complete,
         incomplete,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(extension: Value) -> dt::User {
+        serde_json::from_value(json!({
+            "userid": "u1",
+            "name": "王芳",
+            "dept_id_list": [2],
+            "extension": extension,
+        }))
+        .expect("a DingTalk user")
+    }
+
+    #[test]
+    fn custom_fields_arrive_as_a_map_templates_can_read() {
+        let person = |ext| listed("corp", user(ext)).expect("kept").person;
+        let p = person(json!("{\"工号\":\"A17\",\"花名\":\"小王\"}"));
+        assert_eq!(
+            p.fields.get("extension"),
+            Some(json!({"工号": "A17", "花名": "小王"}))
+        );
+        // Not a JSON object: kept as the text DingTalk sent.
+        let p = person(json!("not json"));
+        assert_eq!(p.fields.get("extension"), Some(json!("not json")));
     }
 }
