@@ -5,13 +5,24 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 /// What went wrong calling DingTalk. Never carries a token or secret.
+/// What an operator does about a refusal whose cause lies outside dingsync.
+fn denied_hint(errcode: i64) -> &'static str {
+    match errcode {
+        60020 => {
+            " (the calling address is not in the app's IP allowlist: add the controller's egress \
+             address under the app's security settings in DingTalk's developer console)"
+        }
+        _ => "",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DingTalkError {
     /// The AppKey/AppSecret were refused.
     #[error("DingTalk refused the app credentials (errcode {errcode}): {message}")]
     InvalidCredentials { errcode: i64, message: String },
     /// The app lacks a permission, or the object is outside its contact scope / IP whitelist.
-    #[error("DingTalk denied {api} (errcode {errcode}{}): {message}", permission.as_deref().map(|p| format!(", missing permission {p}")).unwrap_or_default())]
+    #[error("DingTalk denied {api} (errcode {errcode}{}): {message}{}", permission.as_deref().map(|p| format!(", missing permission {p}")).unwrap_or_default(), denied_hint(*errcode))]
     Denied {
         api: String,
         errcode: i64,
@@ -313,6 +324,25 @@ mod tests {
 
     fn oapi(body: Value) -> Verdict {
         classify_oapi("/topapi/v2/user/list", StatusCode::OK, Some(body))
+    }
+
+    #[test]
+    fn an_address_outside_the_ip_allowlist_is_named_with_what_to_do() {
+        let Verdict::Fail(e) = oapi(json!({"errcode": 60020, "errmsg": "访问ip不在白名单之中"}))
+        else {
+            panic!("60020 is a refusal");
+        };
+        let text = e.to_string();
+        assert!(text.contains("errcode 60020"), "{text}");
+        assert!(
+            text.contains("IP allowlist") && text.contains("egress"),
+            "{text}"
+        );
+        let Verdict::Fail(other) = oapi(json!({"errcode": 60011, "errmsg": "no permission"}))
+        else {
+            panic!("60011 is a refusal");
+        };
+        assert!(!other.to_string().contains("allowlist"));
     }
 
     #[test]
