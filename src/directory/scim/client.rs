@@ -1,6 +1,6 @@
 //! A SCIM 2.0 (RFC 7643/7644) HTTP client: discovery, paged filtered reads, writes with ETags.
 //!
-//! It speaks the protocol only; mapping dingsync entries to SCIM resources lives in `scim.rs`.
+//! It speaks the protocol only; mapping dingsync entries to SCIM resources lives in `mod.rs`.
 //! Servers differ, so nothing is assumed that `ServiceProviderConfig` does not promise: no PATCH
 //! means PUT, no ETag support means no `If-Match`, and both 200-with-body and 204 are accepted.
 
@@ -194,6 +194,13 @@ impl ScimClient {
     /// The capabilities read at connect time.
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    /// This client, never using PATCH even where the server offers it: for a server whose
+    /// PATCH misbehaves, and to exercise the replace path against one that has it.
+    pub fn without_patch(mut self) -> Self {
+        self.caps.patch = false;
+        self
     }
 
     /// HTTP requests sent so far (for benchmarks and tests).

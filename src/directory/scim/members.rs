@@ -1,0 +1,389 @@
+//! Writes to SCIM resources that stay right when many run at once.
+//!
+//! The department creates of one wave add their Groups to a shared parent Group together, and
+//! the membership steps of a phase run concurrently (see `src/sync/inbound/apply.rs`), so one
+//! Group takes many writes at the same moment. Where `ServiceProviderConfig` offers PATCH, a
+//! membership change is a PATCH `add`/`remove` of members, which the server applies to its
+//! current state: there is no read, so no ETag race. Otherwise, and for every other change,
+//! a write is read-modify-write (PUT with `If-Match` when ETags are offered) under a lock per
+//! resource in this process, so no two writes of one run ever race; a 412 left over (another
+//! client wrote meanwhile) is retried on a fresh read with growing, jittered pauses.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+use super::{
+    ScimDirectory,
+    client::{Capabilities, PatchOp, Resource, ScimError, filter_literal},
+};
+use crate::directory::DirectoryError;
+
+/// Attempts of one write that the server answers with 412 (changed since read).
+const CONFLICT_ATTEMPTS: u32 = 8;
+/// The first pause after a 412; it doubles each time, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(25);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+/// Members named in one `remove` filter, so that the path stays short.
+const REMOVE_CHUNK: usize = 50;
+
+/// How membership changes reach a Group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberWrites {
+    /// PATCH `add`/`remove` of members: applied by the server to its current state.
+    Patch,
+    /// Read the Group, edit its `members` and PUT it back, one write per Group at a time.
+    Replace,
+}
+
+impl MemberWrites {
+    /// PATCH where the server offers it, the serialised replace otherwise.
+    pub fn for_server(caps: &Capabilities) -> Self {
+        if caps.patch {
+            MemberWrites::Patch
+        } else {
+            MemberWrites::Replace
+        }
+    }
+}
+
+/// One async lock per resource, made on first use and dropped when nobody holds or waits for
+/// it (a long-lived controller touches every user over time).
+#[derive(Default)]
+pub(super) struct Locks {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A held lock of [`Locks`]; released when dropped.
+pub(super) struct Held<'a> {
+    locks: &'a Locks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Locks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait for the lock of `key`.
+    pub(super) async fn lock(&self, key: String) -> Held<'_> {
+        let lock = self.map().entry(key.clone()).or_default().clone();
+        let guard = lock.lock_owned().await;
+        Held {
+            locks: self,
+            key,
+            guard: Some(guard),
+        }
+    }
+
+    /// Locks currently kept (held or waited for).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.locks.map();
+        // Only the map's own reference left: nobody holds or waits for this lock.
+        if map
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// Pauses between attempts after a 412: doubling from [`FIRST_PAUSE`], jittered so that
+/// writers that collided once do not collide again in step.
+struct Backoff {
+    attempt: u32,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            attempt: 0,
+            pause: FIRST_PAUSE,
+        }
+    }
+
+    /// Wait before the next attempt; `false` when the attempts are used up.
+    async fn retry(&mut self) -> bool {
+        self.attempt += 1;
+        if self.attempt >= CONFLICT_ATTEMPTS {
+            return false;
+        }
+        let ms = self.pause.as_millis() as u64;
+        tokio::time::sleep(Duration::from_millis(
+            ms / 2 + rand::random_range(0..=ms / 2),
+        ))
+        .await;
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        true
+    }
+}
+
+/// The members of a Group body after adding and removing.
+fn edited_members(group: &Value, add: &[(String, &str)], remove: &[String]) -> Value {
+    let mut members: Vec<Value> = group["members"].as_array().cloned().unwrap_or_default();
+    members.retain(|m| !remove.iter().any(|r| m["value"].as_str() == Some(r)));
+    for (v, t) in add {
+        if !members.iter().any(|m| m["value"].as_str() == Some(v)) {
+            members.push(json!({"value": v, "type": t}));
+        }
+    }
+    Value::Array(members)
+}
+
+/// PATCH operations adding and removing members: one `add` with every new member, and
+/// `remove`s whose filters name the leaving members.
+fn member_ops(add: &[(String, &str)], remove: &[String]) -> Vec<PatchOp> {
+    let mut ops = Vec::new();
+    if !add.is_empty() {
+        let values: Vec<Value> = add
+            .iter()
+            .map(|(v, t)| json!({"value": v, "type": t}))
+            .collect();
+        ops.push(PatchOp::add("members", Value::Array(values)));
+    }
+    for chunk in remove.chunks(REMOVE_CHUNK) {
+        let filter: Vec<String> = chunk
+            .iter()
+            .map(|r| format!("value eq {}", filter_literal(r)))
+            .collect();
+        ops.push(PatchOp::remove(format!("members[{}]", filter.join(" or "))));
+    }
+    ops
+}
+
+/// The server found nothing a PATCH path names (RFC 7644 §3.12 `noTarget`).
+fn no_target(e: &ScimError) -> bool {
+    matches!(e, ScimError::Rejected { scim_type: Some(t), .. } if t == "noTarget")
+}
+
+impl ScimDirectory {
+    /// Read-modify-write of one resource under its lock, with the ETag; a 412 (someone else
+    /// wrote meanwhile) is retried on a fresh read.
+    pub(super) async fn edit(
+        &self,
+        kind: &str,
+        scim_id: &str,
+        f: impl Fn(&mut Value) -> Result<(), DirectoryError>,
+    ) -> Result<(), DirectoryError> {
+        let _held = self.locks.lock(format!("{kind}/{scim_id}")).await;
+        let mut backoff = Backoff::new();
+        loop {
+            let Resource { mut body, etag, .. } = self.client.get(kind, scim_id).await?;
+            f(&mut body)?;
+            if let Some(o) = body.as_object_mut() {
+                o.remove("meta");
+            }
+            match self
+                .client
+                .replace(kind, scim_id, body, etag.as_deref())
+                .await
+            {
+                Ok(()) => {
+                    self.wrote();
+                    return Ok(());
+                }
+                Err(ScimError::PreconditionFailed { .. }) if backoff.retry().await => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// PATCH one resource, retrying a 412 (a server may check versions inside a PATCH too).
+    async fn patch_retrying(
+        &self,
+        kind: &str,
+        scim_id: &str,
+        ops: &[PatchOp],
+    ) -> Result<(), ScimError> {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.client.patch(kind, scim_id, ops, None).await {
+                Ok(()) => {
+                    self.wrote();
+                    return Ok(());
+                }
+                Err(ScimError::PreconditionFailed { .. }) if backoff.retry().await => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Add and remove members of one Group (`add` pairs a SCIM id with its member type).
+    pub(super) async fn set_members(
+        &self,
+        group: &str,
+        add: &[(String, &str)],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        match self.member_writes {
+            MemberWrites::Replace => {
+                self.edit("Groups", group, |g| {
+                    g["members"] = edited_members(g, add, remove);
+                    Ok(())
+                })
+                .await
+            }
+            MemberWrites::Patch => match self
+                .patch_retrying("Groups", group, &member_ops(add, remove))
+                .await
+            {
+                // A server that refuses to remove what is not there: one write each, so the
+                // members that are there still go.
+                Err(e) if no_target(&e) && !remove.is_empty() => {
+                    self.patch_one_by_one(group, add, remove).await
+                }
+                r => Ok(r?),
+            },
+        }
+    }
+
+    async fn patch_one_by_one(
+        &self,
+        group: &str,
+        add: &[(String, &str)],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        if !add.is_empty() {
+            self.patch_retrying("Groups", group, &member_ops(add, &[]))
+                .await?;
+        }
+        for r in remove {
+            match self
+                .patch_retrying("Groups", group, &member_ops(&[], std::slice::from_ref(r)))
+                .await
+            {
+                Err(e) if no_target(&e) => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Rename a Group: a PATCH of `displayName` where offered, so a rename never rewrites
+    /// members that concurrent PATCHes are changing.
+    pub(super) async fn rename_group(
+        &self,
+        group: &str,
+        shown: &str,
+    ) -> Result<(), DirectoryError> {
+        match self.member_writes {
+            MemberWrites::Patch => Ok(self
+                .patch_retrying(
+                    "Groups",
+                    group,
+                    &[PatchOp::replace("displayName", json!(shown))],
+                )
+                .await?),
+            MemberWrites::Replace => {
+                self.edit("Groups", group, |g| {
+                    g["displayName"] = json!(shown);
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_follows_what_the_server_offers() {
+        let mut caps = Capabilities {
+            patch: true,
+            etag: true,
+            ..Default::default()
+        };
+        assert_eq!(MemberWrites::for_server(&caps), MemberWrites::Patch);
+        caps.patch = false;
+        assert_eq!(MemberWrites::for_server(&caps), MemberWrites::Replace);
+    }
+
+    #[test]
+    fn patch_ops_add_in_one_and_remove_by_filter() {
+        let add = vec![("g1".to_string(), "Group"), ("u1".to_string(), "User")];
+        let remove: Vec<String> = (0..REMOVE_CHUNK + 1).map(|i| format!("r{i}")).collect();
+        let ops = member_ops(&add, &remove);
+        assert_eq!(ops.len(), 3, "one add, two remove chunks");
+        assert_eq!(ops[0].op, "add");
+        assert_eq!(
+            ops[0].value,
+            Some(json!([{"value": "g1", "type": "Group"}, {"value": "u1", "type": "User"}]))
+        );
+        assert_eq!(ops[1].op, "remove");
+        assert!(
+            ops[1]
+                .path
+                .as_deref()
+                .unwrap()
+                .starts_with(r#"members[value eq "r0" or value eq "r1" or"#)
+        );
+        assert_eq!(ops[2].path.as_deref(), Some(r#"members[value eq "r50"]"#));
+        assert!(member_ops(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn replaced_members_keep_others_and_never_duplicate() {
+        let g =
+            json!({"members": [{"value": "a", "type": "User"}, {"value": "b", "type": "User"}]});
+        let m = edited_members(
+            &g,
+            &[("a".into(), "User"), ("c".into(), "Group")],
+            &["b".into()],
+        );
+        assert_eq!(
+            m,
+            json!([{"value": "a", "type": "User"}, {"value": "c", "type": "Group"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn one_writer_per_resource_and_locks_are_dropped_when_free() {
+        let locks = Arc::new(Locks::default());
+        let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (locks, inside, most) = (locks.clone(), inside.clone(), most.clone());
+                tokio::spawn(async move {
+                    let _held = locks.lock("Groups/g".into()).await;
+                    let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(locks.len(), 0, "no lock kept once nobody needs it");
+        // Different resources do not wait for each other.
+        let a = locks.lock("Groups/a".into()).await;
+        let b = locks.lock("Groups/b".into()).await;
+        assert_eq!(locks.len(), 2);
+        drop((a, b));
+        assert_eq!(locks.len(), 0);
+    }
+}
