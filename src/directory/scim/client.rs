@@ -82,6 +82,21 @@ pub struct Capabilities {
     pub filter_max_results: usize,
 }
 
+impl Capabilities {
+    /// What a `ServiceProviderConfig` body offers; anything it does not say is unsupported.
+    pub fn from_config(body: &Value) -> Self {
+        let flag = |k: &str| body[k]["supported"].as_bool().unwrap_or(false);
+        Capabilities {
+            patch: flag("patch"),
+            etag: flag("etag"),
+            bulk: flag("bulk"),
+            bulk_max_operations: body["bulk"]["maxOperations"].as_u64().unwrap_or(0) as usize,
+            filter: flag("filter"),
+            filter_max_results: body["filter"]["maxResults"].as_u64().unwrap_or(0) as usize,
+        }
+    }
+}
+
 /// One resource as read, with its ETag if the server gave one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
@@ -218,16 +233,7 @@ impl ScimClient {
                 "ServiceProviderConfig",
             )
             .await?;
-        let body = body.unwrap_or(Value::Null);
-        let flag = |k: &str| body[k]["supported"].as_bool().unwrap_or(false);
-        Ok(Capabilities {
-            patch: flag("patch"),
-            etag: flag("etag"),
-            bulk: flag("bulk"),
-            bulk_max_operations: body["bulk"]["maxOperations"].as_u64().unwrap_or(0) as usize,
-            filter: flag("filter"),
-            filter_max_results: body["filter"]["maxResults"].as_u64().unwrap_or(0) as usize,
-        })
+        Ok(Capabilities::from_config(&body.unwrap_or(Value::Null)))
     }
 
     /// Every resource of a type matching `filter`, following `startIndex`/`count` pages.

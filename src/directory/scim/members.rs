@@ -308,15 +308,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_path_follows_what_the_server_offers() {
-        let mut caps = Capabilities {
-            patch: true,
-            etag: true,
-            ..Default::default()
+    fn the_path_follows_what_the_service_provider_config_offers() {
+        let config = |patch: Value| {
+            Capabilities::from_config(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+                "patch": patch,
+                "etag": {"supported": true},
+                "filter": {"supported": true, "maxResults": 200},
+            }))
         };
-        assert_eq!(MemberWrites::for_server(&caps), MemberWrites::Patch);
-        caps.patch = false;
-        assert_eq!(MemberWrites::for_server(&caps), MemberWrites::Replace);
+        let with_patch = config(json!({"supported": true}));
+        assert!(with_patch.etag && with_patch.filter);
+        assert_eq!(MemberWrites::for_server(&with_patch), MemberWrites::Patch);
+        for without in [json!({"supported": false}), json!(null), json!("yes")] {
+            assert_eq!(
+                MemberWrites::for_server(&config(without.clone())),
+                MemberWrites::Replace,
+                "{without}"
+            );
+        }
     }
 
     #[test]
