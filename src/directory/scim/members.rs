@@ -102,6 +102,49 @@ impl Drop for Held<'_> {
     }
 }
 
+/// One caller's change to a Group's members, waiting for the Group's lock.
+struct Change {
+    add: Vec<(String, String)>,
+    remove: Vec<String>,
+    done: tokio::sync::oneshot::Sender<Result<(), DirectoryError>>,
+}
+
+/// Member changes queued per Group on the replace path: whoever gets the Group's lock writes
+/// every change queued so far in one read-modify-write, so a wave of siblings joining one
+/// parent costs a few writes rather than one serialised write each.
+#[derive(Default)]
+pub(super) struct Pending {
+    map: Mutex<HashMap<String, Vec<Change>>>,
+}
+
+impl Pending {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Change>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, group: &str, change: Change) {
+        self.map()
+            .entry(group.to_string())
+            .or_default()
+            .push(change);
+    }
+
+    fn take(&self, group: &str) -> Vec<Change> {
+        self.map().remove(group).unwrap_or_default()
+    }
+}
+
+/// The same error again, for every caller whose change went out in one failed write.
+fn repeat(e: &DirectoryError) -> DirectoryError {
+    match e {
+        DirectoryError::Auth(m) => DirectoryError::Auth(m.clone()),
+        DirectoryError::Unavailable(m) => DirectoryError::Unavailable(m.clone()),
+        DirectoryError::Incomplete(m) => DirectoryError::Incomplete(m.clone()),
+        DirectoryError::Rejected(m) => DirectoryError::Rejected(m.clone()),
+        DirectoryError::Config(m) => DirectoryError::Config(m.clone()),
+    }
+}
+
 /// Pauses between attempts after a 412: doubling from [`FIRST_PAUSE`], jittered so that
 /// writers that collided once do not collide again in step.
 struct Backoff {
@@ -133,13 +176,18 @@ impl Backoff {
     }
 }
 
-/// The members of a Group body after adding and removing.
-fn edited_members(group: &Value, add: &[(String, &str)], remove: &[String]) -> Value {
+/// The members of a Group body after each change (removals, then additions) in order.
+fn edited_members<'a>(
+    group: &Value,
+    changes: impl IntoIterator<Item = (&'a [(String, String)], &'a [String])>,
+) -> Value {
     let mut members: Vec<Value> = group["members"].as_array().cloned().unwrap_or_default();
-    members.retain(|m| !remove.iter().any(|r| m["value"].as_str() == Some(r)));
-    for (v, t) in add {
-        if !members.iter().any(|m| m["value"].as_str() == Some(v)) {
-            members.push(json!({"value": v, "type": t}));
+    for (add, remove) in changes {
+        members.retain(|m| !remove.iter().any(|r| m["value"].as_str() == Some(r)));
+        for (v, t) in add {
+            if !members.iter().any(|m| m["value"].as_str() == Some(v)) {
+                members.push(json!({"value": v, "type": t}));
+            }
         }
     }
     Value::Array(members)
@@ -181,6 +229,16 @@ impl ScimDirectory {
         f: impl Fn(&mut Value) -> Result<(), DirectoryError>,
     ) -> Result<(), DirectoryError> {
         let _held = self.locks.lock(format!("{kind}/{scim_id}")).await;
+        self.edit_held(kind, scim_id, f).await
+    }
+
+    /// [`Self::edit`] for a caller that holds the resource's lock already.
+    async fn edit_held(
+        &self,
+        kind: &str,
+        scim_id: &str,
+        f: impl Fn(&mut Value) -> Result<(), DirectoryError>,
+    ) -> Result<(), DirectoryError> {
         let mut backoff = Backoff::new();
         loop {
             let Resource { mut body, etag, .. } = self.client.get(kind, scim_id).await?;
@@ -234,13 +292,7 @@ impl ScimDirectory {
             return Ok(());
         }
         match self.member_writes {
-            MemberWrites::Replace => {
-                self.edit("Groups", group, |g| {
-                    g["members"] = edited_members(g, add, remove);
-                    Ok(())
-                })
-                .await
-            }
+            MemberWrites::Replace => self.replace_members(group, add, remove).await,
             MemberWrites::Patch => match self
                 .patch_retrying("Groups", group, &member_ops(add, remove))
                 .await
@@ -253,6 +305,48 @@ impl ScimDirectory {
                 r => Ok(r?),
             },
         }
+    }
+
+    /// Queue the change, then under the Group's lock write every change queued so far (ours
+    /// too, unless an earlier holder wrote it already) and tell each caller how it went.
+    async fn replace_members(
+        &self,
+        group: &str,
+        add: &[(String, &str)],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.pending.push(
+            group,
+            Change {
+                add: add
+                    .iter()
+                    .map(|(v, t)| (v.clone(), t.to_string()))
+                    .collect(),
+                remove: remove.to_vec(),
+                done,
+            },
+        );
+        let held = self.locks.lock(format!("Groups/{group}")).await;
+        let batch = self.pending.take(group);
+        if !batch.is_empty() {
+            let written = self
+                .edit_held("Groups", group, |g| {
+                    let changes = batch.iter().map(|c| (&c.add[..], &c.remove[..]));
+                    g["members"] = edited_members(g, changes);
+                    Ok(())
+                })
+                .await;
+            for c in batch {
+                let _ = c.done.send(written.as_ref().map_err(repeat).copied());
+            }
+        }
+        drop(held);
+        result.await.unwrap_or_else(|_| {
+            Err(DirectoryError::Unavailable(format!(
+                "the write of Group {group}'s members was abandoned"
+            )))
+        })
     }
 
     async fn patch_one_by_one(
@@ -356,14 +450,27 @@ mod tests {
     fn replaced_members_keep_others_and_never_duplicate() {
         let g =
             json!({"members": [{"value": "a", "type": "User"}, {"value": "b", "type": "User"}]});
-        let m = edited_members(
-            &g,
-            &[("a".into(), "User"), ("c".into(), "Group")],
-            &["b".into()],
-        );
+        let first = [
+            ("a".to_string(), "User".to_string()),
+            ("c".into(), "Group".into()),
+        ];
+        let second = [("b".to_string(), "User".to_string())];
+        let m = edited_members(&g, [(&first[..], &["b".to_string()][..])]);
         assert_eq!(
             m,
             json!([{"value": "a", "type": "User"}, {"value": "c", "type": "Group"}])
+        );
+        // Changes merged into one write apply in the order they were asked for.
+        let m = edited_members(
+            &g,
+            [
+                (&first[..], &["b".to_string()][..]),
+                (&second[..], &["a".to_string()][..]),
+            ],
+        );
+        assert_eq!(
+            m,
+            json!([{"value": "c", "type": "Group"}, {"value": "b", "type": "User"}])
         );
     }
 

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use self::client::{Resource, ScimClient, ScimError};
-use self::members::Locks;
+use self::members::{Locks, Pending};
 use super::{Attrs, DeptEntry, Directory, DirectoryError, PersonEntry, Snapshot};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -223,6 +223,8 @@ pub struct ScimDirectory {
     member_writes: MemberWrites,
     /// Read-modify-writes of one resource run one at a time.
     locks: Locks,
+    /// Member changes waiting for a Group's lock (replace path).
+    pending: Pending,
 }
 
 #[derive(Default)]
@@ -242,6 +244,7 @@ impl ScimDirectory {
             index: Mutex::default(),
             writes: Default::default(),
             locks: Locks::default(),
+            pending: Pending::default(),
         }
     }
 
