@@ -6,8 +6,9 @@
 //! membership change is a PATCH `add`/`remove` of members, which the server applies to its
 //! current state: there is no read, so no ETag race. Otherwise, and for every other change,
 //! a write is read-modify-write (PUT with `If-Match` when ETags are offered) under a lock per
-//! resource in this process, so no two writes of one run ever race; a 412 left over (another
-//! client wrote meanwhile) is retried on a fresh read with growing, jittered pauses.
+//! resource in this process, so no two writes of one run ever race, and the member changes
+//! queued for one Group's lock go out together in one write; a 412 left over (another client
+//! wrote meanwhile) is retried on a fresh read with growing, jittered pauses.
 
 use std::{
     collections::HashMap,
