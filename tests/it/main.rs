@@ -26,5 +26,6 @@ mod plan;
 mod reliability;
 mod scim;
 mod scim_sync;
+mod scim_waves;
 mod secrets;
 mod sim;

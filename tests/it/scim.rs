@@ -184,3 +184,84 @@ async fn a_wrong_token_is_an_auth_error_for_the_whole_target() {
     assert!(matches!(err, DirectoryError::Auth(_)), "{err:?}");
     assert!(!err.is_per_object());
 }
+
+/// A wave of sibling departments created at once all join their parent's Group, and people
+/// added to and taken from one Group at once all land: on the PATCH path the server offers
+/// and on the replace path (read-modify-write) the client can be forced onto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_to_one_group_all_land_on_both_paths() {
+    use dingsync::directory::{
+        Attrs, Directory,
+        scim::{MemberWrites, ScimDirectory},
+    };
+    use futures::future::join_all;
+    for path in [MemberWrites::Patch, MemberWrites::Replace] {
+        let Some(server) = ScimServer::start() else {
+            return;
+        };
+        let client = ScimClient::connect(&server.base_url, BearerToken::new(&server.token), None)
+            .await
+            .unwrap();
+        let client = match path {
+            MemberWrites::Patch => client,
+            MemberWrites::Replace => client.without_patch(),
+        };
+        let dir = ScimDirectory::new(client, "dingacme", "acme");
+        assert_eq!(
+            dir.member_writes(),
+            path,
+            "chosen from ServiceProviderConfig"
+        );
+        dir.read().await.unwrap();
+        dir.create_dept("1", "Acme", None, &Attrs::new())
+            .await
+            .unwrap();
+        let none = Attrs::new();
+        let names: Vec<String> = (2..66).map(|i| format!("D{i}")).collect();
+        let ids: Vec<String> = (2..66).map(|i| i.to_string()).collect();
+        let created = join_all(
+            ids.iter()
+                .zip(&names)
+                .map(|(id, name)| dir.create_dept(id, name, Some("1"), &none)),
+        )
+        .await;
+        assert!(created.iter().all(Result::is_ok), "{path:?}: {created:?}");
+
+        let people: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        for p in &people {
+            let mut attrs = Attrs::new();
+            attrs.insert("uid", vec![p.clone()]);
+            dir.create_person(p, &attrs, None).await.unwrap();
+        }
+        let added = join_all(
+            people
+                .iter()
+                .map(|p| dir.add_members("1", std::slice::from_ref(p))),
+        )
+        .await;
+        assert!(added.iter().all(Result::is_ok), "{path:?}: {added:?}");
+        let removed = join_all(
+            people[..20]
+                .iter()
+                .map(|p| dir.remove_members("1", std::slice::from_ref(p))),
+        )
+        .await;
+        assert!(removed.iter().all(Result::is_ok), "{path:?}: {removed:?}");
+
+        let snap = dir.read().await.unwrap();
+        let children = snap
+            .departments
+            .iter()
+            .filter(|d| d.parent.as_deref() == Some("1"))
+            .count();
+        assert_eq!(children, 64, "{path:?}: every sibling joined its parent");
+        let in_root: Vec<&str> = snap
+            .people
+            .iter()
+            .filter(|p| p.departments == ["1"])
+            .filter_map(|p| p.id.as_deref())
+            .collect();
+        assert_eq!(in_root.len(), 20, "{path:?}: {in_root:?}");
+        assert!(in_root.iter().all(|p| people[20..].iter().any(|q| q == p)));
+    }
+}

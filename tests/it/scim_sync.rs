@@ -1,6 +1,7 @@
 //! The engine's behaviour suite (`support::conformance`) against a real scim2-server: the same
-//! scenarios the in-memory and OpenLDAP backends pass. Both enterprises share one server, so
-//! "never merge" is tested where it matters.
+//! scenarios the in-memory and OpenLDAP backends pass, once with the PATCH of members the
+//! server offers and once on the replace path a server without PATCH gets (`replace::`).
+//! Both enterprises share one server, so "never merge" is tested where it matters.
 
 use crate::support::scim_server;
 use async_trait::async_trait;
@@ -20,11 +21,13 @@ use serde_json::json;
 /// its own, unless `shared` puts every node on one (for enterprises side by side).
 struct Scim {
     shared: Option<ScimServer>,
+    /// Use PATCH where the server offers it; `false` forces read-modify-write.
+    patch: bool,
     servers: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<ScimServer>>>,
 }
 
 impl Scim {
-    fn new(shared: bool) -> Option<Self> {
+    fn new(shared: bool, patch: bool) -> Option<Self> {
         let shared = if shared {
             Some(ScimServer::start()?)
         } else {
@@ -32,6 +35,7 @@ impl Scim {
         };
         Some(Self {
             shared,
+            patch,
             servers: Default::default(),
         })
     }
@@ -61,7 +65,13 @@ impl Scim {
 #[async_trait]
 impl Harness for Scim {
     async fn node(&self, corp: &str, slot: &str) -> Box<dyn Directory> {
-        Box::new(ScimDirectory::new(self.client(slot).await, corp, slot))
+        let client = self.client(slot).await;
+        let client = if self.patch {
+            client
+        } else {
+            client.without_patch()
+        };
+        Box::new(ScimDirectory::new(client, corp, slot))
     }
 
     async fn seed_unlinked(&self, slot: &str, attrs: &Attrs) {
@@ -84,29 +94,53 @@ impl Harness for Scim {
 }
 
 macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {$(
+    ($patch:expr; $($name:ident),* $(,)?) => {$(
         #[tokio::test]
         async fn $name() {
-            let Some(h) = Scim::new(false) else { return };
+            let Some(h) = Scim::new(false, $patch) else { return };
             conformance::$name(&h).await;
         }
     )*};
 }
 
-scenarios!(
-    first_sync_then_nothing,
-    renames_and_moves,
-    multi_department_membership,
-    leaver_and_rehire,
-    threshold_holds_until_approved,
-    incomplete_read_disables_nothing,
-    two_enterprises_never_merge,
-    homonyms_get_stable_distinct_names,
-    ambiguous_matches_are_refused,
-);
+macro_rules! all_scenarios {
+    ($patch:expr) => {
+        scenarios!(
+            $patch;
+            first_sync_then_nothing,
+            renames_and_moves,
+            multi_department_membership,
+            leaver_and_rehire,
+            threshold_holds_until_approved,
+            incomplete_read_disables_nothing,
+            two_enterprises_never_merge,
+            homonyms_get_stable_distinct_names,
+            ambiguous_matches_are_refused,
+        );
+    };
+}
+
+all_scenarios!(true);
+
+/// The same scenarios on the replace path.
+mod replace {
+    use super::*;
+
+    all_scenarios!(false);
+
+    #[tokio::test]
+    async fn two_enterprises_share_one_server_without_merging() {
+        let Some(h) = Scim::new(true, false) else {
+            return;
+        };
+        conformance::two_enterprises_never_merge(&h).await;
+    }
+}
 
 #[tokio::test]
 async fn two_enterprises_share_one_server_without_merging() {
-    let Some(h) = Scim::new(true) else { return };
+    let Some(h) = Scim::new(true, true) else {
+        return;
+    };
     conformance::two_enterprises_never_merge(&h).await;
 }

@@ -1,6 +1,6 @@
 //! A SCIM 2.0 (RFC 7643/7644) HTTP client: discovery, paged filtered reads, writes with ETags.
 //!
-//! It speaks the protocol only; mapping dingsync entries to SCIM resources lives in `scim.rs`.
+//! It speaks the protocol only; mapping dingsync entries to SCIM resources lives in `mod.rs`.
 //! Servers differ, so nothing is assumed that `ServiceProviderConfig` does not promise: no PATCH
 //! means PUT, no ETag support means no `If-Match`, and both 200-with-body and 204 are accepted.
 
@@ -80,6 +80,21 @@ pub struct Capabilities {
     pub bulk_max_operations: usize,
     pub filter: bool,
     pub filter_max_results: usize,
+}
+
+impl Capabilities {
+    /// What a `ServiceProviderConfig` body offers; anything it does not say is unsupported.
+    pub fn from_config(body: &Value) -> Self {
+        let flag = |k: &str| body[k]["supported"].as_bool().unwrap_or(false);
+        Capabilities {
+            patch: flag("patch"),
+            etag: flag("etag"),
+            bulk: flag("bulk"),
+            bulk_max_operations: body["bulk"]["maxOperations"].as_u64().unwrap_or(0) as usize,
+            filter: flag("filter"),
+            filter_max_results: body["filter"]["maxResults"].as_u64().unwrap_or(0) as usize,
+        }
+    }
 }
 
 /// One resource as read, with its ETag if the server gave one.
@@ -196,6 +211,13 @@ impl ScimClient {
         &self.caps
     }
 
+    /// This client, never using PATCH even where the server offers it: for a server whose
+    /// PATCH misbehaves, and to exercise the replace path against one that has it.
+    pub fn without_patch(mut self) -> Self {
+        self.caps.patch = false;
+        self
+    }
+
     /// HTTP requests sent so far (for benchmarks and tests).
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
@@ -211,16 +233,7 @@ impl ScimClient {
                 "ServiceProviderConfig",
             )
             .await?;
-        let body = body.unwrap_or(Value::Null);
-        let flag = |k: &str| body[k]["supported"].as_bool().unwrap_or(false);
-        Ok(Capabilities {
-            patch: flag("patch"),
-            etag: flag("etag"),
-            bulk: flag("bulk"),
-            bulk_max_operations: body["bulk"]["maxOperations"].as_u64().unwrap_or(0) as usize,
-            filter: flag("filter"),
-            filter_max_results: body["filter"]["maxResults"].as_u64().unwrap_or(0) as usize,
-        })
+        Ok(Capabilities::from_config(&body.unwrap_or(Value::Null)))
     }
 
     /// Every resource of a type matching `filter`, following `startIndex`/`count` pages.

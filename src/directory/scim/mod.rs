@@ -10,10 +10,14 @@
 //! `telephoneNumber` (work phone), `employeeNumber`, `title`.
 //!
 //! Servers differ; this backend relies only on POST/GET/PUT/DELETE with `If-Match` when
-//! offered, reads a person's departments from the Groups' members (some servers never fill a
-//! User's `groups`), and ignores members that point at deleted users.
+//! offered, and on PATCH of Group members and names where `ServiceProviderConfig` offers it
+//! (`members.rs` says why), reads a person's departments from the Groups' members (some
+//! servers never fill a User's `groups`), and ignores members that point at deleted users.
 
 pub mod client;
+mod members;
+
+pub use members::MemberWrites;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -24,6 +28,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use self::client::{Resource, ScimClient, ScimError};
+use self::members::{Locks, Pending};
 use super::{Attrs, DeptEntry, Directory, DirectoryError, PersonEntry, Snapshot};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -214,6 +219,12 @@ pub struct ScimDirectory {
     prefix: String,
     index: Mutex<Index>,
     writes: std::sync::atomic::AtomicU64,
+    /// How Group members are written, from the client's capabilities.
+    member_writes: MemberWrites,
+    /// Read-modify-writes of one resource run one at a time.
+    locks: Locks,
+    /// Member changes waiting for a Group's lock (replace path).
+    pending: Pending,
 }
 
 #[derive(Default)]
@@ -226,12 +237,20 @@ struct Index {
 impl ScimDirectory {
     pub fn new(client: ScimClient, corp: &str, node: &str) -> Self {
         Self {
+            member_writes: MemberWrites::for_server(client.capabilities()),
             client,
             corp: corp.into(),
             prefix: node.trim().to_string(),
             index: Mutex::default(),
             writes: Default::default(),
+            locks: Locks::default(),
+            pending: Pending::default(),
         }
+    }
+
+    /// How this directory writes Group members (PATCH where the server offers it).
+    pub fn member_writes(&self) -> MemberWrites {
+        self.member_writes
     }
 
     fn ix(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -259,56 +278,6 @@ impl ScimDirectory {
 
     fn group_name(&self, name: &str) -> String {
         format!("{}/{name}", self.prefix)
-    }
-
-    /// Read-modify-write with the ETag; a 412 (changed meanwhile) is retried once on a re-read.
-    async fn edit(
-        &self,
-        kind: &str,
-        scim_id: &str,
-        f: impl Fn(&mut Value) -> Result<(), DirectoryError>,
-    ) -> Result<(), DirectoryError> {
-        for attempt in 0..2 {
-            let Resource { body, etag, .. } = self.client.get(kind, scim_id).await?;
-            let mut body = body;
-            f(&mut body)?;
-            if let Some(o) = body.as_object_mut() {
-                o.remove("meta");
-            }
-            match self
-                .client
-                .replace(kind, scim_id, body, etag.as_deref())
-                .await
-            {
-                Ok(()) => {
-                    self.wrote();
-                    return Ok(());
-                }
-                Err(ScimError::PreconditionFailed { .. }) if attempt == 0 => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        unreachable!("the loop returns")
-    }
-
-    async fn set_members(
-        &self,
-        group: &str,
-        add: &[(String, &str)],
-        remove: &[String],
-    ) -> Result<(), DirectoryError> {
-        self.edit("Groups", group, |g| {
-            let mut members: Vec<Value> = g["members"].as_array().cloned().unwrap_or_default();
-            members.retain(|m| !remove.iter().any(|r| m["value"].as_str() == Some(r)));
-            for (v, t) in add {
-                if !members.iter().any(|m| m["value"].as_str() == Some(v)) {
-                    members.push(json!({"value": v, "type": t}));
-                }
-            }
-            g["members"] = Value::Array(members);
-            Ok(())
-        })
-        .await
     }
 
     /// Take a user out of every group of this node.
@@ -555,12 +524,7 @@ impl Directory for ScimDirectory {
         parent: Option<&str>,
     ) -> Result<(), DirectoryError> {
         let group = self.dept(id)?;
-        let shown = self.group_name(name);
-        self.edit("Groups", &group, |g| {
-            g["displayName"] = json!(shown);
-            Ok(())
-        })
-        .await?;
+        self.rename_group(&group, &self.group_name(name)).await?;
         let old = self.ix().parents.get(id).cloned().flatten();
         if old.as_deref() != parent {
             if let Some(o) = old {

@@ -1,0 +1,195 @@
+//! Generated enterprises imported into a real scim2-server: department creates run in
+//! concurrent waves (siblings add themselves to one parent Group at the same time) and
+//! memberships are written concurrently, yet the first run has no failure and the second
+//! writes nothing — on the PATCH path the server offers and on the forced replace fallback.
+//!
+//! `DINGSYNC_SCIM_WAVES_DEPTS=5000 cargo test --test it scim_waves::large -- --ignored
+//! --nocapture` imports a larger tree and prints its figures.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
+
+use dingsync::{
+    directory::{
+        Directory,
+        scim::{MemberWrites, ScimDirectory},
+    },
+    sync::{self, Options, Report},
+};
+
+use crate::support::{World, conformance};
+
+/// Sync the world's enterprise into `dir` once; prints the run's figures under `label`.
+async fn sync_once(w: &World, dir: &ScimDirectory, label: &str) -> Report {
+    let start = Instant::now();
+    let report = sync::run(
+        &w.source(),
+        dir,
+        &conformance::mapping(),
+        &Options {
+            max_percent: 100,
+            ..Default::default()
+        },
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("sync runs");
+    println!(
+        "{label}: {:.1} s, {} failures, {} writes, {} created",
+        start.elapsed().as_secs_f64(),
+        report.failures.len(),
+        report.writes,
+        report.created,
+    );
+    report
+}
+
+/// The directory holds the simulator's tree and every person's departments.
+async fn assert_same_org(w: &World, dir: &ScimDirectory) {
+    let org = w.sim.org();
+    let snap = dir.read().await.expect("read back");
+    let parents: BTreeMap<String, Option<String>> = snap
+        .departments
+        .iter()
+        .map(|d| (d.id.clone(), d.parent.clone()))
+        .collect();
+    for d in &org.departments {
+        let id = d.id.to_string();
+        let Some(parent) = parents.get(&id) else {
+            panic!("department {id} ({}) is missing", d.name);
+        };
+        let expected = d
+            .parent_id
+            .map(|p| p.to_string())
+            .filter(|p| parents.contains_key(p));
+        assert_eq!(*parent, expected, "parent of department {id}");
+    }
+    let people: BTreeMap<String, BTreeSet<String>> = snap
+        .people
+        .iter()
+        .map(|p| {
+            let id = p.id.clone().unwrap_or_default();
+            (id, p.departments.iter().cloned().collect())
+        })
+        .collect();
+    assert_eq!(people.len(), org.people.len(), "every person is a User");
+    for p in &org.people {
+        let expected: BTreeSet<String> = p.departments.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            people.get(&p.userid),
+            Some(&expected),
+            "departments of {}",
+            p.userid
+        );
+    }
+}
+
+/// A first run with no failure that leaves the whole org in place, then a second run that
+/// writes nothing.
+async fn import_twice(w: &World, dir: &ScimDirectory, label: &str) {
+    let first = sync_once(w, dir, &format!("{label} first run")).await;
+    assert!(
+        first.failures.is_empty(),
+        "{label}: {} failures on the first run, e.g. {:#?}",
+        first.failures.len(),
+        &first.failures[..first.failures.len().min(5)]
+    );
+    assert_same_org(w, dir).await;
+    let second = sync_once(w, dir, &format!("{label} second run")).await;
+    assert!(second.failures.is_empty(), "{:#?}", second.failures);
+    assert_eq!(
+        second.writes, 0,
+        "{label}: the second run writes nothing: {:?}",
+        second.plan.steps
+    );
+}
+
+async fn world(people: usize, departments: usize) -> Option<World> {
+    World::builder()
+        .people(people)
+        .departments(departments)
+        .seed(21)
+        .rate(100_000)
+        .scim()
+        .build()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_org_of_21_departments_imports_without_failure() {
+    let Some(w) = world(300, 21).await else {
+        return;
+    };
+    let dir = ScimDirectory::new(w.scim_client().await, w.corp(), "acme");
+    assert_eq!(dir.member_writes(), MemberWrites::Patch);
+    import_twice(&w, &dir, "300 people / 21 departments (PATCH)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replace_fallback_imports_the_same_org_without_failure() {
+    let Some(w) = world(300, 21).await else {
+        return;
+    };
+    let client = w.scim_client().await.without_patch();
+    let dir = ScimDirectory::new(client, w.corp(), "acme");
+    assert_eq!(dir.member_writes(), MemberWrites::Replace);
+    import_twice(&w, &dir, "300 people / 21 departments (replace)").await;
+}
+
+/// A wide tree: about a quarter of the departments are siblings under the root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_tree_of_500_departments_imports_without_failure() {
+    let Some(w) = world(500, 500).await else {
+        return;
+    };
+    let dir = ScimDirectory::new(w.scim_client().await, w.corp(), "acme");
+    import_twice(&w, &dir, "500 people / 500 departments (PATCH)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replace_fallback_imports_a_wide_tree_without_failure() {
+    let Some(w) = world(300, 300).await else {
+        return;
+    };
+    let client = w.scim_client().await.without_patch();
+    let dir = ScimDirectory::new(client, w.corp(), "acme");
+    import_twice(&w, &dir, "300 people / 300 departments (replace)").await;
+}
+
+/// The large tree (default 5,000 departments, 2,000 people): too slow for the suite on a
+/// small machine, so only on request. `DINGSYNC_SCIM_WAVES_PATCH=0` forces the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes long: run with --ignored"]
+async fn large() {
+    let var = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let departments = var("DINGSYNC_SCIM_WAVES_DEPTS", 5_000);
+    let people = var("DINGSYNC_SCIM_WAVES_PEOPLE", 2_000);
+    let patch = var("DINGSYNC_SCIM_WAVES_PATCH", 1) != 0;
+    let Some(w) = world(people, departments).await else {
+        return;
+    };
+    let client = w.scim_client().await;
+    let client = if patch {
+        client
+    } else {
+        client.without_patch()
+    };
+    let dir = ScimDirectory::new(client, w.corp(), "acme");
+    import_twice(
+        &w,
+        &dir,
+        &format!(
+            "{people} people / {departments} departments ({patch_or}",
+            patch_or = if patch { "PATCH)" } else { "replace)" }
+        ),
+    )
+    .await;
+}
