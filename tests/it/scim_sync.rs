@@ -103,6 +103,7 @@ scenarios!(
     two_enterprises_never_merge,
     homonyms_get_stable_distinct_names,
     ambiguous_matches_are_refused,
+    targeted_reads_match_a_full_read,
 );
 
 #[tokio::test]
