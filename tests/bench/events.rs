@@ -100,7 +100,6 @@ async fn main() {
             .await
             .unwrap(),
     ));
-    let source = Arc::new(DingTalkSource::new(client.clone(), vec![1]));
     let mapping = Arc::new(support::conformance::mapping());
     let opts = Options {
         max_percent: 100,
@@ -127,6 +126,8 @@ async fn main() {
     .await
     .unwrap();
     sim.set_qps_limit(SimConfig::default().qps_limit);
+    // Events read through the paced client, with the department tree the baseline learnt.
+    let source = Arc::new(baseline.with_client(client.clone()));
     println!(
         "(baseline: {size} people, {} departments, first sync {:.1} s)",
         first.departments,
