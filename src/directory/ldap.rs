@@ -156,33 +156,43 @@ fn person(p: PersonEntry) -> super::PersonEntry {
     }
 }
 
+/// The store's snapshot as the engine reads it: a skipped entry's `uid` is a name taken.
+fn snapshot(s: Snapshot) -> super::Snapshot {
+    super::Snapshot {
+        people: s.people.into_iter().map(person).collect(),
+        departments: s
+            .departments
+            .into_iter()
+            .map(|d| super::DeptEntry {
+                key: d.dn,
+                id: d.id,
+                name: d.name,
+                parent: d.parent,
+                attrs: d.attrs,
+            })
+            .collect(),
+        unlinked: s.unlinked.into_iter().map(person).collect(),
+        taken_names: s
+            .skipped
+            .iter()
+            .filter_map(|(dn, _)| dn.split(',').next()?.split_once('='))
+            .filter(|(attr, _)| attr.trim().eq_ignore_ascii_case("uid"))
+            .map(|(_, v)| v.trim().to_string())
+            .collect(),
+        skipped: s.skipped,
+    }
+}
+
 #[async_trait::async_trait]
 impl super::Directory for LdapDirectory {
     async fn read(&self) -> Result<super::Snapshot, super::DirectoryError> {
-        let s = self.store.read().await?;
-        Ok(super::Snapshot {
-            people: s.people.into_iter().map(person).collect(),
-            departments: s
-                .departments
-                .into_iter()
-                .map(|d| super::DeptEntry {
-                    key: d.dn,
-                    id: d.id,
-                    name: d.name,
-                    parent: d.parent,
-                    attrs: d.attrs,
-                })
-                .collect(),
-            unlinked: s.unlinked.into_iter().map(person).collect(),
-            taken_names: s
-                .skipped
-                .iter()
-                .filter_map(|(dn, _)| dn.split(',').next()?.split_once('='))
-                .filter(|(attr, _)| attr.trim().eq_ignore_ascii_case("uid"))
-                .map(|(_, v)| v.trim().to_string())
-                .collect(),
-            skipped: s.skipped,
-        })
+        Ok(snapshot(self.store.read().await?))
+    }
+    async fn read_some(
+        &self,
+        anchors: &super::Anchors,
+    ) -> Result<super::Snapshot, super::DirectoryError> {
+        Ok(snapshot(self.store.read_some(anchors).await?))
     }
     async fn create_person(
         &self,

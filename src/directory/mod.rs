@@ -9,6 +9,8 @@ pub mod ldap;
 pub mod memory;
 pub mod scim;
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 
 pub use attrs::{Attrs, Name};
@@ -52,6 +54,65 @@ pub struct Snapshot {
     pub skipped: Vec<(String, String)>,
     /// Account names held by the skipped entries: never given to anyone else.
     pub taken_names: Vec<String>,
+}
+
+/// What a targeted read ([`Directory::read_some`]) asks for: the entries an event batch
+/// touches, so the batch costs directory work in proportion to what changed, not to the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Anchors {
+    /// Source ids of people: their anchored entries.
+    pub people: BTreeSet<String>,
+    /// Source ids of departments: their entries.
+    pub departments: BTreeSet<String>,
+    /// Match-rule values, (attribute lowercased, value lowercased): the unlinked entries
+    /// holding one of them are the candidates a rule could link.
+    pub values: BTreeSet<(String, String)>,
+    /// The account-name attribute (lowercased) `names` are values of.
+    pub name_attr: String,
+    /// Account names, lowercased: every entry holding one (anchored, unlinked, or left alone),
+    /// so the caller knows which are taken.
+    pub names: BTreeSet<String>,
+}
+
+impl Anchors {
+    pub fn is_empty(&self) -> bool {
+        self.people.is_empty()
+            && self.departments.is_empty()
+            && self.values.is_empty()
+            && self.names.is_empty()
+    }
+}
+
+impl Snapshot {
+    /// What of a full read a targeted read for `anchors` returns: the anchored people and
+    /// departments named, the unlinked entries holding a value asked for, the people holding
+    /// a name asked for, and those of `taken_names`. `skipped` is kept whole (it names no
+    /// ids); values and names compare case-insensitively.
+    pub fn restrict(mut self, anchors: &Anchors) -> Self {
+        let holds = |p: &PersonEntry, attr: &str, wanted: &dyn Fn(&str) -> bool| {
+            p.attrs
+                .get(attr)
+                .is_some_and(|mut vs| vs.any(|v| wanted(&v.to_lowercase())))
+        };
+        let named = |p: &PersonEntry| {
+            !anchors.names.is_empty()
+                && holds(p, &anchors.name_attr, &|v| anchors.names.contains(v))
+        };
+        let valued = |p: &PersonEntry| {
+            anchors
+                .values
+                .iter()
+                .any(|(attr, value)| holds(p, attr, &|v| v == value.as_str()))
+        };
+        self.people
+            .retain(|p| p.id.as_ref().is_some_and(|id| anchors.people.contains(id)) || named(p));
+        self.departments
+            .retain(|d| anchors.departments.contains(&d.id));
+        self.unlinked.retain(|p| valued(p) || named(p));
+        self.taken_names
+            .retain(|n| anchors.names.contains(&n.to_lowercase()));
+        self
+    }
 }
 
 /// A directory node read as the source of an Outbound target: its own structure, whoever
@@ -137,6 +198,14 @@ pub trait Directory: Send + Sync {
     /// Read everything under the node (and refresh the backend's id → locator index).
     /// Paging is the backend's business; a short read is [`DirectoryError::Incomplete`].
     async fn read(&self) -> Result<Snapshot, DirectoryError>;
+    /// Read only what `anchors` names (see [`Anchors`] and [`Snapshot::restrict`]): at least
+    /// what a full read holds for them, each entry exactly as a full read gives it, with the
+    /// people's departments complete. Entries read are (re-)indexed for the writes that
+    /// follow; nothing else in the index changes. The default reads everything and keeps
+    /// what was asked for; backends that can search by anchor override it.
+    async fn read_some(&self, anchors: &Anchors) -> Result<Snapshot, DirectoryError> {
+        Ok(self.read().await?.restrict(anchors))
+    }
     /// Create a person carrying the anchor. `attrs` include the naming attribute; empty value
     /// lists are absent attributes. `main_dept` is the container in the `OuTree` layout.
     async fn create_person(
@@ -204,6 +273,9 @@ pub trait Directory: Send + Sync {
 impl<T: Directory + ?Sized> Directory for std::sync::Arc<T> {
     async fn read(&self) -> Result<Snapshot, DirectoryError> {
         (**self).read().await
+    }
+    async fn read_some(&self, anchors: &Anchors) -> Result<Snapshot, DirectoryError> {
+        (**self).read_some(anchors).await
     }
     async fn create_person(
         &self,

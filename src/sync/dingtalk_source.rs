@@ -38,6 +38,37 @@ impl DingTalkSource {
             parents: Default::default(),
         }
     }
+
+    /// The same scope read through another client (other pacing, say), keeping what this one
+    /// learnt of the department tree.
+    pub fn with_client(&self, client: DingTalkClient) -> Self {
+        let parents = self
+            .parents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Self {
+            client,
+            roots: self.roots.clone(),
+            parents: std::sync::Mutex::new(parents),
+        }
+    }
+
+    /// A full read saw every department in scope with its parent: later re-reads walk up
+    /// from those without asking DingTalk (one `department/get` per department otherwise,
+    /// which at a large tenant's quota would hold the first events for minutes).
+    fn learn_parents(&self, snapshot: &SourceSnapshot) {
+        let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        for d in &snapshot.departments {
+            if let (Ok(id), Some(Ok(parent))) = (
+                d.id.parse::<i64>(),
+                d.parent.as_deref().map(str::parse::<i64>),
+            ) && !self.roots.contains(&id)
+            {
+                parents.insert(id, Some(parent));
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -53,7 +84,9 @@ impl Source for DingTalkSource {
         if read.users.is_empty() && !read.is_complete() {
             return Err(SyncError::Source(read.failure_messages().join("; ")));
         }
-        Ok(finish(corp_id, read, &HashSet::new()))
+        let snapshot = finish(corp_id, read, &HashSet::new());
+        self.learn_parents(&snapshot);
+        Ok(snapshot)
     }
 
     /// Re-read each named person (`user/get`) and department (`department/get`): never trust

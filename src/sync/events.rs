@@ -5,7 +5,9 @@
 //! of hires costs one re-read per changed record, not one per event); the batch's records are
 //! re-read from DingTalk (never trusting the event's payload or order, so duplicated,
 //! reordered and late events all converge to DingTalk's current state) and applied with
-//! [`super::run_changed`]. An event is acknowledged — its handler returns `Ok` — only after
+//! [`super::run_changed`], which reads of each directory only the entries the batch touches
+//! ([`crate::directory::Directory::read_some`]), so a batch costs in proportion to its size,
+//! not to the node's. An event is acknowledged — its handler returns `Ok` — only after
 //! every live target applied it or recorded a per-object failure; if any target could not run
 //! (directory down, incomplete re-read) the handler fails and DingTalk delivers it again.
 //!

@@ -57,6 +57,7 @@ scenarios!(
     removed_departments_go_children_first,
     ou_tree_moves_people,
     incremental_run_touches_only_named_records,
+    targeted_reads_match_a_full_read,
 );
 
 #[test]

@@ -1,8 +1,9 @@
 //! Real-time incremental sync against the simulator and a real slapd: HR changes reach LDAP
 //! through events alone (no full sync after the first), duplicated / reordered events, a
 //! dropped connection and a restart mid-burst converge, nothing is acknowledged before it was
-//! applied, targets without a baseline are left alone and say why, and the HTTP callback path
-//! applies genuine pushes and refuses forged ones.
+//! applied, targets without a baseline are left alone and say why, homonyms and accounts a
+//! match rule finds come out as a full sync would make them (the directory is read by anchor),
+//! and the HTTP callback path applies genuine pushes and refuses forged ones.
 
 use crate::support;
 use std::{
@@ -22,7 +23,9 @@ use dingsync::{
         callback::CallbackCrypto,
         events::{CallbackReceiver, callback_endpoint},
     },
-    directory::{Attrs, Directory, DirectoryError, PersonEntry, Snapshot, ldap::LdapDirectory},
+    directory::{
+        Anchors, Attrs, Directory, DirectoryError, PersonEntry, Snapshot, ldap::LdapDirectory,
+    },
     sim::{self, DeptWrite, SimHandle, UserWrite, state::EventFaults},
     sync::{
         self, Options,
@@ -63,6 +66,9 @@ struct Gate {
 impl Directory for Gate {
     async fn read(&self) -> Result<Snapshot, DirectoryError> {
         self.inner.read().await
+    }
+    async fn read_some(&self, anchors: &Anchors) -> Result<Snapshot, DirectoryError> {
+        self.inner.read_some(anchors).await
     }
     async fn create_person(
         &self,
@@ -317,6 +323,38 @@ fn hire(sim: &SimHandle, userid: &str, name: &str, dept: i64) {
         ..Default::default()
     })
     .unwrap();
+}
+
+/// Each person's account name, by userid.
+async fn uids(dir: &dyn Directory) -> BTreeMap<String, String> {
+    let snap = dir.read().await.unwrap();
+    snap.people
+        .iter()
+        .filter_map(|p| Some((p.id.clone()?, p.attrs.first("uid")?.to_owned())))
+        .collect()
+}
+
+/// Put an account dingsync did not create under the node.
+fn seed_account(w: &World, uid: &str, extra: &str) {
+    let node = w.target.inner.store().node().to_string();
+    let ldif = format!(
+        "dn: uid={uid},ou=people,{node}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n{extra}"
+    );
+    w.base.slapd().ldapadd(&ldif).expect("seed account");
+}
+
+/// A full sync now would change nothing: events left the node as a full sync makes it.
+async fn full_plan_is_empty(w: &World, what: &str) {
+    let (_, plan) = sync::compute(
+        w.source().as_ref(),
+        w.dir.as_ref(),
+        &crate::support::conformance::mapping(),
+        &opts(),
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(plan.steps.is_empty(), "{what}: {:#?}", plan.steps);
 }
 
 fn departments(sim: &SimHandle) -> Vec<i64> {
@@ -760,5 +798,79 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();
     off.key = TargetKey::new("team", "t2");
     assert!(engine.track_events(&off, true).await.is_none());
+    w.base.sim.shutdown().await;
+}
+
+/// Homonyms hired through events get the names a full sync would give them: a name an
+/// account dingsync did not create holds is taken, and people hired together get distinct
+/// suffixes in userid order.
+#[tokio::test(flavor = "multi_thread")]
+async fn homonyms_hired_through_events_get_the_names_a_full_sync_gives() {
+    let Some(w) = world("homonyms", 20).await else {
+        return;
+    };
+    w.full_sync().await;
+    seed_account(&w, "ouyangnana", "");
+    let p = w.pipeline(true);
+    let stream = w.stream(&p).await;
+    let d = departments(&w.sim);
+    hire(&w.sim, "hn1", "欧阳娜娜", d[0]);
+    w.converge("first homonym").await;
+    hire(&w.sim, "hn2", "欧阳娜娜", d[1]);
+    hire(&w.sim, "hn3", "欧阳娜娜", d[1]);
+    w.converge("two more at once").await;
+    let names = uids(w.dir.as_ref()).await;
+    let got: Vec<(&str, &str)> = ["hn1", "hn2", "hn3"]
+        .iter()
+        .map(|id| (*id, names.get(*id).map(String::as_str).unwrap_or("")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("hn1", "ouyangnana2"),
+            ("hn2", "ouyangnana3"),
+            ("hn3", "ouyangnana4")
+        ]
+    );
+    full_plan_is_empty(&w, "after homonym hires").await;
+    stream.stop().await;
+    w.base.sim.shutdown().await;
+}
+
+/// A hire whose mobile a match rule finds on an existing account is linked to it (the account
+/// keeps its name), not given a new one; an account no rule finds stays unlinked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hire_a_match_rule_finds_is_linked_to_the_existing_account() {
+    let Some(w) = world("matchlink", 20).await else {
+        return;
+    };
+    w.full_sync().await;
+    seed_account(&w, "legacy.chen", "mobile: 13912345678\n");
+    seed_account(&w, "bystander", "mobile: 13912340000\n");
+    let p = w.pipeline(true);
+    let stream = w.stream(&p).await;
+    let d = departments(&w.sim);
+    w.sim
+        .hire(UserWrite {
+            userid: Some("ml1".into()),
+            name: Some("陈新".into()),
+            mobile: Some("13912345678".into()),
+            departments: Some(vec![d[0]]),
+            ..Default::default()
+        })
+        .unwrap();
+    w.converge("matched hire").await;
+    let snap = w.dir.read().await.unwrap();
+    let linked = snap
+        .people
+        .iter()
+        .find(|p| p.id.as_deref() == Some("ml1"))
+        .expect("linked");
+    assert_eq!(linked.attrs.first("uid"), Some("legacy.chen"), "{linked:?}");
+    let unlinked: Vec<_> = snap.unlinked.iter().map(|p| p.key.clone()).collect();
+    assert_eq!(unlinked.len(), 1, "{unlinked:?}");
+    assert!(unlinked[0].starts_with("uid=bystander"), "{unlinked:?}");
+    full_plan_is_empty(&w, "after the matched hire").await;
+    stream.stop().await;
     w.base.sim.shutdown().await;
 }

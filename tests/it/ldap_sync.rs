@@ -68,4 +68,6 @@ scenarios!(
     two_enterprises_never_merge,
     homonyms_get_stable_distinct_names,
     ambiguous_matches_are_refused,
+    targeted_reads_match_a_full_read,
+    incremental_run_touches_only_named_records,
 );

@@ -116,6 +116,7 @@ macro_rules! all_scenarios {
             two_enterprises_never_merge,
             homonyms_get_stable_distinct_names,
             ambiguous_matches_are_refused,
+            targeted_reads_match_a_full_read,
         );
     };
 }

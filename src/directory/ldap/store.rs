@@ -5,6 +5,8 @@
 //! rebuilt on every read and kept current by every write, so a rename of a department (which
 //! renames its whole nested subtree) keeps later operations pointing at the right entries.
 
+mod targeted;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

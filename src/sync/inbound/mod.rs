@@ -3,6 +3,7 @@
 
 mod apply;
 pub mod plan;
+mod targeted;
 
 use std::collections::HashSet;
 
@@ -45,8 +46,11 @@ pub async fn run(
     finish(dir, snapshot, plan, dry_run, progress).await
 }
 
-/// Read the directory and the changed records, and plan only what `changes` names, writing
-/// nothing. Departments already in the node stay valid parents and groups.
+/// Read the changed records and what of the directory they touch, and plan only what
+/// `changes` names, writing nothing. Departments already in the node stay valid parents and
+/// groups. The directory is read by anchor ([`Directory::read_some`]), so the run costs in
+/// proportion to the batch; a plan that disables or deletes is made again from a read of the
+/// whole node, since the deletion gate weighs removals against the node's whole population.
 pub async fn compute_changed(
     source: &dyn Source,
     dir: &dyn Directory,
@@ -55,15 +59,24 @@ pub async fn compute_changed(
     changes: &Changes,
     progress: ProgressFn<'_>,
 ) -> Result<(SourceSnapshot, Plan), SyncError> {
-    progress("ReadingDirectory", 0, None);
-    let current = dir.read().await?;
     progress(
         "ReadingSource",
         0,
         Some(changes.people.len() + changes.departments.len()),
     );
+    let read = source.read_changed(changes).await?;
+    progress("ReadingDirectory", 0, None);
+    let (snapshot, current) = targeted::read(dir, read.clone(), changes, mapping).await?;
+    progress("Planning", 0, None);
+    let plan = plan::plan_scoped(&snapshot, &current, mapping, opts, Some(changes));
+    let removes = plan.steps.iter().any(|s| s.op.is_removal());
+    if plan.held.is_none() && !removes {
+        return Ok((snapshot, plan));
+    }
+    progress("ReadingDirectory", 0, None);
+    let current = dir.read().await?;
     let known: HashSet<String> = current.departments.iter().map(|d| d.id.clone()).collect();
-    let snapshot = source.read_changed(changes).await?.normalise_within(&known);
+    let snapshot = read.normalise_within(&known);
     progress("Planning", 0, None);
     let plan = plan::plan_scoped(&snapshot, &current, mapping, opts, Some(changes));
     Ok((snapshot, plan))

@@ -17,7 +17,7 @@ use dingsync::{
         mapping::{AttributeRule, MatchRule, UniqueName, UserMapping},
         target::DeletionPolicy,
     },
-    directory::{Attrs, Directory, DirectoryError, PersonEntry, Snapshot},
+    directory::{Anchors, Attrs, Directory, DirectoryError, PersonEntry, Snapshot},
     mapping::Mapping,
     model::{Changes, Department, Person, SourceSnapshot},
 };
@@ -931,4 +931,85 @@ pub async fn incremental_run_touches_only_named_records(h: &dyn Harness) {
     assert_clean(&r, "full after incremental");
     assert_eq!(r.updated, 1, "{:?}", r.plan.steps);
     assert_eq!(r.writes, 1);
+}
+
+/// A targeted read returns, for the anchors, names and match values it is given, exactly what
+/// a full read holds for them (the people with their departments, the departments with their
+/// parents, the unlinked candidates, the names taken), and nothing of the rest; writes after
+/// it find their entries.
+pub async fn targeted_reads_match_a_full_read(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let account = |uid: &str, mobile: &str, mail: &str| -> Attrs {
+        [
+            ("uid", vec![uid.to_string()]),
+            ("cn", vec![uid.to_string()]),
+            ("sn", vec![uid.to_string()]),
+            ("mobile", vec![mobile.to_string()]),
+            ("mail", vec![mail.to_string()]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    h.seed_unlinked(
+        "a",
+        &account("old.li", "13800000009", "old.li@acme.example"),
+    )
+    .await;
+    h.seed_unlinked("a", &account("zhangwei", "13800000010", "zw@acme.example"))
+        .await;
+    h.seed_unlinked("a", &account("bystander", "13800000011", "by@acme.example"))
+        .await;
+    let org = base_org("dingacme");
+    assert_clean(
+        &sync(&org, dir.as_ref(), &Options::default(), true).await,
+        "first sync",
+    );
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let anchors = Anchors {
+        people: set(&["u3", "u4", "nobody"]),
+        departments: set(&["4", "3", "99"]),
+        values: [("mobile".to_string(), "13800000009".to_string())].into(),
+        name_attr: "uid".into(),
+        names: set(&["zhangwei", "liuyang", "free.name"]),
+    };
+    let some = dir.read_some(&anchors).await.expect("targeted read");
+    let want = dir.read().await.unwrap().restrict(&anchors);
+    let people = |v: &[PersonEntry]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    };
+    assert_eq!(people(&some.people), people(&want.people));
+    assert_eq!(people(&some.unlinked), people(&want.unlinked));
+    let mut depts = some.departments.clone();
+    depts.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut want_depts = want.departments.clone();
+    want_depts.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(depts, want_depts);
+    let ids: Vec<_> = some.people.iter().filter_map(|p| p.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "u3 and u4 only: {ids:?}");
+    assert!(some.people.iter().all(|p| !p.departments.is_empty()));
+    assert_eq!(depts.len(), 2);
+    assert_eq!(
+        depts[1].parent.as_deref(),
+        Some("2"),
+        "the parent not read is named"
+    );
+    let unlinked: HashSet<String> = some.unlinked.iter().map(uid).collect();
+    assert_eq!(
+        unlinked,
+        HashSet::from(["old.li".to_string(), "zhangwei".to_string()])
+    );
+    // Writes after a targeted read reach the entries it read.
+    let moved = org.clone().edit("u4", |p| {
+        p.departments = vec!["3".into()];
+        p.main_department = Some("3".into());
+    });
+    let r = sync(&moved, dir.as_ref(), &Options::default(), true).await;
+    assert_clean(&r, "after the targeted read");
+    assert_eq!(
+        person_by_id(dir.as_ref(), "u4").await.departments,
+        vec!["3"]
+    );
 }

@@ -18,7 +18,7 @@ use std::{
 use self::names::UniqueNames;
 use crate::{
     api::target::DeletionPolicy,
-    directory::{Attrs, Name, Snapshot, attrs::Values},
+    directory::{Anchors, Attrs, Name, Snapshot, attrs::Values},
     mapping::Mapping,
     model::{Changes, Department, Person, SourceSnapshot},
     sync::{ObjectKind, Verb},
@@ -342,6 +342,49 @@ fn changes(current: &Attrs, wanted: &Attrs) -> Attrs {
 fn changed_reason(diff: &Attrs) -> Cow<'static, str> {
     let names: Vec<&str> = diff.keys().map(Name::as_str).collect();
     format!("changed: {names:?}").into()
+}
+
+/// What an incremental run planning from a targeted read (`dir` holds only what the batch
+/// touches) must still look up in the node, given what it `asked` already: first the match
+/// values of people without an entry (the unlinked entries a rule could link to them), then
+/// the account names handing out homonym suffixes would check. Empty once `dir` settles the
+/// plan as a read of the whole node would.
+pub(crate) fn lookups(
+    source: &SourceSnapshot,
+    dir: &Snapshot,
+    mapping: &Mapping,
+    asked: &Anchors,
+) -> Anchors {
+    let mut more = Anchors {
+        name_attr: mapping.name_attribute().to_ascii_lowercase(),
+        ..Default::default()
+    };
+    let linked: HashSet<&str> = dir.people.iter().filter_map(|p| p.id.as_deref()).collect();
+    let new: Vec<&Person> = (source.people.iter())
+        .filter(|p| !linked.contains(p.id.as_str()))
+        .collect();
+    if new.is_empty() {
+        return more;
+    }
+    for p in new {
+        // A template error is the plan's to report; it matches nothing.
+        let Ok(values) = mapping.match_values(p) else {
+            continue;
+        };
+        more.values.extend(
+            values
+                .into_iter()
+                .map(|(attr, value)| (attr.to_ascii_lowercase(), value))
+                .filter(|v| !asked.values.contains(v)),
+        );
+    }
+    if !more.values.is_empty() {
+        return more;
+    }
+    let names = UniqueNames::of(dir, mapping);
+    let wants = people::match_people(source, dir, &names, mapping, &mut Plan::default());
+    more.names = names.unknown(&wants, mapping.suffix_style(), &asked.names);
+    more
 }
 
 /// Compute the plan of a full run: everything in the source against everything in the node.

@@ -3,7 +3,7 @@
 //! template wants or, when that is taken (homonyms), the name with a suffix; people go in
 //! userid order, so every run hands the same suffix to the same person.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::people::Wanted;
 use crate::{
@@ -64,6 +64,42 @@ impl UniqueNames {
             self.taken.insert(candidate.to_lowercase());
             w.name = Some(candidate);
         }
+    }
+}
+
+impl UniqueNames {
+    /// The names [`UniqueNames::assign`] would check whose status the entries read so far
+    /// cannot tell (an incremental run reads only part of the node): not held by an entry
+    /// read, and not in `asked` (looked up already and found free). Each comes with the next
+    /// few suffixed forms, so a run of homonyms costs few look-ups. Once this is empty,
+    /// `assign` over these entries hands out what it would over the whole node.
+    pub fn unknown(
+        &self,
+        wants: &[Wanted<'_>],
+        style: SuffixStyle,
+        asked: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        const AHEAD: usize = 4;
+        let mut taken = self.taken.clone();
+        let mut unknown = BTreeSet::new();
+        for w in wants.iter().filter(|w| w.name.is_none()) {
+            let mut candidate = w.wanted.to_lowercase();
+            let mut n = 2;
+            while taken.contains(&candidate) {
+                candidate = suffixed(&w.wanted, n, &w.person.id, style).to_lowercase();
+                n += 1;
+            }
+            if asked.contains(&candidate) {
+                taken.insert(candidate);
+                continue;
+            }
+            unknown.insert(candidate);
+            for k in 0..AHEAD {
+                unknown.insert(suffixed(&w.wanted, n + k, &w.person.id, style).to_lowercase());
+            }
+        }
+        unknown.retain(|u| !asked.contains(u));
+        unknown
     }
 }
 
