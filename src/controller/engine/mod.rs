@@ -26,7 +26,7 @@ use crate::{
     dingtalk::ClientPool,
     directory::DirectoryError,
     resolve::{self, Access, Opened, Resolved, TargetKey},
-    sync::{self, SyncError, events::LiveTarget, outbound},
+    sync::{self, SyncError, dingtalk_source::DingTalkSource, events::LiveTarget, outbound},
 };
 
 /// Default time between Outbound polls.
@@ -76,6 +76,28 @@ pub struct Engine {
     feeds: Feeds,
     locks: WriterLocks,
     marks: OutboundMarks,
+    sources: Sources,
+}
+
+/// Each Inbound target's DingTalk source as its last full sync left it: the event feed reads
+/// through the same one, so it starts knowing the department tree that sync read instead of
+/// asking DingTalk for every department's parent at the quota (minutes at a large tenant).
+#[derive(Default)]
+struct Sources(Mutex<HashMap<TargetKey, Arc<DingTalkSource>>>);
+
+impl Sources {
+    fn keep(&self, key: &TargetKey, source: Arc<DingTalkSource>) {
+        self.0.lock().expect("sources").insert(key.clone(), source);
+    }
+
+    /// The kept source if it reads the same scope, else `fresh`.
+    fn reuse(&self, key: &TargetKey, fresh: Arc<DingTalkSource>) -> Arc<DingTalkSource> {
+        let kept = self.0.lock().expect("sources").get(key).cloned();
+        // Through the fresh source's client: a rotated secret or changed limits apply.
+        kept.filter(|k| k.roots == fresh.roots)
+            .map(|k| Arc::new(k.with_client(fresh.client.clone())))
+            .unwrap_or(fresh)
+    }
 }
 
 impl Engine {
@@ -126,6 +148,7 @@ impl SyncRunner for Engine {
             SyncError::Directory(d) if !d.is_per_object() => SyncRunError::Transient(d.to_string()),
             other => SyncRunError::Transient(other.to_string()),
         })?;
+        self.sources.keep(&req.target.key, o.source.clone());
         Ok(outcome(&report))
     }
 
@@ -155,7 +178,7 @@ impl SyncRunner for Engine {
             match resolve::open(t, Access::ReadWrite, &self.clients).await {
                 Ok(Opened::Inbound(o)) => {
                     let live = LiveTarget {
-                        source: o.source,
+                        source: self.sources.reuse(&t.key, o.source),
                         dir: o.dir,
                         mapping: Arc::new(o.mapping),
                         opts: o.options,
