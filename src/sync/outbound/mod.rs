@@ -78,11 +78,13 @@ impl OutboundOptions {
             return Err("scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department".into());
         };
         let deletion = spec.deletion.clone().unwrap_or_default();
+        // The same thresholds as Inbound when the spec sets none.
+        let defaults = crate::sync::Options::default();
         Ok(OutboundOptions {
             root: *root,
             policy: deletion.policy,
-            max_count: deletion.max_count.unwrap_or(50),
-            max_percent: deletion.max_percent.unwrap_or(10),
+            max_count: deletion.max_count.unwrap_or(defaults.max_count),
+            max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
             approval,
         })
     }
