@@ -168,6 +168,13 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A reason compares equal to its string, as status and tests read it.
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl AsRef<str> for Reason {
     fn as_ref(&self) -> &str {
         self.as_str()

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Options, Source, run_changed};
 use crate::{
+    api::Reason,
     dingtalk::{Event, EventHandler, StreamHandle, StreamState},
     directory::Directory,
     mapping::Mapping,
@@ -78,8 +79,8 @@ pub struct LiveTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncrementalStatus {
     pub active: bool,
-    /// `Active`, `NoBaseline`, `GapDetected`, `ApplyFailed`.
-    pub reason: &'static str,
+    /// `Active`, `NoBaseline`, `GapDetected`, `ApplyFailed`: the `IncrementalActive` reason.
+    pub reason: Reason,
     pub message: String,
     /// Events (batches of ids) applied, and ids skipped for want of a baseline.
     pub applied: u64,
@@ -170,7 +171,7 @@ impl Pipeline {
         let old = slots.remove(name);
         let mut status = old.map(|s| s.status).unwrap_or(IncrementalStatus {
             active: false,
-            reason: "NoBaseline",
+            reason: Reason::NoBaseline,
             message: String::new(),
             applied: 0,
             skipped: 0,
@@ -178,15 +179,15 @@ impl Pipeline {
             full_sync_wanted: false,
         });
         if baseline {
-            if status.reason == "NoBaseline" || status.reason == "GapDetected" {
-                status.reason = "Active";
+            if status.reason == Reason::NoBaseline || status.reason == Reason::GapDetected {
+                status.reason = Reason::Active;
                 status.message = "events are applied as they arrive".into();
                 status.full_sync_wanted = false;
             }
             status.active = true;
         } else {
             status.active = false;
-            status.reason = "NoBaseline";
+            status.reason = Reason::NoBaseline;
             status.message = no_baseline_message(status.skipped);
         }
         slots.insert(
@@ -225,7 +226,7 @@ impl Pipeline {
         for s in self.slots.lock().expect("slots").values_mut() {
             s.baseline = false;
             s.status.active = false;
-            s.status.reason = "GapDetected";
+            s.status.reason = Reason::GapDetected;
             s.status.message =
                 format!("{why}; events may have been missed, a full sync closes the gap");
             s.status.full_sync_wanted = true;
@@ -356,7 +357,7 @@ impl Pipeline {
             if !baseline {
                 self.update(&name, |st| {
                     st.skipped += ids;
-                    if st.reason == "NoBaseline" {
+                    if st.reason == Reason::NoBaseline {
                         st.message = no_baseline_message(st.skipped);
                     }
                 });
@@ -378,8 +379,8 @@ impl Pipeline {
                 Ok(report) if report.complete => self.update(&name, |st| {
                     st.applied += 1;
                     st.failed += report.failures.len() as u64;
-                    if st.reason == "ApplyFailed" {
-                        st.reason = "Active";
+                    if st.reason == Reason::ApplyFailed {
+                        st.reason = Reason::Active;
                         st.message = "events are applied as they arrive".into();
                     }
                 }),
@@ -393,7 +394,7 @@ impl Pipeline {
                 Err(e) => {
                     let msg = e.to_string();
                     self.update(&name, |st| {
-                        st.reason = "ApplyFailed";
+                        st.reason = Reason::ApplyFailed;
                         st.message = format!("the last event batch could not be applied: {msg}");
                     });
                     errors.push(format!("{name}: {msg}"));
