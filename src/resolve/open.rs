@@ -12,11 +12,8 @@ use crate::{
     dingtalk::{ClientConfig, ClientPool, DingTalkClient},
     directory::{
         Directory, DirectoryError,
-        ldap::{LdapDirectory, LdapTarget, client::Secret as LdapSecret},
-        scim::{
-            ScimDirectory,
-            client::{BearerToken, ScimClient},
-        },
+        ldap::{LdapDirectory, LdapTarget},
+        scim::{ScimDirectory, client::ScimClient},
     },
     mapping::{Mapping, MappingError, outbound::OutboundMapping},
     secret::Secret,
@@ -118,7 +115,7 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
         };
     let dir: Arc<dyn Directory> = match (&r.spec.directory.ldap, &r.spec.directory.scim) {
         (Some(ldap), _) => {
-            let password = LdapSecret::new(r.directory_secret.expose());
+            let password = r.directory_secret.clone();
             let layout = r.spec.layout;
             let target =
                 LdapTarget::from_spec(ldap, password, ca, &r.spec.node, layout, &r.binding.corp_id);
@@ -130,7 +127,7 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
         }
         (None, Some(scim)) => {
             // Connecting only reads ServiceProviderConfig.
-            let token = BearerToken::new(r.directory_secret.expose());
+            let token = r.directory_secret.clone();
             let client = ScimClient::connect(&scim.url, token, ca.as_deref().map(str::as_bytes))
                 .await
                 .map_err(DirectoryError::from)?;
@@ -151,7 +148,7 @@ pub fn client_config(
     app_key: &str,
     app_secret: &Secret,
 ) -> ClientConfig {
-    let mut c = ClientConfig::new(&spec.corp_id, app_key, Secret::new(app_secret.expose()));
+    let mut c = ClientConfig::new(&spec.corp_id, app_key, app_secret.clone());
     if let Some(e) = &spec.endpoints {
         let base = |v: &Option<String>| v.as_ref().map(|v| v.trim_end_matches('/').to_string());
         if let Some(v) = base(&e.oapi) {
