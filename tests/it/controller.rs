@@ -290,6 +290,19 @@ async fn world(
 }
 
 impl World {
+    /// The same world, its syncs run by `runner`.
+    fn with_runner(&mut self, runner: Arc<FakeRunner>) {
+        self.ctx = Arc::new(Context::new(
+            self.client.clone(),
+            Arc::new(FakeChecker),
+            Arc::new(mapping::TemplateValidator),
+            runner.clone(),
+            None,
+            Arc::new(Metrics::default()),
+        ));
+        self.runner = runner;
+    }
+
     async fn binding(&self, name: &str) -> DingTalkBinding {
         Api::<DingTalkBinding>::namespaced(self.client.clone(), NS)
             .get(name)
@@ -702,15 +715,7 @@ async fn approving_a_held_run_runs_it_at_once_and_a_stale_token_changes_nothing(
         hold_unless: Some("tok-7"),
         ..Default::default()
     });
-    w.ctx = Arc::new(Context::new(
-        w.client.clone(),
-        Arc::new(FakeChecker),
-        Arc::new(mapping::TemplateValidator),
-        runner.clone(),
-        None,
-        Arc::new(Metrics::default()),
-    ));
-    w.runner = runner;
+    w.with_runner(runner.clone());
     w.reconcile_target("t1").await;
     let held = w.target("t1").await;
     assert_eq!(target_ready(&held).reason, "AwaitingApproval");
@@ -924,14 +929,7 @@ async fn a_directory_refusing_credentials_makes_the_target_not_ready() {
         )),
         ..Default::default()
     });
-    w.ctx = Arc::new(Context::new(
-        w.client.clone(),
-        Arc::new(FakeChecker),
-        Arc::new(mapping::TemplateValidator),
-        runner.clone(),
-        None,
-        Arc::new(Metrics::default()),
-    ));
+    w.with_runner(runner.clone());
     let action = target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
         .await
         .unwrap();
@@ -959,14 +957,7 @@ async fn repeated_failures_quarantine_the_target_until_a_run_succeeds() {
         fail_first: 4,
         ..Default::default()
     });
-    w.ctx = Arc::new(Context::new(
-        w.client.clone(),
-        Arc::new(FakeChecker),
-        Arc::new(mapping::TemplateValidator),
-        runner.clone(),
-        None,
-        Arc::new(Metrics::default()),
-    ));
+    w.with_runner(runner.clone());
     let quarantined = |t: &SyncTarget| {
         t.status
             .as_ref()
