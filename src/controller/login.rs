@@ -20,7 +20,7 @@ use super::{Context, Error};
 use crate::{
     api::DingTalkBinding,
     login::{KeySet, Provider, Providers, keys::ROTATE_AFTER},
-    resolve::{LoginInputs, login_inputs, open_login},
+    resolve::{LoginInputs, Problem, login_inputs, open_login},
 };
 
 /// The key of the keys Secret that holds the key set.
@@ -28,17 +28,12 @@ pub const KEYS_KEY: &str = "keys.json";
 /// How often each replica re-reads bindings and keys.
 const REFRESH: Duration = Duration::from_secs(30);
 
-/// Why a binding's login cannot be served; becomes `LoginReady=False`.
-pub type Problem = crate::resolve::Problem;
-
-/// Everything a binding's provider is built from.
-pub type Inputs = LoginInputs;
-
-/// Reads and checks the binding's login inputs. `Ok(Err(_))` names what is wrong.
+/// Reads and checks the binding's login inputs from the cluster. `Ok(Err(_))` names what is
+/// wrong; it becomes `LoginReady=False`.
 pub async fn inputs(
     ctx: &Context,
     binding: &DingTalkBinding,
-) -> Result<Result<Inputs, Problem>, Error> {
+) -> Result<Result<LoginInputs, Problem>, Error> {
     Ok(login_inputs(&ctx.objects(), binding).await?)
 }
 
@@ -250,7 +245,7 @@ impl Login {
         Ok(())
     }
 
-    async fn build(&self, ctx: &Context, i: &Inputs) -> Result<Provider, String> {
+    async fn build(&self, ctx: &Context, i: &LoginInputs) -> Result<Provider, String> {
         open_login(i, self.keys.clone(), &ctx.clients)
             .await
             .map_err(|e| e.to_string())
