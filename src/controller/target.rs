@@ -464,12 +464,7 @@ const EVENTS_RECHECK: Duration = Duration::from_secs(30);
 fn recheck(spec: &crate::api::target::SyncTargetSpec) -> Duration {
     match spec.direction {
         crate::api::target::Direction::Inbound => EVENTS_RECHECK,
-        crate::api::target::Direction::Outbound => spec
-            .incremental_sync
-            .as_ref()
-            .and_then(|i| i.poll_interval)
-            .map(Duration::from)
-            .unwrap_or(super::engine::OUTBOUND_POLL),
+        crate::api::target::Direction::Outbound => super::engine::poll_interval(spec),
     }
 }
 

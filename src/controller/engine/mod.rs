@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// Default time between Outbound polls.
-pub const OUTBOUND_POLL: Duration = Duration::from_secs(60);
+const OUTBOUND_POLL: Duration = Duration::from_secs(60);
 
 /// One writer at a time per target: its full sync and its event batches.
 #[derive(Default)]
@@ -254,7 +254,7 @@ impl Engine {
                 );
             }
         };
-        let every = poll_interval(t);
+        let every = poll_interval(&t.spec).as_secs();
         match outbound::poll(dir.as_ref(), &mark).await {
             Ok(false) => {
                 let msg = format!("polling the directory every {}s; nothing changed", every);
@@ -298,13 +298,11 @@ impl Engine {
     }
 }
 
-/// `spec.incrementalSync.pollInterval` of an Outbound target, in seconds.
-fn poll_interval(t: &Resolved) -> u64 {
-    t.spec
-        .incremental_sync
+/// How often an Outbound target's directory is polled: `spec.incrementalSync.pollInterval`.
+pub fn poll_interval(spec: &crate::api::SyncTargetSpec) -> Duration {
+    spec.incremental_sync
         .as_ref()
         .and_then(|i| i.poll_interval)
         .map(Duration::from)
         .unwrap_or(OUTBOUND_POLL)
-        .as_secs()
 }
