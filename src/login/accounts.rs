@@ -3,13 +3,16 @@
 //! the same username, mail and groups as everything else that uses the directory, and a
 //! leaver (disabled account) cannot log in even while DingTalk still knows them.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::LoginError;
-use crate::{api::mapping::FieldMappingSpec, directory::Directory};
+use crate::{
+    api::mapping::FieldMappingSpec,
+    directory::{Anchors, Directory},
+};
 
 /// One `claim ← directory attribute` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,9 +109,13 @@ impl DirectoryAccounts {
 #[async_trait]
 impl Accounts for DirectoryAccounts {
     async fn lookup(&self, userid: &str) -> Result<Account, LoginError> {
-        // One read of the node per login: logins are rare next to syncs, and the read gives
-        // the department names for `groups` as well.
-        let snap = self.dir.read().await?;
+        // Two searches by anchor per login, whatever the node's size: the person's entry,
+        // then the entries of their departments (whose names are the `groups` claim).
+        let asked = Anchors {
+            people: BTreeSet::from([userid.to_owned()]),
+            ..Default::default()
+        };
+        let snap = self.dir.read_some(&asked).await?;
         let Some(p) = snap.people.iter().find(|p| p.id.as_deref() == Some(userid)) else {
             return Ok(Account::Missing);
         };
@@ -124,12 +131,19 @@ impl Accounts for DirectoryAccounts {
                 claims.insert(r.claim.clone(), Value::String(v.to_owned()));
             }
         }
-        let mut groups: Vec<String> = snap
-            .departments
-            .iter()
-            .filter(|d| p.departments.contains(&d.id))
-            .map(|d| d.name.clone())
-            .collect();
+        let depts = Anchors {
+            departments: p.departments.iter().cloned().collect(),
+            ..Default::default()
+        };
+        let mut groups: Vec<String> = if depts.is_empty() {
+            Vec::new()
+        } else {
+            let read = self.dir.read_some(&depts).await?;
+            (read.departments.into_iter())
+                .filter(|d| p.departments.contains(&d.id))
+                .map(|d| d.name)
+                .collect()
+        };
         groups.sort();
         claims.insert(
             "groups".into(),
@@ -164,5 +178,138 @@ mod tests {
                 ("employee_number", "employeeNumber"),
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+    use crate::directory::{Attrs, DirectoryError, Snapshot, memory::MemoryDirectory};
+
+    /// A node whose full read fails: a lookup that works on it asked by anchor only.
+    struct NoFullRead(MemoryDirectory);
+
+    fn unused() -> Result<(), DirectoryError> {
+        Err(DirectoryError::Config("not used by a lookup".into()))
+    }
+
+    #[async_trait]
+    impl Directory for NoFullRead {
+        async fn read(&self) -> Result<Snapshot, DirectoryError> {
+            Err(DirectoryError::Unavailable(
+                "a login read the whole node".into(),
+            ))
+        }
+        async fn read_some(&self, anchors: &Anchors) -> Result<Snapshot, DirectoryError> {
+            Ok(self.0.read().await?.restrict(anchors))
+        }
+        async fn create_person(
+            &self,
+            _: &str,
+            _: &Attrs,
+            _: Option<&str>,
+        ) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn link_person(&self, _: &str, _: &str) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn update_person(&self, _: &str, _: &Attrs) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn move_person(&self, _: &str, _: &str, _: &str) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn disable_person(&self, _: &str) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn enable_person(&self, _: &str) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn delete_person(&self, _: &str) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn add_members(&self, _: &str, _: &[String]) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn remove_members(&self, _: &str, _: &[String]) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn create_dept(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+            _: &Attrs,
+        ) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn update_dept(&self, _: &str, _: &Attrs) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn move_dept(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), DirectoryError> {
+            unused()
+        }
+        async fn delete_dept(&self, _: &str) -> Result<(), DirectoryError> {
+            unused()
+        }
+        fn writes(&self) -> u64 {
+            0
+        }
+    }
+
+    fn attrs(pairs: &[(&str, &str)]) -> Attrs {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+            .collect()
+    }
+
+    async fn node() -> NoFullRead {
+        let dir = MemoryDirectory::new("uid");
+        dir.create_dept("1", "Acme", None, &Attrs::default())
+            .await
+            .unwrap();
+        dir.create_dept("2", "R&D", Some("1"), &Attrs::default())
+            .await
+            .unwrap();
+        dir.create_dept("3", "Sales", Some("1"), &Attrs::default())
+            .await
+            .unwrap();
+        let alice = attrs(&[("uid", "alice"), ("mail", "alice@acme.test")]);
+        dir.create_person("u1", &alice, None).await.unwrap();
+        dir.add_members("2", &["u1".to_owned()]).await.unwrap();
+        dir.create_person("u2", &attrs(&[("uid", "bob")]), None)
+            .await
+            .unwrap();
+        dir.disable_person("u2").await.unwrap();
+        NoFullRead(dir)
+    }
+
+    fn accounts(dir: NoFullRead) -> DirectoryAccounts {
+        let rules = vec![
+            ClaimRule {
+                claim: "preferred_username".into(),
+                attribute: "uid".into(),
+            },
+            ClaimRule {
+                claim: "email".into(),
+                attribute: "mail".into(),
+            },
+        ];
+        DirectoryAccounts::new(Arc::new(dir), rules)
+    }
+
+    #[tokio::test]
+    async fn a_login_finds_the_account_and_its_groups_by_anchor_alone() {
+        let accounts = accounts(node().await);
+        let Account::Active(claims) = accounts.lookup("u1").await.unwrap() else {
+            panic!("alice is active");
+        };
+        assert_eq!(claims["preferred_username"], "alice");
+        assert_eq!(claims["email"], "alice@acme.test");
+        assert_eq!(claims["groups"], serde_json::json!(["R&D"]));
+        assert_eq!(accounts.lookup("u2").await.unwrap(), Account::Disabled);
+        assert_eq!(accounts.lookup("nobody").await.unwrap(), Account::Missing);
     }
 }

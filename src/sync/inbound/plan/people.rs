@@ -24,7 +24,16 @@ pub(super) struct Wanted<'a> {
     pub name: Option<String>,
     /// Rendered attributes only: no person's template context outlives its rendering
     /// (at 100,000 people the contexts would be most of the plan's memory).
-    pub attrs: Result<Attrs, RenderError>,
+    pub attrs: Result<Rendering, RenderError>,
+}
+
+/// A person's rendered attributes, as much of them as the diff needs.
+pub(super) enum Rendering {
+    /// Everything: for a new entry, or one the match rules just found.
+    Full(Attrs),
+    /// Only what differs from their entry (the naming attribute aside, which the diff checks
+    /// once the name is settled): a resync of an unchanged node holds nothing per person.
+    Changes(Attrs),
 }
 
 /// What rendering one person's templates gave.
@@ -32,7 +41,7 @@ struct Rendered {
     wanted: Result<String, RenderError>,
     /// Only for people not yet linked: the match rules' values.
     matches: Option<Result<Vec<(String, String)>, RenderError>>,
-    attrs: Result<Attrs, RenderError>,
+    attrs: Result<Rendering, RenderError>,
 }
 
 /// Render everyone, and find each person's entry, in userid order. People whose templates
@@ -55,11 +64,16 @@ pub(super) fn match_people<'a>(
     people.sort_by(|a, b| a.id.cmp(&b.id));
     let rendered = par_map(&people, |p| {
         let ctx = mapping.context(p);
-        let is_linked = linked.contains_key(p.id.as_str());
+        let entry = linked.get(p.id.as_str());
+        let attrs = mapping.person_attributes_in(&ctx, entry.is_none());
         Rendered {
             wanted: mapping.wanted_name_in(p, &ctx),
-            matches: (!is_linked).then(|| mapping.match_values_in(&ctx)),
-            attrs: mapping.person_attributes_in(&ctx, !is_linked),
+            matches: entry.is_none().then(|| mapping.match_values_in(&ctx)),
+            // Diffed here, on every core, so only the differences outlive the rendering.
+            attrs: attrs.map(|a| match entry {
+                Some(e) => Rendering::Changes(changes(&e.attrs, &a)),
+                None => Rendering::Full(a),
+            }),
         }
     });
     let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
@@ -98,7 +112,9 @@ pub(super) fn match_people<'a>(
         let name = entry.and_then(|e| names.current(e));
         // Rendered for a new entry; an existing account just matched gets an update instead.
         let attrs = if link.is_some() {
-            mapping.person_attributes_in(&mapping.context(p), false)
+            mapping
+                .person_attributes_in(&mapping.context(p), false)
+                .map(Rendering::Full)
         } else {
             r.attrs
         };
@@ -188,7 +204,8 @@ impl<'a> Matcher<'a> {
 struct Target<'a> {
     person: &'a Person,
     name: String,
-    attrs: Attrs,
+    /// With the naming attribute when `Full`.
+    attrs: Rendering,
     depts: BTreeSet<&'a str>,
     main: Option<String>,
 }
@@ -206,15 +223,26 @@ pub(super) fn diff_people(
     for w in wants {
         let p = w.person;
         let name = w.name.expect("assigned by UniqueNames::assign");
-        let mut attrs = match w.attrs {
-            Ok(a) => a,
+        let attrs = match w.attrs {
+            Ok(Rendering::Full(mut a)) => {
+                a.insert(name_attr, vec![name.clone()]);
+                Rendering::Full(a)
+            }
+            Ok(Rendering::Changes(mut diff)) => {
+                let entry = w.entry.expect("only people with an entry are diffed early");
+                // Read names are lowercase; the mapping may spell it otherwise.
+                let current = entry.attrs.get(&name_attr.to_ascii_lowercase());
+                if !current.is_some_and(|v| v == [name.as_str()]) {
+                    diff.insert(name_attr, vec![name.clone()]);
+                }
+                Rendering::Changes(diff)
+            }
             Err(e) => {
                 let problem = Problem::person(p, "TemplateError", e.to_string());
                 draft.out.problems.push(problem);
                 continue;
             }
         };
-        attrs.insert(name_attr, vec![name.clone()]);
         let target = Target {
             person: p,
             name,
@@ -244,10 +272,11 @@ pub(super) fn diff_people(
 /// Someone without an entry gets one, and joins their groups.
 fn create_person(t: Target<'_>, opts: &Options, draft: &mut Draft) {
     let p = t.person;
+    let (Rendering::Full(attrs) | Rendering::Changes(attrs)) = t.attrs;
     draft.steps.push(Step {
         op: Op::CreatePerson {
             id: p.id.clone(),
-            attrs: t.attrs,
+            attrs,
             main_dept: t.main.filter(|_| opts.ou_tree),
         },
         label: format!("{} ({})", p.name, t.name),
@@ -289,7 +318,10 @@ fn update_person(
             reason: "back in DingTalk (rehire)".into(),
         });
     }
-    let diff = changes(&e.attrs, &t.attrs);
+    let diff = match t.attrs {
+        Rendering::Full(attrs) => changes(&e.attrs, &attrs),
+        Rendering::Changes(diff) => diff,
+    };
     if !diff.is_empty() {
         steps.push(Step {
             reason: changed_reason(&diff),
