@@ -150,6 +150,7 @@ fn person(p: PersonEntry) -> super::PersonEntry {
         key: p.dn,
         id: p.id,
         attrs: p.attrs,
+        digest: p.digest,
         departments: p.departments,
         container: p.container,
         disabled: p.disabled,
@@ -187,6 +188,12 @@ fn snapshot(s: Snapshot) -> super::Snapshot {
 impl super::Directory for LdapDirectory {
     async fn read(&self) -> Result<super::Snapshot, super::DirectoryError> {
         Ok(snapshot(self.store.read().await?))
+    }
+    async fn read_lean(
+        &self,
+        digested: &super::Digested,
+    ) -> Result<super::Snapshot, super::DirectoryError> {
+        Ok(snapshot(self.store.read_lean(digested).await?))
     }
     async fn read_some(
         &self,

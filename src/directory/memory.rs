@@ -121,6 +121,7 @@ impl Directory for MemoryDirectory {
         let mut snap = Snapshot::default();
         for (key, p) in &st.people {
             let entry = PersonEntry {
+                digest: None,
                 key: key.clone(),
                 id: p.id.clone(),
                 attrs: p.attrs.clone(),

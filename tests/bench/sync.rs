@@ -347,6 +347,20 @@ async fn full_sync(people: usize, backend: Backend) {
         );
     }
     let requests_first = scim_client.as_ref().map(|c| c.requests_sent());
+    if std::env::var("DINGSYNC_BENCH_MEMPROBE").as_deref() == Ok("2") {
+        // What the directory's side holds on its own, and its peak while read.
+        reset_peak_rss();
+        let before = rss_now_mb();
+        let current = dir.read().await.unwrap();
+        eprintln!(
+            "directory read held: rss {:.0} (+{:.0}) hwm {:.0}",
+            rss_now_mb(),
+            rss_now_mb() - before,
+            peak_rss_mb()
+        );
+        drop(current);
+        eprintln!("dropped: rss {:.0}", rss_now_mb());
+    }
     // The second run's own peak (from where the first left the process): both sides read in
     // full, nothing to write.
     let second_peak_measured = reset_peak_rss();

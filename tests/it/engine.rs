@@ -58,6 +58,7 @@ scenarios!(
     ou_tree_moves_people,
     incremental_run_touches_only_named_records,
     targeted_reads_match_a_full_read,
+    lean_resync_names_exactly_what_changed,
 );
 
 #[test]

@@ -117,6 +117,7 @@ macro_rules! all_scenarios {
             homonyms_get_stable_distinct_names,
             ambiguous_matches_are_refused,
             targeted_reads_match_a_full_read,
+            lean_resync_names_exactly_what_changed,
         );
     };
 }

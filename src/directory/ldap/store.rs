@@ -19,7 +19,7 @@ use super::schema::{
     PERSON_RDN, StoredAnchor, is_anchor_value,
 };
 use crate::api::target::Layout;
-use crate::directory::Attrs;
+use crate::directory::{Attrs, Digested};
 
 /// Attributes read besides the user attributes (`*`).
 const OPERATIONAL: [&str; 3] = ["*", "entryUUID", LOCK_ATTR];
@@ -33,8 +33,11 @@ pub struct PersonEntry {
     pub uuid: Option<String>,
     /// Source id from the anchor; `None` for an unlinked entry.
     pub id: Option<String>,
-    /// User attributes, names lowercased, the anchor value removed.
+    /// User attributes, names lowercased, the anchor value removed (and after a lean read,
+    /// the digested ones).
     pub attrs: Attrs,
+    /// After a lean read: the digest of the attributes folded out of `attrs`.
+    pub digest: Option<u64>,
     /// Ids of the department groups the person is a direct member of, sorted.
     pub departments: Vec<String>,
     /// In the `OuTree` layout: the department whose OU holds the entry.
@@ -138,6 +141,7 @@ struct Group {
 fn read_people(
     sorted: Sorted,
     mut member_of: HashMap<String, Vec<String>>,
+    digested: Option<&Digested>,
     snap: &mut Snapshot,
     index: &mut Index,
 ) {
@@ -162,6 +166,9 @@ fn read_people(
         attrs.remove("entryuuid");
         attrs.remove(&LOCK_ATTR.to_ascii_lowercase());
         strip_anchor(&mut attrs);
+        let digest = digested
+            .filter(|_| id.is_some())
+            .map(|d| d.fold(&mut attrs));
         // Kept for the whole run: without the removed values' text.
         attrs.shrink();
         let entry = PersonEntry {
@@ -169,6 +176,7 @@ fn read_people(
             uuid,
             id: id.clone(),
             attrs,
+            digest,
             departments,
             container,
             disabled,
@@ -314,6 +322,16 @@ impl Store {
 
     /// Read everything under the node and rebuild the index.
     pub async fn read(&self) -> Result<Snapshot, LdapError> {
+        self.read_with(None).await
+    }
+
+    /// [`Store::read`], with each anchored person's `digested` attributes folded into their
+    /// digest as the entry is read, so the values are never all held at once.
+    pub async fn read_lean(&self, digested: &Digested) -> Result<Snapshot, LdapError> {
+        self.read_with(Some(digested)).await
+    }
+
+    async fn read_with(&self, digested: Option<&Digested>) -> Result<Snapshot, LdapError> {
         let edits = self.lock().edits;
         let raw = self
             .pool
@@ -328,7 +346,7 @@ impl Store {
         let mut index = Index::default();
         let sorted = self.sort_entries(raw, &mut snap.skipped);
         let member_of = self.read_departments(&sorted, &mut snap, &mut index);
-        read_people(sorted, member_of, &mut snap, &mut index);
+        read_people(sorted, member_of, digested, &mut snap, &mut index);
         // Swapped whole: a write or another read running meanwhile (the store is shared) sees
         // the old index or the new one, never an empty or partial one. A write of this store
         // that changed the index while the search ran (a person created, a placeholder

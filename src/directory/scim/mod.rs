@@ -360,6 +360,7 @@ impl Directory for ScimDirectory {
             let mut departments = memberships.remove(&u.id).unwrap_or_default();
             departments.sort();
             let entry = |id: Option<String>| PersonEntry {
+                digest: None,
                 key: u.id.clone(),
                 id,
                 attrs: attrs_of(&u.body),

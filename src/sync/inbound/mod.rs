@@ -10,11 +10,15 @@ use std::collections::HashSet;
 use self::{apply::finish, plan::Options};
 use super::{ProgressFn, Report, Source, SyncError};
 use crate::{
-    directory::Directory,
+    directory::{Anchors, Directory},
     mapping::Mapping,
     model::{Changes, SourceSnapshot},
 };
 use plan::Plan;
+
+/// Past this many people to re-read after a lean read, the whole node is read instead: a
+/// targeted read costs a few searches per person.
+const REFINE_BY_ANCHOR: usize = 2_000;
 
 /// Read both sides and compute the plan, writing nothing.
 pub async fn compute(
@@ -27,9 +31,22 @@ pub async fn compute(
     progress("ReadingSource", 0, None);
     let snapshot = source.read().await?.normalise();
     progress("ReadingDirectory", snapshot.people.len(), None);
-    let current = dir.read().await?;
+    // Lean: each anchored entry's owned attributes as a digest, not their values.
+    let current = dir.read_lean(&plan::digested(mapping)).await?;
     progress("Planning", 0, None);
-    let plan = plan::plan(&snapshot, &current, mapping, opts);
+    let mut plan = plan::plan(&snapshot, &current, mapping, opts);
+    drop(current);
+    if plan.unverified.len() > REFINE_BY_ANCHOR {
+        // Many differ (a mapping change): one read of the node beats a search per person.
+        plan.refine(&dir.read().await?);
+    } else if !plan.unverified.is_empty() {
+        // The few whose digests differ, read in full to say what changed.
+        let anchors = Anchors {
+            people: plan.unverified.iter().cloned().collect(),
+            ..Default::default()
+        };
+        plan.refine(&dir.read_some(&anchors).await?);
+    }
     Ok((snapshot, plan))
 }
 

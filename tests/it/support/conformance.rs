@@ -1013,3 +1013,94 @@ pub async fn targeted_reads_match_a_full_read(h: &dyn Harness) {
         vec!["3"]
     );
 }
+
+/// A resync reads entries lean (a digest of the owned attributes) and still names exactly
+/// what changed: a DingTalk edit, an admin's edit of an owned attribute in the directory, and
+/// an attribute dingsync does not own (left alone).
+pub async fn lean_resync_names_exactly_what_changed(h: &dyn Harness) {
+    let dir = h.node("dingacme", "a").await;
+    let org = base_org("dingacme");
+    assert_clean(
+        &sync(&org, dir.as_ref(), &Options::default(), true).await,
+        "first",
+    );
+    let lean = dir
+        .read_lean(&dingsync::sync::plan::digested(&mapping()))
+        .await
+        .unwrap();
+    for p in &lean.people {
+        assert!(p.digest.is_some(), "{} read lean", p.key);
+        assert!(
+            !p.attrs.contains_key("mail"),
+            "{}: owned values folded",
+            p.key
+        );
+        assert!(p.attrs.contains_key("uid"), "{}: the name is kept", p.key);
+    }
+    // The digests of unchanged entries match what the mapping renders: nothing to re-read.
+    let unchanged = dingsync::sync::plan::plan(
+        &org.snapshot(true).normalise(),
+        &lean,
+        &mapping(),
+        &Options::default(),
+    );
+    assert!(unchanged.steps.is_empty(), "{:#?}", unchanged.steps);
+    assert!(
+        unchanged.unverified.is_empty(),
+        "{:?}",
+        unchanged.unverified
+    );
+    let org = org.edit("u1", |p| p.fields.insert("title", json!("Staff Engineer")));
+    let drifted = Attrs::from_iter([("mail".to_owned(), vec!["someone@else.example".to_owned()])]);
+    dir.update_person("u2", &drifted).await.unwrap();
+    let source = StaticSource::new(org.snapshot(true));
+    let (_, plan) = dingsync::sync::compute(
+        &source,
+        dir.as_ref(),
+        &mapping(),
+        &Options::default(),
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    let mut updates: Vec<(String, Vec<String>, String)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::UpdatePerson { id, changes } => Some((
+                id.clone(),
+                changes.keys().map(|k| k.to_string()).collect(),
+                s.reason.to_string(),
+            )),
+            _ => None,
+        })
+        .collect();
+    updates.sort();
+    assert_eq!(
+        updates,
+        vec![
+            (
+                "u1".into(),
+                vec!["title".into()],
+                r#"changed: ["title"]"#.into()
+            ),
+            (
+                "u2".into(),
+                vec!["mail".into()],
+                r#"changed: ["mail"]"#.into()
+            ),
+        ],
+        "{:#?}",
+        plan.steps
+    );
+    assert!(plan.unverified.is_empty(), "refined: {:?}", plan.unverified);
+    assert_eq!(plan.unchanged_people, 2, "u3 and u4");
+    let r = sync(&org, dir.as_ref(), &Options::default(), true).await;
+    assert_clean(&r, "resync");
+    assert_eq!(
+        person_by_id(dir.as_ref(), "u2").await.attrs.first("mail"),
+        Some("wang.fang@acme.example")
+    );
+    let again = sync(&org, dir.as_ref(), &Options::default(), true).await;
+    assert_eq!(again.writes, 0, "converged: {:?}", again.plan.steps);
+}

@@ -12,13 +12,13 @@ mod removals;
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
 };
 
 use self::names::UniqueNames;
 use crate::{
     api::target::DeletionPolicy,
-    directory::{Anchors, Attrs, Name, Snapshot, attrs::Values},
+    directory::{Anchors, Attrs, Digested, Name, PersonEntry, Snapshot, attrs::Values},
     mapping::Mapping,
     model::{Changes, Department, Person, SourceSnapshot},
     sync::{ObjectKind, Verb},
@@ -216,9 +216,52 @@ pub struct Plan {
     /// People and departments the node will hold.
     pub people: usize,
     pub departments: usize,
+    /// People read lean whose digest differs: their update carries every owned attribute
+    /// until [`Plan::refine`] narrows it to what changed.
+    pub unverified: HashSet<String>,
 }
 
 impl Plan {
+    /// Narrow the updates of `unverified` people to what differs from their entries in
+    /// `full` (a read of them with every attribute); an update left empty goes, and a person
+    /// with no other step counts as unchanged. A person `full` lacks keeps the whole update.
+    pub fn refine(&mut self, full: &Snapshot) {
+        let by_id: HashMap<&str, &PersonEntry> = (full.people.iter())
+            .filter_map(|p| Some((p.id.as_deref()?, p)))
+            .collect();
+        let mut emptied = HashSet::new();
+        for step in &mut self.steps {
+            let Op::UpdatePerson { id, changes: owned } = &mut step.op else {
+                continue;
+            };
+            let Some(entry) = by_id
+                .get(id.as_str())
+                .filter(|_| self.unverified.contains(id))
+            else {
+                continue;
+            };
+            *owned = changes(&entry.attrs, owned);
+            step.reason = changed_reason(owned);
+            if owned.is_empty() {
+                emptied.insert(id.clone());
+            }
+        }
+        self.steps
+            .retain(|s| !matches!(&s.op, Op::UpdatePerson { id, .. } if emptied.contains(id)));
+        for id in &emptied {
+            let other = (self.steps.iter()).any(|s| match &s.op {
+                Op::AddMembers { people, .. } | Op::RemoveMembers { people, .. } => {
+                    people.contains(id)
+                }
+                op => op.subject() == (ObjectKind::User, id),
+            });
+            if !other {
+                self.unchanged_people += 1;
+            }
+        }
+        self.unverified.clear();
+    }
+
     /// Steps doing `verb` (a [`Verb`], or its word).
     pub fn count<V>(&self, verb: V) -> usize
     where
@@ -385,6 +428,12 @@ pub(crate) fn lookups(
     let wants = people::match_people(source, dir, &names, mapping, &mut Plan::default());
     more.names = names.unknown(&wants, mapping.suffix_style(), &asked.names);
     more
+}
+
+/// What a lean read of the node folds into digests for this mapping: the attributes it keeps
+/// in step on every run (`Always`), the naming attribute aside.
+pub fn digested(mapping: &Mapping) -> Digested {
+    Digested::new(mapping.owned_person_attributes(), mapping.name_attribute())
 }
 
 /// Compute the plan of a full run: everything in the source against everything in the node.

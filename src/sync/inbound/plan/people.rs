@@ -34,6 +34,9 @@ pub(super) enum Rendering {
     /// Only what differs from their entry (the naming attribute aside, which the diff checks
     /// once the name is settled): a resync of an unchanged node holds nothing per person.
     Changes(Attrs),
+    /// Everything owned, for an entry read lean whose digest differs: which attributes
+    /// changed is settled by [`Plan::refine`](super::Plan::refine) from a read of the entry.
+    Unverified(Attrs),
 }
 
 /// What rendering one person's templates gave.
@@ -59,6 +62,7 @@ pub(super) fn match_people<'a>(
         .filter_map(|p| p.id.as_deref().map(|id| (id, p)))
         .collect();
     let mut matcher = Matcher::new(dir);
+    let digested = super::digested(mapping);
     // Sorted by userid so name suffixes are handed out the same way every run.
     let mut people: Vec<&Person> = source.people.iter().collect();
     people.sort_by(|a, b| a.id.cmp(&b.id));
@@ -70,8 +74,10 @@ pub(super) fn match_people<'a>(
             wanted: mapping.wanted_name_in(p, &ctx),
             matches: entry.is_none().then(|| mapping.match_values_in(&ctx)),
             // Diffed here, on every core, so only the differences outlive the rendering.
-            attrs: attrs.map(|a| match entry {
-                Some(e) => Rendering::Changes(changes(&e.attrs, &a)),
+            attrs: attrs.map(|a| match entry.map(|e| (e, e.digest)) {
+                Some((e, None)) => Rendering::Changes(changes(&e.attrs, &a)),
+                Some((_, Some(d))) if d == digested.digest(&a) => Rendering::Changes(Attrs::new()),
+                Some(_) => Rendering::Unverified(a),
                 None => Rendering::Full(a),
             }),
         }
@@ -229,13 +235,12 @@ pub(super) fn diff_people(
                 Rendering::Full(a)
             }
             Ok(Rendering::Changes(mut diff)) => {
-                let entry = w.entry.expect("only people with an entry are diffed early");
-                // Read names are lowercase; the mapping may spell it otherwise.
-                let current = entry.attrs.get(&name_attr.to_ascii_lowercase());
-                if !current.is_some_and(|v| v == [name.as_str()]) {
-                    diff.insert(name_attr, vec![name.clone()]);
-                }
+                renamed(w.entry, name_attr, &name, &mut diff);
                 Rendering::Changes(diff)
+            }
+            Ok(Rendering::Unverified(mut owned)) => {
+                renamed(w.entry, name_attr, &name, &mut owned);
+                Rendering::Unverified(owned)
             }
             Err(e) => {
                 let problem = Problem::person(p, "TemplateError", e.to_string());
@@ -269,10 +274,22 @@ pub(super) fn diff_people(
     }
 }
 
+/// Adds the account name to `diff` when it is not the entry's (an entry diffed early: the
+/// name was settled after rendering).
+fn renamed(entry: Option<&PersonEntry>, name_attr: &Name, name: &str, diff: &mut Attrs) {
+    let entry = entry.expect("only people with an entry are diffed early");
+    // Read names are lowercase; the mapping may spell it otherwise.
+    let current = entry.attrs.get(&name_attr.to_ascii_lowercase());
+    if !current.is_some_and(|v| v == [name]) {
+        diff.insert(name_attr, vec![name.to_owned()]);
+    }
+}
+
 /// Someone without an entry gets one, and joins their groups.
 fn create_person(t: Target<'_>, opts: &Options, draft: &mut Draft) {
     let p = t.person;
-    let (Rendering::Full(attrs) | Rendering::Changes(attrs)) = t.attrs;
+    let (Rendering::Full(attrs) | Rendering::Changes(attrs) | Rendering::Unverified(attrs)) =
+        t.attrs;
     draft.steps.push(Step {
         op: Op::CreatePerson {
             id: p.id.clone(),
@@ -321,6 +338,10 @@ fn update_person(
     let diff = match t.attrs {
         Rendering::Full(attrs) => changes(&e.attrs, &attrs),
         Rendering::Changes(diff) => diff,
+        Rendering::Unverified(owned) => {
+            draft.out.unverified.insert(p.id.clone());
+            owned
+        }
     };
     if !diff.is_empty() {
         steps.push(Step {
