@@ -2,7 +2,7 @@
 //! realistic Chinese names with homonyms (several 张伟), people in several departments,
 //! some without mobile (exclusive accounts) or email, a deep and wide tree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -212,24 +212,32 @@ impl Generator {
             };
             parent = self.add_dept(parent, base, i as i64);
         }
+        // The departments a new one may go under (not the root, depth below 10), in the order
+        // they were made, kept as they are made: recomputed for each new department, this
+        // was quadratic (hours at 50,000 departments).
+        let mut depths: HashMap<i64, usize> = (self.org.departments.iter())
+            .map(|d| (d.id, self.org.depth(d.id)))
+            .collect();
+        let mut eligible: Vec<i64> = (self.org.departments.iter())
+            .filter(|d| d.id != ROOT_DEPT && depths[&d.id] < 10)
+            .map(|d| d.id)
+            .collect();
         for i in chain..count {
             let top_level = self.rng.random_bool(0.25) || self.org.departments.len() < 3;
             let (parent, base) = if top_level {
                 (ROOT_DEPT, pick(&mut self.rng, TOP_DEPTS))
             } else {
-                let org = &self.org;
-                let candidates: Vec<i64> = org
-                    .departments
-                    .iter()
-                    .filter(|d| d.id != ROOT_DEPT && org.depth(d.id) < 10)
-                    .map(|d| d.id)
-                    .collect();
                 (
-                    candidates[self.rng.random_range(0..candidates.len())],
+                    eligible[self.rng.random_range(0..eligible.len())],
                     pick(&mut self.rng, SUB_DEPTS),
                 )
             };
-            self.add_dept(parent, base, i as i64);
+            let id = self.add_dept(parent, base, i as i64);
+            let depth = depths[&parent] + 1;
+            depths.insert(id, depth);
+            if depth < 10 {
+                eligible.push(id);
+            }
         }
     }
 
@@ -347,12 +355,20 @@ impl Generator {
     /// Department heads: the first member of most departments; managers point at them.
     fn appoint_heads(&mut self, dept_ids: &[i64]) {
         let org = &mut self.org;
+        // Each department's first member, in one pass (a search per department is
+        // quadratic: minutes at a million people).
+        let mut first_member: HashMap<i64, &str> = HashMap::new();
+        for p in &org.people {
+            if let Some(d) = p.departments.first() {
+                first_member.entry(*d).or_insert(&p.userid);
+            }
+        }
         let mut heads: BTreeMap<i64, String> = BTreeMap::new();
         for d in dept_ids {
-            if let Some(first) = org.people.iter().find(|p| p.departments.first() == Some(d))
+            if let Some(first) = first_member.get(d)
                 && self.rng.random_bool(0.7)
             {
-                heads.insert(*d, first.userid.clone());
+                heads.insert(*d, (*first).to_owned());
             }
         }
         for p in &mut org.people {
