@@ -244,6 +244,9 @@ fn from_ldap3(e: ldap3::LdapError, dn: &str, attrs: &[&str], bind_dn: &str) -> L
 pub struct RawEntry {
     pub dn: String,
     pub attrs: Attrs,
+    /// Set by the shaping step of [`Pool::search_shaped`]: the digest of the attributes it
+    /// folded out of `attrs`.
+    pub digest: Option<u64>,
 }
 
 impl RawEntry {
@@ -416,6 +419,20 @@ impl Pool {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<RawEntry>, LdapError> {
+        self.search_shaped(base, scope, filter, attrs, |_| {}).await
+    }
+
+    /// [`Pool::search`], with `shape` applied to each entry as it arrives: what it drops is
+    /// never held for the whole result (a read of a million entries).
+    pub async fn search_shaped(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        shape: impl Fn(&mut RawEntry) + Sync,
+    ) -> Result<Vec<RawEntry>, LdapError> {
+        let shape = &shape;
         let attrs_owned: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
         let page = self.opts.page_size;
         let bind_dn = self.opts.bind_dn.clone();
@@ -438,7 +455,13 @@ impl Pool {
                             .into_iter()
                             .map(|(k, v)| (Name::new(&k.to_ascii_lowercase()), v)),
                     );
-                    out.push(RawEntry { dn: e.dn, attrs });
+                    let mut entry = RawEntry {
+                        dn: e.dn,
+                        attrs,
+                        digest: None,
+                    };
+                    shape(&mut entry);
+                    out.push(entry);
                 }
                 let res = stream.finish().await;
                 match res.rc {

@@ -166,9 +166,11 @@ fn read_people(
         attrs.remove("entryuuid");
         attrs.remove(&LOCK_ATTR.to_ascii_lowercase());
         strip_anchor(&mut attrs);
-        let digest = digested
-            .filter(|_| id.is_some())
-            .map(|d| d.fold(&mut attrs));
+        let digest = e.digest.or_else(|| {
+            digested
+                .filter(|_| id.is_some())
+                .map(|d| d.fold(&mut attrs))
+        });
         // Kept for the whole run: without the removed values' text.
         attrs.shrink();
         let entry = PersonEntry {
@@ -335,11 +337,12 @@ impl Store {
         let edits = self.lock().edits;
         let raw = self
             .pool
-            .search(
+            .search_shaped(
                 &self.node.to_string(),
                 Scope::Subtree,
                 "(|(objectClass=inetOrgPerson)(objectClass=groupOfNames)(objectClass=organizationalUnit))",
                 &OPERATIONAL,
+                |e| self.fold_early(digested, e),
             )
             .await?;
         let mut snap = Snapshot::default();
@@ -359,6 +362,29 @@ impl Store {
             *current = index;
         }
         Ok(snap)
+    }
+
+    /// Folds an anchored person's digested attributes as the search returns the entry, so
+    /// their values are never all held; what the passes after the search read (class,
+    /// anchor, lock) is never folded here, and a mapping that writes one of those is folded
+    /// later, by [`read_people`], as a full read sees the entry.
+    fn fold_early(&self, digested: Option<&Digested>, e: &mut RawEntry) {
+        let Some(d) = digested else { return };
+        let read_later = ["objectclass", ANCHOR_ATTR, LOCK_ATTR, "entryuuid", "member"];
+        if read_later.iter().any(|a| d.contains(a)) {
+            return;
+        }
+        let ours = matches!(
+            StoredAnchor::from_values(e.get(ANCHOR_ATTR)),
+            Ok(Some(a)) if a.kind == AnchorKind::User && a.corp_id == self.corp_id
+        );
+        if ours
+            && e.get("objectClass")
+                .any(|c| c.eq_ignore_ascii_case("inetOrgPerson"))
+        {
+            e.digest = Some(d.fold(&mut e.attrs));
+            e.attrs.shrink();
+        }
     }
 
     /// Pass 1 of a read: sorts the entries into people, department groups and department
