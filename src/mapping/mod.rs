@@ -235,6 +235,24 @@ impl Mapping {
         Ok(out)
     }
 
+    /// The person fields the person templates read (top-level names): a source need keep
+    /// no other field of a person, plus those the engine reads itself (`mobile`, `email`,
+    /// `org_email`, counted when missing).
+    pub fn person_fields(&self) -> BTreeSet<String> {
+        let labels = (self.user.iter().chain(&self.matches))
+            .map(|r| r.label.as_str())
+            .chain(["user.uniqueName"]);
+        let mut fields: BTreeSet<String> = ["mobile", "email", "org_email"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for label in labels {
+            let t = self.env.get_template(label).expect("compiled");
+            fields.extend(t.undeclared_variables(false));
+        }
+        fields
+    }
+
     /// Attributes only dingsync keeps in step (`Always`), whose drift it corrects.
     pub fn owned_person_attributes(&self) -> impl Iterator<Item = &str> {
         self.user
@@ -344,6 +362,27 @@ mod tests {
             },
             department: None,
         }
+    }
+
+    #[test]
+    fn person_fields_are_what_the_templates_read() {
+        let m = Mapping::compile(&spec(
+            "{{ job_number or title }}@{{ extension['工号'] | default('x') }}",
+        ))
+        .unwrap();
+        let fields: Vec<String> = m.person_fields().into_iter().collect();
+        assert_eq!(
+            fields,
+            [
+                "email",
+                "extension",
+                "job_number",
+                "mobile",
+                "name",
+                "org_email",
+                "title"
+            ]
+        );
     }
 
     fn person() -> Person {

@@ -82,7 +82,8 @@ pub async fn open(r: &Resolved, access: Access, clients: &ClientPool) -> Result<
     }
     let mapping = Mapping::compile(&r.mapping)?;
     let dir = open_directory(r, access).await?;
-    let source = DingTalkSource::new(client, r.spec.scope.department_ids.clone());
+    let source = DingTalkSource::new(client, r.spec.scope.department_ids.clone())
+        .keeping(mapping.person_fields());
     Ok(Opened::Inbound(Inbound {
         dir,
         source: Arc::new(source),

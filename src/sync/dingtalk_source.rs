@@ -28,6 +28,8 @@ pub struct DingTalkSource {
     /// Department → parent, learnt by incremental re-reads to decide what is in scope; an
     /// event about a department drops its entry (it may have moved).
     parents: std::sync::Mutex<HashMap<i64, Option<i64>>>,
+    /// The person fields a full read keeps (`None`: every field templates may name).
+    fields: Option<HashSet<String>>,
 }
 
 impl DingTalkSource {
@@ -36,7 +38,16 @@ impl DingTalkSource {
             client,
             roots,
             parents: Default::default(),
+            fields: None,
         }
+    }
+
+    /// A full read keeps only these person fields (the mapping's, see
+    /// [`Mapping::person_fields`](crate::mapping::Mapping::person_fields)): at a million
+    /// people the fields no template reads would be most of the model's memory.
+    pub fn keeping(mut self, fields: impl IntoIterator<Item = String>) -> Self {
+        self.fields = Some(fields.into_iter().collect());
+        self
     }
 
     /// The same scope read through another client (other pacing, say), keeping what this one
@@ -51,6 +62,7 @@ impl DingTalkSource {
             client,
             roots: self.roots.clone(),
             parents: std::sync::Mutex::new(parents),
+            fields: self.fields.clone(),
         }
     }
 
@@ -79,7 +91,11 @@ impl Source for DingTalkSource {
         // the walk ends cost more than the whole model.
         let read = self
             .client
-            .read_scope_into(&self.roots, |u| listed(corp_id, u), listed_again)
+            .read_scope_into(
+                &self.roots,
+                |u| listed(corp_id, u, self.fields.as_ref()),
+                listed_again,
+            )
             .await;
         if read.users.is_empty() && !read.is_complete() {
             return Err(SyncError::Source(read.failure_messages().join("; ")));
@@ -280,7 +296,7 @@ pub fn to_model_in(corp_id: &str, read: ScopeRead, also_in_scope: &HashSet<i64>)
         calls,
     } = read;
     let mut kept = Vec::with_capacity(users.len());
-    kept.extend(users.into_iter().map(|u| listed(corp_id, u)));
+    kept.extend(users.into_iter().map(|u| listed(corp_id, u, None)));
     let read = ScopeSnapshot {
         departments,
         users: kept,
@@ -300,8 +316,8 @@ struct Listed {
 }
 
 /// Keep a user as a model record. Only the fields templates may name are kept (the mapping
-/// refuses any other), under DingTalk's names.
-fn listed(corp_id: &str, u: dt::User) -> Option<Listed> {
+/// refuses any other), under DingTalk's names, and of those only `fields` when given.
+fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<Listed> {
     static KNOWN: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(|| PERSON_FIELDS.iter().copied().collect());
     let dept_ids = u.departments().to_vec();
@@ -317,6 +333,7 @@ fn listed(corp_id: &str, u: dt::User) -> Option<Listed> {
     let fields: Fields = fields
         .into_iter()
         .filter(|(k, _)| known.contains(k.as_str()))
+        .filter(|(k, _)| only.is_none_or(|f| f.contains(k)))
         .map(|(k, v)| match k.as_str() {
             "extension" => (k, decode_extension(v)),
             _ => (k, v),
@@ -449,7 +466,7 @@ mod tests {
 
     #[test]
     fn custom_fields_arrive_as_a_map_templates_can_read() {
-        let person = |ext| listed("corp", user(ext)).expect("kept").person;
+        let person = |ext| listed("corp", user(ext), None).expect("kept").person;
         let p = person(json!("{\"工号\":\"A17\",\"花名\":\"小王\"}"));
         assert_eq!(
             p.fields.get("extension"),
@@ -458,5 +475,27 @@ mod tests {
         // Not a JSON object: kept as the text DingTalk sent.
         let p = person(json!("not json"));
         assert_eq!(p.fields.get("extension"), Some(json!("not json")));
+    }
+}
+
+#[cfg(test)]
+mod keeping_tests {
+    use super::*;
+
+    #[test]
+    fn a_lean_read_keeps_only_the_fields_named() {
+        let u: dt::User = serde_json::from_value(json!({
+            "userid": "u1", "name": "王芳", "title": "Engineer", "mobile": "13800000000",
+            "avatar": "https://static.example/a.png", "dept_id_list": [2],
+        }))
+        .expect("a DingTalk user");
+        let only: HashSet<String> = ["name", "mobile"].map(str::to_owned).into();
+        let p = listed("corp", u.clone(), Some(&only)).expect("kept").person;
+        assert_eq!(p.fields.text("mobile"), Some("13800000000"));
+        assert_eq!(p.fields.text("title"), None, "not named");
+        assert_eq!(p.fields.text("avatar"), None, "not named");
+        let all = listed("corp", u, None).expect("kept").person;
+        assert_eq!(all.fields.text("title"), Some("Engineer"));
+        assert_eq!((p.id.as_str(), p.name.as_str()), ("u1", "王芳"));
     }
 }

@@ -112,7 +112,8 @@ async fn main() {
     )
     .with_base(&sim.base_url());
     unpaced.per_api_per_second = 100_000;
-    let baseline = DingTalkSource::new(DingTalkClient::new(unpaced), vec![1]);
+    let baseline =
+        DingTalkSource::new(DingTalkClient::new(unpaced), vec![1]).keeping(mapping.person_fields());
     sim.set_qps_limit(None);
     let t = Instant::now();
     let first = sync::run(
