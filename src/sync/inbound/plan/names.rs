@@ -3,7 +3,7 @@
 //! template wants or, when that is taken (homonyms), the name with a suffix; people go in
 //! userid order, so every run hands the same suffix to the same person.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::people::Wanted;
 use crate::{
@@ -51,16 +51,21 @@ impl UniqueNames {
     /// Give everyone without an account name (`wants` in userid order) the name they want, or
     /// the first suffixed form of it that is free.
     pub fn assign(&mut self, wants: &mut [Wanted<'_>], style: SuffixStyle) {
+        let mut from = NextSuffix::default();
         for w in wants {
             if w.name.is_some() {
                 continue;
             }
             let mut candidate = w.wanted.clone();
-            let mut n = 2;
+            let mut n = from.start(&w.wanted, style);
+            if n > 2 {
+                candidate = suffixed(&w.wanted, n - 1, &w.person.id, style);
+            }
             while self.taken.contains(&candidate.to_lowercase()) {
                 candidate = suffixed(&w.wanted, n, &w.person.id, style);
                 n += 1;
             }
+            from.taken_up_to(&w.wanted, n, style);
             self.taken.insert(candidate.to_lowercase());
             w.name = Some(candidate);
         }
@@ -82,14 +87,19 @@ impl UniqueNames {
         const AHEAD: usize = 4;
         let mut taken = self.taken.clone();
         let mut unknown = BTreeSet::new();
+        let mut from = NextSuffix::default();
         for w in wants.iter().filter(|w| w.name.is_none()) {
             let mut candidate = w.wanted.to_lowercase();
-            let mut n = 2;
+            let mut n = from.start(&w.wanted, style);
+            if n > 2 {
+                candidate = suffixed(&w.wanted, n - 1, &w.person.id, style).to_lowercase();
+            }
             while taken.contains(&candidate) {
                 candidate = suffixed(&w.wanted, n, &w.person.id, style).to_lowercase();
                 n += 1;
             }
             if asked.contains(&candidate) {
+                from.taken_up_to(&w.wanted, n, style);
                 taken.insert(candidate);
                 continue;
             }
@@ -100,6 +110,31 @@ impl UniqueNames {
         }
         unknown.retain(|u| !asked.contains(u));
         unknown
+    }
+}
+
+/// Where the search for a free numbered name resumes, by wanted name (lowercased): names
+/// are only ever taken during a run, so the suffixes below the last one handed out stay
+/// taken. Without it the k-th homonym re-checks k names: hours at a million people, where
+/// thousands share a common name. (`UserId` suffixes differ per person: nothing to resume.)
+#[derive(Default)]
+struct NextSuffix(HashMap<String, usize>);
+
+impl NextSuffix {
+    /// The suffix after which to try the wanted name's numbered forms; 2 (nothing handed out
+    /// yet) means: try the wanted name itself first.
+    fn start(&self, wanted: &str, style: SuffixStyle) -> usize {
+        match style {
+            SuffixStyle::Number => self.0.get(&wanted.to_lowercase()).copied().unwrap_or(2),
+            SuffixStyle::UserId => 2,
+        }
+    }
+
+    /// Every form of `wanted` below suffix `n` is taken now.
+    fn taken_up_to(&mut self, wanted: &str, n: usize, style: SuffixStyle) {
+        if style == SuffixStyle::Number && n > 2 {
+            self.0.insert(wanted.to_lowercase(), n);
+        }
     }
 }
 
@@ -114,6 +149,59 @@ fn suffixed(wanted: &str, n: usize, userid: &str, style: SuffixStyle) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Free names handed out by trying every form from the start, for comparison.
+    fn naive(taken: &mut HashSet<String>, wanted: &str, id: &str, style: SuffixStyle) -> String {
+        let mut candidate = wanted.to_owned();
+        let mut n = 2;
+        while taken.contains(&candidate.to_lowercase()) {
+            candidate = suffixed(wanted, n, id, style);
+            n += 1;
+        }
+        taken.insert(candidate.to_lowercase());
+        candidate
+    }
+
+    #[test]
+    fn resumed_suffixes_are_the_ones_a_full_search_hands_out() {
+        use super::super::people::Rendering;
+        use crate::model::Person;
+        let people: Vec<Person> = (0..60)
+            .map(|i| Person {
+                id: format!("u{i:02}"),
+                name: String::new(),
+                departments: vec![],
+                main_department: None,
+                fields: Default::default(),
+            })
+            .collect();
+        let wanted = ["zhangwei", "ZhangWei", "lina", "zhangwei2x"];
+        for style in [SuffixStyle::Number, SuffixStyle::UserId] {
+            let held = ["zhangwei3", "lina", "zhangwei7", "lina2"];
+            let mut names = UniqueNames {
+                attr: Name::new("uid"),
+                key: "uid".into(),
+                taken: held.iter().map(|s| s.to_string()).collect(),
+            };
+            let mut wants: Vec<Wanted> = (people.iter().enumerate())
+                .map(|(i, p)| Wanted {
+                    person: p,
+                    entry: None,
+                    link: None,
+                    wanted: wanted[i % wanted.len()].to_owned(),
+                    name: None,
+                    attrs: Ok(Rendering::Full(Default::default())),
+                })
+                .collect();
+            let mut expected = names.taken.clone();
+            let expected: Vec<String> = (wants.iter())
+                .map(|w| naive(&mut expected, &w.wanted, &w.person.id, style))
+                .collect();
+            names.assign(&mut wants, style);
+            let got: Vec<String> = wants.into_iter().map(|w| w.name.unwrap()).collect();
+            assert_eq!(got, expected, "{style:?}");
+        }
+    }
 
     #[test]
     fn suffixes() {
