@@ -1,0 +1,565 @@
+//! Benchmark: dingsync's apply against slapd's own write ceiling, on the production-like test
+//! slapd (`tests/it/support/slapd.rs`: back_mdb, memberof, refint, ppolicy, equality indexes
+//! on member, memberOf, uid, mail, mobile, businessCategory …).
+//!
+//! One generated enterprise (`DINGSYNC_BENCH_CEILING_PEOPLE`, default 20,000 people in one
+//! department per 20) is planned once as a first sync into an empty node. The same writes then
+//! go to slapd in two ways, each into a fresh server started with the same config:
+//!
+//! * **ceiling**: a bare ldap3 loader that sends exactly the entries dingsync writes (same DNs,
+//!   attributes, anchor values, placeholder member), department groups in waves by depth,
+//!   then the people, then one modify per department adding all its members and dropping the
+//!   placeholder — first on one connection, one request at a time, then with the concurrency
+//!   of dingsync's apply (the pool's connections, `sync::CONCURRENCY` requests in flight);
+//! * **dingsync**: `sync::run` of the same source snapshot into an `LdapDirectory`, timed from
+//!   its first write to its end, so reading DingTalk, reading the empty node and planning are
+//!   left out.
+//!
+//! Writes are counted the same way on both sides (a group, a person or a department's member
+//! batch is one write), and after the first round the loader's node is read back through
+//! dingsync and compared with dingsync's node, so the two did the same work. Rounds
+//! (`DINGSYNC_BENCH_CEILING_ROUNDS`, default 3) interleave the runs; the table shows medians.
+
+// The integration tests' support code (servers, mapping), shared without a library.
+#[path = "../it/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt, stream};
+use ldap3::{LdapConnAsync, Mod};
+use support::slapd::{self, Slapd};
+
+use dingsync::{
+    api::target::Layout,
+    dingtalk::{ClientConfig, DingTalkClient, Secret},
+    directory::{
+        Anchors, Attrs, Directory, DirectoryError, Snapshot, SourceTree,
+        ldap::{
+            ConnectOptions, LdapDirectory, Pool, Secret as LdapSecret, Store,
+            dn::Dn,
+            schema::{
+                ANCHOR_ATTR, AnchorKind, GROUP_RDN, GROUPS_OU, OU_RDN, PEOPLE_OU, PERSON_RDN,
+                StoredAnchor,
+            },
+        },
+    },
+    model::SourceSnapshot,
+    sim::{
+        self, SimConfig, Simulator,
+        generate::{GenSpec, generate},
+    },
+    sync::{self, Op, Options, Plan, Source, StaticSource, dingtalk_source::DingTalkSource},
+};
+
+/// The allocator the `dingsync` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const CORP: &str = "dingbenchcorp";
+/// The bound of issue's "Done when": dingsync's apply at ≥ 80 % of the ceiling.
+const BOUND: f64 = 0.80;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One LDAP add: DN and attributes as ldap3 takes them.
+type Entry = (String, Vec<(String, HashSet<String>)>);
+
+/// The writes of a first sync, as bare LDAP requests.
+struct Work {
+    /// Department groups by depth: a wave only after its parents' wave.
+    groups: Vec<Vec<Entry>>,
+    people: Vec<Entry>,
+    /// Per department: its group's DN and the DNs of its members.
+    members: Vec<(String, Vec<String>)>,
+}
+
+fn ldap_attrs(attrs: Attrs) -> Vec<(String, HashSet<String>)> {
+    attrs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.map(str::to_owned).collect()))
+        .collect()
+}
+
+fn with_anchor_and_class(attrs: &Attrs, kind: AnchorKind, id: &str, class: &str) -> Attrs {
+    let mut a: Attrs = attrs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+        .collect();
+    a.update("objectclass", |v| {
+        if !v.iter().any(|c| c.eq_ignore_ascii_case(class)) {
+            v.push(class.to_owned());
+        }
+    });
+    a.update(&ANCHOR_ATTR.to_ascii_lowercase(), |v| {
+        v.push(StoredAnchor::new(kind, CORP, id).encode())
+    });
+    a
+}
+
+/// The entries and member batches dingsync's plan writes into `node` (flat layout).
+fn work_of(plan: &Plan, node: &str) -> Work {
+    let node_dn = Dn::parse(node).expect("node DN");
+    let people_base = Dn::child(&node_dn, OU_RDN, PEOPLE_OU);
+    let groups_base = Dn::child(&node_dn, OU_RDN, GROUPS_OU);
+    let mut dept: HashMap<&str, (Dn, usize)> = HashMap::new();
+    let mut person: HashMap<&str, String> = HashMap::new();
+    let mut work = Work {
+        groups: vec![],
+        people: vec![],
+        members: vec![],
+    };
+    for step in &plan.steps {
+        match &step.op {
+            Op::CreateDept {
+                id,
+                name,
+                parent,
+                attrs,
+            } => {
+                let (parent_dn, depth) = match parent.as_deref().and_then(|p| dept.get(p)) {
+                    Some((dn, depth)) => (dn.clone(), depth + 1),
+                    None => (groups_base.clone(), 0),
+                };
+                let dn = Dn::child(&parent_dn, GROUP_RDN, name);
+                let mut a = with_anchor_and_class(attrs, AnchorKind::Dept, id, "groupOfNames");
+                a.insert(GROUP_RDN, vec![name.clone()]);
+                a.insert("member", vec![node.to_owned()]);
+                if work.groups.len() <= depth {
+                    work.groups.resize_with(depth + 1, Vec::new);
+                }
+                work.groups[depth].push((dn.to_string(), ldap_attrs(a)));
+                dept.insert(id, (dn, depth));
+            }
+            Op::CreatePerson { id, attrs, .. } => {
+                let uid = attrs.first(PERSON_RDN).expect("uid");
+                let dn = Dn::child(&people_base, PERSON_RDN, uid).to_string();
+                let a = with_anchor_and_class(attrs, AnchorKind::User, id, "inetOrgPerson");
+                work.people.push((dn.clone(), ldap_attrs(a)));
+                person.insert(id, dn);
+            }
+            Op::AddMembers { dept: d, people } => work.members.push((
+                dept[d.as_str()].0.to_string(),
+                people.iter().map(|p| person[p.as_str()].clone()).collect(),
+            )),
+            other => panic!(
+                "a first sync into an empty node plans no {:?}",
+                other.verb()
+            ),
+        }
+    }
+    work
+}
+
+/// Bound connections of the service account dingsync uses (same ACLs, same limits).
+async fn connections(server: &Slapd, n: usize) -> Vec<ldap3::Ldap> {
+    let mut out = vec![];
+    for _ in 0..n {
+        let (conn, mut ldap) = LdapConnAsync::new(&server.url()).await.expect("connect");
+        ldap3::drive!(conn);
+        ldap.simple_bind(slapd::SERVICE_DN, server.service_password())
+            .await
+            .and_then(|r| r.success())
+            .expect("bind");
+        out.push(ldap);
+    }
+    out
+}
+
+/// Send `work` to slapd: `conns` connections, `in_flight` requests at once; returns seconds.
+async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: usize) -> f64 {
+    let handles = connections(server, conns).await;
+    let on = |i: usize| handles[i % handles.len()].clone();
+    let t = Instant::now();
+    for wave in &work.groups {
+        run_all(wave.iter().enumerate(), in_flight, |(i, (dn, a))| {
+            let mut h = on(i);
+            async move { h.add(dn, a.clone()).await?.success().map(|_| ()) }
+        })
+        .await;
+    }
+    run_all(work.people.iter().enumerate(), in_flight, |(i, (dn, a))| {
+        let mut h = on(i);
+        async move { h.add(dn, a.clone()).await?.success().map(|_| ()) }
+    })
+    .await;
+    run_all(
+        work.members.iter().enumerate(),
+        in_flight,
+        |(i, (g, ms))| {
+            let mut h = on(i);
+            let mods = vec![
+                Mod::Add("member".to_owned(), ms.iter().cloned().collect()),
+                Mod::Delete("member".to_owned(), HashSet::from([node.to_owned()])),
+            ];
+            async move { h.modify(g, mods).await?.success().map(|_| ()) }
+        },
+    )
+    .await;
+    t.elapsed().as_secs_f64()
+}
+
+async fn run_all<I, F, Fut>(items: I, in_flight: usize, f: F)
+where
+    I: Iterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<(), ldap3::LdapError>>,
+{
+    stream::iter(items.map(f))
+        .buffer_unordered(in_flight)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("slapd accepts every write");
+}
+
+/// `dir`, noting when the first write is sent (everything before it is reading and planning).
+struct FirstWrite<D> {
+    inner: D,
+    at: OnceLock<Instant>,
+}
+
+impl<D> FirstWrite<D> {
+    fn mark(&self) {
+        self.at.get_or_init(Instant::now);
+    }
+}
+
+#[async_trait]
+impl<D: Directory> Directory for FirstWrite<D> {
+    async fn read(&self) -> Result<Snapshot, DirectoryError> {
+        self.inner.read().await
+    }
+    async fn read_some(&self, anchors: &Anchors) -> Result<Snapshot, DirectoryError> {
+        self.inner.read_some(anchors).await
+    }
+    async fn create_person(
+        &self,
+        id: &str,
+        attrs: &Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.create_person(id, attrs, main_dept).await
+    }
+    async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.link_person(key, id).await
+    }
+    async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.update_person(id, changes).await
+    }
+    async fn move_person(&self, id: &str, name: &str, dept: &str) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.move_person(id, name, dept).await
+    }
+    async fn disable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.disable_person(id).await
+    }
+    async fn enable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.enable_person(id).await
+    }
+    async fn delete_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.delete_person(id).await
+    }
+    async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.add_members(dept, people).await
+    }
+    async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.remove_members(dept, people).await
+    }
+    async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &Attrs,
+    ) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.create_dept(id, name, parent, attrs).await
+    }
+    async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.update_dept(id, changes).await
+    }
+    async fn move_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.move_dept(id, name, parent).await
+    }
+    async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
+        self.mark();
+        self.inner.delete_dept(id).await
+    }
+    fn writes(&self) -> u64 {
+        self.inner.writes()
+    }
+    async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
+        self.inner.read_tree(since).await
+    }
+}
+
+async fn directory(server: &Slapd, node: &str) -> LdapDirectory {
+    // The pool a target gets (`LdapTarget::from_spec`): the default number of connections.
+    let opts = ConnectOptions::new(
+        server.url(),
+        slapd::SERVICE_DN,
+        LdapSecret::new(server.service_password()),
+    );
+    let pool = Pool::connect(opts).await.expect("connect");
+    LdapDirectory::new(
+        Store::open(pool, node, Layout::FlatWithGroups, CORP)
+            .await
+            .expect("open the node"),
+    )
+}
+
+/// dingsync's first sync of `source` into a fresh node: (seconds from the first write to the
+/// end, writes).
+async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (f64, u64) {
+    let node = server.new_node("bench").expect("node");
+    let dir = FirstWrite {
+        inner: directory(server, &node).await,
+        at: OnceLock::new(),
+    };
+    let report = sync::run(
+        source,
+        &dir,
+        &support::conformance::mapping(),
+        &Options::default(),
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("sync runs");
+    let end = Instant::now();
+    assert!(
+        report.failures.is_empty(),
+        "{} failures, e.g. {:?}",
+        report.failures.len(),
+        report.failures.first()
+    );
+    let began = *dir.at.get().expect("the first sync writes");
+    ((end - began).as_secs_f64(), report.writes)
+}
+
+/// What a node holds, keyed by source id, with DNs made relative to the node.
+fn comparable(s: Snapshot, node: &str) -> BTreeMap<String, String> {
+    let rel = |k: &str| k.trim_end_matches(node).to_owned();
+    let mut out = BTreeMap::new();
+    for p in s.people {
+        let mut attrs: Vec<_> = p
+            .attrs
+            .iter()
+            .map(|(k, v)| {
+                let mut v = v.to_vec();
+                v.sort();
+                (k.to_string(), v)
+            })
+            .collect();
+        attrs.sort();
+        let line = format!("{} {:?} {:?}", rel(&p.key), attrs, p.departments);
+        out.insert(format!("user {}", p.id.unwrap_or_default()), line);
+    }
+    for d in s.departments {
+        let line = format!("{} {} {:?}", rel(&d.key), d.name, d.parent);
+        out.insert(format!("dept {}", d.id), line);
+    }
+    out
+}
+
+/// The loader's node, read through dingsync, holds what dingsync's holds.
+async fn assert_same_result(server: &Slapd, loader_node: &str, source: &StaticSource) {
+    let node = server.new_node("check").expect("node");
+    let dir = directory(server, &node).await;
+    let report = sync::run(
+        source,
+        &dir,
+        &support::conformance::mapping(),
+        &Options::default(),
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("sync runs");
+    assert!(report.failures.is_empty());
+    let theirs = comparable(dir.read().await.expect("read"), &node);
+    let loaded = directory(server, loader_node).await;
+    let ours = comparable(loaded.read().await.expect("read"), loader_node);
+    assert_eq!(ours.len(), theirs.len(), "entries in the two nodes");
+    for (k, v) in &theirs {
+        assert_eq!(ours.get(k), Some(v), "{k} as the loader wrote it");
+    }
+}
+
+/// The enterprise as a first sync reads it, from an in-process simulator that is gone again
+/// before anything is timed.
+async fn source_snapshot(people: usize) -> SourceSnapshot {
+    let org = generate(&GenSpec {
+        people,
+        departments: (people / 20).max(1),
+        seed: 23,
+        corp_id: CORP.into(),
+        ..Default::default()
+    });
+    let config = SimConfig {
+        qps_limit: None,
+        ..SimConfig::fast()
+    };
+    let handle = Simulator::start(config, org, "127.0.0.1:0")
+        .await
+        .expect("simulator");
+    let mut c = ClientConfig::new(
+        CORP,
+        sim::DEFAULT_APP_KEY,
+        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
+    )
+    .with_base(&handle.base_url());
+    c.per_api_per_second = 100_000;
+    let snapshot = DingTalkSource::new(DingTalkClient::new(c), vec![1])
+        .read()
+        .await
+        .expect("read the simulator");
+    assert!(snapshot.complete, "{:?}", snapshot.incomplete);
+    handle.shutdown().await;
+    snapshot
+}
+
+fn fresh_slapd() -> Slapd {
+    Slapd::start().expect("slapd starts")
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if slapd::unavailable().is_some() {
+        panic!(
+            "slapd is needed: {}",
+            slapd::unavailable().unwrap_or_default()
+        );
+    }
+    let people = env_usize("DINGSYNC_BENCH_CEILING_PEOPLE", 20_000);
+    let rounds = env_usize("DINGSYNC_BENCH_CEILING_ROUNDS", 3).max(1);
+    let snapshot = source_snapshot(people).await;
+    let source = StaticSource::new(snapshot.clone());
+    let plan = sync::plan::plan(
+        &snapshot.normalise(),
+        &Default::default(),
+        &support::conformance::mapping(),
+        &Options::default(),
+    );
+    let pool_size = ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections;
+    let shapes = [(1, 1), (pool_size, sync::CONCURRENCY)];
+    let mut ceiling: Vec<Vec<f64>> = vec![vec![]; shapes.len()];
+    let mut ours = vec![];
+    let mut counts = (0, 0, 0);
+    for round in 0..rounds {
+        for (i, &(conns, in_flight)) in shapes.iter().enumerate() {
+            let server = fresh_slapd();
+            let node = server.new_node("bench").expect("node");
+            // The node's containers, as `Store::open` makes them.
+            drop(directory(&server, &node).await);
+            let work = work_of(&plan, &node);
+            counts = (
+                work.groups.iter().map(Vec::len).sum(),
+                work.people.len(),
+                work.members.len(),
+            );
+            let took = load(&server, &node, &work, conns, in_flight).await;
+            eprintln!("round {round}: loader {conns} conn × {in_flight}: {took:.2} s");
+            ceiling[i].push(took);
+            if round == 0 && i == shapes.len() - 1 {
+                assert_same_result(&server, &node, &source).await;
+            }
+        }
+        let server = fresh_slapd();
+        let (took, w) = dingsync_apply(&server, &source).await;
+        eprintln!("round {round}: dingsync apply: {took:.2} s, {w} writes");
+        assert_eq!(
+            w as usize,
+            counts.0 + counts.1 + counts.2,
+            "dingsync and the loader write as much"
+        );
+        ours.push(took);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    report(&counts, &shapes, &ceiling, &ours);
+}
+
+/// The table: `counts` are the groups, people and member batches written.
+fn report(
+    counts: &(usize, usize, usize),
+    shapes: &[(usize, usize)],
+    ceiling: &[Vec<f64>],
+    ours: &[f64],
+) {
+    let &(groups, people, batches) = counts;
+    let writes = groups + people + batches;
+    let rate = |secs: f64| writes as f64 / secs;
+    println!(
+        "\n## slapd write ceiling vs dingsync's apply: {people} people, {groups} department \
+         groups, {batches} member batches = {writes} writes (medians of {} rounds)",
+        ours.len()
+    );
+    println!("| writer | time (s) | writes/s | dingsync / this |");
+    println!("|---|---|---|---|");
+    let ours_s = median(ours);
+    for (&(conns, in_flight), times) in shapes.iter().zip(ceiling) {
+        let s = median(times);
+        println!(
+            "| ldap3 loader, {conns} connection(s), {in_flight} in flight | {s:.2} | {:.0} | {:.3} |",
+            rate(s),
+            s / ours_s
+        );
+    }
+    println!(
+        "| dingsync apply ({} connections, {} in flight) | {ours_s:.2} | {:.0} | |",
+        shapes.last().map_or(0, |s| s.0),
+        sync::CONCURRENCY,
+        rate(ours_s)
+    );
+    let best = ceiling
+        .iter()
+        .map(|t| median(t))
+        .fold(f64::INFINITY, f64::min);
+    let ratio = best / ours_s;
+    println!(
+        "| **dingsync / best ceiling** | | | **{ratio:.3}** (bound ≥ {BOUND:.2}: {}) |",
+        if ratio >= BOUND { "ok" } else { "MISSED" }
+    );
+    for (name, t) in [
+        ("ceiling runs", ceiling.concat()),
+        ("dingsync runs", ours.to_vec()),
+    ] {
+        let t: Vec<String> = t.iter().map(|s| format!("{s:.2}")).collect();
+        println!("{name} (s): {}", t.join(", "));
+    }
+}
