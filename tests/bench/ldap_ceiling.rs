@@ -26,7 +26,7 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -176,8 +176,11 @@ async fn connections(server: &Slapd, n: usize) -> Vec<ldap3::Ldap> {
     out
 }
 
-/// Send `work` to slapd: `conns` connections, `in_flight` requests at once; returns seconds.
-async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: usize) -> f64 {
+/// Seconds spent on department groups, people and member batches.
+type Phases = [f64; 3];
+
+/// Send `work` to slapd: `conns` connections, `in_flight` requests at once.
+async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: usize) -> Phases {
     let handles = connections(server, conns).await;
     let on = |i: usize| handles[i % handles.len()].clone();
     let t = Instant::now();
@@ -188,11 +191,13 @@ async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: 
         })
         .await;
     }
+    let groups = t.elapsed().as_secs_f64();
     run_all(work.people.iter().enumerate(), in_flight, |(i, (dn, a))| {
         let mut h = on(i);
         async move { h.add(dn, a.clone()).await?.success().map(|_| ()) }
     })
     .await;
+    let people = t.elapsed().as_secs_f64();
     run_all(
         work.members.iter().enumerate(),
         in_flight,
@@ -206,7 +211,8 @@ async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: 
         },
     )
     .await;
-    t.elapsed().as_secs_f64()
+    let members = t.elapsed().as_secs_f64();
+    [groups, people - groups, members - people]
 }
 
 async fn run_all<I, F, Fut>(items: I, in_flight: usize, f: F)
@@ -333,13 +339,19 @@ async fn directory(server: &Slapd, node: &str) -> LdapDirectory {
     )
 }
 
-/// dingsync's first sync of `source` into a fresh node: (seconds from the first write to the
-/// end, writes).
-async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (f64, u64) {
+/// dingsync's first sync of `source` into a fresh node, timed from its first write (its
+/// phases end where the apply reports progress); and its writes.
+async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (Phases, u64) {
     let node = server.new_node("bench").expect("node");
     let dir = FirstWrite {
         inner: directory(server, &node).await,
         at: OnceLock::new(),
+    };
+    let ends = std::sync::Mutex::new(vec![]);
+    let progress = |phase: &str, _: usize, _: Option<usize>| {
+        if phase == "Applying" {
+            ends.lock().unwrap().push(Instant::now());
+        }
     };
     let report = sync::run(
         source,
@@ -347,11 +359,10 @@ async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (f64, u64) {
         &support::conformance::mapping(),
         &Options::default(),
         false,
-        &|_, _, _| {},
+        &progress,
     )
     .await
     .expect("sync runs");
-    let end = Instant::now();
     assert!(
         report.failures.is_empty(),
         "{} failures, e.g. {:?}",
@@ -359,7 +370,15 @@ async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (f64, u64) {
         report.failures.first()
     );
     let began = *dir.at.get().expect("the first sync writes");
-    ((end - began).as_secs_f64(), report.writes)
+    let ends = ends.into_inner().unwrap();
+    assert_eq!(ends.len(), 3, "groups, people and members, one phase each");
+    let secs = |a: Instant, b: Instant| (b - a).as_secs_f64();
+    let phases = [
+        secs(began, ends[0]),
+        secs(ends[0], ends[1]),
+        secs(ends[1], ends[2]),
+    ];
+    (phases, report.writes)
 }
 
 /// What a node holds, keyed by source id, with DNs made relative to the node.
@@ -458,16 +477,77 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// Loader shapes (connections × requests in flight): one connection one request at a time,
+/// then dingsync's own (the pool's default connections, `sync::CONCURRENCY` in flight);
+/// `DINGSYNC_BENCH_CEILING_SHAPES=1x1,4x8,8x32` tries others.
+fn shapes() -> Vec<(usize, usize)> {
+    let pool = ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections;
+    let default = format!("1x1,{pool}x{}", sync::CONCURRENCY);
+    std::env::var("DINGSYNC_BENCH_CEILING_SHAPES")
+        .unwrap_or(default)
+        .split(',')
+        .filter_map(|s| {
+            let (c, f) = s.trim().split_once('x')?;
+            Some((c.parse().ok()?, f.parse().ok()?))
+        })
+        .collect()
+}
+
+/// One run of every writer per round, in turn, each on a fresh slapd.
+struct Runs {
+    /// Per loader shape, the phases of each round.
+    ceiling: Vec<Vec<Phases>>,
+    ours: Vec<Phases>,
+    /// Department groups, people and member batches written.
+    counts: (usize, usize, usize),
+}
+
+async fn measure(plan: &Plan, source: &StaticSource, shapes: &[(usize, usize)]) -> Runs {
+    let rounds = env_usize("DINGSYNC_BENCH_CEILING_ROUNDS", 3).max(1);
+    let mut runs = Runs {
+        ceiling: vec![vec![]; shapes.len()],
+        ours: vec![],
+        counts: (0, 0, 0),
+    };
+    for round in 0..rounds {
+        for (i, &(conns, in_flight)) in shapes.iter().enumerate() {
+            let server = fresh_slapd();
+            let node = server.new_node("bench").expect("node");
+            // The node's containers, as `Store::open` makes them.
+            drop(directory(&server, &node).await);
+            let work = work_of(plan, &node);
+            runs.counts = (
+                work.groups.iter().map(Vec::len).sum(),
+                work.people.len(),
+                work.members.len(),
+            );
+            let took = load(&server, &node, &work, conns, in_flight).await;
+            eprintln!("round {round}: loader {conns} conn × {in_flight}: {took:.2?} s");
+            runs.ceiling[i].push(took);
+            if round == 0 && i == 0 {
+                assert_same_result(&server, &node, source).await;
+            }
+        }
+        let server = fresh_slapd();
+        let (took, w) = dingsync_apply(&server, source).await;
+        eprintln!("round {round}: dingsync apply: {took:.2?} s, {w} writes");
+        let (g, p, m) = runs.counts;
+        assert_eq!(
+            w as usize,
+            g + p + m,
+            "dingsync and the loader write as much"
+        );
+        runs.ours.push(took);
+    }
+    runs
+}
+
 #[tokio::main]
 async fn main() {
-    if slapd::unavailable().is_some() {
-        panic!(
-            "slapd is needed: {}",
-            slapd::unavailable().unwrap_or_default()
-        );
+    if let Some(why) = slapd::unavailable() {
+        panic!("slapd is needed: {why}");
     }
     let people = env_usize("DINGSYNC_BENCH_CEILING_PEOPLE", 20_000);
-    let rounds = env_usize("DINGSYNC_BENCH_CEILING_ROUNDS", 3).max(1);
     let snapshot = source_snapshot(people).await;
     let source = StaticSource::new(snapshot.clone());
     let plan = sync::plan::plan(
@@ -476,90 +556,68 @@ async fn main() {
         &support::conformance::mapping(),
         &Options::default(),
     );
-    let pool_size = ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections;
-    let shapes = [(1, 1), (pool_size, sync::CONCURRENCY)];
-    let mut ceiling: Vec<Vec<f64>> = vec![vec![]; shapes.len()];
-    let mut ours = vec![];
-    let mut counts = (0, 0, 0);
-    for round in 0..rounds {
-        for (i, &(conns, in_flight)) in shapes.iter().enumerate() {
-            let server = fresh_slapd();
-            let node = server.new_node("bench").expect("node");
-            // The node's containers, as `Store::open` makes them.
-            drop(directory(&server, &node).await);
-            let work = work_of(&plan, &node);
-            counts = (
-                work.groups.iter().map(Vec::len).sum(),
-                work.people.len(),
-                work.members.len(),
-            );
-            let took = load(&server, &node, &work, conns, in_flight).await;
-            eprintln!("round {round}: loader {conns} conn × {in_flight}: {took:.2} s");
-            ceiling[i].push(took);
-            if round == 0 && i == shapes.len() - 1 {
-                assert_same_result(&server, &node, &source).await;
-            }
-        }
-        let server = fresh_slapd();
-        let (took, w) = dingsync_apply(&server, &source).await;
-        eprintln!("round {round}: dingsync apply: {took:.2} s, {w} writes");
-        assert_eq!(
-            w as usize,
-            counts.0 + counts.1 + counts.2,
-            "dingsync and the loader write as much"
-        );
-        ours.push(took);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    report(&counts, &shapes, &ceiling, &ours);
+    let shapes = shapes();
+    let runs = measure(&plan, &source, &shapes).await;
+    report(&runs, &shapes);
 }
 
-/// The table: `counts` are the groups, people and member batches written.
-fn report(
-    counts: &(usize, usize, usize),
-    shapes: &[(usize, usize)],
-    ceiling: &[Vec<f64>],
-    ours: &[f64],
-) {
-    let &(groups, people, batches) = counts;
+/// Medians per phase and of the totals.
+fn medians(runs: &[Phases]) -> (Phases, f64) {
+    let phase = |i: usize| median(&runs.iter().map(|p| p[i]).collect::<Vec<_>>());
+    let total = median(&runs.iter().map(|p| p.iter().sum()).collect::<Vec<_>>());
+    ([phase(0), phase(1), phase(2)], total)
+}
+
+fn report(runs: &Runs, shapes: &[(usize, usize)]) {
+    let (groups, people, batches) = runs.counts;
     let writes = groups + people + batches;
-    let rate = |secs: f64| writes as f64 / secs;
+    let rate = |n: usize, secs: f64| n as f64 / secs;
     println!(
         "\n## slapd write ceiling vs dingsync's apply: {people} people, {groups} department \
          groups, {batches} member batches = {writes} writes (medians of {} rounds)",
-        ours.len()
+        runs.ours.len()
     );
-    println!("| writer | time (s) | writes/s | dingsync / this |");
-    println!("|---|---|---|---|");
-    let ours_s = median(ours);
-    for (&(conns, in_flight), times) in shapes.iter().zip(ceiling) {
-        let s = median(times);
+    println!(
+        "| writer | time (s) | writes/s | groups/s | people/s | member batches/s | \
+         dingsync / this |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let (ours_p, ours) = medians(&runs.ours);
+    let row = |name: String, p: Phases, total: f64, ratio: String| {
         println!(
-            "| ldap3 loader, {conns} connection(s), {in_flight} in flight | {s:.2} | {:.0} | {:.3} |",
-            rate(s),
-            s / ours_s
-        );
+            "| {name} | {total:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {ratio} |",
+            rate(writes, total),
+            rate(groups, p[0]),
+            rate(people, p[1]),
+            rate(batches, p[2]),
+        )
+    };
+    let mut best = f64::INFINITY;
+    for (&(conns, in_flight), times) in shapes.iter().zip(&runs.ceiling) {
+        let (p, total) = medians(times);
+        best = best.min(total);
+        let name = format!("ldap3 loader, {conns} connection(s), {in_flight} in flight");
+        row(name, p, total, format!("{:.3}", total / ours));
     }
-    println!(
-        "| dingsync apply ({} connections, {} in flight) | {ours_s:.2} | {:.0} | |",
-        shapes.last().map_or(0, |s| s.0),
-        sync::CONCURRENCY,
-        rate(ours_s)
+    let pool = ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections;
+    let name = format!(
+        "dingsync apply ({pool} connections, {} in flight)",
+        sync::CONCURRENCY
     );
-    let best = ceiling
-        .iter()
-        .map(|t| median(t))
-        .fold(f64::INFINITY, f64::min);
-    let ratio = best / ours_s;
+    row(name, ours_p, ours, String::new());
+    let ratio = best / ours;
     println!(
-        "| **dingsync / best ceiling** | | | **{ratio:.3}** (bound ≥ {BOUND:.2}: {}) |",
+        "| **dingsync / best ceiling** | | | | | | **{ratio:.3}** (bound ≥ {BOUND:.2}: {}) |",
         if ratio >= BOUND { "ok" } else { "MISSED" }
     );
-    for (name, t) in [
-        ("ceiling runs", ceiling.concat()),
-        ("dingsync runs", ours.to_vec()),
-    ] {
-        let t: Vec<String> = t.iter().map(|s| format!("{s:.2}")).collect();
-        println!("{name} (s): {}", t.join(", "));
+    let totals = |v: &[Phases]| {
+        v.iter()
+            .map(|p| format!("{:.2}", p.iter().sum::<f64>()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for ((conns, in_flight), t) in shapes.iter().zip(&runs.ceiling) {
+        println!("loader {conns}×{in_flight} runs (s): {}", totals(t));
     }
+    println!("dingsync runs (s): {}", totals(&runs.ours));
 }
