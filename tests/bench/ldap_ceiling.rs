@@ -9,8 +9,9 @@
 //! * **ceiling**: a bare ldap3 loader that sends exactly the entries dingsync writes (same DNs,
 //!   attributes, anchor values, placeholder member), department groups in waves by depth,
 //!   then the people, then one modify per department adding all its members and dropping the
-//!   placeholder — first on one connection, one request at a time, then with the concurrency
-//!   of dingsync's apply (the pool's connections, `sync::CONCURRENCY` requests in flight);
+//!   placeholder — on one connection one request at a time, with the concurrency of
+//!   dingsync's apply (the pool's connections, `Directory::write_concurrency` in flight) and
+//!   twice as deep;
 //! * **dingsync**: `sync::run` of the same source snapshot into an `LdapDirectory`, timed from
 //!   its first write to its end, so reading DingTalk, reading the empty node and planning are
 //!   left out.
@@ -319,6 +320,9 @@ impl<D: Directory> Directory for FirstWrite<D> {
     fn writes(&self) -> u64 {
         self.inner.writes()
     }
+    fn write_concurrency(&self) -> usize {
+        self.inner.write_concurrency()
+    }
     async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
         self.inner.read_tree(since).await
     }
@@ -340,13 +344,14 @@ async fn directory(server: &Slapd, node: &str) -> LdapDirectory {
 }
 
 /// dingsync's first sync of `source` into a fresh node, timed from its first write (its
-/// phases end where the apply reports progress); and its writes.
-async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (Phases, u64) {
+/// phases end where the apply reports progress); its writes and the LDAP requests they took.
+async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (Phases, u64, u64) {
     let node = server.new_node("bench").expect("node");
     let dir = FirstWrite {
         inner: directory(server, &node).await,
         at: OnceLock::new(),
     };
+    let requests = dir.inner.store().pool().writes_sent();
     let ends = std::sync::Mutex::new(vec![]);
     let progress = |phase: &str, _: usize, _: Option<usize>| {
         if phase == "Applying" {
@@ -378,7 +383,8 @@ async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (Phases, u64) 
         secs(ends[0], ends[1]),
         secs(ends[1], ends[2]),
     ];
-    (phases, report.writes)
+    let requests = dir.inner.store().pool().writes_sent() - requests;
+    (phases, report.writes, requests)
 }
 
 /// What a node holds, keyed by source id, with DNs made relative to the node.
@@ -477,12 +483,12 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Loader shapes (connections × requests in flight): one connection one request at a time,
-/// then dingsync's own (the pool's default connections, `sync::CONCURRENCY` in flight);
-/// `DINGSYNC_BENCH_CEILING_SHAPES=1x1,4x8,8x32` tries others.
-fn shapes() -> Vec<(usize, usize)> {
-    let pool = ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections;
-    let default = format!("1x1,{pool}x{}", sync::CONCURRENCY);
+/// Loader shapes (connections × requests in flight): one connection one request at a time;
+/// dingsync's own (the pool's default connections, `width` in flight); twice as deep, to
+/// show what is left. `DINGSYNC_BENCH_CEILING_SHAPES=1x1,4x8,8x32` tries others.
+fn shapes(width: usize) -> Vec<(usize, usize)> {
+    let pool = pool_size();
+    let default = format!("1x1,{pool}x{width},{pool}x{}", 2 * width);
     std::env::var("DINGSYNC_BENCH_CEILING_SHAPES")
         .unwrap_or(default)
         .split(',')
@@ -493,6 +499,11 @@ fn shapes() -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Connections of the pool a target gets (`LdapTarget::from_spec`).
+fn pool_size() -> usize {
+    ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections
+}
+
 /// One run of every writer per round, in turn, each on a fresh slapd.
 struct Runs {
     /// Per loader shape, the phases of each round.
@@ -500,6 +511,8 @@ struct Runs {
     ours: Vec<Phases>,
     /// Department groups, people and member batches written.
     counts: (usize, usize, usize),
+    /// LDAP write requests dingsync sent (the loader sends one per write).
+    requests: u64,
 }
 
 async fn measure(plan: &Plan, source: &StaticSource, shapes: &[(usize, usize)]) -> Runs {
@@ -508,6 +521,7 @@ async fn measure(plan: &Plan, source: &StaticSource, shapes: &[(usize, usize)]) 
         ceiling: vec![vec![]; shapes.len()],
         ours: vec![],
         counts: (0, 0, 0),
+        requests: 0,
     };
     for round in 0..rounds {
         for (i, &(conns, in_flight)) in shapes.iter().enumerate() {
@@ -529,14 +543,15 @@ async fn measure(plan: &Plan, source: &StaticSource, shapes: &[(usize, usize)]) 
             }
         }
         let server = fresh_slapd();
-        let (took, w) = dingsync_apply(&server, source).await;
-        eprintln!("round {round}: dingsync apply: {took:.2?} s, {w} writes");
+        let (took, w, requests) = dingsync_apply(&server, source).await;
+        eprintln!("round {round}: dingsync apply: {took:.2?} s, {w} writes, {requests} requests");
         let (g, p, m) = runs.counts;
         assert_eq!(
             w as usize,
             g + p + m,
             "dingsync and the loader write as much"
         );
+        runs.requests = requests;
         runs.ours.push(took);
     }
     runs
@@ -556,9 +571,14 @@ async fn main() {
         &support::conformance::mapping(),
         &Options::default(),
     );
-    let shapes = shapes();
+    let width = {
+        let server = fresh_slapd();
+        let node = server.new_node("probe").expect("node");
+        directory(&server, &node).await.write_concurrency()
+    };
+    let shapes = shapes(width);
     let runs = measure(&plan, &source, &shapes).await;
-    report(&runs, &shapes);
+    report(&runs, &shapes, width);
 }
 
 /// Medians per phase and of the totals.
@@ -568,7 +588,7 @@ fn medians(runs: &[Phases]) -> (Phases, f64) {
     ([phase(0), phase(1), phase(2)], total)
 }
 
-fn report(runs: &Runs, shapes: &[(usize, usize)]) {
+fn report(runs: &Runs, shapes: &[(usize, usize)], width: usize) {
     let (groups, people, batches) = runs.counts;
     let writes = groups + people + batches;
     let rate = |n: usize, secs: f64| n as f64 / secs;
@@ -599,10 +619,9 @@ fn report(runs: &Runs, shapes: &[(usize, usize)]) {
         let name = format!("ldap3 loader, {conns} connection(s), {in_flight} in flight");
         row(name, p, total, format!("{:.3}", total / ours));
     }
-    let pool = ConnectOptions::new("ldap://x", "cn=x", LdapSecret::new("x")).connections;
     let name = format!(
-        "dingsync apply ({pool} connections, {} in flight)",
-        sync::CONCURRENCY
+        "dingsync apply ({} connections, {width} in flight)",
+        pool_size()
     );
     row(name, ours_p, ours, String::new());
     let ratio = best / ours;
@@ -620,4 +639,8 @@ fn report(runs: &Runs, shapes: &[(usize, usize)]) {
         println!("loader {conns}×{in_flight} runs (s): {}", totals(t));
     }
     println!("dingsync runs (s): {}", totals(&runs.ours));
+    println!(
+        "LDAP write requests: loader {writes}, dingsync {}",
+        runs.requests
+    );
 }
