@@ -1,12 +1,16 @@
-//! How many requests the node's writes cost: a department's members go in one modify,
-//! whatever the state of its placeholder member.
+//! What the node's writes cost: a department's members go in one modify whatever the state
+//! of its placeholder member, and an apply keeps slapd's writer fed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
 use dingsync::api::target::Layout;
-use dingsync::directory::Attrs;
-use dingsync::directory::ldap::store::Store;
+use dingsync::directory::ldap::{LdapDirectory, store::Store};
+use dingsync::directory::{Attrs, Directory, DirectoryError, Snapshot};
 
 use crate::support::slapd::{self, Slapd};
 use crate::support::world::ldap_pool;
+use crate::support::{World, conformance};
 
 fn person(uid: &str) -> Attrs {
     [("uid", uid), ("cn", uid), ("sn", uid)]
@@ -113,4 +117,117 @@ async fn members_arrive_when_the_placeholder_is_already_gone() {
     st.add_members("1", &["b".into()]).await.unwrap();
     let b = st.dn_of_person("b").unwrap();
     assert_eq!(members(&s, &st, "1"), vec![a, b]);
+}
+
+/// Counts the person creates in flight at once, the highest count kept.
+struct InFlight {
+    inner: LdapDirectory,
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+#[async_trait]
+impl Directory for InFlight {
+    async fn read(&self) -> Result<Snapshot, DirectoryError> {
+        self.inner.read().await
+    }
+    async fn create_person(
+        &self,
+        id: &str,
+        attrs: &Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        let r = self.inner.create_person(id, attrs, main_dept).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+    async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError> {
+        self.inner.link_person(key, id).await
+    }
+    async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        self.inner.update_person(id, changes).await
+    }
+    async fn move_person(&self, id: &str, name: &str, main: &str) -> Result<(), DirectoryError> {
+        self.inner.move_person(id, name, main).await
+    }
+    async fn disable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.inner.disable_person(id).await
+    }
+    async fn enable_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.inner.enable_person(id).await
+    }
+    async fn delete_person(&self, id: &str) -> Result<(), DirectoryError> {
+        self.inner.delete_person(id).await
+    }
+    async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        self.inner.add_members(dept, people).await
+    }
+    async fn remove_members(&self, dept: &str, people: &[String]) -> Result<(), DirectoryError> {
+        self.inner.remove_members(dept, people).await
+    }
+    async fn create_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+        attrs: &Attrs,
+    ) -> Result<(), DirectoryError> {
+        self.inner.create_dept(id, name, parent, attrs).await
+    }
+    async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        self.inner.update_dept(id, changes).await
+    }
+    async fn move_dept(
+        &self,
+        id: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        self.inner.move_dept(id, name, parent).await
+    }
+    async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
+        self.inner.delete_dept(id).await
+    }
+    fn writes(&self) -> u64 {
+        self.inner.writes()
+    }
+    fn write_concurrency(&self) -> usize {
+        self.inner.write_concurrency()
+    }
+}
+
+/// slapd's one writer is kept busy: an apply has as many writes in flight as the LDAP
+/// directory asks for (8 per pooled connection), more than the 8 of other backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ldap_apply_keeps_many_writes_in_flight() {
+    let Some(w) = World::builder().people(120).slapd().build().await else {
+        return;
+    };
+    let dir = InFlight {
+        inner: w.ldap(&w.node("width"), Layout::FlatWithGroups).await,
+        now: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    };
+    let connections = w.ldap_pool().await.options().connections;
+    assert_eq!(dir.write_concurrency(), 8 * connections);
+    assert!(dir.write_concurrency() > dingsync::sync::CONCURRENCY);
+    let report = dingsync::sync::run(
+        &w.source(),
+        &dir,
+        &conformance::mapping(),
+        &Default::default(),
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("sync runs");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.created,
+        120 + 5 + 1,
+        "people, departments and the root"
+    );
+    assert_eq!(dir.peak.load(Ordering::SeqCst), dir.write_concurrency());
 }
