@@ -26,7 +26,7 @@ pub struct ConnectOptions {
     pub password: Secret,
     /// PEM CA bundle; when set, only these CAs are trusted.
     pub ca_pem: Option<String>,
-    /// Connections in the pool (bounded concurrency of apply).
+    /// Connections in the pool; an apply keeps 8 writes in flight per connection.
     pub connections: usize,
     /// Timeout for connecting and for each operation.
     pub timeout: Duration,
