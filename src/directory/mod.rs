@@ -270,6 +270,10 @@ pub trait Directory: Send + Sync {
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError>;
     /// Writes made so far (for reports and benchmarks).
     fn writes(&self) -> u64;
+    /// How many writes an apply keeps in flight at once.
+    fn write_concurrency(&self) -> usize {
+        crate::sync::CONCURRENCY
+    }
     /// Read the node as an Outbound source; with `since` (a previous `stamp`), only people
     /// changed since then, plus every person's id. Backends that cannot are a configuration
     /// error.
@@ -355,6 +359,9 @@ impl<T: Directory + ?Sized> Directory for std::sync::Arc<T> {
     }
     fn writes(&self) -> u64 {
         (**self).writes()
+    }
+    fn write_concurrency(&self) -> usize {
+        (**self).write_concurrency()
     }
     async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
         (**self).read_tree(since).await

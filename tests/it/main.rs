@@ -10,6 +10,7 @@ mod support;
 
 mod api;
 mod bad_input;
+mod big_trees;
 mod controller;
 mod dingtalk;
 mod dingtalk_paths;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
@@ -26,7 +26,7 @@ pub struct ConnectOptions {
     pub password: Secret,
     /// PEM CA bundle; when set, only these CAs are trusted.
     pub ca_pem: Option<String>,
-    /// Connections in the pool (bounded concurrency of apply).
+    /// Connections in the pool; an apply keeps 8 writes in flight per connection.
     pub connections: usize,
     /// Timeout for connecting and for each operation.
     pub timeout: Duration,
@@ -265,6 +265,8 @@ pub struct Pool {
     opts: ConnectOptions,
     slots: Vec<Mutex<Option<ldap3::Ldap>>>,
     next: AtomicUsize,
+    /// Write requests sent (add, modify, modrdn, delete; each attempt).
+    writes_sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -287,6 +289,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             slots: (0..n).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
+            writes_sent: AtomicU64::new(0),
             opts,
         });
         pool.handle(0).await?;
@@ -295,6 +298,16 @@ impl Pool {
 
     pub fn options(&self) -> &ConnectOptions {
         &self.opts
+    }
+
+    /// Write requests sent so far: what the server had to process, which a directory-level
+    /// count of operations (one may take several requests) does not show.
+    pub fn writes_sent(&self) -> u64 {
+        self.writes_sent.load(Ordering::Relaxed)
+    }
+
+    fn sending_write(&self) {
+        self.writes_sent.fetch_add(1, Ordering::Relaxed);
     }
 
     fn settings(&self) -> Result<LdapConnSettings, LdapError> {
@@ -503,6 +516,7 @@ impl Pool {
             .collect();
         self.run(dn, &names, false, |mut h| {
             let list = list.clone();
+            self.sending_write();
             async move { h.add(dn, list).await?.success().map(|_| ()) }
         })
         .await
@@ -518,6 +532,7 @@ impl Pool {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         self.run(dn, &names, false, |mut h| {
             let mods: Vec<Mod<String>> = mods.iter().map(Modification::to_mod).collect();
+            self.sending_write();
             async move { h.modify(dn, mods).await?.success().map(|_| ()) }
         })
         .await
@@ -530,19 +545,23 @@ impl Pool {
         new_rdn: &str,
         new_parent: Option<&str>,
     ) -> Result<(), LdapError> {
-        self.run(dn, &[], false, |mut h| async move {
-            h.modifydn(dn, new_rdn, true, new_parent)
-                .await?
-                .success()
-                .map(|_| ())
+        self.run(dn, &[], false, |mut h| {
+            self.sending_write();
+            async move {
+                h.modifydn(dn, new_rdn, true, new_parent)
+                    .await?
+                    .success()
+                    .map(|_| ())
+            }
         })
         .await
     }
 
     /// Delete one (leaf) entry.
     pub async fn delete(&self, dn: &str) -> Result<(), LdapError> {
-        self.run(dn, &[], false, |mut h| async move {
-            h.delete(dn).await?.success().map(|_| ())
+        self.run(dn, &[], false, |mut h| {
+            self.sending_write();
+            async move { h.delete(dn).await?.success().map(|_| ()) }
         })
         .await
     }

@@ -714,7 +714,9 @@ impl Store {
             .collect())
     }
 
-    /// Add people to a department group (one request for all of them).
+    /// Add people to a department group: one request for all of them, which also drops the
+    /// placeholder member when the group held only that (so a department's first members
+    /// cost one write, not two).
     pub async fn add_members(&self, dept: &str, people: &[String]) -> Result<(), LdapError> {
         if people.is_empty() {
             return Ok(());
@@ -724,38 +726,52 @@ impl Store {
             .iter()
             .map(|p| self.person_dn(p).map(|d| d.to_string()))
             .collect::<Result<_, _>>()?;
-        let r = self
-            .pool
-            .modify(&gdn, vec![Modification::Add("member".into(), dns.clone())])
-            .await;
-        match r {
-            // Some are members already: add one by one, skipping those.
-            Err(LdapError::Rejected { rc: 20, .. }) => {
-                for d in &dns {
-                    ignore(
-                        self.pool
-                            .modify(
-                                &gdn,
-                                vec![Modification::Add("member".into(), vec![d.clone()])],
-                            )
-                            .await,
-                        &[20],
-                    )?;
+        let placeholder = self.lock().placeholder.contains(dept);
+        let mut mods = vec![Modification::Add("member".into(), dns.clone())];
+        if placeholder {
+            mods.push(self.placeholder_mod(false));
+        }
+        match self.pool.modify(&gdn, mods).await {
+            Ok(()) => {
+                if placeholder {
+                    self.edit().placeholder.remove(dept);
                 }
+                Ok(())
             }
-            other => other?,
+            // Some are members already, or the placeholder is gone (a concurrent add dropped
+            // it): the modify changed nothing, so add value by value.
+            Err(LdapError::Rejected { rc: 20 | 16, .. }) => {
+                self.add_member_dns_one_by_one(dept, &gdn, &dns).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The placeholder member value, to add (`true`) or delete.
+    fn placeholder_mod(&self, add: bool) -> Modification {
+        let value = vec![self.node.to_string()];
+        match add {
+            true => Modification::Add("member".into(), value),
+            false => Modification::Delete("member".into(), value),
+        }
+    }
+
+    /// Add members one request each, skipping those already in, then drop the placeholder.
+    async fn add_member_dns_one_by_one(
+        &self,
+        dept: &str,
+        gdn: &str,
+        dns: &[String],
+    ) -> Result<(), LdapError> {
+        for d in dns {
+            let add = Modification::Add("member".into(), vec![d.clone()]);
+            ignore(self.pool.modify(gdn, vec![add]).await, &[20])?;
         }
         let had_placeholder = self.edit().placeholder.remove(dept);
         if had_placeholder {
             ignore(
                 self.pool
-                    .modify(
-                        &gdn,
-                        vec![Modification::Delete(
-                            "member".into(),
-                            vec![self.node.to_string()],
-                        )],
-                    )
+                    .modify(gdn, vec![self.placeholder_mod(false)])
                     .await,
                 &[16],
             )?;
@@ -792,12 +808,13 @@ impl Store {
         match self.pool.modify(gdn, vec![del.clone()]).await {
             Ok(()) => Ok(()),
             // groupOfNames needs a member: keep the node as placeholder.
-            Err(LdapError::Rejected { rc: 65, .. }) => {
-                let add = Modification::Add("member".into(), vec![self.node.to_string()]);
-                self.pool.modify(gdn, vec![add, del]).await.map(|_| {
+            Err(LdapError::Rejected { rc: 65, .. }) => self
+                .pool
+                .modify(gdn, vec![self.placeholder_mod(true), del])
+                .await
+                .map(|_| {
                     self.edit().placeholder.insert(dept.to_string());
-                })
-            }
+                }),
             // Some were not members: remove one by one, skipping those.
             Err(LdapError::Rejected { rc: 16, .. }) => {
                 for d in dns {

@@ -9,7 +9,7 @@ use super::plan::{Op, Plan, Step};
 use crate::{
     directory::{Directory, DirectoryError},
     model::SourceSnapshot,
-    sync::{CONCURRENCY, Failure, ProgressFn, Report, SyncError},
+    sync::{Failure, ProgressFn, Report, SyncError},
 };
 
 /// Gates passed (or not), apply unless dry, and report.
@@ -79,8 +79,9 @@ fn tally(steps: &[Step], report: &mut Report) {
     }
 }
 
-/// Apply the plan phase by phase; within a phase, up to [`CONCURRENCY`] operations at once.
-/// A failed object is recorded and skipped later; a lost connection stops the run.
+/// Apply the plan phase by phase; within a phase, up to the directory's
+/// [`Directory::write_concurrency`] operations at once. A failed object is recorded and
+/// skipped later; a lost connection stops the run.
 async fn apply(
     dir: &dyn Directory,
     plan: &Plan,
@@ -91,6 +92,7 @@ async fn apply(
     let total = plan.steps.len();
     let mut done = 0usize;
     let mut phase_start = 0;
+    let width = dir.write_concurrency().max(1);
     while phase_start < total {
         let phase = plan.steps[phase_start].op.phase();
         let end = plan.steps[phase_start..]
@@ -98,7 +100,7 @@ async fn apply(
             .position(|s| s.op.phase() != phase)
             .map_or(total, |i| phase_start + i);
         let batch = &plan.steps[phase_start..end];
-        for (group, width) in schedule(batch, phase) {
+        for (group, width) in schedule(batch, phase, width) {
             // Futures are made as slots free up, not all at once: a phase can hold 100,000.
             let mut results = stream::iter(
                 group
@@ -138,16 +140,16 @@ async fn apply(
 }
 
 /// How one phase runs: groups of step indices, each finished (and its failures recorded)
-/// before the next starts, with how many of the group may run at once.
+/// before the next starts, with how many of the group may run at once (up to `width`).
 ///
 /// Unordered phases are one concurrent group. In the department phases order matters: a
 /// run of department creates goes in waves (a department after its parent's wave, and after
 /// an earlier sibling of the same name, so which of two clashing names wins does not depend
 /// on timing); every other department operation (a move or rename may free or take a name
 /// a later one needs) runs alone, in plan order.
-fn schedule(batch: &[Step], phase: u8) -> Vec<(Vec<usize>, usize)> {
+fn schedule(batch: &[Step], phase: u8, width: usize) -> Vec<(Vec<usize>, usize)> {
     if !Op::is_ordered_phase(phase) {
-        return vec![((0..batch.len()).collect(), CONCURRENCY)];
+        return vec![((0..batch.len()).collect(), width)];
     }
     let mut groups: Vec<(Vec<usize>, usize)> = vec![];
     let mut i = 0;
@@ -184,7 +186,7 @@ fn schedule(batch: &[Step], phase: u8) -> Vec<(Vec<usize>, usize)> {
             waves[wave].push(i);
             i += 1;
         }
-        groups.extend(waves.into_iter().map(|w| (w, CONCURRENCY)));
+        groups.extend(waves.into_iter().map(|w| (w, width)));
     }
     groups
 }
@@ -325,15 +327,15 @@ mod tests {
             },
             create("7", "Child", Some("6")),
         ];
-        let groups = schedule(&steps, 0);
+        let groups = schedule(&steps, 0, 8);
         assert_eq!(
             groups,
             vec![
-                (vec![0, 5], CONCURRENCY),
-                (vec![1, 2], CONCURRENCY),
-                (vec![3, 4], CONCURRENCY),
+                (vec![0, 5], 8),
+                (vec![1, 2], 8),
+                (vec![3, 4], 8),
                 (vec![6], 1),
-                (vec![7], CONCURRENCY),
+                (vec![7], 8),
             ]
         );
         let people: Vec<Step> = (0..3)
@@ -343,6 +345,6 @@ mod tests {
                 reason: "".into(),
             })
             .collect();
-        assert_eq!(schedule(&people, 2), vec![(vec![0, 1, 2], CONCURRENCY)]);
+        assert_eq!(schedule(&people, 2, 32), vec![(vec![0, 1, 2], 32)]);
     }
 }
