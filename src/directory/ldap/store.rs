@@ -81,14 +81,26 @@ pub struct Store {
     index: Mutex<Index>,
 }
 
+/// The member value of a group with no members (`groupOfNames` needs one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    /// The group's own DN: what dingsync writes. It follows renames (refint) and, unlike one
+    /// shared entry, does not gather a `memberOf` value per empty group (with 50,000 groups
+    /// created empty in a first sync, rewriting that one entry each time was most of the
+    /// run).
+    Own,
+    /// The node's DN: what earlier versions wrote, still recognised and replaced.
+    Node,
+}
+
 #[derive(Default)]
 struct Index {
     people: HashMap<String, Dn>,
     depts: HashMap<String, Dn>,
     /// `OuTree`: the department's OU.
     dept_ous: HashMap<String, Dn>,
-    /// Groups whose only member is the placeholder (the node itself).
-    placeholder: HashSet<String>,
+    /// Groups whose only member is a placeholder, and which one.
+    placeholder: HashMap<String, Placeholder>,
     /// Counts this store's own changes to the index, so a read knows whether a write
     /// changed it while the read's search was in flight.
     edits: u64,
@@ -470,17 +482,20 @@ impl Store {
             let parent =
                 g.dn.parent()
                     .and_then(|p| group_by_key.get(&p.key()).cloned());
-            let mut only_placeholder = true;
+            let own_key = g.dn.key();
+            let mut only = Some(Placeholder::Node);
             for m in g.raw.get("member") {
                 let Ok(mdn) = Dn::parse(m) else { continue };
                 let k = mdn.key();
-                if k != node_key {
-                    only_placeholder = false;
+                if k == own_key {
+                    only = only.map(|_| Placeholder::Own);
+                } else if k != node_key {
+                    only = None;
                     member_of.entry(k).or_default().push(g.id.clone());
                 }
             }
-            if only_placeholder {
-                index.placeholder.insert(g.id.clone());
+            if let Some(p) = only {
+                index.placeholder.insert(g.id.clone(), p);
             }
             let mut attrs = g.raw.attrs.clone();
             attrs.remove("member");
@@ -726,14 +741,14 @@ impl Store {
             .iter()
             .map(|p| self.person_dn(p).map(|d| d.to_string()))
             .collect::<Result<_, _>>()?;
-        let placeholder = self.lock().placeholder.contains(dept);
+        let placeholder = self.lock().placeholder.get(dept).copied();
         let mut mods = vec![Modification::Add("member".into(), dns.clone())];
-        if placeholder {
-            mods.push(self.placeholder_mod(false));
+        if let Some(p) = placeholder {
+            mods.push(self.placeholder_mod(&gdn, p, false));
         }
         match self.pool.modify(&gdn, mods).await {
             Ok(()) => {
-                if placeholder {
+                if placeholder.is_some() {
                     self.edit().placeholder.remove(dept);
                 }
                 Ok(())
@@ -747,9 +762,12 @@ impl Store {
         }
     }
 
-    /// The placeholder member value, to add (`true`) or delete.
-    fn placeholder_mod(&self, add: bool) -> Modification {
-        let value = vec![self.node.to_string()];
+    /// The placeholder member value of the group `gdn`, to add (`true`) or delete.
+    fn placeholder_mod(&self, gdn: &str, p: Placeholder, add: bool) -> Modification {
+        let value = vec![match p {
+            Placeholder::Own => gdn.to_owned(),
+            Placeholder::Node => self.node.to_string(),
+        }];
         match add {
             true => Modification::Add("member".into(), value),
             false => Modification::Delete("member".into(), value),
@@ -768,10 +786,10 @@ impl Store {
             ignore(self.pool.modify(gdn, vec![add]).await, &[20])?;
         }
         let had_placeholder = self.edit().placeholder.remove(dept);
-        if had_placeholder {
+        if let Some(p) = had_placeholder {
             ignore(
                 self.pool
-                    .modify(gdn, vec![self.placeholder_mod(false)])
+                    .modify(gdn, vec![self.placeholder_mod(gdn, p, false)])
                     .await,
                 &[16],
             )?;
@@ -807,13 +825,17 @@ impl Store {
         let del = Modification::Delete("member".into(), dns.clone());
         match self.pool.modify(gdn, vec![del.clone()]).await {
             Ok(()) => Ok(()),
-            // groupOfNames needs a member: keep the node as placeholder.
+            // groupOfNames needs a member: the group's own DN holds the place.
             Err(LdapError::Rejected { rc: 65, .. }) => self
                 .pool
-                .modify(gdn, vec![self.placeholder_mod(true), del])
+                .modify(
+                    gdn,
+                    vec![self.placeholder_mod(gdn, Placeholder::Own, true), del],
+                )
                 .await
                 .map(|_| {
-                    self.edit().placeholder.insert(dept.to_string());
+                    let mut ix = self.edit();
+                    ix.placeholder.insert(dept.to_string(), Placeholder::Own);
                 }),
             // Some were not members: remove one by one, skipping those.
             Err(LdapError::Rejected { rc: 16, .. }) => {
@@ -935,12 +957,12 @@ impl Store {
         a.insert(GROUP_RDN.to_string(), vec![name.to_string()]);
         merge_class(&mut a, &["groupOfNames"]);
         set_anchor(&mut a, &anchor);
-        a.insert("member".to_string(), vec![self.node.to_string()]);
         let text = dn.to_string();
+        a.insert("member".to_string(), vec![text.clone()]);
         self.pool.add(&text, &a).await?;
         let mut ix = self.edit();
         ix.depts.insert(id.to_string(), dn);
-        ix.placeholder.insert(id.to_string());
+        ix.placeholder.insert(id.to_string(), Placeholder::Own);
         Ok(text)
     }
 

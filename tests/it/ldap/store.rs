@@ -86,11 +86,12 @@ async fn people_groups_and_memberships() {
     let d2 = snap.departments.iter().find(|d| d.id == "2").unwrap();
     assert_eq!(d2.parent.as_deref(), Some("1"));
     assert_eq!(d2.name, "研发,部");
-    // The empty top department keeps the node as placeholder member, and it is not a person.
+    // The empty top department holds its own DN as placeholder member, not a person.
     let raw = s
         .search(&format!("ou=groups,{node}"), "(cn=Acme)", &["member"])
         .unwrap();
-    assert!(raw.contains(&format!("member: {node}")), "{raw}");
+    let acme = st.dn_of_dept("1").unwrap();
+    assert!(raw.contains(&format!("member: {acme}")), "{raw}");
 
     // Emptying a group leaves the placeholder instead of failing.
     st.remove_members("3", &["u1".into()]).await.unwrap();

@@ -52,10 +52,11 @@ async fn a_departments_members_and_its_placeholder_go_in_one_request() {
             .unwrap();
     }
     let dn = |id: &str| st.dn_of_person(id).unwrap();
+    let own = st.dn_of_dept("1").unwrap();
     assert_eq!(
         members(&s, &st, "1"),
-        vec![node.clone()],
-        "placeholder only"
+        vec![own.clone()],
+        "placeholder only: the group's own DN"
     );
 
     // The first members replace the placeholder in the same modify.
@@ -76,7 +77,7 @@ async fn a_departments_members_and_its_placeholder_go_in_one_request() {
     st.remove_members("1", &["a".into(), "b".into(), "c".into()])
         .await
         .unwrap();
-    assert_eq!(members(&s, &st, "1"), vec![node.clone()]);
+    assert_eq!(members(&s, &st, "1"), vec![own.clone()]);
     let before = st.pool().writes_sent();
     st.add_members("1", &["b".into()]).await.unwrap();
     assert_eq!(st.pool().writes_sent() - before, 1, "one request");
@@ -111,7 +112,7 @@ async fn members_arrive_when_the_placeholder_is_already_gone() {
     let group = st.dn_of_dept("1").unwrap();
     let a = st.dn_of_person("a").unwrap();
     s.ldapmodify(&format!(
-        "dn: {group}\nchangetype: modify\nadd: member\nmember: {a}\n-\ndelete: member\nmember: {node}\n"
+        "dn: {group}\nchangetype: modify\nadd: member\nmember: {a}\n-\ndelete: member\nmember: {group}\n"
     ))
     .unwrap();
     st.add_members("1", &["b".into()]).await.unwrap();
@@ -230,4 +231,43 @@ async fn an_ldap_apply_keeps_many_writes_in_flight() {
         "people, departments and the root"
     );
     assert_eq!(dir.peak.load(Ordering::SeqCst), dir.write_concurrency());
+}
+
+/// Groups written by earlier versions hold the node's DN as placeholder: read as empty, and
+/// their first members replace it.
+#[tokio::test]
+async fn a_node_placeholder_from_earlier_versions_is_replaced() {
+    let Some(s) = slapd::start_or_skip() else {
+        return;
+    };
+    let node = s.new_node("writes").unwrap();
+    let st = Store::open(ldap_pool(&s).await, &node, Layout::FlatWithGroups, "corp")
+        .await
+        .unwrap();
+    st.create_dept("1", "Acme", None, &Attrs::new())
+        .await
+        .unwrap();
+    st.create_person("a", &person("a"), None, false)
+        .await
+        .unwrap();
+    let group = st.dn_of_dept("1").unwrap();
+    s.ldapmodify(&format!(
+        "dn: {group}\nchangetype: modify\nadd: member\nmember: {node}\n-\ndelete: member\nmember: {group}\n"
+    ))
+    .unwrap();
+    let snap = st.read().await.unwrap();
+    let a = snap
+        .people
+        .iter()
+        .find(|p| p.id.as_deref() == Some("a"))
+        .unwrap();
+    assert!(
+        a.departments.is_empty(),
+        "the node is no member: {:?}",
+        a.departments
+    );
+    let before = st.pool().writes_sent();
+    st.add_members("1", &["a".into()]).await.unwrap();
+    assert_eq!(st.pool().writes_sent() - before, 1, "one request");
+    assert_eq!(members(&s, &st, "1"), vec![st.dn_of_person("a").unwrap()]);
 }
