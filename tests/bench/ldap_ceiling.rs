@@ -386,8 +386,9 @@ async fn dingsync_apply(server: &Slapd, source: &StaticSource) -> (Phases, u64, 
     let requests = dir.inner.store().pool().writes_sent();
     let ends = std::sync::Mutex::new(vec![]);
     let cpu_began = std::sync::Mutex::new(None);
-    let progress = |phase: &str, _: usize, _: Option<usize>| {
-        if phase == "Applying" {
+    let progress = |phase: &str, done: usize, _: Option<usize>| {
+        // Each phase's end (the call with nothing done yet marks the start of writing).
+        if phase == "Applying" && done > 0 {
             ends.lock().unwrap().push((Instant::now(), cpu(server)));
         } else if phase == "Planning" {
             // Planning is CPU of its own, before the first write: left out as well as can be.

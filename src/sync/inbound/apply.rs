@@ -93,6 +93,8 @@ async fn apply(
     let mut done = 0usize;
     let mut phase_start = 0;
     let width = dir.write_concurrency().max(1);
+    // Said at the start too, so a reader timing the phases sees when writing began.
+    progress("Applying", 0, Some(total));
     while phase_start < total {
         let phase = plan.steps[phase_start].op.phase();
         let end = plan.steps[phase_start..]
