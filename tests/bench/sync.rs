@@ -353,9 +353,12 @@ async fn full_sync(people: usize, backend: Backend) {
         // What the directory's side holds on its own, and its peak while read.
         reset_peak_rss();
         let before = rss_now_mb();
-        let current = dir.read().await.unwrap();
+        let current = dir
+            .read_lean(&sync::plan::digested(&mapping))
+            .await
+            .unwrap();
         eprintln!(
-            "directory read held: rss {:.0} (+{:.0}) hwm {:.0}",
+            "directory read (lean) held: rss {:.0} (+{:.0}) hwm {:.0}",
             rss_now_mb(),
             rss_now_mb() - before,
             peak_rss_mb()
@@ -390,7 +393,11 @@ async fn full_sync(people: usize, backend: Backend) {
             peak_rss_mb()
         );
     }
-    let current = dir.read().await.unwrap();
+    // Read as a run reads it: lean, the owned attributes of each entry as one digest.
+    let current = dir
+        .read_lean(&sync::plan::digested(&mapping))
+        .await
+        .unwrap();
     if probe {
         eprintln!(
             "after dir read: rss {:.0} hwm {:.0}",
