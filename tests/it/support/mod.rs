@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod import;
 pub mod manifests;
 pub mod require;
 pub mod scim_server;
