@@ -5,8 +5,7 @@
 //! The tree is what these tests are about, so people are few: a deep and wide tree of 5,000
 //! departments is written in waves (a department after its parent), and each wave's groups
 //! nest under groups the earlier waves made. `DINGSYNC_BIG_TREE_DEPTS` and
-//! `DINGSYNC_BIG_TREE_PEOPLE` change the size of the large test. In a debug build most of its
-//! time goes into generating the tree (`sim::generate`), not into the sync.
+//! `DINGSYNC_BIG_TREE_PEOPLE` change the size of the large test.
 
 use std::time::Instant;
 
