@@ -19,7 +19,7 @@ use super::schema::{
     PERSON_RDN, StoredAnchor, is_anchor_value,
 };
 use crate::api::target::Layout;
-use crate::directory::{Attrs, Digested};
+use crate::directory::{Attrs, Digested, Name};
 
 /// Attributes read besides the user attributes (`*`).
 const OPERATIONAL: [&str; 3] = ["*", "entryUUID", LOCK_ATTR];
@@ -395,6 +395,11 @@ impl Store {
                 .any(|c| c.eq_ignore_ascii_case("inetOrgPerson"))
         {
             e.digest = Some(d.fold(&mut e.attrs));
+            // Of what the passes after the search read, the class that sorts the entry is all
+            // a lean read needs to keep (the entry's UUID is for outbound reads).
+            e.attrs.remove("entryuuid");
+            e.attrs
+                .insert(Name::new("objectclass"), vec!["inetOrgPerson".to_owned()]);
             e.attrs.shrink();
         }
     }
