@@ -138,7 +138,8 @@ fn work_of(plan: &Plan, node: &str) -> Work {
                 let dn = Dn::child(&parent_dn, GROUP_RDN, name);
                 let mut a = with_anchor_and_class(attrs, AnchorKind::Dept, id, "groupOfNames");
                 a.insert(GROUP_RDN, vec![name.clone()]);
-                a.insert("member", vec![node.to_owned()]);
+                // The placeholder member dingsync writes: the group's own DN.
+                a.insert("member", vec![dn.to_string()]);
                 if work.groups.len() <= depth {
                     work.groups.resize_with(depth + 1, Vec::new);
                 }
@@ -205,7 +206,7 @@ fn cpu(server: &Slapd) -> [f64; 2] {
 }
 
 /// Send `work` to slapd: `conns` connections, `in_flight` requests at once.
-async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: usize) -> Phases {
+async fn load(server: &Slapd, work: &Work, conns: usize, in_flight: usize) -> Phases {
     let handles = connections(server, conns).await;
     let on = |i: usize| handles[i % handles.len()].clone();
     let cpu_before = cpu(server);
@@ -231,7 +232,7 @@ async fn load(server: &Slapd, node: &str, work: &Work, conns: usize, in_flight: 
             let mut h = on(i);
             let mods = vec![
                 Mod::Add("member".to_owned(), ms.iter().cloned().collect()),
-                Mod::Delete("member".to_owned(), HashSet::from([node.to_owned()])),
+                Mod::Delete("member".to_owned(), HashSet::from([g.clone()])),
             ];
             async move { h.modify(g, mods).await?.success().map(|_| ()) }
         },
@@ -591,7 +592,7 @@ async fn measure(plan: &Plan, source: &StaticSource, shapes: &[(usize, usize)]) 
                 work.people.len(),
                 work.members.len(),
             );
-            let took = load(&server, &node, &work, conns, in_flight).await;
+            let took = load(&server, &work, conns, in_flight).await;
             eprintln!("round {round}: loader {conns} conn × {in_flight}: {took:.2?}");
             runs.ceiling[i].push(took);
             if round == 0 && i == 0 {
