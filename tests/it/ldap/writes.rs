@@ -19,6 +19,23 @@ fn person(uid: &str) -> Attrs {
         .collect()
 }
 
+/// A fresh node with department "1" (its group empty) and the people `uids`, none a member.
+async fn node_with(s: &Slapd, uids: &[&str]) -> (String, Store) {
+    let node = s.new_node("writes").unwrap();
+    let st = Store::open(ldap_pool(s).await, &node, Layout::FlatWithGroups, "corp")
+        .await
+        .unwrap();
+    st.create_dept("1", "Acme", None, &Attrs::new())
+        .await
+        .unwrap();
+    for uid in uids {
+        st.create_person(uid, &person(uid), None, false)
+            .await
+            .unwrap();
+    }
+    (node, st)
+}
+
 /// The `member` values of a department's group, as slapd holds them.
 fn members(s: &Slapd, store: &Store, dept: &str) -> Vec<String> {
     let dn = store.dn_of_dept(dept).expect("the department's group");
@@ -39,18 +56,7 @@ async fn a_departments_members_and_its_placeholder_go_in_one_request() {
     let Some(s) = slapd::start_or_skip() else {
         return;
     };
-    let node = s.new_node("writes").unwrap();
-    let st = Store::open(ldap_pool(&s).await, &node, Layout::FlatWithGroups, "corp")
-        .await
-        .unwrap();
-    st.create_dept("1", "Acme", None, &Attrs::new())
-        .await
-        .unwrap();
-    for uid in ["a", "b", "c"] {
-        st.create_person(uid, &person(uid), None, false)
-            .await
-            .unwrap();
-    }
+    let (_, st) = node_with(&s, &["a", "b", "c"]).await;
     let dn = |id: &str| st.dn_of_person(id).unwrap();
     let own = st.dn_of_dept("1").unwrap();
     assert_eq!(
@@ -97,18 +103,7 @@ async fn members_arrive_when_the_placeholder_is_already_gone() {
     let Some(s) = slapd::start_or_skip() else {
         return;
     };
-    let node = s.new_node("writes").unwrap();
-    let st = Store::open(ldap_pool(&s).await, &node, Layout::FlatWithGroups, "corp")
-        .await
-        .unwrap();
-    st.create_dept("1", "Acme", None, &Attrs::new())
-        .await
-        .unwrap();
-    for uid in ["a", "b"] {
-        st.create_person(uid, &person(uid), None, false)
-            .await
-            .unwrap();
-    }
+    let (_, st) = node_with(&s, &["a", "b"]).await;
     let group = st.dn_of_dept("1").unwrap();
     let a = st.dn_of_person("a").unwrap();
     s.ldapmodify(&format!(
@@ -240,16 +235,7 @@ async fn a_node_placeholder_from_earlier_versions_is_replaced() {
     let Some(s) = slapd::start_or_skip() else {
         return;
     };
-    let node = s.new_node("writes").unwrap();
-    let st = Store::open(ldap_pool(&s).await, &node, Layout::FlatWithGroups, "corp")
-        .await
-        .unwrap();
-    st.create_dept("1", "Acme", None, &Attrs::new())
-        .await
-        .unwrap();
-    st.create_person("a", &person("a"), None, false)
-        .await
-        .unwrap();
+    let (node, st) = node_with(&s, &["a"]).await;
     let group = st.dn_of_dept("1").unwrap();
     s.ldapmodify(&format!(
         "dn: {group}\nchangetype: modify\nadd: member\nmember: {node}\n-\ndelete: member\nmember: {group}\n"
