@@ -5,6 +5,7 @@
 //! rebuilt on every read and kept current by every write, so a rename of a department (which
 //! renames its whole nested subtree) keeps later operations pointing at the right entries.
 
+mod members;
 mod targeted;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use ldap3::Scope;
 
+use self::members::{Compact, Memberships};
 use super::client::{LdapError, Modification, Pool, RawEntry};
 use super::dn::{Dn, escape_filter_value};
 use super::schema::{
@@ -149,28 +151,38 @@ struct Group {
     id: String,
 }
 
-/// Pass 3 of a read: people, with the departments `member_of` lists for them.
+/// Moves the last item out of `v`, giving memory back as `v` empties: a pass that moves a
+/// read's entries into their next form then never holds both forms whole.
+fn pop_shrinking<T>(v: &mut Vec<T>) -> Option<T> {
+    let item = v.pop();
+    if v.capacity() > 1024 && v.len() < v.capacity() / 2 {
+        v.shrink_to_fit();
+    }
+    item
+}
+
+/// Pass 3 of a read: people, with the departments `member_of` finds for them.
 fn read_people(
     sorted: Sorted,
-    mut member_of: HashMap<String, Vec<String>>,
+    mut member_of: Memberships,
     digested: Option<&Digested>,
     snap: &mut Snapshot,
     index: &mut Index,
 ) {
-    let ou_by_key: HashMap<String, String> = sorted
-        .ous
-        .iter()
-        .map(|(d, id)| (d.key(), id.clone()))
-        .collect();
-    let people = sorted.people;
+    let Sorted {
+        mut people,
+        groups,
+        ous,
+    } = sorted;
+    let ou_by_key: HashMap<String, String> =
+        ous.iter().map(|(d, id)| (d.key(), id.clone())).collect();
     let linked = people.iter().filter(|p| p.2.is_some()).count();
     snap.people.reserve_exact(linked);
     snap.unlinked.reserve_exact(people.len() - linked);
     index.people.reserve(linked);
-    for (dn, e, id) in people {
-        let mut departments = member_of.remove(&dn.key()).unwrap_or_default();
-        departments.sort();
-        departments.dedup();
+    // `people` is in reverse read order (see `sort_entries`): popping restores it.
+    while let Some((dn, e, id)) = pop_shrinking(&mut people) {
+        let departments = member_of.take(&dn, &groups);
         let container = dn.parent().and_then(|p| ou_by_key.get(&p.key()).cloned());
         let disabled = e.first(LOCK_ATTR).is_some();
         let uuid = e.first("entryUUID").map(str::to_string);
@@ -406,14 +418,15 @@ impl Store {
 
     /// Pass 1 of a read: sorts the entries into people, department groups and department
     /// OUs, and skips what dingsync must not touch.
-    fn sort_entries(&self, raw: Vec<RawEntry>, skipped: &mut Vec<(String, String)>) -> Sorted {
+    /// `people` comes out in reverse read order, for [`read_people`] to pop.
+    fn sort_entries(&self, mut raw: Vec<RawEntry>, skipped: &mut Vec<(String, String)>) -> Sorted {
         let mut sorted = Sorted {
             // Sized once: grown by doubling, this vector held up to twice what it needed.
             people: Vec::with_capacity(raw.len()),
             groups: Vec::new(),
             ous: Vec::new(),
         };
-        for e in raw {
+        while let Some(e) = pop_shrinking(&mut raw) {
             let dn = match Dn::parse(&e.dn) {
                 Ok(d) => d,
                 Err(err) => {
@@ -465,38 +478,40 @@ impl Store {
                 sorted.ous.push((dn, a.id));
             }
         }
+        sorted.groups.reverse();
+        sorted.ous.reverse();
         sorted
     }
 
     /// Pass 2 of a read: departments and their parents (the nearest anchored ancestor
-    /// group). Returns the department ids of each member, by the member's DN key.
+    /// group). Returns where each member's departments are found.
     fn read_departments(
         &self,
         sorted: &Sorted,
         snap: &mut Snapshot,
         index: &mut Index,
-    ) -> HashMap<String, Vec<String>> {
+    ) -> Memberships {
         let group_by_key: HashMap<String, String> = sorted
             .groups
             .iter()
             .map(|g| (g.dn.key(), g.id.clone()))
             .collect();
-        let mut member_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut member_of = Compact::new();
         let node_key = self.node.key();
-        for g in &sorted.groups {
+        for (gi, g) in sorted.groups.iter().enumerate() {
             let parent =
                 g.dn.parent()
                     .and_then(|p| group_by_key.get(&p.key()).cloned());
             let own_key = g.dn.key();
             let mut only = Some(Placeholder::Node);
-            for m in g.raw.get("member") {
+            for (vi, m) in g.raw.get("member").enumerate() {
                 let Ok(mdn) = Dn::parse(m) else { continue };
-                let k = mdn.key();
+                let k = mdn.key_str();
                 if k == own_key {
                     only = only.map(|_| Placeholder::Own);
                 } else if k != node_key {
                     only = None;
-                    member_of.entry(k).or_default().push(g.id.clone());
+                    member_of.add(k, gi, vi);
                 }
             }
             if let Some(p) = only {
@@ -518,7 +533,7 @@ impl Store {
         for (dn, id) in &sorted.ous {
             index.dept_ous.insert(id.clone(), dn.clone());
         }
-        member_of
+        member_of.seal()
     }
 
     fn person_dn(&self, id: &str) -> Result<Dn, LdapError> {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use futures::{StreamExt, stream};
 use ldap3::{Scope, ldap_escape};
 
-use super::{Index, OPERATIONAL, Snapshot, Store, read_people};
+use super::{Index, OPERATIONAL, Snapshot, Store, members::Memberships, read_people};
 use crate::directory::{
     Anchors,
     ldap::{
@@ -149,7 +149,7 @@ impl Store {
         &self,
         people: &[Dn],
         index: &mut Index,
-    ) -> Result<HashMap<String, Vec<String>>, LdapError> {
+    ) -> Result<Memberships, LdapError> {
         // Owned items: a stream over borrowed ones would not be `Send` for every lifetime.
         let people: Vec<(String, String)> =
             people.iter().map(|dn| (dn.key(), dn.to_string())).collect();
@@ -172,7 +172,7 @@ impl Store {
             }
             member_of.insert(key, ids);
         }
-        Ok(member_of)
+        Ok(Memberships::ByKey(member_of))
     }
 
     /// The groups holding `dn` as a member (with the member's key, to sort them back).
