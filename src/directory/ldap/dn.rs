@@ -106,6 +106,11 @@ impl Dn {
         &self.buf[..self.split as usize]
     }
 
+    /// The DN as text (what `to_string` gives), borrowed.
+    pub fn as_str(&self) -> &str {
+        self.text()
+    }
+
     fn key_part(&self) -> &str {
         &self.buf[self.split as usize..]
     }

@@ -77,7 +77,12 @@ impl Store {
         let member_of = self.memberships(&people, &mut index).await?;
         // Its members are those of the groups read only: each person's come from the search.
         let _ = self.read_departments(&sorted, &mut snap, &mut index);
-        read_people(sorted, member_of, None, &mut snap, &mut index);
+        read_people(sorted, member_of, None, &mut snap);
+        for p in &snap.people {
+            if let (Some(id), Ok(dn)) = (&p.id, Dn::parse(&p.dn)) {
+                index.people.insert(id.clone(), dn);
+            }
+        }
         self.resolve_above(&mut snap, &mut index).await?;
         self.merge_index(index, anchors, &snap, edits);
         Ok(snap)
