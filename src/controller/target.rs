@@ -633,6 +633,21 @@ mod tests {
     }
 
     #[test]
+    fn a_runs_notes_follow_its_condition_message() {
+        let mut out = SyncOutcome {
+            complete: true,
+            ..Default::default()
+        };
+        out.notes.push("the app's contact scope is narrower".into());
+        let (reason, message) = outcome_condition(&out);
+        assert_eq!(reason, Reason::Synced);
+        assert!(
+            message.ends_with("unchanged; the app's contact scope is narrower"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn triggers() {
         let now = jiff::Timestamp::from_second(10_000).unwrap();
         let hour = Duration::from_secs(3600);

@@ -360,3 +360,40 @@ async fn callback_keys(
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::target::Scope;
+
+    fn spec(direction: Direction, scope: Scope) -> SyncTargetSpec {
+        SyncTargetSpec {
+            direction,
+            scope,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_scope_is_checked_and_the_problem_names_the_field() {
+        let filter = |f: &str| Scope {
+            people_filter: Some(f.into()),
+            ..Default::default()
+        };
+        assert!(validate_scope(&spec(Direction::Inbound, filter("{{ active }}"))).is_ok());
+        for bad in ["{{ active and }}", "{{ titel != '实习生' }}"] {
+            let p = validate_scope(&spec(Direction::Inbound, filter(bad))).unwrap_err();
+            assert_eq!(p.reason, Reason::InvalidSpec);
+            assert!(p.message.starts_with("spec.scope.peopleFilter: "), "{p}");
+        }
+        let p = validate_scope(&spec(Direction::Outbound, filter("{{ active }}"))).unwrap_err();
+        assert!(p.message.contains("Inbound targets only"), "{p}");
+        let two = Scope {
+            department_ids: vec![1, 2],
+            ..Default::default()
+        };
+        let p = validate_scope(&spec(Direction::Outbound, two)).unwrap_err();
+        assert!(p.message.starts_with("scope.departmentIds"), "{p}");
+        assert!(validate_scope(&spec(Direction::Outbound, Scope::default())).is_ok());
+    }
+}
