@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Deserialize;
+
 use dingsync::{
     api::target::{Layout, Scope},
     dingtalk::{DingTalkError, Event as DtEvent},
@@ -361,4 +363,29 @@ async fn events_about_people_and_departments_out_of_scope_create_nothing() {
         "the full sync finds nothing to do: {:?}",
         full.plan
     );
+}
+
+#[test]
+fn the_example_targets_scopes_pass_the_check_they_meet_when_resolved() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut filters = 0;
+    for entry in std::fs::read_dir(dir).expect("examples/") {
+        let path = entry.expect("an entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = serde_json::Value::deserialize(doc).expect("YAML");
+            if v["kind"] != "SyncTarget" {
+                continue;
+            }
+            let t: dingsync::api::SyncTarget = serde_json::from_value(v).expect("a SyncTarget");
+            filters += usize::from(t.spec.scope.people_filter.is_some());
+            if let Err(p) = dingsync::resolve::validate_scope(&t.spec) {
+                panic!("{}: {p}", path.display());
+            }
+        }
+    }
+    assert!(filters >= 1, "an example shows peopleFilter");
 }
