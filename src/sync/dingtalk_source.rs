@@ -119,9 +119,16 @@ impl DingTalkSource {
 
     /// A full read saw every department in scope with its parent: later re-reads walk up
     /// from those without asking DingTalk (one `department/get` per department otherwise,
-    /// which at a large tenant's quota would hold the first events for minutes).
+    /// which at a large tenant's quota would hold the first events for minutes). What earlier
+    /// re-reads learnt is forgotten: a department may have become hidden or moved out since,
+    /// and one the read left out is asked about again when an event needs it.
     fn learn_parents(&self, snapshot: &SourceSnapshot, roots: &[i64]) {
+        self.hidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        parents.clear();
         for d in &snapshot.departments {
             if let (Ok(id), Some(Ok(parent))) = (
                 d.id.parse::<i64>(),

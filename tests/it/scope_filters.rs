@@ -326,10 +326,25 @@ async fn events_about_people_and_departments_out_of_scope_create_nothing() {
         })
         .expect("department under the excluded subtree");
     hire(&w, "mona", "工程师", sub.id);
+    // Edits of people only in the excluded or the hidden subtree, or left out by the filter.
+    for userid in ["dave", "bob", "frank"] {
+        w.sim
+            .edit_user(
+                userid,
+                UserWrite {
+                    remark: Some("新备注".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("edit");
+    }
     // alice moves into the excluded subtree: she leaves the scope.
     w.sim.move_user("alice", vec![21]).expect("move");
     let changes = changes_since(&w, from);
     assert!(changes.departments.contains(&sub.id.to_string()));
+    for edited in ["dave", "bob", "frank"] {
+        assert!(changes.people.contains(edited), "{edited}: user_modify_org");
+    }
 
     let r = sync::run_changed(
         &source,
@@ -351,7 +366,7 @@ async fn events_about_people_and_departments_out_of_scope_create_nothing() {
     );
     let h = held(&dir).await;
     assert!(!h.departments.contains(&sub.id.to_string()));
-    for out in ["ivan", "judy", "kate", "mona"] {
+    for out in ["ivan", "judy", "kate", "mona", "dave", "bob", "frank"] {
         assert!(!h.people.contains_key(out), "{out} is out of scope");
     }
     assert!(h.people.contains_key("liam"), "a hire in scope is created");
