@@ -263,6 +263,44 @@ async fn an_app_scoped_to_a_sub_department_syncs_its_subtree_and_says_so() {
         again.plan
     );
 
+    // Events: a hire outside the app's scope is refused to it (50002) and ignored, not
+    // retried; the authorised person and a hire inside are applied.
+    let from = w.sim.events().len();
+    hire(&w, "nina", "行政", 30);
+    hire(&w, "omar", "工程师", 11);
+    w.sim
+        .edit_user(
+            "gina",
+            UserWrite {
+                title: Some("行政主管".into()),
+                ..Default::default()
+            },
+        )
+        .expect("edit");
+    let changes = changes_since(&w, from);
+    let r = sync::run_changed(
+        &source,
+        &dir,
+        &conformance::mapping(),
+        &opts(),
+        &changes,
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("events applied");
+    assert!(r.complete, "{:?}", r.incomplete);
+    assert_eq!(
+        (r.created, r.updated, r.disabled),
+        (1, 1, 0),
+        "{:?}",
+        r.plan
+    );
+    assert_eq!(
+        ids(&held(&dir).await.people),
+        set(&["alice", "gina", "hank", "omar"])
+    );
+
     // The whole enterprise's app says nothing.
     let Some(whole) = World::builder().org(org()).build().await else {
         return;
