@@ -1,8 +1,8 @@
 //! Reading a binding's whole scope with the fewest calls the API allows: one
 //! `department/get` per root (listsub only describes children), one `listsub` per department
-//! and one `user/list` page per 100 direct members, the walk and the listing side by side;
-//! subtrees a target leaves out are not read, and the app's own contact scope
-//! (`/auth/scopes`).
+//! and one `user/list` page per 100 direct members, the walk and the listing side by side,
+//! leaving out the subtrees a target excludes or DingTalk hides; and the app's own contact
+//! scope (`/auth/scopes`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 

@@ -30,6 +30,7 @@ pub struct DingTalkSource {
     pub client: DingTalkClient,
     /// Roots as given; empty: the app's own contact scope.
     pub roots: Vec<i64>,
+    /// What the target's scope leaves out, and its people filter.
     rules: ScopeRules,
     /// Where reads start, as the last full read (or the first re-read) found it.
     reach: std::sync::Mutex<Option<Reach>>,
