@@ -53,7 +53,7 @@ pub const SYNC_NOW_ANNOTATION: &str = "dingsync.io/sync-now";
     cel
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.direction != 'Outbound' || !has(self.scope) || size(self.scope.departmentIds) == 1").message("scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department"))]
+#[x_kube(validation = Rule::new("self.direction != 'Outbound' || !has(self.scope) || !has(self.scope.departmentIds) || size(self.scope.departmentIds) <= 1").message("scope.departmentIds: an Outbound target mirrors its node under one DingTalk department (the root when left out)"))]
 pub struct SyncTargetSpec {
     /// The DingTalkBinding (enterprise) this target syncs with.
     pub binding_ref: LocalRef,
@@ -72,7 +72,8 @@ pub struct SyncTargetSpec {
     /// Where entries are placed under the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
-    /// Which DingTalk departments are in scope.
+    /// Which DingTalk departments and people are in scope (default: the app's own contact
+    /// scope).
     #[serde(default)]
     pub scope: Scope,
     /// Periodic full sync that corrects drift.
@@ -192,27 +193,58 @@ pub enum Layout {
     OuTree,
 }
 
-/// DingTalk departments in scope.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+/// Which DingTalk departments and people are in scope. People left out of scope (an excluded
+/// or hidden department, the people filter) are treated like leavers: `deletion.policy` and
+/// its gate apply to those already synced; they are never created.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Scope {
-    /// Inbound: roots of the subtrees to sync (1 = the whole enterprise). Outbound: the one
-    /// department under which the node is mirrored.
-    #[serde(default = "default_scope_roots")]
-    #[schemars(length(min = 1, max = 100))]
+    /// Inbound: roots of the subtrees to sync (1 = the whole enterprise). Left out: the app's
+    /// own contact scope as DingTalk reports it (its departments and the people authorised
+    /// one by one); a scope narrower than the whole enterprise is named in the `Synced`
+    /// condition. Outbound: the one department under which the node is mirrored (left out:
+    /// 1, the root).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub department_ids: Vec<i64>,
+    /// Inbound only: departments whose whole subtrees are left out. Their people are not
+    /// synced unless they also belong to a department in scope (they keep only the
+    /// memberships in scope).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub exclude_department_ids: Vec<i64>,
+    /// Inbound only: also sync departments DingTalk marks hidden (`hide_dept`) and their
+    /// subtrees. Default false: they are left out like `excludeDepartmentIds`. A department
+    /// named in `departmentIds` is synced even when hidden.
+    #[serde(default)]
+    pub include_hidden: bool,
+    /// Inbound only: a minijinja expression over a person's fields (the names FieldMapping
+    /// templates use, e.g. `active`, `title`, `extension`) that renders `true` for the people
+    /// to sync, e.g. `{{ active and title != '实习生' }}`. `false` or empty leaves the person
+    /// out. Checked when the target is admitted: it must compile and name only known fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub people_filter: Option<String>,
 }
 
-impl Default for Scope {
-    fn default() -> Self {
-        Self {
-            department_ids: default_scope_roots(),
+impl Scope {
+    /// The DingTalk department an Outbound target mirrors its node under (default: the root).
+    pub fn outbound_root(&self) -> Result<i64, &'static str> {
+        match self.department_ids.as_slice() {
+            [] => Ok(1),
+            [root] => Ok(*root),
+            _ => Err(
+                "scope.departmentIds: an Outbound target mirrors its node under one DingTalk department (the root when left out)",
+            ),
         }
     }
-}
 
-fn default_scope_roots() -> Vec<i64> {
-    vec![1]
+    /// Whether any Inbound-only filter is set.
+    pub fn filters(&self) -> bool {
+        !self.exclude_department_ids.is_empty()
+            || self.include_hidden
+            || self.people_filter.is_some()
+    }
 }
 
 /// Periodic full sync.

@@ -110,6 +110,8 @@ pub struct SyncOutcome {
     pub held: Option<crate::api::target::PendingApproval>,
     /// With dryRun: the plan.
     pub plan: Option<crate::api::target::PlanSummary>,
+    /// What the run's condition message adds, e.g. a scope narrower than asked for.
+    pub notes: Vec<String>,
 }
 
 /// Why a sync run could not run at all.

@@ -419,8 +419,18 @@ fn count_operations(ctx: &Context, s: &crate::api::target::RunSummary) {
     }
 }
 
-/// The reason and message of a run that was neither held nor a dry run.
+/// The reason and message of a run that was neither held nor a dry run, with the run's
+/// notes appended.
 fn outcome_condition(out: &SyncOutcome) -> (Reason, String) {
+    let (reason, mut message) = outcome_reason(out);
+    for note in &out.notes {
+        message.push_str("; ");
+        message.push_str(note);
+    }
+    (reason, message)
+}
+
+fn outcome_reason(out: &SyncOutcome) -> (Reason, String) {
     let s = &out.summary;
     if !out.complete {
         let why = "the DingTalk read was incomplete: nothing was disabled or deleted; the next \
@@ -620,6 +630,21 @@ mod tests {
         let mut done = held;
         done.pending_approval = None;
         assert!(due(&done, "f", asked(Some("tok-1")), hour, now).is_err());
+    }
+
+    #[test]
+    fn a_runs_notes_follow_its_condition_message() {
+        let mut out = SyncOutcome {
+            complete: true,
+            ..Default::default()
+        };
+        out.notes.push("the app's contact scope is narrower".into());
+        let (reason, message) = outcome_condition(&out);
+        assert_eq!(reason, Reason::Synced);
+        assert!(
+            message.ends_with("unchanged; the app's contact scope is narrower"),
+            "{message}"
+        );
     }
 
     #[test]

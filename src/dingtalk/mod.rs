@@ -27,7 +27,7 @@ pub use contacts::{
 pub use error::{DingTalkError, permission_for};
 pub use events::{CallbackReceiver, Event, EventHandler, ReceiveError, callback_endpoint};
 pub use oauth::{LoginIdentity, UserProfile, UserToken};
-pub use scope::{ScopeFailure, ScopeRead, ScopeSnapshot};
+pub use scope::{AppScope, Pruning, ScopeFailure, ScopeRead, ScopeSnapshot};
 pub use stream::{StreamConfig, StreamError, StreamHandle, StreamState, StreamStats, Subscription};
 
 pub use write::{

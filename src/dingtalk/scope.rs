@@ -1,15 +1,51 @@
 //! Reading a binding's whole scope with the fewest calls the API allows: one
 //! `department/get` per root (listsub only describes children), one `listsub` per department
-//! and one `user/list` page per 100 direct members, the walk and the listing side by side.
+//! and one `user/list` page per 100 direct members, the walk and the listing side by side,
+//! leaving out the subtrees a target excludes or DingTalk hides; and the app's own contact
+//! scope (`/auth/scopes`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 
+use reqwest::Method;
+use serde_json::Value;
+
 use super::{
     DingTalkClient, DingTalkError,
+    client::{Auth, Host},
     contacts::{API_DEPT_GET, API_LISTSUB, API_USER_LIST, Department, PAGE_SIZE, User, UserPage},
+    wire,
 };
+
+pub const API_AUTH_SCOPES: &str = "/auth/scopes";
+
+/// The departments and people an app may read, as `/auth/scopes` reports them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppScope {
+    /// Departments whose subtrees the app sees (`[1]`: the whole enterprise).
+    pub departments: Vec<i64>,
+    /// People authorised one by one, whatever their departments.
+    pub users: Vec<String>,
+}
+
+impl AppScope {
+    /// The whole enterprise: the root is among the departments.
+    pub fn is_whole_org(&self) -> bool {
+        self.departments.contains(&1)
+    }
+}
+
+/// What a scope read leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct Pruning {
+    /// Departments whose subtrees are neither walked nor listed.
+    pub excluded: HashSet<i64>,
+    /// Read each department below a root (`department/get`) before its subtree, and leave out
+    /// those DingTalk marks hidden (`hide_dept`) with their subtrees. listsub does not say
+    /// whether a department is hidden, so this costs one call per department.
+    pub hidden: bool,
+}
 
 /// Which call of a scope read failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,24 +137,76 @@ impl DingTalkClient {
     pub async fn read_scope_into<U>(
         &self,
         roots: &[i64],
+        keep: impl FnMut(User) -> U,
+        listed_again: impl FnMut(&mut U, &[i64]),
+    ) -> ScopeSnapshot<U> {
+        self.read_scope_pruned(roots, &Pruning::default(), keep, listed_again)
+            .await
+    }
+
+    /// [`DingTalkClient::read_scope_into`] leaving out what `pruning` says: excluded roots
+    /// and subtrees are not read at all, hidden ones once their details say so.
+    pub async fn read_scope_pruned<U>(
+        &self,
+        roots: &[i64],
+        pruning: &Pruning,
         mut keep: impl FnMut(User) -> U,
         mut listed_again: impl FnMut(&mut U, &[i64]),
     ) -> ScopeSnapshot<U> {
         let before = self.calls();
-        let mut walk = Walk::new(self.clone());
-        walk.start(roots);
+        let roots: Vec<i64> = dedup(roots)
+            .into_iter()
+            .filter(|r| !pruning.excluded.contains(r))
+            .collect();
+        let mut walk = Walk::new(self.clone(), pruning.clone());
+        walk.start(&roots);
         while let Some(step) = walk.next().await {
             match step {
                 Step::Root(i, id, result) => walk.root(i, id, *result),
                 Step::Sub(parent, result) => walk.children(parent, result),
+                Step::Detail(parent, id, result) => walk.detail(parent, id, *result),
                 Step::Page(dept, cursor, result) => {
                     walk.page(dept, cursor, result, &mut keep, &mut listed_again)
                 }
             }
         }
-        let mut out = walk.finish(roots);
+        let mut out = walk.finish(&roots);
         out.calls = calls_since(&before, self.calls());
         out
+    }
+
+    /// The app's own contact scope (`/auth/scopes`): its departments and the people
+    /// authorised one by one.
+    pub async fn auth_scopes(&self) -> Result<AppScope, DingTalkError> {
+        let v = self
+            .call(
+                Host::Oapi,
+                Method::GET,
+                API_AUTH_SCOPES,
+                &[],
+                None,
+                Auth::App,
+            )
+            .await?;
+        let scopes = v.get("auth_org_scopes").cloned().unwrap_or(Value::Null);
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Scopes {
+            #[serde(deserialize_with = "wire::opt_i64_list")]
+            authed_dept: Option<Vec<i64>>,
+            #[serde(deserialize_with = "wire::opt_string_list")]
+            authed_user: Option<Vec<String>>,
+        }
+        let s: Scopes = match scopes {
+            Value::Null => Scopes::default(),
+            v => {
+                serde_json::from_value(v).map_err(|e| DingTalkError::decode(API_AUTH_SCOPES, e))?
+            }
+        };
+        Ok(AppScope {
+            departments: s.authed_dept.unwrap_or_default(),
+            users: s.authed_user.unwrap_or_default(),
+        })
     }
 }
 
@@ -126,6 +214,8 @@ impl DingTalkClient {
 enum Step {
     Root(usize, i64, Box<Result<Department, DingTalkError>>),
     Sub(i64, Result<Vec<Department>, DingTalkError>),
+    /// A department's details, asked for before its subtree is read (its parent, its id).
+    Detail(i64, i64, Box<Result<Department, DingTalkError>>),
     Page(i64, i64, Result<UserPage, DingTalkError>),
 }
 
@@ -143,13 +233,17 @@ struct Walk<U> {
     seen_cursors: HashMap<i64, HashSet<i64>>,
     walk_queue: VecDeque<i64>,
     page_queue: VecDeque<(i64, i64)>,
+    /// Departments whose details are wanted before their subtree is read: (parent, id).
+    detail_queue: VecDeque<(i64, i64)>,
     walking: usize,
     paging: usize,
+    detailing: usize,
+    pruning: Pruning,
     running: FuturesUnordered<BoxFuture<'static, Step>>,
 }
 
 impl<U> Walk<U> {
-    fn new(client: DingTalkClient) -> Self {
+    fn new(client: DingTalkClient, pruning: Pruning) -> Self {
         Self {
             window: (client.config().per_api_per_second as usize).clamp(2, 64),
             client,
@@ -161,8 +255,11 @@ impl<U> Walk<U> {
             seen_cursors: HashMap::new(),
             walk_queue: VecDeque::new(),
             page_queue: VecDeque::new(),
+            detail_queue: VecDeque::new(),
             walking: 0,
             paging: 0,
+            detailing: 0,
+            pruning,
             running: FuturesUnordered::new(),
         }
     }
@@ -205,6 +302,15 @@ impl<U> Walk<U> {
                 Step::Page(id, cursor, me.list_users_page(id, cursor, PAGE_SIZE).await)
             }));
         }
+        while self.detailing < self.window
+            && let Some((parent, id)) = self.detail_queue.pop_front()
+        {
+            self.detailing += 1;
+            let me = self.client.clone();
+            self.running.push(Box::pin(async move {
+                Step::Detail(parent, id, Box::new(me.get_department(id).await))
+            }));
+        }
         self.running.next().await
     }
 
@@ -230,14 +336,36 @@ impl<U> Walk<U> {
             Ok(children) => children,
             Err(error) => return self.fail(API_LISTSUB, parent, error),
         };
-        for mut d in children {
-            if !self.seen_depts.insert(d.dept_id) {
+        for d in children {
+            if !self.seen_depts.insert(d.dept_id) || self.pruning.excluded.contains(&d.dept_id) {
                 continue;
             }
-            d.parent_id.get_or_insert(parent);
-            self.walk_queue.push_back(d.dept_id);
-            self.page_queue.push_back((d.dept_id, 0));
-            self.found.push(d);
+            if self.pruning.hidden {
+                self.detail_queue.push_back((parent, d.dept_id));
+            } else {
+                self.keep_department(parent, d);
+            }
+        }
+    }
+
+    /// Keeps a department found under `parent` and queues its walk and its listing.
+    fn keep_department(&mut self, parent: i64, mut d: Department) {
+        d.parent_id.get_or_insert(parent);
+        self.walk_queue.push_back(d.dept_id);
+        self.page_queue.push_back((d.dept_id, 0));
+        self.found.push(d);
+    }
+
+    /// A department's details: kept (details and all) unless hidden. One that could not be
+    /// read is left out and makes the read incomplete, so nobody in it is disabled; one gone
+    /// since listsub named it is simply left out.
+    fn detail(&mut self, parent: i64, id: i64, result: Result<Department, DingTalkError>) {
+        self.detailing -= 1;
+        match result {
+            Ok(d) if d.hide_dept == Some(true) => {}
+            Ok(d) => self.keep_department(parent, d),
+            Err(DingTalkError::NotFound { .. }) => {}
+            Err(error) => self.fail(API_DEPT_GET, id, error),
         }
     }
 
@@ -311,9 +439,9 @@ impl<U> Walk<U> {
     }
 
     /// Roots first: a root whose details could not be read still appears (by id), so the
-    /// tree under it keeps its parent.
+    /// tree under it keeps its parent. `roots` are those [`Walk::start`] was given.
     fn finish(mut self, roots: &[i64]) -> ScopeSnapshot<U> {
-        for (d, &root) in self.root_details.into_iter().zip(dedup(roots).iter()) {
+        for (d, &root) in self.root_details.into_iter().zip(roots.iter()) {
             self.out.departments.push(d.unwrap_or(Department {
                 dept_id: root,
                 ..Default::default()

@@ -80,7 +80,8 @@ fn render(env: &Environment<'static>, label: &str, ctx: &JValue) -> Result<Strin
         })
 }
 
-fn environment() -> Environment<'static> {
+/// The template environment every person template compiles in, with its filters.
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.add_filter("pinyin", |s: String| pinyin(&s));

@@ -124,7 +124,8 @@ impl std::fmt::Debug for Resolved {
 pub type Resolution = Result<Result<Resolved, Problem>, SourceError>;
 
 /// Follows a SyncTarget's references. Checks run in the order a reader would fix them:
-/// binding, its readiness and permissions (cluster only), mapping, overlapping nodes, Secrets.
+/// binding, its readiness and permissions (cluster only), mapping, scope, overlapping nodes,
+/// Secrets.
 pub async fn resolve(objects: &dyn ObjectSource, target: &SyncTarget) -> Resolution {
     let key = TargetKey::of(target);
     let spec = &target.spec;
@@ -160,6 +161,9 @@ pub async fn resolve(objects: &dyn ObjectSource, target: &SyncTarget) -> Resolut
             Reason::MappingInvalid,
             format!("FieldMapping {mapping_name}: {e}"),
         )));
+    }
+    if let Err(p) = validate_scope(spec) {
+        return Ok(Err(p));
     }
     if let Some(other) = objects.overlapping(target).await? {
         return Ok(Err(Problem::new(
@@ -253,6 +257,26 @@ fn binding_usable(binding: &DingTalkBinding, spec: &SyncTargetSpec) -> Result<()
     Ok(())
 }
 
+/// Checks `spec.scope`: the people filter compiles and names only known fields, and the
+/// Inbound-only rules are not set on an Outbound target. The problem names the field.
+pub fn validate_scope(spec: &SyncTargetSpec) -> Result<(), Problem> {
+    let scope = &spec.scope;
+    if spec.direction == Direction::Outbound {
+        return match scope.outbound_root() {
+            Err(why) => Err(Problem::new(Reason::InvalidSpec, why)),
+            Ok(_) if scope.filters() => Err(Problem::new(
+                Reason::InvalidSpec,
+                "spec.scope: excludeDepartmentIds, includeHidden and peopleFilter apply to \
+                 Inbound targets only",
+            )),
+            Ok(_) => Ok(()),
+        };
+    }
+    crate::sync::source_scope::ScopeRules::for_target(scope)
+        .map(|_| ())
+        .map_err(|e| Problem::new(Reason::InvalidSpec, e.to_string()))
+}
+
 /// Compiles every template of a mapping with the engine's compiler; the error names the rule.
 pub fn validate_mapping(spec: &FieldMappingSpec) -> Result<(), String> {
     match spec.direction {
@@ -335,4 +359,41 @@ async fn callback_keys(
         (Ok(t), Ok(a)) => Some((Secret::new(t), Secret::new(a))),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::target::Scope;
+
+    fn spec(direction: Direction, scope: Scope) -> SyncTargetSpec {
+        SyncTargetSpec {
+            direction,
+            scope,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_scope_is_checked_and_the_problem_names_the_field() {
+        let filter = |f: &str| Scope {
+            people_filter: Some(f.into()),
+            ..Default::default()
+        };
+        assert!(validate_scope(&spec(Direction::Inbound, filter("{{ active }}"))).is_ok());
+        for bad in ["{{ active and }}", "{{ titel != '实习生' }}"] {
+            let p = validate_scope(&spec(Direction::Inbound, filter(bad))).unwrap_err();
+            assert_eq!(p.reason, Reason::InvalidSpec);
+            assert!(p.message.starts_with("spec.scope.peopleFilter: "), "{p}");
+        }
+        let p = validate_scope(&spec(Direction::Outbound, filter("{{ active }}"))).unwrap_err();
+        assert!(p.message.contains("Inbound targets only"), "{p}");
+        let two = Scope {
+            department_ids: vec![1, 2],
+            ..Default::default()
+        };
+        let p = validate_scope(&spec(Direction::Outbound, two)).unwrap_err();
+        assert!(p.message.starts_with("scope.departmentIds"), "{p}");
+        assert!(validate_scope(&spec(Direction::Outbound, Scope::default())).is_ok());
+    }
 }

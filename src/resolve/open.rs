@@ -17,7 +17,10 @@ use crate::{
     },
     mapping::{Mapping, MappingError, outbound::OutboundMapping},
     secret::Secret,
-    sync::{Options, dingtalk_source::DingTalkSource, outbound::OutboundOptions},
+    sync::{
+        Options, dingtalk_source::DingTalkSource, outbound::OutboundOptions,
+        source_scope::ScopeRules,
+    },
 };
 
 /// Why a resolved target could not be opened.
@@ -82,8 +85,10 @@ pub async fn open(r: &Resolved, access: Access, clients: &ClientPool) -> Result<
     }
     let mapping = Mapping::compile(&r.mapping)?;
     let dir = open_directory(r, access).await?;
-    let source = DingTalkSource::new(client, r.spec.scope.department_ids.clone())
-        .keeping(mapping.person_fields());
+    // Resolving checked the rules already; a failure here means a caller skipped it.
+    let rules =
+        ScopeRules::for_target(&r.spec.scope).map_err(|e| OpenError::Spec(e.to_string()))?;
+    let source = DingTalkSource::with_rules(client, rules).keeping(mapping.person_fields());
     Ok(Opened::Inbound(Inbound {
         dir,
         source: Arc::new(source),

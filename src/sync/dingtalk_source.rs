@@ -1,5 +1,6 @@
 //! DingTalk as the source of an inbound sync: one scope read, normalised into the model;
-//! for an incremental run, a re-read of just the records events named.
+//! for an incremental run, a re-read of just the records events named. Both honour the
+//! target's scope rules (`source_scope.rs`): what they leave out is absent.
 
 use std::collections::{HashMap, HashSet, hash_map::Entry};
 
@@ -8,7 +9,10 @@ use futures::{StreamExt, stream};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Source, SyncError};
+use super::{
+    Source, SyncError,
+    source_scope::{self, Reach, ScopeRules},
+};
 use crate::{
     dingtalk::{self as dt, DingTalkClient, DingTalkError, ScopeFailure, ScopeRead, ScopeSnapshot},
     model::{Changes, Department, Fields, PERSON_FIELDS, Person, SourceSnapshot},
@@ -24,58 +28,113 @@ const MAX_DEPTH: usize = 64;
 /// Reads the departments under `roots` and their members.
 pub struct DingTalkSource {
     pub client: DingTalkClient,
+    /// Roots as given; empty: the app's own contact scope.
     pub roots: Vec<i64>,
+    /// What the target's scope leaves out, and its people filter.
+    rules: ScopeRules,
+    /// Where reads start, as the last full read (or the first re-read) found it.
+    reach: std::sync::Mutex<Option<Reach>>,
     /// Department → parent, learnt by incremental re-reads to decide what is in scope; an
     /// event about a department drops its entry (it may have moved).
     parents: std::sync::Mutex<HashMap<i64, Option<i64>>>,
+    /// Departments re-reads found hidden.
+    hidden: std::sync::Mutex<HashSet<i64>>,
     /// The person fields a full read keeps (`None`: every field templates may name).
     fields: Option<HashSet<String>>,
 }
 
 impl DingTalkSource {
+    /// The whole subtrees under `roots` (empty: the app's own contact scope), hidden
+    /// departments included, everybody in them.
     pub fn new(client: DingTalkClient, roots: Vec<i64>) -> Self {
+        Self::with_rules(client, ScopeRules::roots(roots))
+    }
+
+    /// What `rules` say: see [`ScopeRules::for_target`].
+    pub fn with_rules(client: DingTalkClient, rules: ScopeRules) -> Self {
         Self {
             client,
-            roots,
+            roots: rules.roots.clone(),
+            rules,
+            reach: Default::default(),
             parents: Default::default(),
+            hidden: Default::default(),
             fields: None,
         }
+    }
+
+    /// Whether `other` reads the same part of the enterprise (what it learnt of the tree
+    /// then holds for this one).
+    pub fn same_scope(&self, other: &Self) -> bool {
+        self.rules == other.rules
+    }
+
+    /// What the last read said about the app's own scope, when narrower than the whole
+    /// enterprise.
+    pub fn scope_note(&self) -> Option<String> {
+        self.reach
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|r| r.note.clone())
+    }
+
+    /// Where reads start: asked of DingTalk by every full read (`refresh`), and by a re-read
+    /// only when no read has yet.
+    async fn reach(&self, refresh: bool) -> Result<Reach, SyncError> {
+        let known = self.reach.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (false, Some(r)) = (refresh, known) {
+            return Ok(r);
+        }
+        let r = source_scope::reach(&self.client, &self.rules).await?;
+        *self.reach.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
+        Ok(r)
     }
 
     /// A full read keeps only these person fields (the mapping's, see
     /// [`Mapping::person_fields`](crate::mapping::Mapping::person_fields)): at a million
     /// people the fields no template reads would be most of the model's memory.
     pub fn keeping(mut self, fields: impl IntoIterator<Item = String>) -> Self {
-        self.fields = Some(fields.into_iter().collect());
+        let mut kept: HashSet<String> = fields.into_iter().collect();
+        kept.extend(self.rules.filter_fields());
+        self.fields = Some(kept);
         self
     }
 
     /// The same scope read through another client (other pacing, say), keeping what this one
     /// learnt of the department tree.
     pub fn with_client(&self, client: DingTalkClient) -> Self {
-        let parents = self
-            .parents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        fn copy<T: Clone>(m: &std::sync::Mutex<T>) -> T {
+            m.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
         Self {
             client,
             roots: self.roots.clone(),
-            parents: std::sync::Mutex::new(parents),
+            rules: self.rules.clone(),
+            reach: std::sync::Mutex::new(copy(&self.reach)),
+            parents: std::sync::Mutex::new(copy(&self.parents)),
+            hidden: std::sync::Mutex::new(copy(&self.hidden)),
             fields: self.fields.clone(),
         }
     }
 
     /// A full read saw every department in scope with its parent: later re-reads walk up
     /// from those without asking DingTalk (one `department/get` per department otherwise,
-    /// which at a large tenant's quota would hold the first events for minutes).
-    fn learn_parents(&self, snapshot: &SourceSnapshot) {
+    /// which at a large tenant's quota would hold the first events for minutes). What earlier
+    /// re-reads learnt is forgotten: a department may have become hidden or moved out since,
+    /// and one the read left out is asked about again when an event needs it.
+    fn learn_parents(&self, snapshot: &SourceSnapshot, roots: &[i64]) {
+        self.hidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        parents.clear();
         for d in &snapshot.departments {
             if let (Ok(id), Some(Ok(parent))) = (
                 d.id.parse::<i64>(),
                 d.parent.as_deref().map(str::parse::<i64>),
-            ) && !self.roots.contains(&id)
+            ) && !roots.contains(&id)
             {
                 parents.insert(id, Some(parent));
             }
@@ -87,12 +146,14 @@ impl DingTalkSource {
 impl Source for DingTalkSource {
     async fn read(&self) -> Result<SourceSnapshot, SyncError> {
         let corp_id = &self.client.config().corp_id;
+        let reach = self.reach(true).await?;
         // Each page's people become model records as they arrive: holding every `User` until
         // the walk ends cost more than the whole model.
-        let read = self
+        let mut read = self
             .client
-            .read_scope_into(
-                &self.roots,
+            .read_scope_pruned(
+                &reach.roots,
+                &self.rules.pruning,
                 |u| listed(corp_id, u, self.fields.as_ref()),
                 listed_again,
             )
@@ -100,8 +161,11 @@ impl Source for DingTalkSource {
         if read.users.is_empty() && !read.is_complete() {
             return Err(SyncError::Source(read.failure_messages().join("; ")));
         }
-        let snapshot = finish(corp_id, read, &HashSet::new());
-        self.learn_parents(&snapshot);
+        let failed = self.add_authorised(&mut read, &reach).await;
+        let mut snapshot = finish(corp_id, read, &HashSet::new());
+        source_scope::note_failures(&mut snapshot, failed);
+        self.learn_parents(&snapshot, &reach.roots);
+        self.rules.filter_people(&mut snapshot);
         Ok(snapshot)
     }
 
@@ -110,23 +174,28 @@ impl Source for DingTalkSource {
     /// outside the scope means absent, which the plan reads as "left"; any other failure makes
     /// the snapshot incomplete, so nothing is disabled on its account and the event is retried.
     async fn read_changed(&self, changes: &Changes) -> Result<SourceSnapshot, SyncError> {
+        let reach = self.reach(false).await?;
         let (depts, users) = self.reread(changes).await;
         let mut parents = self.known_parents(changes);
         let mut failures: Vec<ScopeFailure> = Vec::new();
         let mut found_depts = found_departments(depts, &mut parents, &mut failures);
+        self.learn_hidden(&found_depts);
         let mut found_users = found_users(users)?;
         let mut starts: Vec<i64> = found_depts.iter().map(|d| d.dept_id).collect();
         for u in &found_users {
             starts.extend(u.dept_id_list.iter().flatten().copied());
         }
-        let in_scope = self.scope_of(starts, &mut parents, &mut failures).await;
+        let in_scope = self
+            .scope_of(&reach.roots, starts, &mut parents, &mut failures)
+            .await;
         *self.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
         found_depts.retain(|d| in_scope.contains(&d.dept_id));
         found_users.retain(|u| {
-            u.dept_id_list
-                .iter()
-                .flatten()
-                .any(|d| in_scope.contains(d))
+            reach.users.contains(&u.userid)
+                || u.dept_id_list
+                    .iter()
+                    .flatten()
+                    .any(|d| in_scope.contains(d))
         });
         let read = ScopeRead {
             departments: found_depts,
@@ -134,7 +203,9 @@ impl Source for DingTalkSource {
             failures,
             calls: Default::default(),
         };
-        Ok(to_model_in(&self.client.config().corp_id, read, &in_scope))
+        let mut snapshot = to_model_in(&self.client.config().corp_id, read, &in_scope);
+        self.rules.filter_people(&mut snapshot);
+        Ok(snapshot)
     }
 }
 
@@ -183,14 +254,20 @@ impl DingTalkSource {
 
     /// Which departments lie under the scope roots (the roots included): each start's parent
     /// chain is walked up to a root (inside) or past the top (outside), reading the parents
-    /// not yet known, each at most once.
+    /// not yet known, each at most once. A chain through an excluded department, or a
+    /// hidden one below the roots the rules leave out, is outside.
     async fn scope_of(
         &self,
+        roots: &[i64],
         starts: Vec<i64>,
         parents: &mut HashMap<i64, Option<i64>>,
         failures: &mut Vec<ScopeFailure>,
     ) -> HashSet<i64> {
-        let roots: HashSet<i64> = self.roots.iter().copied().collect();
+        let roots: HashSet<i64> = roots
+            .iter()
+            .copied()
+            .filter(|r| !self.rules.pruning.excluded.contains(r))
+            .collect();
         let mut verdict: HashMap<i64, bool> = HashMap::new();
         for start in starts {
             let mut chain = vec![];
@@ -199,6 +276,9 @@ impl DingTalkSource {
                 let Some(d) = at else { break false };
                 if let Some(v) = verdict.get(&d) {
                     break *v;
+                }
+                if self.left_out(d, &roots) {
+                    break false;
                 }
                 if roots.contains(&d) {
                     break true;
@@ -209,6 +289,10 @@ impl DingTalkSource {
                 chain.push(d);
                 if let Entry::Vacant(slot) = parents.entry(d) {
                     slot.insert(self.parent_of(d, failures).await);
+                    // Reading it may have shown it hidden.
+                    if self.left_out(d, &roots) {
+                        break false;
+                    }
                 }
                 at = parents.get(&d).copied().flatten();
             };
@@ -224,12 +308,72 @@ impl DingTalkSource {
             .collect()
     }
 
-    /// A department's parent as DingTalk has it now; `None` when the department is gone, or
-    /// could not be read (a failure, so the read is incomplete).
+    /// Whether the rules leave `dept` out: excluded, or hidden below the roots.
+    fn left_out(&self, dept: i64, roots: &HashSet<i64>) -> bool {
+        let pruning = &self.rules.pruning;
+        pruning.excluded.contains(&dept)
+            || (pruning.hidden
+                && !roots.contains(&dept)
+                && self
+                    .hidden
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&dept))
+    }
+
+    /// Remembers which of `depts` DingTalk marks hidden now (and which no longer).
+    fn learn_hidden(&self, depts: &[dt::Department]) {
+        let mut hidden = self.hidden.lock().unwrap_or_else(|e| e.into_inner());
+        for d in depts {
+            if d.hide_dept == Some(true) {
+                hidden.insert(d.dept_id);
+            } else {
+                hidden.remove(&d.dept_id);
+            }
+        }
+    }
+
+    /// Adds to a full read the people the app may read one by one who were not listed in
+    /// a department of the scope; returns what could not be read.
+    async fn add_authorised(
+        &self,
+        read: &mut ScopeSnapshot<Option<Listed>>,
+        reach: &Reach,
+    ) -> Vec<String> {
+        if reach.users.is_empty() {
+            return vec![];
+        }
+        let have: HashSet<&str> = read
+            .users
+            .iter()
+            .flatten()
+            .map(|l| l.person.id.as_str())
+            .collect();
+        let missing: Vec<String> = reach
+            .users
+            .iter()
+            .filter(|u| !have.contains(u.as_str()))
+            .cloned()
+            .collect();
+        let (found, failed) = source_scope::read_users(&self.client, missing).await;
+        let corp_id = &self.client.config().corp_id;
+        read.users.extend(
+            found
+                .into_iter()
+                .map(|u| listed(corp_id, u, self.fields.as_ref())),
+        );
+        failed
+    }
+
+    /// A department's parent as DingTalk has it now; `None` when the department is gone or
+    /// outside the app's scope, or could not be read (a failure, so the read is incomplete).
     async fn parent_of(&self, dept_id: i64, failures: &mut Vec<ScopeFailure>) -> Option<i64> {
         match self.client.get_department(dept_id).await {
-            Ok(d) => d.parent_id,
-            Err(DingTalkError::NotFound { .. }) => None,
+            Ok(d) => {
+                self.learn_hidden(std::slice::from_ref(&d));
+                d.parent_id
+            }
+            Err(e) if source_scope::is_absent(&e) => None,
             Err(error) => {
                 failures.push(ScopeFailure {
                     api: dt::contacts::API_DEPT_GET,
@@ -256,7 +400,7 @@ fn found_departments(
                 parents.insert(d.dept_id, d.parent_id);
                 found.push(d);
             }
-            Err(DingTalkError::NotFound { .. }) => {}
+            Err(e) if source_scope::is_absent(&e) => {}
             Err(error) => failures.push(ScopeFailure {
                 api: dt::contacts::API_DEPT_GET,
                 dept_id: id,
@@ -274,7 +418,7 @@ fn found_users(users: Reread<String, dt::User>) -> Result<Vec<dt::User>, SyncErr
     for (id, r) in users {
         match r {
             Ok(u) => found.push(u),
-            Err(DingTalkError::NotFound { .. }) => {}
+            Err(e) if source_scope::is_absent(&e) => {}
             Err(source) => return Err(SyncError::Reread { id, source }),
         }
     }

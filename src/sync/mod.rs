@@ -11,6 +11,8 @@ mod gate;
 pub mod inbound;
 mod kinds;
 pub mod outbound;
+pub mod people_filter;
+pub mod source_scope;
 
 use std::sync::Mutex;
 
@@ -78,6 +80,9 @@ pub enum SyncError {
         #[source]
         source: DingTalkError,
     },
+    /// The app's own contact scope could not be read, so nothing is known to be in scope.
+    #[error("reading the source failed: the app's contact scope (/auth/scopes): {0}")]
+    AppScope(#[source] DingTalkError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
 }

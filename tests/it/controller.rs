@@ -1242,6 +1242,7 @@ async fn an_outbound_target_without_the_write_permission_writes_nothing_and_name
         t.spec.direction = Direction::Outbound;
         t.spec.scope = dingsync::api::target::Scope {
             department_ids: vec![5001],
+            ..Default::default()
         };
         t
     };

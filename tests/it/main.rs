@@ -28,5 +28,6 @@ mod reliability;
 mod scim;
 mod scim_sync;
 mod scim_waves;
+mod scope_filters;
 mod secrets;
 mod sim;

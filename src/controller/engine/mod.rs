@@ -94,7 +94,7 @@ impl Sources {
     fn reuse(&self, key: &TargetKey, fresh: Arc<DingTalkSource>) -> Arc<DingTalkSource> {
         let kept = self.0.lock().expect("sources").get(key).cloned();
         // Through the fresh source's client: a rotated secret or changed limits apply.
-        kept.filter(|k| k.roots == fresh.roots)
+        kept.filter(|k| k.same_scope(&fresh))
             .map(|k| Arc::new(k.with_client(fresh.client.clone())))
             .unwrap_or(fresh)
     }
@@ -149,7 +149,9 @@ impl SyncRunner for Engine {
             other => SyncRunError::Transient(other.to_string()),
         })?;
         self.sources.keep(&req.target.key, o.source.clone());
-        Ok(outcome(&report))
+        let mut out = outcome(&report);
+        out.notes.extend(o.source.scope_note());
+        Ok(out)
     }
 
     async fn track_events(&self, t: &Resolved, baseline: bool) -> Option<IncrementalView> {

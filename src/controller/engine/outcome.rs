@@ -78,6 +78,7 @@ fn reported(
         complete,
         held: held.map(held_of),
         plan: None,
+        notes: vec![],
     }
 }
 

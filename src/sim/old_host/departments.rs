@@ -12,7 +12,10 @@ use crate::sim::error::{ApiError, api_err};
 use crate::sim::org::{App, ROOT_DEPT};
 use crate::sim::state::State;
 
-/// `department/listsub`: the sub-departments of `dept_id` (the root when absent).
+/// `department/listsub`: the sub-departments of `dept_id` (the root when absent). Hidden
+/// departments are listed like the others and listsub carries no `hide_dept`: only
+/// `department/get` says whether one is hidden. Whether DingTalk lists hidden departments to
+/// an app at all is not documented; listing them is the case a reader must handle.
 pub fn list_sub(st: &mut State, app: &App, p: &Params) -> Result<Response, ApiError> {
     let id = p.i64("dept_id")?.unwrap_or(ROOT_DEPT);
     let org = st.org();

@@ -39,6 +39,9 @@ pub fn user_visible<'a>(org: &'a Org, app: &App, userid: &str) -> Result<&'a Per
 }
 
 /// `/auth/scopes`: the departments and people the app sees, and the user fields it may read.
+/// An app scoped to the whole enterprise gets `authed_dept: [1]` and an empty `authed_user`;
+/// one scoped to departments and people gets exactly those, and `listsub`, `user/list` and
+/// `user/get` refuse what lies outside them (50004, 50002).
 pub fn auth_scopes(_: &mut State, app: &App, _: &Params) -> Result<Response, ApiError> {
     let depts: Vec<i64> = if app.scope.is_whole_org() {
         vec![ROOT_DEPT]

@@ -68,20 +68,18 @@ impl Default for OutboundOptions {
 }
 
 impl OutboundOptions {
-    /// The options a SyncTarget spec sets (`scope.departmentIds` must name exactly one
-    /// department; deletion defaults as for Inbound).
+    /// The options a SyncTarget spec sets (`scope.departmentIds` names at most one
+    /// department, the root when left out; deletion defaults as for Inbound).
     pub fn for_target(
         spec: &crate::api::SyncTargetSpec,
         approval: Option<String>,
     ) -> Result<Self, String> {
-        let [root] = spec.scope.department_ids.as_slice() else {
-            return Err("scope.departmentIds: an Outbound target mirrors its node under exactly one DingTalk department".into());
-        };
+        let root = spec.scope.outbound_root()?;
         let deletion = spec.deletion.clone().unwrap_or_default();
         // The same thresholds as Inbound when the spec sets none.
         let defaults = crate::sync::Options::default();
         Ok(OutboundOptions {
-            root: *root,
+            root,
             policy: deletion.policy,
             max_count: deletion.max_count.unwrap_or(defaults.max_count),
             max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
