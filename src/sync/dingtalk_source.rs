@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::{Source, SyncError};
 use crate::{
     dingtalk::{self as dt, DingTalkClient, DingTalkError, ScopeFailure, ScopeRead, ScopeSnapshot},
-    model::{Changes, Department, Fields, PERSON_FIELDS, Person, SourceSnapshot},
+    model::{
+        Changes, Department, DeptTree, Fields, PERSON_FIELDS, Person, SourceSnapshot, extension_map,
+    },
 };
 
 /// Single-record reads in flight at once during an incremental re-read (the client's per-API
@@ -28,6 +30,9 @@ pub struct DingTalkSource {
     /// Department → parent, learnt by incremental re-reads to decide what is in scope; an
     /// event about a department drops its entry (it may have moved).
     parents: std::sync::Mutex<HashMap<i64, Option<i64>>>,
+    /// Department names and parents as last read: the `path` and `dept_names` of an
+    /// incremental re-read, which holds only the records events named.
+    tree: std::sync::Mutex<DeptTree>,
     /// The person fields a full read keeps (`None`: every field templates may name).
     fields: Option<HashSet<String>>,
 }
@@ -38,6 +43,7 @@ impl DingTalkSource {
             client,
             roots,
             parents: Default::default(),
+            tree: Default::default(),
             fields: None,
         }
     }
@@ -62,6 +68,7 @@ impl DingTalkSource {
             client,
             roots: self.roots.clone(),
             parents: std::sync::Mutex::new(parents),
+            tree: std::sync::Mutex::new(self.known_departments()),
             fields: self.fields.clone(),
         }
     }
@@ -102,6 +109,7 @@ impl Source for DingTalkSource {
         }
         let snapshot = finish(corp_id, read, &HashSet::new());
         self.learn_parents(&snapshot);
+        self.learn_tree(&snapshot);
         Ok(snapshot)
     }
 
@@ -134,7 +142,20 @@ impl Source for DingTalkSource {
             failures,
             calls: Default::default(),
         };
-        Ok(to_model_in(&self.client.config().corp_id, read, &in_scope))
+        let snapshot = to_model_in(&self.client.config().corp_id, read, &in_scope);
+        self.learn_tree(&snapshot);
+        Ok(snapshot)
+    }
+
+    fn known_departments(&self) -> DeptTree {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl DingTalkSource {
+    fn learn_tree(&self, snapshot: &SourceSnapshot) {
+        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        tree.learn(snapshot);
     }
 }
 
@@ -335,7 +356,7 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         .filter(|(k, _)| known.contains(k.as_str()))
         .filter(|(k, _)| only.is_none_or(|f| f.contains(k)))
         .map(|(k, v)| match k.as_str() {
-            "extension" => (k, decode_extension(v)),
+            "extension" => (k, extension_map(&id, v)),
             _ => (k, v),
         })
         .chain([("corp_id".to_string(), json!(corp_id))])
@@ -351,19 +372,6 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         dept_ids,
         relisted: false,
     })
-}
-
-/// DingTalk sends a person's custom fields (`extension`) as a JSON object inside a string;
-/// templates read them as a map (`{{ extension['工号'] }}`). Text that is not a JSON object
-/// stays as it came, so a template can still show it.
-fn decode_extension(v: Value) -> Value {
-    match &v {
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(object @ Value::Object(_)) => object,
-            _ => v,
-        },
-        _ => v,
-    }
 }
 
 fn listed_again(kept: &mut Option<Listed>, more: &[i64]) {
@@ -429,6 +437,7 @@ fn finish(
                     .filter(|d| in_scope.contains(d))
                     .map(|d| d.to_string())
                     .collect();
+                // The main department's rule: see `Person::main_department`.
                 let mut updates = vec![("main_dept_id", json!(depts.first()))];
                 if relisted {
                     updates.push(("dept_id_list", json!(dept_ids)));
@@ -472,9 +481,10 @@ mod tests {
             p.fields.get("extension"),
             Some(json!({"工号": "A17", "花名": "小王"}))
         );
-        // Not a JSON object: kept as the text DingTalk sent.
+        // Not a JSON object: no custom fields, the person kept.
         let p = person(json!("not json"));
-        assert_eq!(p.fields.get("extension"), Some(json!("not json")));
+        assert_eq!(p.fields.get("extension"), Some(json!({})));
+        assert_eq!(p.id, "u1");
     }
 }
 
