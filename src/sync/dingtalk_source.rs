@@ -351,6 +351,10 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // Someone without custom fields gets an empty map: `{{ extension.工号 }}` then renders
+    // empty instead of failing on an undefined value.
+    let no_extension =
+        !fields.contains_key("extension") && only.is_none_or(|f| f.contains("extension"));
     let fields: Fields = fields
         .into_iter()
         .filter(|(k, _)| known.contains(k.as_str()))
@@ -360,6 +364,7 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
             _ => (k, v),
         })
         .chain([("corp_id".to_string(), json!(corp_id))])
+        .chain(no_extension.then(|| ("extension".to_string(), json!({}))))
         .collect();
     Some(Listed {
         person: Person {
@@ -485,6 +490,11 @@ mod tests {
         let p = person(json!("not json"));
         assert_eq!(p.fields.get("extension"), Some(json!({})));
         assert_eq!(p.id, "u1");
+        // None sent: an empty map too.
+        let mut u = user(json!(null));
+        u.extension = None;
+        let p = listed("corp", u, None).expect("kept").person;
+        assert_eq!(p.fields.get("extension"), Some(json!({})));
     }
 }
 
