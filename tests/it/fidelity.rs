@@ -9,6 +9,7 @@ use dingsync::{
     api::{FieldMappingSpec, target::Layout},
     directory::{Attrs, Directory, Snapshot, scim::ScimDirectory},
     mapping::Mapping,
+    model::Changes,
     sim::{
         Org, UserWrite,
         generate::{GenSpec, generate},
@@ -76,19 +77,52 @@ async fn world(org: Org, ldap: bool) -> Option<World> {
     w.build().await
 }
 
-/// A full sync as the controller runs it: a lean read keeping only the mapping's fields.
-async fn sync(w: &World, dir: &dyn Directory, mapping: &Mapping) -> Report {
-    let source = DingTalkSource::new(w.client.clone(), vec![1]).keeping(mapping.person_fields());
-    let opts = Options {
+/// The whole enterprise, read as the controller reads it: keeping only the mapping's fields.
+fn source(w: &World, mapping: &Mapping) -> DingTalkSource {
+    DingTalkSource::new(w.client.clone(), vec![1]).keeping(mapping.person_fields())
+}
+
+fn opts() -> Options {
+    Options {
         max_percent: 100,
         ..Default::default()
-    };
-    let r = sync::run(&source, dir, mapping, &opts, false, &|_, _, _| {})
-        .await
-        .expect("sync runs");
+    }
+}
+
+fn clean(r: Report) -> Report {
     assert!(r.failures.is_empty(), "{:#?}", r.failures);
     assert!(r.plan.problems.is_empty(), "{:#?}", r.plan.problems);
     r
+}
+
+/// A full sync, through a fresh source.
+async fn sync(w: &World, dir: &dyn Directory, mapping: &Mapping) -> Report {
+    full_sync(&source(w, mapping), dir, mapping).await
+}
+
+async fn full_sync(source: &DingTalkSource, dir: &dyn Directory, mapping: &Mapping) -> Report {
+    let r = sync::run(source, dir, mapping, &opts(), false, &|_, _, _| {}).await;
+    clean(r.expect("sync runs"))
+}
+
+/// An incremental run, as events trigger it, through the source of the last full sync.
+async fn changed_sync(
+    source: &DingTalkSource,
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    changes: Changes,
+) -> Report {
+    let r = sync::run_changed(
+        source,
+        dir,
+        mapping,
+        &opts(),
+        &changes,
+        false,
+        &|_, _, _| {},
+    )
+    .await;
+    clean(r.expect("incremental run"))
 }
 
 /// What the org says a person's custom field `key` is, as text.
@@ -333,4 +367,72 @@ async fn if_empty_keeps_an_admins_mobile_in_scim2_server() {
             .expect("the admin's edit");
     };
     if_empty_keeps_the_admins_mobile(&w, &dir, &m, admin_sets).await;
+}
+
+/// Names a department path and a person's department names in an incremental run: the re-read
+/// records take their departments' names from the tree the last full read saw, so a batch
+/// changes nothing it did not re-read, and a renamed department's path and its re-read
+/// member follow the new name.
+#[tokio::test]
+async fn an_incremental_run_names_departments_as_the_full_read_did() {
+    let org = org();
+    let Some(w) = world(org.clone(), true).await else {
+        return;
+    };
+    let dir = w.ldap(&w.node("events"), Layout::FlatWithGroups).await;
+    let m = mapping(LDAP_MAPPING);
+    let src = source(&w, &m);
+    full_sync(&src, &dir, &m).await;
+
+    // Someone in a department two levels down, and in another department too if possible.
+    let depth = |p: &Person| path(&org, p.departments[0]).matches('/').count();
+    let mut people: Vec<&Person> = org.people.iter().filter(|p| depth(p) >= 1).collect();
+    people.sort_by_key(|p| std::cmp::Reverse((p.departments.len(), depth(p))));
+    let p = people[0];
+    let untouched = Changes {
+        people: [p.userid.clone()].into(),
+        departments: p.departments.iter().map(i64::to_string).collect(),
+    };
+    let r = changed_sync(&src, &dir, &m, untouched).await;
+    assert_eq!(r.writes, 0, "re-read, nothing changed: {:#?}", r.plan.steps);
+
+    let renamed = p.departments[0];
+    w.sim.rename_department(renamed, "改名部").expect("renamed");
+    let changes = Changes {
+        people: [p.userid.clone()].into(),
+        departments: [renamed.to_string()].into(),
+    };
+    changed_sync(&src, &dir, &m, changes).await;
+    let now = w.sim.org();
+    let snap = dir.read().await.unwrap();
+    let dept = snap
+        .departments
+        .iter()
+        .find(|d| d.id == renamed.to_string());
+    assert_eq!(
+        first(&dept.unwrap().attrs, "description"),
+        Some(path(&now, renamed))
+    );
+    let entry = snap
+        .people
+        .iter()
+        .find(|e| e.id.as_deref() == Some(&p.userid));
+    let names = first(&entry.unwrap().attrs, "departmentNumber").unwrap();
+    assert_eq!(names, dept_names(&now, p));
+    assert!(names.starts_with("改名部"), "{names}");
+
+    // The next full sync brings the rest (other members, sub-departments) in step.
+    full_sync(&src, &dir, &m).await;
+    assert_people(
+        &now,
+        &dir.read().await.unwrap(),
+        &[
+            ("mail", "mail"),
+            ("mobile", "mobile"),
+            ("工号", "employeeNumber"),
+            ("desk no", "roomNumber"),
+            ("dept_names", "departmentNumber"),
+        ],
+    );
+    assert_eq!(full_sync(&src, &dir, &m).await.writes, 0);
 }
