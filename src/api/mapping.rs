@@ -113,6 +113,9 @@ pub struct AttributeRule {
     /// `OnCreate`: written once when the entry is created, then left to the directory's owners.
     /// `IfEmpty`: written only while the directory's value is empty, so a value an admin
     /// entered by hand survives; use it for `mobile` and `mail`, which DingTalk often lacks.
+    /// A value there is never replaced or cleared, even when DingTalk later gains or changes
+    /// its own; empty it in the directory and the next sync fills it from DingTalk.
+    /// Ownership applies to Inbound mappings; an Outbound mapping writes every rule.
     #[serde(default)]
     pub ownership: Ownership,
 }
