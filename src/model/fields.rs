@@ -21,7 +21,7 @@ enum Kind {
     /// A JSON number, as its text.
     Number,
     Text,
-    /// An array or object, as JSON text (rare: `dept_id_list`, `extension`).
+    /// An array or object, as JSON text (`dept_id_list`, `dept_names`, `extension`).
     Json,
 }
 
