@@ -8,6 +8,14 @@ use super::common::conditions_schema;
 
 /// Attribute rules, matching rules and username generation for people and departments.
 /// Templates use Jinja syntax (`{{ name | pinyin }}`) over the source record's fields.
+///
+/// A person's custom fields are a map of text: `{{ extension.工号 }}`, or
+/// `{{ extension['desk no'] }}` for a key with spaces. `{{ field | fromjson }}` reads another
+/// field holding JSON text. `dept_names` lists the person's departments by name (in the order
+/// of their `dept_id_list`); a department's `path` is the names from the scope's root joined
+/// by `/`. `main_dept_id` is the person's first in-scope department of `dept_id_list` (it
+/// places them in the `OuTree` layout); a template that wants another department picks it
+/// from `dept_id_list` or `dept_names` instead, e.g. `{{ dept_names | last }}`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "dingsync.io",
@@ -97,11 +105,17 @@ pub struct AttributeRule {
     #[schemars(length(min = 1, max = 128))]
     pub target: String,
     /// Jinja template over the source fields, e.g. `{{ email | lower }}`. An empty result leaves
-    /// the attribute unset.
+    /// the attribute unset. Custom fields: `{{ extension.工号 }}`, `{{ extension['desk no'] }}`;
+    /// departments: `{{ dept_names | join(',') }}`, `{{ path }}` (department rules).
     #[schemars(length(min = 1, max = 4096))]
     pub template: String,
     /// `Always` (default): dingsync keeps the attribute equal to the template.
     /// `OnCreate`: written once when the entry is created, then left to the directory's owners.
+    /// `IfEmpty`: written only while the directory's value is empty, so a value an admin
+    /// entered by hand survives; use it for `mobile` and `mail`, which DingTalk often lacks.
+    /// A value there is never replaced or cleared, even when DingTalk later gains or changes
+    /// its own; empty it in the directory and the next sync fills it from DingTalk.
+    /// Ownership applies to Inbound mappings; an Outbound mapping writes every rule.
     #[serde(default)]
     pub ownership: Ownership,
 }
@@ -116,6 +130,11 @@ pub enum Ownership {
     Always,
     /// Only set when dingsync creates the entry.
     OnCreate,
+    /// Set at creation, and later only while the directory's value is empty (absent or
+    /// blank). A value there is never replaced or cleared, even when DingTalk later gains or
+    /// changes its own: the directory keeps it until someone empties it, and then the next
+    /// sync fills it from DingTalk again. Never folded into a lean read's digest.
+    IfEmpty,
 }
 
 /// Links a source person to an existing target account by equal values.

@@ -93,6 +93,7 @@ pub(crate) fn environment() -> Environment<'static> {
             .map(|(_, d)| d.to_string())
             .unwrap_or_default()
     });
+    env.add_filter("fromjson", fromjson);
     env.add_filter("initials", |s: String| {
         use pinyin::ToPinyin;
         s.chars()
@@ -102,13 +103,95 @@ pub(crate) fn environment() -> Environment<'static> {
     env
 }
 
+/// `{{ field | fromjson }}`: a field holding JSON text, as a value templates can index. Text
+/// that is not JSON fails the template (the error says where, never the text: it is often
+/// personal data); empty text is none.
+fn fromjson(s: String) -> Result<JValue, minijinja::Error> {
+    if s.trim().is_empty() {
+        return Ok(JValue::from(()));
+    }
+    serde_json::from_str::<serde_json::Value>(&s)
+        .map(JValue::from_serialize)
+        .map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("fromjson: the text is not JSON ({e})"),
+            )
+        })
+}
+
+/// Jinja names are ASCII, but custom field keys are often Chinese: `extension.工号` is read as
+/// `extension['工号']`. Rewritten inside `{{ }}` and `{% %}` only, outside string literals;
+/// the text keeps its lines, so errors point where the author wrote.
+fn bracket_unicode_keys(template: &str) -> std::borrow::Cow<'_, str> {
+    if template.is_ascii() {
+        return template.into();
+    }
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut chars = template.chars().peekable();
+    let (mut in_tag, mut quote) = (false, None::<char>);
+    let mut prev = '\0';
+    while let Some(c) = chars.next() {
+        match (in_tag, quote) {
+            (false, _) if prev == '{' && (c == '{' || c == '%') => in_tag = true,
+            (true, None) if (c == '}' || c == '%') && chars.peek() == Some(&'}') => in_tag = false,
+            (true, None) if c == '"' || c == '\'' => quote = Some(c),
+            (true, Some(q)) if c == q && prev != '\\' => quote = None,
+            (true, None)
+                if c == '.'
+                    && chars
+                        .peek()
+                        .is_some_and(|n| !n.is_ascii() && n.is_alphanumeric()) =>
+            {
+                let mut key = String::new();
+                while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+                    key.push(n);
+                    chars.next();
+                }
+                out.push_str("['");
+                out.push_str(&key);
+                out.push_str("']");
+                prev = ']';
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        prev = c;
+    }
+    out.into()
+}
+
+/// Whether an attribute has no value: absent, or only blank values.
+fn is_blank(attrs: &Attrs, name: &str) -> bool {
+    let values = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        attrs.get(&name.to_ascii_lowercase())
+    } else {
+        attrs.get(name)
+    };
+    values.is_none_or(|mut v| v.all(|v| v.trim().is_empty()))
+}
+
+/// Of `wanted`, the `IfEmpty` attributes of `rules` stay only where they would fill a blank
+/// attribute of `current` with a value: a value already there (the admin's, or one dingsync
+/// wrote before) is never replaced, and an empty rendering never clears it.
+fn keep_fills(rules: &[Rule], current: &Attrs, wanted: &mut Attrs) {
+    for r in rules.iter().filter(|r| r.ownership == Ownership::IfEmpty) {
+        let fills = wanted.get(r.target.as_str()).is_some_and(|v| !v.is_empty())
+            && is_blank(current, r.target.as_str());
+        if !fills {
+            wanted.remove(r.target.as_str());
+        }
+    }
+}
+
 impl Mapping {
     /// Compile every template; the first error names the rule and what is wrong.
     pub fn compile(spec: &FieldMappingSpec) -> Result<Self, MappingError> {
         let mut env = environment();
         let add =
             |env: &mut Environment<'static>, label: String, template: &str, known: &[&str]| {
-                env.add_template_owned(label.clone(), template.to_string())
+                env.add_template_owned(label.clone(), bracket_unicode_keys(template).into_owned())
                     .map_err(|e| MappingError {
                         rule: label.clone(),
                         message: format!(
@@ -203,8 +286,9 @@ impl Mapping {
         render(&self.env, label, ctx)
     }
 
-    /// The attributes a person should have. `creating` includes `OnCreate` rules. An empty
-    /// result means "no value".
+    /// The attributes a person should have. `creating` includes `OnCreate` rules; `IfEmpty`
+    /// rules are always rendered, for [`Mapping::keep_person_fills`] to settle against the
+    /// entry. An empty result means "no value".
     pub fn person_attributes(&self, person: &Person, creating: bool) -> Result<Attrs, RenderError> {
         self.person_attributes_in(&self.context(person), creating)
     }
@@ -251,7 +335,35 @@ impl Mapping {
             let t = self.env.get_template(label).expect("compiled");
             fields.extend(t.undeclared_variables(false));
         }
+        // `dept_names` follow the order of `dept_id_list`: a lean read must keep it.
+        if fields.contains("dept_names") {
+            fields.insert("dept_id_list".to_owned());
+        }
         fields
+    }
+
+    /// Whether the person templates read `dept_names` (filling it costs a field per person).
+    pub fn reads_dept_names(&self) -> bool {
+        self.person_fields().contains("dept_names")
+    }
+
+    /// Drop from `wanted` (a person's rendered attributes) the `IfEmpty` attributes that would
+    /// not fill a blank attribute of `current` (their entry's attributes, names lowercase).
+    pub fn keep_person_fills(&self, current: &Attrs, wanted: &mut Attrs) {
+        keep_fills(&self.user, current, wanted);
+    }
+
+    /// [`Mapping::keep_person_fills`] for a department's attributes.
+    pub fn keep_department_fills(&self, current: &Attrs, wanted: &mut Attrs) {
+        keep_fills(&self.dept, current, wanted);
+    }
+
+    /// Only the `IfEmpty` attributes of `attrs` (a person's).
+    pub fn person_fills(&self, mut attrs: Attrs) -> Attrs {
+        attrs.retain(|k, _| {
+            (self.user.iter()).any(|r| r.ownership == Ownership::IfEmpty && r.target == *k)
+        });
+        attrs
     }
 
     /// Attributes only dingsync keeps in step (`Always`), whose drift it corrects.
@@ -341,6 +453,7 @@ impl Mapping {
 mod tests {
     use super::*;
     use crate::api::mapping::{AttributeRule, MatchRule, UniqueName, UserMapping};
+    use crate::directory::Attrs;
 
     fn spec(attr_template: &str) -> FieldMappingSpec {
         FieldMappingSpec {
@@ -428,5 +541,115 @@ mod tests {
         let e = Mapping::compile(&spec("{{ emial }}")).unwrap_err();
         assert_eq!(e.rule, "user.attributes[0] (mail)");
         assert!(e.message.contains("emial"), "{e}");
+    }
+
+    fn with_extension(ext: serde_json::Value) -> Person {
+        let mut p = person();
+        p.fields.insert("extension", ext);
+        p.fields
+            .insert("remark", serde_json::json!("{\"badge\": [\"B7\"]}"));
+        p
+    }
+
+    #[test]
+    fn custom_fields_read_by_chinese_key_dotted_or_bracketed() {
+        let m = Mapping::compile(&spec(
+            "{{ extension.工号 }}|{{ extension['desk no'] }}|{{ extension.楼层 }}|{{ '.张' }}|\
+             {{ extension.missing | default('-') }}",
+        ))
+        .unwrap();
+        let p = with_extension(serde_json::json!({"工号": "A1", "desk no": "3F", "楼层": "7"}));
+        let a = m.person_attributes(&p, true).unwrap();
+        assert_eq!(a.first("mail"), Some("A1|3F|7|.张|-"));
+        assert_eq!(
+            bracket_unicode_keys("工号 {{ a.工号_2 ~ \"b.工号\" }} c.工号 {% if a.名 %}"),
+            "工号 {{ a['工号_2'] ~ \"b.工号\" }} c.工号 {% if a['名'] %}"
+        );
+    }
+
+    #[test]
+    fn fromjson_reads_json_text_and_names_bad_json() {
+        let m = Mapping::compile(&spec("{{ (remark | fromjson).badge[0] }}")).unwrap();
+        let p = with_extension(serde_json::json!({}));
+        assert_eq!(
+            m.person_attributes(&p, true).unwrap().first("mail"),
+            Some("B7")
+        );
+        let mut bad = p.clone();
+        bad.fields.insert("remark", serde_json::json!("{secret"));
+        let e = m.person_attributes(&bad, true).unwrap_err();
+        assert_eq!(e.rule, "user.attributes[0] (mail)");
+        assert!(e.message.contains("fromjson: the text is not JSON"), "{e}");
+        assert!(!e.message.contains("secret"), "never the text: {e}");
+    }
+
+    #[test]
+    fn if_empty_fills_only_what_the_entry_lacks() {
+        let mut s = spec("{{ email }}");
+        s.user.attributes.push(AttributeRule {
+            target: "telephoneNumber".into(),
+            template: "{{ mobile }}".into(),
+            ownership: Ownership::IfEmpty,
+        });
+        let m = Mapping::compile(&s).unwrap();
+        let p = person();
+        let rendered = m.person_attributes(&p, false).unwrap();
+        assert_eq!(rendered.first("telephoneNumber"), Some("13800000000"));
+        let settle = |current: &[(&str, &[&str])], rendered: &Attrs| {
+            let current: Attrs = current
+                .iter()
+                .map(|(k, v)| (*k, v.iter().map(|s| s.to_string()).collect()))
+                .collect();
+            let mut wanted = rendered.clone();
+            m.keep_person_fills(&current, &mut wanted);
+            wanted.first("telephoneNumber").map(str::to_owned)
+        };
+        assert_eq!(
+            settle(&[], &rendered).as_deref(),
+            Some("13800000000"),
+            "absent"
+        );
+        assert_eq!(
+            settle(&[("telephonenumber", &[" "])], &rendered).as_deref(),
+            Some("13800000000"),
+            "blank"
+        );
+        assert_eq!(
+            settle(&[("telephonenumber", &["139"])], &rendered),
+            None,
+            "kept"
+        );
+        let mut no_mobile = p.clone();
+        no_mobile.fields.insert("mobile", serde_json::json!(""));
+        let empty = m.person_attributes(&no_mobile, false).unwrap();
+        assert_eq!(
+            settle(&[("telephonenumber", &["139"])], &empty),
+            None,
+            "never cleared"
+        );
+        assert_eq!(settle(&[], &empty), None, "nothing to fill with");
+        assert_eq!(
+            m.person_fills(rendered)
+                .keys()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>(),
+            ["telephoneNumber"]
+        );
+        assert!(
+            m.owned_person_attributes().all(|a| a == "mail"),
+            "never digested"
+        );
+    }
+
+    #[test]
+    fn dept_names_keep_dept_id_list_in_a_lean_read() {
+        let m = Mapping::compile(&spec("{{ dept_names | join(',') }}")).unwrap();
+        assert!(m.reads_dept_names());
+        assert!(m.person_fields().contains("dept_id_list"));
+        assert!(
+            !Mapping::compile(&spec("{{ name }}"))
+                .unwrap()
+                .reads_dept_names()
+        );
     }
 }

@@ -21,7 +21,7 @@ enum Kind {
     /// A JSON number, as its text.
     Number,
     Text,
-    /// An array or object, as JSON text (rare: `dept_id_list`, `extension`).
+    /// An array or object, as JSON text (`dept_id_list`, `dept_names`, `extension`).
     Json,
 }
 
@@ -293,6 +293,61 @@ impl Object for Inner {
     }
 }
 
+/// A person's custom fields (`extension`) as templates read them: a map of text by key.
+///
+/// DingTalk sends them as a JSON object inside a string (`"{\"工号\":\"A1\"}"`); decoded once
+/// here, when the person enters the model, so `{{ extension.工号 }}` finds the value. A value
+/// that is not text becomes its JSON text (`3` → `"3"`), so every key renders as written. Text
+/// that is not a JSON object gives an empty map and a warning naming the person, never the
+/// text (custom fields often hold personal data); the person is synced without them.
+pub fn extension_map(userid: &str, value: Value) -> Value {
+    let decoded = match value {
+        Value::String(s) if s.trim().is_empty() => Ok(serde_json::Map::new()),
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(format!(
+                "a JSON value of {} characters that is not an object",
+                s.chars().count()
+            )),
+            Err(e) => Err(format!(
+                "{} characters of text that is not JSON ({e})",
+                s.chars().count()
+            )),
+        },
+        // A source that already decoded it (a test, an outbound read).
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(serde_json::Map::new()),
+        other => Err(format!("a JSON {} instead of an object", kind_of(&other))),
+    };
+    let map = decoded.unwrap_or_else(|why| {
+        tracing::warn!(
+            userid,
+            "custom fields (extension) of {userid} ignored: DingTalk sent {why}; templates see none"
+        );
+        serde_json::Map::new()
+    });
+    Value::Object(
+        map.into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, Value::String(s)),
+                other => (k, Value::String(other.to_string())),
+            })
+            .collect(),
+    )
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -388,5 +443,31 @@ mod tests {
         let eager = env.render_str(tpl, JValue::from_serialize(&map)).unwrap();
         assert_eq!(lazy, eager);
         assert_eq!(lazy, "张伟|0000|1600000000001|True|True|1,2|A1|True|-");
+    }
+
+    #[test]
+    fn custom_fields_become_a_map_of_text() {
+        let m = extension_map(
+            "u1",
+            json!("{\"工号\":\"A1\",\"desk no\":\"3F\",\"floor\":3,\"vip\":true,\"x\":null}"),
+        );
+        assert_eq!(
+            m,
+            json!({"工号": "A1", "desk no": "3F", "floor": "3", "vip": "true"})
+        );
+        assert_eq!(extension_map("u1", json!({"a": 1})), json!({"a": "1"}));
+        assert_eq!(extension_map("u1", json!("")), json!({}));
+    }
+
+    #[test]
+    fn malformed_custom_fields_leave_an_empty_map() {
+        for bad in [
+            json!("{not json"),
+            json!("[1,2]"),
+            json!("\"text\""),
+            json!(7),
+        ] {
+            assert_eq!(extension_map("u1", bad.clone()), json!({}), "{bad}");
+        }
     }
 }

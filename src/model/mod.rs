@@ -3,10 +3,12 @@
 //! `fields`, under DingTalk's own field names, so mappings read like DingTalk's API docs.
 
 mod fields;
+mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-pub use fields::Fields;
+pub use fields::{Fields, extension_map};
+pub use tree::DeptTree;
 
 /// Fields of a person a template may use (DingTalk's names). Templates naming anything else
 /// are refused when the mapping is compiled, so a typo never renders as an empty string.
@@ -77,7 +79,12 @@ pub struct Person {
     pub name: String,
     /// Every in-scope department the person belongs to.
     pub departments: Vec<String>,
-    /// The department whose OU holds the person in the `OuTree` layout.
+    /// The department whose OU holds the person in the `OuTree` layout (`main_dept_id` to
+    /// templates): the first in-scope department of their `dept_id_list`. DingTalk flags a
+    /// main department only in `dept_position_list[].is_main`, which `user/get` returns and
+    /// `user/list` (the full read) does not, and does not say that `dept_id_list` puts it
+    /// first; the list's first is what both reads give alike, so a person's container never
+    /// flips between a full sync and an event's re-read.
     pub main_department: Option<String>,
     pub fields: Fields,
 }

@@ -346,6 +346,7 @@ impl Generator {
             exclusive_account: exclusive,
             exclusive_account_type: exclusive.then(|| "sso".to_owned()),
             login_id: exclusive.then(|| format!("sso{}", i + 1)),
+            extension: custom_fields(i),
             created_ms: created,
             modified_ms: created,
             ..Person::default()
@@ -394,6 +395,20 @@ impl Generator {
 /// People were created an hour apart from this instant on (September 2020).
 const BASE_MS: i64 = 1_600_000_000_000;
 
+/// Custom fields of every third person, as DingTalk sends them: a JSON object in a string,
+/// with Chinese keys, a key with a space and a number. Drawn from `i` alone, so the random
+/// stream (and every other generated value) is the same with or without them.
+fn custom_fields(i: usize) -> Option<String> {
+    (i % 3 == 1).then(|| {
+        serde_json::json!({
+            "工号": format!("A{:05}", i + 1),
+            "desk no": format!("{}F-{:03}", i % 9 + 1, i % 1000),
+            "楼层": i % 9 + 1,
+        })
+        .to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +435,14 @@ mod tests {
                 .any(|p| p.mobile.is_none() && p.exclusive_account)
         );
         assert!(a.people.iter().any(|p| p.email.is_none()));
+        let ext: serde_json::Value =
+            serde_json::from_str(a.people[1].extension.as_deref().expect("custom fields")).unwrap();
+        assert_eq!(ext["工号"], "A00002");
+        assert_eq!(ext["楼层"], 2, "a number, as a custom field may hold");
+        assert!(
+            a.people[0].extension.is_none(),
+            "not everyone has custom fields"
+        );
         let max_depth = a.departments.iter().map(|d| a.depth(d.id)).max().unwrap();
         assert!(max_depth >= 6, "depth {max_depth}");
         assert!(a.children(ROOT_DEPT).len() >= 3);

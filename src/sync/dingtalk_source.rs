@@ -15,7 +15,9 @@ use super::{
 };
 use crate::{
     dingtalk::{self as dt, DingTalkClient, DingTalkError, ScopeFailure, ScopeRead, ScopeSnapshot},
-    model::{Changes, Department, Fields, PERSON_FIELDS, Person, SourceSnapshot},
+    model::{
+        Changes, Department, DeptTree, Fields, PERSON_FIELDS, Person, SourceSnapshot, extension_map,
+    },
 };
 
 /// Single-record reads in flight at once during an incremental re-read (the client's per-API
@@ -39,6 +41,9 @@ pub struct DingTalkSource {
     parents: std::sync::Mutex<HashMap<i64, Option<i64>>>,
     /// Departments re-reads found hidden.
     hidden: std::sync::Mutex<HashSet<i64>>,
+    /// Department names and parents as last read: the `path` and `dept_names` of an
+    /// incremental re-read, which holds only the records events named.
+    tree: std::sync::Mutex<DeptTree>,
     /// The person fields a full read keeps (`None`: every field templates may name).
     fields: Option<HashSet<String>>,
 }
@@ -59,6 +64,7 @@ impl DingTalkSource {
             reach: Default::default(),
             parents: Default::default(),
             hidden: Default::default(),
+            tree: Default::default(),
             fields: None,
         }
     }
@@ -114,6 +120,7 @@ impl DingTalkSource {
             reach: std::sync::Mutex::new(copy(&self.reach)),
             parents: std::sync::Mutex::new(copy(&self.parents)),
             hidden: std::sync::Mutex::new(copy(&self.hidden)),
+            tree: std::sync::Mutex::new(self.known_departments()),
             fields: self.fields.clone(),
         }
     }
@@ -165,6 +172,7 @@ impl Source for DingTalkSource {
         let mut snapshot = finish(corp_id, read, &HashSet::new());
         source_scope::note_failures(&mut snapshot, failed);
         self.learn_parents(&snapshot, &reach.roots);
+        self.learn_tree(&snapshot);
         self.rules.filter_people(&mut snapshot);
         Ok(snapshot)
     }
@@ -204,8 +212,20 @@ impl Source for DingTalkSource {
             calls: Default::default(),
         };
         let mut snapshot = to_model_in(&self.client.config().corp_id, read, &in_scope);
+        self.learn_tree(&snapshot);
         self.rules.filter_people(&mut snapshot);
         Ok(snapshot)
+    }
+
+    fn known_departments(&self) -> DeptTree {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl DingTalkSource {
+    fn learn_tree(&self, snapshot: &SourceSnapshot) {
+        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        tree.learn(snapshot);
     }
 }
 
@@ -474,15 +494,20 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // Someone without custom fields gets an empty map: `{{ extension.工号 }}` then renders
+    // empty instead of failing on an undefined value.
+    let no_extension =
+        !fields.contains_key("extension") && only.is_none_or(|f| f.contains("extension"));
     let fields: Fields = fields
         .into_iter()
         .filter(|(k, _)| known.contains(k.as_str()))
         .filter(|(k, _)| only.is_none_or(|f| f.contains(k)))
         .map(|(k, v)| match k.as_str() {
-            "extension" => (k, decode_extension(v)),
+            "extension" => (k, extension_map(&id, v)),
             _ => (k, v),
         })
         .chain([("corp_id".to_string(), json!(corp_id))])
+        .chain(no_extension.then(|| ("extension".to_string(), json!({}))))
         .collect();
     Some(Listed {
         person: Person {
@@ -495,19 +520,6 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         dept_ids,
         relisted: false,
     })
-}
-
-/// DingTalk sends a person's custom fields (`extension`) as a JSON object inside a string;
-/// templates read them as a map (`{{ extension['工号'] }}`). Text that is not a JSON object
-/// stays as it came, so a template can still show it.
-fn decode_extension(v: Value) -> Value {
-    match &v {
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(object @ Value::Object(_)) => object,
-            _ => v,
-        },
-        _ => v,
-    }
 }
 
 fn listed_again(kept: &mut Option<Listed>, more: &[i64]) {
@@ -573,6 +585,7 @@ fn finish(
                     .filter(|d| in_scope.contains(d))
                     .map(|d| d.to_string())
                     .collect();
+                // The main department's rule: see `Person::main_department`.
                 let mut updates = vec![("main_dept_id", json!(depts.first()))];
                 if relisted {
                     updates.push(("dept_id_list", json!(dept_ids)));
@@ -616,9 +629,15 @@ mod tests {
             p.fields.get("extension"),
             Some(json!({"工号": "A17", "花名": "小王"}))
         );
-        // Not a JSON object: kept as the text DingTalk sent.
+        // Not a JSON object: no custom fields, the person kept.
         let p = person(json!("not json"));
-        assert_eq!(p.fields.get("extension"), Some(json!("not json")));
+        assert_eq!(p.fields.get("extension"), Some(json!({})));
+        assert_eq!(p.id, "u1");
+        // None sent: an empty map too.
+        let mut u = user(json!(null));
+        u.extension = None;
+        let p = listed("corp", u, None).expect("kept").person;
+        assert_eq!(p.fields.get("extension"), Some(json!({})));
     }
 }
 

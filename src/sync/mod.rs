@@ -43,7 +43,16 @@ pub trait Source: Send + Sync {
     /// record that is gone, or out of scope, is left out. The default reads everything and
     /// keeps the named records; sources that can fetch single records override it.
     async fn read_changed(&self, changes: &Changes) -> Result<SourceSnapshot, SyncError> {
-        Ok(self.read().await?.restrict(changes))
+        let mut read = self.read().await?;
+        // A whole read names every department: `path` and `dept_names` need no other.
+        read.fill_department_data(&crate::model::DeptTree::default(), true);
+        Ok(read.restrict(changes))
+    }
+
+    /// The departments (names and parents) the source last read in full, for the `path` and
+    /// `dept_names` of an incremental read's records. Empty by default.
+    fn known_departments(&self) -> crate::model::DeptTree {
+        crate::model::DeptTree::default()
     }
 }
 

@@ -16,6 +16,7 @@ mod dingtalk;
 mod dingtalk_paths;
 mod e2e;
 mod engine;
+mod fidelity;
 mod incremental;
 mod ldap;
 mod ldap_sync;

@@ -170,6 +170,7 @@ fn attrs_of(user: &Value) -> Attrs {
         ("displayName", &["cn"][..]),
         ("title", &[][..]),
         ("nickName", &[][..]),
+        ("preferredLanguage", &[][..]),
     ] {
         put(k, user[k].as_str());
         for a in aliases {
@@ -180,6 +181,7 @@ fn attrs_of(user: &Value) -> Attrs {
     put("sn", user["name"]["familyName"].as_str());
     put("name.givenName", user["name"]["givenName"].as_str());
     put("givenName", user["name"]["givenName"].as_str());
+    put("name.formatted", user["name"]["formatted"].as_str());
     for (k, key) in [("emails", "emails"), ("phoneNumbers", "phoneNumbers")] {
         for e in user[k].as_array().into_iter().flatten() {
             let t = e["type"].as_str().unwrap_or("other");
@@ -695,6 +697,15 @@ mod tests {
             a.values_of("employeenumber").unwrap(),
             vec!["E1".to_string()]
         );
+        // Every attribute `set` writes reads back, or a rule for it would never settle.
+        for name in ["nickName", "preferredLanguage", "name.formatted", "title"] {
+            set(&mut u, name, &["v".into()]).unwrap();
+            assert_eq!(
+                attrs_of(&u).first(&name.to_ascii_lowercase()),
+                Some("v"),
+                "{name}"
+            );
+        }
         set(&mut u, "mail", &[]).unwrap();
         assert!(!attrs_of(&u).contains_key("mail"));
         assert!(set(&mut u, "favouriteColour", &["x".into()]).is_err());

@@ -12,7 +12,7 @@ use super::{ProgressFn, Report, Source, SyncError};
 use crate::{
     directory::{Anchors, Directory},
     mapping::Mapping,
-    model::{Changes, SourceSnapshot},
+    model::{Changes, DeptTree, SourceSnapshot},
 };
 use plan::Plan;
 
@@ -29,7 +29,8 @@ pub async fn compute(
     progress: ProgressFn<'_>,
 ) -> Result<(SourceSnapshot, Plan), SyncError> {
     progress("ReadingSource", 0, None);
-    let snapshot = source.read().await?.normalise();
+    let mut snapshot = source.read().await?.normalise();
+    snapshot.fill_department_data(&DeptTree::default(), mapping.reads_dept_names());
     progress("ReadingDirectory", snapshot.people.len(), None);
     // Lean: each anchored entry's owned attributes as a digest, not their values.
     let current = dir.read_lean(&plan::digested(mapping)).await?;
@@ -81,7 +82,9 @@ pub async fn compute_changed(
         0,
         Some(changes.people.len() + changes.departments.len()),
     );
-    let read = source.read_changed(changes).await?;
+    let mut read = source.read_changed(changes).await?;
+    // The departments the re-read lacks are named as the source last saw them.
+    read.fill_department_data(&source.known_departments(), mapping.reads_dept_names());
     progress("ReadingDirectory", 0, None);
     let (snapshot, current) = targeted::read(dir, read.clone(), changes, mapping).await?;
     progress("Planning", 0, None);

@@ -128,7 +128,8 @@ fn update_department(
         changed = true;
     }
     match mapping.department_attributes(d, false) {
-        Ok(wanted) => {
+        Ok(mut wanted) => {
+            mapping.keep_department_fills(&cur.attrs, &mut wanted);
             let diff = changes(&cur.attrs, &wanted);
             if !diff.is_empty() {
                 draft.steps.push(Step {

@@ -74,11 +74,20 @@ pub(super) fn match_people<'a>(
             wanted: mapping.wanted_name_in(p, &ctx),
             matches: entry.is_none().then(|| mapping.match_values_in(&ctx)),
             // Diffed here, on every core, so only the differences outlive the rendering.
-            attrs: attrs.map(|a| match entry.map(|e| (e, e.digest)) {
-                Some((e, None)) => Rendering::Changes(changes(&e.attrs, &a)),
-                Some((_, Some(d))) if d == digested.digest(&a) => Rendering::Changes(Attrs::new()),
-                Some(_) => Rendering::Unverified(a),
+            attrs: attrs.map(|mut a| match entry {
                 None => Rendering::Full(a),
+                Some(e) => {
+                    // `IfEmpty` attributes are never digested (not folded): the entry's own
+                    // values say whether they are still to fill.
+                    mapping.keep_person_fills(&e.attrs, &mut a);
+                    match e.digest {
+                        None => Rendering::Changes(changes(&e.attrs, &a)),
+                        Some(d) if d == digested.digest(&a) => {
+                            Rendering::Changes(mapping.person_fills(a))
+                        }
+                        Some(_) => Rendering::Unverified(a),
+                    }
+                }
             }),
         }
     });
@@ -117,10 +126,13 @@ pub(super) fn match_people<'a>(
         }
         let name = entry.and_then(|e| names.current(e));
         // Rendered for a new entry; an existing account just matched gets an update instead.
-        let attrs = if link.is_some() {
+        let attrs = if let Some(l) = link {
             mapping
                 .person_attributes_in(&mapping.context(p), false)
-                .map(Rendering::Full)
+                .map(|mut a| {
+                    mapping.keep_person_fills(&l.attrs, &mut a);
+                    Rendering::Full(a)
+                })
         } else {
             r.attrs
         };
