@@ -97,7 +97,9 @@ enum Placeholder {
 
 #[derive(Default)]
 struct Index {
-    people: HashMap<String, Dn>,
+    /// People's DNs as text, parsed when used: a parsed DN also keeps its comparison key and
+    /// RDN bounds, three times the size, and this index lives as long as the store.
+    people: HashMap<String, Box<str>>,
     depts: HashMap<String, Dn>,
     /// `OuTree`: the department's OU.
     dept_ous: HashMap<String, Dn>,
@@ -216,19 +218,14 @@ fn read_people(
 /// The id → DN index of people brought up to what a read found, in place: on a node that did
 /// not change nothing is allocated, where building a second index would hold every DN twice
 /// until the swap (a quarter of a read's peak at 100,000 people).
-fn refresh_people(people: &mut HashMap<String, Dn>, read: &[PersonEntry]) {
+fn refresh_people(people: &mut HashMap<String, Box<str>>, read: &[PersonEntry]) {
     let ids: HashSet<&str> = read.iter().filter_map(|p| p.id.as_deref()).collect();
     people.retain(|id, _| ids.contains(id.as_str()));
     drop(ids);
     for p in read {
         let Some(id) = &p.id else { continue };
-        if people.get(id).is_some_and(|d| d.as_str() == p.dn) {
-            continue;
-        }
-        if let Ok(dn) = Dn::parse(&p.dn)
-            && people.get(id) != Some(&dn)
-        {
-            people.insert(id.clone(), dn);
+        if people.get(id).is_none_or(|d| **d != *p.dn) {
+            people.insert(id.clone(), p.dn.as_str().into());
         }
     }
 }
@@ -555,13 +552,14 @@ impl Store {
     }
 
     fn person_dn(&self, id: &str) -> Result<Dn, LdapError> {
-        self.lock()
-            .people
-            .get(id)
-            .cloned()
-            .ok_or_else(|| LdapError::NoSuchObject {
-                dn: format!("(person {id} under {})", self.node),
-            })
+        let text = self.lock().people.get(id).cloned();
+        let text = text.ok_or_else(|| LdapError::NoSuchObject {
+            dn: format!("(person {id} under {})", self.node),
+        })?;
+        Dn::parse(&text).map_err(|source| LdapError::BadDn {
+            what: "indexed person",
+            source,
+        })
     }
 
     fn dept_dn(&self, id: &str) -> Result<Dn, LdapError> {
@@ -620,7 +618,9 @@ impl Store {
         }
         let text = dn.to_string();
         self.pool.add(&text, &a).await.map_err(lock_hint)?;
-        self.edit().people.insert(id.to_string(), dn);
+        self.edit()
+            .people
+            .insert(id.to_string(), dn.as_str().into());
         Ok(text)
     }
 
@@ -643,7 +643,9 @@ impl Store {
                 vec![Modification::Add(ANCHOR_ATTR.into(), vec![anchor])],
             )
             .await?;
-        self.edit().people.insert(id.to_string(), parsed);
+        self.edit()
+            .people
+            .insert(id.to_string(), parsed.as_str().into());
         Ok(())
     }
 
@@ -717,7 +719,9 @@ impl Store {
         self.pool
             .modify_dn(&old.to_string(), &new.rdn_string(), new_sup.as_deref())
             .await?;
-        self.edit().people.insert(id.to_string(), new.clone());
+        self.edit()
+            .people
+            .insert(id.to_string(), new.as_str().into());
         self.repoint_members(&old, &new).await?;
         Ok(new.to_string())
     }
@@ -1069,8 +1073,10 @@ impl Store {
         let mut guard = self.edit();
         let ix = &mut *guard;
         for d in ix.people.values_mut() {
-            if let Some(n) = d.rebased(old, new) {
-                moved_people.push((std::mem::replace(d, n.clone()), n));
+            let Ok(dn) = Dn::parse(d) else { continue };
+            if let Some(n) = dn.rebased(old, new) {
+                *d = n.as_str().into();
+                moved_people.push((dn, n));
             }
         }
         for map in [&mut ix.depts, &mut ix.dept_ous] {
@@ -1303,14 +1309,13 @@ mod tests {
 
     #[test]
     fn a_refreshed_index_forgets_the_gone_follows_the_moved_and_keeps_the_rest() {
-        let dn = |s: &str| Dn::parse(s).unwrap();
-        let mut people: HashMap<String, Dn> = [
+        let mut people: HashMap<String, Box<str>> = [
             ("a", "uid=a,ou=people,dc=x"),
             ("b", "uid=b,ou=people,dc=x"),
             ("gone", "uid=gone,ou=people,dc=x"),
         ]
         .into_iter()
-        .map(|(id, d)| (id.to_string(), dn(d)))
+        .map(|(id, d)| (id.to_string(), d.into()))
         .collect();
         let read = [
             entry(Some("a"), "uid=a,ou=people,dc=x"),

@@ -79,8 +79,8 @@ impl Store {
         let _ = self.read_departments(&sorted, &mut snap, &mut index);
         read_people(sorted, member_of, None, &mut snap);
         for p in &snap.people {
-            if let (Some(id), Ok(dn)) = (&p.id, Dn::parse(&p.dn)) {
-                index.people.insert(id.clone(), dn);
+            if let Some(id) = &p.id {
+                index.people.insert(id.clone(), p.dn.as_str().into());
             }
         }
         self.resolve_above(&mut snap, &mut index).await?;
