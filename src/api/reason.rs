@@ -137,6 +137,17 @@ reasons! {
     /// The directory could not be opened for applying events.
     DirectoryUnavailable => [TARGET.INCREMENTAL_ACTIVE],
 
+    // DingTalkBinding: the event connection.
+    /// The Stream connection is up, or pushes are taken at the callback route.
+    Connected => [BINDING.EVENTS_CONNECTED],
+    /// The first Stream connection is being opened, or no target has started the binding's
+    /// events yet (they start after a target's first full sync).
+    Connecting => [BINDING.EVENTS_CONNECTED],
+    /// The Stream connection was lost; the message carries the error, reconnects go on.
+    Disconnected => [BINDING.EVENTS_CONNECTED],
+    /// `events.delivery` is `None`: full syncs only.
+    EventsOff => [BINDING.EVENTS_CONNECTED],
+
     // Failed reconciles that are not conditions: counted in `dingsync_reconcile_failures`.
     /// The Kubernetes API failed: retried with backoff.
     KubeApiError => [],

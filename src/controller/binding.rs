@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use kube::{Api, ResourceExt, runtime::controller::Action};
 
 use super::{
-    Context, CredentialError, Error,
+    Context, CredentialError, Error, EventsState, EventsView,
     secrets::{Missing, secret_text},
     status,
 };
@@ -35,6 +35,9 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
 
     let (action, outcome) = evaluate(&binding, &ctx, &ns, &mut st, generation).await?;
     login_condition(&binding, &ctx, &mut st, generation).await?;
+    let events = ctx.runner.events_state(&ns, &name);
+    let (ok, reason, msg) = events_condition(&binding.spec, events.as_ref());
+    set(&mut st, ct::EVENTS_CONNECTED, ok, reason, msg, generation);
     match &outcome {
         Ok(()) => ctx.reset_backoff(&key),
         Err(reason) => ctx
@@ -126,6 +129,48 @@ async fn evaluate(
             (None, Err(reason))
         }
     })
+}
+
+/// `EventsConnected` from the binding's event connection as this replica holds it.
+fn events_condition(
+    spec: &crate::api::DingTalkBindingSpec,
+    view: Option<&EventsView>,
+) -> (bool, Reason, String) {
+    use crate::api::binding::EventDelivery;
+    let delivery = spec.events.as_ref().map(|e| e.delivery).unwrap_or_default();
+    if delivery == EventDelivery::None {
+        let msg = "events.delivery is None: full syncs only";
+        return (false, Reason::EventsOff, msg.into());
+    }
+    let Some(view) = view else {
+        let msg = "events start once a SyncTarget using this binding has finished a full sync";
+        return (false, Reason::Connecting, msg.into());
+    };
+    let last = match view.last_event {
+        Some(t) => format!("; last event at {}", rfc3339(t)),
+        None => "; no event yet".into(),
+    };
+    match &view.state {
+        EventsState::Connected => (true, Reason::Connected, format!("Stream connected{last}")),
+        EventsState::Callback => {
+            let msg = format!("DingTalk pushes to the callback route{last}");
+            (true, Reason::Connected, msg)
+        }
+        EventsState::Connecting => {
+            let msg = format!("opening the Stream connection{last}");
+            (false, Reason::Connecting, msg)
+        }
+        EventsState::Disconnected(error) => {
+            let msg = format!("Stream connection lost ({error}); reconnecting{last}");
+            (false, Reason::Disconnected, msg)
+        }
+    }
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+        .unwrap_or_default()
 }
 
 /// The AppKey and AppSecret from the binding's credentials Secret.

@@ -147,6 +147,29 @@ pub struct IncrementalView {
     pub message: String,
 }
 
+/// A binding's event connection as this replica holds it, for its `EventsConnected` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsState {
+    /// Opening the first Stream connection.
+    Connecting,
+    /// The Stream connection is up.
+    Connected,
+    /// The Stream connection was lost (the error); reconnecting.
+    Disconnected(String),
+    /// DingTalk pushes to the controller's callback route.
+    Callback,
+}
+
+/// [`EventsState`] and when the last event arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsView {
+    pub state: EventsState,
+    pub last_event: Option<std::time::SystemTime>,
+}
+
+/// Bindings (namespace, name) whose event connection changed state, as it happens.
+pub type EventsChanges = tokio::sync::mpsc::UnboundedReceiver<(String, String)>;
+
 /// Runs one full sync of a target, and keeps it fed by its binding's events in between.
 #[async_trait]
 pub trait SyncRunner: Send + Sync {
@@ -163,6 +186,18 @@ pub trait SyncRunner: Send + Sync {
     /// the gap.
     fn full_sync_wanted(&self, _target: &TargetKey) -> bool {
         false
+    }
+
+    /// The event connection of binding `name` in `namespace`; `None` while no target has
+    /// started it on this replica.
+    fn events_state(&self, _namespace: &str, _name: &str) -> Option<EventsView> {
+        None
+    }
+
+    /// Where changes of [`SyncRunner::events_state`] are announced; the first caller takes
+    /// it (the binding controller, to re-reconcile at once).
+    fn events_changes(&self) -> Option<EventsChanges> {
+        None
     }
 }
 

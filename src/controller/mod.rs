@@ -220,12 +220,22 @@ async fn run_bindings(
     ctx: Arc<Context>,
 ) {
     let store = bindings.store();
-    let bindings = bindings.watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
+    let mut bindings = bindings.watches(w.api::<Secret>(), w.wc.clone(), move |secret: Secret| {
         bindings_using_secret(&store, &secret)
             .iter()
             .map(|b| ObjectRef::from_obj(&**b))
             .collect::<Vec<_>>()
     });
+    // A binding's event connection going up or down shows in its status at once. Every
+    // binding is re-reconciled (kube's per-object trigger is an unstable feature): there are
+    // few, and connections change state rarely.
+    if let Some(changes) = ctx.runner.events_changes() {
+        let ticks = futures::stream::unfold(changes, |mut rx| async move {
+            rx.recv().await?;
+            Some(((), rx))
+        });
+        bindings = bindings.reconcile_all_on(ticks);
+    }
     drive(w, bindings, binding::reconcile, ctx).await;
 }
 

@@ -21,8 +21,9 @@ use dingsync::{
         target::{Direction, DirectorySpec, LdapSpec, PendingApproval, RunSummary},
     },
     controller::{
-        Context, CredentialChecker, CredentialError, IncrementalView, SyncOutcome, SyncRequest,
-        SyncRunError, SyncRunner, binding, mapping, metrics::Metrics, target,
+        Context, CredentialChecker, CredentialError, EventsState, EventsView, IncrementalView,
+        SyncOutcome, SyncRequest, SyncRunError, SyncRunner, binding, mapping, metrics::Metrics,
+        target,
     },
     resolve::{Resolved, TargetKey},
 };
@@ -86,6 +87,8 @@ struct FakeRunner {
     hold_unless: Option<&'static str>,
     calls: AtomicUsize,
     last: Mutex<Option<SyncRequest>>,
+    /// What the binding's event connection is said to be.
+    events: Mutex<Option<EventsView>>,
 }
 
 #[async_trait]
@@ -152,6 +155,10 @@ impl SyncRunner for FakeRunner {
 
     fn full_sync_wanted(&self, _: &TargetKey) -> bool {
         self.gap.swap(false, Ordering::SeqCst)
+    }
+
+    fn events_state(&self, _: &str, _: &str) -> Option<EventsView> {
+        self.events.lock().unwrap().clone()
     }
 }
 
@@ -530,6 +537,60 @@ async fn binding_happy_path_is_ready_and_keeps_transition_time() {
         second.metadata.resource_version,
         first.metadata.resource_version
     );
+}
+
+async fn events_connected(w: &World) -> (String, String, String) {
+    let b = w.binding("acme").await;
+    let c = cond(&b.status.unwrap().conditions, "EventsConnected");
+    (c.status, c.reason, c.message)
+}
+
+#[tokio::test]
+async fn events_connected_follows_the_bindings_event_connection() {
+    let w = world(
+        vec![app_secret("good-key", "good-secret")],
+        vec![binding_obj("acme", "dingacme", "app", 10)],
+        vec![],
+        vec![],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    let (status, reason, message) = events_connected(&w).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Connecting"));
+    assert!(message.contains("full sync"), "{message}");
+
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_000_000);
+    *w.runner.events.lock().unwrap() = Some(EventsView {
+        state: EventsState::Connected,
+        last_event: Some(at),
+    });
+    w.reconcile_binding("acme").await;
+    let (status, reason, message) = events_connected(&w).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Connected"));
+    assert!(message.contains("2026-05-28T20:26:40Z"), "{message}");
+
+    *w.runner.events.lock().unwrap() = Some(EventsView {
+        state: EventsState::Disconnected("connection reset by peer".into()),
+        last_event: Some(at),
+    });
+    w.reconcile_binding("acme").await;
+    let (status, reason, message) = events_connected(&w).await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "Disconnected")
+    );
+    assert!(message.contains("connection reset by peer"), "{message}");
+
+    let mut off = w.binding("acme").await;
+    off.spec.events =
+        Some(serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap());
+    Api::<DingTalkBinding>::namespaced(w.client.clone(), NS)
+        .replace("acme", &Default::default(), &off)
+        .await
+        .unwrap();
+    w.reconcile_binding("acme").await;
+    let (status, reason, _) = events_connected(&w).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "EventsOff"));
 }
 
 #[tokio::test]

@@ -645,20 +645,13 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
     w.base.sim.shutdown().await;
 }
 
-/// The controller's engine end to end: one full sync, then the binding's Stream connection
-/// feeds the target and the hire reaches LDAP by event; the view says so.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
+/// A target of the controller's engine: the world's simulator into `node` of its slapd.
+fn engine_target(w: &World, node: &str) -> dingsync::resolve::Resolved {
     use dingsync::{
-        controller::{SyncRequest, SyncRunner, Trigger, engine::Engine},
         resolve::{Resolved, TargetKey},
         secret::Secret,
     };
-    let Some(w) = world("engine", 10).await else {
-        return;
-    };
     let server = w.slapd();
-    let node = w.node("engine-node");
     let base = w.sim.base_url();
     let binding = serde_json::from_value(serde_json::json!({
         "corpId": CORP,
@@ -689,7 +682,7 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         }
     }))
     .unwrap();
-    let t1 = Resolved {
+    Resolved {
         key: TargetKey::new("team", "t1"),
         spec,
         binding,
@@ -700,7 +693,24 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
         directory_ca: None,
         approval: None,
         callback: None,
+    }
+}
+
+/// The controller's engine end to end: one full sync, then the binding's Stream connection
+/// feeds the target and the hire reaches LDAP by event; the view says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
+    use dingsync::{
+        controller::{SyncRequest, SyncRunner, Trigger, engine::Engine},
+        resolve::TargetKey,
+        secret::Secret,
     };
+    let Some(w) = world("engine", 10).await else {
+        return;
+    };
+    let server = w.slapd();
+    let node = w.node("engine-node");
+    let t1 = engine_target(&w, &node);
     let req = SyncRequest {
         target: t1.clone(),
         trigger: Trigger::Created,
@@ -872,5 +882,76 @@ async fn a_hire_a_match_rule_finds_is_linked_to_the_existing_account() {
     assert!(unlinked[0].starts_with("uid=bystander"), "{unlinked:?}");
     full_plan_is_empty(&w, "after the matched hire").await;
     stream.stop().await;
+    w.base.sim.shutdown().await;
+}
+
+/// A binding's Stream connection as the controller's engine reports it (for `EventsConnected`):
+/// up after the first full sync; down, and announced, within seconds of the connection
+/// dropping while DingTalk refuses new ones; up again once it accepts them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_reports_and_announces_its_stream_going_down_and_up() {
+    use dingsync::controller::{EventsState, SyncRequest, SyncRunner, Trigger, engine::Engine};
+    use dingsync::sim::{FaultKind, FaultRule};
+    let Some(w) = world("engine-state", 5).await else {
+        return;
+    };
+    let node = w.node("engine-state-node");
+    let t = engine_target(&w, &node);
+    let metrics = std::sync::Arc::new(dingsync::controller::metrics::Metrics::default());
+    let engine = Engine::new(metrics, Default::default());
+    let mut changes = engine.events_changes().expect("announced");
+    assert!(engine.events_changes().is_none(), "taken once");
+    assert!(engine.events_state("team", "acme").is_none(), "no feed yet");
+    let req = SyncRequest {
+        target: t.clone(),
+        trigger: Trigger::Created,
+        progress: None,
+    };
+    assert!(engine.run(req).await.unwrap().complete);
+    engine.track_events(&t, true).await.expect("fed by events");
+    let state = || engine.events_state("team", "acme").expect("a feed").state;
+    let within = |secs: u64| tokio::time::Instant::now() + Duration::from_secs(secs);
+
+    let deadline = within(10);
+    while state() != EventsState::Connected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(), EventsState::Connected);
+    while changes.try_recv().is_ok() {}
+
+    // DingTalk drops the connection and refuses the next attempts to open one.
+    let mut refuse = FaultRule::new(
+        Some("/v1.0/gateway/connections/open"),
+        FaultKind::Http { status: 502 },
+    );
+    refuse.times = 0;
+    w.sim.add_fault(refuse);
+    assert!(w.sim.disconnect_streams(None, false) > 0);
+    let announced = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
+    assert_eq!(
+        announced.expect("announced within 10 s"),
+        Some(("team".to_string(), "acme".to_string()))
+    );
+    let deadline = within(10);
+    while !matches!(state(), EventsState::Disconnected(_)) && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        matches!(state(), EventsState::Disconnected(_)),
+        "down within 10 s: {:?}",
+        state()
+    );
+
+    w.sim.clear_faults();
+    let deadline = within(60);
+    while state() != EventsState::Connected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state(),
+        EventsState::Connected,
+        "up again once DingTalk accepts it"
+    );
     w.base.sim.shutdown().await;
 }

@@ -4,16 +4,18 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use sha2::Digest;
 
+use crate::controller::{EventsChanges, EventsState, EventsView};
 use crate::{
     api::binding::EventDelivery,
     controller::metrics::{EventLabels, Metrics},
     dingtalk::{
-        CallbackReceiver, ClientPool, StreamConfig, StreamHandle, callback::CallbackCrypto,
+        CallbackReceiver, ClientPool, StreamConfig, StreamHandle, StreamState,
+        callback::CallbackCrypto,
     },
     resolve::{Resolved, TargetKey, client_config},
     sync::events::{Observer, Pipeline, PipelineConfig},
@@ -90,6 +92,8 @@ struct Feed {
     settings: String,
     pipeline: Arc<Pipeline>,
     stream: Option<StreamHandle>,
+    /// When the last event arrived.
+    last_event: Arc<Mutex<Option<SystemTime>>>,
 }
 
 /// A target fed by events: which feed, at which spec, last seen when.
@@ -107,15 +111,43 @@ pub struct Feeds {
     feeds: Mutex<HashMap<FeedName, Feed>>,
     tracked: Mutex<HashMap<TargetKey, Tracked>>,
     callbacks: Arc<CallbackRoutes>,
+    /// Announces feeds whose connection changed state, by (namespace, binding).
+    changed: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
+    changes: Mutex<Option<EventsChanges>>,
 }
 
 impl Feeds {
     pub fn new(metrics: Option<Arc<Metrics>>, clients: Arc<ClientPool>) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             metrics,
             clients,
+            changed: Some(tx),
+            changes: Mutex::new(Some(rx)),
             ..Default::default()
         }
+    }
+
+    /// The announcements of connection state changes (once: the first caller takes them).
+    pub fn changes(&self) -> Option<EventsChanges> {
+        self.changes.lock().expect("changes").take()
+    }
+
+    /// The event connection of binding `namespace/name`, if this replica holds one.
+    pub fn state(&self, namespace: &str, name: &str) -> Option<EventsView> {
+        let feeds = self.feeds.lock().expect("feeds");
+        let f = feeds.get(&format!("{namespace}/{name}"))?;
+        let state = match f.stream.as_ref().map(|s| s.state()) {
+            None => EventsState::Callback,
+            Some(StreamState::Connected) => EventsState::Connected,
+            Some(StreamState::Connecting) => EventsState::Connecting,
+            Some(StreamState::Reconnecting { last_error, .. }) => {
+                EventsState::Disconnected(last_error)
+            }
+            Some(StreamState::Stopped) => EventsState::Disconnected("stopped".into()),
+        };
+        let last_event = *f.last_event.lock().expect("last event");
+        Some(EventsView { state, last_event })
     }
 
     /// The routes the HTTP server serves callbacks under.
@@ -138,15 +170,20 @@ impl Feeds {
         {
             tokio::spawn(s.stop());
         }
+        let last_event = Arc::new(Mutex::new(None));
         let pipeline = Pipeline::start(PipelineConfig {
-            observer: self.metrics.clone().map(observer),
+            observer: Some(observer(self.metrics.clone(), last_event.clone())),
             ..Default::default()
         });
         let stream = self.connect(t, &name, &pipeline)?;
+        if let Some(s) = &stream {
+            self.announce_changes(s, &t.key.namespace, &t.spec.binding_ref.name);
+        }
         let feed = Feed {
             settings,
             pipeline: pipeline.clone(),
             stream,
+            last_event,
         };
         feeds.insert(name, feed);
         Ok(pipeline)
@@ -183,6 +220,23 @@ impl Feeds {
             }
             EventDelivery::None => Err("events.delivery is None".into()),
         }
+    }
+
+    /// Announces each state change of `stream` as binding `namespace/name`'s, until the
+    /// stream ends.
+    fn announce_changes(&self, stream: &StreamHandle, namespace: &str, name: &str) {
+        let Some(tx) = self.changed.clone() else {
+            return;
+        };
+        let mut states = stream.watch();
+        let binding = (namespace.to_string(), name.to_string());
+        tokio::spawn(async move {
+            while states.changed().await.is_ok() {
+                if tx.send(binding.clone()).is_err() {
+                    break;
+                }
+            }
+        });
     }
 
     /// Whether the binding's Stream connection is up (false for callbacks).
@@ -274,9 +328,12 @@ fn settings_key(t: &Resolved) -> String {
     )
 }
 
-/// Counts events and their lag in the controller's metrics.
-fn observer(m: Arc<Metrics>) -> Observer {
+/// Notes when the last event arrived, and counts events and their lag in the controller's
+/// metrics.
+fn observer(m: Option<Arc<Metrics>>, last_event: Arc<Mutex<Option<SystemTime>>>) -> Observer {
     Arc::new(move |event_type, outcome, lag| {
+        *last_event.lock().expect("last event") = Some(SystemTime::now());
+        let Some(m) = &m else { return };
         let labels = EventLabels {
             event_type: event_type.to_owned(),
             outcome: outcome.to_owned(),

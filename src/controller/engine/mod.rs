@@ -19,7 +19,9 @@ pub use feeds::{CallbackRoutes, Feeds, callback_router};
 pub use outcome::{outbound_outcome, outcome};
 pub use probe::DingTalkProbe;
 
-use super::{IncrementalView, SyncOutcome, SyncRequest, SyncRunError, SyncRunner};
+use super::{
+    EventsChanges, EventsView, IncrementalView, SyncOutcome, SyncRequest, SyncRunError, SyncRunner,
+};
 use crate::{
     api::{Reason, binding::EventDelivery, target::Direction},
     controller::metrics::{CorpLabels, Metrics},
@@ -202,6 +204,14 @@ impl SyncRunner for Engine {
 
     fn full_sync_wanted(&self, target: &TargetKey) -> bool {
         self.feeds.full_sync_wanted(target)
+    }
+
+    fn events_state(&self, namespace: &str, name: &str) -> Option<EventsView> {
+        self.feeds.state(namespace, name)
+    }
+
+    fn events_changes(&self) -> Option<EventsChanges> {
+        self.feeds.changes()
     }
 }
 
