@@ -9,7 +9,10 @@ use super::plan::{Op, Plan, Step};
 use crate::{
     directory::{Directory, DirectoryError},
     model::SourceSnapshot,
-    sync::{Failure, ObjectKind, ProgressFn, Report, SyncError},
+    sync::{
+        Failure, ObjectKind, ProgressFn, Report, SyncError,
+        lacking::{Lacking, REPORT_CAP},
+    },
 };
 
 /// Gates passed (or not), apply unless dry, and report.
@@ -21,6 +24,7 @@ pub(super) async fn finish(
     progress: ProgressFn<'_>,
 ) -> Result<Report, SyncError> {
     let writes_before = dir.writes();
+    let lacking = Lacking::of(&snapshot.people, REPORT_CAP);
     // The plan carries everything the writes need: the source's records go now, not after
     // the (long) apply.
     let SourceSnapshot {
@@ -33,6 +37,7 @@ pub(super) async fn finish(
         incomplete,
         missing_mobile: plan.missing_mobile,
         missing_email: plan.missing_email,
+        lacking,
         people: plan.people,
         departments: plan.departments,
         suppressed_removals: plan.suppressed_removals,
