@@ -319,7 +319,9 @@ async fn every_address_book_event_reaches_ldap_by_stream_and_by_callback() {
     // Up to here events alone did everything: no person list was read.
     assert_eq!(rig.sim().calls("/topapi/v2/user/list"), 0, "no full read");
     org_change(&rig).await;
-    rig.stream.stop().await;
+    let Rig { w, stream, .. } = rig;
+    stream.stop().await;
+    the_controller_hears_org_change(&w).await;
 }
 
 /// `user_add_org`, `user_modify_org` (profile and departments), `user_leave_org`.
@@ -603,4 +605,58 @@ async fn org_change(rig: &Rig) {
             side.name
         );
     }
+}
+
+/// The controller's engine, fed by its binding's Stream connection, hears `org_change` and
+/// says the target wants a full sync (the reconcile then runs one).
+async fn the_controller_hears_org_change(w: &support::World) {
+    use dingsync::{
+        controller::{SyncRunner, engine::Engine},
+        resolve::{Resolved, TargetKey},
+        secret::Secret,
+    };
+    let server = w.slapd();
+    let base = w.sim.base_url();
+    let binding = serde_json::from_value(serde_json::json!({
+        "corpId": w.corp(),
+        "credentialsSecretRef": {"name": "app"},
+        "endpoints": {"oapi": base, "api": base, "login": base},
+    }))
+    .unwrap();
+    let spec = serde_json::from_value(serde_json::json!({
+        "bindingRef": {"name": "acme"},
+        "fieldMappingRef": {"name": "map"},
+        "direction": "Inbound",
+        "directory": {"ldap": {
+            "url": server.url(),
+            "bindDN": support::slapd::SERVICE_DN,
+            "passwordSecretRef": {"name": "ldap", "key": "password"}
+        }},
+        "node": w.node("engine"),
+    }))
+    .unwrap();
+    let t = Resolved {
+        key: TargetKey::new("team", "events"),
+        spec,
+        binding,
+        mapping: serde_yaml::from_str(MAPPING).unwrap(),
+        app_key: sim::DEFAULT_APP_KEY.into(),
+        app_secret: Secret::new(sim::DEFAULT_APP_SECRET),
+        directory_secret: Secret::new(server.service_password()),
+        directory_ca: None,
+        approval: None,
+        callback: None,
+    };
+    let engine = Engine::new(Default::default(), Default::default());
+    let view = engine.track_events(&t, true).await.expect("fed by events");
+    assert!(view.active, "{view:?}");
+    assert!(!engine.full_sync_wanted(&t.key));
+    w.sim.rename_org("事件测试控股").unwrap();
+    for _ in 0..400 {
+        if engine.full_sync_wanted(&t.key) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("org_change: the controller never asked for a full sync");
 }
