@@ -6,6 +6,8 @@
 //! event it sends for it (type, ids, and a payload that names ids only), waits until both
 //! pipelines applied it, and checks both directories: attributes, DNs, memberships, disabled
 //! state. The steps share one baseline and run in order; each names itself when it fails.
+//! Last, the controller's engine, fed by its binding's Stream, turns `org_change` into a
+//! request for the target's full sync.
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
