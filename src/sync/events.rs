@@ -34,10 +34,9 @@ use crate::{
     model::Changes,
 };
 
-/// What an address-book event is about, and so how it is handled. Every event of the
-/// enterprise's address book has an arm here; `None` is what dingsync ignores (`org_remove`:
-/// an enterprise dissolved is no reason to disable everyone, a full sync's gate decides;
-/// `check_url` and the like carry no change).
+/// What an address-book event is about, and so how it is handled. `None` is what dingsync
+/// acknowledges and ignores: `org_remove` (an enterprise dissolved is no reason to disable
+/// everyone by event; a full sync and its deletion gate decide), `check_url` and the like.
 pub fn classify(event_type: &str) -> Option<Kind> {
     match event_type {
         // `user_active_org` changes `active`, `org_admin_*` change `admin`: fields templates
