@@ -27,7 +27,8 @@ pub struct Args {
     /// Only this SyncTarget (default: every one found).
     #[arg(long)]
     pub target: Option<String>,
-    /// Show every operation instead of the first 50 per section.
+    /// Show every operation instead of the first 50 per section, and everyone without a
+    /// mobile or an email instead of the first 20.
     #[arg(long)]
     pub all: bool,
 }

@@ -1,7 +1,14 @@
 //! What `plan` and `apply` print: per target, what DingTalk and the directory hold, and what
 //! the run would change (plan) or changed (apply).
 
-use crate::sync::{self, ObjectKind, Op, Verb, outbound};
+use crate::sync::{
+    self, ObjectKind, Op, Verb,
+    lacking::{Lacking, Named},
+    outbound,
+};
+
+/// People named per "without a mobile / email" list unless `--all` is given.
+const LACKING_SHOWN: usize = 20;
 
 /// What one side held: `(side, departments, people)` and, for a short read, why.
 fn print_read((side, departments, people): (&str, usize, usize), incomplete: Option<String>) {
@@ -78,6 +85,40 @@ pub(super) fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) 
     for f in r.failures.iter().take(20) {
         println!("  FAILED {} {} ({}): {}", f.kind, f.id, f.reason, f.message);
     }
+    let counts = (r.missing_mobile, r.missing_email);
+    print_lacking(counts, &r.lacking, LACKING_SHOWN, "");
+}
+
+fn print_lacking(counts: (usize, usize), lacking: &Lacking, shown: usize, hint: &str) {
+    for line in lacking_lines(counts, lacking, shown, hint) {
+        println!("{line}");
+    }
+}
+
+/// Who lacks a mobile and who lacks an email: each count, then the first `shown` of `lacking`
+/// by userid, and how many more there are.
+fn lacking_lines(
+    (mobile, email): (usize, usize),
+    lacking: &Lacking,
+    shown: usize,
+    hint: &str,
+) -> Vec<String> {
+    let mut out = vec![];
+    for (what, count, people) in [
+        ("a mobile", mobile, &lacking.mobile),
+        ("an email", email, &lacking.email),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        out.push(format!("  without {what}: {count}"));
+        let listed: Vec<&Named> = people.iter().take(shown).collect();
+        out.extend(listed.iter().map(|p| format!("    {} {}", p.id, p.name)));
+        if count > listed.len() {
+            out.push(format!("    … and {} more{hint}", count - listed.len()));
+        }
+    }
+    out
 }
 
 /// An Inbound plan: what DingTalk holds and every step the directory would take.
@@ -130,6 +171,10 @@ pub(super) fn print_plan(
         }
     }
     print_plan_tail(plan);
+    let shown = if all { usize::MAX } else { LACKING_SHOWN };
+    let lacking = Lacking::of(&snapshot.people, shown);
+    let counts = (plan.missing_mobile, plan.missing_email);
+    print_lacking(counts, &lacking, shown, " (--all lists them)");
 }
 
 /// Memberships, problems, held removals and the counts, after the listed steps.
@@ -192,4 +237,33 @@ pub(super) fn counts(r: &sync::Report) -> String {
         r.failures.len(),
         r.writes
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lacking_lists_are_capped_with_how_many_more() {
+        let named = |id: &str| Named {
+            id: id.into(),
+            name: format!("名{id}"),
+        };
+        let lacking = Lacking {
+            mobile: vec![named("u1"), named("u2"), named("u3")],
+            email: vec![],
+        };
+        // The report kept 3 of 5 without a mobile; 2 are shown.
+        let lines = lacking_lines((5, 0), &lacking, 2, " (--all lists them)");
+        assert_eq!(
+            lines,
+            [
+                "  without a mobile: 5",
+                "    u1 名u1",
+                "    u2 名u2",
+                "    … and 3 more (--all lists them)"
+            ]
+        );
+        assert!(lacking_lines((0, 0), &Lacking::default(), 20, "").is_empty());
+    }
 }

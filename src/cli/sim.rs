@@ -15,9 +15,11 @@ SIGTERM or Ctrl-C.
 Admin API (reserved prefix /__sim/, JSON):
   GET    /__sim/health | /org | /counters | /events | /faults | /stream/connections | /callbacks/failed
   POST   /__sim/counters/reset
+  PATCH  /__sim/org                       {name}: the enterprise renamed (org_change)
   POST   /__sim/users                     hire {userid?, name, departments, mobile?, email?, title?, ...}
   GET    /__sim/users/{userid}
-  PATCH  /__sim/users/{userid}            edit or move (departments replaces the set)
+  PATCH  /__sim/users/{userid}            edit or move (departments replaces the set);
+                                          admin / active alone: org_admin_* / user_active_org
   DELETE /__sim/users/{userid}            leave
   POST   /__sim/users/{userid}/rehire     {departments?}
   POST   /__sim/departments               {name, parent_id, order?}

@@ -24,7 +24,7 @@ type S = AxState<Arc<Shared>>;
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
-        .route("/org", get(org))
+        .route("/org", get(org).patch(rename_org))
         .route("/counters", get(counters))
         .route("/counters/reset", post(reset_counters))
         .route("/events", get(events))
@@ -72,6 +72,15 @@ fn done<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
 
 async fn org(AxState(sh): S) -> Response {
     Json(sh.lock().org().clone()).into_response()
+}
+
+#[derive(Deserialize)]
+struct OrgWrite {
+    name: String,
+}
+
+async fn rename_org(AxState(sh): S, Json(w): Json<OrgWrite>) -> Response {
+    done(sh.mutate(|s| s.rename_org(&w.name)))
 }
 
 async fn counters(AxState(sh): S) -> Response {

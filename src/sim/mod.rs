@@ -27,11 +27,12 @@
 //! | --- | --- |
 //! | `GET /__sim/health` | `{"ok":true}` |
 //! | `GET /__sim/org` | the current org (YAML shape, JSON) |
+//! | `PATCH /__sim/org` | `{"name":"..."}`: the enterprise renamed (root department too); `org_change` |
 //! | `GET /__sim/counters`, `POST /__sim/counters/reset` | call counters per API, throttled, stream/callback counters |
 //! | `GET /__sim/events` | the last 10,000 emitted events |
 //! | `POST /__sim/users` | hire (body: [`UserWrite`], `name` + `departments` required, mobile optional) |
 //! | `GET /__sim/users/{userid}` | one person |
-//! | `PATCH /__sim/users/{userid}` | edit / move (any [`UserWrite`] field; `departments` replaces the set) |
+//! | `PATCH /__sim/users/{userid}` | edit / move (any [`UserWrite`] field; `departments` replaces the set); `admin` / `active` alone announce only `org_admin_*` / `user_active_org` |
 //! | `DELETE /__sim/users/{userid}` | leave the company |
 //! | `POST /__sim/users/{userid}/rehire` | `{"departments":[..]}` (optional) |
 //! | `POST /__sim/departments` | create (body: [`DeptWrite`], `name` + `parent_id`) |
@@ -260,6 +261,10 @@ impl SimHandle {
     }
     pub fn delete_department(&self, id: i64) -> Result<Department, SimError> {
         Ok(self.shared.mutate(|s| s.delete_department(id))?)
+    }
+    /// The enterprise renamed (its root department too); announces `org_change` alone.
+    pub fn rename_org(&self, name: &str) -> Result<Department, SimError> {
+        Ok(self.shared.mutate(|s| s.rename_org(name))?)
     }
 
     // Faults and knobs.

@@ -34,20 +34,31 @@ use crate::{
     model::Changes,
 };
 
-/// What kind of record an address-book event is about.
+/// What an address-book event is about, and so how it is handled. `None` is what dingsync
+/// acknowledges and ignores: `org_remove` (an enterprise dissolved is no reason to disable
+/// everyone by event; a full sync and its deletion gate decide), `check_url` and the like.
 pub fn classify(event_type: &str) -> Option<Kind> {
     match event_type {
+        // `user_active_org` changes `active`, `org_admin_*` change `admin`: fields templates
+        // and the people filter read, so the person is re-read like any other edit.
         "user_add_org" | "user_modify_org" | "user_leave_org" | "user_active_org"
-        | "user_dept_change" => Some(Kind::Person),
+        | "user_dept_change" | "org_admin_add" | "org_admin_remove" => Some(Kind::Person),
+        // A move is an `org_dept_modify` whose re-read shows another parent.
         "org_dept_create" | "org_dept_modify" | "org_dept_remove" => Some(Kind::Department),
+        "org_change" => Some(Kind::Organisation),
         _ => None,
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Re-read the userids the event names.
     Person,
+    /// Re-read the departments the event names.
     Department,
+    /// The enterprise itself changed (its name, which is the root department's): events
+    /// name nothing to re-read, so every target asks for a full sync.
+    Organisation,
 }
 
 /// The ids an event names, as a change set.
@@ -58,7 +69,7 @@ pub fn changes_of(event: &Event) -> Changes {
         Some(Kind::Department) => c
             .departments
             .extend(event.dept_ids.iter().map(ToString::to_string)),
-        None => {}
+        Some(Kind::Organisation) | None => {}
     }
     c
 }
@@ -233,6 +244,16 @@ impl Pipeline {
         }
     }
 
+    /// Something changed that no event names record by record (`org_change`): every target
+    /// asks for a full sync. Unlike a gap, nothing was missed, so targets stay live and keep
+    /// applying events until it runs.
+    pub fn request_full_sync(&self, why: &str) {
+        tracing::info!(why, "a full sync of every target is asked for");
+        for s in self.slots.lock().expect("slots").values_mut() {
+            s.status.full_sync_wanted = true;
+        }
+    }
+
     /// The targets that asked for a full sync since the last call.
     pub fn take_full_sync_requests(&self) -> Vec<String> {
         let mut out = vec![];
@@ -300,6 +321,20 @@ impl Pipeline {
             .entry(event_type.clone())
             .or_default() += 1;
         self.observe(&event_type, "received", None);
+        if classify(&event_type) == Some(Kind::Organisation) {
+            // Handled once the request is recorded: acknowledging it does not wait for the
+            // full sync, which takes far longer than DingTalk waits for an acknowledgement.
+            self.request_full_sync(&format!("{event_type} event"));
+            self.observe(&event_type, "applied", None);
+            *self
+                .stats
+                .lock()
+                .expect("stats")
+                .applied
+                .entry(event_type)
+                .or_default() += 1;
+            return Ok(());
+        }
         let changes = changes_of(&event);
         if changes.is_empty() {
             // Not an address-book record event (or no ids): nothing to apply.
@@ -509,5 +544,62 @@ mod tests {
         );
         let other = Event::from_payload(serde_json::json!({"EventType": "chat_update_title"}));
         assert!(changes_of(&other).is_empty());
+    }
+
+    #[test]
+    fn every_address_book_event_has_a_handling() {
+        for t in [
+            "user_add_org",
+            "user_modify_org",
+            "user_leave_org",
+            "user_active_org",
+            "org_admin_add",
+            "org_admin_remove",
+        ] {
+            assert_eq!(classify(t), Some(Kind::Person), "{t}");
+            let e = Event::from_payload(serde_json::json!({"EventType": t, "userId": ["u9"]}));
+            assert_eq!(changes_of(&e), Changes::people(["u9"]), "{t}");
+        }
+        for t in ["org_dept_create", "org_dept_modify", "org_dept_remove"] {
+            assert_eq!(classify(t), Some(Kind::Department), "{t}");
+        }
+        assert_eq!(classify("org_change"), Some(Kind::Organisation));
+        assert_eq!(classify("org_remove"), None);
+        assert_eq!(classify("check_url"), None);
+    }
+
+    fn mapping() -> Mapping {
+        let spec = serde_yaml::from_str(
+            "user:\n  uniqueName: {attribute: uid, template: '{{ userid }}'}\n  attributes: []\n",
+        )
+        .expect("the test mapping parses");
+        Mapping::compile(&spec).expect("the test mapping compiles")
+    }
+
+    /// `org_change` names nothing to re-read: it is acknowledged once every target asked for
+    /// a full sync, and the targets stay live meanwhile.
+    #[tokio::test]
+    async fn org_change_asks_every_target_for_a_full_sync() {
+        let p = Pipeline::start(PipelineConfig::default());
+        for (name, baseline) in [("a", true), ("b", true)] {
+            let target = LiveTarget {
+                source: Arc::new(super::super::StaticSource::new(Default::default())),
+                dir: Arc::new(crate::directory::memory::MemoryDirectory::new("uid")),
+                mapping: Arc::new(mapping()),
+                opts: Options::default(),
+                lock: Default::default(),
+            };
+            p.set_target(name, target, baseline);
+        }
+        let e = Event::from_payload(serde_json::json!({
+            "EventType": "org_change", "EventTime": 1, "CorpId": "c"
+        }));
+        p.handler().handle(e).await.unwrap();
+        assert_eq!(p.take_full_sync_requests(), ["a", "b"]);
+        assert!(p.take_full_sync_requests().is_empty(), "asked once");
+        let st = p.status("a").unwrap();
+        assert!(st.active && st.reason == Reason::Active, "{st:?}");
+        assert_eq!(p.stats().applied.get("org_change"), Some(&1));
+        assert_eq!(p.stats().batches, 0, "nothing re-read");
     }
 }

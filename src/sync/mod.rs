@@ -10,6 +10,7 @@ pub mod events;
 mod gate;
 pub mod inbound;
 mod kinds;
+pub mod lacking;
 pub mod outbound;
 pub mod people_filter;
 pub mod source_scope;
@@ -119,6 +120,9 @@ pub struct Report {
     pub failures: Vec<Failure>,
     pub missing_mobile: usize,
     pub missing_email: usize,
+    /// Who the two counts are, the first [`lacking::REPORT_CAP`] of each by userid. An
+    /// incremental run names only the people its events re-read.
+    pub lacking: lacking::Lacking,
     pub people: usize,
     pub departments: usize,
     /// False when the source read was incomplete (nothing was disabled or deleted).

@@ -16,6 +16,7 @@ mod dingtalk;
 mod dingtalk_paths;
 mod e2e;
 mod engine;
+mod every_event;
 mod fidelity;
 mod incremental;
 mod ldap;

@@ -108,6 +108,9 @@ impl State {
     pub fn delete_department(&mut self, id: i64) -> Result<Department, ApiError> {
         self.write(|b, _| b.delete_department(id))
     }
+    pub fn rename_org(&mut self, name: &str) -> Result<Department, ApiError> {
+        self.write(|b, _| b.rename_org(name))
+    }
 
     /// Announces a change: logged and queued for every subscribed channel (event faults apply).
     pub fn emit(&mut self, change: Change) {
@@ -241,6 +244,48 @@ mod tests {
         assert_eq!(st.counters.events_emitted, 6);
         let modify = &st.delivery.event_log[2];
         assert_eq!(modify.diff.as_ref().unwrap()["curr"]["name"], "张伟");
+    }
+
+    /// An admin flag or an activation alone is no org-profile edit: only its own event.
+    #[test]
+    fn status_changes_announce_only_their_own_event() {
+        let mut st = state();
+        st.create_user(
+            UserWrite {
+                userid: Some("u2".into()),
+                name: Some("李娜".into()),
+                departments: Some(vec![ROOT_DEPT]),
+                active: Some(false),
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+        let only = |admin, active| UserWrite {
+            admin,
+            active,
+            ..Default::default()
+        };
+        st.update_user("u2", only(Some(true), None), false).unwrap();
+        st.update_user("u2", only(None, Some(true)), false).unwrap();
+        st.update_user("u2", only(Some(false), None), false)
+            .unwrap();
+        st.rename_org("新公司").unwrap();
+        assert_eq!(
+            logged(&st),
+            [
+                "user_add_org",
+                "org_admin_add",
+                "user_active_org",
+                "org_admin_remove",
+                "org_change"
+            ]
+        );
+        let active = &st.delivery.event_log[2];
+        assert_eq!(active.stream_data(), serde_json::json!({"userId": ["u2"]}));
+        let org = &st.delivery.event_log[4];
+        assert_eq!(org.stream_data(), serde_json::json!({}));
+        assert_eq!(st.org().department(ROOT_DEPT).unwrap().name, "新公司");
     }
 
     #[test]

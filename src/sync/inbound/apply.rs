@@ -9,7 +9,10 @@ use super::plan::{Op, Plan, Step};
 use crate::{
     directory::{Directory, DirectoryError},
     model::SourceSnapshot,
-    sync::{Failure, ProgressFn, Report, SyncError},
+    sync::{
+        Failure, ObjectKind, ProgressFn, Report, SyncError,
+        lacking::{Lacking, REPORT_CAP},
+    },
 };
 
 /// Gates passed (or not), apply unless dry, and report.
@@ -21,6 +24,7 @@ pub(super) async fn finish(
     progress: ProgressFn<'_>,
 ) -> Result<Report, SyncError> {
     let writes_before = dir.writes();
+    let lacking = Lacking::of(&snapshot.people, REPORT_CAP);
     // The plan carries everything the writes need: the source's records go now, not after
     // the (long) apply.
     let SourceSnapshot {
@@ -33,6 +37,7 @@ pub(super) async fn finish(
         incomplete,
         missing_mobile: plan.missing_mobile,
         missing_email: plan.missing_email,
+        lacking,
         people: plan.people,
         departments: plan.departments,
         suppressed_removals: plan.suppressed_removals,
@@ -144,14 +149,27 @@ async fn apply(
 /// How one phase runs: groups of step indices, each finished (and its failures recorded)
 /// before the next starts, with how many of the group may run at once (up to `width`).
 ///
-/// Unordered phases are one concurrent group. In the department phases order matters: a
+/// Unordered phases run concurrently, except that two operations on one object (a person's
+/// move to another OU and their attribute update) never run at once: each would look the
+/// entry up where the other is moving it from. The second goes in a later group. In the
+/// department phases order matters: a
 /// run of department creates goes in waves (a department after its parent's wave, and after
 /// an earlier sibling of the same name, so which of two clashing names wins does not depend
 /// on timing); every other department operation (a move or rename may free or take a name
 /// a later one needs) runs alone, in plan order.
 fn schedule(batch: &[Step], phase: u8, width: usize) -> Vec<(Vec<usize>, usize)> {
     if !Op::is_ordered_phase(phase) {
-        return vec![((0..batch.len()).collect(), width)];
+        let mut seen: std::collections::HashMap<(ObjectKind, &str), usize> = Default::default();
+        let mut groups: Vec<(Vec<usize>, usize)> = vec![];
+        for (i, step) in batch.iter().enumerate() {
+            let nth = seen.entry(step.op.subject()).or_default();
+            if groups.len() <= *nth {
+                groups.push((vec![], width));
+            }
+            groups[*nth].0.push(i);
+            *nth += 1;
+        }
+        return groups;
     }
     let mut groups: Vec<(Vec<usize>, usize)> = vec![];
     let mut i = 0;
@@ -348,5 +366,23 @@ mod tests {
             })
             .collect();
         assert_eq!(schedule(&people, 2, 32), vec![(vec![0, 1, 2], 32)]);
+        // A person moved and updated: the update waits for the move.
+        let mut both = people.clone();
+        both.insert(
+            1,
+            Step {
+                op: Op::MovePerson {
+                    id: "2".into(),
+                    name: "x".into(),
+                    main_dept: "7".into(),
+                },
+                label: String::new(),
+                reason: "".into(),
+            },
+        );
+        assert_eq!(
+            schedule(&both, 2, 32),
+            vec![(vec![0, 1, 2], 32), (vec![3], 32)]
+        );
     }
 }

@@ -102,6 +102,31 @@ impl AddressBook {
         Ok(())
     }
 
+    /// The enterprise renamed in the admin console. The root department carries the
+    /// enterprise's name, and the root cannot be changed through the department API.
+    /// DingTalk announces `org_change`, naming no record; UNCONFIRMED whether an
+    /// `org_dept_modify` of the root comes with it: none is sent here, so only a full read
+    /// sees the new name.
+    pub fn rename_org(&mut self, name: &str) -> Written<Department> {
+        self.org_changed();
+        check_dept_name(name)?;
+        self.org.name = name.to_owned();
+        let root = self
+            .org
+            .departments
+            .iter_mut()
+            .find(|d| d.id == ROOT_DEPT)
+            .ok_or_else(|| api_err(60003, "部门不存在"))?;
+        root.name = name.to_owned();
+        let change = Change {
+            event_type: "org_change",
+            user_ids: Vec::new(),
+            dept_ids: Vec::new(),
+            diff: None,
+        };
+        Ok((root.clone(), vec![change]))
+    }
+
     /// Delete a department: refuses the root, departments with sub-departments or with members.
     pub fn delete_department(&mut self, id: i64) -> Written<Department> {
         self.org_changed();

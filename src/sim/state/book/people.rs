@@ -120,11 +120,21 @@ impl AddressBook {
         self.apply_user_fields(&mut p, &w, false)?;
         p.modified_ms = now;
         self.org.people[idx] = p.clone();
-        let mut changes = vec![Change {
-            diff: Some(diff_info(&before, &p)),
-            ..Change::user("user_modify_org", &p.userid)
-        }];
-        if before.admin != p.admin {
+        let admin_changed = before.admin != p.admin;
+        let activated = !before.active && p.active;
+        // Being made an admin, or activating DingTalk, is no edit of the org profile: DingTalk
+        // announces it with its own event alone.
+        let mut profile = p.clone();
+        (profile.admin, profile.active, profile.modified_ms) =
+            (before.admin, before.active, before.modified_ms);
+        let mut changes = Vec::new();
+        if !(admin_changed || activated) || profile != before {
+            changes.push(Change {
+                diff: Some(diff_info(&before, &p)),
+                ..Change::user("user_modify_org", &p.userid)
+            });
+        }
+        if admin_changed {
             let t = if p.admin {
                 "org_admin_add"
             } else {
@@ -132,7 +142,7 @@ impl AddressBook {
             };
             changes.push(Change::user(t, &p.userid));
         }
-        if !before.active && p.active {
+        if activated {
             changes.push(Change::user("user_active_org", &p.userid));
         }
         Ok((p, changes))
