@@ -360,7 +360,8 @@ pub struct SyncTargetStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
-    /// `Created`, `SpecChanged`, `Interval`, `Requested`, `Approved`, `Event`.
+    /// `Created`, `SpecChanged`, `Interval`, `Requested`, `Approved`, `EventsAsked` (the event
+    /// feed asked for a full sync: events missed, or `org_change`), `Event` (an event batch).
     pub trigger: String,
     /// Start of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -60,6 +60,9 @@ pub enum Trigger {
     Interval,
     /// The approve annotation named the token of the held run.
     Approved,
+    /// The event feed asked for one: events may have been missed, or DingTalk reported a
+    /// change no single record shows (`org_change`).
+    Events,
 }
 
 impl Trigger {
@@ -71,6 +74,7 @@ impl Trigger {
             Trigger::Requested(_) => "Requested",
             Trigger::Interval => "Interval",
             Trigger::Approved => "Approved",
+            Trigger::Events => "EventsAsked",
         }
     }
 }

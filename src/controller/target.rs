@@ -208,7 +208,8 @@ async fn evaluate(
     };
     // Is a full sync due? A gap in the event stream makes it so.
     let fp = fingerprint(spec, &resolved.binding, &resolved.mapping);
-    if ctx.runner.full_sync_wanted(&resolved.key) {
+    let events_asked = ctx.runner.full_sync_wanted(&resolved.key);
+    if events_asked {
         st.baseline = None;
     }
     let interval = full_sync_interval(spec);
@@ -219,6 +220,8 @@ async fn evaluate(
     };
     let now = jiff::Timestamp::now();
     let trigger = match due(st, &fp, asked, interval, now) {
+        // Dropping the baseline made the run due; the status says who asked.
+        Ok(Trigger::SpecChanged) if events_asked => Trigger::Events,
         Ok(t) => t,
         Err(remaining) => {
             note_wrong_approval(st, asked.approval, g);

@@ -1106,8 +1106,13 @@ async fn incremental_sync_is_reported_and_an_event_gap_forces_a_full_sync() {
         2,
         "a full sync closed the gap"
     );
+
     let st = w.target("t1").await.status.unwrap();
-    assert_eq!(st.last_sync.unwrap().trigger, "SpecChanged");
+    assert_eq!(
+        st.last_sync.unwrap().trigger,
+        "EventsAsked",
+        "the status says the event feed asked for it"
+    );
     assert_eq!(cond(&st.conditions, "IncrementalActive").status, "True");
 }
 
