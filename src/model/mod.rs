@@ -3,11 +3,13 @@
 //! `fields`, under DingTalk's own field names, so mappings read like DingTalk's API docs.
 
 mod fields;
+mod role;
 mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub use fields::{Fields, extension_map};
+pub use role::Role;
 pub use tree::DeptTree;
 
 /// Fields of a person a template may use (DingTalk's names). Templates naming anything else
