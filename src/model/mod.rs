@@ -127,6 +127,8 @@ pub struct Changes {
     pub people: BTreeSet<String>,
     /// dept_ids as text.
     pub departments: BTreeSet<String>,
+    /// A role or a role assignment changed: the roles pass runs (`sync/inbound/roles.rs`).
+    pub roles: bool,
 }
 
 impl Changes {
@@ -134,10 +136,11 @@ impl Changes {
         Self {
             people: ids.into_iter().map(Into::into).collect(),
             departments: BTreeSet::new(),
+            roles: false,
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.people.is_empty() && self.departments.is_empty()
+        self.people.is_empty() && self.departments.is_empty() && !self.roles
     }
 }
 
