@@ -267,6 +267,18 @@ impl SimHandle {
     }
 
     // Faults and knobs.
+    /// Create a role (`label_conf_add`, and `label_user_change` for its first holders).
+    pub fn create_role(&self, e: roles::RoleEdit) -> Result<roles::Role, SimError> {
+        Ok(self.shared.mutate(|s| s.create_role(e))?)
+    }
+    /// Rename a role and/or change its holders (`label_conf_modify`, `label_user_change`).
+    pub fn update_role(&self, id: i64, e: roles::RoleEdit) -> Result<roles::Role, SimError> {
+        Ok(self.shared.mutate(|s| s.update_role(id, e))?)
+    }
+    /// Delete a role (`label_conf_del`).
+    pub fn delete_role(&self, id: i64) -> Result<roles::Role, SimError> {
+        Ok(self.shared.mutate(|s| s.delete_role(id))?)
+    }
     pub fn add_fault(&self, rule: FaultRule) {
         self.shared.lock().faults.rules.push(rule);
     }
