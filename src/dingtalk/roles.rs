@@ -7,8 +7,9 @@
 //!   list: [{userid, name}]}` (unconfirmed). Whether members outside the app's contact scope
 //!   are listed is not stated (unconfirmed); the sync only keeps members that are its own
 //!   directory's people, so either answer is safe.
-//! A page that does not advance, or more pages than any enterprise has, is an error rather
-//! than a shorter list: a short role list would delete role groups.
+//!
+//! More pages than any enterprise has is an error rather than a shorter list: a short role
+//! list would delete role groups.
 
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -302,3 +302,65 @@ async fn roles_become_scim_groups_kept_in_step_by_full_sync_and_events() {
             .is_some_and(|e| e.starts_with("dingsync:role:dingrolescorp:"))
     );
 }
+
+/// Role events over DingTalk's Stream reach the role groups through the event pipeline
+/// alone (no full sync after the first).
+#[tokio::test]
+async fn role_events_over_the_stream_reach_the_ldap_role_groups() {
+    use dingsync::{
+        dingtalk::{StreamConfig, StreamState},
+        sync::events::{LiveTarget, Pipeline, PipelineConfig},
+    };
+    use std::{sync::Arc, time::Duration};
+
+    let Some(w) = World::builder().org(org()).slapd().build().await else {
+        return;
+    };
+    let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("stream"), Layout::FlatWithGroups).await);
+    full_sync(&w, dir.as_ref(), true).await;
+    let p = Pipeline::start(PipelineConfig::default());
+    p.set_target(
+        "t1",
+        LiveTarget {
+            source: Arc::new(source(&w)),
+            dir: dir.clone(),
+            mapping: Arc::new(conformance::mapping()),
+            opts: opts(true),
+            lock: Default::default(),
+        },
+        true,
+    );
+    let stream = w.client.start_stream(
+        StreamConfig {
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(300),
+            ..Default::default()
+        },
+        p.handler(),
+    );
+    stream.wait_for(|st| *st == StreamState::Connected).await;
+
+    w.sim
+        .update_role(5001, edit(Some("会计"), &["alice"], &["bob"]))
+        .unwrap();
+    w.sim.delete_role(5002).unwrap();
+    let want = BTreeMap::from([
+        ("职务-会计".to_string(), group("5001", &["alice", "carol"])),
+        ("默认-主管理员".to_string(), group("5003", &["alice"])),
+    ]);
+    let mut now = BTreeMap::new();
+    for _ in 0..200 {
+        now = groups(dir.as_ref()).await;
+        if now == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, want, "role events applied: {:?}", p.stats());
+    assert!(
+        p.stats().applied.contains_key("label_user_change"),
+        "{:?}",
+        p.stats()
+    );
+    stream.stop().await;
+}
