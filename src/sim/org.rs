@@ -401,7 +401,7 @@ impl Org {
                 }
             }
         }
-        Ok(())
+        super::roles::validate(self).map_err(OrgError::Invalid)
     }
 
     pub fn department(&self, id: i64) -> Option<&Department> {

@@ -58,6 +58,26 @@ pub fn role_list(org: &Org, userid: &str) -> Vec<Value> {
     out
 }
 
+/// Role ids unique, role groups' ids unique, holders known people.
+pub fn validate(org: &Org) -> Result<(), String> {
+    let mut groups = std::collections::BTreeSet::new();
+    let mut roles = std::collections::BTreeSet::new();
+    for g in &org.roles {
+        if !groups.insert(g.group_id) {
+            return Err(format!("role group id {} appears twice", g.group_id));
+        }
+        for r in &g.roles {
+            if !roles.insert(r.id) {
+                return Err(format!("role id {} appears twice", r.id));
+            }
+            if let Some(m) = r.members.iter().find(|m| org.person(m).is_none()) {
+                return Err(format!("role {} names unknown person {m}", r.id));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds `role_list` to a rendered user (absent when the person has no role).
 pub fn put_role_list(org: &Org, user: &mut Value) {
     let Some(uid) = user["userid"].as_str() else {
@@ -308,6 +328,13 @@ mod tests {
         assert!(held.iter().all(|u| a.person(u).is_some()));
         let u = held[0];
         assert!(role_list(&a, u).iter().any(|r| r["group_name"].is_string()));
+        let mut bad = a.clone();
+        bad.roles[0].roles[0].members.push("nobody".into());
+        assert!(validate(&bad).unwrap_err().contains("nobody"));
+        let mut twice = a.clone();
+        let again = twice.roles[0].roles[0].clone();
+        twice.roles[1].roles.push(again);
+        assert!(validate(&twice).unwrap_err().contains("appears twice"));
     }
 
     #[test]

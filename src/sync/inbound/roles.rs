@@ -85,6 +85,25 @@ pub struct RolesReport {
     pub held: Option<Held>,
 }
 
+impl RolesReport {
+    /// One line for a report: the groups held and what the pass changed.
+    pub fn summary(&self) -> String {
+        let count = |f: fn(&RoleStep) -> bool| self.steps.iter().filter(|s| f(s)).count();
+        let mut s = format!(
+            "roles: {} groups; {} created, {} renamed, {} re-membered, {} deleted",
+            self.groups,
+            count(|s| matches!(s, RoleStep::Create { .. })),
+            count(|s| matches!(s, RoleStep::Rename { .. })),
+            count(|s| matches!(s, RoleStep::Members { .. })),
+            count(|s| matches!(s, RoleStep::Delete { .. })),
+        );
+        if let Some(h) = &self.held {
+            s.push_str(&format!("; removals HELD: {}", h.message));
+        }
+        s
+    }
+}
+
 /// The steps that bring `current` in line with `source`; `eligible` are the people a group
 /// may name. Removals go through the deletion gate.
 pub fn plan_roles(
