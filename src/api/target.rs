@@ -92,8 +92,8 @@ pub struct SyncTargetSpec {
     /// Compute the plan and put its summary into status, but write nothing.
     #[serde(default)]
     pub dry_run: bool,
-    /// Inbound: keep DingTalk's roles as directory groups, one per role, holding the role's
-    /// people that this target syncs. LDAP: `groupOfNames` entries
+    /// Inbound only (an Outbound target with it is `InvalidSpec`): keep DingTalk's roles as
+    /// directory groups, one per role, holding the role's people that this target syncs. LDAP: `groupOfNames` entries
     /// `cn=<role group>-<role>,ou=roles,<node>`; SCIM: Groups named `<node>/role:<role
     /// group>-<role>`. Each is anchored on the role id, so a renamed role renames its group.
     /// Kept in step by full syncs and by role events. A role deleted in DingTalk deletes its

@@ -304,7 +304,8 @@ async fn roles_become_scim_groups_kept_in_step_by_full_sync_and_events() {
 }
 
 /// Role events over DingTalk's Stream reach the role groups through the event pipeline
-/// alone (no full sync after the first).
+/// alone (no full sync after the first); `OuTree` keeps `ou=roles` apart from its department
+/// OUs.
 #[tokio::test]
 async fn role_events_over_the_stream_reach_the_ldap_role_groups() {
     use dingsync::{
@@ -316,7 +317,7 @@ async fn role_events_over_the_stream_reach_the_ldap_role_groups() {
     let Some(w) = World::builder().org(org()).slapd().build().await else {
         return;
     };
-    let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("stream"), Layout::FlatWithGroups).await);
+    let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("stream"), Layout::OuTree).await);
     full_sync(&w, dir.as_ref(), true).await;
     let p = Pipeline::start(PipelineConfig::default());
     p.set_target(
