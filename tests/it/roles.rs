@@ -303,15 +303,59 @@ async fn roles_become_scim_groups_kept_in_step_by_full_sync_and_events() {
     );
 }
 
-/// Role events over DingTalk's Stream reach the role groups through the event pipeline
+/// An event pipeline feeding `dir` as a live target (its baseline full sync done).
+fn pipeline(
+    w: &World,
+    dir: std::sync::Arc<dyn Directory>,
+) -> std::sync::Arc<dingsync::sync::events::Pipeline> {
+    use dingsync::sync::events::{LiveTarget, Pipeline, PipelineConfig};
+    use std::sync::Arc;
+    let p = Pipeline::start(PipelineConfig::default());
+    p.set_target(
+        "t1",
+        LiveTarget {
+            source: Arc::new(source(w)),
+            dir,
+            mapping: Arc::new(conformance::mapping()),
+            opts: opts(true),
+            lock: Default::default(),
+        },
+        true,
+    );
+    p
+}
+
+/// A rename with an assignment change and a removed role, made in the simulator; then waits
+/// until the role groups show them (events only: no sync is run here).
+async fn role_changes_arrive(w: &World, dir: &dyn Directory, p: &dingsync::sync::events::Pipeline) {
+    w.sim
+        .update_role(5001, edit(Some("会计"), &["alice"], &["bob"]))
+        .unwrap();
+    w.sim.delete_role(5002).unwrap();
+    let want = BTreeMap::from([
+        ("职务-会计".to_string(), group("5001", &["alice", "carol"])),
+        ("默认-主管理员".to_string(), group("5003", &["alice"])),
+    ]);
+    let events = ["label_user_change", "label_conf_modify", "label_conf_del"];
+    let all_applied = || events.iter().all(|e| p.stats().applied.contains_key(*e));
+    let mut now = BTreeMap::new();
+    for _ in 0..200 {
+        now = groups(dir).await;
+        if now == want && all_applied() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, want, "role events applied: {:?}", p.stats());
+    assert!(all_applied(), "{:?}", p.stats());
+}
+
+/// Role events over DingTalk's Stream reach the LDAP role groups through the event pipeline
 /// alone (no full sync after the first); `OuTree` keeps `ou=roles` apart from its department
 /// OUs.
 #[tokio::test]
 async fn role_events_over_the_stream_reach_the_ldap_role_groups() {
-    use dingsync::{
-        dingtalk::{StreamConfig, StreamState},
-        sync::events::{LiveTarget, Pipeline, PipelineConfig},
-    };
+    use dingsync::dingtalk::{StreamConfig, StreamState};
     use std::{sync::Arc, time::Duration};
 
     let Some(w) = World::builder().org(org()).slapd().build().await else {
@@ -319,18 +363,7 @@ async fn role_events_over_the_stream_reach_the_ldap_role_groups() {
     };
     let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("stream"), Layout::OuTree).await);
     full_sync(&w, dir.as_ref(), true).await;
-    let p = Pipeline::start(PipelineConfig::default());
-    p.set_target(
-        "t1",
-        LiveTarget {
-            source: Arc::new(source(&w)),
-            dir: dir.clone(),
-            mapping: Arc::new(conformance::mapping()),
-            opts: opts(true),
-            lock: Default::default(),
-        },
-        true,
-    );
+    let p = pipeline(&w, dir.clone());
     let stream = w.client.start_stream(
         StreamConfig {
             reconnect_min: Duration::from_millis(50),
@@ -340,28 +373,43 @@ async fn role_events_over_the_stream_reach_the_ldap_role_groups() {
         p.handler(),
     );
     stream.wait_for(|st| *st == StreamState::Connected).await;
-
-    w.sim
-        .update_role(5001, edit(Some("会计"), &["alice"], &["bob"]))
-        .unwrap();
-    w.sim.delete_role(5002).unwrap();
-    let want = BTreeMap::from([
-        ("职务-会计".to_string(), group("5001", &["alice", "carol"])),
-        ("默认-主管理员".to_string(), group("5003", &["alice"])),
-    ]);
-    let mut now = BTreeMap::new();
-    for _ in 0..200 {
-        now = groups(dir.as_ref()).await;
-        if now == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(now, want, "role events applied: {:?}", p.stats());
-    assert!(
-        p.stats().applied.contains_key("label_user_change"),
-        "{:?}",
-        p.stats()
-    );
+    role_changes_arrive(&w, dir.as_ref(), &p).await;
     stream.stop().await;
+}
+
+/// The same role events pushed to an HTTP callback reach the SCIM role groups.
+#[tokio::test(flavor = "multi_thread")]
+async fn role_events_by_http_callback_reach_the_scim_role_groups() {
+    use dingsync::dingtalk::{
+        callback::CallbackCrypto,
+        events::{CallbackReceiver, callback_endpoint},
+    };
+    use std::sync::Arc;
+
+    let Some(w) = World::builder().org(org()).scim().build().await else {
+        return;
+    };
+    let dir: Arc<dyn Directory> = Arc::new(ScimDirectory::new(
+        w.scim_client().await,
+        w.corp(),
+        "callback",
+    ));
+    full_sync(&w, dir.as_ref(), true).await;
+    let p = pipeline(&w, dir.clone());
+    let (token, aes) = ("cbtoken", "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG");
+    let crypto = CallbackCrypto::new(token, aes, dingsync::sim::DEFAULT_APP_KEY).unwrap();
+    let receiver = Arc::new(CallbackReceiver::new(crypto, p.handler()));
+    let app = axum::Router::new()
+        .route("/callback", axum::routing::post(callback_endpoint))
+        .with_state(receiver);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callback", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    w.sim
+        .subscribe_callback(dingsync::sim::DEFAULT_APP_KEY, &url, token, aes)
+        .await
+        .unwrap();
+    role_changes_arrive(&w, dir.as_ref(), &p).await;
 }
