@@ -413,3 +413,81 @@ async fn role_events_by_http_callback_reach_the_scim_role_groups() {
         .unwrap();
     role_changes_arrive(&w, dir.as_ref(), &p).await;
 }
+
+/// The simulator's role APIs as a DingTalk client reads them, and its admin routes for roles
+/// with the events they announce.
+#[tokio::test]
+async fn the_simulator_serves_roles_and_its_admin_api_changes_them() {
+    use serde_json::{Value, json};
+
+    let Some(w) = World::builder().org(org()).build().await else {
+        return;
+    };
+    let roles = w.client.list_roles().await.expect("role/list");
+    let names: Vec<(i64, &str, &str)> = roles
+        .iter()
+        .map(|r| (r.id, r.group_name.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (5001, "职务", "财务"),
+            (5002, "职务", "前台"),
+            (5003, "默认", "主管理员")
+        ]
+    );
+    let mut held = w.client.role_members(5001).await.expect("role/simplelist");
+    held.sort();
+    assert_eq!(held, ["bob", "carol", "zed"]);
+    let bob = w.client.get_user("bob").await.expect("user/get");
+    let list = bob.role_list.expect("role_list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, Some(5001));
+
+    let base = format!("{}/__sim", w.sim.base_url());
+    let http = reqwest::Client::new();
+    let from = w.sim.events().len();
+    let made: Value = http
+        .post(format!("{base}/roles"))
+        .json(&json!({"name": "法务", "group_name": "新组", "add": ["alice"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_i64().expect("the new role's id");
+    let renamed = http
+        .patch(format!("{base}/roles/{id}"))
+        .json(&json!({"name": "法务部", "remove": ["alice"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(renamed.status().is_success());
+    let gone = http
+        .delete(format!("{base}/roles/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(gone.status().is_success());
+    let missing = http
+        .delete(format!("{base}/roles/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let types: Vec<String> = (w.sim.events().into_iter().skip(from))
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "label_conf_add",
+            "label_user_change",
+            "label_conf_modify",
+            "label_user_change",
+            "label_conf_del",
+        ]
+    );
+    assert_eq!(w.client.list_roles().await.unwrap().len(), 3);
+}
