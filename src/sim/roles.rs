@@ -14,6 +14,7 @@
 //!   it must not rely on seeing everyone).
 //! - Event payloads: `label_conf_add|modify|del` carry the role ids (`LabelIdList`),
 //!   `label_user_change` the users and the role ids (unconfirmed).
+//! - The role APIs need the same app permission as reading a member (unconfirmed).
 
 use axum::response::Response;
 use rand::{Rng, SeedableRng, rngs::StdRng};
