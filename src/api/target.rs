@@ -92,6 +92,17 @@ pub struct SyncTargetSpec {
     /// Compute the plan and put its summary into status, but write nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Inbound only (an Outbound target with it is `InvalidSpec`): keep DingTalk's roles as
+    /// directory groups, one per role, holding the role's people that this target syncs. LDAP: `groupOfNames` entries
+    /// `cn=<role group>-<role>,ou=roles,<node>`; SCIM: Groups named `<node>/role:<role
+    /// group>-<role>`. Each is anchored on the role id, so a renamed role renames its group.
+    /// Kept in step by full syncs and by role events. A role deleted in DingTalk deletes its
+    /// group, through the `deletion` gate (`Retain` keeps it); people are never touched.
+    /// Turning this off leaves the role groups as they are (no longer updated, never deleted).
+    /// Set here, not in the FieldMapping: it decides which entries a directory node holds,
+    /// like `layout`, and one FieldMapping serves targets that may want roles or not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub roles: bool,
 }
 
 /// Sync direction.

@@ -82,6 +82,9 @@ pub(super) fn print_report(name: &str, url: &str, node: &str, r: &sync::Report) 
     if let Some(held) = &r.held {
         println!("  HELD, nothing written: {}", held.message);
     }
+    if let Some(roles) = &r.roles {
+        println!("  {}", roles.summary());
+    }
     for f in r.failures.iter().take(20) {
         println!("  FAILED {} {} ({}): {}", f.kind, f.id, f.reason, f.message);
     }

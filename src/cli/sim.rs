@@ -25,6 +25,9 @@ Admin API (reserved prefix /__sim/, JSON):
   POST   /__sim/departments               {name, parent_id, order?}
   PATCH  /__sim/departments/{id}          rename / move / reorder
   DELETE /__sim/departments/{id}
+  POST   /__sim/roles                     {name, group_name?, add?}         label_conf_add
+  PATCH  /__sim/roles/{id}                {name?, add?, remove?}            label_conf_modify / label_user_change
+  DELETE /__sim/roles/{id}                                                  label_conf_del
   POST   /__sim/faults                    {api?, app_key?, skip, times, kind:{type:...}}
                                           types: http{status}, system_busy, upstream_timeout,
                                           errcode{errcode}, throttle, ip_ban, invalid_token, latency{ms}

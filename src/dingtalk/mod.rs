@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod oauth;
+pub mod roles;
 pub mod scope;
 pub mod stream;
 mod wire;

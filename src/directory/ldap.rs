@@ -28,6 +28,9 @@
 //!   node with another enterprise's anchor are never read as this target's (two enterprises
 //!   never merge); entries without an anchor are offered to the matching rules as unlinked
 //!   and get the anchor added when linked.
+//! * **Roles** (when the target turns `roles` on): one `groupOfNames` per DingTalk role under
+//!   `ou=roles,<node>`, named `<role group>-<role>` and anchored `dingsync:role:<corpId>:<role
+//!   id>`; see `store/roles.rs`.
 //! * **Empty departments**: `groupOfNames` requires at least one `member`, so an empty
 //!   department group holds the node's own DN as placeholder member; it is removed when the
 //!   first person joins and put back when the last one leaves. It is never read as a person.
@@ -290,6 +293,42 @@ impl super::Directory for LdapDirectory {
         since: Option<&str>,
     ) -> Result<super::SourceTree, super::DirectoryError> {
         Ok(self.store.read_tree(since).await?)
+    }
+    async fn read_roles(&self) -> Result<Vec<super::RoleEntry>, super::DirectoryError> {
+        Ok(self
+            .store
+            .read_roles()
+            .await?
+            .into_iter()
+            .map(|g| super::RoleEntry {
+                key: g.dn,
+                id: g.id,
+                name: g.name,
+                members: g.members,
+            })
+            .collect())
+    }
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.create_role(id, name, members).await)
+    }
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.rename_role(id, name).await)
+    }
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.role_members(id, add, remove).await)
+    }
+    async fn delete_role(&self, id: &str) -> Result<(), super::DirectoryError> {
+        self.wrote(self.store.delete_role(id).await)
     }
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)

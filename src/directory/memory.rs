@@ -12,7 +12,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{Attrs, DeptEntry, Directory, DirectoryError, PersonEntry, Snapshot};
+use super::{Attrs, DeptEntry, Directory, DirectoryError, PersonEntry, RoleEntry, Snapshot};
 
 #[derive(Debug, Clone)]
 struct Person {
@@ -37,6 +37,8 @@ struct State {
     /// Source id → key, so lookups by id stay constant-time at 100,000 people.
     ids: std::collections::HashMap<String, String>,
     depts: BTreeMap<String, Dept>,
+    /// Role groups by role id: name and members (source ids).
+    roles: BTreeMap<String, (String, BTreeSet<String>)>,
 }
 
 /// An in-memory node.
@@ -244,6 +246,10 @@ impl Directory for MemoryDirectory {
         let (_, p) = find_person(&mut st, id)?;
         p.disabled = true;
         p.departments.clear();
+        // Like LDAP and SCIM, a leaver leaves role groups too.
+        for (_, members) in st.roles.values_mut() {
+            members.remove(id);
+        }
         self.wrote();
         Ok(())
     }
@@ -259,6 +265,9 @@ impl Directory for MemoryDirectory {
         let (key, _) = find_person(&mut st, id)?;
         st.people.remove(&key);
         st.ids.remove(id);
+        for (_, members) in st.roles.values_mut() {
+            members.remove(id);
+        }
         self.wrote();
         Ok(())
     }
@@ -402,6 +411,88 @@ impl Directory for MemoryDirectory {
             )));
         }
         st.depts.remove(id);
+        self.wrote();
+        Ok(())
+    }
+
+    async fn read_roles(&self) -> Result<Vec<RoleEntry>, DirectoryError> {
+        Ok(self
+            .lock()
+            .roles
+            .iter()
+            .map(|(id, (name, members))| RoleEntry {
+                key: format!("role={id}"),
+                id: id.clone(),
+                name: name.clone(),
+                members: members.clone(),
+            })
+            .collect())
+    }
+
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), DirectoryError> {
+        let mut st = self.lock();
+        if st.roles.contains_key(id) || st.roles.values().any(|(n, _)| n == name) {
+            return Err(DirectoryError::Rejected(format!(
+                "role group {name} exists"
+            )));
+        }
+        if let Some(m) = members.iter().find(|m| !st.ids.contains_key(m.as_str())) {
+            return Err(DirectoryError::Rejected(format!(
+                "person {m} is not in the directory"
+            )));
+        }
+        let members = members.iter().cloned().collect();
+        st.roles.insert(id.to_string(), (name.to_string(), members));
+        self.wrote();
+        Ok(())
+    }
+
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), DirectoryError> {
+        let mut st = self.lock();
+        if st.roles.iter().any(|(i, (n, _))| n == name && i != id) {
+            return Err(DirectoryError::Rejected(format!(
+                "role group {name} exists"
+            )));
+        }
+        let role = st.roles.get_mut(id);
+        role.ok_or_else(|| {
+            DirectoryError::Rejected(format!("role {id} is not in the directory"))
+        })?
+        .0 = name.to_string();
+        self.wrote();
+        Ok(())
+    }
+
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        let mut st = self.lock();
+        if let Some(m) = add.iter().find(|m| !st.ids.contains_key(m.as_str())) {
+            return Err(DirectoryError::Rejected(format!(
+                "person {m} is not in the directory"
+            )));
+        }
+        let (_, members) = st.roles.get_mut(id).ok_or_else(|| {
+            DirectoryError::Rejected(format!("role {id} is not in the directory"))
+        })?;
+        members.extend(add.iter().cloned());
+        for r in remove {
+            members.remove(r);
+        }
+        self.wrote();
+        Ok(())
+    }
+
+    async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
+        self.lock().roles.remove(id);
         self.wrote();
         Ok(())
     }

@@ -47,6 +47,20 @@ pub struct DeptEntry {
     pub attrs: Attrs,
 }
 
+/// A role's group as read (see [`Directory::read_roles`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleEntry {
+    /// Backend locator (LDAP DN, SCIM id).
+    pub key: String,
+    /// The role's source id, from the group's anchor.
+    pub id: String,
+    /// The group's name as dingsync wrote it ([`crate::model::Role::group_title`]).
+    pub name: String,
+    /// Source ids of the anchored people among the members. Members that are not this
+    /// target's people (an entry an admin added, a placeholder) are not listed.
+    pub members: BTreeSet<String>,
+}
+
 /// Everything under the node a target may act on.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -274,6 +288,45 @@ pub trait Directory: Send + Sync {
     fn write_concurrency(&self) -> usize {
         crate::sync::CONCURRENCY
     }
+    /// The role groups under the node (LDAP `ou=roles`, SCIM Groups anchored as roles).
+    /// Members are given by source id, so the people they name must be indexed (by a read
+    /// that found them) first. Role groups are apart from department groups: `read` never
+    /// returns them. Backends without roles say so with [`DirectoryError::Config`].
+    async fn read_roles(&self) -> Result<Vec<RoleEntry>, DirectoryError> {
+        Err(no_roles())
+    }
+    /// Create a role's group named `name` holding `members` (people's source ids, existing
+    /// entries; empty is allowed).
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), DirectoryError> {
+        let _ = (id, name, members);
+        Err(no_roles())
+    }
+    /// Rename a role's group (the same entry: LDAP modrdn, SCIM displayName).
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), DirectoryError> {
+        let _ = (id, name);
+        Err(no_roles())
+    }
+    /// Add and remove members of a role's group; an emptied group stays (LDAP keeps a
+    /// placeholder member, as department groups do).
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        let _ = (id, add, remove);
+        Err(no_roles())
+    }
+    /// Delete a role's group (the people in it are untouched).
+    async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
+        let _ = id;
+        Err(no_roles())
+    }
     /// Read the node as an Outbound source; with `since` (a previous `stamp`), only people
     /// changed since then, plus every person's id. Backends that cannot are a configuration
     /// error.
@@ -283,6 +336,10 @@ pub trait Directory: Send + Sync {
             "this directory cannot be the source of an Outbound target".into(),
         ))
     }
+}
+
+fn no_roles() -> DirectoryError {
+    DirectoryError::Config("this directory cannot hold roles".into())
 }
 
 /// A shared directory is a directory (tests and `demo` keep a handle to seed and inspect it).
@@ -365,5 +422,30 @@ impl<T: Directory + ?Sized> Directory for std::sync::Arc<T> {
     }
     async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
         (**self).read_tree(since).await
+    }
+    async fn read_roles(&self) -> Result<Vec<RoleEntry>, DirectoryError> {
+        (**self).read_roles().await
+    }
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), DirectoryError> {
+        (**self).create_role(id, name, members).await
+    }
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), DirectoryError> {
+        (**self).rename_role(id, name).await
+    }
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        (**self).role_members(id, add, remove).await
+    }
+    async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
+        (**self).delete_role(id).await
     }
 }

@@ -3,11 +3,13 @@
 //! `fields`, under DingTalk's own field names, so mappings read like DingTalk's API docs.
 
 mod fields;
+mod role;
 mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub use fields::{Fields, extension_map};
+pub use role::Role;
 pub use tree::DeptTree;
 
 /// Fields of a person a template may use (DingTalk's names). Templates naming anything else
@@ -125,6 +127,8 @@ pub struct Changes {
     pub people: BTreeSet<String>,
     /// dept_ids as text.
     pub departments: BTreeSet<String>,
+    /// A role or a role assignment changed: the roles pass runs (`sync/inbound/roles.rs`).
+    pub roles: bool,
 }
 
 impl Changes {
@@ -132,10 +136,11 @@ impl Changes {
         Self {
             people: ids.into_iter().map(Into::into).collect(),
             departments: BTreeSet::new(),
+            roles: false,
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.people.is_empty() && self.departments.is_empty()
+        self.people.is_empty() && self.departments.is_empty() && !self.roles
     }
 }
 

@@ -201,6 +201,7 @@ mod tests {
         let mut part = s.clone().restrict(&crate::model::Changes {
             people: ["u1".to_owned()].into(),
             departments: ["3".to_owned()].into(),
+            roles: false,
         });
         part.fill_department_data(&DeptTree::default(), true);
         assert_eq!(

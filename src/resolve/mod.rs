@@ -258,7 +258,8 @@ fn binding_usable(binding: &DingTalkBinding, spec: &SyncTargetSpec) -> Result<()
 }
 
 /// Checks `spec.scope`: the people filter compiles and names only known fields, and the
-/// Inbound-only rules are not set on an Outbound target. The problem names the field.
+/// Inbound-only rules (and `roles`) are not set on an Outbound target. The problem names the
+/// field.
 pub fn validate_scope(spec: &SyncTargetSpec) -> Result<(), Problem> {
     let scope = &spec.scope;
     if spec.direction == Direction::Outbound {
@@ -268,6 +269,11 @@ pub fn validate_scope(spec: &SyncTargetSpec) -> Result<(), Problem> {
                 Reason::InvalidSpec,
                 "spec.scope: excludeDepartmentIds, includeHidden and peopleFilter apply to \
                  Inbound targets only",
+            )),
+            // An Outbound target reads no DingTalk roles: saying so beats ignoring it.
+            Ok(_) if spec.roles => Err(Problem::new(
+                Reason::InvalidSpec,
+                "spec.roles: DingTalk roles become groups for Inbound targets only",
             )),
             Ok(_) => Ok(()),
         };
@@ -395,5 +401,11 @@ mod tests {
         let p = validate_scope(&spec(Direction::Outbound, two)).unwrap_err();
         assert!(p.message.starts_with("scope.departmentIds"), "{p}");
         assert!(validate_scope(&spec(Direction::Outbound, Scope::default())).is_ok());
+        let roles = SyncTargetSpec {
+            roles: true,
+            ..spec(Direction::Outbound, Scope::default())
+        };
+        let p = validate_scope(&roles).unwrap_err();
+        assert!(p.message.starts_with("spec.roles: "), "{p}");
     }
 }

@@ -107,6 +107,7 @@ fn inbound_options(r: &Resolved) -> Options {
         max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
         ou_tree: r.spec.layout == Some(Layout::OuTree),
         approval: r.approval.clone(),
+        roles: r.spec.roles,
     }
 }
 

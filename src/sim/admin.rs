@@ -39,6 +39,11 @@ pub fn routes() -> Router<Arc<Shared>> {
             "/departments/{id}",
             axum::routing::patch(update_dept).delete(delete_dept),
         )
+        .route("/roles", post(create_role))
+        .route(
+            "/roles/{id}",
+            axum::routing::patch(update_role).delete(delete_role),
+        )
         .route(
             "/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -156,6 +161,22 @@ async fn update_dept(AxState(sh): S, Path(id): Path<i64>, Json(w): Json<DeptWrit
 
 async fn delete_dept(AxState(sh): S, Path(id): Path<i64>) -> Response {
     done(sh.mutate(|s| s.delete_department(id)))
+}
+
+async fn create_role(AxState(sh): S, Json(e): Json<super::roles::RoleEdit>) -> Response {
+    done(sh.mutate(|s| s.create_role(e)))
+}
+
+async fn update_role(
+    AxState(sh): S,
+    Path(id): Path<i64>,
+    Json(e): Json<super::roles::RoleEdit>,
+) -> Response {
+    done(sh.mutate(|s| s.update_role(id, e)))
+}
+
+async fn delete_role(AxState(sh): S, Path(id): Path<i64>) -> Response {
+    done(sh.mutate(|s| s.delete_role(id)))
 }
 
 async fn list_faults(AxState(sh): S) -> Response {

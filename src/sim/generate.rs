@@ -183,6 +183,7 @@ pub fn generate(spec: &GenSpec) -> Org {
         .collect();
     g.people(spec, &dept_ids);
     g.appoint_heads(&dept_ids);
+    super::roles::generate(&mut g.org, spec.seed);
     g.org
         .apps
         .push(App::new(spec.app_key.clone(), spec.app_secret.clone()));

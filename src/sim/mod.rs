@@ -7,7 +7,7 @@
 //! # Served paths
 //!
 //! * Old host (`oapi.dingtalk.com`, [`old_host`]): `GET /gettoken`, `POST /topapi/v2/department/{listsub,listsubid,get,create,update,delete,listparentbydept,listparentbyuser}`,
-//!   `/topapi/v2/user/{list,get,getbymobile,create,update,delete,getuserinfo}`, `/topapi/user/{listid,listsimple,getbyunionid,count}`,
+//!   `/topapi/v2/user/{list,get,getbymobile,create,update,delete,getuserinfo}`, `/topapi/user/{listid,listsimple,getbyunionid,count}`, `/topapi/role/{list,simplelist,getrole}` ([`roles`]),
 //!   `/auth/scopes`, `/call_back/{register_call_back,update_call_back,get_call_back,delete_call_back,get_call_back_failed_result}`.
 //!   Unknown `/topapi/...` → errcode 22; other unknown paths → errcode 404.
 //! * New host (`api.dingtalk.com`, [`new_host`]): `POST /v1.0/oauth2/accessToken`, `POST /v1.0/oauth2/userAccessToken`,
@@ -38,6 +38,9 @@
 //! | `POST /__sim/departments` | create (body: [`DeptWrite`], `name` + `parent_id`) |
 //! | `PATCH /__sim/departments/{id}` | rename / move / reorder |
 //! | `DELETE /__sim/departments/{id}` | delete (must be empty) |
+//! | `POST /__sim/roles` | create a role (body: [`roles::RoleEdit`], `name`, `group_name`, `add`) → `label_conf_add` (+ `label_user_change`) |
+//! | `PATCH /__sim/roles/{id}` | rename (`name`) → `label_conf_modify`; assign / unassign (`add`, `remove`) → `label_user_change` |
+//! | `DELETE /__sim/roles/{id}` | delete a role → `label_conf_del` |
 //! | `GET /__sim/faults`, `POST /__sim/faults`, `DELETE /__sim/faults` | list / add a [`FaultRule`] / clear all |
 //! | `PUT /__sim/latency` | `{"ms":N}` added to every API answer |
 //! | `PUT /__sim/qps` | `{"limit":20}` or `{"limit":null}` (off) |
@@ -71,6 +74,7 @@ pub mod login_page;
 pub mod new_host;
 pub mod old_host;
 pub mod org;
+pub mod roles;
 pub mod shared;
 pub mod state;
 pub mod stream;
@@ -268,6 +272,18 @@ impl SimHandle {
     }
 
     // Faults and knobs.
+    /// Create a role (`label_conf_add`, and `label_user_change` for its first holders).
+    pub fn create_role(&self, e: roles::RoleEdit) -> Result<roles::Role, SimError> {
+        Ok(self.shared.mutate(|s| s.create_role(e))?)
+    }
+    /// Rename a role and/or change its holders (`label_conf_modify`, `label_user_change`).
+    pub fn update_role(&self, id: i64, e: roles::RoleEdit) -> Result<roles::Role, SimError> {
+        Ok(self.shared.mutate(|s| s.update_role(id, e))?)
+    }
+    /// Delete a role (`label_conf_del`).
+    pub fn delete_role(&self, id: i64) -> Result<roles::Role, SimError> {
+        Ok(self.shared.mutate(|s| s.delete_role(id))?)
+    }
     pub fn add_fault(&self, rule: FaultRule) {
         self.shared.lock().faults.rules.push(rule);
     }

@@ -259,6 +259,9 @@ pub struct Org {
     pub people: Vec<Person>,
     #[serde(default)]
     pub apps: Vec<App>,
+    /// Role groups and their roles (see `sim/roles.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<super::roles::RoleGroup>,
 }
 
 impl Org {
@@ -271,6 +274,7 @@ impl Org {
             name,
             people: Vec::new(),
             apps: Vec::new(),
+            roles: Vec::new(),
         }
     }
 
@@ -397,7 +401,7 @@ impl Org {
                 }
             }
         }
-        Ok(())
+        super::roles::validate(self).map_err(OrgError::Invalid)
     }
 
     pub fn department(&self, id: i64) -> Option<&Department> {

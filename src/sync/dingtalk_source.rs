@@ -151,6 +151,12 @@ impl DingTalkSource {
 
 #[async_trait]
 impl Source for DingTalkSource {
+    async fn read_roles(&self) -> Result<Option<Vec<crate::model::Role>>, SyncError> {
+        super::inbound::roles::read_dingtalk_roles(&self.client)
+            .await
+            .map(Some)
+    }
+
     async fn read(&self) -> Result<SourceSnapshot, SyncError> {
         let corp_id = &self.client.config().corp_id;
         let reach = self.reach(true).await?;

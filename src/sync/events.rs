@@ -71,6 +71,7 @@ pub fn changes_of(event: &Event) -> Changes {
             .extend(event.dept_ids.iter().map(ToString::to_string)),
         Some(Kind::Organisation) | None => {}
     }
+    c.roles = super::inbound::roles::is_role_event(&event.event_type);
     c
 }
 
@@ -498,6 +499,7 @@ async fn worker(
             merged
                 .departments
                 .extend(b.changes.departments.iter().cloned());
+            merged.roles |= b.changes.roles;
         }
         let started = Instant::now();
         let result = p.apply(&merged).await;

@@ -15,6 +15,8 @@ pub enum ObjectKind {
     User,
     /// A person as Outbound reads them: a directory entry pushed to DingTalk.
     Person,
+    /// A role's directory group (`inbound/roles.rs`).
+    Role,
 }
 
 impl ObjectKind {
@@ -23,6 +25,7 @@ impl ObjectKind {
             ObjectKind::Department => "Department",
             ObjectKind::User => "User",
             ObjectKind::Person => "Person",
+            ObjectKind::Role => "Role",
         }
     }
 }

@@ -55,6 +55,12 @@ pub trait Source: Send + Sync {
     fn known_departments(&self) -> crate::model::DeptTree {
         crate::model::DeptTree::default()
     }
+
+    /// Every role of the enterprise with its holders (`inbound/roles.rs`); `None` for a
+    /// source that has no roles. An error leaves the directory's role groups alone.
+    async fn read_roles(&self) -> Result<Option<Vec<crate::model::Role>>, SyncError> {
+        Ok(None)
+    }
 }
 
 /// A fixed snapshot, for tests and `demo`.
@@ -93,6 +99,9 @@ pub enum SyncError {
     /// The app's own contact scope could not be read, so nothing is known to be in scope.
     #[error("reading the source failed: the app's contact scope (/auth/scopes): {0}")]
     AppScope(#[source] DingTalkError),
+    /// DingTalk's roles could not be read; role groups are left as they are.
+    #[error("reading the source failed: roles: {0}")]
+    Roles(#[source] DingTalkError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
 }
@@ -134,6 +143,8 @@ pub struct Report {
     pub writes: u64,
     /// The plan that was applied (or, for a dry run, would have been).
     pub plan: Plan,
+    /// What the roles pass planned and did; `None` when roles are off.
+    pub roles: Option<inbound::roles::RolesReport>,
 }
 
 /// How deep a department sits: the parents above it, each found by `parent_of` from the one

@@ -392,6 +392,7 @@ async fn an_incremental_run_names_departments_as_the_full_read_did() {
     let untouched = Changes {
         people: [p.userid.clone()].into(),
         departments: p.departments.iter().map(i64::to_string).collect(),
+        roles: false,
     };
     let r = changed_sync(&src, &dir, &m, untouched).await;
     assert_eq!(r.writes, 0, "re-read, nothing changed: {:#?}", r.plan.steps);
@@ -401,6 +402,7 @@ async fn an_incremental_run_names_departments_as_the_full_read_did() {
     let changes = Changes {
         people: [p.userid.clone()].into(),
         departments: [renamed.to_string()].into(),
+        roles: false,
     };
     changed_sync(&src, &dir, &m, changes).await;
     let now = w.sim.org();

@@ -138,6 +138,35 @@ impl Directory for Gate {
         self.check()?;
         self.inner.delete_dept(id).await
     }
+    async fn read_roles(&self) -> Result<Vec<dingsync::directory::RoleEntry>, DirectoryError> {
+        self.inner.read_roles().await
+    }
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.check()?;
+        self.inner.create_role(id, name, members).await
+    }
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), DirectoryError> {
+        self.check()?;
+        self.inner.rename_role(id, name).await
+    }
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.check()?;
+        self.inner.role_members(id, add, remove).await
+    }
+    async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
+        self.check()?;
+        self.inner.delete_role(id).await
+    }
     fn writes(&self) -> u64 {
         self.inner.writes()
     }

@@ -27,6 +27,8 @@ pub const OU_RDN: &str = "ou";
 pub enum AnchorKind {
     User,
     Dept,
+    /// A role's group (`store/roles.rs`).
+    Role,
 }
 
 impl AnchorKind {
@@ -34,11 +36,12 @@ impl AnchorKind {
         match self {
             AnchorKind::User => "user",
             AnchorKind::Dept => "dept",
+            AnchorKind::Role => "role",
         }
     }
 }
 
-/// A decoded anchor value: `dingsync:<user|dept>:<corpId>:<source id>`.
+/// A decoded anchor value: `dingsync:<user|dept|role>:<corpId>:<source id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoredAnchor {
     pub kind: AnchorKind,
@@ -72,6 +75,7 @@ impl StoredAnchor {
         let kind = match it.next()?.to_ascii_lowercase().as_str() {
             "user" => AnchorKind::User,
             "dept" => AnchorKind::Dept,
+            "role" => AnchorKind::Role,
             _ => return None,
         };
         let corp_id = it.next()?.to_string();

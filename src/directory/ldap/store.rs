@@ -6,6 +6,7 @@
 //! renames its whole nested subtree) keeps later operations pointing at the right entries.
 
 mod members;
+mod roles;
 mod targeted;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -752,12 +753,13 @@ impl Store {
         Ok(())
     }
 
+    /// Department and role groups holding `dn`.
     async fn groups_with_member(&self, dn: &str) -> Result<Vec<String>, LdapError> {
         let filter = format!(
             "(&(objectClass=groupOfNames)(member={}))",
             escape_filter_value(dn)
         );
-        Ok(self
+        let mut groups: Vec<String> = self
             .pool
             .search(
                 &self.groups_base.to_string(),
@@ -768,7 +770,9 @@ impl Store {
             .await?
             .into_iter()
             .map(|e| e.dn)
-            .collect())
+            .collect();
+        groups.extend(self.role_groups_with_member(dn).await?);
+        Ok(groups)
     }
 
     /// Add people to a department group: one request for all of them, which also drops the

@@ -1,6 +1,7 @@
 //! SCIM 2.0 directory backend: people are Users, departments are Groups nested by membership
 //! (a sub-department's Group is a member of its parent's), the anchor is `externalId`
-//! (`dingsync:user|dept:<corpId>:<id>`), a leaver is `active: false`.
+//! (`dingsync:user|dept:<corpId>:<id>`), a leaver is `active: false`. DingTalk roles, when a
+//! target turns them on, are Groups of their own (`roles.rs`).
 //!
 //! Attribute names in a FieldMapping may be SCIM paths — `userName`, `displayName`, `title`,
 //! `name.familyName`, `emails[type eq "work"].value`, `phoneNumbers[type eq "mobile"].value`,
@@ -16,6 +17,7 @@
 
 pub mod client;
 mod members;
+mod roles;
 
 pub use members::MemberWrites;
 
@@ -227,6 +229,8 @@ pub struct ScimDirectory {
     locks: Locks,
     /// Member changes waiting for a Group's lock (replace path).
     pending: Pending,
+    /// Role id → Group id, as the last role read or create found it (`roles.rs`).
+    roles: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Default)]
@@ -247,6 +251,7 @@ impl ScimDirectory {
             writes: Default::default(),
             locks: Locks::default(),
             pending: Pending::default(),
+            roles: Mutex::default(),
         }
     }
 
@@ -282,9 +287,16 @@ impl ScimDirectory {
         format!("{}/{name}", self.prefix)
     }
 
-    /// Take a user out of every group of this node.
+    /// Take a user out of every group of this node (role groups included).
     async fn leave_groups(&self, scim_id: &str) -> Result<(), DirectoryError> {
-        let groups: Vec<String> = self.ix().depts.values().cloned().collect();
+        let mut groups: Vec<String> = self.ix().depts.values().cloned().collect();
+        groups.extend(
+            self.roles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned(),
+        );
         for g in groups {
             let body = self.client.get("Groups", &g).await?.body;
             if body["members"]
@@ -562,6 +574,31 @@ impl Directory for ScimDirectory {
         Ok(())
     }
 
+    async fn read_roles(&self) -> Result<Vec<super::RoleEntry>, DirectoryError> {
+        self.read_role_groups().await
+    }
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.create_role_group(id, name, members).await
+    }
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), DirectoryError> {
+        self.rename_role_group(id, name).await
+    }
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.role_group_members(id, add, remove).await
+    }
+    async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
+        self.delete_role_group(id).await
+    }
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }

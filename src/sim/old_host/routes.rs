@@ -51,6 +51,9 @@ pub fn find(path: &str) -> Option<Api> {
         "/topapi/v2/department/update" => (Some(PERM_MANAGE), departments::update),
         "/topapi/v2/department/delete" => (Some(PERM_MANAGE), departments::delete),
         "/topapi/v2/user/getuserinfo" => (None, users::by_auth_code),
+        "/topapi/role/list" => (Some(PERM_MEMBER), crate::sim::roles::list),
+        "/topapi/role/simplelist" => (Some(PERM_MEMBER), crate::sim::roles::simple_list),
+        "/topapi/role/getrole" => (Some(PERM_MEMBER), crate::sim::roles::get_role),
         "/auth/scopes" => (None, scope::auth_scopes),
         "/call_back/register_call_back"
         | "/call_back/update_call_back"

@@ -45,7 +45,9 @@ fn page(st: &mut State, app: &App, p: &Params, simple: bool) -> Result<Response,
             if simple {
                 json!({"userid": m.userid, "name": m.name})
             } else {
-                render_user(app, m, Some(id))
+                let mut v = render_user(app, m, Some(id));
+                crate::sim::roles::put_role_list(st.org(), &mut v);
+                v
             }
         })
         .collect();
@@ -89,7 +91,9 @@ pub fn get(st: &mut State, app: &App, p: &Params) -> Result<Response, ApiError> 
         return Err(api_err(33012, "无效的USERID"));
     }
     let person = user_visible(st.org(), app, &uid)?;
-    Ok(ok_result(render_user(app, person, None)))
+    let mut v = render_user(app, person, None);
+    crate::sim::roles::put_role_list(st.org(), &mut v);
+    Ok(ok_result(v))
 }
 
 pub fn by_unionid(st: &mut State, _: &App, p: &Params) -> Result<Response, ApiError> {

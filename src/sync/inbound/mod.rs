@@ -3,6 +3,7 @@
 
 mod apply;
 pub mod plan;
+pub mod roles;
 mod targeted;
 
 use std::collections::HashSet;
@@ -61,7 +62,12 @@ pub async fn run(
     progress: ProgressFn<'_>,
 ) -> Result<Report, SyncError> {
     let (snapshot, plan) = compute(source, dir, mapping, opts, progress).await?;
-    finish(dir, snapshot, plan, dry_run, progress).await
+    let mut report = finish(dir, snapshot, plan, dry_run, progress).await?;
+    if opts.roles {
+        progress("Roles", 0, None);
+        roles::sync_roles(source, dir, opts, dry_run, &mut report).await?;
+    }
+    Ok(report)
 }
 
 /// Read the changed records and what of the directory they touch, and plan only what
@@ -104,7 +110,11 @@ pub async fn compute_changed(
 
 /// An incremental run: the same plan, gates, apply and report as [`run`], restricted to the
 /// records `changes` names (people and departments an event reported). Only a full run can
-/// notice anything else (a missed event, drift).
+/// notice anything else (a missed event, drift). With roles on, a role event
+/// (`changes.roles`) or a batch naming people runs the roles pass after them: every role and
+/// its holders are re-read (one call plus one per role), not a full sync. People count too
+/// since whether DingTalk announces the roles of a hire or a rehire by a role event of its own
+/// is not documented (unconfirmed).
 pub async fn run_changed(
     source: &dyn Source,
     dir: &dyn Directory,
@@ -114,6 +124,19 @@ pub async fn run_changed(
     dry_run: bool,
     progress: ProgressFn<'_>,
 ) -> Result<Report, SyncError> {
-    let (snapshot, plan) = compute_changed(source, dir, mapping, opts, changes, progress).await?;
-    finish(dir, snapshot, plan, dry_run, progress).await
+    let mut report = if changes.people.is_empty() && changes.departments.is_empty() {
+        Report {
+            complete: true,
+            ..Default::default()
+        }
+    } else {
+        let (snapshot, plan) =
+            compute_changed(source, dir, mapping, opts, changes, progress).await?;
+        finish(dir, snapshot, plan, dry_run, progress).await?
+    };
+    if opts.roles && (changes.roles || !changes.people.is_empty()) {
+        progress("Roles", 0, None);
+        roles::sync_roles(source, dir, opts, dry_run, &mut report).await?;
+    }
+    Ok(report)
 }

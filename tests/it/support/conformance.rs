@@ -648,6 +648,31 @@ impl Directory for Faulty<'_> {
         self.gate([id])?;
         self.inner.delete_dept(id).await
     }
+    async fn read_roles(&self) -> Result<Vec<dingsync::directory::RoleEntry>, DirectoryError> {
+        self.inner.read_roles().await
+    }
+    async fn create_role(
+        &self,
+        id: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.inner.create_role(id, name, members).await
+    }
+    async fn rename_role(&self, id: &str, name: &str) -> Result<(), DirectoryError> {
+        self.inner.rename_role(id, name).await
+    }
+    async fn role_members(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.inner.role_members(id, add, remove).await
+    }
+    async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
+        self.inner.delete_role(id).await
+    }
     fn writes(&self) -> u64 {
         self.inner.writes()
     }
@@ -891,6 +916,7 @@ pub async fn incremental_run_touches_only_named_records(h: &dyn Harness) {
     let changes = Changes {
         people: ["u5", "u2"].into_iter().map(String::from).collect(),
         departments: ["3".to_string()].into_iter().collect(),
+        roles: false,
     };
     let opts = Options {
         max_percent: 100,

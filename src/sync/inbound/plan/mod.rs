@@ -185,6 +185,8 @@ pub struct Options {
     pub ou_tree: bool,
     /// Approval token from the approve annotation.
     pub approval: Option<String>,
+    /// DingTalk roles kept as directory groups (`inbound/roles.rs`).
+    pub roles: bool,
 }
 
 impl Default for Options {
@@ -195,6 +197,7 @@ impl Default for Options {
             max_percent: 10,
             ou_tree: false,
             approval: None,
+            roles: false,
         }
     }
 }
