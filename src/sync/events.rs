@@ -98,6 +98,8 @@ pub struct IncrementalStatus {
     pub applied: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Batches the deletion gate held: each was handed to a full sync (see [`Pipeline`]).
+    pub held: u64,
     /// Set when events were missed: only a full sync can close the gap.
     pub full_sync_wanted: bool,
 }
@@ -188,6 +190,7 @@ impl Pipeline {
             applied: 0,
             skipped: 0,
             failed: 0,
+            held: 0,
             full_sync_wanted: false,
         });
         if baseline {
@@ -412,10 +415,16 @@ impl Pipeline {
             )
             .await;
             match result {
+                Ok(report) if report.held.is_some() => {
+                    let why = report.held.map(|h| h.message).unwrap_or_default();
+                    tracing::warn!(target = %name, reason = %why, "an event batch was held by the deletion gate; a full sync takes it over");
+                    self.update(&name, |st| held_batch(st, &why));
+                }
                 Ok(report) if report.complete => self.update(&name, |st| {
                     st.applied += 1;
                     st.failed += report.failures.len() as u64;
-                    if st.reason == Reason::ApplyFailed {
+                    // Back to the plain message after a failed or held batch.
+                    if matches!(st.reason, Reason::ApplyFailed | Reason::Active) {
                         st.reason = Reason::Active;
                         st.message = "events are applied as they arrive".into();
                     }
@@ -449,6 +458,19 @@ impl Pipeline {
             f(&mut s.status);
         }
     }
+}
+
+/// A batch the deletion gate held wrote nothing. It is acknowledged and handed to a full sync
+/// instead of staying unacknowledged: DingTalk would redeliver it for as long as nobody
+/// approves, and the full sync reads the same removals, is held the same way, and carries
+/// the approval token into the target's status, where approving it applies them.
+fn held_batch(st: &mut IncrementalStatus, why: &str) {
+    st.held += 1;
+    st.full_sync_wanted = true;
+    st.message = format!(
+        "an event batch was held by the deletion gate ({why}); a full sync takes it over and \
+         waits for approval"
+    );
 }
 
 fn no_baseline_message(skipped: u64) -> String {

@@ -984,3 +984,82 @@ async fn the_engine_reports_and_announces_its_stream_going_down_and_up() {
     );
     w.base.sim.shutdown().await;
 }
+
+/// An event batch the deletion gate holds writes nothing, says so in the target's status, and
+/// hands itself to a full sync; that full sync is held the same way and, once its token is
+/// approved, applies the removal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_event_batch_is_reported_and_applied_once_approved() {
+    let Some(w) = world("held", 10).await else {
+        return;
+    };
+    w.full_sync().await;
+    let gated = Options {
+        max_percent: 1,
+        max_count: 0,
+        ..Default::default()
+    };
+    let p = Pipeline::start(PipelineConfig::default());
+    let live = || LiveTarget {
+        source: w.source(),
+        dir: w.dir.clone(),
+        mapping: Arc::new(crate::support::conformance::mapping()),
+        opts: gated.clone(),
+        lock: w.lock.clone(),
+    };
+    p.set_target("t1", live(), true);
+    let stream = w.stream(&p).await;
+    let someone = w.sim.org().people[2].userid.clone();
+    let writes = w.dir.writes();
+    w.sim.leave(&someone).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while p.status("t1").unwrap().held == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let st = p.status("t1").unwrap();
+    assert_eq!(st.held, 1, "{st:?}");
+    assert!(st.message.contains("held by the deletion gate"), "{st:?}");
+    assert_eq!(w.dir.writes(), writes, "a held batch writes nothing");
+    assert_eq!(p.take_full_sync_requests(), ["t1"], "handed to a full sync");
+    let enabled = |snap: &Snapshot| {
+        snap.people
+            .iter()
+            .any(|e| e.id.as_deref() == Some(someone.as_str()) && !e.disabled)
+    };
+    assert!(enabled(&w.dir.read().await.unwrap()));
+
+    // The full sync it was handed to: held too, with a token; approved, it applies.
+    let mapping = crate::support::conformance::mapping();
+    let run = |opts: Options| {
+        let (source, dir, mapping) = (w.source(), w.dir.clone(), &mapping);
+        async move {
+            sync::run(
+                source.as_ref(),
+                dir.as_ref(),
+                mapping,
+                &opts,
+                false,
+                &|_, _, _| {},
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let held = run(gated.clone())
+        .await
+        .held
+        .expect("the full sync is held too");
+    assert!(enabled(&w.dir.read().await.unwrap()));
+    let approved = Options {
+        approval: Some(held.token),
+        ..gated.clone()
+    };
+    let report = run(approved).await;
+    assert!(report.held.is_none() && report.failures.is_empty());
+    assert!(
+        !enabled(&w.dir.read().await.unwrap()),
+        "applied once approved"
+    );
+    stream.stop().await;
+    w.base.sim.shutdown().await;
+}
