@@ -118,6 +118,26 @@ pub struct AttributeRule {
     /// Ownership applies to Inbound mappings; an Outbound mapping writes every rule.
     #[serde(default)]
     pub ownership: Ownership,
+    /// `Person`: the template gives DingTalk userids (several separated by commas) and the
+    /// attribute holds those people's entries in this same target — their DN in LDAP, their
+    /// SCIM `id` in SCIM — kept right when they are renamed or moved, and dropped while they
+    /// have no enabled entry (left, disabled, out of scope or excluded). A person's manager:
+    /// `{target: manager, template: "{{ manager_userid }}", refersTo: Person}` (SCIM: the
+    /// enterprise extension's `manager.value`); department heads as the group's owners:
+    /// `{target: owner, template: "{{ dept_manager_userid_list | join(',') }}", refersTo:
+    /// Person}` (SCIM: the heads become the members of a `<group> heads` Group). LDAP `manager`
+    /// and `owner` hold DNs, so a rule for them without `refersTo` is refused. Written after
+    /// everyone's entries exist, so a manager created in the same run is found; ownership is
+    /// always `Always`. Inbound only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refers_to: Option<RefersTo>,
+}
+
+/// What an attribute's values point at.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum RefersTo {
+    /// People of the same target, by DingTalk userid.
+    Person,
 }
 
 /// Who owns an attribute after creation.

@@ -291,6 +291,9 @@ impl super::Directory for LdapDirectory {
     ) -> Result<super::SourceTree, super::DirectoryError> {
         Ok(self.store.read_tree(since).await?)
     }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.store.dn_of_person(id)
+    }
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }

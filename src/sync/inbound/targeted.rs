@@ -25,7 +25,7 @@ pub(super) async fn read(
     changes: &Changes,
     mapping: &Mapping,
 ) -> Result<(SourceSnapshot, Snapshot), SyncError> {
-    let mut current = dir.read_some(&touched(&read, changes)).await?;
+    let mut current = dir.read_some(&touched(&read, changes, mapping)).await?;
     let known: HashSet<String> = current.departments.iter().map(|d| d.id.clone()).collect();
     // Every department the records name was asked for: `known` decides for them exactly as
     // the node's full list would.
@@ -43,11 +43,23 @@ pub(super) async fn read(
     Ok((snapshot, dir.read().await?))
 }
 
-/// The anchors a batch touches: its people, its departments and their parents, and the
-/// departments its people are (to be) in. The departments people leave come with the people.
-fn touched(read: &SourceSnapshot, changes: &Changes) -> Anchors {
+/// The anchors a batch touches: its people, its departments and their parents, the
+/// departments its people are (to be) in, and the people their references (`refersTo`) name,
+/// whose entries say where those point. The departments people leave come with the people.
+fn touched(read: &SourceSnapshot, changes: &Changes, mapping: &Mapping) -> Anchors {
     let mut people = changes.people.clone();
     people.extend(read.people.iter().map(|p| p.id.clone()));
+    // A template error is the plan's to report; it names no one.
+    for p in &read.people {
+        for (_, ids) in mapping.person_references(p).unwrap_or_default() {
+            people.extend(ids);
+        }
+    }
+    for d in &read.departments {
+        for (_, ids) in mapping.department_references(d).unwrap_or_default() {
+            people.extend(ids);
+        }
+    }
     let mut departments: BTreeSet<String> = changes.departments.clone();
     for d in &read.departments {
         departments.insert(d.id.clone());
@@ -62,6 +74,49 @@ fn touched(read: &SourceSnapshot, changes: &Changes) -> Anchors {
         departments,
         ..Default::default()
     }
+}
+
+/// `changes` with the records whose references point at the entry of a person it names: a
+/// rename, move or departure changes what they should hold, though no event names them.
+/// Reports are found in the directory (DingTalk cannot list a manager's reports); the
+/// departments a person may head are those they are a member of (DingTalk's heads are
+/// members), re-read for their heads.
+pub(super) async fn with_referrers(
+    dir: &dyn Directory,
+    mapping: &Mapping,
+    changes: &Changes,
+) -> Result<Changes, SyncError> {
+    let attrs: Vec<String> = (mapping.person_reference_attributes())
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+    let mut out = changes.clone();
+    if !mapping.has_references() || changes.people.is_empty() {
+        return Ok(out);
+    }
+    let named = Anchors {
+        people: changes.people.clone(),
+        ..Default::default()
+    };
+    let named = dir.read_some(&named).await?;
+    if mapping.has_department_references() {
+        for p in &named.people {
+            out.departments.extend(p.departments.iter().cloned());
+        }
+    }
+    let held: BTreeSet<(String, String)> = (named.people.iter())
+        .flat_map(|p| attrs.iter().map(|a| (a.clone(), p.key.clone())))
+        .collect();
+    if held.is_empty() {
+        return Ok(out);
+    }
+    let holders = Anchors {
+        held,
+        ..Default::default()
+    };
+    let found = dir.read_some(&holders).await?;
+    out.people
+        .extend(found.people.into_iter().filter_map(|p| p.id));
+    Ok(out)
 }
 
 /// Add a later round's entries to what was read, each entry once.

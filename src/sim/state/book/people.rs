@@ -120,6 +120,16 @@ impl AddressBook {
         self.apply_user_fields(&mut p, &w, false)?;
         p.modified_ms = now;
         self.org.people[idx] = p.clone();
+        // One fact, two views: a department's heads are its members' leader flags.
+        for d in &mut self.org.departments {
+            let heads = p.leader_in.contains(&d.id);
+            let listed = d.manager_userids.contains(&p.userid);
+            if heads && !listed {
+                d.manager_userids.push(p.userid.clone());
+            } else if listed && !heads {
+                d.manager_userids.retain(|u| *u != p.userid);
+            }
+        }
         let mut changes = vec![Change {
             diff: Some(diff_info(&before, &p)),
             ..Change::user("user_modify_org", &p.userid)
