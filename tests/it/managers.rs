@@ -357,3 +357,18 @@ async fn scim_managers_follow_a_manager_renamed_moved_and_leaving_by_full_sync_a
     let again = full_sync(&src, dir.as_ref(), &m, false).await;
     assert_eq!(again.writes, 0, "{:#?}", again.plan.steps);
 }
+
+#[test]
+fn the_example_mapping_compiles_with_its_manager_and_heads() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/03-fieldmapping.yaml");
+    let text = std::fs::read_to_string(path).expect("the example");
+    let fm: dingsync::api::FieldMapping = serde_yaml::from_str(&text).expect("a FieldMapping");
+    let m = Mapping::compile(&fm.spec).expect("the example compiles");
+    assert!(m.has_department_references(), "heads as owners");
+    let refs: Vec<&str> = m
+        .person_reference_attributes()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(refs, ["manager"]);
+}
