@@ -296,3 +296,178 @@ fn refer_departments<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Op, Options, plan};
+    use crate::{
+        api::FieldMappingSpec,
+        directory::{Attrs, DeptEntry, PersonEntry, Snapshot},
+        mapping::Mapping,
+        model::{Department, Person, SourceSnapshot},
+    };
+
+    fn mapping() -> Mapping {
+        let spec: FieldMappingSpec = serde_yaml::from_str(
+            r#"
+user:
+  uniqueName: {attribute: uid, template: "{{ name }}"}
+  attributes:
+    - {target: cn, template: "{{ name }}"}
+    - {target: manager, template: "{{ manager_userid }}", refersTo: Person}
+"#,
+        )
+        .unwrap();
+        Mapping::compile(&spec).unwrap()
+    }
+
+    fn person(id: &str, name: &str, manager: Option<&str>) -> Person {
+        let fields = serde_json::json!({"userid": id, "name": name, "manager_userid": manager});
+        Person {
+            id: id.into(),
+            name: name.into(),
+            departments: vec![],
+            main_department: None,
+            fields: serde_json::from_value(fields).unwrap(),
+        }
+    }
+
+    fn entry(id: &str, name: &str, manager: Option<&str>) -> PersonEntry {
+        let mut attrs = Attrs::from([("cn", vec![name.to_string()]), ("uid", vec![name.into()])]);
+        if let Some(m) = manager {
+            attrs.insert("manager", vec![format!("uid={m},ou=people,dc=x")]);
+        }
+        PersonEntry {
+            key: format!("uid={name},ou=people,dc=x"),
+            id: Some(id.into()),
+            attrs,
+            digest: None,
+            departments: vec![],
+            container: None,
+            disabled: false,
+        }
+    }
+
+    fn source(people: Vec<Person>) -> SourceSnapshot {
+        SourceSnapshot {
+            people,
+            complete: true,
+            ..Default::default()
+        }
+    }
+
+    fn refers(p: &super::super::Plan) -> Vec<(String, Vec<String>)> {
+        (p.steps.iter())
+            .filter_map(|s| match &s.op {
+                Op::ReferPerson { id, to, .. } => Some((id.clone(), to.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_manager_created_in_the_same_run_is_pointed_at_after_every_create() {
+        let src = source(vec![
+            person("ann", "ann", Some("boss")),
+            person("boss", "boss", None),
+        ]);
+        let p = plan(&src, &Snapshot::default(), &mapping(), &Options::default());
+        assert_eq!(refers(&p), [("ann".to_string(), vec!["boss".to_string()])]);
+        let at = |f: fn(&Op) -> bool| p.steps.iter().position(|s| f(&s.op)).unwrap();
+        assert!(
+            at(|o| matches!(o, Op::ReferPerson { .. }))
+                > at(|o| matches!(o, Op::CreatePerson { .. }))
+        );
+        assert!(p.steps.iter().all(|s| match &s.op {
+            Op::CreatePerson { attrs, .. } => !attrs.contains_key("manager"),
+            _ => true,
+        }));
+    }
+
+    fn dept(id: &str, name: &str) -> (Department, DeptEntry) {
+        let d = Department {
+            id: id.into(),
+            name: name.into(),
+            parent: None,
+            fields: serde_json::from_value(serde_json::json!({"id": id, "name": name})).unwrap(),
+        };
+        let e = DeptEntry {
+            key: format!("cn={id},ou=groups,dc=x"),
+            id: id.into(),
+            name: id.into(),
+            parent: None,
+            attrs: Attrs::new(),
+        };
+        (d, e)
+    }
+
+    #[test]
+    fn a_settled_reference_is_left_alone_and_a_relocated_manager_is_pointed_at_again() {
+        let ou_tree = Options {
+            ou_tree: true,
+            ..Default::default()
+        };
+        let (d2, e2) = dept("2", "2");
+        let (d3, e3) = dept("3", "3");
+        let mut boss = entry("boss", "boss", None);
+        boss.container = Some("2".into());
+        let dir = Snapshot {
+            people: vec![entry("ann", "ann", Some("boss")), boss],
+            departments: vec![e2, e3],
+            ..Default::default()
+        };
+        let mut src = source(vec![
+            person("ann", "ann", Some("boss")),
+            person("boss", "boss", None),
+        ]);
+        src.departments = vec![d2.clone(), d3];
+        src.people[1].main_department = Some("2".into());
+        let p = plan(&src, &dir, &mapping(), &ou_tree);
+        assert!(p.steps.is_empty(), "{:#?}", p.steps);
+        assert_eq!(p.unchanged_people, 2);
+
+        // The manager moves to another OU: a new DN.
+        src.people[1].main_department = Some("3".into());
+        let p = plan(&src, &dir, &mapping(), &ou_tree);
+        assert!(p.problems.is_empty(), "{:#?}", p.problems);
+        assert_eq!(
+            refers(&p),
+            [("ann".to_string(), vec!["boss".to_string()])],
+            "{:#?}",
+            p.steps
+        );
+        assert_eq!(p.unchanged_people, 0);
+
+        // Their OU is renamed: a new DN as well.
+        src.people[1].main_department = Some("2".into());
+        src.departments[0] = dept("2", "two").0;
+        let p = plan(&src, &dir, &mapping(), &ou_tree);
+        assert_eq!(
+            refers(&p),
+            [("ann".to_string(), vec!["boss".to_string()])],
+            "{:#?}",
+            p.steps
+        );
+    }
+
+    #[test]
+    fn a_manager_out_of_scope_is_dropped_unless_the_read_was_incomplete() {
+        let dir = Snapshot {
+            people: vec![
+                entry("ann", "ann", Some("boss")),
+                entry("boss", "boss", None),
+            ],
+            ..Default::default()
+        };
+        let mut gone = source(vec![person("ann", "ann", Some("boss"))]);
+        let opts = Options {
+            max_percent: 100,
+            ..Default::default()
+        };
+        let p = plan(&gone, &dir, &mapping(), &opts);
+        assert_eq!(refers(&p), [("ann".to_string(), vec![])]);
+        gone.complete = false;
+        let p = plan(&gone, &dir, &mapping(), &opts);
+        assert!(refers(&p).is_empty(), "{:#?}", p.steps);
+    }
+}
