@@ -457,6 +457,11 @@ impl Mapping {
         !self.dept_refs.is_empty()
     }
 
+    /// The attributes of departments that hold references.
+    pub fn department_reference_attributes(&self) -> impl Iterator<Item = &Name> {
+        self.dept_refs.iter().map(|r| &r.target)
+    }
+
     /// The attributes of people that hold references.
     pub fn person_reference_attributes(&self) -> impl Iterator<Item = &Name> {
         self.user_refs.iter().map(|r| &r.target)

@@ -190,7 +190,7 @@ fn pick_manager(truth: &Org) -> (String, i64) {
     (m.userid.clone(), other)
 }
 
-/// The three steps of a manager's story, each followed by `check`.
+/// The steps of a manager's story, each followed by `check`.
 async fn rename_move_leave(w: &World, manager: &str, to: i64, check: impl AsyncFn(&str)) {
     w.sim
         .edit_user(
@@ -202,6 +202,12 @@ async fn rename_move_leave(w: &World, manager: &str, to: i64, check: impl AsyncF
         )
         .unwrap();
     check("renamed").await;
+    // Their department renamed: in `OuTree` their OU, and so their DN, changes.
+    let truth = w.sim.org();
+    let person = truth.people.iter().find(|p| p.userid == manager).unwrap();
+    let dept = *person.departments.first().unwrap();
+    w.sim.rename_department(dept, "改名后的部门").unwrap();
+    check("their department renamed").await;
     w.sim.move_user(manager, vec![to]).unwrap();
     check("moved").await;
     w.sim.leave(manager).unwrap();

@@ -4,11 +4,11 @@
 //! values find and the account names their homonym suffixes would check. Planned from these,
 //! the batch gets the plan a read of the whole node would give it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{SyncError, plan};
 use crate::{
-    directory::{Anchors, Directory, Snapshot},
+    directory::{Anchors, Attrs, Directory, Snapshot},
     mapping::Mapping,
     model::{Changes, SourceSnapshot},
 };
@@ -85,11 +85,21 @@ pub(super) async fn with_referrers(
     dir: &dyn Directory,
     mapping: &Mapping,
     changes: &Changes,
+    ou_tree: bool,
 ) -> Result<Changes, SyncError> {
     let attrs: Vec<String> = (mapping.person_reference_attributes())
         .map(|a| a.to_ascii_lowercase())
         .collect();
     let mut out = changes.clone();
+    if ou_tree && mapping.has_references() && !changes.departments.is_empty() {
+        let dept_attrs: Vec<String> = (mapping.department_reference_attributes())
+            .map(|a| a.to_ascii_lowercase())
+            .collect();
+        let node = dir.read().await?;
+        let (people, depts) = referring_into(&node, &attrs, &dept_attrs, &changes.departments);
+        out.people.extend(people);
+        out.departments.extend(depts);
+    }
     if !mapping.has_references() || changes.people.is_empty() {
         return Ok(out);
     }
@@ -117,6 +127,62 @@ pub(super) async fn with_referrers(
     out.people
         .extend(found.people.into_iter().filter_map(|p| p.id));
     Ok(out)
+}
+
+/// `OuTree`: the people and departments whose references (`attrs`, `dept_attrs`) point at
+/// someone inside the departments `named` (their OUs may be renamed or moved, and every DN
+/// inside with them), and the people pointed at. Needs the whole node: a DN value cannot be
+/// searched by its suffix.
+fn referring_into<'a>(
+    node: &'a Snapshot,
+    attrs: &[String],
+    dept_attrs: &[String],
+    named: &BTreeSet<String>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let parents: HashMap<&'a str, Option<&'a str>> = (node.departments.iter())
+        .map(|d| (d.id.as_str(), d.parent.as_deref()))
+        .collect();
+    let inside = |mut d: Option<&'a str>| {
+        while let Some(id) = d {
+            if named.contains(id) {
+                return true;
+            }
+            d = parents.get(id).copied().flatten();
+        }
+        false
+    };
+    let moving: HashMap<String, &str> = (node.people.iter())
+        .filter(|p| inside(p.container.as_deref()))
+        .filter_map(|p| Some((p.key.to_lowercase(), p.id.as_deref()?)))
+        .collect();
+    let mut people = BTreeSet::new();
+    let mut pointing = |attrs: &Attrs, names: &[String]| {
+        let mut found = false;
+        for v in names
+            .iter()
+            .flat_map(|a| attrs.get(a).into_iter().flatten())
+        {
+            if let Some(target) = moving.get(&v.to_lowercase()) {
+                people.insert(target.to_string());
+                found = true;
+            }
+        }
+        found
+    };
+    let mut referring = BTreeSet::new();
+    for p in &node.people {
+        if let Some(id) = &p.id
+            && pointing(&p.attrs, attrs)
+        {
+            referring.insert(id.clone());
+        }
+    }
+    let depts = (node.departments.iter())
+        .filter(|d| pointing(&d.attrs, dept_attrs))
+        .map(|d| d.id.clone())
+        .collect();
+    people.extend(referring);
+    (people, depts)
 }
 
 /// Add a later round's entries to what was read, each entry once.
