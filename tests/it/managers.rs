@@ -345,6 +345,18 @@ async fn scim_managers_follow_a_manager_renamed_moved_and_leaving_by_full_sync_a
     let src = source(&w, &m);
     settle(&src, &dir, &m, false).await;
     assert_right(&w, &dir, SCIM_MANAGER, true, "first sync").await;
+    // Heads are a Group of their own, named after the department's.
+    let groups = w.scim_client().await.list("Groups", None).await.unwrap();
+    let shown: BTreeSet<&str> = (groups.iter())
+        .filter_map(|g| g.body["displayName"].as_str())
+        .collect();
+    let truth = w.sim.org();
+    let headed = truth
+        .departments
+        .iter()
+        .find(|d| !d.manager_userids.is_empty());
+    let heads = format!("managers/{} heads", headed.unwrap().name);
+    assert!(shown.contains(heads.as_str()), "{heads} among {shown:?}");
     let (manager, to) = pick_manager(&w.sim.org());
     rename_move_leave(&w, &manager, to, async |when| {
         settle(&src, &dir, &m, false).await;

@@ -36,6 +36,11 @@ pub(super) fn heads_groups(
     out
 }
 
+/// Whether `g` is a heads Group (of any enterprise).
+pub(super) fn is_heads_group(g: &Resource) -> bool {
+    (g.body["externalId"].as_str()).is_some_and(|e| e.starts_with("dingsync:heads:"))
+}
+
 /// The heads Group's name for a department Group shown as `shown`.
 fn heads_name(shown: &str) -> String {
     format!("{shown} heads")

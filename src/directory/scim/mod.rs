@@ -613,6 +613,8 @@ impl Directory for ScimDirectory {
         use super::{SourceDept, SourcePerson, SourceTree};
         let users = self.client.list("Users", None).await?;
         let mut groups = self.client.list("Groups", None).await?;
+        // A department's heads Group (`heads.rs`) is no department of its own.
+        groups.retain(|g| !heads::is_heads_group(g));
         let name_of = |g: &Resource| {
             let shown = g.body["displayName"].as_str().unwrap_or_default();
             shown
