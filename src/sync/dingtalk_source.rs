@@ -565,6 +565,8 @@ fn finish(
             heads.entry(*d).or_default().push(l.person.id.clone());
         }
     }
+    // Pages arrive in no fixed order: sorted, the list renders the same every run.
+    heads.values_mut().for_each(|h| h.sort());
     let departments = read
         .departments
         .iter()
@@ -610,8 +612,10 @@ fn finish(
                     relisted,
                     led,
                 } = l;
-                let leader_of: Vec<String> = (led.iter())
-                    .filter(|d| in_scope.contains(d))
+                // In `dept_id_list` order: the walk learns the flags in whatever order its
+                // pages arrive, and a template joining them must render the same every run.
+                let leader_of: Vec<String> = (dept_ids.iter())
+                    .filter(|d| led.contains(d) && in_scope.contains(d))
                     .map(|d| d.to_string())
                     .collect();
                 let depts: Vec<String> = dept_ids

@@ -131,8 +131,8 @@ pub(super) async fn with_referrers(
 
 /// `OuTree`: the people and departments whose references (`attrs`, `dept_attrs`) point at
 /// someone inside the departments `named` (their OUs may be renamed or moved, and every DN
-/// inside with them), and the people pointed at. Needs the whole node: a DN value cannot be
-/// searched by its suffix.
+/// inside with them), the people pointed at, and the departments between those people and
+/// the named ones. Needs the whole node: a DN value cannot be searched by its suffix.
 fn referring_into<'a>(
     node: &'a Snapshot,
     attrs: &[String],
@@ -142,28 +142,36 @@ fn referring_into<'a>(
     let parents: HashMap<&'a str, Option<&'a str>> = (node.departments.iter())
         .map(|d| (d.id.as_str(), d.parent.as_deref()))
         .collect();
+    // The departments from a container up to the named one holding it, if one does: the
+    // plan needs the whole chain read to see that the person inside moves.
     let inside = |mut d: Option<&'a str>| {
+        let mut chain = Vec::new();
         while let Some(id) = d {
+            chain.push(id);
             if named.contains(id) {
-                return true;
+                return Some(chain);
             }
             d = parents.get(id).copied().flatten();
         }
-        false
+        None
     };
-    let moving: HashMap<String, &str> = (node.people.iter())
-        .filter(|p| inside(p.container.as_deref()))
-        .filter_map(|p| Some((p.key.to_lowercase(), p.id.as_deref()?)))
+    let moving: HashMap<String, (&str, Vec<&str>)> = (node.people.iter())
+        .filter_map(|p| {
+            let chain = inside(p.container.as_deref())?;
+            Some((p.key.to_lowercase(), (p.id.as_deref()?, chain)))
+        })
         .collect();
     let mut people = BTreeSet::new();
+    let mut chains = BTreeSet::new();
     let mut pointing = |attrs: &Attrs, names: &[String]| {
         let mut found = false;
         for v in names
             .iter()
             .flat_map(|a| attrs.get(a).into_iter().flatten())
         {
-            if let Some(target) = moving.get(&v.to_lowercase()) {
+            if let Some((target, chain)) = moving.get(&v.to_lowercase()) {
                 people.insert(target.to_string());
+                chains.extend(chain.iter().map(|d| d.to_string()));
                 found = true;
             }
         }
@@ -177,11 +185,12 @@ fn referring_into<'a>(
             referring.insert(id.clone());
         }
     }
-    let depts = (node.departments.iter())
+    let mut depts: BTreeSet<String> = (node.departments.iter())
         .filter(|d| pointing(&d.attrs, dept_attrs))
         .map(|d| d.id.clone())
         .collect();
     people.extend(referring);
+    depts.extend(chains);
     (people, depts)
 }
 
