@@ -16,6 +16,10 @@ use super::common::conditions_schema;
 /// by `/`. `main_dept_id` is the person's first in-scope department of `dept_id_list` (it
 /// places them in the `OuTree` layout); a template that wants another department picks it
 /// from `dept_id_list` or `dept_names` instead, e.g. `{{ dept_names | last }}`.
+/// `manager_userid` is the person's direct manager, `is_leader` says whether they head any of
+/// their in-scope departments and `leader_of` lists those departments' ids; a department rule
+/// reads its heads as `dept_manager_userid_list`. A rule with `refersTo: Person` turns userids
+/// into the entries of those people (a manager's DN, a department's owners).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "dingsync.io",
@@ -118,6 +122,27 @@ pub struct AttributeRule {
     /// Ownership applies to Inbound mappings; an Outbound mapping writes every rule.
     #[serde(default)]
     pub ownership: Ownership,
+    /// `Person`: the attribute holds the entries of the people the template names (see
+    /// [`RefersTo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refers_to: Option<RefersTo>,
+}
+
+/// `Person`: the template gives DingTalk userids (several separated by commas) and the
+/// attribute holds those people's entries in this same target — their DN in LDAP, their
+/// SCIM `id` in SCIM — kept right when they are renamed or moved, and dropped while they
+/// have no enabled entry (left, disabled, out of scope or excluded). A person's manager:
+/// `{target: manager, template: "{{ manager_userid }}", refersTo: Person}` (SCIM: the
+/// enterprise extension's `manager.value`); department heads as the group's owners:
+/// `{target: owner, template: "{{ dept_manager_userid_list | join(',') }}", refersTo:
+/// Person}` (SCIM: the heads become the members of a `<group> heads` Group). LDAP `manager`
+/// and `owner` hold DNs, so a rule for them without `refersTo` is refused. Written after
+/// everyone's entries exist, so a manager created in the same run is found; ownership is
+/// always `Always`. Inbound only.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum RefersTo {
+    /// People of the same target, by DingTalk userid.
+    Person,
 }
 
 /// Who owns an attribute after creation.

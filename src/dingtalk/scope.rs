@@ -14,7 +14,9 @@ use serde_json::Value;
 use super::{
     DingTalkClient, DingTalkError,
     client::{Auth, Host},
-    contacts::{API_DEPT_GET, API_LISTSUB, API_USER_LIST, Department, PAGE_SIZE, User, UserPage},
+    contacts::{
+        API_DEPT_GET, API_LISTSUB, API_USER_LIST, Department, DeptLeader, PAGE_SIZE, User, UserPage,
+    },
     wire,
 };
 
@@ -118,7 +120,7 @@ impl DingTalkClient {
         self.read_scope_into(
             roots,
             |u| u,
-            |u, more| {
+            |u, more, _| {
                 let known = u.dept_id_list.get_or_insert_default();
                 for d in more {
                     if !known.contains(d) {
@@ -132,13 +134,15 @@ impl DingTalkClient {
 
     /// [`DingTalkClient::read_scope`], keeping each person as `keep` makes them when first
     /// listed (their `dept_id_list` already holds the department they were listed in), and
-    /// telling `listed_again` the departments of each later listing. A caller that wants a
+    /// telling `listed_again` the departments of each later listing and those of them the
+    /// listing says the person heads (`user/list`'s `leader` is about the department listed;
+    /// a first listing's is kept in `leader_in_dept`, as `user/get` gives it). A caller that wants a
     /// compact form converts page by page instead of holding every `User` until the end.
     pub async fn read_scope_into<U>(
         &self,
         roots: &[i64],
         keep: impl FnMut(User) -> U,
-        listed_again: impl FnMut(&mut U, &[i64]),
+        listed_again: impl FnMut(&mut U, &[i64], &[i64]),
     ) -> ScopeSnapshot<U> {
         self.read_scope_pruned(roots, &Pruning::default(), keep, listed_again)
             .await
@@ -151,7 +155,7 @@ impl DingTalkClient {
         roots: &[i64],
         pruning: &Pruning,
         mut keep: impl FnMut(User) -> U,
-        mut listed_again: impl FnMut(&mut U, &[i64]),
+        mut listed_again: impl FnMut(&mut U, &[i64], &[i64]),
     ) -> ScopeSnapshot<U> {
         let before = self.calls();
         let roots: Vec<i64> = dedup(roots)
@@ -376,7 +380,7 @@ impl<U> Walk<U> {
         cursor: i64,
         result: Result<UserPage, DingTalkError>,
         keep: &mut impl FnMut(User) -> U,
-        listed_again: &mut impl FnMut(&mut U, &[i64]),
+        listed_again: &mut impl FnMut(&mut U, &[i64], &[i64]),
     ) {
         self.paging -= 1;
         let page = match result {
@@ -398,13 +402,23 @@ impl<U> Walk<U> {
             if u.userid.is_empty() {
                 continue;
             }
+            let led = (u.leader == Some(true)).then_some(dept);
             match self.user_index.get(&u.userid) {
                 Some(&i) => {
                     let mut more = u.departments().to_vec();
                     more.push(dept);
-                    listed_again(&mut self.out.users[i], &more);
+                    listed_again(&mut self.out.users[i], &more, led.as_slice());
                 }
                 None => {
+                    if let Some(d) = led {
+                        let flags = u.leader_in_dept.get_or_insert_default();
+                        if !flags.iter().any(|f| f.dept_id == d) {
+                            flags.push(DeptLeader {
+                                dept_id: d,
+                                leader: Some(true),
+                            });
+                        }
+                    }
                     let list = u.dept_id_list.get_or_insert_default();
                     if !list.contains(&dept) {
                         list.push(dept);

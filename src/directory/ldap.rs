@@ -330,6 +330,9 @@ impl super::Directory for LdapDirectory {
     async fn delete_role(&self, id: &str) -> Result<(), super::DirectoryError> {
         self.wrote(self.store.delete_role(id).await)
     }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.store.dn_of_person(id)
+    }
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }

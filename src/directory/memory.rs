@@ -497,6 +497,9 @@ impl Directory for MemoryDirectory {
         Ok(())
     }
 
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.lock().ids.get(id).cloned()
+    }
     fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }

@@ -86,6 +86,9 @@ pub struct Anchors {
     /// Match-rule values, (attribute lowercased, value lowercased): the unlinked entries
     /// holding one of them are the candidates a rule could link.
     pub values: BTreeSet<(String, String)>,
+    /// (attribute lowercased, value): the anchored people holding one of them — those whose
+    /// reference attribute points at an entry an event batch changes.
+    pub held: BTreeSet<(String, String)>,
     /// The account-name attribute (lowercased) `names` are values of.
     pub name_attr: String,
     /// Account names, lowercased: every entry holding one (anchored, unlinked, or left alone),
@@ -99,6 +102,7 @@ impl Anchors {
             && self.departments.is_empty()
             && self.values.is_empty()
             && self.names.is_empty()
+            && self.held.is_empty()
     }
 }
 
@@ -123,8 +127,13 @@ impl Snapshot {
                 .iter()
                 .any(|(attr, value)| holds(p, attr, &|v| v == value.as_str()))
         };
-        self.people
-            .retain(|p| p.id.as_ref().is_some_and(|id| anchors.people.contains(id)) || named(p));
+        let held = |p: &PersonEntry| {
+            (anchors.held.iter())
+                .any(|(attr, value)| holds(p, attr, &|v| v == value.to_lowercase()))
+        };
+        self.people.retain(|p| {
+            p.id.as_ref().is_some_and(|id| anchors.people.contains(id)) || named(p) || held(p)
+        });
         self.departments
             .retain(|d| anchors.departments.contains(&d.id));
         self.unlinked.retain(|p| valued(p) || named(p));
@@ -282,6 +291,13 @@ pub trait Directory: Send + Sync {
     ) -> Result<(), DirectoryError>;
     /// Delete an (empty, childless) department.
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError>;
+    /// The locator (LDAP DN, SCIM id) of a person's entry as indexed now, written where an
+    /// attribute refers to them (`refersTo`); `None` when they have none. A backend that
+    /// keeps no index says `None`, and references to its entries are refused one by one.
+    fn locate_person(&self, id: &str) -> Option<String> {
+        let _ = id;
+        None
+    }
     /// Writes made so far (for reports and benchmarks).
     fn writes(&self) -> u64;
     /// How many writes an apply keeps in flight at once.
@@ -413,6 +429,9 @@ impl<T: Directory + ?Sized> Directory for std::sync::Arc<T> {
     }
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
         (**self).delete_dept(id).await
+    }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        (**self).locate_person(id)
     }
     fn writes(&self) -> u64 {
         (**self).writes()

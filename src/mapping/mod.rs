@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
 
 use crate::{
-    api::{FieldMappingSpec, mapping::Ownership},
+    api::{
+        FieldMappingSpec,
+        mapping::{AttributeRule, Ownership},
+    },
     directory::{Attrs, Name},
     model::{DEPARTMENT_FIELDS, Department, PERSON_FIELDS, Person},
 };
@@ -51,6 +54,63 @@ pub struct Mapping {
     name_attr: String,
     suffix: crate::api::mapping::SuffixStyle,
     dept: Vec<Rule>,
+    /// `refersTo: Person` rules: kept apart from `user`/`dept`, since their values are
+    /// userids the engine turns into entries, never text written as rendered.
+    user_refs: Vec<Rule>,
+    dept_refs: Vec<Rule>,
+}
+
+/// Attributes whose values name other entries (LDAP DN syntax, the SCIM enterprise manager):
+/// rendered text there would be refused by the server or point nowhere.
+const REFERENCE_ATTRIBUTES: &[&str] = &[
+    "manager",
+    "owner",
+    "secretary",
+    "seealso",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:manager",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:manager.value",
+];
+
+/// Whether a rule is a reference rule, and whether it is a valid one.
+fn is_reference(label: &str, r: &AttributeRule, name_attr: &str) -> Result<bool, MappingError> {
+    let err = |message: String| MappingError {
+        rule: label.to_string(),
+        message,
+    };
+    let lower = r.target.to_ascii_lowercase();
+    if r.refers_to.is_none() {
+        if REFERENCE_ATTRIBUTES.contains(&lower.as_str()) {
+            return Err(err(format!(
+                "{} holds references to entries, not text: add `refersTo: Person` with a \
+                 template giving userids, e.g. {{{{ manager_userid }}}}",
+                r.target
+            )));
+        }
+        return Ok(false);
+    }
+    if r.ownership != Ownership::Always {
+        return Err(err(
+            "refersTo: a reference is always kept in step; ownership must be Always".into(),
+        ));
+    }
+    if lower == name_attr.to_ascii_lowercase() {
+        return Err(err(
+            "refersTo: the naming attribute cannot be a reference".into()
+        ));
+    }
+    Ok(true)
+}
+
+/// A reference rule's rendering as userids: separated by commas or whitespace, blanks and
+/// repeats dropped.
+fn userids(rendered: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in rendered.split(|c: char| c == ',' || c.is_whitespace()) {
+        if !id.is_empty() && !out.iter().any(|o| o == id) {
+            out.push(id.to_string());
+        }
+    }
+    out
 }
 
 /// Toneless pinyin (ü as v), lowercase, no separators; characters without pinyin are kept as they are
@@ -214,11 +274,17 @@ impl Mapping {
                 }
                 Ok(())
             };
-        let mut user = vec![];
+        let (mut user, mut user_refs) = (vec![], vec![]);
+        let name_attr = &spec.user.unique_name.attribute;
         for (i, r) in spec.user.attributes.iter().enumerate() {
             let label = format!("user.attributes[{i}] ({})", r.target);
             add(&mut env, label.clone(), &r.template, PERSON_FIELDS)?;
-            user.push(Rule {
+            let rules = if is_reference(&label, r, name_attr)? {
+                &mut user_refs
+            } else {
+                &mut user
+            };
+            rules.push(Rule {
                 label,
                 target: Name::new(&r.target),
                 ownership: r.ownership,
@@ -240,7 +306,7 @@ impl Mapping {
             &spec.user.unique_name.template,
             PERSON_FIELDS,
         )?;
-        let mut dept = vec![];
+        let (mut dept, mut dept_refs) = (vec![], vec![]);
         let name_template = spec
             .department
             .as_ref()
@@ -256,7 +322,12 @@ impl Mapping {
             for (i, r) in d.attributes.iter().enumerate() {
                 let label = format!("department.attributes[{i}] ({})", r.target);
                 add(&mut env, label.clone(), &r.template, DEPARTMENT_FIELDS)?;
-                dept.push(Rule {
+                let rules = if is_reference(&label, r, "")? {
+                    &mut dept_refs
+                } else {
+                    &mut dept
+                };
+                rules.push(Rule {
                     label,
                     target: Name::new(&r.target),
                     ownership: r.ownership,
@@ -270,6 +341,8 @@ impl Mapping {
             name_attr: spec.user.unique_name.attribute.clone(),
             suffix: spec.user.unique_name.suffix,
             dept,
+            user_refs,
+            dept_refs,
         })
     }
 
@@ -324,7 +397,7 @@ impl Mapping {
     /// no other field of a person, plus those the engine reads itself (`mobile`, `email`,
     /// `org_email`, counted when missing).
     pub fn person_fields(&self) -> BTreeSet<String> {
-        let labels = (self.user.iter().chain(&self.matches))
+        let labels = (self.user.iter().chain(&self.matches).chain(&self.user_refs))
             .map(|r| r.label.as_str())
             .chain(["user.uniqueName"]);
         let mut fields: BTreeSet<String> = ["mobile", "email", "org_email"]
@@ -372,6 +445,54 @@ impl Mapping {
             .iter()
             .filter(|r| r.ownership == Ownership::Always)
             .map(|r| r.target.as_str())
+    }
+
+    /// Whether any rule is a reference (`refersTo`).
+    pub fn has_references(&self) -> bool {
+        !self.user_refs.is_empty() || !self.dept_refs.is_empty()
+    }
+
+    /// Whether a department rule is a reference (its heads, say).
+    pub fn has_department_references(&self) -> bool {
+        !self.dept_refs.is_empty()
+    }
+
+    /// The attributes of departments that hold references.
+    pub fn department_reference_attributes(&self) -> impl Iterator<Item = &Name> {
+        self.dept_refs.iter().map(|r| &r.target)
+    }
+
+    /// The attributes of people that hold references.
+    pub fn person_reference_attributes(&self) -> impl Iterator<Item = &Name> {
+        self.user_refs.iter().map(|r| &r.target)
+    }
+
+    /// The userids each reference rule names for a person, by attribute.
+    pub fn person_references(
+        &self,
+        person: &Person,
+    ) -> Result<Vec<(Name, Vec<String>)>, RenderError> {
+        if self.user_refs.is_empty() {
+            return Ok(vec![]);
+        }
+        let ctx = person.fields.to_jinja();
+        (self.user_refs.iter())
+            .map(|r| Ok((r.target.clone(), userids(&self.render(&r.label, &ctx)?))))
+            .collect()
+    }
+
+    /// The userids each reference rule names for a department, by attribute.
+    pub fn department_references(
+        &self,
+        dept: &Department,
+    ) -> Result<Vec<(Name, Vec<String>)>, RenderError> {
+        if self.dept_refs.is_empty() {
+            return Ok(vec![]);
+        }
+        let ctx = dept.fields.to_jinja();
+        (self.dept_refs.iter())
+            .map(|r| Ok((r.target.clone(), userids(&self.render(&r.label, &ctx)?))))
+            .collect()
     }
 
     /// The name the person would like (before de-duplication).
@@ -511,6 +632,56 @@ mod tests {
     }
 
     #[test]
+    fn references_are_userids_kept_apart_and_validated() {
+        use crate::api::mapping::RefersTo;
+        let rule = |target: &str, refers_to, ownership| AttributeRule {
+            target: target.into(),
+            template: "{{ manager_userid }}, {{ userid }} {{ manager_userid }}".into(),
+            ownership,
+            refers_to,
+        };
+        let mut s = spec("{{ email }}");
+        s.user
+            .attributes
+            .push(rule("manager", Some(RefersTo::Person), Ownership::Always));
+        let m = Mapping::compile(&s).unwrap();
+        assert!(m.has_references());
+        assert!(m.person_fields().contains("manager_userid"));
+        let mut p = person();
+        p.fields = p
+            .fields
+            .with(&[("manager_userid", serde_json::json!("boss"))]);
+        let refs = m.person_references(&p).unwrap();
+        assert_eq!(
+            refs,
+            vec![(Name::new("manager"), vec!["boss".into(), "u1".into()])]
+        );
+        assert!(
+            !m.person_attributes(&p, true)
+                .unwrap()
+                .contains_key("manager"),
+            "never rendered as text"
+        );
+
+        let refused = |r: AttributeRule, says: &str| {
+            let mut s = spec("{{ email }}");
+            s.user.attributes.push(r);
+            let e = Mapping::compile(&s).unwrap_err();
+            assert!(e.rule.contains("user.attributes[1]"), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        };
+        refused(rule("Manager", None, Ownership::Always), "refersTo: Person");
+        refused(
+            rule("manager", Some(RefersTo::Person), Ownership::OnCreate),
+            "ownership must be Always",
+        );
+        refused(
+            rule("uid", Some(RefersTo::Person), Ownership::Always),
+            "naming attribute",
+        );
+    }
+
+    #[test]
     fn pinyin_is_toneless_lowercase_and_keeps_other_characters() {
         assert_eq!(pinyin("张伟"), "zhangwei");
         assert_eq!(pinyin("吕 布B"), "lvbub");
@@ -590,6 +761,7 @@ mod tests {
             target: "telephoneNumber".into(),
             template: "{{ mobile }}".into(),
             ownership: Ownership::IfEmpty,
+            ..Default::default()
         });
         let m = Mapping::compile(&s).unwrap();
         let p = person();

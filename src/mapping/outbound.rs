@@ -77,6 +77,12 @@ impl OutboundMapping {
         let mut fields = Vec::new();
         for (i, r) in spec.user.attributes.iter().enumerate() {
             let label = format!("user.attributes[{i}] ({})", r.target);
+            if r.refers_to.is_some() {
+                return Err(err(
+                    label,
+                    "refersTo applies to Inbound mappings only".into(),
+                ));
+            }
             let known = DINGTALK_FIELDS.contains(&r.target.as_str())
                 || r.target
                     .strip_prefix("extension.")

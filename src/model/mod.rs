@@ -29,6 +29,10 @@ pub const PERSON_FIELDS: &[&str] = &[
     "remark",
     "hired_date",
     "manager_userid",
+    // True when the person heads any of their in-scope departments; `leader_of`: those
+    // departments' ids (text, like a department's `id`).
+    "is_leader",
+    "leader_of",
     "avatar",
     "active",
     "admin",
@@ -62,6 +66,9 @@ pub const DEPARTMENT_FIELDS: &[&str] = &[
     "source_identifier",
     "corp_id",
     "path",
+    // The department's heads (userids): `dept_manager_userid_list` of `department/get`, or
+    // the members a full read lists as `leader` of it.
+    "dept_manager_userid_list",
 ];
 
 /// A department, keyed by its source id (DingTalk dept_id as text).

@@ -354,7 +354,9 @@ impl Generator {
         }
     }
 
-    /// Department heads: the first member of most departments; managers point at them.
+    /// Department heads: the first member of most departments; managers point at them, and a
+    /// head's own manager is the head of the nearest department above with one, so managers
+    /// chain up the tree.
     fn appoint_heads(&mut self, dept_ids: &[i64]) {
         let org = &mut self.org;
         // Each department's first member, in one pass (a search per department is
@@ -373,16 +375,29 @@ impl Generator {
                 heads.insert(*d, (*first).to_owned());
             }
         }
+        let parents: HashMap<i64, Option<i64>> = org
+            .departments
+            .iter()
+            .map(|d| (d.id, d.parent_id))
+            .collect();
+        // The head of `d` or of the nearest department above it with one, other than `who`.
+        let head_above = |mut d: Option<i64>, who: &str| {
+            while let Some(id) = d {
+                match heads.get(&id) {
+                    Some(h) if h != who => return Some(h.clone()),
+                    _ => d = parents.get(&id).copied().flatten(),
+                }
+            }
+            None
+        };
         for p in &mut org.people {
             for d in &p.departments {
                 if heads.get(d) == Some(&p.userid) {
                     p.leader_in.push(*d);
                 }
             }
-            if let Some(h) = p.departments.first().and_then(|d| heads.get(d))
-                && h != &p.userid
-            {
-                p.manager_userid = Some(h.clone());
+            if let Some(m) = head_above(p.departments.first().copied(), &p.userid) {
+                p.manager_userid = Some(m);
             }
         }
         for d in &mut org.departments {

@@ -483,6 +483,8 @@ struct Listed {
     dept_ids: Vec<i64>,
     /// Listed in a department their own `dept_id_list` did not name.
     relisted: bool,
+    /// The departments they head (`leader_in_dept`, or `user/list`'s `leader`).
+    led: Vec<i64>,
 }
 
 /// Keep a user as a model record. Only the fields templates may name are kept (the mapping
@@ -491,6 +493,10 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
     static KNOWN: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(|| PERSON_FIELDS.iter().copied().collect());
     let dept_ids = u.departments().to_vec();
+    let led: Vec<i64> = (u.leader_in_dept.iter().flatten())
+        .filter(|l| l.leader == Some(true))
+        .map(|l| l.dept_id)
+        .collect();
     let Value::Object(fields) = u.to_json() else {
         return None;
     };
@@ -525,11 +531,17 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         },
         dept_ids,
         relisted: false,
+        led,
     })
 }
 
-fn listed_again(kept: &mut Option<Listed>, more: &[i64]) {
+fn listed_again(kept: &mut Option<Listed>, more: &[i64], led: &[i64]) {
     let Some(l) = kept else { return };
+    for d in led {
+        if !l.led.contains(d) {
+            l.led.push(*d);
+        }
+    }
     for d in more {
         if !l.dept_ids.contains(d) {
             l.dept_ids.push(*d);
@@ -551,6 +563,16 @@ fn finish(
         .map(|d| d.dept_id)
         .chain(also_in_scope.iter().copied())
         .collect();
+    // Heads by department, from the people's flags: the walk's `department/listsub` does not
+    // name them, `department/get` (an event's re-read) does.
+    let mut heads: HashMap<i64, Vec<String>> = HashMap::new();
+    for l in read.users.iter().flatten() {
+        for d in &l.led {
+            heads.entry(*d).or_default().push(l.person.id.clone());
+        }
+    }
+    // Pages arrive in no fixed order: sorted, the list renders the same every run.
+    heads.values_mut().for_each(|h| h.sort());
     let departments = read
         .departments
         .iter()
@@ -568,6 +590,15 @@ fn finish(
                 ("order", json!(d.order)),
                 ("source_identifier", json!(d.source_identifier)),
                 ("corp_id", json!(corp_id)),
+                (
+                    "dept_manager_userid_list",
+                    json!(
+                        (d.dept_manager_userid_list.as_ref())
+                            .or(heads.get(&d.dept_id))
+                            .cloned()
+                            .unwrap_or_default()
+                    ),
+                ),
             ]
             .into_iter()
             .collect(),
@@ -585,14 +616,25 @@ fn finish(
                     mut person,
                     dept_ids,
                     relisted,
+                    led,
                 } = l;
+                // In `dept_id_list` order: the walk learns the flags in whatever order its
+                // pages arrive, and a template joining them must render the same every run.
+                let leader_of: Vec<String> = (dept_ids.iter())
+                    .filter(|d| led.contains(d) && in_scope.contains(d))
+                    .map(|d| d.to_string())
+                    .collect();
                 let depts: Vec<String> = dept_ids
                     .iter()
                     .filter(|d| in_scope.contains(d))
                     .map(|d| d.to_string())
                     .collect();
                 // The main department's rule: see `Person::main_department`.
-                let mut updates = vec![("main_dept_id", json!(depts.first()))];
+                let mut updates = vec![
+                    ("main_dept_id", json!(depts.first())),
+                    ("is_leader", json!(!leader_of.is_empty())),
+                    ("leader_of", json!(leader_of)),
+                ];
                 if relisted {
                     updates.push(("dept_id_list", json!(dept_ids)));
                 }

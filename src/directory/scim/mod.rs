@@ -1,7 +1,10 @@
 //! SCIM 2.0 directory backend: people are Users, departments are Groups nested by membership
 //! (a sub-department's Group is a member of its parent's), the anchor is `externalId`
 //! (`dingsync:user|dept:<corpId>:<id>`), a leaver is `active: false`. DingTalk roles, when a
-//! target turns them on, are Groups of their own (`roles.rs`).
+//! target turns them on, are Groups of their own (`roles.rs`). A person's manager is the
+//! enterprise extension's `manager` (`value`: the manager's id; attribute `manager`, or its
+//! full path); a department's heads (its `owner` attribute) are a Group of their own
+//! (`heads.rs`).
 //!
 //! Attribute names in a FieldMapping may be SCIM paths — `userName`, `displayName`, `title`,
 //! `name.familyName`, `emails[type eq "work"].value`, `phoneNumbers[type eq "mobile"].value`,
@@ -16,6 +19,7 @@
 //! servers never fill a User's `groups`), and ignores members that point at deleted users.
 
 pub mod client;
+mod heads;
 mod members;
 mod roles;
 
@@ -57,6 +61,8 @@ enum Path {
     Sub(&'static str, &'static str),
     Typed(&'static str, String),
     Enterprise(String),
+    /// The enterprise extension's `manager`, a complex value: its `value` is the manager's id.
+    Manager,
 }
 
 fn path_of(name: &str) -> Option<Path> {
@@ -74,6 +80,7 @@ fn path_of(name: &str) -> Option<Path> {
         "mobile" => Path::Typed("phoneNumbers", "mobile".into()),
         "telephonenumber" => Path::Typed("phoneNumbers", "work".into()),
         "employeenumber" => Path::Enterprise("employeeNumber".into()),
+        "manager" => Path::Manager,
         _ => {
             for multi in ["emails", "phonenumbers"] {
                 if let Some(rest) = lower.strip_prefix(&format!("{multi}[type eq \"")) {
@@ -90,6 +97,9 @@ fn path_of(name: &str) -> Option<Path> {
             }
             let ent = ENTERPRISE.to_ascii_lowercase();
             let attr = lower.strip_prefix(&format!("{ent}:"))?;
+            if attr == "manager" || attr == "manager.value" {
+                return Some(Path::Manager);
+            }
             let field = match attr {
                 "employeenumber" => "employeeNumber",
                 "department" => "department",
@@ -136,12 +146,16 @@ fn set(user: &mut Value, name: &str, values: &[String]) -> Result<(), DirectoryE
                 user[k] = Value::Array(list);
             }
         }
-        Path::Enterprise(f) => {
+        Path::Enterprise(_) | Path::Manager => {
             if !user[ENTERPRISE].is_object() {
                 user[ENTERPRISE] = json!({});
             }
+            let (f, value) = match path {
+                Path::Enterprise(f) => (f, value.map(|v| json!(v))),
+                _ => ("manager".to_string(), value.map(|v| json!({ "value": v }))),
+            };
             match value {
-                Some(v) => user[ENTERPRISE][f.as_str()] = json!(v),
+                Some(v) => user[ENTERPRISE][f.as_str()] = v,
                 None => drop(
                     user[ENTERPRISE]
                         .as_object_mut()
@@ -206,6 +220,14 @@ fn attrs_of(user: &Value) -> Attrs {
                 put("employeeNumber", v.as_str());
             }
         }
+        let manager = ext.get("manager").and_then(|m| m["value"].as_str());
+        for k in [
+            "manager",
+            &format!("{ENTERPRISE}:manager"),
+            &format!("{ENTERPRISE}:manager.value"),
+        ] {
+            put(k, manager);
+        }
     }
     out
 }
@@ -238,6 +260,8 @@ struct Index {
     people: HashMap<String, String>,
     depts: HashMap<String, String>,
     parents: HashMap<String, Option<String>>,
+    /// Department id → its heads Group.
+    heads: HashMap<String, String>,
 }
 
 impl ScimDirectory {
@@ -330,6 +354,7 @@ impl Directory for ScimDirectory {
                 ix.depts.insert(id.to_string(), g.id.clone());
             }
         }
+        let mut heads = heads::heads_groups(&groups, &self.corp);
         let mut memberships: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut parents: HashMap<String, String> = HashMap::new();
         for g in &groups {
@@ -358,12 +383,17 @@ impl Directory for ScimDirectory {
                 .unwrap_or(shown)
                 .to_string();
             ix.parents.insert(dept.clone(), parents.get(dept).cloned());
+            let mut attrs = Attrs::new();
+            if let Some((group, members)) = heads.remove(dept) {
+                ix.heads.insert(dept.clone(), group);
+                attrs.insert(heads::OWNER, members);
+            }
             snap.departments.push(DeptEntry {
                 key: g.id.clone(),
                 id: dept.clone(),
                 name,
                 parent: parents.get(dept).cloned(),
-                attrs: Attrs::new(),
+                attrs,
             });
         }
         for u in users {
@@ -527,9 +557,13 @@ impl Directory for ScimDirectory {
         Ok(())
     }
 
-    async fn update_dept(&self, _id: &str, _changes: &Attrs) -> Result<(), DirectoryError> {
-        // SCIM Groups carry only a name and members; department attributes have nowhere to go.
-        Ok(())
+    async fn update_dept(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
+        // SCIM Groups carry only a name and members: of department attributes, only the heads
+        // (`owner`) have somewhere to go, a Group of their own.
+        match heads::heads_in(changes) {
+            Some(heads) => self.set_heads(id, &heads).await,
+            None => Ok(()),
+        }
     }
 
     async fn move_dept(
@@ -540,6 +574,7 @@ impl Directory for ScimDirectory {
     ) -> Result<(), DirectoryError> {
         let group = self.dept(id)?;
         self.rename_group(&group, &self.group_name(name)).await?;
+        self.rename_heads(id, &self.group_name(name)).await?;
         let old = self.ix().parents.get(id).cloned().flatten();
         if old.as_deref() != parent {
             if let Some(o) = old {
@@ -561,6 +596,7 @@ impl Directory for ScimDirectory {
 
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
         let group = self.dept(id)?;
+        self.delete_heads(id).await?;
         let parent = self.ix().parents.get(id).cloned().flatten();
         if let Some(p) = parent
             && let Ok(pg) = self.dept(&p)
@@ -599,6 +635,9 @@ impl Directory for ScimDirectory {
     async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
         self.delete_role_group(id).await
     }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.ix().people.get(id).cloned()
+    }
     fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -611,6 +650,8 @@ impl Directory for ScimDirectory {
         use super::{SourceDept, SourcePerson, SourceTree};
         let users = self.client.list("Users", None).await?;
         let mut groups = self.client.list("Groups", None).await?;
+        // A department's heads Group (`heads.rs`) is no department of its own.
+        groups.retain(|g| !heads::is_heads_group(g));
         let name_of = |g: &Resource| {
             let shown = g.body["displayName"].as_str().unwrap_or_default();
             shown

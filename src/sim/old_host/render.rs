@@ -46,6 +46,9 @@ pub fn render_user(app: &App, p: &Person, listing: Option<i64>) -> Value {
             put("hired_date", json!(h));
         }
     }
+    // In `user/list` too: UNCONFIRMED. The SDK's list model does not name the field, but
+    // DingTalk's list documentation says it is omitted when empty (so sent when set); a full
+    // read that had to `user/get` everyone for it would cost a call per person.
     if let Some(mgr) = &p.manager_userid {
         put("manager_userid", json!(mgr));
     }

@@ -7,7 +7,7 @@ use futures::{StreamExt, stream};
 
 use super::plan::{Op, Plan, Step};
 use crate::{
-    directory::{Directory, DirectoryError},
+    directory::{Attrs, Directory, DirectoryError, Name},
     model::SourceSnapshot,
     sync::{
         Failure, ObjectKind, ProgressFn, Report, SyncError,
@@ -70,12 +70,14 @@ fn tally(steps: &[Step], report: &mut Report) {
         match &s.op {
             Op::CreateDept { .. } | Op::CreatePerson { .. } => report.created += 1,
             Op::MoveDept { .. } | Op::MovePerson { .. } => report.moved += 1,
-            Op::UpdatePerson { id, .. } => {
+            Op::UpdatePerson { id, .. } | Op::ReferPerson { id, .. } => {
                 if people_updated.insert(id) {
                     report.updated += 1;
                 }
             }
-            Op::UpdateDept { .. } | Op::LinkPerson { .. } => report.updated += 1,
+            Op::UpdateDept { .. } | Op::ReferDept { .. } | Op::LinkPerson { .. } => {
+                report.updated += 1
+            }
             Op::EnablePerson { .. } => report.enabled += 1,
             Op::DisablePerson { .. } => report.disabled += 1,
             Op::DeletePerson { .. } | Op::DeleteDept { .. } => report.deleted += 1,
@@ -306,7 +308,24 @@ async fn execute(dir: &dyn Directory, op: &Op) -> Result<(), DirectoryError> {
         Op::DisablePerson { id } => dir.disable_person(id).await,
         Op::DeletePerson { id } => dir.delete_person(id).await,
         Op::DeleteDept { id } => dir.delete_dept(id).await,
+        Op::ReferPerson { id, attr, to } => dir.update_person(id, &located(dir, attr, to)?).await,
+        Op::ReferDept { id, attr, to } => dir.update_dept(id, &located(dir, attr, to)?).await,
     }
+}
+
+/// A reference attribute's values: the entries of the people `to` names, located now (an
+/// entry created or renamed earlier in this run is found under its new locator).
+fn located(dir: &dyn Directory, attr: &Name, to: &[String]) -> Result<Attrs, DirectoryError> {
+    let values = (to.iter())
+        .map(|id| {
+            dir.locate_person(id).ok_or_else(|| {
+                DirectoryError::Rejected(format!("{attr}: person {id} has no entry to point at"))
+            })
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    let mut attrs = Attrs::new();
+    attrs.insert(attr, values);
+    Ok(attrs)
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub async fn compute_changed(
     changes: &Changes,
     progress: ProgressFn<'_>,
 ) -> Result<(SourceSnapshot, Plan), SyncError> {
+    let changes = &targeted::with_referrers(dir, mapping, changes, opts.ou_tree).await?;
     progress(
         "ReadingSource",
         0,

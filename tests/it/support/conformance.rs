@@ -998,6 +998,7 @@ pub async fn targeted_reads_match_a_full_read(h: &dyn Harness) {
         values: [("mobile".to_string(), "13800000009".to_string())].into(),
         name_attr: "uid".into(),
         names: set(&["zhangwei", "liuyang", "free.name"]),
+        held: Default::default(),
     };
     let some = dir.read_some(&anchors).await.expect("targeted read");
     let want = dir.read().await.unwrap().restrict(&anchors);

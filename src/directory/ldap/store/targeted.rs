@@ -112,10 +112,10 @@ impl Store {
         .await
     }
 
-    /// Person entries holding a match value or an account name (as the name attribute or as
-    /// their `uid`, which names the entries a read leaves alone).
+    /// Person entries holding a match value, a referring value (`held`), or an account name
+    /// (as the name attribute or as their `uid`, which names the entries a read leaves alone).
     async fn search_holders(&self, anchors: &Anchors) -> Result<Vec<RawEntry>, LdapError> {
-        let mut assertions: Vec<String> = (anchors.values.iter())
+        let mut assertions: Vec<String> = (anchors.values.iter().chain(&anchors.held))
             .filter(|(attr, _)| is_attr_name(attr))
             .map(|(attr, value)| assertion(attr, value))
             .collect();

@@ -77,6 +77,15 @@ impl AddressBook {
         if let Some(slot) = self.org.departments.iter_mut().find(|x| x.id == id) {
             *slot = d.clone();
         }
+        if w.manager_userids.is_some() {
+            // One fact, two views: the department's heads are its members' leader flags.
+            for p in &mut self.org.people {
+                p.leader_in.retain(|x| *x != id);
+                if d.manager_userids.contains(&p.userid) {
+                    p.leader_in.push(id);
+                }
+            }
+        }
         Ok((d, vec![Change::dept("org_dept_modify", id)]))
     }
 

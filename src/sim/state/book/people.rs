@@ -120,6 +120,16 @@ impl AddressBook {
         self.apply_user_fields(&mut p, &w, false)?;
         p.modified_ms = now;
         self.org.people[idx] = p.clone();
+        // One fact, two views: a department's heads are its members' leader flags.
+        for d in &mut self.org.departments {
+            let heads = p.leader_in.contains(&d.id);
+            let listed = d.manager_userids.contains(&p.userid);
+            if heads && !listed {
+                d.manager_userids.push(p.userid.clone());
+            } else if listed && !heads {
+                d.manager_userids.retain(|u| *u != p.userid);
+            }
+        }
         let admin_changed = before.admin != p.admin;
         let activated = !before.active && p.active;
         // Being made an admin, or activating DingTalk, is no edit of the org profile: DingTalk

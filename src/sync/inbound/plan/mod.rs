@@ -8,6 +8,7 @@ mod departments;
 mod gates;
 mod names;
 mod people;
+mod references;
 mod removals;
 
 use std::{
@@ -82,11 +83,25 @@ pub enum Op {
     DeleteDept {
         id: String,
     },
+    /// Point a person's reference attribute (`refersTo`) at these people's entries (source
+    /// ids; none clears it). The apply turns them into locators when it writes.
+    ReferPerson {
+        id: String,
+        attr: Name,
+        to: Vec<String>,
+    },
+    /// The same for a department's attribute (its heads as `owner`).
+    ReferDept {
+        id: String,
+        attr: Name,
+        to: Vec<String>,
+    },
 }
 
 impl Op {
-    /// Order of execution: departments parents-first, links, people, added memberships,
-    /// removed memberships, disables/deletes of people, departments children-first. Removed
+    /// Order of execution: departments parents-first, links, people, added memberships and
+    /// references (every entry they may point at exists, under its final name), removed
+    /// memberships, disables/deletes of people, departments children-first. Removed
     /// memberships get their own phase so a member value is gone before its entry is (a
     /// directory without referential integrity would otherwise keep a dangling member).
     pub fn phase(&self) -> u8 {
@@ -97,7 +112,7 @@ impl Op {
             | Op::UpdatePerson { .. }
             | Op::MovePerson { .. }
             | Op::EnablePerson { .. } => 2,
-            Op::AddMembers { .. } => 3,
+            Op::AddMembers { .. } | Op::ReferPerson { .. } | Op::ReferDept { .. } => 3,
             Op::RemoveMembers { .. } => 4,
             Op::DisablePerson { .. } | Op::DeletePerson { .. } => 5,
             Op::DeleteDept { .. } => 6,
@@ -124,7 +139,8 @@ impl Op {
             Op::CreateDept { id, .. }
             | Op::MoveDept { id, .. }
             | Op::UpdateDept { id, .. }
-            | Op::DeleteDept { id } => (ObjectKind::Department, id),
+            | Op::DeleteDept { id }
+            | Op::ReferDept { id, .. } => (ObjectKind::Department, id),
             Op::AddMembers { dept, .. } | Op::RemoveMembers { dept, .. } => {
                 (ObjectKind::Department, dept)
             }
@@ -134,7 +150,8 @@ impl Op {
             | Op::MovePerson { id, .. }
             | Op::EnablePerson { id }
             | Op::DisablePerson { id }
-            | Op::DeletePerson { id } => (ObjectKind::User, id),
+            | Op::DeletePerson { id }
+            | Op::ReferPerson { id, .. } => (ObjectKind::User, id),
         }
     }
 
@@ -142,7 +159,10 @@ impl Op {
         match self {
             Op::CreateDept { .. } | Op::CreatePerson { .. } => Verb::Create,
             Op::MoveDept { .. } | Op::MovePerson { .. } => Verb::Move,
-            Op::UpdateDept { .. } | Op::UpdatePerson { .. } => Verb::Update,
+            Op::UpdateDept { .. }
+            | Op::UpdatePerson { .. }
+            | Op::ReferPerson { .. }
+            | Op::ReferDept { .. } => Verb::Update,
             Op::LinkPerson { .. } => Verb::Link,
             Op::EnablePerson { .. } => Verb::Enable,
             Op::AddMembers { .. } => Verb::AddMembers,
@@ -466,6 +486,7 @@ pub fn plan_scoped(
     people::diff_people(wants, &depts.planned, &names.attr, opts, &mut draft);
     removals::plan_leavers(source, dir, scope, opts, &names, &mut draft);
     removals::plan_gone_departments(source, dir, &depts.in_dir, scope, opts, &mut draft);
+    references::plan_references(source, dir, mapping, opts, scope, &names.attr, &mut draft);
 
     let Draft {
         mut out,
