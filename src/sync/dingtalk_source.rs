@@ -552,6 +552,40 @@ fn listed_again(kept: &mut Option<Listed>, more: &[i64], led: &[i64]) {
 
 /// The model of a finished read: departments in scope, and each person's memberships
 /// restricted to them (those of `also_in_scope` kept too).
+/// A listed person placed in the scope: departments, main department and leader flags.
+fn place(l: Listed, in_scope: &HashSet<i64>) -> Person {
+    let Listed {
+        mut person,
+        dept_ids,
+        relisted,
+        led,
+    } = l;
+    // In `dept_id_list` order: the walk learns the flags in whatever order its
+    // pages arrive, and a template joining them must render the same every run.
+    let leader_of: Vec<String> = (dept_ids.iter())
+        .filter(|d| led.contains(d) && in_scope.contains(d))
+        .map(|d| d.to_string())
+        .collect();
+    let depts: Vec<String> = dept_ids
+        .iter()
+        .filter(|d| in_scope.contains(d))
+        .map(|d| d.to_string())
+        .collect();
+    // The main department's rule: see `Person::main_department`.
+    let mut updates = vec![
+        ("main_dept_id", json!(depts.first())),
+        ("is_leader", json!(!leader_of.is_empty())),
+        ("leader_of", json!(leader_of)),
+    ];
+    if relisted {
+        updates.push(("dept_id_list", json!(dept_ids)));
+    }
+    person.fields = person.fields.with(&updates);
+    person.main_department = depts.first().cloned();
+    person.departments = depts;
+    person
+}
+
 fn finish(
     corp_id: &str,
     read: ScopeSnapshot<Option<Listed>>,
@@ -610,40 +644,7 @@ fn finish(
     let mut people: Vec<Person> = read
         .users
         .into_iter()
-        .filter_map(|l| {
-            l.map(|l| {
-                let Listed {
-                    mut person,
-                    dept_ids,
-                    relisted,
-                    led,
-                } = l;
-                // In `dept_id_list` order: the walk learns the flags in whatever order its
-                // pages arrive, and a template joining them must render the same every run.
-                let leader_of: Vec<String> = (dept_ids.iter())
-                    .filter(|d| led.contains(d) && in_scope.contains(d))
-                    .map(|d| d.to_string())
-                    .collect();
-                let depts: Vec<String> = dept_ids
-                    .iter()
-                    .filter(|d| in_scope.contains(d))
-                    .map(|d| d.to_string())
-                    .collect();
-                // The main department's rule: see `Person::main_department`.
-                let mut updates = vec![
-                    ("main_dept_id", json!(depts.first())),
-                    ("is_leader", json!(!leader_of.is_empty())),
-                    ("leader_of", json!(leader_of)),
-                ];
-                if relisted {
-                    updates.push(("dept_id_list", json!(dept_ids)));
-                }
-                person.fields = person.fields.with(&updates);
-                person.main_department = depts.first().cloned();
-                person.departments = depts;
-                person
-            })
-        })
+        .filter_map(|l| l.map(|l| place(l, &in_scope)))
         .collect();
     people.shrink_to_fit();
     SourceSnapshot {

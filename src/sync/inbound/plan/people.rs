@@ -67,33 +67,7 @@ pub(super) fn match_people<'a>(
     let mut people: Vec<&Person> = source.people.iter().collect();
     people.sort_by(|a, b| a.id.cmp(&b.id));
     let rendered = par_map(&people, |p| {
-        let ctx = mapping.context(p);
-        let entry = linked.get(p.id.as_str());
-        let attrs = mapping.person_attributes_in(&ctx, entry.is_none());
-        Rendered {
-            wanted: mapping.wanted_name_in(p, &ctx),
-            matches: entry.is_none().then(|| mapping.match_values_in(&ctx)),
-            // Diffed here, on every core, so only the differences outlive the rendering.
-            attrs: attrs.map(|mut a| match entry {
-                None => Rendering::Full(a),
-                Some(e) => {
-                    // `IfEmpty` attributes are never digested (not folded): the entry's own
-                    // values say whether they are still to fill.
-                    mapping.keep_person_fills(&e.attrs, &mut a);
-                    match e.digest {
-                        None => Rendering::Changes(changes(&e.attrs, &a)),
-                        Some(d) if d == digested.digest(&a) => {
-                            let mut fills = mapping.person_fills(a);
-                            // What `a` allocated is not kept per unchanged person (at
-                            // 100,000 people it was a tenth of a resync's peak).
-                            fills.shrink();
-                            Rendering::Changes(fills)
-                        }
-                        Some(_) => Rendering::Unverified(a),
-                    }
-                }
-            }),
-        }
+        render(p, linked.get(p.id.as_str()).copied(), mapping, &digested)
     });
     let mut wants: Vec<Wanted> = Vec::with_capacity(people.len());
     for (p, r) in people.into_iter().zip(rendered.into_iter().flatten()) {
@@ -150,6 +124,42 @@ pub(super) fn match_people<'a>(
         });
     }
     wants
+}
+
+/// One person's templates rendered, and diffed against `entry` on the rendering thread so
+/// only the differences outlive the rendering.
+fn render(
+    p: &Person,
+    entry: Option<&PersonEntry>,
+    mapping: &Mapping,
+    digested: &crate::directory::Digested,
+) -> Rendered {
+    let ctx = mapping.context(p);
+    let attrs = mapping.person_attributes_in(&ctx, entry.is_none());
+    Rendered {
+        wanted: mapping.wanted_name_in(p, &ctx),
+        matches: entry.is_none().then(|| mapping.match_values_in(&ctx)),
+        // Diffed here, on every core, so only the differences outlive the rendering.
+        attrs: attrs.map(|mut a| match entry {
+            None => Rendering::Full(a),
+            Some(e) => {
+                // `IfEmpty` attributes are never digested (not folded): the entry's own
+                // values say whether they are still to fill.
+                mapping.keep_person_fills(&e.attrs, &mut a);
+                match e.digest {
+                    None => Rendering::Changes(changes(&e.attrs, &a)),
+                    Some(d) if d == digested.digest(&a) => {
+                        let mut fills = mapping.person_fills(a);
+                        // What `a` allocated is not kept per unchanged person (at
+                        // 100,000 people it was a tenth of a resync's peak).
+                        fills.shrink();
+                        Rendering::Changes(fills)
+                    }
+                    Some(_) => Rendering::Unverified(a),
+                }
+            }
+        }),
+    }
 }
 
 /// The match rules over the node's unlinked entries.
