@@ -69,6 +69,11 @@ pub struct SyncTargetSpec {
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new("!self.matches('^\\\\s*$')").message("node must not be blank"))]
     pub node: String,
+    /// LDAP: create the node entry when it does not exist (an `organizationalUnit` for an
+    /// `ou=` node, an `organization` for an `o=` node; its parent must exist). Default false:
+    /// the node is the directory admin's, and a missing one is reported, not created.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_node: bool,
     /// Where entries are placed under the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,

@@ -72,6 +72,8 @@ pub struct LdapTarget {
     pub layout: Layout,
     /// The enterprise whose anchors this target owns.
     pub corp_id: String,
+    /// Create the node entry when it does not exist (`spec.createNode`).
+    pub create_node: bool,
 }
 
 impl LdapTarget {
@@ -93,12 +95,16 @@ impl LdapTarget {
             node: node.to_string(),
             layout: layout.unwrap_or_default(),
             corp_id: corp_id.to_string(),
+            create_node: false,
         }
     }
 
     /// Connect, bind and open the node.
     pub async fn open(&self) -> Result<Store, LdapError> {
         let pool = Pool::connect(self.connect.clone()).await?;
+        if self.create_node {
+            return Store::open_creating(pool, &self.node, self.layout, &self.corp_id).await;
+        }
         Store::open(pool, &self.node, self.layout, &self.corp_id).await
     }
 

@@ -124,8 +124,9 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
         (Some(ldap), _) => {
             let password = r.directory_secret.clone();
             let layout = r.spec.layout;
-            let target =
+            let mut target =
                 LdapTarget::from_spec(ldap, password, ca, &r.spec.node, layout, &r.binding.corp_id);
+            target.create_node = r.spec.create_node;
             let store = match access {
                 Access::ReadWrite => target.open().await,
                 Access::ReadOnly => target.open_read_only().await,

@@ -84,6 +84,17 @@ pub struct Store {
     index: Mutex<Index>,
 }
 
+/// How a store opens its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Bind and read; create nothing.
+    ReadOnly,
+    /// Create the `ou=people` / `ou=groups` containers when missing.
+    ReadWrite,
+    /// As `ReadWrite`, and the node itself when missing.
+    CreateNode,
+}
+
 /// The member value of a group with no members (`groupOfNames` needs one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placeholder {
@@ -240,7 +251,19 @@ impl Store {
         layout: Layout,
         corp_id: &str,
     ) -> Result<Self, LdapError> {
-        Self::open_with(pool, node, layout, corp_id, true).await
+        Self::open_with(pool, node, layout, corp_id, Opening::ReadWrite).await
+    }
+
+    /// [`Store::open`], creating the node itself first when it does not exist (an
+    /// `organizationalUnit` for an `ou=` node, an `organization` for an `o=` one; its parent
+    /// must exist).
+    pub async fn open_creating(
+        pool: Arc<Pool>,
+        node: &str,
+        layout: Layout,
+        corp_id: &str,
+    ) -> Result<Self, LdapError> {
+        Self::open_with(pool, node, layout, corp_id, Opening::CreateNode).await
     }
 
     /// Like [`Store::open`] but writes nothing, not even the containers (for `dingsync plan`).
@@ -250,7 +273,7 @@ impl Store {
         layout: Layout,
         corp_id: &str,
     ) -> Result<Self, LdapError> {
-        Self::open_with(pool, node, layout, corp_id, false).await
+        Self::open_with(pool, node, layout, corp_id, Opening::ReadOnly).await
     }
 
     async fn open_with(
@@ -258,7 +281,7 @@ impl Store {
         node: &str,
         layout: Layout,
         corp_id: &str,
-        create_containers: bool,
+        opening: Opening,
     ) -> Result<Self, LdapError> {
         let node_dn = Dn::parse(node).map_err(|source| LdapError::BadDn {
             what: "node",
@@ -284,17 +307,22 @@ impl Store {
         };
         let mut store = store;
         store.lock_supported = store.probe_lock_support().await?;
-        if store
-            .pool
+        let exists = (store.pool)
             .read(&store.node.to_string(), &["1.1"])
             .await?
-            .is_none()
-        {
-            return Err(LdapError::NoSuchObject {
-                dn: store.node.to_string(),
-            });
+            .is_some();
+        match (exists, opening) {
+            (true, _) => {}
+            (false, Opening::CreateNode) => store.create_node().await?,
+            (false, _) => {
+                return Err(LdapError::Config(format!(
+                    "node {} does not exist: create it, or set spec.createNode: true for \
+                     dingsync to create it",
+                    store.node
+                )));
+            }
         }
-        let containers = if create_containers {
+        let containers = if opening != Opening::ReadOnly {
             vec![
                 (&store.people_base, PEOPLE_OU),
                 (&store.groups_base, GROUPS_OU),
@@ -312,6 +340,35 @@ impl Store {
             })?;
         }
         Ok(store)
+    }
+
+    /// Adds the node entry: an `ou=` node as an `organizationalUnit`, an `o=` one as an
+    /// `organization`; other kinds of entry are the directory admin's to create.
+    async fn create_node(&self) -> Result<(), LdapError> {
+        let rdn = self.node.rdn();
+        let (attr, class) = match rdn.as_slice() {
+            [a] if a.attr.eq_ignore_ascii_case("ou") => ("ou", "organizationalUnit"),
+            [a] if a.attr.eq_ignore_ascii_case("o") => ("o", "organization"),
+            _ => {
+                return Err(LdapError::Config(format!(
+                    "node {} does not exist, and spec.createNode creates only an ou= or o= \
+                     node: create it yourself",
+                    self.node
+                )));
+            }
+        };
+        let mut a = Attrs::new();
+        a.insert("objectClass".to_string(), vec![class.into()]);
+        a.insert(attr.to_string(), vec![rdn[0].value.clone()]);
+        match self.pool.add(&self.node.to_string(), &a).await {
+            Ok(()) | Err(LdapError::AlreadyExists { .. }) => Ok(()),
+            Err(LdapError::NoSuchObject { .. }) => Err(LdapError::Config(format!(
+                "node {}: spec.createNode creates the node, not the entries above it; its \
+                 parent does not exist",
+                self.node
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Look the lock attribute up in the subschema entry (the ppolicy overlay defines it).

@@ -305,3 +305,63 @@ async fn without_ppolicy_disable_fails_clearly_and_changes_nothing() {
     assert_eq!(snap.people[0].departments, vec!["1".to_string()]);
     assert!(!snap.people[0].disabled);
 }
+
+/// A missing node is reported with what to do; `createNode` creates an `ou=` or `o=` node
+/// (never its parents, never another kind of entry) and the store works in it at once.
+#[tokio::test]
+async fn a_missing_node_is_named_or_created_when_asked() {
+    let Some(s) = slapd::start_or_skip() else {
+        return;
+    };
+    let base = s.new_node("nodes").unwrap();
+    let pool = || async {
+        Pool::connect(ConnectOptions::new(
+            s.url(),
+            SERVICE_DN,
+            Secret::new(s.service_password()),
+        ))
+        .await
+        .unwrap()
+    };
+    let fresh = format!("ou=fresh,{base}");
+    let err = Store::open(pool().await, &fresh, Layout::FlatWithGroups, "c")
+        .await
+        .err()
+        .expect("a missing node is refused")
+        .to_string();
+    assert!(
+        err.contains(&fresh) && err.contains("spec.createNode"),
+        "{err}"
+    );
+    let st = Store::open_creating(pool().await, &fresh, Layout::FlatWithGroups, "c")
+        .await
+        .unwrap();
+    st.create_dept("1", "Acme", None, &Attrs::new())
+        .await
+        .unwrap();
+    assert_eq!(st.read().await.unwrap().departments.len(), 1);
+    let again = Store::open_creating(pool().await, &fresh, Layout::FlatWithGroups, "c").await;
+    assert!(again.is_ok(), "an existing node is used as it is");
+    let org = format!("o=Acme Org,{base}");
+    Store::open_creating(pool().await, &org, Layout::OuTree, "c")
+        .await
+        .unwrap();
+    let listing = s
+        .search(&org, "(objectClass=organization)", &["o"])
+        .unwrap();
+    assert!(listing.contains("o: Acme Org"), "{listing}");
+    for (node, says) in [
+        (format!("cn=box,{base}"), "only an ou= or o= node"),
+        (
+            format!("ou=child,ou=absent,{base}"),
+            "parent does not exist",
+        ),
+    ] {
+        let err = Store::open_creating(pool().await, &node, Layout::FlatWithGroups, "c")
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(says), "{node}: {err}");
+    }
+}
