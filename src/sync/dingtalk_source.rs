@@ -485,6 +485,9 @@ struct Listed {
     relisted: bool,
     /// The departments they head (`leader_in_dept`, or `user/list`'s `leader`).
     led: Vec<i64>,
+    /// Whether `is_leader` and `leader_of` are kept (a read keeping only the mapping's
+    /// fields leaves out what no template reads).
+    leader_fields: bool,
 }
 
 /// Keep a user as a model record. Only the fields templates may name are kept (the mapping
@@ -532,6 +535,7 @@ fn listed(corp_id: &str, u: dt::User, only: Option<&HashSet<String>>) -> Option<
         dept_ids,
         relisted: false,
         led,
+        leader_fields: only.is_none_or(|f| f.contains("is_leader") || f.contains("leader_of")),
     })
 }
 
@@ -550,8 +554,6 @@ fn listed_again(kept: &mut Option<Listed>, more: &[i64], led: &[i64]) {
     }
 }
 
-/// The model of a finished read: departments in scope, and each person's memberships
-/// restricted to them (those of `also_in_scope` kept too).
 /// A listed person placed in the scope: departments, main department and leader flags.
 fn place(l: Listed, in_scope: &HashSet<i64>) -> Person {
     let Listed {
@@ -559,6 +561,7 @@ fn place(l: Listed, in_scope: &HashSet<i64>) -> Person {
         dept_ids,
         relisted,
         led,
+        leader_fields,
     } = l;
     // In `dept_id_list` order: the walk learns the flags in whatever order its
     // pages arrive, and a template joining them must render the same every run.
@@ -572,11 +575,11 @@ fn place(l: Listed, in_scope: &HashSet<i64>) -> Person {
         .map(|d| d.to_string())
         .collect();
     // The main department's rule: see `Person::main_department`.
-    let mut updates = vec![
-        ("main_dept_id", json!(depts.first())),
-        ("is_leader", json!(!leader_of.is_empty())),
-        ("leader_of", json!(leader_of)),
-    ];
+    let mut updates = vec![("main_dept_id", json!(depts.first()))];
+    if leader_fields {
+        updates.push(("is_leader", json!(!leader_of.is_empty())));
+        updates.push(("leader_of", json!(leader_of)));
+    }
     if relisted {
         updates.push(("dept_id_list", json!(dept_ids)));
     }
@@ -586,6 +589,8 @@ fn place(l: Listed, in_scope: &HashSet<i64>) -> Person {
     person
 }
 
+/// The model of a finished read: departments in scope, and each person's memberships
+/// restricted to them (those of `also_in_scope` kept too).
 fn finish(
     corp_id: &str,
     read: ScopeSnapshot<Option<Listed>>,
@@ -709,5 +714,27 @@ mod keeping_tests {
         let all = listed("corp", u, None).expect("kept").person;
         assert_eq!(all.fields.text("title"), Some("Engineer"));
         assert_eq!((p.id.as_str(), p.name.as_str()), ("u1", "王芳"));
+    }
+
+    #[test]
+    fn leader_flags_are_kept_only_when_a_template_reads_them() {
+        let u: dt::User = serde_json::from_value(json!({
+            "userid": "u1", "name": "王芳", "dept_id_list": [2, 3],
+            "leader_in_dept": [{"dept_id": 3, "leader": true}],
+        }))
+        .expect("a DingTalk user");
+        let in_scope: HashSet<i64> = [2, 3].into();
+        let placed = |only: Option<&HashSet<String>>| {
+            place(listed("corp", u.clone(), only).expect("kept"), &in_scope)
+        };
+        let lean: HashSet<String> = ["name"].map(str::to_owned).into();
+        let p = placed(Some(&lean));
+        assert!(p.fields.get("is_leader").is_none() && p.fields.get("leader_of").is_none());
+        assert_eq!(p.fields.text("main_dept_id"), Some("2"));
+        let reads: HashSet<String> = ["leader_of"].map(str::to_owned).into();
+        for p in [placed(Some(&reads)), placed(None)] {
+            assert_eq!(p.fields.get("is_leader"), Some(json!(true)));
+            assert_eq!(p.fields.get("leader_of"), Some(json!(["3"])));
+        }
     }
 }

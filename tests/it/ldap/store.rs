@@ -326,8 +326,8 @@ async fn a_missing_node_is_named_or_created_when_asked() {
     let fresh = format!("ou=fresh,{base}");
     let err = Store::open(pool().await, &fresh, Layout::FlatWithGroups, "c")
         .await
-        .err()
-        .expect("a missing node is refused")
+        .map(|_| ())
+        .expect_err("a missing node is refused")
         .to_string();
     assert!(
         err.contains(&fresh) && err.contains("spec.createNode"),
@@ -359,8 +359,8 @@ async fn a_missing_node_is_named_or_created_when_asked() {
     ] {
         let err = Store::open_creating(pool().await, &node, Layout::FlatWithGroups, "c")
             .await
-            .err()
-            .expect("refused")
+            .map(|_| ())
+            .expect_err("refused")
             .to_string();
         assert!(err.contains(says), "{node}: {err}");
     }
