@@ -153,12 +153,26 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// One event batch as one target applied it, for that target's run report.
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    /// What the batch did (its plan left out), or why it could not run.
+    pub result: Result<super::Report, String>,
+}
+
+/// Batch records kept per target until taken; older ones are dropped beyond this.
+const MAX_BATCH_RECORDS: usize = 1_000;
+
 /// The event pipeline of one binding. Cheap to share; [`Pipeline::handler`] is what the
 /// Stream client or the callback receiver calls.
 pub struct Pipeline {
     observer: Option<Observer>,
     slots: Mutex<BTreeMap<String, Slot>>,
     stats: Mutex<PipelineStats>,
+    /// What each target's batches did, until [`Pipeline::take_batches`] takes them.
+    batches: Mutex<BTreeMap<String, std::collections::VecDeque<BatchRecord>>>,
     tx: mpsc::Sender<Pending>,
 }
 
@@ -170,6 +184,7 @@ impl Pipeline {
             observer: config.observer.clone(),
             slots: Default::default(),
             stats: Default::default(),
+            batches: Default::default(),
             tx,
         });
         tokio::spawn(worker(Arc::downgrade(&p), rx, config));
@@ -225,6 +240,29 @@ impl Pipeline {
             .expect("slots")
             .get(name)
             .map(|s| s.status.clone())
+    }
+
+    /// What the target's batches did since the last call, oldest first.
+    pub fn take_batches(&self, name: &str) -> Vec<BatchRecord> {
+        let mut batches = self.batches.lock().expect("batches");
+        batches.remove(name).map(Vec::from).unwrap_or_default()
+    }
+
+    fn keep_batch(&self, name: &str, started: SystemTime, result: Result<super::Report, String>) {
+        let record = BatchRecord {
+            started,
+            ended: SystemTime::now(),
+            result: result.map(|mut r| {
+                r.plan = Default::default();
+                r
+            }),
+        };
+        let mut batches = self.batches.lock().expect("batches");
+        let kept = batches.entry(name.to_string()).or_default();
+        if kept.len() >= MAX_BATCH_RECORDS {
+            kept.pop_front();
+        }
+        kept.push_back(record);
     }
 
     pub fn stats(&self) -> PipelineStats {
@@ -400,6 +438,7 @@ impl Pipeline {
             }
             let quiet = |_: &str, _: usize, _: Option<usize>| {};
             let _writer = t.lock.lock().await;
+            let started = SystemTime::now();
             let result = run_changed(
                 t.source.as_ref(),
                 t.dir.as_ref(),
@@ -410,6 +449,8 @@ impl Pipeline {
                 &quiet,
             )
             .await;
+            let kept = result.clone().map_err(|e| e.to_string());
+            self.keep_batch(&name, started, kept);
             match result {
                 Ok(report) if report.complete => self.update(&name, |st| {
                     st.applied += 1;

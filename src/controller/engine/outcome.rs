@@ -2,7 +2,11 @@
 
 use crate::{
     api::target::{Failure, PendingApproval, PlanSummary, RunSummary},
-    controller::SyncOutcome,
+    controller::{
+        SyncOutcome,
+        reports::{failed_report, report_of},
+    },
+    report::{RunKind, RunReport},
     sync::{self, Verb, outbound},
 };
 
@@ -79,6 +83,7 @@ fn reported(
         held: held.map(held_of),
         plan: None,
         notes: vec![],
+        lacking: Default::default(),
     }
 }
 
@@ -94,6 +99,7 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
             missing_email: n(r.missing_email),
             ..base.summary
         },
+        lacking: crate::report::LackingReport::of(r.missing_mobile, r.missing_email, &r.lacking),
         plan: Some(PlanSummary {
             create: n(plan.count(Verb::Create)),
             update: n(plan.count(Verb::Update) + plan.count(Verb::Link)),
@@ -110,4 +116,17 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
         }),
         ..base
     }
+}
+
+/// An event batch's report, as the target's reconcile keeps it.
+pub fn batch_report(b: &sync::events::BatchRecord) -> RunReport {
+    let times = (timestamp(b.started), timestamp(b.ended));
+    match &b.result {
+        Ok(r) => report_of(&outcome(r), RunKind::Events, "Event", times),
+        Err(e) => failed_report(RunKind::Events, "Event", times, e.clone()),
+    }
+}
+
+fn timestamp(t: std::time::SystemTime) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(t).unwrap_or_default()
 }
