@@ -643,4 +643,64 @@ mod tests {
         assert_eq!(p.stats().applied.get("org_change"), Some(&1));
         assert_eq!(p.stats().batches, 0, "nothing re-read");
     }
+
+    /// A batch that fails for one person is acknowledged (the failure is per object) and
+    /// kept for the target's report, naming that person.
+    #[tokio::test]
+    async fn a_batch_failing_for_one_person_is_kept_for_the_report() {
+        use crate::model::{Department, Person, SourceSnapshot};
+        let person = |id: &str, name: &str| Person {
+            id: id.into(),
+            name: name.into(),
+            departments: vec!["1".into()],
+            main_department: None,
+            fields: [
+                ("userid", serde_json::json!(id)),
+                ("name", serde_json::json!(name)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let snapshot = SourceSnapshot {
+            departments: vec![Department {
+                id: "1".into(),
+                name: "总部".into(),
+                parent: None,
+                fields: Default::default(),
+            }],
+            people: vec![person("u1", "王小明"), person("u2", "张三")],
+            complete: true,
+            ..Default::default()
+        };
+        // Division by zero for a two-character name: only u2's entry cannot be rendered.
+        let spec = serde_yaml::from_str(
+            "user:\n  uniqueName: {attribute: uid, template: '{{ userid }}'}\n  attributes:\n  - {target: employeeNumber, template: '{{ 6 // (name | length - 2) }}'}\n",
+        )
+        .expect("the test mapping parses");
+        let p = Pipeline::start(PipelineConfig::default());
+        let target = LiveTarget {
+            source: Arc::new(super::super::StaticSource::new(snapshot)),
+            dir: Arc::new(crate::directory::memory::MemoryDirectory::new("uid")),
+            mapping: Arc::new(Mapping::compile(&spec).expect("the test mapping compiles")),
+            opts: Options::default(),
+            lock: Default::default(),
+        };
+        p.set_target("team/t1", target, true);
+        let e = Event::from_payload(serde_json::json!({
+            "EventType": "user_add_org", "UserId": ["u1", "u2"], "CorpId": "c"
+        }));
+        p.handler()
+            .handle(e)
+            .await
+            .expect("per-object failures are acknowledged");
+        let batches = p.take_batches("team/t1");
+        assert_eq!(batches.len(), 1);
+        let report = batches[0].result.as_ref().expect("the batch ran");
+        let failed: Vec<(&str, &str)> = (report.failures.iter())
+            .map(|f| (f.id.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(failed, [("u2", "TemplateError")], "{:?}", report.failures);
+        assert!(report.plan.steps.is_empty(), "the plan is not kept");
+        assert!(p.take_batches("team/t1").is_empty(), "taken once");
+    }
 }

@@ -130,3 +130,46 @@ pub fn batch_report(b: &sync::events::BatchRecord) -> RunReport {
 fn timestamp(t: std::time::SystemTime) -> jiff::Timestamp {
     jiff::Timestamp::try_from(t).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_batch_becomes_an_events_report_naming_its_failures() {
+        let now = std::time::SystemTime::now();
+        let report = sync::Report {
+            updated: 1,
+            complete: true,
+            failures: vec![sync::Failure {
+                kind: sync::ObjectKind::User,
+                id: "u2".into(),
+                name: "张三".into(),
+                reason: "TemplateError".into(),
+                message: "employeeNumber: invalid value".into(),
+            }],
+            ..Default::default()
+        };
+        let batch = sync::events::BatchRecord {
+            started: now,
+            ended: now,
+            result: Ok(report),
+        };
+        let r = batch_report(&batch);
+        assert_eq!(
+            (r.run, r.trigger.as_str(), r.batches),
+            (RunKind::Events, "Event", 1)
+        );
+        assert_eq!(r.counts.get("updated"), Some(&1));
+        assert_eq!(r.failures[0].id, "u2");
+        assert_eq!(r.failures[0].name, "张三");
+        let failed = sync::events::BatchRecord {
+            result: Err("directory unavailable".into()),
+            ..batch
+        };
+        assert_eq!(
+            batch_report(&failed).error.as_deref(),
+            Some("directory unavailable")
+        );
+    }
+}
