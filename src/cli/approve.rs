@@ -18,6 +18,9 @@ use crate::{
     report::{RunReport, store},
 };
 
+/// Removals listed before asking; the report holds them all.
+const SHOWN: usize = 50;
+
 /// Options of `dingsync approve`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -104,15 +107,25 @@ pub fn describe(target: &str, held: &PendingApproval, reports: &[RunReport]) -> 
         "SyncTarget {target}: {}\n  {} removals of {} owned entries; token {}",
         held.message, held.removals, held.owned, held.token
     );
-    if let Some(r) = reports
-        .iter()
-        .find(|r| r.held.as_ref().is_some_and(|h| h.token == held.token))
-    {
+    let report = reports.iter().find_map(|r| {
+        let h = r.held.as_ref().filter(|h| h.token == held.token)?;
+        Some((r, h))
+    });
+    let Some((r, h)) = report else {
+        return out;
+    };
+    let started = r.start_time.map(|t| t.to_string()).unwrap_or_default();
+    out.push_str(&format!(
+        "\n  held by the {:?} run ({}) started {started}",
+        r.run, r.trigger
+    ));
+    for line in h.entries.iter().take(SHOWN) {
+        out.push_str(&format!("\n    {line}"));
+    }
+    if h.entries.len() > SHOWN {
+        let more = h.entries.len() - SHOWN;
         out.push_str(&format!(
-            "\n  held by the {:?} run ({}) started {}",
-            r.run,
-            r.trigger,
-            r.start_time.map(|t| t.to_string()).unwrap_or_default()
+            "\n    … and {more} more (dingsync report {target} -o yaml lists them)"
         ));
     }
     out

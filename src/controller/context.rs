@@ -118,6 +118,8 @@ pub struct SyncOutcome {
     pub notes: Vec<String>,
     /// Who lacks a mobile or an email, for the run's report.
     pub lacking: crate::report::LackingReport,
+    /// With `held`: the removals held back, one line each, for the run's report.
+    pub held_removals: Vec<String>,
 }
 
 /// Why a sync run could not run at all.

@@ -31,6 +31,7 @@ pub fn report_of(
             owned: h.owned,
             token: h.token.clone(),
             message: h.message.clone(),
+            entries: out.held_removals.clone(),
         }),
         ..Default::default()
     };

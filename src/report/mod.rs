@@ -116,6 +116,9 @@ pub struct HeldDeletions {
     /// The approve annotation's value that lets exactly these removals through.
     pub token: String,
     pub message: String,
+    /// What would be removed, one line each (`disable 张三`), when the run listed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<String>,
 }
 
 /// What one run did.

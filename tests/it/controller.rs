@@ -22,7 +22,10 @@ use dingsync::{
             Direction, DirectorySpec, Failure, LdapSpec, PendingApproval, ReasonCount, RunSummary,
         },
     },
-    cli::reports::{self, Format},
+    cli::{
+        approve,
+        reports::{self, Format},
+    },
     controller::{
         Context, CredentialChecker, CredentialError, EventsState, EventsView, IncrementalView,
         SyncOutcome, SyncRequest, SyncRunError, SyncRunner, binding, mapping, metrics::Metrics,
@@ -129,6 +132,7 @@ impl SyncRunner for FakeRunner {
                     token: token.into(),
                     message: "2 of 3 people would be disabled".into(),
                 }),
+                held_removals: vec!["disable 张三".into(), "disable 李四".into()],
                 ..Default::default()
             });
         }
@@ -1598,4 +1602,42 @@ async fn only_the_newest_reports_are_kept() {
     let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
     assert_eq!(kept.len(), 2);
     assert!(kept.iter().all(|r| r.run == RunKind::Events));
+}
+
+#[tokio::test]
+async fn dingsync_approve_shows_the_held_removals_and_sets_the_pending_token() {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.with_runner(Arc::new(FakeRunner {
+        hold_unless: Some("tok-7"),
+        ..Default::default()
+    }));
+    w.reconcile_target("t1").await;
+    let held = approve::pending(&w.client, NS, "t1").await.unwrap();
+    assert_eq!(held.token, "tok-7");
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    let held_report = kept[0]
+        .held
+        .as_ref()
+        .expect("the report holds the removals");
+    assert_eq!(held_report.entries, ["disable 张三", "disable 李四"]);
+    let shown = approve::describe("t1", &held, &kept);
+    assert!(
+        shown.contains("2 of 3 people would be disabled") && shown.contains("disable 李四"),
+        "{shown}"
+    );
+
+    approve::annotate(&w.client, NS, "t1", &held.token)
+        .await
+        .unwrap();
+    w.reconcile_target("t1").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 2);
+    let st = w.target("t1").await.status.unwrap();
+    assert_eq!(st.last_sync.unwrap().trigger, "Approved");
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    assert_eq!(kept[0].trigger, "Approved");
+    assert!(kept[0].held.is_none());
 }

@@ -84,6 +84,7 @@ fn reported(
         plan: None,
         notes: vec![],
         lacking: Default::default(),
+        held_removals: vec![],
     }
 }
 
@@ -100,6 +101,7 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
             ..base.summary
         },
         lacking: crate::report::LackingReport::of(r.missing_mobile, r.missing_email, &r.lacking),
+        held_removals: held_removals(r),
         plan: Some(PlanSummary {
             create: n(plan.count(Verb::Create)),
             update: n(plan.count(Verb::Update) + plan.count(Verb::Link)),
@@ -116,6 +118,21 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
         }),
         ..base
     }
+}
+
+/// Removals a held run lists, at most this many (a report stays within its pages).
+const HELD_LISTED: usize = 10_000;
+
+/// The disables and deletes a held run would have made, one line each.
+fn held_removals(r: &sync::Report) -> Vec<String> {
+    if r.held.is_none() {
+        return vec![];
+    }
+    (r.plan.steps.iter())
+        .filter(|s| matches!(s.op.verb(), Verb::Disable | Verb::Delete))
+        .take(HELD_LISTED)
+        .map(|s| format!("{} {}", s.op.verb(), s.label))
+        .collect()
 }
 
 /// An event batch's report, as the target's reconcile keeps it.
