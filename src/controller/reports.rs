@@ -85,18 +85,18 @@ pub async fn record(
     }
     let owner = target.controller_owner_ref(&());
     let keep = target.spec.reports_kept();
-    let kept = match store::append(&ctx.client, &ns, &name, owner.as_ref(), new.clone(), keep).await
-    {
+    let written = store::append(&ctx.client, &ns, &name, owner.as_ref(), &new, keep).await;
+    let summary = match written {
         Ok((cm, kept)) => {
             st.last_report = Some(cm);
-            kept
+            report::summarize_entries(&kept)
         }
         Err(e) => {
             tracing::warn!(target = %label, error = %e, "run report not written");
-            new.into_iter().rev().collect()
+            let newest_first: Vec<RunReport> = new.into_iter().rev().collect();
+            report::summarize(&newest_first)
         }
     };
-    let summary = report::summarize(&kept);
     st.failures = summary.failures;
     st.failures_truncated = summary.truncated;
     st.failure_reasons = summary.reasons;

@@ -243,21 +243,87 @@ pub struct StatusSummary {
     pub reasons: Vec<ReasonCount>,
 }
 
+/// A kept report as the index lists it: where it is, one line saying what it did, and its
+/// failures as far as status needs them (counts by reason, the first few).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Its number: its ConfigMaps are `<target>-report-<seq>` (and `-<k>` for more pages).
+    pub seq: u64,
+    pub pages: usize,
+    pub run: RunKind,
+    pub line: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, i64>,
+    /// The first [`STATUS_FAILURES`] failures by reason and id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first: Vec<ReportFailure>,
+}
+
+fn failure_order(a: &&ReportFailure, b: &&ReportFailure) -> std::cmp::Ordering {
+    (&a.reason, &a.id, &a.kind).cmp(&(&b.reason, &b.id, &b.kind))
+}
+
+impl Entry {
+    pub fn of(seq: u64, pages: usize, r: &RunReport) -> Self {
+        let mut reasons = BTreeMap::new();
+        for f in &r.failures {
+            *reasons.entry(f.reason.clone()).or_default() += 1;
+        }
+        let mut sorted: Vec<&ReportFailure> = r.failures.iter().collect();
+        sorted.sort_by(failure_order);
+        Self {
+            seq,
+            pages,
+            run: r.run,
+            line: r.line(),
+            reasons,
+            first: sorted.into_iter().take(STATUS_FAILURES).cloned().collect(),
+        }
+    }
+}
+
+impl RunReport {
+    /// One line: the run, when, its counts and failures.
+    pub fn line(&self) -> String {
+        let counts: Vec<String> = (self.counts.iter())
+            .map(|(v, n)| format!("{v}={n}"))
+            .collect();
+        let held = (self.held.as_ref())
+            .map(|h| format!(" held={}", h.removals))
+            .unwrap_or_default();
+        format!(
+            "{} {} {} failed={}{held}",
+            self.id(),
+            self.trigger,
+            counts.join(" "),
+            self.failures.len()
+        )
+    }
+}
+
 /// The current failures of `kept` (newest first): those of the newest full run and of the
 /// event batches and polls after it, counted by reason (most first) and the first few sorted
 /// by reason and id.
 pub fn summarize(kept: &[RunReport]) -> StatusSummary {
-    let mut current: Vec<&ReportFailure> = vec![];
-    for r in kept {
-        current.extend(&r.failures);
-        if r.run == RunKind::Full {
+    let entries: Vec<Entry> = kept.iter().map(|r| Entry::of(0, 0, r)).collect();
+    summarize_entries(&entries)
+}
+
+/// [`summarize`] from the index alone.
+pub fn summarize_entries(kept: &[Entry]) -> StatusSummary {
+    let mut first: Vec<&ReportFailure> = vec![];
+    let mut by_reason: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in kept {
+        first.extend(&e.first);
+        for (reason, n) in &e.reasons {
+            *by_reason.entry(reason.as_str()).or_default() += n;
+        }
+        if e.run == RunKind::Full {
             break;
         }
     }
-    let mut by_reason: BTreeMap<&str, i64> = BTreeMap::new();
-    for f in &current {
-        *by_reason.entry(f.reason.as_str()).or_default() += 1;
-    }
+    let total: i64 = by_reason.values().sum();
     let mut reasons: Vec<ReasonCount> = by_reason
         .into_iter()
         .map(|(reason, count)| ReasonCount {
@@ -266,15 +332,14 @@ pub fn summarize(kept: &[RunReport]) -> StatusSummary {
         })
         .collect();
     reasons.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
-    current.sort_by(|a, b| (&a.reason, &a.id, &a.kind).cmp(&(&b.reason, &b.id, &b.kind)));
-    let extra = current.len().saturating_sub(STATUS_FAILURES);
+    first.sort_by(failure_order);
+    let failures: Vec<Failure> = (first.iter().take(STATUS_FAILURES))
+        .map(|f| Failure::from(*f))
+        .collect();
+    let extra = total - failures.len() as i64;
     StatusSummary {
-        failures: current
-            .iter()
-            .take(STATUS_FAILURES)
-            .map(|f| Failure::from(*f))
-            .collect(),
-        truncated: (extra > 0).then_some(extra as i64),
+        failures,
+        truncated: (extra > 0).then_some(extra),
         reasons,
     }
 }

@@ -1,8 +1,11 @@
-//! Run reports in ConfigMaps the target owns: the kept reports, newest first, as one JSON
-//! array split into pages of at most [`PAGE_BYTES`] (a ConfigMap holds at most 1 MiB), so
-//! 10,000 failures fit. Page 0 is `<target>-reports` and says how many pages there are and,
-//! one line per report, what each run did (`kubectl get cm <target>-reports -o yaml`);
-//! page k is `<target>-reports-<k>`. Deleting the target deletes them (owner reference).
+//! Run reports in ConfigMaps the target owns. The index, `<target>-reports` (the one
+//! `status.lastReport` names), lists the kept reports newest first, one line each
+//! (`kubectl get cm <target>-reports -o jsonpath='{.data.index}'`); each report is its own
+//! ConfigMap, `<target>-report-<seq>`, its JSON split into pages of at most [`PAGE_BYTES`]
+//! (`<target>-report-<seq>-1`, …) since a ConfigMap holds at most 1 MiB: 10,000 failures
+//! fit. A new report writes its own pages and the index, and deletes the reports it pushes
+//! out; kept reports are never rewritten. Deleting the target deletes them all (owner
+//! reference).
 
 use std::collections::BTreeMap;
 
@@ -13,17 +16,17 @@ use kube::{
     api::{DeleteParams, ObjectMeta, PostParams},
 };
 
-use super::RunReport;
+use super::{Entry, RunReport};
 
 /// Bytes of report JSON one ConfigMap holds, below its 1 MiB limit with room for metadata.
 pub const PAGE_BYTES: usize = 900 * 1024;
-/// The data key of each page's part of the JSON array.
-pub const DATA_KEY: &str = "reports.json";
-/// Page 0's count of pages.
-pub const PAGES_KEY: &str = "pages";
-/// Page 0's one line per report.
+/// The data key of a report page's part of the report's JSON.
+pub const REPORT_KEY: &str = "report.json";
+/// The index's data key of its entries (JSON, newest first).
+pub const ENTRIES_KEY: &str = "entries.json";
+/// The index's one line per report.
 pub const INDEX_KEY: &str = "index";
-/// The label naming the target a report page belongs to.
+/// The label naming the target a report ConfigMap belongs to.
 pub const TARGET_LABEL: &str = "dingsync.io/reports-of";
 
 #[derive(Debug, thiserror::Error)]
@@ -34,59 +37,77 @@ pub enum StoreError {
         #[source]
         source: Box<kube::Error>,
     },
-    #[error("report ConfigMap {0} is missing (the reports are being rewritten; try again)")]
-    MissingPage(String),
-    #[error("the reports do not parse: {0}")]
-    Decode(#[source] serde_json::Error),
+    #[error("report ConfigMap {name} does not parse: {source}")]
+    Decode {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
-/// The first page's name: the one `status.lastReport` names.
+/// The index's name: the one `status.lastReport` names.
 pub fn name(target: &str) -> String {
-    // Room for "-reports-NNN" within the 253 characters of a name.
-    let base: String = target.chars().take(238).collect();
-    format!("{base}-reports")
+    // Room for "-report-<seq>-<page>" within the 253 characters of a name.
+    format!("{}-reports", base(target))
 }
 
-fn page_name(target: &str, page: usize) -> String {
+fn base(target: &str) -> String {
+    target.chars().take(210).collect()
+}
+
+/// The name of page `page` of report `seq`.
+pub fn page_name(target: &str, seq: u64, page: usize) -> String {
     match page {
-        0 => name(target),
-        k => format!("{}-{k}", name(target)),
+        0 => format!("{}-report-{seq}", base(target)),
+        k => format!("{}-report-{seq}-{k}", base(target)),
     }
 }
 
-/// The pages holding `reports` (newest first) for `target`, owned by `owner`.
-pub fn encode(
+fn config_map(name: String, target: &str, owner: Option<&OwnerReference>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name),
+            labels: Some(BTreeMap::from([
+                (TARGET_LABEL.to_string(), target.to_string()),
+                ("app.kubernetes.io/managed-by".into(), "dingsync".into()),
+            ])),
+            owner_references: owner.map(|o| vec![o.clone()]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The pages of report `seq`.
+pub fn encode_report(
     target: &str,
     owner: Option<&OwnerReference>,
-    reports: &[RunReport],
+    seq: u64,
+    report: &RunReport,
 ) -> Vec<ConfigMap> {
-    let json = serde_json::to_string(reports).expect("reports always serialise");
-    let chunks = split(&json, PAGE_BYTES);
-    let index: String = reports.iter().map(|r| index_line(r) + "\n").collect();
-    chunks
-        .iter()
-        .enumerate()
+    let json = serde_json::to_string(report).expect("reports always serialise");
+    (split(&json, PAGE_BYTES).into_iter().enumerate())
         .map(|(k, chunk)| {
-            let mut data = BTreeMap::from([(DATA_KEY.to_string(), chunk.to_string())]);
-            if k == 0 {
-                data.insert(PAGES_KEY.into(), chunks.len().to_string());
-                data.insert(INDEX_KEY.into(), index.clone());
-            }
-            ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some(page_name(target, k)),
-                    labels: Some(BTreeMap::from([
-                        (TARGET_LABEL.to_string(), target.to_string()),
-                        ("app.kubernetes.io/managed-by".into(), "dingsync".into()),
-                    ])),
-                    owner_references: owner.map(|o| vec![o.clone()]),
-                    ..Default::default()
-                },
-                data: Some(data),
-                ..Default::default()
-            }
+            let mut cm = config_map(page_name(target, seq, k), target, owner);
+            cm.data = Some(BTreeMap::from([(
+                REPORT_KEY.to_string(),
+                chunk.to_string(),
+            )]));
+            cm
         })
         .collect()
+}
+
+/// The index listing `entries` (newest first).
+pub fn encode_index(target: &str, owner: Option<&OwnerReference>, entries: &[Entry]) -> ConfigMap {
+    let json = serde_json::to_string(entries).expect("entries always serialise");
+    let index: String = entries.iter().map(|e| e.line.clone() + "\n").collect();
+    let mut cm = config_map(name(target), target, owner);
+    cm.data = Some(BTreeMap::from([
+        (ENTRIES_KEY.to_string(), json),
+        (INDEX_KEY.to_string(), index),
+    ]));
+    cm
 }
 
 /// `text` cut into parts of at most `max` bytes, never inside a character.
@@ -105,44 +126,33 @@ fn split(text: &str, max: usize) -> Vec<&str> {
     out
 }
 
-/// One line of page 0's index: the run, when, its counts and failures.
-fn index_line(r: &RunReport) -> String {
-    let counts: Vec<String> = r.counts.iter().map(|(v, n)| format!("{v}={n}")).collect();
-    let held = r
-        .held
-        .as_ref()
-        .map(|h| format!(" held={}", h.removals))
-        .unwrap_or_default();
-    format!(
-        "{} {} {} failed={}{held}",
-        r.id(),
-        r.trigger,
-        counts.join(" "),
-        r.failures.len()
-    )
-}
-
 fn data<'a>(page: &'a ConfigMap, key: &str) -> Option<&'a str> {
     page.data.as_ref()?.get(key).map(String::as_str)
 }
 
-/// How many pages page 0 says there are.
-pub fn page_count(first: &ConfigMap) -> usize {
-    data(first, PAGES_KEY)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
+fn cm_name(cm: &ConfigMap) -> String {
+    cm.metadata.name.clone().unwrap_or_default()
 }
 
-/// The reports the pages (in order) hold, newest first.
-pub fn decode(pages: &[ConfigMap]) -> Result<Vec<RunReport>, StoreError> {
+/// The entries an index lists, newest first.
+pub fn decode_index(index: &ConfigMap) -> Result<Vec<Entry>, StoreError> {
+    let json = data(index, ENTRIES_KEY).unwrap_or("[]");
+    serde_json::from_str(json).map_err(|source| StoreError::Decode {
+        name: cm_name(index),
+        source,
+    })
+}
+
+/// The report its pages (in order) hold.
+pub fn decode_report(pages: &[ConfigMap]) -> Result<RunReport, StoreError> {
     let json: String = pages
         .iter()
-        .map(|p| data(p, DATA_KEY).unwrap_or_default())
+        .map(|p| data(p, REPORT_KEY).unwrap_or_default())
         .collect();
-    if json.is_empty() {
-        return Ok(vec![]);
-    }
-    serde_json::from_str(&json).map_err(StoreError::Decode)
+    serde_json::from_str(&json).map_err(|source| StoreError::Decode {
+        name: pages.first().map(cm_name).unwrap_or_default(),
+        source,
+    })
 }
 
 fn kube_error(name: &str) -> impl FnOnce(kube::Error) -> StoreError + '_ {
@@ -152,114 +162,103 @@ fn kube_error(name: &str) -> impl FnOnce(kube::Error) -> StoreError + '_ {
     }
 }
 
-/// The target's kept reports, newest first; none when it has no report ConfigMap yet.
+/// The target's index entries, newest first; none before its first report.
+pub async fn load_index(api: &Api<ConfigMap>, target: &str) -> Result<Vec<Entry>, StoreError> {
+    let n = name(target);
+    match api.get_opt(&n).await.map_err(kube_error(&n))? {
+        Some(index) => decode_index(&index),
+        None => Ok(vec![]),
+    }
+}
+
+/// One kept report; `None` when a page is gone (pushed out while being read).
+pub async fn load_report(
+    api: &Api<ConfigMap>,
+    target: &str,
+    e: &Entry,
+) -> Result<Option<RunReport>, StoreError> {
+    let mut pages = vec![];
+    for k in 0..e.pages {
+        let n = page_name(target, e.seq, k);
+        match api.get_opt(&n).await.map_err(kube_error(&n))? {
+            Some(p) => pages.push(p),
+            None => return Ok(None),
+        }
+    }
+    decode_report(&pages).map(Some)
+}
+
+/// The target's kept reports, newest first; none when it has no reports yet.
 pub async fn load(
     client: &Client,
     namespace: &str,
     target: &str,
 ) -> Result<Vec<RunReport>, StoreError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let first_name = name(target);
-    let Some(first) = api
-        .get_opt(&first_name)
-        .await
-        .map_err(kube_error(&first_name))?
-    else {
-        return Ok(vec![]);
-    };
-    let mut pages = vec![first];
-    for k in 1..page_count(&pages[0]) {
-        let n = page_name(target, k);
-        let page = api.get_opt(&n).await.map_err(kube_error(&n))?;
-        pages.push(page.ok_or(StoreError::MissingPage(n))?);
+    let mut out = vec![];
+    for e in load_index(&api, target).await? {
+        out.extend(load_report(&api, target, &e).await?);
     }
-    decode(&pages)
+    Ok(out)
 }
 
-/// Writes `reports` (newest first) as the target's pages, and removes pages a longer
-/// earlier set left over. Returns page 0's name.
-pub async fn save(
-    client: &Client,
-    namespace: &str,
-    target: &str,
-    owner: Option<&OwnerReference>,
-    reports: &[RunReport],
-) -> Result<String, StoreError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let pages = encode(target, owner, reports);
-    let first_name = name(target);
-    let before = match api
-        .get_opt(&first_name)
-        .await
-        .map_err(kube_error(&first_name))?
-    {
-        Some(first) => page_count(&first),
-        None => 0,
-    };
-    // The later pages first, page 0 (which says how many there are) last: a reader never
-    // follows page 0 to pages that are not written yet.
-    for (k, page) in pages.iter().enumerate().rev() {
-        write(&api, page.clone(), k < before).await?;
-    }
-    for k in pages.len()..before {
-        let n = page_name(target, k);
-        match api.delete(&n, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(kube_error(&n)(e)),
-        }
-    }
-    Ok(first_name)
-}
-
-/// Creates the page, or replaces it when it exists.
-async fn write(api: &Api<ConfigMap>, mut page: ConfigMap, exists: bool) -> Result<(), StoreError> {
-    let n = page.metadata.name.clone().unwrap_or_default();
+/// Creates the ConfigMap, or replaces it when it exists.
+async fn write(api: &Api<ConfigMap>, mut cm: ConfigMap) -> Result<(), StoreError> {
+    let n = cm_name(&cm);
     let pp = PostParams::default();
-    let current = if exists {
-        api.get_opt(&n).await.map_err(kube_error(&n))?
-    } else {
-        None
-    };
-    match current {
-        Some(cur) => {
-            page.metadata.resource_version = cur.metadata.resource_version;
-            api.replace(&n, &pp, &page).await.map_err(kube_error(&n))?;
+    match api.create(&pp, &cm).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let current = api.get(&n).await.map_err(kube_error(&n))?;
+            cm.metadata.resource_version = current.metadata.resource_version;
+            api.replace(&n, &pp, &cm).await.map_err(kube_error(&n))?;
+            Ok(())
         }
-        None => match api.create(&pp, &page).await {
-            Ok(_) => {}
-            // Left over from a set whose page 0 was not rewritten: replace it.
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                let cur = api.get(&n).await.map_err(kube_error(&n))?;
-                page.metadata.resource_version = cur.metadata.resource_version;
-                api.replace(&n, &pp, &page).await.map_err(kube_error(&n))?;
-            }
-            Err(e) => return Err(kube_error(&n)(e)),
-        },
+        Err(e) => Err(kube_error(&n)(e)),
     }
-    Ok(())
 }
 
-/// Adds `new` (oldest first) to the target's reports, keeps the newest `keep`, and writes
-/// them. Returns page 0's name and the kept reports, newest first.
+async fn delete(api: &Api<ConfigMap>, name: &str) -> Result<(), StoreError> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(kube_error(name)(e)),
+    }
+}
+
+/// Adds `new` (oldest first) to the target's reports and keeps the newest `keep`: writes the
+/// new reports' pages, then the index, then deletes the reports pushed out. Returns the
+/// index's name and its entries, newest first.
 pub async fn append(
     client: &Client,
     namespace: &str,
     target: &str,
     owner: Option<&OwnerReference>,
-    new: Vec<RunReport>,
+    new: &[RunReport],
     keep: usize,
-) -> Result<(String, Vec<RunReport>), StoreError> {
-    let mut kept = match load(client, namespace, target).await {
-        Ok(k) => k,
-        // Unreadable (a half-written set from a crash): start over rather than stop reporting.
-        Err(StoreError::Decode(_) | StoreError::MissingPage(_)) => vec![],
+) -> Result<(String, Vec<Entry>), StoreError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let mut entries = match load_index(&api, target).await {
+        Ok(e) => e,
+        // An index that does not parse is started over rather than stop all reporting.
+        Err(StoreError::Decode { .. }) => vec![],
         Err(e) => return Err(e),
     };
+    let mut seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
     for r in new {
-        kept.insert(0, r);
+        seq += 1;
+        let pages = encode_report(target, owner, seq, r);
+        entries.insert(0, Entry::of(seq, pages.len(), r));
+        for page in pages {
+            write(&api, page).await?;
+        }
     }
-    kept.truncate(keep.max(1));
-    let name = save(client, namespace, target, owner, &kept).await?;
-    Ok((name, kept))
+    let gone = entries.split_off(keep.clamp(1, entries.len().max(1)));
+    write(&api, encode_index(target, owner, &entries)).await?;
+    for e in gone {
+        for k in 0..e.pages {
+            delete(&api, &page_name(target, e.seq, k)).await?;
+        }
+    }
+    Ok((name(target), entries))
 }

@@ -30,19 +30,22 @@ fn report(run: RunKind, at: i64, failures: Vec<ReportFailure>) -> RunReport {
 #[test]
 fn ten_thousand_failures_are_paged_and_read_back_whole() {
     let big = report(RunKind::Full, 100, failing(10_000, "TemplateError"));
-    let reports = vec![big.clone(), report(RunKind::Events, 50, vec![])];
-    let pages = encode("acme", None, &reports);
+    let pages = encode_report("acme", None, 7, &big);
     assert!(pages.len() >= 2, "{} pages", pages.len());
     for p in &pages {
         let size: usize = p.data.as_ref().unwrap().values().map(String::len).sum();
         assert!(size < 1000 * 1024, "a page of {size} bytes");
     }
-    assert_eq!(pages[0].metadata.name.as_deref(), Some("acme-reports"));
-    assert_eq!(pages[1].metadata.name.as_deref(), Some("acme-reports-1"));
-    assert_eq!(page_count(&pages[0]), pages.len());
-    let back = decode(&pages).unwrap();
-    assert_eq!(back, reports);
-    assert_eq!(back[0].failures.len(), 10_000);
+    assert_eq!(pages[0].metadata.name.as_deref(), Some("acme-report-7"));
+    assert_eq!(pages[1].metadata.name.as_deref(), Some("acme-report-7-1"));
+    let back = decode_report(&pages).unwrap();
+    assert_eq!(back, big);
+    let index = encode_index("acme", None, &[Entry::of(7, pages.len(), &big)]);
+    assert_eq!(index.metadata.name.as_deref(), Some("acme-reports"));
+    let entries = decode_index(&index).unwrap();
+    assert_eq!((entries[0].seq, entries[0].pages), (7, pages.len()));
+    assert_eq!(entries[0].reasons["TemplateError"], 10_000);
+    assert_eq!(entries[0].first.len(), STATUS_FAILURES);
 }
 
 #[test]
@@ -94,8 +97,8 @@ fn event_reports_of_one_window_become_one() {
 fn index_names_each_run_in_one_line() {
     let mut r = report(RunKind::Full, 0, failing(2, "X"));
     r.count([("created", 3), ("deleted", 0)]);
-    let pages = encode("acme", None, &[r]);
-    let index = &pages[0].data.as_ref().unwrap()[INDEX_KEY];
+    let index = encode_index("acme", None, &[Entry::of(1, 1, &r)]);
+    let index = &index.data.as_ref().unwrap()[INDEX_KEY];
     assert_eq!(
         index,
         "Full@1970-01-01T00:00:00Z Interval created=3 failed=2\n"

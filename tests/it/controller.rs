@@ -1473,11 +1473,12 @@ async fn a_run_failing_for_1000_people_keeps_them_all_and_status_stays_short() {
 async fn ten_thousand_failures_are_paged_over_several_config_maps() {
     let w = failing_world(10_000).await;
     let maps = Api::<ConfigMap>::namespaced(w.client.clone(), NS);
-    let first = maps.get("t1-reports").await.unwrap();
-    let pages: usize = first.data.as_ref().unwrap()["pages"].parse().unwrap();
+    let index = maps.get("t1-reports").await.unwrap();
+    let entries = dingsync::report::store::decode_index(&index).unwrap();
+    let pages = entries[0].pages;
     assert!(pages >= 2, "{pages} pages");
     for k in 1..pages {
-        maps.get(&format!("t1-reports-{k}")).await.unwrap();
+        maps.get(&format!("t1-report-1-{k}")).await.unwrap();
     }
     let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
     let failed = reports::select(kept, &only_failed(Some("TemplateError")));
@@ -1602,6 +1603,11 @@ async fn only_the_newest_reports_are_kept() {
     let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
     assert_eq!(kept.len(), 2);
     assert!(kept.iter().all(|r| r.run == RunKind::Events));
+    // The reports pushed out are deleted; the kept ones are the newest two.
+    let maps = Api::<ConfigMap>::namespaced(w.client.clone(), NS);
+    assert!(maps.get_opt("t1-report-1").await.unwrap().is_none());
+    assert!(maps.get_opt("t1-report-2").await.unwrap().is_none());
+    assert!(maps.get_opt("t1-report-4").await.unwrap().is_some());
 }
 
 #[tokio::test]
