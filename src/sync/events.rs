@@ -228,6 +228,7 @@ impl Pipeline {
 
     pub fn remove_target(&self, name: &str) {
         self.slots.lock().expect("slots").remove(name);
+        self.batches.lock().expect("batches").remove(name);
     }
 
     pub fn targets(&self) -> Vec<String> {

@@ -27,6 +27,7 @@ mod outbound;
 mod outbound_scim;
 mod plan;
 mod reliability;
+mod report_cli;
 mod scim;
 mod scim_sync;
 mod scim_waves;
