@@ -12,6 +12,7 @@ pub mod directory;
 pub mod login;
 pub mod mapping;
 pub mod model;
+pub mod report;
 pub mod resolve;
 pub mod runtime;
 pub mod secret;

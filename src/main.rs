@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A sync run builds and drops hundreds of megabytes of records in bursts, on several threads
 /// (the plan renders templates on every core); glibc keeps such memory in per-thread arenas,
@@ -30,6 +30,10 @@ enum Command {
     Demo(dingsync::cli::demo::Args),
     /// Serve the DingTalk simulator.
     Sim(dingsync::cli::sim::Args),
+    /// Show a SyncTarget's run reports from the cluster: counts, failures, held removals.
+    Report(dingsync::cli::reports::Args),
+    /// Approve the removals the deletion threshold holds for a SyncTarget.
+    Approve(dingsync::cli::approve::Args),
     /// Print the CustomResourceDefinitions (or write them into a directory).
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -38,8 +42,24 @@ enum Command {
     },
 }
 
+/// The name to show in help and errors: `kubectl dingsync` when installed as the kubectl
+/// plugin `kubectl-dingsync` (kubectl runs plugins by that file name).
+fn command_name() -> Option<&'static str> {
+    let argv0 = std::env::args_os().next()?;
+    let file = std::path::Path::new(&argv0)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    file.starts_with("kubectl-dingsync")
+        .then_some("kubectl dingsync")
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut command = Cli::command();
+    if let Some(name) = command_name() {
+        command = command.name(name).bin_name(name);
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     if !matches!(cli.command, Command::Controller(_)) {
         dingsync::telemetry::init_cli();
     }
@@ -50,6 +70,8 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => dingsync::cli::demo::run(args),
         Command::Login(args) => dingsync::cli::login::run(args),
         Command::Sim(args) => dingsync::cli::sim::run(args),
+        Command::Report(args) => dingsync::cli::reports::run(args),
+        Command::Approve(args) => dingsync::cli::approve::run(args),
         Command::Crd { out_dir } => dingsync::cli::crd::run(out_dir.as_deref()),
     }
 }

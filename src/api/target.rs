@@ -108,6 +108,32 @@ pub struct SyncTargetSpec {
     /// like `layout`, and one FieldMapping serves targets that may want roles or not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub roles: bool,
+    /// How many run reports are kept (in ConfigMaps the target owns, see `status.lastReport`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports: Option<Reports>,
+}
+
+/// Run reports kept per target: every full sync, event batch window and Outbound poll.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Reports {
+    /// The newest reports kept (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub keep: Option<u32>,
+}
+
+/// Reports kept when `spec.reports.keep` is not set.
+pub const DEFAULT_REPORTS_KEPT: usize = 10;
+
+impl SyncTargetSpec {
+    /// `spec.reports.keep`, or the default, within 1..=100.
+    pub fn reports_kept(&self) -> usize {
+        self.reports
+            .as_ref()
+            .and_then(|r| r.keep)
+            .map_or(DEFAULT_REPORTS_KEPT, |k| k.clamp(1, 100) as usize)
+    }
 }
 
 /// Sync direction.
@@ -355,12 +381,19 @@ pub struct SyncTargetStatus {
     /// Counts of the last run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<RunSummary>,
-    /// The last failures, newest first (at most 20).
+    /// The first few current failures (the last full run and the event batches and polls
+    /// since), sorted by reason and id; every one is in the reports `lastReport` names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
     /// Failures not listed because of the cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures_truncated: Option<i64>,
+    /// The current failures counted by reason, most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_reasons: Vec<ReasonCount>,
+    /// The ConfigMap holding the target's run reports (`dingsync report <target>` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report: Option<String>,
     /// Progress of the run in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
@@ -416,6 +449,14 @@ pub struct Failure {
     pub reason: String,
     /// What went wrong, naming the field.
     pub message: String,
+}
+
+/// How many failures had one reason.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReasonCount {
+    pub reason: String,
+    pub count: i64,
 }
 
 /// Progress of a running sync.

@@ -1,8 +1,10 @@
 //! Command-line entry points, one module per subcommand.
 
+pub mod approve;
 pub mod crd;
 pub mod demo;
 pub mod login;
 pub mod plan;
 mod report;
+pub mod reports;
 pub mod sim;

@@ -47,6 +47,12 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
         "credentials the resources reference; re-sync when they change",
     ),
     (
+        "",
+        "configmaps",
+        &["create", "get", "update", "delete"],
+        "run reports, in ConfigMaps each target owns, in the targets' namespaces",
+    ),
+    (
         "events.k8s.io",
         "events",
         &["create", "patch"],

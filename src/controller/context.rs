@@ -116,6 +116,10 @@ pub struct SyncOutcome {
     pub plan: Option<crate::api::target::PlanSummary>,
     /// What the run's condition message adds, e.g. a scope narrower than asked for.
     pub notes: Vec<String>,
+    /// Who lacks a mobile or an email, for the run's report.
+    pub lacking: crate::report::LackingReport,
+    /// With `held`: the removals held back, one line each, for the run's report.
+    pub held_removals: Vec<String>,
 }
 
 /// Why a sync run could not run at all.
@@ -196,6 +200,12 @@ pub trait SyncRunner: Send + Sync {
     /// started it on this replica.
     fn events_state(&self, _namespace: &str, _name: &str) -> Option<EventsView> {
         None
+    }
+
+    /// The reports of the runs made for the target since the last call (event batches,
+    /// Outbound polls), oldest first: the target's reconcile keeps them with its own.
+    fn take_reports(&self, _target: &TargetKey) -> Vec<crate::report::RunReport> {
+        vec![]
     }
 
     /// Where changes of [`SyncRunner::events_state`] are announced; the first caller takes

@@ -11,6 +11,7 @@ pub mod login;
 pub mod mapping;
 pub mod metrics;
 pub mod process;
+pub mod reports;
 pub mod secrets;
 pub mod status;
 pub mod target;

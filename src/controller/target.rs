@@ -19,13 +19,14 @@ use crate::{
         status::{FALSE, TRUE},
         target::{APPROVE_ANNOTATION, Progress, SYNC_NOW_ANNOTATION},
     },
-    resolve::{self, Resolved},
+    report::{RunKind, RunReport},
+    resolve::{self, Resolved, TargetKey},
 };
 
 /// Full-sync interval when the spec names none.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-/// At most this many failures are listed in status.
-pub const MAX_FAILURES: usize = 20;
+/// At most this many failures are listed in status; all are in the run reports.
+pub const MAX_FAILURES: usize = crate::report::STATUS_FAILURES;
 
 /// What the target's annotations ask for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,6 +82,7 @@ pub fn fingerprint(
     t.suspend = false;
     t.dry_run = false;
     t.full_sync = None;
+    t.reports = None;
     let json = serde_json::json!({
         "target": t,
         "corp": binding.corp_id,
@@ -103,7 +105,10 @@ pub async fn reconcile(target: Arc<SyncTarget>, ctx: Arc<Context>) -> Result<Act
     let mut st = before.clone();
     st.observed_generation = generation;
 
-    let (action, failure) = evaluate(&target, &ctx, &mut st, generation).await?;
+    let mut reports = vec![];
+    let (action, failure) = evaluate(&target, &ctx, &mut st, generation, &mut reports).await?;
+    reports.extend(ctx.runner.take_reports(&TargetKey::new(&ns, &name)));
+    super::reports::record(&ctx, &target, &mut st, reports).await;
     let mut retry = None;
     if let Some(reason) = failure {
         ctx.metrics.count_failure("SyncTarget", reason.as_str());
@@ -191,6 +196,7 @@ async fn evaluate(
     ctx: &Context,
     st: &mut SyncTargetStatus,
     g: Option<i64>,
+    reports: &mut Vec<RunReport>,
 ) -> Result<Decision, Error> {
     let spec = &target.spec;
     let wait = Some(Action::await_change());
@@ -249,6 +255,7 @@ async fn evaluate(
         interval,
         fingerprint: fp,
     };
+    reports.push(run.report(&result));
     Ok(match result {
         Ok(out) => record_outcome(ctx, &resolved, st, out, run, g).await,
         Err(e) => record_failure(st, e, g),
@@ -315,6 +322,18 @@ struct Run {
     fingerprint: String,
 }
 
+impl Run {
+    /// The run's report, whether it completed or not.
+    fn report(&self, result: &Result<SyncOutcome, SyncRunError>) -> RunReport {
+        let times = (self.started.0, self.ended.0);
+        let trigger = self.trigger.label();
+        match result {
+            Ok(out) => super::reports::report_of(out, RunKind::Full, trigger, times),
+            Err(e) => super::reports::failed_report(RunKind::Full, trigger, times, e.to_string()),
+        }
+    }
+}
+
 /// Writes a run's outcome into status: counts, failures, plan, and the conditions it earns.
 async fn record_outcome(
     ctx: &Context,
@@ -333,9 +352,6 @@ async fn record_outcome(
     st.last_sync_time = Some(run.ended.clone());
     st.people = Some(out.people);
     st.departments = Some(out.departments);
-    st.failures = out.failures.iter().take(MAX_FAILURES).cloned().collect();
-    st.failures_truncated =
-        (out.failures.len() > MAX_FAILURES).then(|| (out.failures.len() - MAX_FAILURES) as i64);
     st.plan = out.plan.clone();
     st.pending_approval = out.held.clone();
     if let Some(held) = &out.held {
@@ -440,7 +456,10 @@ fn outcome_reason(out: &SyncOutcome) -> (Reason, String) {
                    run retries";
         (Reason::IncompleteRead, why.to_string())
     } else if s.failed > 0 {
-        let why = format!("{} objects failed; see status.failures", s.failed);
+        let why = format!(
+            "{} objects failed; see status.failures and `dingsync report`",
+            s.failed
+        );
         (Reason::PartiallySynced, why)
     } else {
         let why = format!(

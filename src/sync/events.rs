@@ -156,12 +156,26 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// One event batch as one target applied it, for that target's run report.
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    /// What the batch did (its plan left out), or why it could not run.
+    pub result: Result<super::Report, String>,
+}
+
+/// Batch records kept per target until taken; older ones are dropped beyond this.
+const MAX_BATCH_RECORDS: usize = 1_000;
+
 /// The event pipeline of one binding. Cheap to share; [`Pipeline::handler`] is what the
 /// Stream client or the callback receiver calls.
 pub struct Pipeline {
     observer: Option<Observer>,
     slots: Mutex<BTreeMap<String, Slot>>,
     stats: Mutex<PipelineStats>,
+    /// What each target's batches did, until [`Pipeline::take_batches`] takes them.
+    batches: Mutex<BTreeMap<String, std::collections::VecDeque<BatchRecord>>>,
     tx: mpsc::Sender<Pending>,
 }
 
@@ -173,6 +187,7 @@ impl Pipeline {
             observer: config.observer.clone(),
             slots: Default::default(),
             stats: Default::default(),
+            batches: Default::default(),
             tx,
         });
         tokio::spawn(worker(Arc::downgrade(&p), rx, config));
@@ -217,6 +232,7 @@ impl Pipeline {
 
     pub fn remove_target(&self, name: &str) {
         self.slots.lock().expect("slots").remove(name);
+        self.batches.lock().expect("batches").remove(name);
     }
 
     pub fn targets(&self) -> Vec<String> {
@@ -229,6 +245,29 @@ impl Pipeline {
             .expect("slots")
             .get(name)
             .map(|s| s.status.clone())
+    }
+
+    /// What the target's batches did since the last call, oldest first.
+    pub fn take_batches(&self, name: &str) -> Vec<BatchRecord> {
+        let mut batches = self.batches.lock().expect("batches");
+        batches.remove(name).map(Vec::from).unwrap_or_default()
+    }
+
+    fn keep_batch(&self, name: &str, started: SystemTime, result: Result<super::Report, String>) {
+        let record = BatchRecord {
+            started,
+            ended: SystemTime::now(),
+            result: result.map(|mut r| {
+                r.plan = Default::default();
+                r
+            }),
+        };
+        let mut batches = self.batches.lock().expect("batches");
+        let kept = batches.entry(name.to_string()).or_default();
+        if kept.len() >= MAX_BATCH_RECORDS {
+            kept.pop_front();
+        }
+        kept.push_back(record);
     }
 
     pub fn stats(&self) -> PipelineStats {
@@ -404,6 +443,7 @@ impl Pipeline {
             }
             let quiet = |_: &str, _: usize, _: Option<usize>| {};
             let _writer = t.lock.lock().await;
+            let started = SystemTime::now();
             let result = run_changed(
                 t.source.as_ref(),
                 t.dir.as_ref(),
@@ -414,6 +454,8 @@ impl Pipeline {
                 &quiet,
             )
             .await;
+            let kept = result.clone().map_err(|e| e.to_string());
+            self.keep_batch(&name, started, kept);
             match result {
                 Ok(report) if report.held.is_some() => {
                     let why = report.held.map(|h| h.message).unwrap_or_default();
@@ -625,5 +667,65 @@ mod tests {
         assert!(st.active && st.reason == Reason::Active, "{st:?}");
         assert_eq!(p.stats().applied.get("org_change"), Some(&1));
         assert_eq!(p.stats().batches, 0, "nothing re-read");
+    }
+
+    /// A batch that fails for one person is acknowledged (the failure is per object) and
+    /// kept for the target's report, naming that person.
+    #[tokio::test]
+    async fn a_batch_failing_for_one_person_is_kept_for_the_report() {
+        use crate::model::{Department, Person, SourceSnapshot};
+        let person = |id: &str, name: &str| Person {
+            id: id.into(),
+            name: name.into(),
+            departments: vec!["1".into()],
+            main_department: None,
+            fields: [
+                ("userid", serde_json::json!(id)),
+                ("name", serde_json::json!(name)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let snapshot = SourceSnapshot {
+            departments: vec![Department {
+                id: "1".into(),
+                name: "总部".into(),
+                parent: None,
+                fields: Default::default(),
+            }],
+            people: vec![person("u1", "王小明"), person("u2", "张三")],
+            complete: true,
+            ..Default::default()
+        };
+        // Division by zero for a two-character name: only u2's entry cannot be rendered.
+        let spec = serde_yaml::from_str(
+            "user:\n  uniqueName: {attribute: uid, template: '{{ userid }}'}\n  attributes:\n  - {target: employeeNumber, template: '{{ 6 // (name | length - 2) }}'}\n",
+        )
+        .expect("the test mapping parses");
+        let p = Pipeline::start(PipelineConfig::default());
+        let target = LiveTarget {
+            source: Arc::new(super::super::StaticSource::new(snapshot)),
+            dir: Arc::new(crate::directory::memory::MemoryDirectory::new("uid")),
+            mapping: Arc::new(Mapping::compile(&spec).expect("the test mapping compiles")),
+            opts: Options::default(),
+            lock: Default::default(),
+        };
+        p.set_target("team/t1", target, true);
+        let e = Event::from_payload(serde_json::json!({
+            "EventType": "user_add_org", "UserId": ["u1", "u2"], "CorpId": "c"
+        }));
+        p.handler()
+            .handle(e)
+            .await
+            .expect("per-object failures are acknowledged");
+        let batches = p.take_batches("team/t1");
+        assert_eq!(batches.len(), 1);
+        let report = batches[0].result.as_ref().expect("the batch ran");
+        let failed: Vec<(&str, &str)> = (report.failures.iter())
+            .map(|f| (f.id.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(failed, [("u2", "TemplateError")], "{:?}", report.failures);
+        assert!(report.plan.steps.is_empty(), "the plan is not kept");
+        assert!(p.take_batches("team/t1").is_empty(), "taken once");
     }
 }

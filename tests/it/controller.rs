@@ -18,18 +18,25 @@ use dingsync::{
         binding::{CredentialsSecretRef, Permissions},
         find_condition,
         mapping::{AttributeRule, UniqueName, UserMapping},
-        target::{Direction, DirectorySpec, LdapSpec, PendingApproval, RunSummary},
+        target::{
+            Direction, DirectorySpec, Failure, LdapSpec, PendingApproval, ReasonCount, RunSummary,
+        },
+    },
+    cli::{
+        approve,
+        reports::{self, Format},
     },
     controller::{
         Context, CredentialChecker, CredentialError, EventsState, EventsView, IncrementalView,
         SyncOutcome, SyncRequest, SyncRunError, SyncRunner, binding, mapping, metrics::Metrics,
         target,
     },
+    report::{ReportFailure, RunKind, RunReport},
     resolve::{Resolved, TargetKey},
 };
 use k8s_openapi::{
     ByteString,
-    api::core::v1::Secret,
+    api::core::v1::{ConfigMap, Secret},
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
 };
 use kube::{Api, Client, api::ObjectMeta};
@@ -89,6 +96,10 @@ struct FakeRunner {
     last: Mutex<Option<SyncRequest>>,
     /// What the binding's event connection is said to be.
     events: Mutex<Option<EventsView>>,
+    /// Every run fails for this many people (a template error each).
+    failing: usize,
+    /// Reports of event batches and polls, handed over at the next reconcile.
+    reports: Mutex<Vec<RunReport>>,
 }
 
 #[async_trait]
@@ -121,6 +132,7 @@ impl SyncRunner for FakeRunner {
                     token: token.into(),
                     message: "2 of 3 people would be disabled".into(),
                 }),
+                held_removals: vec!["disable 张三".into(), "disable 李四".into()],
                 ..Default::default()
             });
         }
@@ -128,13 +140,19 @@ impl SyncRunner for FakeRunner {
             summary: RunSummary {
                 created: 3,
                 unchanged: 1,
+                failed: self.failing as i64,
                 ..Default::default()
             },
+            failures: (0..self.failing).map(template_failure).collect(),
             people: 3,
             departments: 1,
             complete: true,
             ..Default::default()
         })
+    }
+
+    fn take_reports(&self, _: &TargetKey) -> Vec<RunReport> {
+        std::mem::take(&mut *self.reports.lock().unwrap())
     }
 
     async fn track_events(&self, _: &Resolved, baseline: bool) -> Option<IncrementalView> {
@@ -159,6 +177,17 @@ impl SyncRunner for FakeRunner {
 
     fn events_state(&self, _: &str, _: &str) -> Option<EventsView> {
         self.events.lock().unwrap().clone()
+    }
+}
+
+/// Person `i`'s mail template failed.
+fn template_failure(i: usize) -> Failure {
+    Failure {
+        kind: "User".into(),
+        id: format!("user{i:05}"),
+        name: Some(format!("员工{i}")),
+        reason: "TemplateError".into(),
+        message: format!("attribute mail: undefined value `email` for user{i:05}"),
     }
 }
 
@@ -1355,4 +1384,266 @@ async fn an_outbound_target_without_the_write_permission_writes_nothing_and_name
     w.reconcile_binding("acme").await;
     w.reconcile_target("out").await;
     assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+}
+
+// ---- run reports ----
+
+/// A ready world whose runs fail for `failing` people, after one reconcile of target t1.
+async fn failing_world(failing: usize) -> World {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.with_runner(Arc::new(FakeRunner {
+        failing,
+        ..Default::default()
+    }));
+    w.reconcile_target("t1").await;
+    w
+}
+
+fn only_failed(reason: Option<&str>) -> reports::Filter {
+    reports::Filter {
+        failed: true,
+        reason: reason.map(Into::into),
+    }
+}
+
+#[tokio::test]
+async fn a_run_failing_for_1000_people_keeps_them_all_and_status_stays_short() {
+    let w = failing_world(1_000).await;
+    let t = w.target("t1").await;
+    let st = t.status.clone().unwrap();
+    assert_eq!(st.last_report.as_deref(), Some("t1-reports"));
+    let cm = Api::<ConfigMap>::namespaced(w.client.clone(), NS)
+        .get("t1-reports")
+        .await
+        .unwrap();
+    let owners = cm.metadata.owner_references.unwrap_or_default();
+    assert_eq!(
+        owners
+            .iter()
+            .map(|o| (o.kind.as_str(), o.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("SyncTarget", "t1")],
+        "deleting the target deletes its reports"
+    );
+
+    // `dingsync report t1 --failed` lists every one of them.
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    let failed = reports::select(kept.clone(), &only_failed(None));
+    assert_eq!(reports::failures(&failed).len(), 1_000);
+    let table = reports::render(&failed, Format::Table, &only_failed(None)).unwrap();
+    assert_eq!(
+        table.lines().count(),
+        1 + 1_000,
+        "a header and one line each"
+    );
+    assert!(table.contains("user00999") && table.contains("TemplateError"));
+    let json = reports::render(&failed, Format::Json, &only_failed(None)).unwrap();
+    let back: Vec<RunReport> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back[0].failures.len(), 1_000);
+    let none = reports::select(kept, &only_failed(Some("DirectoryRejected")));
+    assert!(none.is_empty(), "--reason keeps only that reason");
+
+    // Status: a short, sorted summary that `kubectl describe` shows in a screenful.
+    assert_eq!(st.failures.len(), 5);
+    assert_eq!(st.failures[0].id, "user00000");
+    assert_eq!(st.failures_truncated, Some(995));
+    assert_eq!(
+        st.failure_reasons,
+        [ReasonCount {
+            reason: "TemplateError".into(),
+            count: 1_000
+        }]
+    );
+    let yaml = serde_yaml::to_string(&st).unwrap();
+    assert!(yaml.lines().count() < 100, "{yaml}");
+    let ready = target_ready(&t);
+    assert_eq!(ready.reason, "PartiallySynced");
+    assert!(
+        ready.message.contains("dingsync report"),
+        "{}",
+        ready.message
+    );
+}
+
+#[tokio::test]
+async fn ten_thousand_failures_are_paged_over_several_config_maps() {
+    let w = failing_world(10_000).await;
+    let maps = Api::<ConfigMap>::namespaced(w.client.clone(), NS);
+    let index = maps.get("t1-reports").await.unwrap();
+    let entries = dingsync::report::store::decode_index(&index).unwrap();
+    let pages = entries[0].pages;
+    assert!(pages >= 2, "{pages} pages");
+    for k in 1..pages {
+        maps.get(&format!("t1-report-1-{k}")).await.unwrap();
+    }
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    let failed = reports::select(kept, &only_failed(Some("TemplateError")));
+    assert_eq!(reports::failures(&failed).len(), 10_000);
+}
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn event_batch(failures: Vec<ReportFailure>) -> RunReport {
+    RunReport {
+        run: RunKind::Events,
+        trigger: "Event".into(),
+        start_time: Some(jiff::Timestamp::now()),
+        end_time: Some(jiff::Timestamp::now()),
+        complete: true,
+        batches: 1,
+        failures,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_event_batch_failing_for_one_person_is_reported_logged_and_in_status() {
+    let w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.reconcile_target("t1").await;
+    assert!(w.target("t1").await.status.unwrap().failures.is_empty());
+    w.runner
+        .reports
+        .lock()
+        .unwrap()
+        .push(event_batch(vec![ReportFailure {
+            kind: "User".into(),
+            id: "zhangsan".into(),
+            name: "张三".into(),
+            dn: Some("uid=zhangsan,ou=acme,dc=example,dc=com".into()),
+            reason: "DirectoryRejected".into(),
+            message: "update failed: constraint violation on mail".into(),
+        }]));
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(logs.clone())
+        .finish();
+    {
+        let _log = tracing::subscriber::set_default(subscriber);
+        w.reconcile_target("t1").await;
+    }
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1, "no full sync ran");
+
+    // The status says so.
+    let st = w.target("t1").await.status.unwrap();
+    assert_eq!(st.failures.len(), 1, "{:?}", st.failures);
+    assert_eq!(
+        (st.failures[0].id.as_str(), st.failures[0].reason.as_str()),
+        ("zhangsan", "DirectoryRejected")
+    );
+    // The report names the person.
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    assert_eq!(kept.len(), 2, "the full sync's and the batch's");
+    assert_eq!((kept[0].run, kept[1].run), (RunKind::Events, RunKind::Full));
+    let failed = reports::select(kept, &only_failed(None));
+    assert_eq!(reports::failures(&failed)[0].1.id, "zhangsan");
+    // One JSON log line for the failed person, one for the run.
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed_line = lines
+        .iter()
+        .find(|l| l["fields"]["event"] == "object_failed")
+        .unwrap_or_else(|| panic!("no failure line in {text}"));
+    let f = &failed_line["fields"];
+    assert_eq!(f["target"], "team/t1");
+    assert_eq!(f["id"], "zhangsan");
+    assert_eq!(f["name"], "张三");
+    assert_eq!(f["reason"], "DirectoryRejected");
+    assert_eq!(f["kind"], "User");
+    assert_eq!(f["message"], "update failed: constraint violation on mail");
+    assert_eq!(failed_line["level"], "WARN");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["event"] == "run_finished" && l["fields"]["failed"] == 1),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_newest_reports_are_kept() {
+    let mut t = target_obj("t1", "ou=acme,dc=example,dc=com", 5);
+    t.spec.reports = Some(dingsync::api::target::Reports { keep: Some(2) });
+    let w = ready_world(vec![t], "{{ name }}").await;
+    w.reconcile_target("t1").await;
+    for _ in 0..3 {
+        w.runner.reports.lock().unwrap().push(event_batch(vec![]));
+        w.reconcile_target("t1").await;
+    }
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|r| r.run == RunKind::Events));
+    // The reports pushed out are deleted; the kept ones are the newest two.
+    let maps = Api::<ConfigMap>::namespaced(w.client.clone(), NS);
+    assert!(maps.get_opt("t1-report-1").await.unwrap().is_none());
+    assert!(maps.get_opt("t1-report-2").await.unwrap().is_none());
+    assert!(maps.get_opt("t1-report-4").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn dingsync_approve_shows_the_held_removals_and_sets_the_pending_token() {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.with_runner(Arc::new(FakeRunner {
+        hold_unless: Some("tok-7"),
+        ..Default::default()
+    }));
+    w.reconcile_target("t1").await;
+    let held = approve::pending(&w.client, NS, "t1").await.unwrap();
+    assert_eq!(held.token, "tok-7");
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    let held_report = kept[0]
+        .held
+        .as_ref()
+        .expect("the report holds the removals");
+    assert_eq!(held_report.entries, ["disable 张三", "disable 李四"]);
+    let shown = approve::describe("t1", &held, &kept);
+    assert!(
+        shown.contains("2 of 3 people would be disabled") && shown.contains("disable 李四"),
+        "{shown}"
+    );
+
+    approve::annotate(&w.client, NS, "t1", &held.token)
+        .await
+        .unwrap();
+    w.reconcile_target("t1").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 2);
+    let st = w.target("t1").await.status.unwrap();
+    assert_eq!(st.last_sync.unwrap().trigger, "Approved");
+    let kept = reports::fetch(&w.client, NS, "t1").await.unwrap();
+    assert_eq!(kept[0].trigger, "Approved");
+    assert!(kept[0].held.is_none());
 }

@@ -28,6 +28,7 @@ mod outbound;
 mod outbound_scim;
 mod plan;
 mod reliability;
+mod report_cli;
 mod roles;
 mod scim;
 mod scim_sync;

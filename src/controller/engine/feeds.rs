@@ -290,6 +290,20 @@ impl Feeds {
         })
     }
 
+    /// What the target's event batches did since the last call, oldest first.
+    pub fn take_batches(&self, target: &TargetKey) -> Vec<crate::sync::events::BatchRecord> {
+        let tracked = self.tracked.lock().expect("tracked");
+        let Some(feed) = tracked.get(target).map(|t| t.feed.clone()) else {
+            return vec![];
+        };
+        drop(tracked);
+        let feeds = self.feeds.lock().expect("feeds");
+        feeds
+            .get(&feed)
+            .map(|f| f.pipeline.take_batches(&target.to_string()))
+            .unwrap_or_default()
+    }
+
     /// Forget targets nobody reconciled for a while, and feeds nobody uses.
     pub fn prune(&self) {
         let mut tracked = self.tracked.lock().expect("tracked");

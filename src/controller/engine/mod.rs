@@ -16,7 +16,7 @@ use std::{
 use async_trait::async_trait;
 
 pub use feeds::{CallbackRoutes, Feeds, callback_router};
-pub use outcome::{outbound_outcome, outcome};
+pub use outcome::{batch_report, outbound_outcome, outcome};
 pub use probe::DingTalkProbe;
 
 use super::{
@@ -27,6 +27,7 @@ use crate::{
     controller::metrics::{CorpLabels, Metrics},
     dingtalk::ClientPool,
     directory::DirectoryError,
+    report::RunKind,
     resolve::{self, Access, Opened, Resolved, TargetKey},
     sync::{self, SyncError, dingtalk_source::DingTalkSource, events::LiveTarget, outbound},
 };
@@ -79,6 +80,27 @@ pub struct Engine {
     locks: WriterLocks,
     marks: OutboundMarks,
     sources: Sources,
+    /// Reports of Outbound polls that pushed changes, until the target's reconcile takes them.
+    polls: PollReports,
+}
+
+/// Outbound poll reports per target (a few at most: a poll runs from the target's reconcile).
+#[derive(Default)]
+struct PollReports(Mutex<HashMap<TargetKey, Vec<crate::report::RunReport>>>);
+
+impl PollReports {
+    fn push(&self, key: &TargetKey, r: crate::report::RunReport) {
+        let mut polls = self.0.lock().expect("polls");
+        polls.entry(key.clone()).or_default().push(r);
+    }
+
+    fn take(&self, key: &TargetKey) -> Vec<crate::report::RunReport> {
+        self.0
+            .lock()
+            .expect("polls")
+            .remove(key)
+            .unwrap_or_default()
+    }
 }
 
 /// Each Inbound target's DingTalk source as its last full sync left it: the event feed reads
@@ -206,6 +228,13 @@ impl SyncRunner for Engine {
         self.feeds.full_sync_wanted(target)
     }
 
+    fn take_reports(&self, target: &TargetKey) -> Vec<crate::report::RunReport> {
+        let batches = self.feeds.take_batches(target);
+        let mut out: Vec<_> = batches.iter().map(batch_report).collect();
+        out.extend(self.polls.take(target));
+        out
+    }
+
     fn events_state(&self, namespace: &str, name: &str) -> Option<EventsView> {
         self.feeds.state(namespace, name)
     }
@@ -295,7 +324,20 @@ impl Engine {
                 );
             }
         };
-        match self.run_outbound(t, opened, &req).await {
+        let started = jiff::Timestamp::now();
+        let result = self.run_outbound(t, opened, &req).await;
+        let times = (started, jiff::Timestamp::now());
+        let report = match &result {
+            Ok(out) => crate::controller::reports::report_of(out, RunKind::Poll, "Poll", times),
+            Err(e) => crate::controller::reports::failed_report(
+                RunKind::Poll,
+                "Poll",
+                times,
+                e.to_string(),
+            ),
+        };
+        self.polls.push(&t.key, report);
+        match result {
             Ok(out) => {
                 let s = &out.summary;
                 let msg = format!(

@@ -2,7 +2,11 @@
 
 use crate::{
     api::target::{Failure, PendingApproval, PlanSummary, RunSummary},
-    controller::SyncOutcome,
+    controller::{
+        SyncOutcome,
+        reports::{failed_report, report_of},
+    },
+    report::{RunKind, RunReport},
     sync::{self, Verb, outbound},
 };
 
@@ -79,6 +83,8 @@ fn reported(
         held: held.map(held_of),
         plan: None,
         notes: vec![],
+        lacking: Default::default(),
+        held_removals: vec![],
     }
 }
 
@@ -94,6 +100,8 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
             missing_email: n(r.missing_email),
             ..base.summary
         },
+        lacking: crate::report::LackingReport::of(r.missing_mobile, r.missing_email, &r.lacking),
+        held_removals: held_removals(r),
         plan: Some(PlanSummary {
             create: n(plan.count(Verb::Create)),
             update: n(plan.count(Verb::Update) + plan.count(Verb::Link)),
@@ -109,5 +117,76 @@ pub fn outcome(r: &sync::Report) -> SyncOutcome {
                 .collect(),
         }),
         ..base
+    }
+}
+
+/// Removals a held run lists, at most this many (a report stays within its pages).
+const HELD_LISTED: usize = 10_000;
+
+/// The disables and deletes a held run would have made, one line each.
+fn held_removals(r: &sync::Report) -> Vec<String> {
+    if r.held.is_none() {
+        return vec![];
+    }
+    (r.plan.steps.iter())
+        .filter(|s| matches!(s.op.verb(), Verb::Disable | Verb::Delete))
+        .take(HELD_LISTED)
+        .map(|s| format!("{} {}", s.op.verb(), s.label))
+        .collect()
+}
+
+/// An event batch's report, as the target's reconcile keeps it.
+pub fn batch_report(b: &sync::events::BatchRecord) -> RunReport {
+    let times = (timestamp(b.started), timestamp(b.ended));
+    match &b.result {
+        Ok(r) => report_of(&outcome(r), RunKind::Events, "Event", times),
+        Err(e) => failed_report(RunKind::Events, "Event", times, e.clone()),
+    }
+}
+
+fn timestamp(t: std::time::SystemTime) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(t).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_batch_becomes_an_events_report_naming_its_failures() {
+        let now = std::time::SystemTime::now();
+        let report = sync::Report {
+            updated: 1,
+            complete: true,
+            failures: vec![sync::Failure {
+                kind: sync::ObjectKind::User,
+                id: "u2".into(),
+                name: "张三".into(),
+                reason: "TemplateError".into(),
+                message: "employeeNumber: invalid value".into(),
+            }],
+            ..Default::default()
+        };
+        let batch = sync::events::BatchRecord {
+            started: now,
+            ended: now,
+            result: Ok(report),
+        };
+        let r = batch_report(&batch);
+        assert_eq!(
+            (r.run, r.trigger.as_str(), r.batches),
+            (RunKind::Events, "Event", 1)
+        );
+        assert_eq!(r.counts.get("updated"), Some(&1));
+        assert_eq!(r.failures[0].id, "u2");
+        assert_eq!(r.failures[0].name, "张三");
+        let failed = sync::events::BatchRecord {
+            result: Err("directory unavailable".into()),
+            ..batch
+        };
+        assert_eq!(
+            batch_report(&failed).error.as_deref(),
+            Some("directory unavailable")
+        );
     }
 }
