@@ -521,3 +521,54 @@ def test_all_features_include_monitoring():
     """test_chart.py's all-features render (lint, Kubernetes schemas, labels, namespaces)
     covers the dashboard and the rules too."""
     assert ALL_ON.get("dashboard", {}).get("enabled") and ALL_ON.get("prometheusRule", {}).get("enabled")
+
+
+# ---------------------------------------------------------------------------------------------
+# Against a real run's scrapes (docs/dashboard/metrics.txt.gz, written by
+# tests/it/dashboard_data.rs): the names the binary really exposes are the ones parsed above,
+# and the dashboard's queries, evaluated by docs/dashboard/render.py, find data.
+
+SCRAPES = ROOT / "docs" / "dashboard" / "metrics.txt.gz"
+
+
+def _render_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render", ROOT / "docs" / "dashboard" / "render.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def real_run():
+    render = _render_module()
+    return render, render.load(SCRAPES)
+
+
+def test_a_real_exposition_matches_the_parsed_metrics(exported, real_run):
+    _, scrapes = real_run
+    seen = {}
+    for _, samples in scrapes:
+        for name, labels in samples:
+            seen.setdefault(name, set()).update(k for k, _ in labels)
+    assert seen
+    for name, labels in seen.items():
+        assert name in exported, f"the binary exposed {name}, which the metrics.rs parser does not know"
+        assert labels == exported[name], f"{name}: exposed labels {labels}, parsed {exported[name]}"
+
+
+def test_every_dashboard_panel_finds_data_in_a_real_run(real_run):
+    render, scrapes = real_run
+    ev = render.Evaluator(scrapes)
+    dash = json.loads(DASHBOARD_JSON.read_text())
+    # Throttling needs DingTalk's QPS limit to answer, which a client within quota never meets.
+    may_be_empty = {"DingTalk throttled answers by API"}
+    for panel in dash["panels"]:
+        if panel["type"] == "row":
+            continue
+        found = {}
+        for t in panel["targets"]:
+            found.update(render.series_of(t["expr"], ev))
+        if panel["title"] not in may_be_empty:
+            assert found, f"panel {panel['title']!r} finds no data in the real run"
