@@ -10,7 +10,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    api::{SyncTargetStatus, condition_type as ct, find_condition, status::TRUE},
+    api::{Reason, SyncTargetStatus, condition_type as ct, find_condition, status::TRUE},
     dingtalk::ClientPool,
 };
 
@@ -160,6 +160,8 @@ pub struct TargetMetrics {
     pub ready: Family<TargetLabels, Gauge>,
     /// 1 while the target's `Quarantined` condition is True.
     pub quarantined: Family<TargetLabels, Gauge>,
+    /// 1 while `spec.suspend` keeps the target not Ready on purpose.
+    pub suspended: Family<TargetLabels, Gauge>,
     /// Disables and deletes a held run waits to have approved (0: nothing held).
     pub held_removals: Family<TargetLabels, Gauge>,
     /// People in the target's node after its last full sync.
@@ -177,6 +179,7 @@ impl TargetMetrics {
         let t = Self {
             ready: Family::default(),
             quarantined: Family::default(),
+            suspended: Family::default(),
             held_removals: Family::default(),
             people: Family::default(),
             last_sync: Family::default(),
@@ -194,6 +197,11 @@ impl TargetMetrics {
             "target_quarantined",
             "1 while the SyncTarget's Quarantined condition is True",
             t.quarantined.clone(),
+        );
+        registry.register(
+            "target_suspended",
+            "1 while the SyncTarget is suspended (spec.suspend), so not Ready on purpose",
+            t.suspended.clone(),
         );
         registry.register(
             "target_held_removals",
@@ -285,6 +293,9 @@ impl Metrics {
         let is_true =
             |type_| find_condition(&st.conditions, type_).is_some_and(|c| c.status == TRUE);
         t.ready.get_or_create(&l).set(i64::from(is_true(ct::READY)));
+        let suspended = find_condition(&st.conditions, ct::READY)
+            .is_some_and(|c| c.reason == Reason::Suspended.as_str());
+        t.suspended.get_or_create(&l).set(i64::from(suspended));
         t.quarantined
             .get_or_create(&l)
             .set(i64::from(is_true(ct::QUARANTINED)));
@@ -330,6 +341,7 @@ impl Metrics {
         for family in [
             &t.ready,
             &t.quarantined,
+            &t.suspended,
             &t.held_removals,
             &t.people,
             &t.last_sync,
@@ -374,7 +386,7 @@ fn target_labels(namespace: &str, name: &str) -> TargetLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Reason, condition, target::PendingApproval};
+    use crate::api::{condition, target::PendingApproval};
 
     fn status(ready: &str, quarantined: &str, held: Option<i64>) -> SyncTargetStatus {
         SyncTargetStatus {
@@ -411,6 +423,7 @@ mod tests {
         for line in [
             format!("dingsync_target_ready{l} 0"),
             format!("dingsync_target_quarantined{l} 1"),
+            format!("dingsync_target_suspended{l} 0"),
             format!("dingsync_target_held_removals{l} 7"),
             format!("dingsync_target_people{l} 42"),
             format!("dingsync_target_last_sync_timestamp_seconds{l} 1800000000"),
@@ -429,6 +442,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!("dingsync_target_held_removals{l} 0")));
+        let mut suspended = status("False", "False", None);
+        suspended.conditions[0] = condition(ct::READY, "False", Reason::Suspended, "m", None);
+        m.record_target("ns1", "st1", &suspended);
+        assert!(
+            m.encode()
+                .contains(&format!("dingsync_target_suspended{l} 1"))
+        );
         m.forget_targets();
         assert!(
             !m.encode().contains("st1"),

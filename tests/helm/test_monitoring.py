@@ -478,6 +478,8 @@ def test_prometheus_rule_is_valid(exported):
                 if m:
                     labels = set().union(*(exported[x] for x in check_expr(r["expr"], exported)))
                     assert m.group(1) in labels, f"{r['alert']}: $labels.{m.group(1)} is not a label of its series"
+    not_ready = next(r for r in rules if r["alert"] == "DingsyncTargetNotReady")
+    assert "unless" in not_ready["expr"] and "dingsync_target_suspended" in not_ready["expr"], "suspended is not Ready on purpose"
     lag = next(r for r in rules if r["alert"] == "DingsyncEventLagHigh")
     assert "0.99" in lag["expr"] and lag["expr"].rstrip().endswith("> 60")
 
