@@ -375,6 +375,7 @@ pub async fn run_with_leader_election(
                 _ = leading.changed() => { stop.cancel(); let _ = run.await; }
             }
             ctx.metrics.leader.set(0);
+            ctx.metrics.forget_targets();
             tracing::info!("lost the lease: controllers stopped");
         } else {
             tokio::select! {

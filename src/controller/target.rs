@@ -119,6 +119,7 @@ pub async fn reconcile(target: Arc<SyncTarget>, ctx: Arc<Context>) -> Result<Act
         ctx.reset_backoff(&key);
         lift_quarantine(&mut st, generation);
     }
+    ctx.metrics.record_target(&ns, &name, &st);
     status::apply_status(&ctx, target.as_ref(), target.status.as_ref(), &st).await?;
     status::publish_transitions(&ctx, target.as_ref(), &before.conditions, &st.conditions).await;
     Ok(action.unwrap_or_else(|| Action::requeue(retry.unwrap_or_else(|| ctx.backoff(&key)))))
@@ -343,11 +344,18 @@ async fn record_outcome(
     run: Run,
     g: Option<i64>,
 ) -> Decision {
+    let took = run.ended.0.duration_since(run.started.0).unsigned_abs();
     let mut summary = out.summary.clone();
     summary.trigger = run.trigger.label().to_string();
     summary.start_time = Some(run.started);
     summary.end_time = Some(run.ended.clone());
     count_operations(ctx, &summary);
+    ctx.metrics.record_run(
+        &resolved.key.namespace,
+        &resolved.key.name,
+        took,
+        out.failures.iter().map(|f| f.reason.as_str()),
+    );
     st.last_sync = Some(summary.clone());
     st.last_sync_time = Some(run.ended.clone());
     st.people = Some(out.people);

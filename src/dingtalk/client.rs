@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     limiter: DefaultKeyedRateLimiter<String>,
     calls: std::sync::Mutex<HashMap<String, u64>>,
     throttled: AtomicU64,
+    /// Throttled answers by API path.
+    throttles: std::sync::Mutex<HashMap<String, u64>>,
     retries: AtomicU64,
     tokens_issued: AtomicU64,
 }
@@ -115,6 +117,15 @@ impl ClientPool {
         map.insert(key, Arc::downgrade(&client.0));
         client
     }
+
+    /// The pool's clients someone still holds.
+    pub fn clients(&self) -> Vec<DingTalkClient> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(DingTalkClient)
+            .collect()
+    }
 }
 
 impl DingTalkClient {
@@ -136,6 +147,7 @@ impl DingTalkClient {
             limiter: RateLimiter::keyed(quota),
             calls: Default::default(),
             throttled: AtomicU64::new(0),
+            throttles: Default::default(),
             retries: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
         }))
@@ -148,6 +160,15 @@ impl DingTalkClient {
     /// Calls sent so far, by API path.
     pub fn calls(&self) -> HashMap<String, u64> {
         self.0.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Answers that were DingTalk's QPS limit so far, by API path.
+    pub fn throttles(&self) -> HashMap<String, u64> {
+        self.0
+            .throttles
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     pub fn stats(&self) -> CallStats {
@@ -308,6 +329,9 @@ impl DingTalkClient {
                 Verdict::Retry { why, throttled } => {
                     if throttled {
                         self.0.throttled.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut by_api) = self.0.throttles.lock() {
+                            *by_api.entry(key.clone()).or_default() += 1;
+                        }
                         // DingTalk's documented remedy: its window is one second, wait it out.
                         delay = delay.max(Duration::from_secs(1));
                     }

@@ -60,6 +60,8 @@ ALL_ON = {
     },
     "watchNamespace": "identity",
     "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
+    "dashboard": {"enabled": True},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
 }
 CONFIGS = {"defaults": {}, "all-features": ALL_ON}
 
@@ -123,14 +125,15 @@ def test_rendered_objects_are_valid_kubernetes_1_33(values):
     assert {"Deployment", "Service", "ServiceAccount", "CustomResourceDefinition"} <= {d["kind"] for d in docs}
     skipped = []
     for doc in docs:
-        if doc["kind"] == "ServiceMonitor":
-            skipped.append(doc)  # the Prometheus Operator's kind has no bundled schema
+        if doc["kind"] in ("ServiceMonitor", "PrometheusRule"):
+            skipped.append(doc)  # the Prometheus Operator's kinds have no bundled schema
             continue
         try:
             kubernetes_validate.validate(doc, KUBE, strict=True)
         except kubernetes_validate.ValidationError as e:
             pytest.fail(f"{doc['kind']}/{doc['metadata'].get('name')}: {e}")
-    assert len(skipped) == (1 if values.get("serviceMonitor", {}).get("enabled") else 0)
+    operator_kinds = [k for k in ("serviceMonitor", "prometheusRule") if values.get(k, {}).get("enabled")]
+    assert len(skipped) == len(operator_kinds)
 
 
 def test_validator_is_not_a_no_op():

@@ -167,6 +167,8 @@ async fn transient_faults_are_retried_and_permanent_ones_are_not() {
         1,
         "throttled twice, then served"
     );
+    // Counted by API path too: the controller's metrics export them per API.
+    assert_eq!(client.throttles().get("/topapi/v2/user/list"), Some(&2));
     let err = client.list_users(999).await.unwrap_err();
     assert!(
         matches!(err, DingTalkError::NotFound { errcode: 60003, .. }),

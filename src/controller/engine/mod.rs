@@ -127,6 +127,7 @@ impl Sources {
 impl Engine {
     /// An engine whose event feeds report to `metrics`, taking DingTalk clients from `clients`.
     pub fn new(metrics: Arc<Metrics>, clients: Arc<ClientPool>) -> Self {
+        metrics.watch_clients(&clients);
         Self {
             metrics: Some(metrics.clone()),
             feeds: Feeds::new(Some(metrics), clients.clone()),
