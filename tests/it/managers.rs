@@ -157,10 +157,11 @@ async fn assert_right(w: &World, dir: &dyn Directory, attr: &str, heads: bool, w
     assert!(bad.is_empty(), "{when}: {bad:#?}");
 }
 
-/// Waits until the directory's managers and heads match DingTalk's (events applied).
+/// Waits until the directory's managers and heads match DingTalk's (events applied); up to
+/// 30 s, since the whole suite shares two cores.
 async fn converge(w: &World, dir: &dyn Directory, attr: &str, heads: bool, when: &str) {
     let mut bad = vec![];
-    for _ in 0..200 {
+    for _ in 0..600 {
         let snap = dir.read().await.unwrap();
         bad = wrong(&w.sim.org(), &snap, attr, heads);
         if bad.is_empty() {
