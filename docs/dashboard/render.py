@@ -7,7 +7,7 @@ Needs: `pip install matplotlib promql-parser` (promql-parser is in tests/require
 Defaults: docs/dashboard/metrics.txt.gz -> docs/dashboard.png.
 
 The input is a series of scrapes of the controller's `/metrics`, each preceded by
-`# scrape <unix seconds>`, as `tests/it/dashboard_data.rs` writes them from a real run (the
+`# scrape <unix seconds>`, as `tests/bench/dashboard.rs` writes them from a real run (the
 controller's reconciles with its production DingTalk client, engine and event feed, against
 the simulator and slapd). The panels, their layout and their queries are read from
 charts/dingsync/files/dashboard.json; each query is parsed with promql-parser and evaluated
@@ -267,7 +267,7 @@ def render(scrapes, out_png):
             ax.text(0.5, 0.5, "no data", color="#9fa7b3", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlim(0, ev.times[-1] - ev.times[0])
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{int(x) // 60}:{int(x) % 60:02d}"))
-    fig.text(0.99, 0.003, "dingsync dashboard, rendered from a real run (tests/it/dashboard_data.rs); "
+    fig.text(0.99, 0.003, "dingsync dashboard, rendered from a real run (tests/bench/dashboard.rs); "
              "x axis: minutes since the run began", color="#6e7681", fontsize=7, ha="right")
     fig.savefig(out_png, dpi=72, facecolor=fig.get_facecolor())
 

@@ -526,7 +526,7 @@ def test_all_features_include_monitoring():
 
 # ---------------------------------------------------------------------------------------------
 # Against a real run's scrapes (docs/dashboard/metrics.txt.gz, written by
-# tests/it/dashboard_data.rs): the names the binary really exposes are the ones parsed above,
+# tests/bench/dashboard.rs): the names the binary really exposes are the ones parsed above,
 # and the dashboard's queries, evaluated by docs/dashboard/render.py, find data.
 
 SCRAPES = ROOT / "docs" / "dashboard" / "metrics.txt.gz"

@@ -12,7 +12,6 @@ mod api;
 mod bad_input;
 mod big_trees;
 mod controller;
-mod dashboard_data;
 mod dingtalk;
 mod dingtalk_paths;
 mod e2e;

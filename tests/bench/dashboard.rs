@@ -6,9 +6,10 @@
 //! while the test scrapes `Metrics::encode()` every two seconds; every 20 s both targets run
 //! a full sync (sync-now), and once many leave at once, which the tight target holds.
 //!
-//! Ignored by default: it takes a few minutes. With `DINGSYNC_DASHBOARD_OUT` set it writes the
-//! scrapes there, each preceded by `# scrape <unix seconds>`; `docs/dashboard/README.md` says
-//! how the picture is made from them.
+//! Run on demand (`cargo bench --bench dashboard`; it takes a few minutes). With
+//! `DINGSYNC_DASHBOARD_OUT` set it writes the scrapes there, each preceded by
+//! `# scrape <unix seconds>`; `docs/dashboard/README.md` says how the picture is made from
+//! them.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -22,7 +23,11 @@ use kube::{Api, Client, ResourceExt, api::ObjectMeta};
 use kube_fake_client::ClientBuilder;
 use serde_json::json;
 
-use crate::support::{self, slapd::SERVICE_DN};
+// The integration tests' support code (servers, the simulated world), shared without a library.
+#[path = "../it/support/mod.rs"]
+mod support;
+
+use crate::support::slapd::SERVICE_DN;
 
 const NS: &str = "identity";
 const SCRAPE_EVERY: Duration = Duration::from_secs(2);
@@ -128,9 +133,8 @@ fn hr_changes(sim: &SimHandle, step: usize, depts: &[i64], leavers: &mut Vec<Str
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "takes minutes; writes the dashboard's metrics when DINGSYNC_DASHBOARD_OUT is set"]
-async fn a_real_run_scraped_for_the_dashboard() {
+#[tokio::main]
+async fn main() {
     let Some(w) = support::World::builder()
         .people(400)
         .departments(24)
@@ -143,7 +147,7 @@ async fn a_real_run_scraped_for_the_dashboard() {
         .build()
         .await
     else {
-        return;
+        panic!("the dashboard's run needs slapd");
     };
     let server = w.slapd();
     let base = w.sim.base_url();
