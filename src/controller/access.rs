@@ -8,7 +8,7 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
         "dingsync.io",
         "dingtalkbindings",
         &["get", "list", "watch"],
-        "watch bindings; find duplicate corpIds",
+        "watch bindings; find a corpId bound twice in any watched namespace",
     ),
     (
         "dingsync.io",
@@ -20,7 +20,7 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
         "dingsync.io",
         "synctargets",
         &["get", "list", "watch"],
-        "watch targets; find overlapping nodes",
+        "watch targets; find overlapping nodes in any watched namespace",
     ),
     (
         "dingsync.io",

@@ -16,10 +16,18 @@ use crate::api::{
     condition, condition_type as ct, set_condition,
     status::{FALSE, TRUE},
 };
+use crate::resolve::{
+    cluster::{cluster_order, scoped_api},
+    qualified,
+};
 use crate::secret::Secret;
 
 /// Credentials are re-checked this often even when nothing changes.
 const RECHECK: Duration = Duration::from_secs(30 * 60);
+
+/// A binding refused for a corpId bound elsewhere looks again this often: the holder may be
+/// in another namespace, whose changes do not wake this binding.
+pub const CONFLICT_RECHECK: Duration = Duration::from_secs(60);
 
 /// Reconcile one binding and write its status.
 pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -90,7 +98,7 @@ async fn evaluate(
         );
         let reason = Reason::Conflict;
         set(st, ct::READY, false, reason, msg, generation);
-        return Ok((Some(Action::await_change()), Err(reason)));
+        return Ok((Some(Action::requeue(CONFLICT_RECHECK)), Err(reason)));
     }
     let (app_key, app_secret) = match credentials(ctx, ns, spec).await? {
         Ok(c) => c,
@@ -285,26 +293,32 @@ fn missing(p: &Permissions) -> String {
     }
 }
 
-/// The binding that owns this corpId when it is not `binding`: the oldest by creation time,
-/// then by name, so the answer is the same on every replica and every run.
+/// The binding that owns this corpId when it is not `binding`, in any namespace the controller
+/// watches: the oldest by creation time, then by namespace and name, so the answer is the same
+/// on every replica and every run. Two bindings of one corp would split its Stream events
+/// between two connections.
 async fn older_binding_of_corp(
     ctx: &Context,
     ns: &str,
     binding: &DingTalkBinding,
 ) -> Result<Option<String>, Error> {
-    let api: Api<DingTalkBinding> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<DingTalkBinding> = scoped_api(ctx.client.clone(), ctx.scope.as_deref());
     let all = api.list(&Default::default()).await?;
-    let me = super::age_order(binding);
+    let me = cluster_order(binding);
     Ok(all
         .items
         .iter()
-        .filter(|b| {
-            b.spec.corp_id.eq_ignore_ascii_case(&binding.spec.corp_id)
-                && b.name_any() != binding.name_any()
-        })
-        .filter(|b| super::age_order(*b) < me)
-        .min_by_key(|b| super::age_order(*b))
-        .map(|b| b.name_any()))
+        .filter(|b| b.spec.corp_id.eq_ignore_ascii_case(&binding.spec.corp_id))
+        .map(cluster_order)
+        .filter(|k| *k < me)
+        .min()
+        .map(|(_, other_ns, name)| {
+            if other_ns == ns {
+                name
+            } else {
+                qualified(&other_ns, &name)
+            }
+        }))
 }
 
 async fn targets_using(ctx: &Context, ns: &str, name: &str) -> Result<Vec<String>, Error> {

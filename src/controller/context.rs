@@ -227,6 +227,9 @@ pub struct Context {
     pub callbacks: Arc<CallbackRoutes>,
     /// DingTalk clients, one per app: the probe, the engine and login share tokens and quota.
     pub clients: Arc<crate::dingtalk::ClientPool>,
+    /// The one namespace the controllers watch (`None`: all): where the guards look for
+    /// another binding of a corpId or another target on the same node.
+    pub scope: Option<String>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -248,13 +251,14 @@ impl Context {
             metrics,
             callbacks: Default::default(),
             clients: Default::default(),
+            scope: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
     /// The cluster as the source of the objects a target refers to.
     pub fn objects(&self) -> ClusterObjects {
-        ClusterObjects::new(self.client.clone())
+        ClusterObjects::scoped(self.client.clone(), self.scope.clone())
     }
 
     /// Next retry delay for an object after a transient error: exponential (5 s doubling to

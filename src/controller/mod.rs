@@ -67,8 +67,6 @@ where
     }
 }
 
-pub(crate) use crate::resolve::cluster::age_order;
-
 /// Unwrap a guarded object; a malformed one is reported and waits for an edit instead of
 /// stalling the watch for everyone else.
 fn guarded<K: Resource<DynamicType = ()> + Clone>(
@@ -311,11 +309,22 @@ async fn run_targets(w: &Watch, bindings: Store<DingTalkBinding>, ctx: Arc<Conte
     drive(w, targets, target::reconcile, ctx).await;
 }
 
-/// Build the shared context with the production seams.
+/// Build the shared context with the production seams, its guards looking at every namespace.
 pub fn production_context(
     client: Client,
     instance: &str,
     metrics: Arc<metrics::Metrics>,
+) -> Arc<Context> {
+    production_context_in(client, instance, metrics, None)
+}
+
+/// Build the shared context with the production seams for controllers watching `scope`
+/// (`None`: all namespaces).
+pub fn production_context_in(
+    client: Client,
+    instance: &str,
+    metrics: Arc<metrics::Metrics>,
+    scope: Option<String>,
 ) -> Arc<Context> {
     let recorder = Recorder::new(
         client.clone(),
@@ -339,6 +348,7 @@ pub fn production_context(
     );
     ctx.callbacks = engine.callbacks();
     ctx.clients = clients;
+    ctx.scope = scope;
     Arc::new(ctx)
 }
 

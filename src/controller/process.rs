@@ -69,7 +69,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, "HTTP server listening");
     let login = Arc::new(controller::login::Login::new());
-    let ctx = controller::production_context(client.clone(), &args.instance, metrics);
+    let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
+    let ctx = controller::production_context_in(
+        client.clone(),
+        &args.instance,
+        metrics,
+        namespace.clone(),
+    );
     let server = axum::serve(
         listener,
         http::router(health.clone())
@@ -83,7 +89,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     client.apiserver_version().await?;
     health.ready.store(true, Ordering::Relaxed);
 
-    let namespace = Some(args.watch_namespace.clone()).filter(|n| !n.is_empty());
     let settings = Settings {
         namespace,
         concurrency: args.concurrency,

@@ -210,6 +210,12 @@ async fn evaluate(
         Ok(r) => r,
         Err(p) => {
             not_ready(st, p.reason, p.message, g);
+            // The older target holding the node may be in another namespace, whose changes
+            // do not wake this one: look again.
+            let wait = match p.reason {
+                Reason::Conflict => Some(Action::requeue(super::binding::CONFLICT_RECHECK)),
+                _ => wait,
+            };
             return Ok((wait, Some(p.reason)));
         }
     };

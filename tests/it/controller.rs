@@ -93,6 +93,8 @@ struct FakeRunner {
     /// Hold every run by the deletion gate unless it carries this approval token.
     hold_unless: Option<&'static str>,
     calls: AtomicUsize,
+    /// Targets asked to be kept fed by their binding's events.
+    feeds: AtomicUsize,
     last: Mutex<Option<SyncRequest>>,
     /// What the binding's event connection is said to be.
     events: Mutex<Option<EventsView>>,
@@ -156,6 +158,7 @@ impl SyncRunner for FakeRunner {
     }
 
     async fn track_events(&self, _: &Resolved, baseline: bool) -> Option<IncrementalView> {
+        self.feeds.fetch_add(1, Ordering::SeqCst);
         Some(if baseline {
             IncrementalView {
                 active: true,
@@ -647,6 +650,140 @@ async fn a_second_binding_of_one_corp_is_a_conflict() {
         ("False", "Conflict")
     );
     assert!(dup.message.contains("acme"), "{}", dup.message);
+}
+
+// ---- guards across namespaces ----
+
+const OTHER_NS: &str = "other-team";
+
+/// `obj` moved to namespace `ns`.
+fn in_ns<K: kube::Resource>(mut obj: K, ns: &str) -> K {
+    obj.meta_mut().namespace = Some(ns.into());
+    obj
+}
+
+impl World {
+    async fn binding_in(&self, ns: &str, name: &str) -> DingTalkBinding {
+        let api = Api::<DingTalkBinding>::namespaced(self.client.clone(), ns);
+        api.get(name).await.unwrap()
+    }
+    async fn target_in(&self, ns: &str, name: &str) -> SyncTarget {
+        let api = Api::<SyncTarget>::namespaced(self.client.clone(), ns);
+        api.get(name).await.unwrap()
+    }
+    async fn reconcile_binding_in(&self, ns: &str, name: &str) {
+        let b = Arc::new(self.binding_in(ns, name).await);
+        binding::reconcile(b, self.ctx.clone()).await.unwrap();
+    }
+    async fn reconcile_target_in(&self, ns: &str, name: &str) {
+        let t = Arc::new(self.target_in(ns, name).await);
+        target::reconcile(t, self.ctx.clone()).await.unwrap();
+    }
+}
+
+/// A world with the Secrets and the mapping in both namespaces.
+async fn two_namespace_world(bindings: Vec<DingTalkBinding>, targets: Vec<SyncTarget>) -> World {
+    let mut secrets = vec![];
+    for ns in [NS, OTHER_NS] {
+        secrets.push(in_ns(app_secret("good-key", "good-secret"), ns));
+        secrets.push(in_ns(secret("ldap", &[("password", "bind-pw")]), ns));
+    }
+    let mappings = [NS, OTHER_NS].map(|ns| in_ns(mapping_obj("map", "{{ name }}"), ns));
+    world(secrets, bindings, mappings.to_vec(), targets).await
+}
+
+#[tokio::test]
+async fn one_corp_bound_in_two_namespaces_is_a_conflict_and_its_events_are_not_split() {
+    let w = two_namespace_world(
+        vec![
+            binding_obj("acme", "dingacme", "app", 10),
+            in_ns(binding_obj("acme", "DingAcme", "app", 20), OTHER_NS),
+        ],
+        vec![
+            target_obj("t1", "ou=acme,dc=example,dc=com", 5),
+            in_ns(target_obj("t2", "ou=acme,dc=other,dc=com", 6), OTHER_NS),
+        ],
+    )
+    .await;
+    w.reconcile_binding_in(OTHER_NS, "acme").await;
+    w.reconcile_binding("acme").await;
+    assert_eq!(binding_ready(&w.binding("acme").await).status, "True");
+    let dup = binding_ready(&w.binding_in(OTHER_NS, "acme").await);
+    assert_eq!(
+        (dup.status.as_str(), dup.reason.as_str()),
+        ("False", "Conflict")
+    );
+    assert!(
+        dup.message.contains(&format!("{NS}/acme")),
+        "{}",
+        dup.message
+    );
+
+    // Only the holder's target runs and is fed events.
+    w.reconcile_target_in(OTHER_NS, "t2").await;
+    let waiting = target_ready(&w.target_in(OTHER_NS, "t2").await);
+    assert_eq!(waiting.reason, "BindingNotReady", "{}", waiting.message);
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(w.runner.feeds.load(Ordering::SeqCst), 0);
+    w.reconcile_target("t1").await;
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(w.runner.feeds.load(Ordering::SeqCst), 1);
+
+    // The holder gone, the newer binding takes the corp on its next look.
+    Api::<DingTalkBinding>::namespaced(w.client.clone(), NS)
+        .delete("acme", &Default::default())
+        .await
+        .unwrap();
+    w.reconcile_binding_in(OTHER_NS, "acme").await;
+    let ready = binding_ready(&w.binding_in(OTHER_NS, "acme").await);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Valid")
+    );
+}
+
+#[tokio::test]
+async fn overlapping_nodes_in_two_namespaces_conflict_on_one_server_only() {
+    let mut elsewhere = in_ns(
+        target_obj("elsewhere", "ou=acme,dc=example,dc=com", 8),
+        OTHER_NS,
+    );
+    elsewhere.spec.directory.ldap.as_mut().unwrap().url = "ldap://other.example.com".into();
+    let mut suspended = target_obj("first", "ou=acme,dc=example,dc=com", 5);
+    suspended.spec.suspend = true;
+    let w = two_namespace_world(
+        vec![
+            binding_obj("acme", "dingacme", "app", 10),
+            in_ns(binding_obj("acme", "dingbeta", "app", 11), OTHER_NS),
+        ],
+        vec![
+            suspended,
+            in_ns(
+                target_obj("nested", "ou=Sales, ou=ACME,dc=example,dc=com", 6),
+                OTHER_NS,
+            ),
+            elsewhere,
+        ],
+    )
+    .await;
+    w.reconcile_binding("acme").await;
+    w.reconcile_binding_in(OTHER_NS, "acme").await;
+    w.reconcile_target_in(OTHER_NS, "nested").await;
+    w.reconcile_target_in(OTHER_NS, "elsewhere").await;
+    // A suspended target keeps its node: the newer one in another namespace cannot take it.
+    let nested = target_ready(&w.target_in(OTHER_NS, "nested").await);
+    assert_eq!(
+        (nested.status.as_str(), nested.reason.as_str()),
+        ("False", "Conflict")
+    );
+    assert!(
+        nested.message.contains(&format!("{NS}/first")),
+        "{}",
+        nested.message
+    );
+    let other = target_ready(&w.target_in(OTHER_NS, "elsewhere").await);
+    assert_eq!(other.status, "True", "{}", other.message);
+    assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
 }
 
 // ---- FieldMapping ----
