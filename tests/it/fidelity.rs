@@ -17,9 +17,8 @@ use dingsync::{
     },
     sync::{self, Options, Report, dingtalk_source::DingTalkSource},
 };
-use serde_json::Value;
 
-use crate::support::{CORP, World};
+use crate::support::{CORP, World, truth::custom};
 
 const ENTERPRISE_DEPARTMENT: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
@@ -123,16 +122,6 @@ async fn changed_sync(
     )
     .await;
     clean(r.expect("incremental run"))
-}
-
-/// What the org says a person's custom field `key` is, as text.
-fn custom(p: &Person, key: &str) -> Option<String> {
-    let ext: Value = serde_json::from_str(p.extension.as_deref()?).expect("JSON object");
-    match &ext[key] {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
 }
 
 /// Department names from the root down, joined by `/`.

@@ -23,7 +23,7 @@ use dingsync::{
     },
 };
 
-use crate::support::World;
+use crate::support::{World, truth::key_of};
 
 const CORP: &str = "dingsimcorp";
 
@@ -106,11 +106,6 @@ async fn settle(source: &DingTalkSource, dir: &dyn Directory, m: &Mapping, ou_tr
     full_sync(source, dir, m, ou_tree).await;
     let again = full_sync(source, dir, m, ou_tree).await;
     assert_eq!(again.writes, 0, "second run: {:#?}", again.plan.steps);
-}
-
-fn key_of(snap: &Snapshot, id: &str) -> Option<String> {
-    let p = snap.people.iter().find(|p| p.id.as_deref() == Some(id));
-    p.filter(|p| !p.disabled).map(|p| p.key.to_lowercase())
 }
 
 /// What is wrong with the managers and heads of `snap`, DingTalk's `truth` being right.

@@ -9,6 +9,7 @@ pub mod manifests;
 pub mod require;
 pub mod scim_server;
 pub mod slapd;
+pub mod truth;
 pub mod world;
 
 #[allow(unused_imports)] // the benchmarks use the module, not the name
