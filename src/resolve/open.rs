@@ -105,7 +105,9 @@ fn inbound_options(r: &Resolved) -> Options {
         policy: deletion.policy,
         max_count: deletion.max_count.unwrap_or(defaults.max_count),
         max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
-        ou_tree: r.spec.layout == Some(Layout::OuTree),
+        // Only an LDAP node has containers to place people in: SCIM has no OUs, and a
+        // SCIM target asking for `OuTree` would plan a move for everyone on every run.
+        ou_tree: r.spec.layout == Some(Layout::OuTree) && r.spec.directory.ldap.is_some(),
         approval: r.approval.clone(),
         roles: r.spec.roles,
     }
@@ -174,4 +176,45 @@ pub fn client_config(
     }
     c.attempts = 3;
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::TargetKey;
+
+    fn resolved(directory: serde_json::Value) -> Resolved {
+        let spec = serde_json::from_value(serde_json::json!({
+            "bindingRef": {"name": "b"}, "fieldMappingRef": {"name": "m"},
+            "direction": "Inbound", "directory": directory, "node": "n", "layout": "OuTree",
+        }))
+        .expect("a target spec");
+        Resolved {
+            key: TargetKey::new("ns", "t"),
+            spec,
+            binding: serde_json::from_value(serde_json::json!({
+                "corpId": "c", "credentialsSecretRef": {"name": "s"}
+            }))
+            .expect("a binding spec"),
+            mapping: Default::default(),
+            app_key: "k".into(),
+            app_secret: Secret::new("s"),
+            directory_secret: Secret::new("p"),
+            directory_ca: None,
+            callback: None,
+            approval: None,
+        }
+    }
+
+    #[test]
+    fn only_an_ldap_node_places_people_in_department_containers() {
+        let ldap = serde_json::json!({"ldap": {
+            "url": "ldap://x", "bindDN": "cn=a", "passwordSecretRef": {"name": "p", "key": "k"}
+        }});
+        let scim = serde_json::json!({"scim": {
+            "url": "https://x/scim/v2", "tokenSecretRef": {"name": "p", "key": "k"}
+        }});
+        assert!(inbound_options(&resolved(ldap)).ou_tree);
+        assert!(!inbound_options(&resolved(scim)).ou_tree);
+    }
 }
