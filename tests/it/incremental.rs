@@ -167,6 +167,18 @@ impl Directory for Gate {
         self.check()?;
         self.inner.delete_role(id).await
     }
+    async fn read_lean(
+        &self,
+        digested: &dingsync::directory::Digested,
+    ) -> Result<Snapshot, DirectoryError> {
+        self.inner.read_lean(digested).await
+    }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.inner.locate_person(id)
+    }
+    fn write_concurrency(&self) -> usize {
+        self.inner.write_concurrency()
+    }
     fn writes(&self) -> u64 {
         self.inner.writes()
     }

@@ -211,6 +211,15 @@ impl Directory for InFlight {
     async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
         self.inner.delete_role(id).await
     }
+    async fn read_lean(
+        &self,
+        digested: &dingsync::directory::Digested,
+    ) -> Result<Snapshot, DirectoryError> {
+        self.inner.read_lean(digested).await
+    }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.inner.locate_person(id)
+    }
     fn writes(&self) -> u64 {
         self.inner.writes()
     }

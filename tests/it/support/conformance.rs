@@ -673,6 +673,24 @@ impl Directory for Faulty<'_> {
     async fn delete_role(&self, id: &str) -> Result<(), DirectoryError> {
         self.inner.delete_role(id).await
     }
+    async fn read_lean(
+        &self,
+        digested: &dingsync::directory::Digested,
+    ) -> Result<Snapshot, DirectoryError> {
+        self.inner.read_lean(digested).await
+    }
+    fn locate_person(&self, id: &str) -> Option<String> {
+        self.inner.locate_person(id)
+    }
+    fn write_concurrency(&self) -> usize {
+        self.inner.write_concurrency()
+    }
+    async fn read_some(
+        &self,
+        anchors: &dingsync::directory::Anchors,
+    ) -> Result<Snapshot, DirectoryError> {
+        self.inner.read_some(anchors).await
+    }
     fn writes(&self) -> u64 {
         self.inner.writes()
     }
