@@ -436,6 +436,8 @@ impl Mapping {
         attrs.retain(|k, _| {
             (self.user.iter()).any(|r| r.ownership == Ownership::IfEmpty && r.target == *k)
         });
+        // Kept per person for the whole plan: without what the dropped values allocated.
+        attrs.shrink();
         attrs
     }
 

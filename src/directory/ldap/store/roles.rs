@@ -7,7 +7,7 @@
 //! Like department groups, an emptied role group holds its own DN as placeholder member
 //! (`groupOfNames` needs one); it is never read as a person.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use ldap3::Scope;
 
@@ -59,9 +59,7 @@ impl Store {
             Err(LdapError::NoSuchObject { .. }) => return Ok(vec![]),
             Err(e) => return Err(e),
         };
-        let by_dn: HashMap<String, String> = (self.lock().people.iter())
-            .filter_map(|(id, dn)| Some((Dn::parse(dn).ok()?.key(), id.clone())))
-            .collect();
+        let by_dn = self.indexed_members(found.iter().flat_map(|e| e.get("member")));
         let mut unknown: HashMap<String, Option<String>> = HashMap::new();
         let mut out = vec![];
         for e in found {
@@ -101,6 +99,25 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// The indexed people among `members`, by DN key. Only index entries whose first RDN
+    /// value is a member's are parsed: a role read follows every event batch, and parsing
+    /// every indexed DN would make it a pass over the whole node. A member this misses (an
+    /// escaped comma in its RDN) is read by [`Store::person_id_at`] instead.
+    fn indexed_members<'a>(
+        &self,
+        members: impl Iterator<Item = &'a str>,
+    ) -> HashMap<String, String> {
+        let first_value = |dn: &str| {
+            let rdn = dn.split(',').next()?;
+            Some(rdn.split_once('=')?.1.trim().to_lowercase())
+        };
+        let firsts: HashSet<String> = members.filter_map(first_value).collect();
+        (self.lock().people.iter())
+            .filter(|(_, dn)| first_value(dn).is_some_and(|v| firsts.contains(&v)))
+            .filter_map(|(id, dn)| Some((Dn::parse(dn).ok()?.key(), id.clone())))
+            .collect()
     }
 
     /// The source id of the person at `dn` (a member the index does not know yet), indexing

@@ -149,11 +149,7 @@ fn render(
                 match e.digest {
                     None => Rendering::Changes(changes(&e.attrs, &a)),
                     Some(d) if d == digested.digest(&a) => {
-                        let mut fills = mapping.person_fills(a);
-                        // What `a` allocated is not kept per unchanged person (at
-                        // 100,000 people it was a tenth of a resync's peak).
-                        fills.shrink();
-                        Rendering::Changes(fills)
+                        Rendering::Changes(mapping.person_fills(a))
                     }
                     Some(_) => Rendering::Unverified(a),
                 }
