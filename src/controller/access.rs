@@ -64,6 +64,12 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
         &["get", "create", "update", "patch"],
         "leader election, namespaced",
     ),
+    (
+        "",
+        "pods",
+        &["get"],
+        "the leader's pod IP, where other replicas hand DingTalk callback pushes",
+    ),
 ];
 
 /// The one Secret the controller writes: the login provider's signing keys, in the release

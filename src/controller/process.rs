@@ -76,10 +76,28 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         metrics,
         namespace.clone(),
     );
+    // With several replicas a callback push may reach one that does not feed its binding:
+    // that replica checks it and hands it to the leader.
+    let relay = args.leader_election.then(|| {
+        let objects = crate::resolve::ClusterObjects::scoped(client.clone(), namespace.clone());
+        let leader = controller::engine::relay::LeasePod {
+            client: client.clone(),
+            namespace: args.lease_namespace.clone(),
+            lease: args.lease_name.clone(),
+            instance: args.instance.clone(),
+            port: args.listen.port(),
+        };
+        Arc::new(controller::engine::relay::CallbackRelay::new(
+            Arc::new(objects),
+            Arc::new(leader),
+            args.instance.clone(),
+        ))
+    });
+    let callbacks = controller::engine::callback_router_relaying(ctx.callbacks.clone(), relay);
     let server = axum::serve(
         listener,
         http::router(health.clone())
-            .merge(controller::engine::callback_router(ctx.callbacks.clone()))
+            .merge(callbacks)
             .merge(login.router()),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());

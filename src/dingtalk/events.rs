@@ -212,56 +212,86 @@ impl CallbackReceiver {
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Result<Value, ReceiveError> {
-        // Newer pages name them msg_signature / timeStamp; accept both spellings.
-        let pick = |a: &str, b: &str| query.get(a).or_else(|| query.get(b)).cloned();
-        let signature =
-            pick("msg_signature", "signature").ok_or(ReceiveError::Missing("signature"))?;
-        let timestamp = pick("timestamp", "timeStamp").ok_or(ReceiveError::Missing("timestamp"))?;
-        let nonce = query
-            .get("nonce")
-            .cloned()
-            .ok_or(ReceiveError::Missing("nonce"))?;
-        let encrypt = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("encrypt")?.as_str().map(str::to_string))
-            .ok_or(ReceiveError::BadBody)?;
-        let plain = self
-            .crypto
-            .verify_and_decrypt(&signature, &timestamp, &nonce, &encrypt)?;
-
-        let payload: Value = serde_json::from_str(&plain).map_err(|_| ReceiveError::BadPayload)?;
-        let event = Event::from_payload(payload);
-        match event.event_type.as_str() {
-            "check_url" | "check_create_suite_url" | "check_update_suite_url" => {}
-            _ => {
-                // Only genuine pushes get this far; make sure it is not an old one played back
-                // (a replayed `check_url` calls nothing, so it needs no such check).
-                let signed_ms: i64 = timestamp.trim().parse().map_err(|_| ReceiveError::Stale)?;
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or_default();
-                if (now_ms - signed_ms).abs() > CALLBACK_WINDOW.as_millis() as i64 {
-                    return Err(ReceiveError::Stale);
-                }
-                if self.already_handled(&signature) {
-                    return serde_json::to_value(self.crypto.success_reply(&timestamp, &nonce))
-                        .map_err(|_| ReceiveError::BadPayload);
-                }
-                let event_type = event.event_type.clone();
-                self.handler
-                    .handle(event)
-                    .await
-                    .map_err(|e| ReceiveError::Handler {
-                        event_type,
-                        source: e.into(),
-                    })?;
-                self.remember(&signature);
-            }
+        let push = verify_push(&self.crypto, query, body)?;
+        if !push.is_check() && !self.already_handled(&push.signature) {
+            let event_type = push.event.event_type.clone();
+            self.handler
+                .handle(push.event)
+                .await
+                .map_err(|e| ReceiveError::Handler {
+                    event_type,
+                    source: e.into(),
+                })?;
+            self.remember(&push.signature);
         }
-        serde_json::to_value(self.crypto.success_reply(&timestamp, &nonce))
+        serde_json::to_value(self.crypto.success_reply(&push.timestamp, &push.nonce))
             .map_err(|_| ReceiveError::BadPayload)
     }
+}
+
+/// A push whose signature, sender and freshness were checked.
+#[derive(Debug)]
+pub struct VerifiedPush {
+    pub signature: String,
+    pub timestamp: String,
+    pub nonce: String,
+    pub event: Event,
+}
+
+impl VerifiedPush {
+    /// URL verification pushes, answered without handling anything.
+    pub fn is_check(&self) -> bool {
+        matches!(
+            self.event.event_type.as_str(),
+            "check_url" | "check_create_suite_url" | "check_update_suite_url"
+        )
+    }
+}
+
+/// Checks one push without handling it: the signature, the owner key inside the ciphertext
+/// (another app's or corp's push does not decrypt to ours) and, but for URL verification,
+/// that it was signed within [`CALLBACK_WINDOW`] of now.
+pub fn verify_push(
+    crypto: &CallbackCrypto,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<VerifiedPush, ReceiveError> {
+    // Newer pages name them msg_signature / timeStamp; accept both spellings.
+    let pick = |a: &str, b: &str| query.get(a).or_else(|| query.get(b)).cloned();
+    let signature = pick("msg_signature", "signature").ok_or(ReceiveError::Missing("signature"))?;
+    let timestamp = pick("timestamp", "timeStamp").ok_or(ReceiveError::Missing("timestamp"))?;
+    let nonce = query
+        .get("nonce")
+        .cloned()
+        .ok_or(ReceiveError::Missing("nonce"))?;
+    let encrypt = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("encrypt")?.as_str().map(str::to_string))
+        .ok_or(ReceiveError::BadBody)?;
+    let plain = crypto.verify_and_decrypt(&signature, &timestamp, &nonce, &encrypt)?;
+    let payload: Value = serde_json::from_str(&plain).map_err(|_| ReceiveError::BadPayload)?;
+    let push = VerifiedPush {
+        signature,
+        timestamp,
+        nonce,
+        event: Event::from_payload(payload),
+    };
+    // A replayed `check_url` calls nothing, so only real events must be fresh.
+    if !push.is_check() {
+        let signed_ms: i64 = push
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| ReceiveError::Stale)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        if (now_ms - signed_ms).abs() > CALLBACK_WINDOW.as_millis() as i64 {
+            return Err(ReceiveError::Stale);
+        }
+    }
+    Ok(push)
 }
 
 /// Axum handler: `Router::new().route("/dingtalk/callback", post(callback_endpoint))

@@ -367,6 +367,29 @@ async fn callback_keys(
     })
 }
 
+/// What any replica needs to check a push to binding `ns/name` before handing it on: the
+/// crypto of its `events.callbackSecretRef`, owned by its app key. `None` when the binding is
+/// gone, does not take callbacks, or its keys are missing or malformed (the leader's event
+/// feed reports those).
+pub async fn callback_crypto(
+    objects: &dyn ObjectSource,
+    ns: &str,
+    name: &str,
+) -> Result<Option<crate::dingtalk::callback::CallbackCrypto>, SourceError> {
+    let Some(binding) = objects.binding(ns, name).await? else {
+        return Ok(None);
+    };
+    let Some((token, aes)) = callback_keys(objects, ns, &binding.spec).await? else {
+        return Ok(None);
+    };
+    let cred = &binding.spec.credentials_secret_ref;
+    let what = "binding credentialsSecretRef";
+    let Ok(app_key) = secret_text(objects, ns, &cred.name, &cred.app_key_key, what).await? else {
+        return Ok(None);
+    };
+    Ok(crate::dingtalk::callback::CallbackCrypto::new(token.expose(), aes.expose(), &app_key).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1075,3 +1075,277 @@ async fn a_held_event_batch_is_reported_and_applied_once_approved() {
     stream.stop().await;
     w.base.sim.shutdown().await;
 }
+
+/// A Service in front of two replicas: each push goes to the next one in turn.
+async fn round_robin(replicas: [String; 2]) -> (String, Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+    use axum::{body::Bytes, extract::State, http::Uri, response::IntoResponse};
+    type Front = (Arc<[String; 2]>, Arc<[std::sync::atomic::AtomicUsize; 2]>);
+    async fn forward(State((to, hits)): State<Front>, uri: Uri, body: Bytes) -> impl IntoResponse {
+        let total: usize = hits.iter().map(|h| h.load(Ordering::SeqCst)).sum();
+        let i = total % 2;
+        hits[i].fetch_add(1, Ordering::SeqCst);
+        let r = reqwest::Client::new()
+            .post(format!("{}{}", to[i], uri))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = axum::http::StatusCode::from_u16(r.status().as_u16()).unwrap();
+        (status, r.bytes().await.unwrap())
+    }
+    let hits = Arc::new([Default::default(), Default::default()]);
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(forward))
+        .with_state((Arc::new(replicas), hits.clone()));
+    (serve(app).await, hits)
+}
+
+/// Serves `app` on a loopback port; returns its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+/// The leader as a test names it, counting how often it was asked.
+struct FixedLeader(Option<String>, std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl dingsync::controller::engine::relay::LeaderLocator for FixedLeader {
+    async fn leader(
+        &self,
+    ) -> Result<Option<String>, dingsync::controller::engine::relay::RelayError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Ok(self.0.clone())
+    }
+}
+
+/// How many events of `event_type` the controller's metrics count as applied.
+fn applied(metrics: &dingsync::controller::metrics::Metrics, event_type: &str) -> u64 {
+    let wanted = format!(r#"event_type="{event_type}",outcome="applied""#);
+    let text = metrics.encode();
+    text.lines()
+        .find(|l| l.contains(&wanted) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two replicas in Callback mode behind one Service: DingTalk's pushes land on either. The
+/// one that does not lead checks each push and hands it to the leader, whose answer DingTalk
+/// gets; every hire is applied exactly once, also when DingTalk retries a push through the
+/// other replica; a forged push goes nowhere; with no leader the push is refused with 503 so
+/// DingTalk retries it.
+#[tokio::test(flavor = "multi_thread")]
+async fn callback_pushes_to_either_replica_are_applied_exactly_once() {
+    use dingsync::{
+        controller::{
+            SyncRequest, SyncRunner, Trigger,
+            engine::{CallbackRoutes, Engine, callback_router, callback_router_relaying, relay},
+        },
+        resolve::Manifests,
+        secret::Secret,
+    };
+    let Some(w) = world("replicas", 10).await else {
+        return;
+    };
+    let server = w.slapd();
+    let node = w.node("replicas-node");
+    let (token, aes) = (
+        "replicatoken",
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG",
+    );
+    let mut cb = engine_target(&w, &node);
+    cb.spec.binding_ref.name = "acme-cb".into();
+    cb.binding.events = serde_json::from_value(serde_json::json!({
+        "delivery": "Callback", "callbackSecretRef": {"name": "cb"}
+    }))
+    .unwrap();
+    cb.callback = Some((Secret::new(token), Secret::new(aes)));
+
+    // The leader: the real engine, one full sync, then fed by its callback route.
+    let metrics = Arc::new(dingsync::controller::metrics::Metrics::default());
+    let engine = Engine::new(metrics.clone(), Default::default());
+    let first = SyncRequest {
+        target: cb.clone(),
+        trigger: Trigger::Created,
+        progress: None,
+    };
+    assert!(engine.run(first).await.unwrap().complete);
+    assert!(engine.track_events(&cb, true).await.expect("fed").active);
+    let leader = serve(callback_router(engine.callbacks())).await;
+
+    // The other replica: no feed, the binding's objects as the API server holds them.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("objects.yaml"),
+        format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: app, namespace: team}}
+stringData: {{appKey: "{key}", appSecret: "{secret}"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: cb, namespace: team}}
+stringData: {{token: "{token}", aesKey: "{aes}"}}
+---
+apiVersion: dingsync.io/v1alpha1
+kind: DingTalkBinding
+metadata: {{name: acme-cb, namespace: team}}
+spec: {binding}
+"#,
+            key = sim::DEFAULT_APP_KEY,
+            secret = sim::DEFAULT_APP_SECRET,
+            binding = serde_json::to_string(&cb.binding).unwrap(),
+        ),
+    )
+    .unwrap();
+    let objects = Arc::new(Manifests::load(dir.path()).unwrap());
+    let locator = Arc::new(FixedLeader(
+        Some(leader.clone()),
+        std::sync::atomic::AtomicUsize::new(0),
+    ));
+    let relay = Arc::new(relay::CallbackRelay::new(
+        objects.clone(),
+        locator.clone(),
+        "replica-b",
+    ));
+    let follower = serve(callback_router_relaying(
+        Arc::new(CallbackRoutes::default()),
+        Some(relay),
+    ))
+    .await;
+
+    let (front, hits) = round_robin([leader.clone(), follower.clone()]).await;
+    w.sim
+        .subscribe_callback(
+            sim::DEFAULT_APP_KEY,
+            &format!("{front}/dingtalk/callback/team/acme-cb"),
+            token,
+            aes,
+        )
+        .await
+        .expect("check_url answered through the Service");
+    let names = ["甲一", "乙二", "丙三", "丁四", "戊五", "己六"];
+    for (i, name) in names.iter().enumerate() {
+        hire(&w.sim, &format!("rep{i}"), name, departments(&w.sim)[0]);
+    }
+    let mut missing = names.to_vec();
+    for _ in 0..200 {
+        missing.retain(|n| {
+            let found = server
+                .search(&format!("ou=people,{node}"), &format!("(cn={n})"), &["cn"])
+                .unwrap_or_default();
+            found.matches("dn: ").count() != 1
+        });
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(missing.is_empty(), "not in LDAP: {missing:?}");
+    let at_each = [0, 1].map(|i| hits[i].load(Ordering::SeqCst));
+    assert!(
+        at_each.iter().all(|n| *n >= 3),
+        "pushes per replica: {at_each:?}"
+    );
+    assert!(
+        locator.1.load(Ordering::SeqCst) >= 3,
+        "the follower handed pushes on"
+    );
+    assert_eq!(applied(&metrics, "user_add_org"), names.len() as u64);
+
+    // DingTalk retries a push it got no answer for, through the other replica: acknowledged,
+    // not applied again.
+    let crypto = CallbackCrypto::new(token, aes, sim::DEFAULT_APP_KEY).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let victim = w.sim.org().people[0].userid.clone();
+    let push = |c: &CallbackCrypto, nonce: &str| {
+        let enc = c.encrypt(&format!(
+            r#"{{"EventType":"user_modify_org","UserId":["{victim}"],"CorpId":"{CORP}"}}"#
+        ));
+        let query = [
+            ("msg_signature", c.sign(&now, nonce, &enc)),
+            ("timestamp", now.clone()),
+            ("nonce", nonce.into()),
+        ];
+        (query, serde_json::json!({ "encrypt": enc }))
+    };
+    let (query, body) = push(&crypto, "retry");
+    for base in [&leader, &follower, &follower] {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/dingtalk/callback/team/acme-cb"))
+            .query(&query)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{base}");
+        let reply: dingsync::dingtalk::callback::EncryptedReply = r.json().await.unwrap();
+        assert!(crypto.verify_success_reply(&reply).unwrap(), "{base}");
+    }
+    let mut modified = 0;
+    for _ in 0..40 {
+        modified = applied(&metrics, "user_modify_org");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        modified, 1,
+        "a push retried through the other replica is applied once"
+    );
+
+    // A forged push is refused by the replica that got it; the leader is never asked.
+    let asked = locator.1.load(Ordering::SeqCst);
+    let forged = CallbackCrypto::new("guessed", aes, sim::DEFAULT_APP_KEY).unwrap();
+    let (query, body) = push(&forged, "forged");
+    let r = reqwest::Client::new()
+        .post(format!("{follower}/dingtalk/callback/team/acme-cb"))
+        .query(&query)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        locator.1.load(Ordering::SeqCst),
+        asked,
+        "forged: not handed on"
+    );
+
+    // No replica leads (the Lease is changing hands): 503, so DingTalk pushes it again.
+    let lost = Arc::new(FixedLeader(None, Default::default()));
+    let relay = Arc::new(relay::CallbackRelay::new(objects, lost, "replica-c"));
+    let orphan = serve(callback_router_relaying(
+        Arc::new(CallbackRoutes::default()),
+        Some(relay),
+    ))
+    .await;
+    let (query, body) = push(&crypto, "orphan");
+    let r = reqwest::Client::new()
+        .post(format!("{orphan}/dingtalk/callback/team/acme-cb"))
+        .query(&query)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    // A binding no replica knows: 404, as before.
+    let r = reqwest::Client::new()
+        .post(format!("{orphan}/dingtalk/callback/team/nobody"))
+        .query(&query)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    w.base.sim.shutdown().await;
+}

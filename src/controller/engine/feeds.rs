@@ -9,6 +9,8 @@ use std::{
 
 use sha2::Digest;
 
+use super::relay::{self, CallbackRelay};
+
 use crate::controller::{EventsChanges, EventsState, EventsView};
 use crate::{
     api::binding::EventDelivery,
@@ -54,36 +56,63 @@ impl CallbackRoutes {
 /// `POST /dingtalk/callback/{namespace}/{binding}`: the URL to enter in DingTalk's developer
 /// console for a binding with `events.delivery: Callback`. Unknown bindings get 404.
 pub fn callback_router(routes: Arc<CallbackRoutes>) -> axum::Router {
-    use axum::{
-        body::Bytes,
-        extract::{Path, Query, State},
-        http::StatusCode,
-        response::IntoResponse,
-    };
-    async fn push(
-        State(routes): State<Arc<CallbackRoutes>>,
-        Path((ns, binding)): Path<(String, String)>,
-        Query(query): Query<HashMap<String, String>>,
-        body: Bytes,
-    ) -> axum::response::Response {
-        let Some(receiver) = routes.get(&format!("{ns}/{binding}")) else {
-            return (StatusCode::NOT_FOUND, "no callback subscription here").into_response();
-        };
-        match receiver.receive(&query, &body).await {
-            Ok(reply) => axum::Json(reply).into_response(),
-            Err(e) => {
-                tracing::warn!(namespace = %ns, binding = %binding, error = %e, "DingTalk callback refused");
-                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-                (status, e.to_string()).into_response()
-            }
-        }
-    }
+    callback_router_relaying(routes, None)
+}
+
+/// [`callback_router`] for one of several replicas: a push for a binding whose feed runs on
+/// another replica is checked and handed to the leader by `relay`.
+pub fn callback_router_relaying(
+    routes: Arc<CallbackRoutes>,
+    relay: Option<Arc<CallbackRelay>>,
+) -> axum::Router {
     axum::Router::new()
         .route(
             "/dingtalk/callback/{namespace}/{binding}",
             axum::routing::post(push),
         )
-        .with_state(routes)
+        .with_state((routes, relay))
+}
+
+/// One callback push: handled here when this replica feeds the binding, else handed on.
+async fn push(
+    axum::extract::State((routes, relay)): axum::extract::State<(
+        Arc<CallbackRoutes>,
+        Option<Arc<CallbackRelay>>,
+    )>,
+    axum::extract::Path((ns, binding)): axum::extract::Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::{http::StatusCode, response::IntoResponse};
+    let refused = |status: StatusCode, e: &dyn std::error::Error| {
+        tracing::warn!(namespace = %ns, binding = %binding, error = %e, "DingTalk callback refused");
+        (status, e.to_string()).into_response()
+    };
+    if let Some(receiver) = routes.get(&format!("{ns}/{binding}")) {
+        return match receiver.receive(&query, &body).await {
+            Ok(reply) => axum::Json(reply).into_response(),
+            Err(e) => refused(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                &e,
+            ),
+        };
+    }
+    if headers.contains_key(relay::RELAYED_BY) {
+        // Handed on by a replica that took this one for the leader: this replica's feed may
+        // still be starting, and DingTalk retries a 503.
+        let msg = "this replica does not feed the binding yet";
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    }
+    let Some(relay) = relay else {
+        return (StatusCode::NOT_FOUND, "no callback subscription here").into_response();
+    };
+    let raw = raw.unwrap_or_default();
+    match relay.relay((&ns, &binding), &query, &raw, body).await {
+        Ok(answer) => answer,
+        Err(e) => refused(e.status(), &e),
+    }
 }
 
 /// One binding's event connection and pipeline.

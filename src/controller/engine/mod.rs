@@ -6,6 +6,7 @@
 mod feeds;
 mod outcome;
 mod probe;
+pub mod relay;
 
 use std::{
     collections::HashMap,
@@ -15,7 +16,7 @@ use std::{
 
 use async_trait::async_trait;
 
-pub use feeds::{CallbackRoutes, Feeds, callback_router};
+pub use feeds::{CallbackRoutes, Feeds, callback_router, callback_router_relaying};
 pub use outcome::{batch_report, outbound_outcome, outcome};
 pub use probe::DingTalkProbe;
 
