@@ -377,3 +377,191 @@ spec:
         "{err}"
     );
 }
+
+/// Approval on a real API server: a run held by the deletion gate waits, and setting the
+/// approval annotation to the pending token runs it within seconds — with no sync-now and no
+/// interval — after which the API server no longer shows `pendingApproval`. DingTalk (the
+/// simulator) and the directory (slapd) run beside this process, which hosts the controller.
+#[tokio::test(flavor = "multi_thread")]
+async fn approval_against_a_real_cluster() {
+    if !cluster_configured() {
+        return;
+    }
+    let Some(w) = crate::support::World::builder()
+        .people(12)
+        .departments(3)
+        .slapd()
+        .build()
+        .await
+    else {
+        panic!("the approval scenario needs slapd");
+    };
+    dingsync::telemetry::init();
+    let client = Client::try_default()
+        .await
+        .expect("a client for KUBECONFIG");
+    apply_crds(&client).await;
+    let ns = format!(
+        "dingsync-e2e-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let body = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("create namespace");
+    let shutdown = CancellationToken::new();
+    let ctx = controller::production_context(
+        client.clone(),
+        "e2e-approval",
+        std::sync::Arc::new(Metrics::default()),
+    );
+    let settings = Settings {
+        namespace: Some(ns.clone()),
+        concurrency: 2,
+        instance: "e2e-approval".into(),
+    };
+    let running = tokio::spawn(controller::run(
+        client.clone(),
+        ctx,
+        settings,
+        shutdown.clone(),
+    ));
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        approval_scenario(&client, &ns, &w),
+    ))
+    .await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn approval_scenario(client: &Client, ns: &str, w: &crate::support::World) {
+    let node = w.node("e2e-approval");
+    // Events off, so only full syncs act; at most 2 removals pass without approval.
+    let yaml = w
+        .inbound_ldap_yaml(&node, Some(dingsync::sim::DEFAULT_APP_SECRET), &[])
+        .replace(
+            "deletion: {maxPercent: 100}",
+            "deletion: {maxCount: 2, maxPercent: 100}",
+        )
+        .replace(
+            "  credentialsSecretRef: {name: app}\n",
+            "  credentialsSecretRef: {name: app}\n  events: {delivery: None}\n",
+        );
+    let pp = PatchParams::apply("dingsync-e2e");
+    for doc in docs(&yaml) {
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        let patch = Patch::Apply(&doc);
+        match doc["kind"].as_str().unwrap() {
+            "Secret" => Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+                .patch(&name, &pp, &patch)
+                .await
+                .map(|_| ()),
+            "DingTalkBinding" => Api::<DingTalkBinding>::namespaced(client.clone(), ns)
+                .patch(&name, &pp, &patch)
+                .await
+                .map(|_| ()),
+            "FieldMapping" => Api::<FieldMapping>::namespaced(client.clone(), ns)
+                .patch(&name, &pp, &patch)
+                .await
+                .map(|_| ()),
+            "SyncTarget" => Api::<SyncTarget>::namespaced(client.clone(), ns)
+                .patch(&name, &pp, &patch)
+                .await
+                .map(|_| ()),
+            other => panic!("unexpected kind {other}"),
+        }
+        .expect("apply");
+    }
+    let targets: Api<SyncTarget> = Api::namespaced(client.clone(), ns);
+    let t_conds = |t: &SyncTarget| t.status.clone().unwrap_or_default().conditions;
+    wait_condition(&targets, "to-ldap", "Ready", "True", "Synced", t_conds).await;
+
+    // Four leave: above the threshold, so the requested run is held and writes nothing.
+    let leavers: Vec<String> = w.sim.org().people[..4]
+        .iter()
+        .map(|p| p.userid.clone())
+        .collect();
+    for userid in &leavers {
+        w.sim.leave(userid).expect("leave");
+    }
+    let people = format!("ou=people,{node}");
+    let before = w
+        .slapd()
+        .search(&people, "(objectClass=*)", &["*"])
+        .unwrap();
+    let annotate = |key: &'static str, value: String| {
+        let targets = targets.clone();
+        async move {
+            let patch = json!({"metadata": {"annotations": {key: value}}});
+            targets
+                .patch("to-ldap", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("annotate");
+        }
+    };
+    annotate(dingsync::api::target::SYNC_NOW_ANNOTATION, "1".into()).await;
+    let t_conds = |t: &SyncTarget| t.status.clone().unwrap_or_default().conditions;
+    wait_condition(
+        &targets,
+        "to-ldap",
+        "Ready",
+        "False",
+        "AwaitingApproval",
+        t_conds,
+    )
+    .await;
+    let held = targets.get("to-ldap").await.unwrap().status.unwrap();
+    let pending = held.pending_approval.expect("pendingApproval in status");
+    assert_eq!(pending.removals, 4, "{pending:?}");
+    let after_hold = w
+        .slapd()
+        .search(&people, "(objectClass=*)", &["*"])
+        .unwrap();
+    assert_eq!(before, after_hold, "a held run writes nothing");
+
+    // A wrong token changes nothing and says so.
+    annotate(
+        dingsync::api::target::APPROVE_ANNOTATION,
+        "not-the-token".into(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = targets.get("to-ldap").await.unwrap();
+        let ready = find_condition(&t_conds(&t), "Ready").cloned().unwrap();
+        if ready.message.contains("not-the-token") {
+            assert_eq!(ready.reason, "AwaitingApproval");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The pending token: the held run is applied at once.
+    annotate(
+        dingsync::api::target::APPROVE_ANNOTATION,
+        pending.token.clone(),
+    )
+    .await;
+    let t_conds = |t: &SyncTarget| t.status.clone().unwrap_or_default().conditions;
+    wait_condition(&targets, "to-ldap", "Ready", "True", "Synced", t_conds).await;
+    let st = targets.get("to-ldap").await.unwrap().status.unwrap();
+    let last = st.last_sync.expect("lastSync");
+    assert_eq!(last.trigger, "Approved");
+    assert_eq!(last.disabled, 4, "{last:?}");
+    assert!(
+        st.pending_approval.is_none(),
+        "the API server dropped the hold"
+    );
+    let after = w
+        .slapd()
+        .search(&people, "(objectClass=*)", &["*"])
+        .unwrap();
+    assert_ne!(before, after, "the approved removals were written");
+}
