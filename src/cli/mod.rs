@@ -5,6 +5,7 @@ pub mod crd;
 pub mod demo;
 pub mod login;
 pub mod plan;
+mod plan_view;
 mod report;
 pub mod reports;
 pub mod sim;

@@ -10,7 +10,11 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{anyhow, bail};
 
-use super::report::{print_outbound, print_plan, print_report};
+use super::{
+    plan_view,
+    plan_view::report_json,
+    report::{print_outbound, print_plan, print_report},
+};
 use crate::{
     api::SyncTarget,
     dingtalk::ClientPool,
@@ -31,6 +35,17 @@ pub struct Args {
     /// mobile or an email instead of the first 20.
     #[arg(long)]
     pub all: bool,
+    /// `text` (a tree by department, coloured on a terminal) or `json` (one document with
+    /// every target's plan, for machines).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// How `plan` and `apply` print.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 /// Exit codes: 0 nothing pending, 2 changes pending, 1 error (returned as Err).
@@ -64,12 +79,17 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
     }
     let clients = ClientPool::default();
     let mut pending = false;
+    let mut json = vec![];
     for t in targets {
         let name = t.metadata.name.clone().unwrap_or_default();
         let r = resolve::resolve(&m, t)
             .await?
             .map_err(|p| anyhow!("SyncTarget {name}: {p}"))?;
-        let bar = indicatif::ProgressBar::new_spinner();
+        // A spinner on a terminal only (indicatif draws nothing elsewhere), never with JSON.
+        let bar = match args.output {
+            Output::Text => indicatif::ProgressBar::new_spinner(),
+            Output::Json => indicatif::ProgressBar::hidden(),
+        };
         bar.enable_steady_tick(Duration::from_millis(120));
         let url = directory_url(&r);
         bar.set_message(format!("{name}: reading DingTalk and {url}"));
@@ -88,11 +108,16 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
             bar: &bar,
             write,
             all: args.all,
+            json: (args.output == Output::Json).then_some(&mut json),
         };
         pending |= match opened {
             Opened::Outbound(o) => run.outbound(o).await?,
             Opened::Inbound(i) => run.inbound(i).await?,
         };
+    }
+    if args.output == Output::Json {
+        let doc = serde_json::json!({ "targets": json });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(pending)
 }
@@ -113,11 +138,13 @@ struct Target<'a> {
     bar: &'a indicatif::ProgressBar,
     write: bool,
     all: bool,
+    /// With `-o json`: where each target's document goes instead of the text.
+    json: Option<&'a mut Vec<serde_json::Value>>,
 }
 
 impl Target<'_> {
     /// Returns whether something is pending (plan) or unfinished (apply).
-    async fn outbound(&self, o: Outbound) -> anyhow::Result<bool> {
+    async fn outbound(mut self, o: Outbound) -> anyhow::Result<bool> {
         let root = o.options.root;
         let (name, url) = (self.name, self.url);
         self.bar.set_message(format!(
@@ -134,12 +161,15 @@ impl Target<'_> {
         .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
         self.bar.finish_and_clear();
         let node = &self.resolved.spec.node;
-        print_outbound(name, url, node, root, &r, self.write);
+        match self.json.take() {
+            Some(out) => out.push(plan_view::outbound_json((name, url, node), root, &r)),
+            None => print_outbound(name, url, node, root, &r, self.write),
+        }
         Ok(!r.failures.is_empty() || r.held.is_some() || (!self.write && r.pending > 0))
     }
 
     /// Returns whether something is pending (plan) or unfinished (apply).
-    async fn inbound(&self, i: Inbound) -> anyhow::Result<bool> {
+    async fn inbound(mut self, i: Inbound) -> anyhow::Result<bool> {
         let name = self.name;
         let node = &self.resolved.spec.node;
         let progress = |phase: &str, n: usize, _: Option<usize>| {
@@ -151,14 +181,24 @@ impl Target<'_> {
                 .await
                 .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
             self.bar.finish_and_clear();
-            print_report(name, self.url, node, &report);
+            match self.json.take() {
+                Some(out) => out.push(report_json((name, self.url, node), &report)),
+                None => print_report(name, self.url, node, &report),
+            }
             return Ok(!report.failures.is_empty() || report.held.is_some());
         }
         let (snapshot, plan) = sync::compute(source, dir, &i.mapping, &i.options, &progress)
             .await
             .map_err(|e| anyhow!("SyncTarget {name}: {e}"))?;
         self.bar.finish_and_clear();
-        print_plan(name, self.url, node, &snapshot, &plan, self.all);
+        match self.json.take() {
+            Some(out) => out.push(plan_view::plan_json(
+                (name, self.url, node),
+                &snapshot,
+                &plan,
+            )),
+            None => print_plan(name, self.url, node, &snapshot, &plan, self.all),
+        }
         Ok(!plan.steps.is_empty() || plan.held.is_some())
     }
 }

@@ -2,7 +2,7 @@
 //! the run would change (plan) or changed (apply).
 
 use crate::sync::{
-    self, ObjectKind, Op, Verb,
+    self, Op,
     lacking::{Lacking, Named},
     outbound,
 };
@@ -141,38 +141,14 @@ pub(super) fn print_plan(
         snapshot.people.len(),
     );
     print_read(side, (!snapshot.complete).then_some(incomplete));
-    let mark = |op: &Op| match op {
-        Op::CreateDept { .. }
-        | Op::CreatePerson { .. }
-        | Op::EnablePerson { .. }
-        | Op::LinkPerson { .. } => "+",
-        Op::DisablePerson { .. } | Op::DeletePerson { .. } | Op::DeleteDept { .. } => "-",
-        _ => "~",
-    };
-    for (title, people) in [("departments", false), ("people", true)] {
-        let steps: Vec<&sync::Step> = plan
-            .steps
-            .iter()
-            .filter(|s| !matches!(s.op, Op::AddMembers { .. } | Op::RemoveMembers { .. }))
-            .filter(|s| (s.op.subject().0 == ObjectKind::User) == people)
-            .collect();
-        if steps.is_empty() {
-            continue;
-        }
-        println!("  {title}:");
-        for s in steps.iter().take(if all { usize::MAX } else { 50 }) {
-            println!(
-                "    {} {:<8} {:<28} {}",
-                mark(&s.op),
-                s.op.verb(),
-                s.label,
-                s.reason
-            );
-        }
-        if !all && steps.len() > 50 {
-            println!("    … {} more (--all shows them)", steps.len() - 50);
-        }
+    println!("  {}", super::plan_view::summary(plan));
+    if let Some(h) = &plan.held {
+        println!(
+            "  HELD: {} — approve with annotation dingsync.io/approve-deletions={}",
+            h.message, h.token
+        );
     }
+    super::plan_view::print_tree(snapshot, plan, all);
     print_plan_tail(plan);
     let shown = if all { usize::MAX } else { LACKING_SHOWN };
     let lacking = Lacking::of(&snapshot.people, shown);
@@ -180,7 +156,7 @@ pub(super) fn print_plan(
     print_lacking(counts, &lacking, shown, " (--all lists them)");
 }
 
-/// Memberships, problems, held removals and the counts, after the listed steps.
+/// Memberships, problems and removals left out, after the listed steps.
 fn print_plan_tail(plan: &sync::Plan) {
     let members = |add: bool| -> usize {
         let count = |s: &&sync::Step| match &s.op {
@@ -206,23 +182,6 @@ fn print_plan_tail(plan: &sync::Plan) {
             plan.suppressed_removals
         );
     }
-    if let Some(h) = &plan.held {
-        println!(
-            "  HELD: {} — approve with annotation dingsync.io/approve-deletions={}",
-            h.message, h.token
-        );
-    }
-    println!(
-        "  plan: {} create, {} update, {} link, {} move, {} enable, {} disable, {} delete; {} unchanged",
-        plan.count(Verb::Create),
-        plan.count(Verb::Update),
-        plan.count(Verb::Link),
-        plan.count(Verb::Move),
-        plan.count(Verb::Enable),
-        plan.count(Verb::Disable),
-        plan.count(Verb::Delete),
-        plan.unchanged_people + plan.unchanged_departments
-    );
 }
 
 /// What an Inbound run did, in one line.

@@ -80,6 +80,30 @@ async fn plan_shows_changes_writes_nothing_and_exits_by_state() {
             assert!(section.contains(&more), "{what}: {stdout}");
         }
     }
+    // A tree by department: each person's step sits under one of their departments'
+    // names, and without a terminal no colour codes are printed.
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no ANSI codes off a terminal: {stdout}"
+    );
+    check_tree(&stdout, &w.sim.org());
+    // The same plan for machines: one JSON document, the same exit code.
+    let bin2 = bin.to_string();
+    let path = dir.path().to_path_buf();
+    let out_json = tokio::task::spawn_blocking(move || {
+        Command::new(bin2)
+            .args(["plan", "-o", "json", "-f"])
+            .arg(path)
+            .env("DINGSYNC_SECRET_APP_APPSECRET", sim::DEFAULT_APP_SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out_json.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out_json.stdout).expect("JSON");
+    check_json(&doc, &w.sim.org());
+
     // Nothing was written: the node still has no children.
     let listing = server.search(&node, "(objectClass=*)", &["1.1"]).unwrap();
     assert_eq!(
@@ -145,4 +169,84 @@ fn lacking(org: &sim::Org) -> (Vec<String>, Vec<String>) {
         ids(&|p| blank(&p.mobile)),
         ids(&|p| blank(&p.email) && blank(&p.org_email)),
     )
+}
+
+/// The department names of `org`, and which of them each userid belongs to.
+fn memberships(org: &sim::Org) -> std::collections::HashMap<String, Vec<String>> {
+    let names: std::collections::HashMap<i64, &str> = org
+        .departments
+        .iter()
+        .map(|d| (d.id, d.name.as_str()))
+        .collect();
+    org.people
+        .iter()
+        .map(|p| {
+            let of = p
+                .departments
+                .iter()
+                .filter_map(|d| names.get(d))
+                .map(|n| n.to_string());
+            (p.userid.clone(), of.collect())
+        })
+        .collect()
+}
+
+/// Every listed create of a person comes after a department line (less indented) naming one
+/// of that person's departments.
+fn check_tree(stdout: &str, org: &sim::Org) {
+    // By name: the listing shows names and directory uids, not userids.
+    let mut by_name: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    let member_of = memberships(org);
+    for p in &org.people {
+        by_name
+            .entry(&p.name)
+            .or_default()
+            .extend(member_of[&p.userid].clone());
+    }
+    let mut heads: Vec<(usize, String)> = vec![];
+    let mut checked = 0;
+    for line in stdout.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if let Some(rest) = text.strip_prefix("+ create") {
+            let name = rest.split('(').next().unwrap().trim();
+            let Some(depts) = by_name.get(name) else {
+                continue; // a department's own step
+            };
+            let (_, head) = heads
+                .iter()
+                .rev()
+                .find(|(i, _)| *i < indent)
+                .unwrap_or_else(|| panic!("{name} under no department: {stdout}"));
+            assert!(
+                depts.contains(head),
+                "{name} listed under {head}, is in {depts:?}"
+            );
+            checked += 1;
+        } else if indent >= 2 && !text.contains(':') && !text.starts_with(['+', '-', '~', '…']) {
+            heads.retain(|(i, _)| *i < indent);
+            heads.push((indent, text.to_string()));
+        }
+    }
+    assert!(checked >= 10, "{checked} people checked in {stdout}");
+}
+
+/// The JSON plan: counts match the steps, and each person's step names a department path
+/// ending in one of their departments.
+fn check_json(doc: &serde_json::Value, org: &sim::Org) {
+    let member_of = memberships(org);
+    let t = &doc["targets"][0];
+    assert_eq!(t["direction"], "Inbound");
+    assert_eq!(t["dingtalk"]["people"], 60);
+    let steps = t["steps"].as_array().unwrap();
+    let creates = steps.iter().filter(|s| s["verb"] == "create").count();
+    assert_eq!(t["summary"]["create"].as_u64(), Some(creates as u64));
+    let people: Vec<&serde_json::Value> = steps.iter().filter(|s| s["kind"] == "User").collect();
+    assert_eq!(people.len(), 60, "{t}");
+    for s in people {
+        let path = s["department"].as_str().unwrap_or_else(|| panic!("{s}"));
+        let last = path.rsplit('/').next().unwrap();
+        let userid = s["id"].as_str().unwrap();
+        assert!(member_of[userid].iter().any(|d| d == last), "{s}");
+    }
 }
