@@ -293,6 +293,10 @@ impl SimHandle {
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().faults.latency_ms = latency.as_millis() as u64;
     }
+    /// Whether `user/list` leaves `manager_userid` out (`user/get` keeps it).
+    pub fn set_list_omits_manager(&self, omit: bool) {
+        self.shared.lock().faults.list_omits_manager = omit;
+    }
     /// `None` switches the per-app QPS limit off.
     pub fn set_qps_limit(&self, limit: Option<u32>) {
         self.shared.lock().faults.qps_limit = limit;

@@ -177,6 +177,7 @@ impl Source for DingTalkSource {
         let failed = self.add_authorised(&mut read, &reach).await;
         let mut snapshot = finish(corp_id, read, &HashSet::new());
         source_scope::note_failures(&mut snapshot, failed);
+        self.fill_managers(&mut snapshot).await;
         self.learn_parents(&snapshot, &reach.roots);
         self.learn_tree(&snapshot);
         self.rules.filter_people(&mut snapshot);
@@ -389,6 +390,39 @@ impl DingTalkSource {
                 .map(|u| listed(corp_id, u, self.fields.as_ref())),
         );
         failed
+    }
+
+    /// `user/list` may not carry `manager_userid`: DingTalk's SDK list model has no such
+    /// field, while its list page says the field is omitted when empty (so perhaps sent when
+    /// set); which holds is unconfirmed. When a template reads it and no listed person carried
+    /// one, each person is read with `user/get` for it — a call per person, rather than every
+    /// manager silently cleared. A person who cannot be read makes the read incomplete.
+    async fn fill_managers(&self, snapshot: &mut SourceSnapshot) {
+        let wanted = (self.fields.as_ref()).is_none_or(|f| f.contains("manager_userid"));
+        let listed = |p: &Person| p.fields.get("manager_userid").is_some();
+        if !wanted || snapshot.people.is_empty() || snapshot.people.iter().any(listed) {
+            return;
+        }
+        tracing::info!(
+            people = snapshot.people.len(),
+            "user/list carried no manager_userid: reading each person with user/get for it"
+        );
+        let mut failed = Vec::new();
+        // In pieces, so at most this many full records are held at once.
+        for chunk in snapshot.people.chunks_mut(1_000) {
+            let ids: Vec<String> = chunk.iter().map(|p| p.id.clone()).collect();
+            let (found, f) = source_scope::read_users(&self.client, ids).await;
+            failed.extend(f);
+            let managers: HashMap<String, String> = (found.into_iter())
+                .filter_map(|u| Some((u.userid, u.manager_userid?)))
+                .collect();
+            for p in chunk.iter_mut() {
+                if let Some(m) = managers.get(&p.id) {
+                    p.fields = p.fields.with(&[("manager_userid", json!(m))]);
+                }
+            }
+        }
+        source_scope::note_failures(snapshot, failed);
     }
 
     /// A department's parent as DingTalk has it now; `None` when the department is gone or

@@ -386,3 +386,40 @@ fn the_example_mapping_compiles_with_its_manager_and_heads() {
         .collect();
     assert_eq!(refs, ["manager"]);
 }
+
+/// Should `user/list` carry no `manager_userid` (DingTalk's SDK list model has none), a
+/// mapping that reads it still gets every manager: each person is read with `user/get` for
+/// it. A mapping that does not read it makes no such calls.
+#[tokio::test]
+async fn managers_arrive_when_user_list_leaves_them_out() {
+    let Some(w) = World::builder().org(org()).slapd().build().await else {
+        return;
+    };
+    w.sim.set_list_omits_manager(true);
+    let m = mapping(LDAP_MAPPING);
+    let gets = || w.sim.calls("/topapi/v2/user/get");
+    let before = gets();
+    let dir = w.ldap(&w.node("mgr-unlisted"), Layout::FlatWithGroups).await;
+    let src = source(&w, &m);
+    full_sync(&src, &dir, &m, false).await;
+    assert_right(&w, &dir, "manager", true, "first sync").await;
+    let people = w.sim.org().people.len();
+    assert!(gets() - before >= people as u64, "a user/get per person");
+    let again = full_sync(&src, &dir, &m, false).await;
+    assert_eq!(again.writes, 0, "second run: {:#?}", again.plan.steps);
+
+    // Without a manager rule: no user/get at all.
+    let plain = mapping(
+        r#"
+user:
+  uniqueName: {attribute: uid, template: "{{ name | pinyin }}"}
+  attributes:
+    - {target: cn, template: "{{ name }}"}
+    - {target: sn, template: "{{ name[:1] }}"}
+"#,
+    );
+    let dir = w.ldap(&w.node("mgr-none"), Layout::FlatWithGroups).await;
+    let before = gets();
+    full_sync(&source(&w, &plain), &dir, &plain, false).await;
+    assert_eq!(gets(), before, "no manager rule, no user/get");
+}

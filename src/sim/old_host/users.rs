@@ -46,6 +46,11 @@ fn page(st: &mut State, app: &App, p: &Params, simple: bool) -> Result<Response,
                 json!({"userid": m.userid, "name": m.name})
             } else {
                 let mut v = render_user(app, m, Some(id));
+                if st.faults.list_omits_manager
+                    && let Some(o) = v.as_object_mut()
+                {
+                    o.remove("manager_userid");
+                }
                 crate::sim::roles::put_role_list(st.org(), &mut v);
                 v
             }

@@ -92,6 +92,9 @@ pub struct Faults {
     pub qps_limit: Option<u32>,
     /// (app_key, api) → (second, calls in it).
     pub qps_windows: HashMap<(String, String), (u64, u32)>,
+    /// `user/list` leaves `manager_userid` out, as DingTalk's SDK list model does (whether
+    /// DingTalk sends it in lists is unconfirmed; `user/get` does send it).
+    pub list_omits_manager: bool,
 }
 
 impl Faults {
