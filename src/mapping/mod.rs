@@ -393,6 +393,17 @@ impl Mapping {
         Ok(out)
     }
 
+    /// Whether a department template reads the department's heads: an event about a person
+    /// then re-reads their departments too, since making someone a head changes the
+    /// department, and DingTalk may only say so with an event about the person.
+    pub fn reads_heads(&self) -> bool {
+        (self.dept.iter().chain(&self.dept_refs)).any(|r| {
+            let t = self.env.get_template(r.label.as_str()).expect("compiled");
+            t.undeclared_variables(false)
+                .contains("dept_manager_userid_list")
+        })
+    }
+
     /// The person fields the person templates read (top-level names): a source need keep
     /// no other field of a person, plus those the engine reads itself (`mobile`, `email`,
     /// `org_email`, counted when missing).

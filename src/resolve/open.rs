@@ -88,7 +88,9 @@ pub async fn open(r: &Resolved, access: Access, clients: &ClientPool) -> Result<
     // Resolving checked the rules already; a failure here means a caller skipped it.
     let rules =
         ScopeRules::for_target(&r.spec.scope).map_err(|e| OpenError::Spec(e.to_string()))?;
-    let source = DingTalkSource::with_rules(client, rules).keeping(mapping.person_fields());
+    let source = DingTalkSource::with_rules(client, rules)
+        .keeping(mapping.person_fields())
+        .reading_heads(mapping.reads_heads());
     Ok(Opened::Inbound(Inbound {
         dir,
         source: Arc::new(source),

@@ -46,6 +46,8 @@ pub struct DingTalkSource {
     tree: std::sync::Mutex<DeptTree>,
     /// The person fields a full read keeps (`None`: every field templates may name).
     fields: Option<HashSet<String>>,
+    /// Whether department heads are read: a re-read person's departments are re-read too.
+    heads: bool,
 }
 
 impl DingTalkSource {
@@ -66,7 +68,15 @@ impl DingTalkSource {
             hidden: Default::default(),
             tree: Default::default(),
             fields: None,
+            heads: true,
         }
+    }
+
+    /// Whether templates read department heads (default true): see
+    /// [`Mapping::reads_heads`](crate::mapping::Mapping::reads_heads).
+    pub fn reading_heads(mut self, heads: bool) -> Self {
+        self.heads = heads;
+        self
     }
 
     /// Whether `other` reads the same part of the enterprise (what it learnt of the tree
@@ -122,6 +132,7 @@ impl DingTalkSource {
             hidden: std::sync::Mutex::new(copy(&self.hidden)),
             tree: std::sync::Mutex::new(self.known_departments()),
             fields: self.fields.clone(),
+            heads: self.heads,
         }
     }
 
@@ -194,8 +205,12 @@ impl Source for DingTalkSource {
         let mut parents = self.known_parents(changes);
         let mut failures: Vec<ScopeFailure> = Vec::new();
         let mut found_depts = found_departments(depts, &mut parents, &mut failures);
-        self.learn_hidden(&found_depts);
         let mut found_users = found_users(users)?;
+        if self.heads {
+            let more = self.heads_of(changes, &found_users).await;
+            found_depts.extend(found_departments(more, &mut parents, &mut failures));
+        }
+        self.learn_hidden(&found_depts);
         let mut starts: Vec<i64> = found_depts.iter().map(|d| d.dept_id).collect();
         for u in &found_users {
             starts.extend(u.dept_id_list.iter().flatten().copied());
@@ -240,6 +255,34 @@ impl DingTalkSource {
 type Reread<K, T> = Vec<(K, Result<T, DingTalkError>)>;
 
 impl DingTalkSource {
+    /// The departments of re-read people that `changes` does not name, re-read: someone made
+    /// (or no longer) a department's head changes that department's heads, and DingTalk may
+    /// say so only with an event about the person (UNCONFIRMED whether it also sends
+    /// `org_dept_modify`; the extra reads cost a call per department, never a stale head).
+    async fn heads_of(&self, changes: &Changes, users: &[dt::User]) -> Reread<i64, dt::Department> {
+        let named: HashSet<i64> = changes
+            .departments
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        let mut ids: Vec<i64> = users
+            .iter()
+            .flat_map(|u| {
+                let led = u.leader_in_dept.iter().flatten().map(|l| l.dept_id);
+                u.dept_id_list.iter().flatten().copied().chain(led)
+            })
+            .filter(|d| !named.contains(d))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let client = &self.client;
+        stream::iter(ids)
+            .map(|id| async move { (id, client.get_department(id).await) })
+            .buffer_unordered(REREAD_CONCURRENCY)
+            .collect()
+            .await
+    }
+
     /// Every department, then every person, `changes` names, as DingTalk has them now.
     async fn reread(
         &self,

@@ -112,8 +112,9 @@ async fn main() {
     )
     .with_base(&sim.base_url());
     unpaced.per_api_per_second = 100_000;
-    let baseline =
-        DingTalkSource::new(DingTalkClient::new(unpaced), vec![1]).keeping(mapping.person_fields());
+    let baseline = DingTalkSource::new(DingTalkClient::new(unpaced), vec![1])
+        .keeping(mapping.person_fields())
+        .reading_heads(mapping.reads_heads());
     sim.set_qps_limit(None);
     let t = Instant::now();
     let first = sync::run(

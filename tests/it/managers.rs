@@ -84,7 +84,10 @@ fn opts(ou_tree: bool) -> Options {
 }
 
 fn source(w: &World, m: &Mapping) -> Arc<DingTalkSource> {
-    Arc::new(DingTalkSource::new(w.client.clone(), vec![1]).keeping(m.person_fields()))
+    let source = DingTalkSource::new(w.client.clone(), vec![1])
+        .keeping(m.person_fields())
+        .reading_heads(m.reads_heads());
+    Arc::new(source)
 }
 
 async fn full_sync(
@@ -323,7 +326,7 @@ async fn ldap_reports_follow_a_manager_renamed_moved_and_leaving_by_events_alone
     let (_pipeline, _stream) = events(&w, src.clone(), dir.clone(), &m, true).await;
     let (manager, to) = pick_manager(&w.sim.org());
     rename_move_leave(&w, &manager, to, async |when| {
-        converge(&w, dir.as_ref(), "manager", false, when).await;
+        converge(&w, dir.as_ref(), "manager", true, when).await;
     })
     .await;
     // What the events left is what a full sync makes: it writes nothing.
@@ -399,7 +402,9 @@ async fn managers_arrive_when_user_list_leaves_them_out() {
     let m = mapping(LDAP_MAPPING);
     let gets = || w.sim.calls("/topapi/v2/user/get");
     let before = gets();
-    let dir = w.ldap(&w.node("mgr-unlisted"), Layout::FlatWithGroups).await;
+    let dir = w
+        .ldap(&w.node("mgr-unlisted"), Layout::FlatWithGroups)
+        .await;
     let src = source(&w, &m);
     full_sync(&src, &dir, &m, false).await;
     assert_right(&w, &dir, "manager", true, "first sync").await;
@@ -422,4 +427,62 @@ user:
     let before = gets();
     full_sync(&source(&w, &plain), &dir, &plain, false).await;
     assert_eq!(gets(), before, "no manager rule, no user/get");
+}
+
+/// Someone joining a department and made its head in one change, then no longer its head:
+/// the department's `owner` follows by events alone, although DingTalk's event names only the
+/// person.
+#[tokio::test]
+async fn a_head_appointed_with_a_move_becomes_owner_by_events_alone() {
+    let Some(w) = World::builder().org(org()).slapd().build().await else {
+        return;
+    };
+    let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("mgr-heads"), Layout::OuTree).await);
+    let m = mapping(LDAP_MAPPING);
+    assert!(m.reads_heads());
+    let headless = SCIM_MAPPING.replace("dept_manager_userid_list", "name");
+    assert!(!mapping(&headless).reads_heads());
+    let src = source(&w, &m);
+    settle(&src, dir.as_ref(), &m, true).await;
+    let (_pipeline, _stream) = events(&w, src.clone(), dir.clone(), &m, true).await;
+    let truth = w.sim.org();
+    let (person, to) = truth
+        .people
+        .iter()
+        .find_map(|p| {
+            let d = truth.departments.iter().find(|d| {
+                d.id != 1 && !p.departments.contains(&d.id) && d.manager_userids.is_empty()
+            })?;
+            p.leader_in.is_empty().then(|| (p.userid.clone(), d.id))
+        })
+        .expect("a person and a department without heads they are not in");
+    let appoint = |leader_in: Vec<i64>| UserWrite {
+        departments: Some(vec![to]),
+        leader_in: Some(leader_in),
+        ..Default::default()
+    };
+    w.sim.edit_user(&person, appoint(vec![to])).unwrap();
+    let heads = |d: i64| {
+        let org = w.sim.org();
+        org.departments
+            .iter()
+            .find(|x| x.id == d)
+            .unwrap()
+            .manager_userids
+            .clone()
+    };
+    assert_eq!(heads(to), [person.clone()]);
+    converge(
+        &w,
+        dir.as_ref(),
+        "manager",
+        true,
+        "appointed head on joining",
+    )
+    .await;
+    w.sim.edit_user(&person, appoint(vec![])).unwrap();
+    assert!(heads(to).is_empty());
+    converge(&w, dir.as_ref(), "manager", true, "no longer head").await;
+    let again = full_sync(&src, dir.as_ref(), &m, true).await;
+    assert_eq!(again.writes, 0, "{:#?}", again.plan.steps);
 }
