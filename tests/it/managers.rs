@@ -471,7 +471,7 @@ async fn a_head_appointed_with_a_move_becomes_owner_by_events_alone() {
             .manager_userids
             .clone()
     };
-    assert_eq!(heads(to), [person.clone()]);
+    assert_eq!(heads(to), std::slice::from_ref(&person));
     converge(
         &w,
         dir.as_ref(),
