@@ -43,7 +43,7 @@ pub struct DingTalkSource {
     hidden: std::sync::Mutex<HashSet<i64>>,
     /// Department names and parents as last read: the `path` and `dept_names` of an
     /// incremental re-read, which holds only the records events named.
-    tree: std::sync::Mutex<DeptTree>,
+    tree: std::sync::Mutex<std::sync::Arc<DeptTree>>,
     /// The person fields a full read keeps (`None`: every field templates may name).
     fields: Option<HashSet<String>>,
     /// Whether department heads are read: a re-read person's departments are re-read too.
@@ -239,7 +239,7 @@ impl Source for DingTalkSource {
         Ok(snapshot)
     }
 
-    fn known_departments(&self) -> DeptTree {
+    fn known_departments(&self) -> std::sync::Arc<DeptTree> {
         self.tree.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -247,7 +247,8 @@ impl Source for DingTalkSource {
 impl DingTalkSource {
     fn learn_tree(&self, snapshot: &SourceSnapshot) {
         let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
-        tree.learn(snapshot);
+        // Copies only while a batch still holds the old tree.
+        std::sync::Arc::make_mut(&mut tree).learn(snapshot);
     }
 }
 
