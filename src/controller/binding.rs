@@ -35,7 +35,7 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
     let name = binding.name_any();
     let generation = binding.metadata.generation;
     let key = format!("DingTalkBinding/{ns}/{name}");
-    ctx.metrics.count_reconcile("DingTalkBinding");
+    let _timer = ctx.metrics.reconcile_started("DingTalkBinding");
     let before = binding.status.clone().unwrap_or_default();
     let mut st = before.clone();
     st.observed_generation = generation;

@@ -12,7 +12,7 @@ use crate::api::{
 
 /// Reconcile one mapping and write its status. A broken mapping waits for an edit.
 pub async fn reconcile(mapping: Arc<FieldMapping>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics.count_reconcile("FieldMapping");
+    let _timer = ctx.metrics.reconcile_started("FieldMapping");
     let generation = mapping.metadata.generation;
     let before = mapping.status.clone().unwrap_or_default();
     let mut st = before.clone();

@@ -360,10 +360,15 @@ impl Metrics {
         out
     }
 
-    pub fn count_reconcile(&self, kind: &str) {
-        self.reconciles
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
+    /// Counts a reconcile of `kind`; the returned guard observes its duration (a full sync
+    /// it ran included) when dropped, however the reconcile ends.
+    pub fn reconcile_started(&self, kind: &str) -> ReconcileTimer {
+        let labels = KindLabels { kind: kind.into() };
+        self.reconciles.get_or_create(&labels).inc();
+        ReconcileTimer {
+            histogram: self.reconcile_duration.get_or_create(&labels).clone(),
+            started: std::time::Instant::now(),
+        }
     }
 
     pub fn count_failure(&self, kind: &str, reason: &str) {
@@ -488,5 +493,17 @@ mod tests {
             !m.encode().contains("dingcorp"),
             "dropped clients are no longer exported"
         );
+    }
+}
+
+/// Observes a reconcile's duration when dropped.
+pub struct ReconcileTimer {
+    histogram: Histogram,
+    started: std::time::Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }

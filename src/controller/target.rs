@@ -99,7 +99,7 @@ pub async fn reconcile(target: Arc<SyncTarget>, ctx: Arc<Context>) -> Result<Act
     let ns = target.namespace().unwrap_or_default();
     let name = target.name_any();
     let key = format!("SyncTarget/{ns}/{name}");
-    ctx.metrics.count_reconcile("SyncTarget");
+    let _timer = ctx.metrics.reconcile_started("SyncTarget");
     let generation = target.metadata.generation;
     let before = target.status.clone().unwrap_or_default();
     let mut st = before.clone();

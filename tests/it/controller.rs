@@ -869,6 +869,14 @@ async fn target_happy_path_syncs_once_and_reports() {
     // Nothing changed and the interval has not passed: no run, no status write.
     w.reconcile_target("t1").await;
     assert_eq!(w.runner.calls.load(Ordering::SeqCst), 1);
+    // Both reconciles counted and timed.
+    let metrics = w.ctx.metrics.encode();
+    for series in [
+        r#"dingsync_reconciles_total{kind="SyncTarget"} 2"#,
+        r#"dingsync_reconcile_duration_seconds_count{kind="SyncTarget"} 2"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
     let again = w.target("t1").await;
     assert_eq!(again.metadata.resource_version, t.metadata.resource_version);
     assert_eq!(
