@@ -388,6 +388,18 @@ fn target_labels(namespace: &str, name: &str) -> TargetLabels {
     }
 }
 
+/// Observes a reconcile's duration when dropped.
+pub struct ReconcileTimer {
+    histogram: Histogram,
+    started: std::time::Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,17 +505,5 @@ mod tests {
             !m.encode().contains("dingcorp"),
             "dropped clients are no longer exported"
         );
-    }
-}
-
-/// Observes a reconcile's duration when dropped.
-pub struct ReconcileTimer {
-    histogram: Histogram,
-    started: std::time::Instant,
-}
-
-impl Drop for ReconcileTimer {
-    fn drop(&mut self) {
-        self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }
