@@ -449,6 +449,9 @@ pub struct Failure {
     pub reason: String,
     /// What went wrong, naming the field.
     pub message: String,
+    /// The directory entry's DN (SCIM: its id), when the run knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
 }
 
 /// How many failures had one reason.

@@ -148,18 +148,19 @@ fn failure_table(reports: &[RunReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<26} {:<10} {:<20} {:<20} {:<18} MESSAGE",
-        "RUN", "KIND", "ID", "NAME", "REASON"
+        "{:<26} {:<10} {:<20} {:<20} {:<18} {:<40} MESSAGE",
+        "RUN", "KIND", "ID", "NAME", "REASON", "DN"
     );
     for (r, f) in failures(reports) {
         let _ = writeln!(
             out,
-            "{:<26} {:<10} {:<20} {:<20} {:<18} {}",
+            "{:<26} {:<10} {:<20} {:<20} {:<18} {:<40} {}",
             r.id(),
             f.kind,
             f.id,
             f.name,
             f.reason,
+            f.dn.as_deref().unwrap_or("-"),
             one_line(&f.message)
         );
     }

@@ -47,7 +47,7 @@ impl From<&Failure> for ReportFailure {
             kind: f.kind.clone(),
             id: f.id.clone(),
             name: f.name.clone().unwrap_or_default(),
-            dn: None,
+            dn: f.dn.clone(),
             reason: f.reason.clone(),
             message: f.message.clone(),
         }
@@ -62,6 +62,7 @@ impl From<&ReportFailure> for Failure {
             name: (!f.name.is_empty()).then(|| f.name.clone()),
             reason: f.reason.clone(),
             message: f.message.clone(),
+            dn: f.dn.clone(),
         }
     }
 }

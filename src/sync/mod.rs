@@ -116,6 +116,8 @@ pub struct Failure {
     pub name: String,
     pub reason: String,
     pub message: String,
+    /// The directory entry (LDAP DN, SCIM id) the object has, when the run knew it.
+    pub locator: Option<String>,
 }
 
 /// What a run did.

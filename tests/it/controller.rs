@@ -191,6 +191,7 @@ fn template_failure(i: usize) -> Failure {
         name: Some(format!("员工{i}")),
         reason: "TemplateError".into(),
         message: format!("attribute mail: undefined value `email` for user{i:05}"),
+        dn: Some(format!("uid=user{i:05},ou=people,dc=example,dc=com")),
     }
 }
 
@@ -1586,6 +1587,10 @@ async fn a_run_failing_for_1000_people_keeps_them_all_and_status_stays_short() {
         "a header and one line each"
     );
     assert!(table.contains("user00999") && table.contains("TemplateError"));
+    assert!(
+        table.contains("uid=user00999,ou=people,dc=example,dc=com"),
+        "each failure's DN"
+    );
     let json = reports::render(&failed, Format::Json, &only_failed(None)).unwrap();
     let back: Vec<RunReport> = serde_json::from_str(&json).unwrap();
     assert_eq!(back[0].failures.len(), 1_000);

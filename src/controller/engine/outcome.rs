@@ -19,6 +19,7 @@ fn failures_of(failures: &[sync::Failure]) -> Vec<Failure> {
             name: Some(f.name.clone()),
             reason: f.reason.clone(),
             message: f.message.clone(),
+            dn: f.locator.clone(),
         })
         .collect()
 }
@@ -164,6 +165,7 @@ mod tests {
                 name: "张三".into(),
                 reason: "TemplateError".into(),
                 message: "employeeNumber: invalid value".into(),
+                locator: Some("uid=zhangsan,ou=people,dc=example,dc=com".into()),
             }],
             ..Default::default()
         };
@@ -180,6 +182,11 @@ mod tests {
         assert_eq!(r.counts.get("updated"), Some(&1));
         assert_eq!(r.failures[0].id, "u2");
         assert_eq!(r.failures[0].name, "张三");
+        assert_eq!(
+            r.failures[0].dn.as_deref(),
+            Some("uid=zhangsan,ou=people,dc=example,dc=com"),
+            "the entry's DN reaches the report"
+        );
         let failed = sync::events::BatchRecord {
             result: Err("directory unavailable".into()),
             ..batch

@@ -52,6 +52,7 @@ pub(super) async fn finish(
             name: p.name.clone(),
             reason: p.reason.into(),
             message: p.message.clone(),
+            locator: locate(dir, p.kind, &p.id),
         });
     }
     if !dry_run && plan.held.is_none() {
@@ -135,6 +136,7 @@ async fn apply(
                             name: step.label.clone(),
                             reason: "DirectoryRejected".into(),
                             message: format!("{} failed: {e}", step.op.verb()),
+                            locator: locate(dir, kind, id),
                         });
                     }
                     Err(e) => return Err(e.into()),
@@ -404,4 +406,11 @@ mod tests {
             vec![(vec![0, 1, 2], 32), (vec![3], 32)]
         );
     }
+}
+
+/// A failed person's entry as the directory indexes it, for the report.
+fn locate(dir: &dyn Directory, kind: ObjectKind, id: &str) -> Option<String> {
+    (kind == ObjectKind::User)
+        .then(|| dir.locate_person(id))
+        .flatten()
 }

@@ -263,6 +263,7 @@ pub async fn sync_roles(
                         name: name.to_string(),
                         reason: "Rejected".into(),
                         message: e.to_string(),
+                        locator: None,
                     });
                 }
                 Err(e) => return Err(e.into()),

@@ -181,6 +181,7 @@ fn failure(kind: ObjectKind, id: &str, name: &str, reason: &str, message: String
         name: name.to_string(),
         reason: reason.to_string(),
         message,
+        locator: None,
     }
 }
 

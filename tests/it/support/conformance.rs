@@ -737,6 +737,16 @@ pub async fn one_failure_never_stops_the_rest(h: &dyn Harness) {
     assert_eq!(m.get("4"), Some(&vec!["u3".to_string(), "u4".to_string()]));
     let again = sync(&org, dir.as_ref(), &Options::default(), true).await;
     assert_eq!(again.writes, 0, "converged: {:?}", again.plan.steps);
+    // A refused update of an entry that exists names the entry (DN, SCIM id) in the report,
+    // where the backend indexes its entries.
+    let renamed = org.clone().edit("u3", |p| {
+        p.name = "王五改".into();
+        p.fields.insert("name", json!("王五改"));
+    });
+    let faulty = Faulty::new(dir.as_ref()).rejecting("u3");
+    let r = sync(&renamed, &faulty, &Options::default(), true).await;
+    assert_eq!(r.failures.len(), 1, "{:#?}", r.failures);
+    assert_eq!(r.failures[0].locator, dir.locate_person("u3"));
 }
 
 /// A run cut off half-way (connection lost) stops with an error; re-running finishes the job,
