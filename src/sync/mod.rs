@@ -116,8 +116,9 @@ pub struct Failure {
     pub name: String,
     pub reason: String,
     pub message: String,
-    /// The directory entry (LDAP DN, SCIM id) the object has, when the run knew it.
-    pub locator: Option<String>,
+    /// The directory entry (LDAP DN, SCIM id) the object has, when the run knew it (boxed:
+    /// failures travel in `Result`s and most have none).
+    pub locator: Option<Box<str>>,
 }
 
 /// What a run did.

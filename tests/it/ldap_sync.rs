@@ -71,4 +71,5 @@ scenarios!(
     targeted_reads_match_a_full_read,
     lean_resync_names_exactly_what_changed,
     incremental_run_touches_only_named_records,
+    one_failure_never_stops_the_rest,
 );

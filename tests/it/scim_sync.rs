@@ -118,6 +118,7 @@ macro_rules! all_scenarios {
             ambiguous_matches_are_refused,
             targeted_reads_match_a_full_read,
             lean_resync_names_exactly_what_changed,
+            one_failure_never_stops_the_rest,
         );
     };
 }

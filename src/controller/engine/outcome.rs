@@ -19,7 +19,7 @@ fn failures_of(failures: &[sync::Failure]) -> Vec<Failure> {
             name: Some(f.name.clone()),
             reason: f.reason.clone(),
             message: f.message.clone(),
-            dn: f.locator.clone(),
+            dn: f.locator.as_deref().map(str::to_owned),
         })
         .collect()
 }

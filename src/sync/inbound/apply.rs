@@ -330,6 +330,14 @@ fn located(dir: &dyn Directory, attr: &Name, to: &[String]) -> Result<Attrs, Dir
     Ok(attrs)
 }
 
+/// A failed person's entry as the directory indexes it, for the report.
+fn locate(dir: &dyn Directory, kind: ObjectKind, id: &str) -> Option<Box<str>> {
+    (kind == ObjectKind::User)
+        .then(|| dir.locate_person(id))
+        .flatten()
+        .map(String::into_boxed_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,11 +414,4 @@ mod tests {
             vec![(vec![0, 1, 2], 32), (vec![3], 32)]
         );
     }
-}
-
-/// A failed person's entry as the directory indexes it, for the report.
-fn locate(dir: &dyn Directory, kind: ObjectKind, id: &str) -> Option<String> {
-    (kind == ObjectKind::User)
-        .then(|| dir.locate_person(id))
-        .flatten()
 }
