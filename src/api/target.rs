@@ -207,6 +207,52 @@ pub struct LdapSpec {
     pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
+/// Active Directory connection (Windows Server or Samba AD). Simple bind only, and only
+/// over LDAPS or StartTLS: AD refuses passwords (bind and `unicodePwd`) in the clear.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.startTLS) && self.startTLS && self.url.startsWith('ldaps://'))").message("activeDirectory.startTLS: do not combine StartTLS with an ldaps:// URL"))]
+pub struct ActiveDirectorySpec {
+    /// `ldaps://dc.example.com:636`, or `ldap://dc.example.com:389` with `startTLS`.
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new("self.startsWith('ldap://') || self.startsWith('ldaps://')").message("activeDirectory.url must start with ldap:// or ldaps://"))]
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default, rename = "startTLS")]
+    pub start_tls: bool,
+    /// DN or user principal name (`svc-dingsync@example.com`) dingsync binds as; it needs
+    /// to create, change and disable users and groups in the node.
+    #[serde(rename = "bindDN")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub bind_dn: String,
+    /// Secret key with the bind password.
+    pub password_secret_ref: SecretKeyRef,
+    /// Secret key with a PEM CA bundle that signs the domain controller's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// What a new account looks like until its owner sets a password.
+    #[serde(default)]
+    pub new_accounts: NewAccounts,
+    /// The part after `@` of `userPrincipalName` when the mapping does not write one;
+    /// default: the domain of the node's `DC=` components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub upn_suffix: Option<String>,
+}
+
+/// How new AD accounts are created.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum NewAccounts {
+    /// Disabled until someone sets a password (`userAccountControl` 546).
+    #[default]
+    Disabled,
+    /// Enabled (512) with a random password nobody knows, set over the encrypted
+    /// connection; people then set their own (self-service login or a reset).
+    EnabledWithRandomPassword,
+}
+
 /// SCIM connection.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,1 @@
+//! What only AD has, checked as a Windows admin would.
