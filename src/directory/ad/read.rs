@@ -15,8 +15,7 @@ use crate::directory::{Attrs, DeptEntry, Name, PersonEntry, Snapshot};
 
 /// Attributes of AD's own bookkeeping: never compared with what a mapping wants, so they are
 /// left out of what a read hands the engine.
-const BOOKKEEPING: [&str; 8] = [
-    "objectguid",
+const BOOKKEEPING: [&str; 7] = [
     "objectclass",
     "distinguishedname",
     "name",
@@ -146,7 +145,7 @@ impl AdStore {
                 id: id.clone(),
                 name: wanted_cn(name, &id).to_string(),
                 parent: parent.clone(),
-                attrs: user_attrs(&g.entry.attrs, &["member", "cn"]),
+                attrs: user_attrs(&g.entry.attrs, &["member", "cn", "objectguid"]),
             });
             index.dept_parent.insert(id.clone(), parent);
             index.depts.insert(id, g.dn.clone());
@@ -191,9 +190,14 @@ impl AdStore {
             .first("useraccountcontrol")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let mut attrs = user_attrs(&e.attrs, &[]);
+        let guid = e.first("objectguid").and_then(guid_of);
+        let mut attrs = user_attrs(&e.attrs, &["objectguid"]);
         if let Some(cn) = e.first("cn") {
             attrs.insert("cn", vec![wanted_cn(cn, &sam).to_string()]);
+        }
+        // In AD's text form: the entry's identity across renames and moves.
+        if let Some(g) = &guid {
+            attrs.insert("objectguid", vec![g.clone()]);
         }
         let entry = PersonEntry {
             key: e.dn.clone(),
@@ -206,7 +210,6 @@ impl AdStore {
         };
         match id {
             Some(id) => {
-                let guid = e.first("objectguid").and_then(guid_of);
                 index.people.insert(id, PersonRef { dn, guid });
                 snap.people.push(entry);
             }

@@ -149,7 +149,9 @@ impl AdStore {
     /// modrdn to `CN=<cn>`, or to the suffixed form when a homonym holds it.
     async fn rename_person(&self, id: &str, p: &PersonRef, cn: &str) -> Result<(), AdError> {
         let parent = p.dn.parent().unwrap_or_else(|| self.people_base.clone());
-        let target = p.target();
+        // modrdn derives the new DN from the old one's parent, which `<GUID=...>` does not
+        // name: renames go by the DN as indexed.
+        let target = p.dn.to_string();
         let wanted = Dn::child(&parent, "CN", cn);
         let dn = if clash(
             self.pool

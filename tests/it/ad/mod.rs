@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use dingsync::directory::{Attrs, Directory};
+use dingsync::directory::{Attrs, Directory, PersonEntry};
 
 use crate::support::conformance::{self, Harness};
 use crate::support::samba::{self, Samba};
@@ -51,6 +51,12 @@ impl Harness for Ad {
             }
         }
         self.dc.ldapadd(&ldif).expect("seed entry");
+    }
+
+    /// A display-name change renames the entry (`cn` is AD's RDN); `objectGUID` stays.
+    fn same_entry(&self, before: &PersonEntry, after: &PersonEntry) -> bool {
+        let guid = |p: &PersonEntry| p.attrs.first("objectguid").map(str::to_owned);
+        guid(before).is_some() && guid(before) == guid(after)
     }
 }
 
