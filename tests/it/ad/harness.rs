@@ -20,11 +20,18 @@ pub async fn open(
     corp: &str,
     tune: impl FnOnce(&mut AdTarget),
 ) -> AdDirectory {
+    let mut target = target(dc, node, corp);
+    tune(&mut target);
+    AdDirectory::new(target.open().await.expect("open the AD node"))
+}
+
+/// The target of `node`, bound as the administrator over LDAPS, trusting the test CA.
+pub fn target(dc: &Samba, node: &str, corp: &str) -> AdTarget {
     let mut connect =
         ConnectOptions::new(dc.ldaps_url(), ADMIN_UPN, Secret::new(dc.admin_password()));
     connect.ca_pem = Some(dc.ca_pem().to_string());
     connect.page_size = dingsync::directory::ad::PAGE_SIZE;
-    let mut target = AdTarget {
+    AdTarget {
         connect,
         node: node.to_string(),
         corp_id: corp.to_string(),
@@ -32,9 +39,7 @@ pub async fn open(
         new_accounts: NewAccounts::Disabled,
         upn_suffix: None,
         range_step: RANGE_STEP,
-    };
-    tune(&mut target);
-    AdDirectory::new(target.open().await.expect("open the AD node"))
+    }
 }
 
 /// The behaviour suite names accounts by `uid` (its mapping is written for inetOrgPerson);
