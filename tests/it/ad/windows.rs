@@ -267,3 +267,43 @@ async fn passwords_only_over_tls() {
 }
 
 use super::harness;
+
+/// Groups larger than one `member` range are read whole, range after range (here 2 values a
+/// range, where AD's default is 1,500), and a read in one range sees the same.
+#[tokio::test]
+async fn member_ranges_are_read_to_the_end() {
+    let Some(dc) = samba::start_or_skip().await else {
+        return;
+    };
+    let node = dc.new_node("ranges").expect("node");
+    let dir = open(&dc, &node, "dingacme", |t| t.range_step = 2).await;
+    let mut org = base_org("dingacme");
+    for i in 0..7 {
+        let name = format!("成员{}", "一二三四五六七".chars().nth(i).unwrap());
+        org = org.person(&format!("m{i}"), &name, &["4"], None, None);
+    }
+    let r = sync(&org, &dir, &mapping(AD_MAPPING)).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    let ranged = dir.read().await.unwrap();
+    let in_backend = (ranged.people.iter())
+        .filter(|p| p.departments.contains(&"4".to_string()))
+        .count();
+    assert_eq!(in_backend, 9, "刘洋, 陈静 and the seven members");
+    let whole = open(&dc, &node, "dingacme", |_| {})
+        .await
+        .read()
+        .await
+        .unwrap();
+    let deps = |s: &dingsync::directory::Snapshot| -> BTreeMap<String, Vec<String>> {
+        (s.people.iter())
+            .map(|p| (p.id.clone().unwrap(), p.departments.clone()))
+            .collect()
+    };
+    assert_eq!(deps(&ranged), deps(&whole));
+    let parents = |s: &dingsync::directory::Snapshot| -> BTreeMap<String, Option<String>> {
+        (s.departments.iter())
+            .map(|d| (d.id.clone(), d.parent.clone()))
+            .collect()
+    };
+    assert_eq!(parents(&ranged), parents(&whole));
+}
