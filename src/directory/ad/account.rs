@@ -51,7 +51,8 @@ pub fn check_sam(name: &str) -> Result<(), String> {
     let n = name.chars().count();
     if n == 0 || n > SAM_MAX {
         return Err(format!(
-            "sAMAccountName {name:?} has {n} characters; AD allows 1 to {SAM_MAX}"
+            "sAMAccountName {name:?} has {n} characters; AD allows 1 to {SAM_MAX} (set \
+             the mapping's uniqueName.maxLength to {SAM_MAX})"
         ));
     }
     if let Some(c) = name

@@ -307,3 +307,93 @@ async fn member_ranges_are_read_to_the_end() {
     };
     assert_eq!(parents(&ranged), parents(&whole));
 }
+
+/// `sAMAccountName` holds at most 20 characters: with `maxLength: 20` homonyms of a long
+/// name get their suffix inside the limit, stable across runs and hires, and their `cn`s
+/// (AD's RDN, unique in the OU) the account name in parentheses; without it, a name too long
+/// is refused for that person alone, with why.
+#[tokio::test]
+async fn homonyms_fit_twenty_characters() {
+    let Some(dc) = samba::start_or_skip().await else {
+        return;
+    };
+    let node = dc.new_node("homonyms").expect("node");
+    let dir = open(&dc, &node, "dingacme", |_| {}).await;
+    let limited = AD_MAPPING.replace(
+        r#"template: "{{ name | pinyin }}"}"#,
+        r#"template: "{{ name | pinyin }}", maxLength: 20}"#,
+    );
+    let m = mapping(&limited);
+    let long = "欧阳小小小小明"; // ouyangxiaoxiaoxiaoxiaoming: 25 characters
+    let org = Org::new("dingacme")
+        .dept("1", "Acme", None)
+        .person("oy-b", long, &["1"], None, None)
+        .person("oy-c", long, &["1"], None, None)
+        .person("oy-d", long, &["1"], None, None);
+    let r = sync(&org, &dir, &m).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    let grown = org.clone().person("oy-a", long, &["1"], None, None);
+    let r = sync(&grown, &dir, &m).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    let again = sync(&grown, &dir, &m).await;
+    assert_eq!(again.writes, 0, "{:?}", again.plan.steps);
+    let seen = accounts(&dc, &node, &["cn"]);
+    let names: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|(sam, e)| (sam.as_str(), e["cn"][0].as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "ouyangxiaoxiaoxiaox2",
+                "欧阳小小小小明 (ouyangxiaoxiaoxiaox2)"
+            ),
+            (
+                "ouyangxiaoxiaoxiaox3",
+                "欧阳小小小小明 (ouyangxiaoxiaoxiaox3)"
+            ),
+            (
+                "ouyangxiaoxiaoxiaox4",
+                "欧阳小小小小明 (ouyangxiaoxiaoxiaox4)"
+            ),
+            ("ouyangxiaoxiaoxiaoxi", "欧阳小小小小明"),
+        ]
+    );
+    let snap = dir.read().await.unwrap();
+    let oy_a = snap
+        .people
+        .iter()
+        .find(|p| p.id.as_deref() == Some("oy-a"))
+        .unwrap();
+    assert_eq!(
+        oy_a.attrs.first("samaccountname"),
+        Some("ouyangxiaoxiaoxiaox4")
+    );
+    assert_eq!(
+        oy_a.attrs.first("cn"),
+        Some(long),
+        "the engine sees the cn it wrote"
+    );
+
+    // Without the limit the engine wants 25 characters; AD cannot hold them.
+    let node = dc.new_node("unlimited").expect("node");
+    let dir = open(&dc, &node, "dingacme", |_| {}).await;
+    let r = sync(
+        &org.clone().person("ok", "李娜", &["1"], None, None),
+        &dir,
+        &mapping(AD_MAPPING),
+    )
+    .await;
+    assert_eq!(r.failures.len(), 3, "{:#?}", r.failures);
+    assert!(
+        r.failures[0].message.contains("20"),
+        "{}",
+        r.failures[0].message
+    );
+    assert_eq!(
+        dir.read().await.unwrap().people.len(),
+        1,
+        "the others are created"
+    );
+}
