@@ -151,7 +151,7 @@ pub enum Direction {
 /// The directory backend; exactly one must be set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.ldap) != has(self.scim)").message("directory: set exactly one of ldap or scim"))]
+#[x_kube(validation = Rule::new("(has(self.ldap) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.activeDirectory) ? 1 : 0) == 1").message("directory: set exactly one of ldap, scim or activeDirectory"))]
 pub struct DirectorySpec {
     /// An LDAP server (OpenLDAP, 389 DS, Active Directory with inetOrgPerson).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,6 +159,9 @@ pub struct DirectorySpec {
     /// A SCIM 2.0 service provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scim: Option<ScimSpec>,
+    /// An Active Directory domain (users, security groups, account control bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_directory: Option<ActiveDirectorySpec>,
 }
 
 impl DirectorySpec {
@@ -171,8 +174,20 @@ impl DirectorySpec {
                 "spec.directory.ldap.passwordSecretRef",
             )),
             (_, Some(s)) => Some((&s.token_secret_ref, "spec.directory.scim.tokenSecretRef")),
-            _ => None,
+            _ => self.active_directory.as_ref().map(|a| {
+                (
+                    &a.password_secret_ref,
+                    "spec.directory.activeDirectory.passwordSecretRef",
+                )
+            }),
         }
+    }
+
+    /// The server's URL, whichever backend.
+    pub fn url(&self) -> Option<&str> {
+        (self.ldap.as_ref().map(|l| l.url.as_str()))
+            .or(self.scim.as_ref().map(|s| s.url.as_str()))
+            .or(self.active_directory.as_ref().map(|a| a.url.as_str()))
     }
 
     /// The Secret key holding the CA bundle, if one is set.
@@ -181,6 +196,7 @@ impl DirectorySpec {
             .as_ref()
             .and_then(|l| l.ca_secret_ref.as_ref())
             .or_else(|| self.scim.as_ref().and_then(|s| s.ca_secret_ref.as_ref()))
+            .or_else(|| (self.active_directory.as_ref()).and_then(|a| a.ca_secret_ref.as_ref()))
     }
 }
 

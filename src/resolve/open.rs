@@ -12,6 +12,7 @@ use crate::{
     dingtalk::{ClientConfig, ClientPool, DingTalkClient},
     directory::{
         Directory, DirectoryError,
+        ad::{AdDirectory, AdTarget},
         ldap::{LdapDirectory, LdapTarget},
         scim::{ScimDirectory, client::ScimClient},
     },
@@ -143,11 +144,26 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
                 .map_err(DirectoryError::from)?;
             Arc::new(ScimDirectory::new(client, &r.binding.corp_id, &r.spec.node))
         }
-        (None, None) => {
-            return Err(OpenError::Spec(
-                "spec.directory: set exactly one of ldap or scim".into(),
-            ));
-        }
+        (None, None) => match &r.spec.directory.active_directory {
+            Some(ad) => {
+                let password = r.directory_secret.clone();
+                let target = AdTarget::from_spec(
+                    ad,
+                    password,
+                    ca,
+                    &r.spec.node,
+                    r.spec.layout,
+                    &r.binding.corp_id,
+                );
+                let store = target.open().await.map_err(DirectoryError::from)?;
+                Arc::new(AdDirectory::new(store))
+            }
+            None => {
+                return Err(OpenError::Spec(
+                    "spec.directory: set exactly one of ldap, scim or activeDirectory".into(),
+                ));
+            }
+        },
     };
     Ok(dir)
 }
