@@ -3,6 +3,7 @@
 //! `sAMAccountName` rules, passwords only over TLS, `member` ranges), checked the way a
 //! Windows admin would, with `ldapsearch`.
 
+mod cli;
 mod harness;
 mod windows;
 
