@@ -85,7 +85,7 @@ fn accounts(
 fn managed_org() -> Org {
     let manager = |m: &'static str| {
         move |p: &mut dingsync::model::Person| {
-            p.fields.insert("manager_userid".into(), json!(m));
+            p.fields.insert("manager_userid", json!(m));
         }
     };
     base_org("dingacme")
