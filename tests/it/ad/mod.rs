@@ -61,6 +61,9 @@ impl Harness for Ad {
     }
 }
 
+// `half_applied_plan_converges` is left out: it compares the account names of two nodes
+// synced from one org, which on AD share one domain where `sAMAccountName` is unique, so the
+// second node's people rightly get suffixed names.
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test]
@@ -81,4 +84,10 @@ scenarios!(
     two_enterprises_never_merge,
     homonyms_get_stable_distinct_names,
     ambiguous_matches_are_refused,
+    targeted_reads_match_a_full_read,
+    lean_resync_names_exactly_what_changed,
+    incremental_run_touches_only_named_records,
+    one_failure_never_stops_the_rest,
+    delete_and_retain_policies,
+    removed_departments_go_children_first,
 );
