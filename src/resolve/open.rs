@@ -106,9 +106,10 @@ fn inbound_options(r: &Resolved) -> Options {
         policy: deletion.policy,
         max_count: deletion.max_count.unwrap_or(defaults.max_count),
         max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
-        // Only an LDAP node has containers to place people in: SCIM has no OUs, and a
+        // Only LDAP and AD nodes have containers to place people in: SCIM has no OUs, and a
         // SCIM target asking for `OuTree` would plan a move for everyone on every run.
-        ou_tree: r.spec.layout == Some(Layout::OuTree) && r.spec.directory.ldap.is_some(),
+        ou_tree: r.spec.layout == Some(Layout::OuTree)
+            && (r.spec.directory.ldap.is_some() || r.spec.directory.active_directory.is_some()),
         approval: r.approval.clone(),
         roles: r.spec.roles,
     }

@@ -62,6 +62,9 @@ impl AdStore {
         if let Some(p) = parent_dn {
             self.group_member(&p, &dn, true).await?;
         }
+        if self.ou_tree() {
+            self.create_dept_ou(id, name, parent).await?;
+        }
         Ok(())
     }
 
@@ -82,6 +85,9 @@ impl AdStore {
         name: &str,
         parent: Option<&str>,
     ) -> Result<(), AdError> {
+        if self.ou_tree() {
+            self.move_dept_ou(id, name, parent).await?;
+        }
         let dn = self.dept(id)?;
         let old_parent = self.index().dept_parent.get(id).cloned().flatten();
         let current = dn.rdn_value("cn").unwrap_or_default();
@@ -121,6 +127,9 @@ impl AdStore {
 
     pub(super) async fn delete_dept(&self, id: &str) -> Result<(), AdError> {
         let dn = self.dept(id)?;
+        if self.ou_tree() {
+            self.delete_dept_ou(id).await?;
+        }
         self.pool.delete(dn.as_str()).await?;
         let mut index = self.index();
         index.depts.remove(id);

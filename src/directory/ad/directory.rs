@@ -40,9 +40,9 @@ impl Directory for AdDirectory {
         &self,
         id: &str,
         attrs: &Attrs,
-        _main_dept: Option<&str>,
+        main_dept: Option<&str>,
     ) -> Result<(), DirectoryError> {
-        self.wrote(self.store.create_person(id, attrs).await)
+        self.wrote(self.store.create_person(id, attrs, main_dept).await)
     }
     async fn link_person(&self, key: &str, id: &str) -> Result<(), DirectoryError> {
         self.wrote(self.store.link_person(key, id).await)
@@ -50,11 +50,13 @@ impl Directory for AdDirectory {
     async fn update_person(&self, id: &str, changes: &Attrs) -> Result<(), DirectoryError> {
         self.wrote(self.store.update_person(id, changes).await)
     }
-    /// Only the `OuTree` layout moves people, and an AD target refuses it when opened.
-    async fn move_person(&self, id: &str, _: &str, _: &str) -> Result<(), DirectoryError> {
-        Err(DirectoryError::Config(format!(
-            "person {id}: Active Directory targets do not place people in department OUs"
-        )))
+    async fn move_person(
+        &self,
+        id: &str,
+        _name: &str,
+        main_dept: &str,
+    ) -> Result<(), DirectoryError> {
+        self.wrote(self.store.move_person(id, main_dept).await)
     }
     async fn disable_person(&self, id: &str) -> Result<(), DirectoryError> {
         self.wrote(self.store.disable_person(id).await)

@@ -31,12 +31,17 @@
 //! * Reads are paged with 1,000-entry pages (AD's `MaxPageSize`); `member` values come range
 //!   by range (`member;range=0-1499`), as AD never sends more than a range at once.
 //!
-//! Not supported (yet): the `OuTree` layout, roles, and being the source of an Outbound
-//! target; each is refused as a configuration error.
+//! * **`OuTree`** layout: each department is also an OU, nested like the department tree
+//!   under `OU=people` and anchored like its group; people live in their main department's
+//!   OU and move with modrdn (new superior) when it changes. The groups stay for membership.
+//!
+//! Not supported (yet): roles, and being the source of an Outbound target; each is refused
+//! as a configuration error.
 
 mod account;
 mod depts;
 mod directory;
+mod ous;
 mod read;
 mod write;
 
@@ -142,12 +147,6 @@ impl AdTarget {
 
     /// Check the target, connect, bind and open the node (creating its two OUs).
     pub async fn open(&self) -> Result<AdStore, AdError> {
-        if self.layout != Layout::FlatWithGroups {
-            return Err(AdError::Config(
-                "layout OuTree is not supported for Active Directory yet; use FlatWithGroups"
-                    .into(),
-            ));
-        }
         if self.new_accounts == NewAccounts::EnabledWithRandomPassword && !self.encrypted() {
             return Err(AdError::Config(format!(
                 "newAccounts EnabledWithRandomPassword sets passwords (unicodePwd), which AD \
@@ -184,6 +183,8 @@ impl PersonRef {
 struct Index {
     people: HashMap<String, PersonRef>,
     depts: HashMap<String, Dn>,
+    /// `OuTree`: each department's OU.
+    dept_ous: HashMap<String, Dn>,
     /// Department id → its parent's id (the group it is a member of).
     dept_parent: HashMap<String, Option<String>>,
 }
@@ -199,6 +200,7 @@ pub struct AdStore {
     groups_base: Dn,
     upn_suffix: String,
     new_accounts: NewAccounts,
+    layout: Layout,
     range_step: usize,
     index: Mutex<Index>,
 }
@@ -231,6 +233,7 @@ impl AdStore {
             domain,
             upn_suffix,
             new_accounts: t.new_accounts,
+            layout: t.layout,
             range_step: t.range_step.max(1),
             index: Mutex::default(),
         };

@@ -25,6 +25,20 @@ const BOOKKEEPING: [&str; 7] = [
     "whenchanged",
 ];
 
+/// A node's entries by kind.
+pub(super) struct Searched {
+    users: Vec<RawEntry>,
+    groups: Vec<Group>,
+    ous: Vec<RawEntry>,
+}
+
+/// What a read found that sorting a person needs: the department groups each member DN (key)
+/// is in, and the department of each OU (key).
+struct Found<'a> {
+    member_of: &'a HashMap<String, Vec<String>>,
+    containers: &'a HashMap<String, String>,
+}
+
 /// The members of one group as read, all ranges joined.
 pub(super) struct Group {
     pub dn: Dn,
@@ -34,22 +48,27 @@ pub(super) struct Group {
 
 impl AdStore {
     /// Every user and group under the node, `member` values complete.
-    pub(super) async fn search_node(&self) -> Result<(Vec<RawEntry>, Vec<Group>), AdError> {
+    pub(super) async fn search_node(&self) -> Result<Searched, AdError> {
         let ranged = format!("member;range=0-{}", self.range_step - 1);
         let entries = self
             .pool
             .search(
                 self.node.as_str(),
                 Scope::Subtree,
-                "(|(&(objectClass=user)(!(objectClass=computer)))(objectClass=group))",
+                "(|(&(objectClass=user)(!(objectClass=computer)))(objectClass=group)\
+                 (objectClass=organizationalUnit))",
                 &["*", "objectGUID", "pwdLastSet", &ranged],
             )
             .await?;
         let mut users = Vec::new();
         let mut groups = Vec::new();
+        let mut ous = Vec::new();
         for e in entries {
-            if e.get("objectclass").contains("group") {
+            let class = e.get("objectclass");
+            if class.contains("group") {
                 groups.push(e);
+            } else if class.contains("organizationalUnit") {
+                ous.push(e);
             } else {
                 users.push(e);
             }
@@ -58,7 +77,11 @@ impl AdStore {
         for entry in groups {
             out.push(self.all_members(entry).await?);
         }
-        Ok((users, out))
+        Ok(Searched {
+            users,
+            groups: out,
+            ous,
+        })
     }
 
     /// The account names held outside the node: `sAMAccountName` is unique in the whole
@@ -112,9 +135,18 @@ impl AdStore {
 
     /// Read the node into a snapshot and rebuild the id → entry index from it.
     pub(super) async fn read(&self) -> Result<Snapshot, AdError> {
-        let (users, groups) = self.search_node().await?;
+        let Searched { users, groups, ous } = self.search_node().await?;
         let mut snap = Snapshot::default();
         let mut index = Index::default();
+        let mut containers = HashMap::new();
+        for ou in &ous {
+            if let (Ok(Some(id)), Ok(dn)) =
+                (self.anchor_of(ou, AnchorKind::Dept), Dn::parse(&ou.dn))
+            {
+                containers.insert(dn.key(), id.clone());
+                index.dept_ous.insert(id, dn);
+            }
+        }
         let mut member_of: HashMap<String, Vec<String>> = HashMap::new();
         let mut parents: HashMap<String, String> = HashMap::new();
         let mut depts = Vec::new();
@@ -150,8 +182,12 @@ impl AdStore {
             index.dept_parent.insert(id.clone(), parent);
             index.depts.insert(id, g.dn.clone());
         }
+        let found = Found {
+            member_of: &member_of,
+            containers: &containers,
+        };
         for e in users {
-            self.sort_person(e, &member_of, &mut snap, &mut index);
+            self.sort_person(e, &found, &mut snap, &mut index);
         }
         snap.taken_names.extend(self.names_elsewhere().await?);
         *self.index.lock().unwrap_or_else(|e| e.into_inner()) = index;
@@ -159,13 +195,7 @@ impl AdStore {
     }
 
     /// One user entry into the snapshot (people, unlinked or skipped) and the index.
-    fn sort_person(
-        &self,
-        e: RawEntry,
-        member_of: &HashMap<String, Vec<String>>,
-        snap: &mut Snapshot,
-        index: &mut Index,
-    ) {
+    fn sort_person(&self, e: RawEntry, found: &Found<'_>, snap: &mut Snapshot, index: &mut Index) {
         let sam = e.first("samaccountname").unwrap_or_default().to_string();
         let id = match self.anchor_of(&e, AnchorKind::User) {
             Ok(id) => id,
@@ -180,7 +210,7 @@ impl AdStore {
                 .push((e.dn.clone(), "the DN does not parse".into()));
             return;
         };
-        let departments: BTreeSet<String> = member_of
+        let departments: BTreeSet<String> = (found.member_of)
             .get(&dn.key())
             .into_iter()
             .flatten()
@@ -205,7 +235,7 @@ impl AdStore {
             attrs,
             digest: None,
             departments: departments.into_iter().collect(),
-            container: None,
+            container: (dn.parent()).and_then(|p| found.containers.get(&p.key()).cloned()),
             disabled: is_leaver(uac),
         };
         match id {

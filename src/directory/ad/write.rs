@@ -60,7 +60,13 @@ impl AdStore {
 
     /// Create a person's `user` object; `cn` gets the account name in parentheses when a
     /// homonym holds it in the OU already.
-    pub(super) async fn create_person(&self, id: &str, attrs: &Attrs) -> Result<(), AdError> {
+    pub(super) async fn create_person(
+        &self,
+        id: &str,
+        attrs: &Attrs,
+        main_dept: Option<&str>,
+    ) -> Result<(), AdError> {
+        let under = self.container_of(main_dept)?;
         let mut attrs = lowered(attrs);
         let sam = attrs
             .first("samaccountname")
@@ -95,9 +101,9 @@ impl AdStore {
             }
         };
         attrs.insert("useraccountcontrol", vec![uac.to_string()]);
-        let dn = Dn::child(&self.people_base, "CN", &cn);
+        let dn = Dn::child(&under, "CN", &cn);
         let dn = if clash(self.pool.add(dn.as_str(), &attrs).await)? {
-            let dn = Dn::child(&self.people_base, "CN", &suffixed_cn(&cn, &sam));
+            let dn = Dn::child(&under, "CN", &suffixed_cn(&cn, &sam));
             self.pool.add(dn.as_str(), &attrs).await?;
             dn
         } else {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use dingsync::api::target::Layout;
 use dingsync::directory::{Attrs, Directory, PersonEntry};
 
 use crate::support::conformance::{self, Harness};
@@ -21,6 +22,7 @@ use harness::{AccountNames, open};
 struct Ad {
     dc: Samba,
     nodes: Mutex<HashMap<String, String>>,
+    layout: Layout,
 }
 
 #[async_trait]
@@ -28,7 +30,7 @@ impl Harness for Ad {
     async fn node(&self, corp: &str, slot: &str) -> Box<dyn Directory> {
         let node = self.dc.new_node(&format!("node-{slot}")).expect("node");
         self.nodes.lock().unwrap().insert(slot.into(), node.clone());
-        let dir = open(&self.dc, &node, corp, |_| {}).await;
+        let dir = open(&self.dc, &node, corp, |t| t.layout = self.layout).await;
         Box::new(AccountNames(dir))
     }
 
@@ -69,7 +71,8 @@ macro_rules! scenarios {
         #[tokio::test]
         async fn $name() {
             let Some(dc) = samba::start_or_skip().await else { return };
-            conformance::$name(&Ad { dc, nodes: Default::default() }).await;
+            let layout = Layout::FlatWithGroups;
+            conformance::$name(&Ad { dc, nodes: Default::default(), layout }).await;
         }
     )*};
 }
@@ -90,4 +93,24 @@ scenarios!(
     one_failure_never_stops_the_rest,
     delete_and_retain_policies,
     removed_departments_go_children_first,
+);
+
+/// `OuTree`: departments are also OUs, people live in their main department's and move with
+/// it; the suite's renames and moves hold there too (each with a fresh domain, as account
+/// names are unique across one).
+macro_rules! ou_tree_scenarios {
+    ($($test:ident: $name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $test() {
+            let Some(dc) = samba::start_or_skip().await else { return };
+            let layout = Layout::OuTree;
+            conformance::$name(&Ad { dc, nodes: Default::default(), layout }).await;
+        }
+    )*};
+}
+
+ou_tree_scenarios!(
+    ou_tree_moves_people: ou_tree_moves_people,
+    ou_tree_renames_and_moves: renames_and_moves,
+    ou_tree_removed_departments_go_children_first: removed_departments_go_children_first,
 );

@@ -397,3 +397,85 @@ async fn homonyms_fit_twenty_characters() {
         "the others are created"
     );
 }
+
+/// `OuTree`: a department renamed and moved takes its OU, and the people in it, along (one
+/// modrdn); later writes to those people find them at their new DNs.
+#[tokio::test]
+async fn ou_tree_department_moves_take_their_people() {
+    let Some(dc) = samba::start_or_skip().await else {
+        return;
+    };
+    let node = dc.new_node("outree").expect("node");
+    let dir = open(&dc, &node, "dingacme", |t| {
+        t.layout = dingsync::api::target::Layout::OuTree
+    })
+    .await;
+    let m = mapping(AD_MAPPING);
+    let opts = Options {
+        ou_tree: true,
+        max_percent: 100,
+        ..Default::default()
+    };
+    let go = |org: Org| {
+        let (dir, m, opts) = (&dir, &m, opts.clone());
+        async move {
+            let source = StaticSource::new(org.snapshot(true));
+            let r = run(&source, dir, m, &opts, false, &|_, _, _| {})
+                .await
+                .unwrap();
+            assert!(r.failures.is_empty(), "{:#?}", r.failures);
+            r
+        }
+    };
+    let org = base_org("dingacme");
+    go(org.clone()).await;
+    let first = dir.read().await.unwrap();
+    let u4 = first
+        .people
+        .iter()
+        .find(|p| p.id.as_deref() == Some("u4"))
+        .unwrap();
+    assert!(
+        u4.key
+            .starts_with("CN=陈静,OU=Backend,OU=Engineering,OU=Acme,OU=people,OU=outree"),
+        "{}",
+        u4.key
+    );
+    let moved = org
+        .edit_dept("2", |d| {
+            d.name = "R&D".into();
+            d.fields.insert("name", json!("R&D"));
+        })
+        .edit_dept("4", |d| d.parent = Some("3".into()))
+        .edit("u4", |p| {
+            p.fields.insert("title", json!("Lead"));
+        });
+    go(moved.clone()).await;
+    let snap = dir.read().await.unwrap();
+    let key = |id: &str| {
+        (snap.people.iter())
+            .find(|p| p.id.as_deref() == Some(id))
+            .unwrap()
+            .key
+            .clone()
+    };
+    assert!(
+        key("u1").starts_with("CN=李娜,OU=R&D,OU=Acme,OU=people,"),
+        "{}",
+        key("u1")
+    );
+    assert!(
+        key("u4").starts_with("CN=陈静,OU=Backend,OU=Sales,OU=Acme,OU=people,"),
+        "{}",
+        key("u4")
+    );
+    let u4 = snap
+        .people
+        .iter()
+        .find(|p| p.id.as_deref() == Some("u4"))
+        .unwrap();
+    assert_eq!(u4.attrs.first("title"), Some("Lead"));
+    assert_eq!(u4.container.as_deref(), Some("4"));
+    let again = go(moved).await;
+    assert_eq!(again.writes, 0, "{:?}", again.plan.steps);
+}
