@@ -156,8 +156,11 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
                     r.spec.layout,
                     &r.binding.corp_id,
                 );
-                let store = target.open().await.map_err(DirectoryError::from)?;
-                Arc::new(AdDirectory::new(store))
+                let store = match access {
+                    Access::ReadWrite => target.open().await,
+                    Access::ReadOnly => target.open_read_only().await,
+                };
+                Arc::new(AdDirectory::new(store.map_err(DirectoryError::from)?))
             }
             None => {
                 return Err(OpenError::Spec(

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::{AdError, AdStore};
-use crate::directory::{Attrs, Directory, DirectoryError, Snapshot};
+use crate::directory::{Attrs, Directory, DirectoryError, Snapshot, SourceTree};
 
 pub struct AdDirectory {
     store: AdStore,
@@ -95,6 +95,9 @@ impl Directory for AdDirectory {
     }
     async fn delete_dept(&self, id: &str) -> Result<(), DirectoryError> {
         self.wrote(self.store.delete_dept(id).await)
+    }
+    async fn read_tree(&self, since: Option<&str>) -> Result<SourceTree, DirectoryError> {
+        Ok(self.store.read_tree(since).await?)
     }
     fn locate_person(&self, id: &str) -> Option<String> {
         self.store.dn_of_person(id)

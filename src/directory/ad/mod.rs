@@ -35,14 +35,17 @@
 //!   under `OU=people` and anchored like its group; people live in their main department's
 //!   OU and move with modrdn (new superior) when it changes. The groups stay for membership.
 //!
-//! Not supported (yet): roles, and being the source of an Outbound target; each is refused
-//! as a configuration error.
+//! * As the source of an Outbound target, OUs are departments and users people, by
+//!   `objectGUID`; changes are polled by `uSNChanged` (see `source.rs`).
+//!
+//! Not supported (yet): roles (refused as a configuration error).
 
 mod account;
 mod depts;
 mod directory;
 mod ous;
 mod read;
+mod source;
 mod write;
 
 use std::collections::HashMap;
@@ -156,7 +159,13 @@ impl AdTarget {
             )));
         }
         let pool = Pool::connect(self.connect.clone()).await?;
-        AdStore::open(pool, self).await
+        AdStore::open(pool, self, true).await
+    }
+
+    /// Bind and open the node without creating anything (an Outbound source).
+    pub async fn open_read_only(&self) -> Result<AdStore, AdError> {
+        let pool = Pool::connect(self.connect.clone()).await?;
+        AdStore::open(pool, self, false).await
     }
 }
 
@@ -214,7 +223,7 @@ impl std::fmt::Debug for AdStore {
 }
 
 impl AdStore {
-    async fn open(pool: Arc<Pool>, t: &AdTarget) -> Result<Self, AdError> {
+    async fn open(pool: Arc<Pool>, t: &AdTarget, writing: bool) -> Result<Self, AdError> {
         let node = Dn::parse(&t.node).map_err(|source| AdError::BadDn {
             what: format!("node {:?}", t.node),
             source,
@@ -237,7 +246,10 @@ impl AdStore {
             range_step: t.range_step.max(1),
             index: Mutex::default(),
         };
-        for ou in [&store.people_base, &store.groups_base] {
+        for ou in [&store.people_base, &store.groups_base]
+            .into_iter()
+            .filter(|_| writing)
+        {
             if store
                 .pool
                 .read(ou.as_str(), &["objectClass"])

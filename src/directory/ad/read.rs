@@ -284,7 +284,7 @@ fn user_attrs(attrs: &Attrs, also: &[&str]) -> Attrs {
 
 /// `objectGUID` as read: hex when it arrived as binary, the raw bytes when they happened to
 /// be valid text.
-fn guid_of(value: &str) -> Option<String> {
+pub(super) fn guid_of(value: &str) -> Option<String> {
     match hex::decode(value) {
         Ok(raw) if value.len() == 32 => guid_string(&raw),
         _ => guid_string(value.as_bytes()),

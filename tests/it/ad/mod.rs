@@ -5,6 +5,7 @@
 
 mod cli;
 mod harness;
+mod outbound;
 mod windows;
 
 use std::collections::HashMap;
