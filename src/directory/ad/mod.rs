@@ -324,6 +324,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bind_password_is_never_printed() {
+        let spec = ActiveDirectorySpec {
+            url: "ldaps://dc.example.com".into(),
+            bind_dn: "svc@example.com".into(),
+            ..Default::default()
+        };
+        let t = AdTarget::from_spec(
+            &spec,
+            Secret::new("hunter2-AD"),
+            None,
+            "OU=x,DC=example,DC=com",
+            None,
+            "corp",
+        );
+        assert!(!format!("{t:?}").contains("hunter2-AD"));
+        assert!(t.encrypted());
+    }
+
+    #[tokio::test]
+    async fn a_password_over_plain_ldap_is_refused_before_connecting() {
+        let spec = ActiveDirectorySpec {
+            url: "ldap://192.0.2.1:389".into(),
+            bind_dn: "svc@example.com".into(),
+            new_accounts: NewAccounts::EnabledWithRandomPassword,
+            ..Default::default()
+        };
+        let t = AdTarget::from_spec(
+            &spec,
+            Secret::new("pw"),
+            None,
+            "OU=x,DC=e,DC=com",
+            None,
+            "c",
+        );
+        match t.open().await {
+            Err(AdError::Config(m)) => assert!(m.contains("unicodePwd"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn upn_suffix_is_the_nodes_domain() {
         let dn = Dn::parse("OU=Sync,DC=corp,DC=example,DC=com").unwrap();
         assert_eq!(domain_of(&dn), "corp.example.com");

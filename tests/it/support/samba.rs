@@ -38,6 +38,10 @@ pub fn unavailable() -> Option<String> {
             ));
         }
     }
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() != 0) {
+        return Some("the AD DC listens on ports 389 and 636, which needs root".into());
+    }
     if !Path::new("/usr/share/samba/setup/ad-schema").is_dir() {
         return Some(format!(
             "the AD schema files are missing: install {DEBIAN_PACKAGES}"
