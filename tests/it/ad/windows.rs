@@ -176,6 +176,12 @@ async fn ldapsearch_shows_account_control_groups_and_managers() {
             && ldif.contains("memberOf: CN=Engineering,OU=groups"),
         "{ldif}"
     );
+    // The rehire has a password: back to 512, back in Sales.
+    let back = sync(&org, &dir, &m).await;
+    assert_eq!(back.enabled, 1, "{:?}", back.plan.steps);
+    let seen = accounts(&dc, &node, &["userAccountControl", "memberOf"]);
+    assert_eq!(seen["wangfang"]["useraccountcontrol"], ["512"]);
+    assert!(seen["wangfang"]["memberof"][0].starts_with("CN=Sales,"));
 }
 
 fn sam_id(sam: &str) -> &'static str {
