@@ -188,6 +188,12 @@ pub struct UniqueName {
     /// `UserId` appends the DingTalk userid.
     #[serde(default)]
     pub suffix: SuffixStyle,
+    /// The longest name the directory accepts, in characters (Active Directory's
+    /// `sAMAccountName`: 20). Longer names, suffixes included, are cut to fit: the suffix
+    /// stays whole, the wanted part loses its tail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 1024))]
+    pub max_length: Option<u32>,
 }
 
 /// How a name collision is resolved.

@@ -151,7 +151,7 @@ pub enum Direction {
 /// The directory backend; exactly one must be set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.ldap) != has(self.scim)").message("directory: set exactly one of ldap or scim"))]
+#[x_kube(validation = Rule::new("(has(self.ldap) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.activeDirectory) ? 1 : 0) == 1").message("directory: set exactly one of ldap, scim or activeDirectory"))]
 pub struct DirectorySpec {
     /// An LDAP server (OpenLDAP, 389 DS, Active Directory with inetOrgPerson).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,6 +159,9 @@ pub struct DirectorySpec {
     /// A SCIM 2.0 service provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scim: Option<ScimSpec>,
+    /// An Active Directory domain (users, security groups, account control bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_directory: Option<ActiveDirectorySpec>,
 }
 
 impl DirectorySpec {
@@ -171,8 +174,20 @@ impl DirectorySpec {
                 "spec.directory.ldap.passwordSecretRef",
             )),
             (_, Some(s)) => Some((&s.token_secret_ref, "spec.directory.scim.tokenSecretRef")),
-            _ => None,
+            _ => self.active_directory.as_ref().map(|a| {
+                (
+                    &a.password_secret_ref,
+                    "spec.directory.activeDirectory.passwordSecretRef",
+                )
+            }),
         }
+    }
+
+    /// The server's URL, whichever backend.
+    pub fn url(&self) -> Option<&str> {
+        (self.ldap.as_ref().map(|l| l.url.as_str()))
+            .or(self.scim.as_ref().map(|s| s.url.as_str()))
+            .or(self.active_directory.as_ref().map(|a| a.url.as_str()))
     }
 
     /// The Secret key holding the CA bundle, if one is set.
@@ -181,6 +196,7 @@ impl DirectorySpec {
             .as_ref()
             .and_then(|l| l.ca_secret_ref.as_ref())
             .or_else(|| self.scim.as_ref().and_then(|s| s.ca_secret_ref.as_ref()))
+            .or_else(|| (self.active_directory.as_ref()).and_then(|a| a.ca_secret_ref.as_ref()))
     }
 }
 
@@ -205,6 +221,52 @@ pub struct LdapSpec {
     /// Secret key with a PEM CA bundle that signs the server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Active Directory connection (Windows Server or Samba AD). Simple bind only, and only
+/// over LDAPS or StartTLS: AD refuses passwords (bind and `unicodePwd`) in the clear.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.startTLS) && self.startTLS && self.url.startsWith('ldaps://'))").message("activeDirectory.startTLS: do not combine StartTLS with an ldaps:// URL"))]
+pub struct ActiveDirectorySpec {
+    /// `ldaps://dc.example.com:636`, or `ldap://dc.example.com:389` with `startTLS`.
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new("self.startsWith('ldap://') || self.startsWith('ldaps://')").message("activeDirectory.url must start with ldap:// or ldaps://"))]
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default, rename = "startTLS")]
+    pub start_tls: bool,
+    /// DN or user principal name (`svc-dingsync@example.com`) dingsync binds as; it needs
+    /// to create, change and disable users and groups in the node.
+    #[serde(rename = "bindDN")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub bind_dn: String,
+    /// Secret key with the bind password.
+    pub password_secret_ref: SecretKeyRef,
+    /// Secret key with a PEM CA bundle that signs the domain controller's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// What a new account looks like until its owner sets a password.
+    #[serde(default)]
+    pub new_accounts: NewAccounts,
+    /// The part after `@` of `userPrincipalName` when the mapping does not write one;
+    /// default: the domain of the node's `DC=` components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub upn_suffix: Option<String>,
+}
+
+/// How new AD accounts are created.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum NewAccounts {
+    /// Disabled until someone sets a password (`userAccountControl` 546).
+    #[default]
+    Disabled,
+    /// Enabled (512) with a random password nobody knows, set over the encrypted
+    /// connection; people then set their own (self-service login or a reset).
+    EnabledWithRandomPassword,
 }
 
 /// SCIM connection.

@@ -250,6 +250,9 @@ fn directory_uses_secret(d: &crate::api::target::DirectorySpec, name: &str) -> b
             || l.ca_secret_ref.as_ref().is_some_and(|c| c.name == name)
     }) || d.scim.as_ref().is_some_and(|s| {
         s.token_secret_ref.name == name || s.ca_secret_ref.as_ref().is_some_and(|c| c.name == name)
+    }) || d.active_directory.as_ref().is_some_and(|a| {
+        a.password_secret_ref.name == name
+            || a.ca_secret_ref.as_ref().is_some_and(|c| c.name == name)
     })
 }
 

@@ -4,6 +4,7 @@
 //! (DingTalk userid / dept_id), which it keeps as anchors inside the entries themselves, so the
 //! state is rebuilt from the directory on every read: no side database, renames stay renames.
 
+pub mod ad;
 pub mod attrs;
 pub mod digest;
 pub mod ldap;

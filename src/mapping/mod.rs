@@ -53,6 +53,7 @@ pub struct Mapping {
     matches: Vec<Rule>,
     name_attr: String,
     suffix: crate::api::mapping::SuffixStyle,
+    name_max: Option<usize>,
     dept: Vec<Rule>,
     /// `refersTo: Person` rules: kept apart from `user`/`dept`, since their values are
     /// userids the engine turns into entries, never text written as rendered.
@@ -340,6 +341,7 @@ impl Mapping {
             matches,
             name_attr: spec.user.unique_name.attribute.clone(),
             suffix: spec.user.unique_name.suffix,
+            name_max: spec.user.unique_name.max_length.map(|n| n as usize),
             dept,
             user_refs,
             dept_refs,
@@ -353,6 +355,11 @@ impl Mapping {
 
     pub fn suffix_style(&self) -> crate::api::mapping::SuffixStyle {
         self.suffix
+    }
+
+    /// The longest account name the directory takes (AD's `sAMAccountName`: 20).
+    pub fn name_max_length(&self) -> Option<usize> {
+        self.name_max
     }
 
     fn render(&self, label: &str, ctx: &JValue) -> Result<String, RenderError> {

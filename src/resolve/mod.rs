@@ -310,7 +310,7 @@ async fn credentials(
     let Some((dir_ref, field)) = spec.directory.credential_ref() else {
         return Ok(Err(Problem::new(
             Reason::InvalidSpec,
-            "spec.directory: set exactly one of ldap or scim",
+            "spec.directory: set exactly one of ldap, scim or activeDirectory",
         )));
     };
     let directory = secret_text(objects, &ns, &dir_ref.name, &dir_ref.key, field).await?;

@@ -12,6 +12,7 @@ use crate::{
     dingtalk::{ClientConfig, ClientPool, DingTalkClient},
     directory::{
         Directory, DirectoryError,
+        ad::{AdDirectory, AdTarget},
         ldap::{LdapDirectory, LdapTarget},
         scim::{ScimDirectory, client::ScimClient},
     },
@@ -107,9 +108,10 @@ fn inbound_options(r: &Resolved) -> Options {
         policy: deletion.policy,
         max_count: deletion.max_count.unwrap_or(defaults.max_count),
         max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
-        // Only an LDAP node has containers to place people in: SCIM has no OUs, and a
+        // Only LDAP and AD nodes have containers to place people in: SCIM has no OUs, and a
         // SCIM target asking for `OuTree` would plan a move for everyone on every run.
-        ou_tree: r.spec.layout == Some(Layout::OuTree) && r.spec.directory.ldap.is_some(),
+        ou_tree: r.spec.layout == Some(Layout::OuTree)
+            && (r.spec.directory.ldap.is_some() || r.spec.directory.active_directory.is_some()),
         approval: r.approval.clone(),
         roles: r.spec.roles,
     }
@@ -145,11 +147,29 @@ pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Dire
                 .map_err(DirectoryError::from)?;
             Arc::new(ScimDirectory::new(client, &r.binding.corp_id, &r.spec.node))
         }
-        (None, None) => {
-            return Err(OpenError::Spec(
-                "spec.directory: set exactly one of ldap or scim".into(),
-            ));
-        }
+        (None, None) => match &r.spec.directory.active_directory {
+            Some(ad) => {
+                let password = r.directory_secret.clone();
+                let target = AdTarget::from_spec(
+                    ad,
+                    password,
+                    ca,
+                    &r.spec.node,
+                    r.spec.layout,
+                    &r.binding.corp_id,
+                );
+                let store = match access {
+                    Access::ReadWrite => target.open().await,
+                    Access::ReadOnly => target.open_read_only().await,
+                };
+                Arc::new(AdDirectory::new(store.map_err(DirectoryError::from)?))
+            }
+            None => {
+                return Err(OpenError::Spec(
+                    "spec.directory: set exactly one of ldap, scim or activeDirectory".into(),
+                ));
+            }
+        },
     };
     Ok(dir)
 }

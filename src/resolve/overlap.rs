@@ -37,11 +37,7 @@ pub fn owns_same_entries(a: &SyncTargetSpec, b: &SyncTargetSpec) -> bool {
 
 /// The server a target writes to, so nodes are only compared within one directory.
 pub fn directory_identity(spec: &SyncTargetSpec) -> String {
-    let url = match (&spec.directory.ldap, &spec.directory.scim) {
-        (Some(l), _) => l.url.clone(),
-        (_, Some(s)) => s.url.clone(),
-        _ => String::new(),
-    };
+    let url = spec.directory.url().unwrap_or_default().to_string();
     match url::Url::parse(&url) {
         Ok(u) => {
             let port = u.port_or_known_default().unwrap_or(match u.scheme() {

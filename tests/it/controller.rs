@@ -279,6 +279,7 @@ fn target_obj(name: &str, node: &str, created: i64) -> SyncTarget {
                     ..Default::default()
                 }),
                 scim: None,
+                active_directory: None,
             },
             node: node.into(),
             ..Default::default()

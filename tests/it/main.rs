@@ -8,6 +8,7 @@
 
 mod support;
 
+mod ad;
 mod api;
 mod bad_input;
 mod big_trees;

@@ -466,6 +466,7 @@ impl Pool {
                     let attrs = Attrs::merging(
                         e.attrs
                             .into_iter()
+                            .chain(guid_as_hex(e.bin_attrs))
                             .map(|(k, v)| (Name::new(&k.to_ascii_lowercase()), v)),
                     );
                     let mut entry = RawEntry {
@@ -574,6 +575,16 @@ impl Pool {
             }
         }
     }
+}
+
+/// Active Directory's `objectGUID` (binary, so ldap3 keeps it apart from the text values),
+/// as hex text; other binary values are not read.
+fn guid_as_hex(
+    bin: std::collections::HashMap<String, Vec<Vec<u8>>>,
+) -> impl Iterator<Item = (String, Vec<String>)> {
+    bin.into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
+        .map(|(k, v)| (k, v.iter().map(hex::encode).collect()))
 }
 
 /// One change to an attribute.

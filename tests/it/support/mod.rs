@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod import;
 pub mod manifests;
 pub mod require;
+pub mod samba;
 pub mod scim_server;
 pub mod slapd;
 pub mod truth;

@@ -20,6 +20,8 @@ pub(super) struct UniqueNames {
     key: String,
     /// Every name in the node, lowercased: unlinked and skipped entries' included.
     taken: HashSet<String>,
+    /// The longest name the directory takes (`uniqueName.maxLength`), in characters.
+    max: Option<usize>,
 }
 
 impl UniqueNames {
@@ -40,6 +42,7 @@ impl UniqueNames {
             attr: Name::new(attr),
             key,
             taken,
+            max: mapping.name_max_length(),
         }
     }
 
@@ -56,13 +59,14 @@ impl UniqueNames {
             if w.name.is_some() {
                 continue;
             }
-            let mut candidate = w.wanted.clone();
+            let form = |n| fitted(&w.wanted, n, &w.person.id, style, self.max);
+            let mut candidate = form(0);
             let mut n = from.start(&w.wanted, style);
             if n > 2 {
-                candidate = suffixed(&w.wanted, n - 1, &w.person.id, style);
+                candidate = form(n - 1);
             }
             while self.taken.contains(&candidate.to_lowercase()) {
-                candidate = suffixed(&w.wanted, n, &w.person.id, style);
+                candidate = form(n);
                 n += 1;
             }
             from.taken_up_to(&w.wanted, n, style);
@@ -89,13 +93,14 @@ impl UniqueNames {
         let mut unknown = BTreeSet::new();
         let mut from = NextSuffix::default();
         for w in wants.iter().filter(|w| w.name.is_none()) {
-            let mut candidate = w.wanted.to_lowercase();
+            let form = |n| fitted(&w.wanted, n, &w.person.id, style, self.max).to_lowercase();
+            let mut candidate = form(0);
             let mut n = from.start(&w.wanted, style);
             if n > 2 {
-                candidate = suffixed(&w.wanted, n - 1, &w.person.id, style).to_lowercase();
+                candidate = form(n - 1);
             }
             while taken.contains(&candidate) {
-                candidate = suffixed(&w.wanted, n, &w.person.id, style).to_lowercase();
+                candidate = form(n);
                 n += 1;
             }
             if asked.contains(&candidate) {
@@ -105,7 +110,7 @@ impl UniqueNames {
             }
             unknown.insert(candidate);
             for k in 0..AHEAD {
-                unknown.insert(suffixed(&w.wanted, n + k, &w.person.id, style).to_lowercase());
+                unknown.insert(form(n + k));
             }
         }
         unknown.retain(|u| !asked.contains(u));
@@ -135,6 +140,26 @@ impl NextSuffix {
         if style == SuffixStyle::Number && n > 2 {
             self.0.insert(wanted.to_lowercase(), n);
         }
+    }
+}
+
+/// The name `wanted` with suffix `n` (none below 2), cut to `max` characters: the suffix
+/// stays whole and the wanted part loses its tail, so homonyms stay distinct within a limit
+/// such as AD's 20-character `sAMAccountName`.
+fn fitted(wanted: &str, n: usize, userid: &str, style: SuffixStyle, max: Option<usize>) -> String {
+    let full = match n {
+        0 | 1 => wanted.to_owned(),
+        n => suffixed(wanted, n, userid, style),
+    };
+    match max {
+        Some(max) if full.chars().count() > max => {
+            let suffix = &full[wanted.len()..];
+            let keep = max.saturating_sub(suffix.chars().count());
+            let mut out: String = wanted.chars().take(keep).collect();
+            out.push_str(suffix);
+            out
+        }
+        _ => full,
     }
 }
 
@@ -182,6 +207,7 @@ mod tests {
                 attr: Name::new("uid"),
                 key: "uid".into(),
                 taken: held.iter().map(|s| s.to_string()).collect(),
+                max: None,
             };
             let mut wants: Vec<Wanted> = (people.iter().enumerate())
                 .map(|(i, p)| Wanted {
@@ -201,6 +227,40 @@ mod tests {
             let got: Vec<String> = wants.into_iter().map(|w| w.name.unwrap()).collect();
             assert_eq!(got, expected, "{style:?}");
         }
+    }
+
+    #[test]
+    fn names_fit_a_length_limit_with_their_suffix() {
+        let n = SuffixStyle::Number;
+        let long = "ouyangxiaoxiaoxiaoming"; // 22 characters
+        assert_eq!(fitted(long, 0, "U1", n, Some(20)), "ouyangxiaoxiaoxiaomi");
+        assert_eq!(fitted(long, 2, "U1", n, Some(20)), "ouyangxiaoxiaoxiaom2");
+        assert_eq!(fitted(long, 10, "U1", n, Some(20)), "ouyangxiaoxiaoxiao10");
+        assert_eq!(fitted("lina", 2, "U1", n, Some(20)), "lina2");
+        assert_eq!(fitted(long, 2, "U1", n, None), "ouyangxiaoxiaoxiaoming2");
+        let mut names = UniqueNames {
+            attr: Name::new("sAMAccountName"),
+            key: "samaccountname".into(),
+            taken: ["ouyangxiaoxiaoxiaomi".to_string()].into(),
+            max: Some(20),
+        };
+        let p = crate::model::Person {
+            id: "u1".into(),
+            name: String::new(),
+            departments: vec![],
+            main_department: None,
+            fields: Default::default(),
+        };
+        let mut wants = vec![Wanted {
+            person: &p,
+            entry: None,
+            link: None,
+            wanted: long.into(),
+            name: None,
+            attrs: Ok(super::super::people::Rendering::Full(Default::default())),
+        }];
+        names.assign(&mut wants, n);
+        assert_eq!(wants[0].name.as_deref(), Some("ouyangxiaoxiaoxiaom2"));
     }
 
     #[test]
