@@ -124,10 +124,7 @@ async fn plan(args: Args, write: bool) -> anyhow::Result<bool> {
 
 /// The server a target's directory is on, for the output.
 fn directory_url(r: &Resolved) -> String {
-    let d = &r.spec.directory;
-    let ldap = d.ldap.as_ref().map(|l| l.url.clone());
-    ldap.or_else(|| d.scim.as_ref().map(|s| s.url.clone()))
-        .unwrap_or_default()
+    r.spec.directory.url().unwrap_or_default().to_owned()
 }
 
 /// One target being planned or applied.
