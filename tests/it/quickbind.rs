@@ -1,0 +1,154 @@
+//! Quick bind: an enterprise read through a third-party (suite) app with corp tokens. The
+//! suiteTicket arrives over the suite's Stream connection, rotates, survives a restart through
+//! what was stored of it, and a corp token keeps being issued with both token APIs; the
+//! enterprise's de-authorisation is recognised as such.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dingsync::dingtalk::{
+    ClientConfig, DingTalkClient, Event, StreamConfig, StreamState, TicketCell, TokenApi,
+    suite::is_deauthorised,
+};
+use dingsync::secret::Secret;
+use dingsync::sim::suite::{self as sim_suite, DEFAULT_SUITE_KEY, DEFAULT_SUITE_SECRET};
+use dingsync::sim::{SimConfig, SimHandle, Simulator, generate};
+
+async fn start() -> (SimHandle, String) {
+    let mut org = generate::generate(&generate::GenSpec {
+        people: 12,
+        departments: 3,
+        seed: 25,
+        ..Default::default()
+    });
+    org.people[0].admin = true;
+    let admin = org.people[0].userid.clone();
+    let sim = Simulator::start(SimConfig::fast(), org, "127.0.0.1:0")
+        .await
+        .expect("simulator starts");
+    (sim, admin)
+}
+
+fn suite_client(sim: &SimHandle, tickets: TicketCell, api: TokenApi) -> DingTalkClient {
+    let mut c = ClientConfig::for_suite(
+        &sim.corp_id(),
+        DEFAULT_SUITE_KEY,
+        Secret::new(DEFAULT_SUITE_SECRET),
+        tickets,
+    )
+    .with_base(&sim.base_url());
+    c.token_api = api;
+    c.attempts = 2;
+    DingTalkClient::new(c)
+}
+
+fn sim_ticket(sim: &SimHandle) -> Option<String> {
+    sim.with_state(|st| st.suites.get(DEFAULT_SUITE_KEY)?.ticket.clone())
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn corp_token_survives_ticket_rotation_and_a_restart() {
+    let (sim, admin) = start().await;
+    sim.with_state(|st| sim_suite::authorize(st, DEFAULT_SUITE_KEY, &admin))
+        .expect("the admin authorises the suite");
+    let someone = sim.org().people[3].userid.clone();
+    assert!(sim.org().people[3].mobile.is_some());
+
+    // The suite's Stream connection brings the first ticket.
+    let cell = TicketCell::default();
+    let mut stored = cell.watch();
+    let client = suite_client(&sim, cell.clone(), TokenApi::OAuth2);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let handler = move |e: Event| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(e.event_type);
+            Ok(())
+        }
+    };
+    let stream = client.start_stream(StreamConfig::default(), Arc::new(handler));
+    stream.wait_for(|s| *s == StreamState::Connected).await;
+    wait_until("the first ticket", || cell.get().is_some()).await;
+    let first = cell.get().expect("ticket");
+    assert_eq!(Some(first.expose().to_owned()), sim_ticket(&sim));
+
+    let user = client
+        .get_user(&someone)
+        .await
+        .expect("read with a corp token");
+    assert_eq!(user.mobile, None, "third-party apps get no mobile");
+    assert_eq!(user.email, None, "third-party apps get no email");
+
+    // Two pushes: the first ticket is no longer accepted, the client holds the latest.
+    for _ in 0..2 {
+        sim.with_state(|st| sim_suite::rotate_ticket(st, DEFAULT_SUITE_KEY));
+    }
+    wait_until("the latest ticket", || {
+        cell.get().map(|t| t.expose().to_owned()) == sim_ticket(&sim)
+    })
+    .await;
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|t| *t == "suite_ticket")
+            .count()
+            >= 3
+    );
+    assert!(
+        stored.has_changed().unwrap_or(false),
+        "watchers learn of new tickets"
+    );
+    let latest = stored.borrow_and_update().clone().expect("stored ticket");
+
+    // Tokens expire: a new corp token is bought with the latest ticket.
+    sim.invalidate_tokens(Some(DEFAULT_SUITE_KEY));
+    let before = client.stats().tokens_issued;
+    client
+        .get_user(&someone)
+        .await
+        .expect("a new corp token after rotation");
+    assert_eq!(client.stats().tokens_issued, before + 1);
+
+    // A client still holding the first ticket would be refused.
+    let stale = suite_client(&sim, TicketCell::new(Some(first)), TokenApi::OAuth2);
+    let refused = stale
+        .get_user(&someone)
+        .await
+        .expect_err("stale ticket refused");
+    assert!(
+        refused.to_string().contains("invalidSuiteTicket"),
+        "{refused}"
+    );
+
+    // Restart: no Stream yet, only what was stored; the legacy signed API this time.
+    stream.stop().await;
+    drop(client);
+    let restarted = suite_client(&sim, TicketCell::new(Some(latest)), TokenApi::Legacy);
+    let again = restarted
+        .get_user(&someone)
+        .await
+        .expect("works after a restart");
+    assert_eq!(again.userid, someone);
+    assert_eq!(sim.calls("/service/get_corp_token"), 1);
+
+    // The enterprise removes the app: recognised as a de-authorisation, not a failure.
+    sim.with_state(|st| sim_suite::relieve(st, DEFAULT_SUITE_KEY));
+    let gone = restarted
+        .get_user(&someone)
+        .await
+        .expect_err("de-authorised");
+    assert!(is_deauthorised(&gone), "{gone}");
+    sim.shutdown().await;
+}
