@@ -152,3 +152,106 @@ async fn corp_token_survives_ticket_rotation_and_a_restart() {
     assert!(is_deauthorised(&gone), "{gone}");
     sim.shutdown().await;
 }
+
+fn bind_args(sim: &SimHandle) -> dingsync::cli::bind::Args {
+    dingsync::cli::bind::Args {
+        suite_key: DEFAULT_SUITE_KEY.into(),
+        suite_secret: Secret::new(DEFAULT_SUITE_SECRET),
+        secret_name: "dingtalk-suite".into(),
+        name: Some("acme".into()),
+        namespace: "dingsync".into(),
+        base: Some(sim.base_url()),
+        auth_url: None,
+        out: None,
+        apply: false,
+        timeout_secs: 20,
+    }
+}
+
+/// `dingsync bind` against the simulator: the QR code and URL are shown, the admin scans
+/// (the simulator's "scan as" form), the binding comes out with the enterprise's corpId.
+pub async fn bind_by_scanning(sim: &SimHandle, admin: &str) -> dingsync::cli::bind::Bound {
+    let args = bind_args(sim);
+    let mut prompt = Vec::new();
+    let base = sim.base_url();
+    let admin = admin.to_owned();
+    let scanner = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        // The admin scans once the code is shown, i.e. once the suite is connected.
+        let conns = format!("{base}/__sim/stream/connections");
+        for _ in 0..200 {
+            let v: serde_json::Value = http.get(&conns).send().await.unwrap().json().await.unwrap();
+            if v.as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["app_key"] == DEFAULT_SUITE_KEY)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let page = http
+            .get(format!("{base}/oauth2/suite/auth"))
+            .query(&[("suite_key", DEFAULT_SUITE_KEY), ("state", "s")])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&admin), "the page offers the admin: {page}");
+        let scanned = http
+            .post(format!("{base}/oauth2/suite/auth/scan"))
+            .form(&[("suite_key", DEFAULT_SUITE_KEY), ("userid", admin.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(scanned.status().is_success());
+    });
+    let bound = dingsync::cli::bind::bind(&args, &mut prompt)
+        .await
+        .expect("bound");
+    scanner.await.expect("scanned");
+    let shown = String::from_utf8(prompt).unwrap();
+    assert!(shown.contains("/oauth2/suite/auth?suite_key="), "{shown}");
+    assert!(shown.contains('█'), "a QR code: {shown}");
+    bound
+}
+
+#[tokio::test]
+async fn bind_shows_the_qr_code_waits_for_the_admin_and_writes_the_binding() {
+    let (sim, admin) = start().await;
+    // Someone who is not an admin cannot authorise.
+    let refused = sim.with_state(|st| {
+        let who = st.org().people[1].userid.clone();
+        sim_suite::authorize(st, DEFAULT_SUITE_KEY, &who)
+    });
+    assert!(refused.is_err());
+
+    let bound = bind_by_scanning(&sim, &admin).await;
+    assert_eq!(bound.corp_id, sim.corp_id());
+    let yaml = dingsync::cli::bind::to_yaml(&bound.binding).expect("yaml");
+    let back: dingsync::api::DingTalkBinding = serde_yaml::from_str(&yaml).expect("a binding");
+    assert_eq!(back.spec.corp_id, sim.corp_id());
+    let suite = back.spec.suite.as_ref().expect("suite");
+    assert_eq!(suite.secret_ref.name, "dingtalk-suite");
+    assert!(back.spec.credentials_secret_ref.is_unset());
+    assert!(!yaml.contains("credentialsSecretRef"), "{yaml}");
+    assert!(
+        !yaml.contains(DEFAULT_SUITE_SECRET),
+        "no secret in the YAML for Git"
+    );
+    let ticket = bound.ticket.expect("the ticket that bought the corp token");
+    assert_eq!(Some(ticket.expose().to_owned()), sim_ticket(&sim));
+
+    // Nobody scanning: bind gives up.
+    let mut args = bind_args(&sim);
+    args.timeout_secs = 1;
+    let mut sink = Vec::new();
+    let late = dingsync::cli::bind::bind(&args, &mut sink).await;
+    assert!(
+        matches!(late, Err(dingsync::cli::bind::BindError::TimedOut(_))),
+        "{late:?}"
+    );
+    sim.shutdown().await;
+}
