@@ -74,6 +74,17 @@ impl TicketCell {
     }
 }
 
+/// The ticket cell of a suite in this process: every client of the suite, its Stream
+/// connection and the controller's store share it, so a ticket pushed to one is used by all.
+pub fn tickets_of(suite_key: &str) -> TicketCell {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CELLS: OnceLock<Mutex<HashMap<String, TicketCell>>> = OnceLock::new();
+    let cells = CELLS.get_or_init(Default::default);
+    let mut cells = cells.lock().unwrap_or_else(|e| e.into_inner());
+    cells.entry(suite_key.to_owned()).or_default().clone()
+}
+
 /// What a client of a suite needs beside the suite's key and secret.
 #[derive(Clone, Debug, Default)]
 pub struct SuiteAuth {

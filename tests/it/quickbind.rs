@@ -255,3 +255,111 @@ async fn bind_shows_the_qr_code_waits_for_the_admin_and_writes_the_binding() {
     );
     sim.shutdown().await;
 }
+
+/// `dingsync apply -f DIR` in a fresh process, as a restarted controller would start: it has
+/// only the ticket the ticket Secret kept.
+async fn apply(dir: std::path::PathBuf) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_dingsync");
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["apply", "-f"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quick_bind_end_to_end_syncs_people_without_mobiles_and_stops_when_removed() {
+    let Some(w) = crate::support::World::builder()
+        .people(25)
+        .departments(4)
+        .seed(25)
+        .slapd()
+        .build()
+        .await
+    else {
+        return;
+    };
+    let admin = w.sim.with_state(|st| {
+        st.book.org.people[0].admin = true;
+        st.book.org.people[0].userid.clone()
+    });
+    let with_mobile = w
+        .sim
+        .org()
+        .people
+        .iter()
+        .filter(|p| p.mobile.is_some())
+        .count();
+    assert!(with_mobile > 0);
+
+    let bound = bind_by_scanning(&w.sim, &admin).await;
+    assert_eq!(bound.corp_id, w.corp());
+    let ticket = bound.ticket.expect("ticket");
+
+    // The bound enterprise's YAML: the suite instead of an internal app's credentials, the
+    // suite's Secret and the ticket Secret `dingsync bind --apply` writes.
+    let node = w.node("quickbind");
+    let mapped = [("mobile", "{{ mobile }}"), ("title", "{{ title }}")];
+    let manifests = w.inbound_ldap_yaml(&node, Some("unused"), &mapped).replace(
+        "  credentialsSecretRef: {name: app}\n",
+        "  suite: {secretRef: {name: dingtalk-suite}}\n",
+    );
+    assert!(manifests.contains("suite: {secretRef"), "{manifests}");
+    let secrets = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: dingtalk-suite}}\n\
+         stringData: {{suiteKey: \"{DEFAULT_SUITE_KEY}\", suiteSecret: \"{DEFAULT_SUITE_SECRET}\"}}\n\
+         ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: acme-suite-ticket}}\n\
+         stringData: {{suiteTicket: \"{}\"}}\n",
+        ticket.expose()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("all.yaml"),
+        format!("{manifests}\n{secrets}"),
+    )
+    .unwrap();
+
+    // A ticket push after binding: the kept one is still accepted (the previous ticket).
+    w.sim
+        .with_state(|st| sim_suite::rotate_ticket(st, DEFAULT_SUITE_KEY));
+    let out = apply(dir.path().to_path_buf()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(DEFAULT_SUITE_SECRET) && !stderr.contains(ticket.expose()));
+    assert!(
+        w.sim.calls("/service/get_corp_token") >= 1,
+        "a corp token was bought"
+    );
+
+    let server = w.slapd();
+    let people = "(objectClass=inetOrgPerson)";
+    let synced = server.search(&node, people, &["*", "+"]).unwrap();
+    assert_eq!(
+        synced.matches("dn: ").count(),
+        w.sim.org().people.len(),
+        "{synced}"
+    );
+    assert!(
+        !synced.contains("\nmobile:"),
+        "third-party apps get no mobile: {synced}"
+    );
+
+    // The enterprise removes the app: the next run reads nothing and changes nothing.
+    w.sim
+        .with_state(|st| sim_suite::relieve(st, DEFAULT_SUITE_KEY));
+    let out = apply(dir.path().to_path_buf()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("authorised"),
+        "says why: {stdout}\n{stderr}"
+    );
+    let after = server.search(&node, people, &["*", "+"]).unwrap();
+    assert_eq!(after, synced, "nobody disabled or changed");
+}

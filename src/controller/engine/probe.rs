@@ -39,6 +39,9 @@ impl CredentialChecker for DingTalkProbe {
                     "errcode {errcode}: {message}"
                 )));
             }
+            Err(e) if crate::dingtalk::suite::is_deauthorised(&e) => {
+                return Err(CredentialError::Deauthorized(e.to_string()));
+            }
             Err(e) => return Err(CredentialError::Unreachable(e.to_string())),
         }
         let mut missing = vec![];
