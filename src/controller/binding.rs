@@ -231,15 +231,20 @@ fn granted(
                 missing(&perms)
             ),
         )
-    } else if !perms.missing.is_empty() {
-        (
-            true,
-            Reason::PartiallyGranted,
-            format!(
-                "address book readable; not granted: {}",
-                perms.missing.join(", ")
-            ),
-        )
+    } else if !perms.missing.is_empty() || spec.suite.is_some() {
+        let mut not = perms.missing.join(", ");
+        if spec.suite.is_some() {
+            // Said once here rather than as a failure per person.
+            let isv = "mobile, email and other personal fields are not available to \
+                       third-party apps: match rules and mappings on them find nothing";
+            not = if not.is_empty() {
+                isv.into()
+            } else {
+                format!("{not}; {isv}")
+            };
+        }
+        let msg = format!("address book readable; not granted: {not}");
+        (true, Reason::PartiallyGranted, msg)
     } else {
         (
             true,

@@ -363,3 +363,38 @@ async fn quick_bind_end_to_end_syncs_people_without_mobiles_and_stops_when_remov
     let after = server.search(&node, people, &["*", "+"]).unwrap();
     assert_eq!(after, synced, "nobody disabled or changed");
 }
+
+/// The controller's credential check of a suite binding: valid while authorised, then
+/// `Deauthorized` (the binding's `Ready=False` reason) once the enterprise removes the app.
+#[tokio::test]
+async fn the_binding_check_tells_deauthorisation_apart() {
+    use dingsync::controller::{CredentialChecker, CredentialError, engine::DingTalkProbe};
+    let (sim, admin) = start().await;
+    sim.with_state(|st| sim_suite::authorize(st, DEFAULT_SUITE_KEY, &admin))
+        .expect("authorised");
+    let base = sim.base_url();
+    let spec: dingsync::api::DingTalkBindingSpec = serde_json::from_value(serde_json::json!({
+        "corpId": sim.corp_id(),
+        "suite": {"secretRef": {"name": "dingtalk-suite"}},
+        "endpoints": {"oapi": base, "api": base, "login": base},
+    }))
+    .expect("a suite binding");
+    // The ticket the controller kept in the binding's ticket Secret.
+    let ticket = sim.with_state(|st| sim_suite::rotate_ticket(st, DEFAULT_SUITE_KEY));
+    dingsync::dingtalk::suite::tickets_of(DEFAULT_SUITE_KEY).set(Secret::new(ticket.unwrap()));
+    let probe = DingTalkProbe::default();
+    let secret = Secret::new(DEFAULT_SUITE_SECRET);
+    let perms = probe
+        .check(&spec, DEFAULT_SUITE_KEY, &secret)
+        .await
+        .expect("authorised");
+    assert!(perms.contact_read && !perms.contact_write && !perms.mobile && !perms.email);
+
+    sim.with_state(|st| sim_suite::relieve(st, DEFAULT_SUITE_KEY));
+    let probe = DingTalkProbe::default();
+    match probe.check(&spec, DEFAULT_SUITE_KEY, &secret).await {
+        Err(CredentialError::Deauthorized(msg)) => assert!(!msg.contains(DEFAULT_SUITE_SECRET)),
+        other => panic!("expected Deauthorized, got {other:?}"),
+    }
+    sim.shutdown().await;
+}

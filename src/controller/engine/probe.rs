@@ -72,11 +72,13 @@ impl CredentialChecker for DingTalkProbe {
         // Mobile and email visibility cannot be told apart from empty fields without a person
         // to look at; they follow read access here and the sync counts people missing them
         // (UNCONFIRMED: DingTalk offers internal apps no permission-listing API).
+        // Third-party apps are never shown mobiles, email or other personal fields.
+        let personal = read && spec.suite.is_none();
         Ok(Permissions {
             contact_read: read,
             contact_write: write,
-            mobile: read,
-            email: read,
+            mobile: personal,
+            email: personal,
             missing,
         })
     }
