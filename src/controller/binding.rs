@@ -56,6 +56,10 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
     Ok(match (action, outcome) {
         (None, Err(_)) => Action::requeue(ctx.backoff(&key)),
         (Some(a), _) => a,
+        // A suite binding comes back sooner: a pushed ticket is stored on the next look.
+        (None, Ok(())) if binding.spec.suite.is_some() => {
+            Action::requeue(super::suite_ticket::STORE_INTERVAL)
+        }
         (None, Ok(())) => Action::requeue(RECHECK),
     })
 }
@@ -115,6 +119,12 @@ async fn evaluate(
             return Ok((Some(Action::await_change()), Err(m.reason)));
         }
     };
+    if spec.suite.is_some()
+        && let Err(e) = super::suite_ticket::store(&ctx.client, ns, binding, &app_key).await
+    {
+        // The ticket stays in this process: only a restart before the next store loses it.
+        tracing::warn!(error = %e, "cannot store the suiteTicket in its Secret");
+    }
     Ok(match ctx.checker.check(spec, &app_key, &app_secret).await {
         Ok(perms) => granted(spec, perms, st, generation),
         Err(CredentialError::Invalid(msg)) => {

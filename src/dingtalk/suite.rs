@@ -33,7 +33,11 @@ pub const API_CORP_TOKEN_LEGACY: &str = "/service/get_corp_token";
 /// The latest suiteTicket, shared by every client of the suite; watchers learn of each new one
 /// (the controller stores it). Never printed.
 #[derive(Clone)]
-pub struct TicketCell(Arc<watch::Sender<Option<Secret>>>);
+pub struct TicketCell {
+    latest: Arc<watch::Sender<Option<Secret>>>,
+    /// A ticket was pushed to this process: it is at least as new as any stored one.
+    pushed: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Default for TicketCell {
     fn default() -> Self {
@@ -50,16 +54,34 @@ impl std::fmt::Debug for TicketCell {
 impl TicketCell {
     /// A cell holding `initial` (the ticket kept from before a restart, if any).
     pub fn new(initial: Option<Secret>) -> Self {
-        Self(Arc::new(watch::channel(initial).0))
+        Self {
+            latest: Arc::new(watch::channel(initial).0),
+            pushed: Arc::default(),
+        }
     }
 
     pub fn get(&self) -> Option<Secret> {
-        self.0.borrow().clone()
+        self.latest.borrow().clone()
     }
 
-    /// Keeps `ticket`; `true` when it is new.
+    /// Keeps a pushed `ticket`; `true` when it is new.
     pub fn set(&self, ticket: Secret) -> bool {
-        self.0.send_if_modified(|t| {
+        self.pushed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.replace(ticket)
+    }
+
+    /// Keeps a stored `ticket` (another replica's, or this process's before a restart) unless
+    /// a ticket was pushed to this process, which is at least as new.
+    pub fn offer_stored(&self, ticket: Secret) -> bool {
+        if self.pushed.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        self.replace(ticket)
+    }
+
+    fn replace(&self, ticket: Secret) -> bool {
+        self.latest.send_if_modified(|t| {
             if t.as_ref() == Some(&ticket) {
                 return false;
             }
@@ -70,7 +92,7 @@ impl TicketCell {
 
     /// Told of every new ticket.
     pub fn watch(&self) -> watch::Receiver<Option<Secret>> {
-        self.0.subscribe()
+        self.latest.subscribe()
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn app_credentials(
             && let Ok(t) = String::from_utf8(bytes)
             && !t.trim().is_empty()
         {
-            tickets_of(&key).set(Secret::new(t.trim()));
+            tickets_of(&key).offer_stored(Secret::new(t.trim()));
         }
     }
     Ok(Ok((key, secret)))

@@ -398,3 +398,157 @@ async fn the_binding_check_tells_deauthorisation_apart() {
     }
     sim.shutdown().await;
 }
+
+mod controller {
+    //! The binding controller with a suite binding: the real credential check against the
+    //! simulator, a fake cluster.
+
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use dingsync::api::{DingTalkBinding, DingTalkBindingSpec};
+    use dingsync::controller::{
+        Context, SyncOutcome, SyncRequest, SyncRunError, SyncRunner, binding,
+        engine::DingTalkProbe, mapping, metrics::Metrics,
+    };
+    use dingsync::dingtalk::suite::tickets_of;
+    use dingsync::secret::Secret;
+    use dingsync::sim::state::suites::Suite;
+    use dingsync::sim::suite as sim_suite;
+    use k8s_openapi::{ByteString, api::core::v1::Secret as KSecret};
+    use kube::{Api, api::ObjectMeta};
+    use kube_fake_client::ClientBuilder;
+
+    const NS: &str = "team";
+    /// A suite of this test alone: the ticket cell is per suite and per process.
+    const KEY: &str = "suitectrltest0000001";
+    const SECRET: &str = "suite-secret-of-the-controller-test";
+
+    struct NoRuns;
+
+    #[async_trait]
+    impl SyncRunner for NoRuns {
+        async fn run(&self, _: SyncRequest) -> Result<SyncOutcome, SyncRunError> {
+            Err(SyncRunError::Transient("no runs here".into()))
+        }
+    }
+
+    fn ticket_in(s: &KSecret) -> Option<String> {
+        let v = s.data.as_ref()?.get("suiteTicket")?;
+        String::from_utf8(v.0.clone()).ok()
+    }
+
+    async fn ready(api: &Api<DingTalkBinding>) -> (String, String, String) {
+        let b = api.get("acme").await.unwrap();
+        let c = b.status.unwrap().conditions;
+        let r = c.iter().find(|c| c.type_ == "Ready").unwrap();
+        (r.status.clone(), r.reason.clone(), r.message.clone())
+    }
+
+    #[tokio::test]
+    async fn suite_binding_is_ready_keeps_its_ticket_and_turns_deauthorized() {
+        let (sim, admin) = super::start().await;
+        sim.with_state(|st| {
+            st.suites.0.insert(KEY.into(), Suite::new(KEY, SECRET));
+            sim_suite::authorize(st, KEY, &admin)
+        })
+        .expect("authorised");
+        // The suite's Stream connection received a ticket.
+        let t1 = sim
+            .with_state(|st| sim_suite::rotate_ticket(st, KEY))
+            .unwrap();
+        tickets_of(KEY).set(Secret::new(t1.clone()));
+
+        let base = sim.base_url();
+        let meta = |name: &str| ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            generation: Some(1),
+            ..Default::default()
+        };
+        let spec: DingTalkBindingSpec = serde_json::from_value(serde_json::json!({
+            "corpId": sim.corp_id(),
+            "suite": {"secretRef": {"name": "dingtalk-suite"}},
+            "endpoints": {"oapi": base, "api": base, "login": base},
+        }))
+        .unwrap();
+        let suite_secret = KSecret {
+            metadata: meta("dingtalk-suite"),
+            data: Some(
+                [("suiteKey", KEY), ("suiteSecret", SECRET)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let client = ClientBuilder::new()
+            .with_resource::<DingTalkBinding>()
+            .with_status_subresource::<DingTalkBinding>()
+            .with_resource::<dingsync::api::SyncTarget>()
+            .with_objects(vec![suite_secret])
+            .with_objects(vec![DingTalkBinding {
+                metadata: meta("acme"),
+                spec,
+                status: None,
+            }])
+            .build()
+            .await
+            .expect("fake client");
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            Arc::new(DingTalkProbe::default()),
+            Arc::new(mapping::TemplateValidator),
+            Arc::new(NoRuns),
+            None,
+            Arc::new(Metrics::default()),
+        ));
+        let bindings: Api<DingTalkBinding> = Api::namespaced(client.clone(), NS);
+        let secrets: Api<KSecret> = Api::namespaced(client.clone(), NS);
+        let reconcile = || async {
+            let b = bindings.get("acme").await.unwrap();
+            binding::reconcile(Arc::new(b), ctx.clone()).await.unwrap()
+        };
+
+        reconcile().await;
+        let (status, reason, _) = ready(&bindings).await;
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "Valid"));
+        let b = bindings.get("acme").await.unwrap();
+        let st = b.status.unwrap();
+        let granted = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "PermissionsGranted")
+            .unwrap();
+        assert_eq!(granted.reason, "PartiallyGranted");
+        assert!(granted.message.contains("mobile"), "{}", granted.message);
+        let perms = st.permissions.unwrap();
+        assert!(perms.contact_read && !perms.mobile && !perms.email);
+        let kept = secrets
+            .get("acme-suite-ticket")
+            .await
+            .expect("ticket Secret created");
+        assert_eq!(ticket_in(&kept), Some(t1));
+
+        // A push: the next look stores the new ticket.
+        let t2 = sim
+            .with_state(|st| sim_suite::rotate_ticket(st, KEY))
+            .unwrap();
+        tickets_of(KEY).set(Secret::new(t2.clone()));
+        reconcile().await;
+        let kept = secrets.get("acme-suite-ticket").await.unwrap();
+        assert_eq!(ticket_in(&kept), Some(t2));
+
+        // The enterprise removes the app.
+        sim.with_state(|st| sim_suite::relieve(st, KEY));
+        reconcile().await;
+        let (status, reason, message) = ready(&bindings).await;
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "Deauthorized"),
+            "{message}"
+        );
+        assert!(!message.contains(SECRET));
+        sim.shutdown().await;
+    }
+}

@@ -47,6 +47,10 @@ impl CredentialChecker for DingTalkProbe {
         let mut missing = vec![];
         let read = match client.list_sub_departments(1).await {
             Ok(_) => true,
+            // A cached corp token outlives the authorisation: the refusal comes here.
+            Err(e) if crate::dingtalk::suite::is_deauthorised(&e) => {
+                return Err(CredentialError::Deauthorized(e.to_string()));
+            }
             Err(DingTalkError::Denied { errcode: 60011, .. }) => {
                 missing.push("qyapi_get_department_list".to_string());
                 false
