@@ -14,6 +14,7 @@ pub mod process;
 pub mod reports;
 pub mod secrets;
 pub mod status;
+pub mod suite_events;
 pub mod suite_ticket;
 pub mod target;
 
