@@ -176,7 +176,7 @@ pub async fn bind_by_scanning(sim: &SimHandle, admin: &str) -> dingsync::cli::bi
     let base = sim.base_url();
     let admin = admin.to_owned();
     let scanner = tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
         // The admin scans once the code is shown, i.e. once the suite is connected.
         let conns = format!("{base}/__sim/stream/connections");
         for _ in 0..200 {
