@@ -34,6 +34,9 @@ enum Command {
     Report(dingsync::cli::reports::Args),
     /// Approve the removals the deletion threshold holds for a SyncTarget.
     Approve(dingsync::cli::approve::Args),
+    /// Quick bind: an enterprise's admin scans a QR code to authorise the third-party app;
+    /// writes the DingTalkBinding.
+    Bind(dingsync::cli::bind::Args),
     /// Print the CustomResourceDefinitions (or write them into a directory).
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -72,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => dingsync::cli::sim::run(args),
         Command::Report(args) => dingsync::cli::reports::run(args),
         Command::Approve(args) => dingsync::cli::approve::run(args),
+        Command::Bind(args) => dingsync::cli::bind::run(args),
         Command::Crd { out_dir } => dingsync::cli::crd::run(out_dir.as_deref()),
     }
 }

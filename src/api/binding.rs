@@ -46,6 +46,7 @@ use super::common::{LocalRef, conditions_schema};
     cel
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.credentialsSecretRef) != has(self.suite)").message("set exactly one of credentialsSecretRef (internal app) and suite (third-party app)"))]
 pub struct DingTalkBindingSpec {
     /// The enterprise's DingTalk corpId (starts with `ding`). An enterprise may be bound once per
     /// namespace; a second binding for the same corpId is refused with reason `Conflict`.
@@ -54,8 +55,16 @@ pub struct DingTalkBindingSpec {
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-]+$')").message("corpId may contain only letters, digits, '_' and '-'"))]
     pub corp_id: String,
 
-    /// Secret holding the internal app's AppKey and AppSecret.
+    /// Secret holding the internal app's AppKey and AppSecret (advanced bind). Leave it out
+    /// when the enterprise is reached through a third-party app (`suite`).
+    #[serde(default, skip_serializing_if = "CredentialsSecretRef::is_unset")]
     pub credentials_secret_ref: CredentialsSecretRef,
+
+    /// Quick bind: the enterprise (`corpId`) authorised a third-party (suite) app by scanning
+    /// its QR code (`dingsync bind`); dingsync reads it with corp tokens from the suite's
+    /// credentials. Third-party apps are not shown mobiles, email and other personal fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<Suite>,
 
     /// API base URLs. Defaults reach DingTalk's mainland hosts; override them for DingTalk's
     /// international hosts or for the dingsync simulator.
@@ -89,6 +98,49 @@ pub struct CredentialsSecretRef {
     /// Key holding the AppSecret (also called ClientSecret).
     #[serde(default = "default_app_secret_key")]
     pub app_secret_key: String,
+}
+
+impl CredentialsSecretRef {
+    /// No Secret named: the binding uses a suite instead.
+    pub fn is_unset(&self) -> bool {
+        self.name.is_empty()
+    }
+}
+
+/// A third-party (suite) app the enterprise authorised.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suite {
+    /// Secret holding the suite's SuiteKey and SuiteSecret (from the developer console of the
+    /// team that runs dingsync).
+    pub secret_ref: SuiteSecretRef,
+    /// Secret where dingsync keeps the latest suiteTicket DingTalk pushed (key `suiteTicket`),
+    /// so every replica and a restarted one can buy corp tokens before the next push. Created
+    /// if missing. Default: `<binding name>-suite-ticket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_secret_ref: Option<LocalRef>,
+}
+
+/// Where the SuiteKey and SuiteSecret live.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SuiteSecretRef {
+    /// Name of the Secret, in the binding's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key holding the SuiteKey.
+    #[serde(default = "default_suite_key_key")]
+    pub suite_key_key: String,
+    /// Key holding the SuiteSecret.
+    #[serde(default = "default_suite_secret_key")]
+    pub suite_secret_key: String,
+}
+
+fn default_suite_key_key() -> String {
+    "suiteKey".into()
+}
+fn default_suite_secret_key() -> String {
+    "suiteSecret".into()
 }
 
 fn default_app_key_key() -> String {

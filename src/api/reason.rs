@@ -63,6 +63,9 @@ reasons! {
     ],
     /// DingTalk refused the AppKey/AppSecret: waits for the Secret to change.
     InvalidCredentials => [BINDING.READY, BINDING.CREDENTIALS_VALID],
+    /// The enterprise removed the third-party (suite) app it had authorised: not Ready, its
+    /// targets stop syncing and nobody is disabled; looked at again every few minutes.
+    Deauthorized => [BINDING.READY, BINDING.CREDENTIALS_VALID],
     /// DingTalk could not be reached to check the credentials: retried with backoff.
     ApiUnreachable => [BINDING.READY],
     /// The app cannot read the address book (binding), or an Outbound target's binding lacks
@@ -221,6 +224,7 @@ mod tests {
                 "SecretNotFound",
                 "SecretKeyMissing",
                 "InvalidCredentials",
+                "Deauthorized",
                 "ApiUnreachable",
                 "PermissionMissing",
                 "PartiallyGranted",

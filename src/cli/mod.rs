@@ -1,6 +1,7 @@
 //! Command-line entry points, one module per subcommand.
 
 pub mod approve;
+pub mod bind;
 pub mod crd;
 pub mod demo;
 pub mod login;

@@ -39,7 +39,14 @@ Admin API (reserved prefix /__sim/, JSON):
   PUT    /__sim/event-faults              {drop, duplicate, reorder}
   POST   /__sim/stream/disconnect         {app_key?, graceful}
   POST   /__sim/oauth/code                {app_key, userid, corpid?} -> {authCode}
-  PUT    /__sim/apps/{app_key}/callback   {url, token, aes_key} (console-style HTTP events)";
+  PUT    /__sim/apps/{app_key}/callback   {url, token, aes_key} (console-style HTTP events)
+  POST   /__sim/stream/callback           {app_key, topic, data}: a CALLBACK push to a subscriber
+  GET    /__sim/suites                    third-party (suite) apps; suitesimkey000000001 is offered
+  POST   /__sim/suites/{key}/ticket       push a new suiteTicket (suite_ticket event)
+  POST   /__sim/suites/{key}/authorize    {userid}: an admin authorises the suite (org_suite_auth)
+  DELETE /__sim/suites/{key}/authorize    the enterprise removes it (org_suite_relieve)
+Third-party apps: POST /v1.0/oauth2/corpAccessToken, POST /service/get_corp_token (signed),
+and the authorisation page GET /oauth2/suite/auth?suite_key=... with a \"scan as\" form.";
 
 /// Serve a local DingTalk for tests, demos and benchmarks.
 #[derive(clap::Args, Debug)]

@@ -43,8 +43,9 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
     (
         "",
         "secrets",
-        &["get", "list", "watch"],
-        "credentials the resources reference; re-sync when they change",
+        &["get", "list", "watch", "create", "update"],
+        "credentials the resources reference; re-sync when they change; a suite binding's \
+         ticket Secret: created, then updated with each pushed suiteTicket",
     ),
     (
         "",

@@ -5,11 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{Api, ResourceExt, runtime::controller::Action};
 
-use super::{
-    Context, CredentialError, Error, EventsState, EventsView,
-    secrets::{Missing, secret_text},
-    status,
-};
+use super::{Context, CredentialError, Error, EventsState, EventsView, secrets::Missing, status};
 use crate::api::{
     DingTalkBinding, DingTalkBindingStatus, Reason, SyncTarget,
     binding::Permissions,
@@ -24,6 +20,9 @@ use crate::secret::Secret;
 
 /// Credentials are re-checked this often even when nothing changes.
 const RECHECK: Duration = Duration::from_secs(30 * 60);
+
+/// A de-authorised binding looks again this often: the enterprise may authorise the app again.
+const DEAUTHORIZED_RECHECK: Duration = Duration::from_secs(5 * 60);
 
 /// A binding refused for a corpId bound elsewhere looks again this often: the holder may be
 /// in another namespace, whose changes do not wake this binding.
@@ -57,6 +56,10 @@ pub async fn reconcile(binding: Arc<DingTalkBinding>, ctx: Arc<Context>) -> Resu
     Ok(match (action, outcome) {
         (None, Err(_)) => Action::requeue(ctx.backoff(&key)),
         (Some(a), _) => a,
+        // A suite binding comes back sooner: a pushed ticket is stored on the next look.
+        (None, Ok(())) if binding.spec.suite.is_some() => {
+            Action::requeue(super::suite_ticket::STORE_INTERVAL)
+        }
         (None, Ok(())) => Action::requeue(RECHECK),
     })
 }
@@ -100,7 +103,7 @@ async fn evaluate(
         set(st, ct::READY, false, reason, msg, generation);
         return Ok((Some(Action::requeue(CONFLICT_RECHECK)), Err(reason)));
     }
-    let (app_key, app_secret) = match credentials(ctx, ns, spec).await? {
+    let (app_key, app_secret) = match credentials(ctx, ns, binding).await? {
         Ok(c) => c,
         Err(m) => {
             set(
@@ -116,6 +119,12 @@ async fn evaluate(
             return Ok((Some(Action::await_change()), Err(m.reason)));
         }
     };
+    if spec.suite.is_some()
+        && let Err(e) = super::suite_ticket::store(&ctx.client, ns, binding, &app_key).await
+    {
+        // The ticket stays in this process: only a restart before the next store loses it.
+        tracing::warn!(error = %e, "cannot store the suiteTicket in its Secret");
+    }
     Ok(match ctx.checker.check(spec, &app_key, &app_secret).await {
         Ok(perms) => granted(spec, perms, st, generation),
         Err(CredentialError::Invalid(msg)) => {
@@ -130,6 +139,21 @@ async fn evaluate(
             );
             set(st, ct::READY, false, reason, msg, generation);
             (Some(Action::await_change()), Err(reason))
+        }
+        Err(CredentialError::Deauthorized(msg)) => {
+            // The enterprise removed the third-party app: nothing to retry until it is
+            // authorised again (a new `dingsync bind`), which changes nothing here.
+            let reason = Reason::Deauthorized;
+            set(
+                st,
+                ct::CREDENTIALS_VALID,
+                false,
+                reason,
+                msg.clone(),
+                generation,
+            );
+            set(st, ct::READY, false, reason, msg, generation);
+            (Some(Action::requeue(DEAUTHORIZED_RECHECK)), Err(reason))
         }
         Err(CredentialError::Unreachable(msg)) => {
             let reason = Reason::ApiUnreachable;
@@ -181,20 +205,14 @@ fn rfc3339(t: std::time::SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// The AppKey and AppSecret from the binding's credentials Secret.
+/// The AppKey and AppSecret (or the suite's SuiteKey and SuiteSecret) from the binding's
+/// Secret.
 async fn credentials(
     ctx: &Context,
     ns: &str,
-    spec: &crate::api::DingTalkBindingSpec,
+    binding: &DingTalkBinding,
 ) -> Result<Result<(String, Secret), Missing>, Error> {
-    let secret = &spec.credentials_secret_ref;
-    let field = "spec.credentialsSecretRef";
-    let app_key = secret_text(ctx, ns, &secret.name, &secret.app_key_key, field).await?;
-    let app_secret = secret_text(ctx, ns, &secret.name, &secret.app_secret_key, field).await?;
-    Ok(match (app_key, app_secret) {
-        (Ok(k), Ok(s)) => Ok((k, Secret::new(s))),
-        (Err(m), _) | (_, Err(m)) => Err(m),
-    })
+    Ok(crate::resolve::app::app_credentials(&ctx.objects(), ns, binding).await?)
 }
 
 /// The credentials work: record the permissions DingTalk granted; without address-book read
@@ -223,15 +241,20 @@ fn granted(
                 missing(&perms)
             ),
         )
-    } else if !perms.missing.is_empty() {
-        (
-            true,
-            Reason::PartiallyGranted,
-            format!(
-                "address book readable; not granted: {}",
-                perms.missing.join(", ")
-            ),
-        )
+    } else if !perms.missing.is_empty() || spec.suite.is_some() {
+        let mut not = perms.missing.join(", ");
+        if spec.suite.is_some() {
+            // Said once here rather than as a failure per person.
+            let isv = "mobile, email and other personal fields are not available to \
+                       third-party apps: match rules and mappings on them find nothing";
+            not = if not.is_empty() {
+                isv.into()
+            } else {
+                format!("{not}; {isv}")
+            };
+        }
+        let msg = format!("address book readable; not granted: {not}");
+        (true, Reason::PartiallyGranted, msg)
     } else {
         (
             true,

@@ -29,6 +29,9 @@ pub enum CredentialError {
     /// DingTalk refused the AppKey/AppSecret: permanent until the Secret changes.
     #[error("DingTalk refused the app credentials: {0}")]
     Invalid(String),
+    /// The enterprise does not (or no longer) authorise the third-party app.
+    #[error("the enterprise has not authorised the third-party app: {0}")]
+    Deauthorized(String),
     /// DingTalk could not be reached or answered with a server error: retried.
     #[error("DingTalk API unreachable: {0}")]
     Unreachable(String),

@@ -14,6 +14,8 @@ pub mod process;
 pub mod reports;
 pub mod secrets;
 pub mod status;
+pub mod suite_events;
+pub mod suite_ticket;
 pub mod target;
 
 use std::{sync::Arc, time::Duration};

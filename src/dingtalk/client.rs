@@ -212,6 +212,9 @@ impl DingTalkClient {
 
     async fn fetch_token(&self) -> Result<(Secret, Duration), DingTalkError> {
         let c = &self.0.config;
+        if let Some(suite) = &c.suite {
+            return Ok(self.fetch_corp_token(suite).await?);
+        }
         match c.token_api {
             TokenApi::Legacy => {
                 let query = [

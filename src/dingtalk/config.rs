@@ -47,6 +47,9 @@ pub struct ClientConfig {
     pub token_api: TokenApi,
     /// A cached token is replaced this long before it expires.
     pub token_refresh_margin: Duration,
+    /// Set for a third-party (suite) app: `app_key`/`app_secret` are the suite's key and
+    /// secret, `corp_id` the authorising enterprise, and tokens are corp tokens.
+    pub suite: Option<super::suite::SuiteAuth>,
 }
 
 impl ClientConfig {
@@ -67,6 +70,7 @@ impl ClientConfig {
             token_api: TokenApi::Legacy,
             // The Stream SDK refreshes 5 minutes early, the calling guide says ~10.
             token_refresh_margin: Duration::from_secs(600),
+            suite: None,
         }
     }
 

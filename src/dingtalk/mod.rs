@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod roles;
 pub mod scope;
 pub mod stream;
+pub mod suite;
 mod wire;
 pub mod write;
 
@@ -30,6 +31,7 @@ pub use events::{CallbackReceiver, Event, EventHandler, ReceiveError, callback_e
 pub use oauth::{LoginIdentity, UserProfile, UserToken};
 pub use scope::{AppScope, Pruning, ScopeFailure, ScopeRead, ScopeSnapshot};
 pub use stream::{StreamConfig, StreamError, StreamHandle, StreamState, StreamStats, Subscription};
+pub use suite::{SuiteAuth, SuiteError, TicketCell};
 
 pub use write::{
     CreatedUser, DeptCreate, DeptOrderWrite, DeptTitleWrite, DeptUpdate, UserCreate, UserUpdate,

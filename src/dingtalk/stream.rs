@@ -539,6 +539,13 @@ impl Runner {
             "EVENT" => {
                 self.counters.events.fetch_add(1, Ordering::Relaxed);
                 let event = Event::from_stream(&frame.headers, &frame.data);
+                // A suite's ticket is kept before anything else sees the event: the next corp
+                // token needs it.
+                if let Some(suite) = &self.client.config().suite
+                    && let Some(ticket) = super::suite::ticket_of(&event)
+                {
+                    suite.tickets.set(ticket);
+                }
                 let key = event.event_id.clone();
                 if let Some(k) = &key
                     && self.seen.lock().is_ok_and(|s| s.contains(k))

@@ -6,6 +6,7 @@
 //! or the first [`Problem`], whose reason is the target's condition reason. [`open`] then picks
 //! the directory backend and builds the engine's options.
 
+pub mod app;
 pub mod cluster;
 pub mod folder;
 mod login;
@@ -303,10 +304,11 @@ async fn credentials(
     approval: Option<String>,
 ) -> Resolution {
     let ns = key.namespace.clone();
-    let cred = &binding.spec.credentials_secret_ref;
-    let what = "binding credentialsSecretRef";
-    let app_key = secret_text(objects, &ns, &cred.name, &cred.app_key_key, what).await?;
-    let app_secret = secret_text(objects, &ns, &cred.name, &cred.app_secret_key, what).await?;
+    let app = app::app_credentials(objects, &ns, binding).await?;
+    let (app_key, app_secret) = match app {
+        Ok((k, s)) => (Ok(k), Ok(s.expose().to_owned())),
+        Err(p) => (Err(p.clone()), Err(p)),
+    };
     let Some((dir_ref, field)) = spec.directory.credential_ref() else {
         return Ok(Err(Problem::new(
             Reason::InvalidSpec,

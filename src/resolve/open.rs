@@ -180,7 +180,16 @@ pub fn client_config(
     app_key: &str,
     app_secret: &Secret,
 ) -> ClientConfig {
-    let mut c = ClientConfig::new(&spec.corp_id, app_key, app_secret.clone());
+    // Through a third-party app: the suite's key and secret, corp tokens with its tickets.
+    let mut c = match &spec.suite {
+        Some(_) => ClientConfig::for_suite(
+            &spec.corp_id,
+            app_key,
+            app_secret.clone(),
+            crate::dingtalk::suite::tickets_of(app_key),
+        ),
+        None => ClientConfig::new(&spec.corp_id, app_key, app_secret.clone()),
+    };
     if let Some(e) = &spec.endpoints {
         let base = |v: &Option<String>| v.as_ref().map(|v| v.trim_end_matches('/').to_string());
         if let Some(v) = base(&e.oapi) {

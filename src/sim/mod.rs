@@ -14,6 +14,9 @@
 //!   `GET /v1.0/contact/users/me`, `POST /v1.0/gateway/connections/open`.
 //! * Login page ([`login_page`]): `GET /oauth2/auth` (QR code + a "scan as" form for tests), `POST /oauth2/auth/scan`.
 //! * Stream ([`stream`]): `GET /connect?ticket=...` (WebSocket).
+//! * Third-party (suite) apps ([`suite`]): corp tokens (`POST /v1.0/oauth2/corpAccessToken`,
+//!   `POST /service/get_corp_token`), the authorisation page `GET /oauth2/suite/auth`, and their
+//!   admin routes under `/__sim/suites`.
 //!
 //! # Layout
 //!
@@ -48,7 +51,8 @@
 //! | `POST /__sim/clock/advance` | `{"seconds":N}` moves the simulated clock (token/ticket/code expiry) |
 //! | `PUT /__sim/event-faults` | [`EventFaults`]: `{"drop":N,"duplicate":N,"reorder":N}` |
 //! | `POST /__sim/stream/disconnect` | `{"app_key":..,"graceful":true}`: SYSTEM disconnect (+ close after grace) or hard close |
-//! | `GET /__sim/stream/connections` | open Stream connections |
+//! | `GET /__sim/stream/connections` | open Stream connections, with what each subscribed to |
+//! | `POST /__sim/stream/callback` | `{"app_key","topic","data"}`: a CALLBACK push to one connection subscribed to the topic |
 //! | `POST /__sim/oauth/code` | `{"app_key","userid","corpid":bool}` → `{"authCode"}` (skips the login page) |
 //! | `PUT /__sim/apps/{app_key}/callback` | console-style HTTP event subscription `{"url","token","aes_key"}` (sends `check_url`) |
 //! | `GET /__sim/callbacks/failed` | failed callback pushes, per app |
@@ -78,6 +82,7 @@ pub mod roles;
 pub mod shared;
 pub mod state;
 pub mod stream;
+pub mod suite;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -153,6 +158,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .merge(new_host::routes())
         .merge(login_page::routes())
         .merge(stream::routes())
+        .merge(suite::routes())
         .nest("/__sim", admin::routes())
         .fallback(fallback)
         .with_state(shared)

@@ -1,14 +1,17 @@
 //! Stream Mode: `POST /v1.0/gateway/connections/open` hands out a single-use 90 s ticket
 //! and a `ws://host:port/connect` endpoint; the WebSocket then carries EVENT frames (headers
 //! all strings, `data` a JSON string), SYSTEM `ping`/`disconnect`, and the client's ACKs.
-//! EVENTs not acked with code 200 (and no `status:"LATER"`) are delivered again.
+//! EVENTs not acked with code 200 (and no `status:"LATER"`) are delivered again. A connection
+//! gets only what it subscribed to: EVENTs if it named `EVENT`, CALLBACK pushes only for the
+//! topics it named. A client's Close frame is answered before the socket closes (RFC 6455
+//! 5.5.1): an SDK that sees no answer takes the close for a network error and backs off.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,14 +23,37 @@ use tokio::sync::mpsc;
 use super::gate;
 use super::new_host::envelope as v1;
 use super::shared::Shared;
-use super::state::delivery::{ConnCmd, ConnHandle, Inflight};
+use super::state::delivery::{ConnCmd, ConnHandle, Inflight, Subscriptions};
 use super::state::event::Event;
 
-/// `/connect` here, and `connections/open` on the new host (it answers in that host's envelope).
+/// `/connect` here, and `connections/open` on the new host (it answers in that host's envelope);
+/// `/__sim/stream/callback` pushes a CALLBACK (the admin API's part of the Stream gateway).
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1.0/gateway/connections/open", post(open_connection))
         .route("/connect", get(connect))
+        .route("/__sim/stream/callback", post(admin_callback))
+}
+
+/// The `subscriptions` of a `connections/open` body; unknown types are ignored.
+pub fn parse_subscriptions(body: &Value) -> Subscriptions {
+    let mut subs = Subscriptions::default();
+    for s in body
+        .get("subscriptions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let topic = s.get("topic").and_then(Value::as_str).unwrap_or("");
+        match s.get("type").and_then(Value::as_str) {
+            Some("EVENT") => subs.events = true,
+            Some("CALLBACK") if !topic.is_empty() => {
+                subs.callbacks.insert(topic.to_owned());
+            }
+            _ => {}
+        }
+    }
+    subs
 }
 
 /// `POST /v1.0/gateway/connections/open`.
@@ -49,8 +75,13 @@ pub async fn open_connection(
     if let Some(f) = gate::enter(&sh, API, Some(&key)).await {
         return v1::fault(&f);
     }
+    let subs = parse_subscriptions(&body);
     let mut st = sh.lock();
-    if st.org().app(&key).is_none_or(|a| a.app_secret != secret) {
+    // A third-party (suite) app connects with its suiteKey and suiteSecret.
+    let suite = st.suites.check_secret(&key, secret);
+    if suite == Some(false)
+        || (suite.is_none() && st.org().app(&key).is_none_or(|a| a.app_secret != secret))
+    {
         return v1::error(401, "authFailed", "鉴权失败");
     }
     if st.over_qps(&key, API) {
@@ -61,7 +92,17 @@ pub async fn open_connection(
     st.auth
         .tickets
         .insert(ticket.clone(), (key.clone(), expires));
-    st.delivery.stream_apps.insert(key);
+    if subs.events {
+        st.delivery.stream_apps.insert(key.clone());
+    }
+    st.delivery
+        .ticket_subscriptions
+        .insert(ticket.clone(), subs);
+    if suite.is_some() {
+        super::suite::on_stream_open(&mut st, &key);
+    }
+    drop(st);
+    sh.stream_wake.notify_one();
     let base = sh.base_url();
     let ws = base
         .strip_prefix("https://")
@@ -83,18 +124,23 @@ async fn connect(
     Query(q): Query<TicketQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let app_key = {
+    let (app_key, subs) = {
         let mut st = sh.lock();
         st.count_call("/connect");
         let now = st.now_ms();
         // Single use: the ticket is gone whether it was still valid or not.
+        let subs = st
+            .delivery
+            .ticket_subscriptions
+            .remove(&q.ticket)
+            .unwrap_or_default();
         match st.auth.tickets.remove(&q.ticket) {
-            Some((app, exp)) if exp > now => app,
+            Some((app, exp)) if exp > now => (app, subs),
             _ => return v1::error(401, "invalidTicket", "ticket 无效或已过期"),
         }
     };
     ws.max_message_size(256 * 1024)
-        .on_upgrade(move |socket| run_connection(sh, socket, app_key))
+        .on_upgrade(move |socket| run_connection(sh, socket, app_key, subs))
 }
 
 fn message_id() -> String {
@@ -135,7 +181,15 @@ fn event_frame(ev: &Event, app_key: &str, conn_id: &str, message_id: &str, now_m
     .to_string()
 }
 
-async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
+/// The Close frame the server sends when it ends a connection itself.
+fn going_away() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::NORMAL,
+        reason: "connection is expired".into(),
+    }))
+}
+
+async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String, subs: Subscriptions) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn_id = {
         let mut st = sh.lock();
@@ -143,6 +197,7 @@ async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
         st.counters.stream_connections_opened += 1;
         st.delivery.open_conn(ConnHandle {
             app_key: app_key.clone(),
+            subscriptions: subs,
             tx,
             opened_ms,
             draining: false,
@@ -163,11 +218,11 @@ async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
         };
         tokio::select! {
             _ = sh.shutdown.cancelled() => {
-                let _ = sink.send(Message::Close(None)).await;
+                let _ = sink.send(going_away()).await;
                 break;
             }
             _ = grace => {
-                let _ = sink.send(Message::Close(None)).await;
+                let _ = sink.send(going_away()).await;
                 break;
             }
             cmd = rx.recv() => match cmd {
@@ -200,7 +255,13 @@ async fn run_connection(sh: Arc<Shared>, socket: WebSocket, app_key: String) {
                         upstream(&sh, &app_key, &mut pings, t);
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) => {
+                    // The WebSocket layer has queued the answering Close frame; closing the
+                    // sink flushes it before the TCP connection goes.
+                    let _ = sink.close().await;
+                    break;
+                }
+                None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
         }
@@ -291,7 +352,7 @@ fn deliver(sh: &Shared, rr: &mut u64) {
             .delivery
             .conns
             .iter()
-            .filter(|(_, c)| &c.app_key == app && !c.draining)
+            .filter(|(_, c)| &c.app_key == app && !c.draining && c.subscriptions.events)
             .map(|(id, c)| (*id, c))
             .collect();
         if conns.is_empty() {
@@ -332,4 +393,47 @@ fn deliver(sh: &Shared, rr: &mut u64) {
         }
         q.pending = keep;
     }
+}
+
+/// Sends a CALLBACK push on `topic` to one open connection of `app_key` subscribed to it
+/// (fire and forget, like DingTalk's robot messages); the connection's id, or `None` if no
+/// connection subscribed to the topic.
+pub fn push_callback(sh: &Shared, app_key: &str, topic: &str, data: &Value) -> Option<u64> {
+    let st = sh.lock();
+    let now_ms = st.now_ms();
+    let (id, conn) = st.delivery.conns.iter().find(|(_, c)| {
+        c.app_key == app_key && !c.draining && c.subscriptions.callbacks.contains(topic)
+    })?;
+    let frame = json!({
+        "specVersion": "1.0",
+        "type": "CALLBACK",
+        "headers": {
+            "appId": app_key,
+            "connectionId": id.to_string(),
+            "contentType": "application/json",
+            "messageId": message_id(),
+            "time": now_ms.to_string(),
+            "topic": topic,
+        },
+        "data": data.to_string(),
+    });
+    conn.tx.send(ConnCmd::Frame(frame.to_string())).ok()?;
+    Some(*id)
+}
+
+#[derive(Deserialize)]
+struct CallbackPush {
+    app_key: String,
+    topic: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// `POST /__sim/stream/callback {"app_key","topic","data"}` → `{"delivered": conn id | null}`.
+async fn admin_callback(
+    AxState(sh): AxState<Arc<Shared>>,
+    axum::Json(p): axum::Json<CallbackPush>,
+) -> Response {
+    let id = push_callback(&sh, &p.app_key, &p.topic, &p.data);
+    axum::Json(json!({"delivered": id})).into_response()
 }

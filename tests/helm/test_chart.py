@@ -684,7 +684,9 @@ def test_access_table_parses_and_is_sane():
     declared = declared_access()
     for (group, resource), verbs in declared.items():
         assert "*" not in verbs and group != "*" and resource != "*"
-    assert declared[("", "secrets")] <= {"get", "list", "watch"}, "the controller never writes the Secrets it is given"
+    # The Secrets the resources reference are only read; the one kind the controller writes
+    # is a suite binding's ticket Secret (create, then update): never delete, never patch.
+    assert declared[("", "secrets")] <= {"get", "list", "watch", "create", "update"}, "the controller never rewrites or deletes the Secrets it is given"
     assert declared_login_keys_access() == {("", "secrets"): {"get", "create", "update"}}
     assert LEADER_ELECTION_ACCESS <= declared.keys()
 

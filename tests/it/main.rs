@@ -28,6 +28,7 @@ mod managers;
 mod outbound;
 mod outbound_scim;
 mod plan;
+mod quickbind;
 mod real_tenant;
 mod reliability;
 mod report_cli;

@@ -2,7 +2,11 @@
 
 * `dingtalk-stream` (official Stream Mode SDK) connects, receives an address-book event
   triggered through the admin API, acknowledges it; the simulator counts the ACK and does not
-  redeliver; a SYSTEM disconnect makes the SDK reconnect.
+  redeliver; a SYSTEM disconnect makes the SDK reconnect, within a second (the simulator
+  answers the SDK's Close frame, so the SDK sees a clean close rather than a network error);
+  a client subscribed only to a CALLBACK topic gets that topic's pushes and no EVENT; a
+  third-party (suite) app's handler receives its suiteTicket and authorisation events, and the
+  ticket it received buys a corp token that reads people without their mobiles.
 * `alibabacloud-dingtalk` (official `/v1.0` SDK) gets an app token and, after the login page's
   "scan as" form and the code exchange, reads `users/me`.
 * `dingtalk-sdk` (the `/topapi` client) reads the department tree and pages of users.
@@ -12,9 +16,11 @@ Needs `target/debug/dingsync` (cargo build) and the venv (`.venv`, tests/require
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -27,6 +33,9 @@ ORG = ROOT / "examples" / "simulator" / "org.yaml"
 APP_KEY = "dingsimappkey0000001"
 APP_SECRET = "sim-app-secret-0000000000000000000000000000000000000000000001"
 CORP_ID = "dingsimcorp0000000001"
+SUITE_KEY = "suitesimkey000000001"
+SUITE_SECRET = "sim-suite-secret-000000000000000000000000000000000000000000001"
+BOT_TOPIC = "/v1.0/im/bot/messages/get"
 
 if not (ROOT / ".venv").is_dir():
     pytest.skip(
@@ -104,6 +113,74 @@ STREAM_CHILD = textwrap.dedent(
 )
 
 
+# A client that subscribes only to the robot CALLBACK topic. Its event handler is set without
+# registering it (registering would subscribe to EVENT): any EVENT that reaches it is printed.
+CALLBACK_CHILD = textwrap.dedent(
+    """
+    import json, logging, os, sys
+    os.environ["DINGTALK_OPENAPI_ENDPOINT"] = sys.argv[1]
+    import dingtalk_stream
+    from dingtalk_stream import AckMessage
+
+    class Printer(dingtalk_stream.EventHandler):
+        async def process(self, event):
+            print(json.dumps({"type": event.headers.event_type}), flush=True)
+            return AckMessage.STATUS_OK, "OK"
+
+    class Bot(dingtalk_stream.CallbackHandler):
+        async def process(self, message):
+            print(json.dumps({"callback": message.headers.topic, "data": message.data}), flush=True)
+            return AckMessage.STATUS_OK, "OK"
+
+    logging.basicConfig(level=logging.WARNING)
+    client = dingtalk_stream.DingTalkStreamClient(dingtalk_stream.Credential(sys.argv[2], sys.argv[3]))
+    client.get_host_ip = lambda: "127.0.0.1"
+    client.event_handler = Printer()
+    client.register_callback_handler(sys.argv[4], Bot())
+    client.start_forever()
+    """
+)
+
+
+class Child:
+    """An SDK client in a subprocess; its printed JSON lines are read in the background."""
+
+    def __init__(self, tmp_path, name, source, *args):
+        script = tmp_path / f"{name}.py"
+        script.write_text(source)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def next(self, timeout=10.0):
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message within {timeout} s") from None
+
+    def drain(self):
+        out = []
+        while not self.lines.empty():
+            out.append(self.lines.get_nowait())
+        return out
+
+    def kill(self):
+        _kill(self.proc)
+
+
+def connections(base, app_key):
+    return [c for c in admin(base, "GET", "/stream/connections") if c["app_key"] == app_key]
+
+
 def test_stream_sdk_receives_and_acks_event(sim, tmp_path):
     script = tmp_path / "stream_child.py"
     script.write_text(STREAM_CHILD)
@@ -145,6 +222,111 @@ def test_stream_sdk_receives_and_acks_event(sim, tmp_path):
         assert event["data"]["userId"] == ["sdk_stream_1"]
     finally:
         _kill(child)
+
+
+def test_stream_sdk_reconnects_within_a_second_after_disconnect(sim, tmp_path):
+    child = Child(tmp_path, "reconnect_child", STREAM_CHILD, sim, APP_KEY, APP_SECRET)
+    try:
+        wait_for(lambda: connections(sim, APP_KEY), what="the SDK to connect")
+        for _ in range(3):
+            opened = admin(sim, "GET", "/counters")["stream_connections_opened"]
+            told = time.time()
+            assert admin(sim, "POST", "/stream/disconnect", {"app_key": APP_KEY, "graceful": True})["disconnected"] == 1
+            # The SDK closes at once; a clean close handshake lets it reopen without its 10 s
+            # network-error backoff.
+            wait_for(lambda: admin(sim, "GET", "/counters")["stream_connections_opened"] > opened,
+                     timeout=5, what="the SDK to reconnect")
+            assert time.time() - told < 1.0
+            wait_for(lambda: [c for c in connections(sim, APP_KEY) if not c["draining"]],
+                     what="the new connection")
+        # The new connection still gets events.
+        admin(sim, "POST", "/users", {"userid": "sdk_reconnect_1", "name": "重连", "departments": [100003]})
+        assert child.next()["type"] == "user_add_org"
+        admin(sim, "DELETE", "/users/sdk_reconnect_1")
+        assert child.next()["type"] == "user_leave_org"
+    finally:
+        child.kill()
+
+
+def test_callback_only_client_receives_no_event(sim, tmp_path):
+    events = Child(tmp_path, "event_child", STREAM_CHILD, sim, APP_KEY, APP_SECRET)
+    bot = Child(tmp_path, "callback_child", CALLBACK_CHILD, sim, APP_KEY, APP_SECRET, BOT_TOPIC)
+    try:
+        wait_for(lambda: len(connections(sim, APP_KEY)) == 2, what="both SDK clients to connect")
+        subs = sorted((c["events"], c["callbacks"]) for c in connections(sim, APP_KEY))
+        assert subs == [(False, [BOT_TOPIC]), (True, [])]
+        # Round-robin over both connections would hand the callback client about half of these.
+        for i in range(6):
+            admin(sim, "POST", "/users", {"userid": f"sdk_cb_{i}", "name": f"回调{i}", "departments": [100003]})
+        got = sorted(events.next()["data"]["userId"][0] for _ in range(6))
+        assert got == sorted(f"sdk_cb_{i}" for i in range(6))
+        # The bot gets its topic's push, and nothing else reached it.
+        pushed = admin(sim, "POST", "/stream/callback",
+                       {"app_key": APP_KEY, "topic": BOT_TOPIC, "data": {"text": {"content": "你好"}}})
+        assert pushed["delivered"] is not None
+        message = bot.next()
+        assert message["callback"] == BOT_TOPIC and message["data"]["text"]["content"] == "你好"
+        time.sleep(1.5)
+        assert bot.drain() == []
+        assert events.drain() == []
+        # A topic nobody subscribed to reaches no one.
+        assert admin(sim, "POST", "/stream/callback",
+                     {"app_key": APP_KEY, "topic": "/v1.0/card/instances/callback", "data": {}})["delivered"] is None
+        for i in range(6):
+            admin(sim, "DELETE", f"/users/sdk_cb_{i}")
+        for _ in range(6):
+            assert events.next()["type"] == "user_leave_org"
+        assert bot.drain() == []
+    finally:
+        events.kill()
+        bot.kill()
+
+
+def test_suite_ticket_and_authorisation_reach_sdk_handler(sim, tmp_path):
+    suite = Child(tmp_path, "suite_child", STREAM_CHILD, sim, SUITE_KEY, SUITE_SECRET)
+    try:
+        # A suite's first connection gets a ticket at once.
+        first = suite.next()
+        assert first["type"] == "suite_ticket" and first["data"]["suiteTicket"]
+        assert admin(sim, "POST", f"/suites/{SUITE_KEY}/ticket")["pushed"]
+        second = suite.next()
+        assert second["type"] == "suite_ticket"
+        ticket = second["data"]["suiteTicket"]
+        assert ticket != first["data"]["suiteTicket"]
+
+        body = {"suiteKey": SUITE_KEY, "suiteSecret": SUITE_SECRET, "authCorpId": CORP_ID, "suiteTicket": ticket}
+        r = requests.post(f"{sim}/v1.0/oauth2/corpAccessToken", json=body)
+        assert r.status_code == 400 and r.json()["code"] == "invalidAuthInfo"
+
+        # The admin scans: the authorisation page, then "scan as" the admin.
+        page = requests.get(f"{sim}/oauth2/suite/auth", params={"suite_key": SUITE_KEY, "state": "x"})
+        assert page.status_code == 200 and "zhangwei01" in page.text
+        refused = requests.post(f"{sim}/oauth2/suite/auth/scan", data={"suite_key": SUITE_KEY, "userid": "lina"})
+        assert refused.status_code == 403
+        scan = requests.post(f"{sim}/oauth2/suite/auth/scan", data={"suite_key": SUITE_KEY, "userid": "zhangwei01"})
+        assert scan.status_code == 200
+        auth = suite.next()
+        assert auth["type"] == "org_suite_auth" and auth["data"]["authCorpId"] == CORP_ID
+
+        token = requests.post(f"{sim}/v1.0/oauth2/corpAccessToken", json=body).json()["accessToken"]
+        lina = requests.post(f"{sim}/topapi/v2/user/get", params={"access_token": token},
+                             json={"userid": "lina"}).json()
+        assert lina["errcode"] == 0 and lina["result"]["name"] == "李娜"
+        assert "mobile" not in lina["result"] and "email" not in lina["result"]
+
+        # An address-book change of the enterprise reaches the suite too.
+        admin(sim, "POST", "/users", {"userid": "sdk_suite_1", "name": "套件", "departments": [100003]})
+        assert suite.next()["type"] == "user_add_org"
+        admin(sim, "DELETE", "/users/sdk_suite_1")
+        assert suite.next()["type"] == "user_leave_org"
+
+        assert admin(sim, "DELETE", f"/suites/{SUITE_KEY}/authorize")["relieved"]
+        assert suite.next()["type"] == "org_suite_relieve"
+        gone = requests.post(f"{sim}/topapi/v2/user/get", params={"access_token": token},
+                             json={"userid": "lina"}).json()
+        assert gone["errcode"] == 88
+    finally:
+        suite.kill()
 
 
 def test_alibabacloud_sdk_token_and_users_me(sim):

@@ -231,7 +231,16 @@ impl Feeds {
             EventDelivery::Stream => {
                 let client =
                     (self.clients).client(client_config(&t.binding, &t.app_key, &t.app_secret));
-                let s = client.start_stream(StreamConfig::default(), pipeline.handler());
+                let mut handler = pipeline.handler();
+                if t.binding.suite.is_some() {
+                    handler = Arc::new(crate::controller::suite_events::SuiteEvents {
+                        inner: handler,
+                        corp_id: t.binding.corp_id.clone(),
+                        wake: self.changed.clone(),
+                        binding: (t.key.namespace.clone(), t.spec.binding_ref.name.clone()),
+                    });
+                }
+                let s = client.start_stream(StreamConfig::default(), handler);
                 pipeline.watch_stream(&s, STREAM_GAP);
                 Ok(Some(s))
             }

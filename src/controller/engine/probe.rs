@@ -39,11 +39,18 @@ impl CredentialChecker for DingTalkProbe {
                     "errcode {errcode}: {message}"
                 )));
             }
+            Err(e) if crate::dingtalk::suite::is_deauthorised(&e) => {
+                return Err(CredentialError::Deauthorized(e.to_string()));
+            }
             Err(e) => return Err(CredentialError::Unreachable(e.to_string())),
         }
         let mut missing = vec![];
         let read = match client.list_sub_departments(1).await {
             Ok(_) => true,
+            // A cached corp token outlives the authorisation: the refusal comes here.
+            Err(e) if crate::dingtalk::suite::is_deauthorised(&e) => {
+                return Err(CredentialError::Deauthorized(e.to_string()));
+            }
             Err(DingTalkError::Denied { errcode: 60011, .. }) => {
                 missing.push("qyapi_get_department_list".to_string());
                 false
@@ -69,11 +76,13 @@ impl CredentialChecker for DingTalkProbe {
         // Mobile and email visibility cannot be told apart from empty fields without a person
         // to look at; they follow read access here and the sync counts people missing them
         // (UNCONFIRMED: DingTalk offers internal apps no permission-listing API).
+        // Third-party apps are never shown mobiles, email or other personal fields.
+        let personal = read && spec.suite.is_none();
         Ok(Permissions {
             contact_read: read,
             contact_write: write,
-            mobile: read,
-            email: read,
+            mobile: personal,
+            email: personal,
             missing,
         })
     }

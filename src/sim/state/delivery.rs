@@ -81,8 +81,19 @@ pub enum ConnCmd {
     },
 }
 
+/// What a Stream client registered in `connections/open`: DingTalk pushes a connection only
+/// the EVENTs and CALLBACK topics it named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscriptions {
+    /// Subscribed to `{"type":"EVENT","topic":"*"}`.
+    pub events: bool,
+    /// CALLBACK topics, e.g. `/v1.0/im/bot/messages/get`.
+    pub callbacks: HashSet<String>,
+}
+
 pub struct ConnHandle {
     pub app_key: String,
+    pub subscriptions: Subscriptions,
     pub tx: tokio::sync::mpsc::UnboundedSender<ConnCmd>,
     pub opened_ms: i64,
     /// Told to go away (SYSTEM disconnect sent): no new events are routed to it.
@@ -130,6 +141,8 @@ pub struct Delivery {
     pub next_conn: u64,
     /// Apps that opened a Stream connection at least once (subscribed).
     pub stream_apps: HashSet<String>,
+    /// Subscriptions of Stream tickets not yet used to connect.
+    pub ticket_subscriptions: HashMap<String, Subscriptions>,
     pub queues: HashMap<String, AppQueue>,
     pub callbacks: HashMap<String, CallbackQueue>,
 }
@@ -143,6 +156,7 @@ impl Default for Delivery {
             conns: BTreeMap::new(),
             next_conn: 1,
             stream_apps: HashSet::new(),
+            ticket_subscriptions: HashMap::new(),
             queues: HashMap::new(),
             callbacks: HashMap::new(),
         }
@@ -250,11 +264,16 @@ impl Delivery {
         n
     }
 
-    /// Open connections as `{id, app_key, opened_ms, draining}`.
+    /// Open connections as `{id, app_key, opened_ms, draining, events, callbacks}`.
     pub fn connections(&self) -> Vec<Value> {
         self.conns
             .iter()
-            .map(|(id, c)| json!({"id": id, "app_key": c.app_key, "opened_ms": c.opened_ms, "draining": c.draining}))
+            .map(|(id, c)| {
+                let mut topics: Vec<&String> = c.subscriptions.callbacks.iter().collect();
+                topics.sort();
+                json!({"id": id, "app_key": c.app_key, "opened_ms": c.opened_ms,
+                       "draining": c.draining, "events": c.subscriptions.events, "callbacks": topics})
+            })
             .collect()
     }
 }

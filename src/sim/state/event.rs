@@ -46,6 +46,10 @@ pub struct Event {
     pub dept_ids: Vec<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<Value>,
+    /// Stream `data` of an event that is not an address-book change (a suite ticket, an
+    /// authorisation), sent as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
 
 impl Event {
@@ -58,11 +62,15 @@ impl Event {
             user_ids: change.user_ids,
             dept_ids: change.dept_ids,
             diff: change.diff,
+            data: None,
         }
     }
 
     /// Stream `data`: lowerCamelCase business fields.
     pub fn stream_data(&self) -> Value {
+        if let Some(d) = &self.data {
+            return d.clone();
+        }
         let mut m = serde_json::Map::new();
         if !self.user_ids.is_empty() {
             if self.event_type != "user_active_org" {

@@ -10,6 +10,7 @@ pub mod counters;
 pub mod delivery;
 pub mod event;
 pub mod faults;
+pub mod suites;
 
 use crate::sim::org::{Department, Org, Person};
 
@@ -27,6 +28,7 @@ pub struct State {
     pub auth: Auth,
     pub faults: Faults,
     pub delivery: Delivery,
+    pub suites: suites::Suites,
     pub counters: Counters,
     /// What `advance_clock` added to the real clock (moves token, code and ticket expiry).
     pub clock_offset_ms: i64,
@@ -44,6 +46,7 @@ impl State {
             auth: Auth::default(),
             faults: Faults::new(qps_limit),
             delivery: Delivery::default(),
+            suites: suites::Suites::default(),
             counters: Counters::default(),
             clock_offset_ms: 0,
         }

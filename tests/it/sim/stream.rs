@@ -228,3 +228,74 @@ async fn expired_ticket_is_refused() {
     );
     sim.shutdown().await;
 }
+
+/// A connection that subscribed only to a CALLBACK topic.
+async fn connect_callback_only(sim: &SimHandle, topic: &str) -> Ws {
+    let v: Value = http()
+        .post(format!("{}/v1.0/gateway/connections/open", sim.base_url()))
+        .json(&json!({
+            "clientId": APP_KEY, "clientSecret": APP_SECRET,
+            "subscriptions": [{"type": "CALLBACK", "topic": topic}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}?ticket={}",
+        v["endpoint"].as_str().unwrap(),
+        v["ticket"].as_str().unwrap()
+    );
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+#[tokio::test]
+async fn only_subscribers_get_pushes_and_a_client_close_is_answered() {
+    const BOT: &str = "/v1.0/im/bot/messages/get";
+    let sim = start(sample_org()).await;
+    let mut events = connect(&sim).await;
+    let mut bot = connect_callback_only(&sim, BOT).await;
+    wait_for(|| sim.counters().stream_connections_active == 2).await;
+    for i in 0..4 {
+        hire(&sim, &format!("sub{i}"));
+    }
+    for _ in 0..4 {
+        let f = next(&mut events, 5, false).await.expect("an event");
+        assert_eq!(f["type"], "EVENT");
+        ack(&mut events, &f, 200, None).await;
+    }
+    assert!(
+        next(&mut bot, 1, false).await.is_none(),
+        "no EVENT without an EVENT subscription"
+    );
+    let pushed: Value = http()
+        .post(format!("{}/__sim/stream/callback", sim.base_url()))
+        .json(&json!({"app_key": APP_KEY, "topic": BOT, "data": {"text": "hi"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(pushed["delivered"].is_u64(), "{pushed}");
+    let cb = next(&mut bot, 5, false).await.expect("the CALLBACK push");
+    assert_eq!(
+        (cb["type"].clone(), cb["headers"]["topic"].clone()),
+        (json!("CALLBACK"), json!(BOT))
+    );
+    assert!(
+        next(&mut events, 1, false).await.is_none(),
+        "the CALLBACK went to its subscriber only"
+    );
+
+    // RFC 6455 5.5.1: the client's Close frame is answered with one before the socket closes.
+    events.send(Message::Close(None)).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap();
+    assert!(matches!(answer, Some(Ok(Message::Close(_)))), "{answer:?}");
+    wait_for(|| sim.counters().stream_connections_active == 1).await;
+    sim.shutdown().await;
+}
