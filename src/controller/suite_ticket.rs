@@ -18,6 +18,15 @@ use crate::resolve::app::{TICKET_KEY, ticket_secret_name};
 /// A suite binding is looked at this often, so that a pushed ticket reaches its Secret soon.
 pub const STORE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+/// The label marking the ticket Secrets dingsync created: the only Secrets it rewrites.
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+const MANAGER: &str = "dingsync";
+
+fn made_here(s: &Secret) -> bool {
+    let labels = s.metadata.labels.as_ref();
+    labels.and_then(|l| l.get(MANAGED_BY)).map(String::as_str) == Some(MANAGER)
+}
+
 /// Writes the suite's latest ticket into the binding's ticket Secret (created if missing);
 /// `true` when something was written.
 pub async fn store(
@@ -33,6 +42,15 @@ pub async fn store(
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let value = ByteString(ticket.expose().as_bytes().to_vec());
     match api.get_opt(&name).await? {
+        // Only a Secret dingsync created is ever rewritten: `ticketSecretRef` naming another
+        // Secret (an AppSecret, say) must not get the controller to overwrite it.
+        Some(s) if !made_here(&s) => {
+            tracing::warn!(
+                secret = %name,
+                "the suiteTicket is not stored: the Secret exists and was not created by dingsync"
+            );
+            return Ok(false);
+        }
         Some(mut s) => {
             let data = s.data.get_or_insert_with(Default::default);
             if data.get(TICKET_KEY) == Some(&value) {
@@ -46,6 +64,7 @@ pub async fn store(
                 metadata: ObjectMeta {
                     name: Some(name),
                     namespace: Some(ns.to_owned()),
+                    labels: Some([(MANAGED_BY.to_owned(), MANAGER.to_owned())].into()),
                     ..Default::default()
                 },
                 data: Some([(TICKET_KEY.to_owned(), value)].into()),

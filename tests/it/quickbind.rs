@@ -539,6 +539,44 @@ mod controller {
         let kept = secrets.get("acme-suite-ticket").await.unwrap();
         assert_eq!(ticket_in(&kept), Some(t2));
 
+        // ticketSecretRef naming a Secret dingsync did not create: it is never rewritten.
+        let foreign = KSecret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("foreign".into()),
+                namespace: Some(NS.into()),
+                ..Default::default()
+            },
+            string_data: Some([("suiteTicket".to_string(), "theirs".to_string())].into()),
+            ..Default::default()
+        };
+        secrets.create(&Default::default(), &foreign).await.unwrap();
+        let mut b = bindings.get("acme").await.unwrap();
+        let suite = b.spec.suite.as_mut().unwrap();
+        suite.ticket_secret_ref =
+            serde_json::from_value(serde_json::json!({"name": "foreign"})).unwrap();
+        bindings
+            .replace("acme", &Default::default(), &b)
+            .await
+            .unwrap();
+        let t3 = sim
+            .with_state(|st| sim_suite::rotate_ticket(st, KEY))
+            .unwrap();
+        tickets_of(KEY).set(Secret::new(t3));
+        let before = secrets.get("foreign").await.unwrap();
+        reconcile().await;
+        let untouched = secrets.get("foreign").await.unwrap();
+        assert_eq!(
+            untouched.metadata.resource_version, before.metadata.resource_version,
+            "not rewritten"
+        );
+        assert_eq!(untouched.string_data, before.string_data);
+        let mut b = bindings.get("acme").await.unwrap();
+        b.spec.suite.as_mut().unwrap().ticket_secret_ref = None;
+        bindings
+            .replace("acme", &Default::default(), &b)
+            .await
+            .unwrap();
+
         // The enterprise removes the app.
         sim.with_state(|st| sim_suite::relieve(st, KEY));
         reconcile().await;
