@@ -25,12 +25,18 @@ pub const DINGTALK_FIELDS: &[&str] = &[
     "remark",
 ];
 
+/// DingTalk user fields a `match` rule may compare with: the ones an existing DingTalk user
+/// can be found by (`mobile` through `getbymobile`, the others in the target's subtree).
+pub const MATCH_FIELDS: &[&str] = &["userid", "mobile", "email", "job_number"];
+
 /// A compiled Outbound mapping.
 #[derive(Debug)]
 pub struct OutboundMapping {
     env: Environment<'static>,
     /// (label, DingTalk field).
     fields: Vec<(String, String)>,
+    /// (label, DingTalk field compared with), in the order they are tried.
+    matches: Vec<(String, String)>,
 }
 
 /// What one directory entry becomes in DingTalk.
@@ -39,6 +45,19 @@ pub struct OutboundPerson {
     pub userid: String,
     /// DingTalk field → value; an empty value means "no value".
     pub fields: BTreeMap<String, String>,
+    /// The `match` rules rendered for this entry, in order: (DingTalk field, value). A rule
+    /// that rendered empty is left out (it finds nobody).
+    pub keys: Vec<(String, String)>,
+}
+
+impl OutboundPerson {
+    /// The value a `match` rule on `field` gives, when there is one.
+    pub fn key(&self, field: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 const USERID: &str = "user.uniqueName";
@@ -100,13 +119,33 @@ impl OutboundMapping {
             add(label.clone(), &r.template)?;
             fields.push((label, r.target.clone()));
         }
+        let mut matches = Vec::new();
+        for (i, r) in spec.user.match_rules.iter().enumerate() {
+            let label = format!("user.match[{i}] ({})", r.target);
+            if !MATCH_FIELDS.contains(&r.target.as_str()) {
+                return Err(err(
+                    label,
+                    format!(
+                        "an Outbound match rule compares with one of {}, not {:?}",
+                        MATCH_FIELDS.join(", "),
+                        r.target
+                    ),
+                ));
+            }
+            add(label.clone(), &r.source)?;
+            matches.push((label, r.target.clone()));
+        }
         if !fields.iter().any(|(_, f)| f == "name") {
             return Err(err(
                 "user.attributes".into(),
                 "an Outbound mapping must give DingTalk's required name".into(),
             ));
         }
-        Ok(OutboundMapping { env, fields })
+        Ok(OutboundMapping {
+            env,
+            fields,
+            matches,
+        })
     }
 
     fn render(&self, label: &str, ctx: &JValue) -> Result<String, RenderError> {
@@ -125,7 +164,18 @@ impl OutboundMapping {
         for (label, field) in &self.fields {
             fields.insert(field.clone(), self.render(label, &ctx)?);
         }
-        Ok(OutboundPerson { userid, fields })
+        let mut keys = Vec::new();
+        for (label, field) in &self.matches {
+            let v = self.render(label, &ctx)?;
+            if !v.trim().is_empty() {
+                keys.push((field.clone(), v.trim().to_string()));
+            }
+        }
+        Ok(OutboundPerson {
+            userid,
+            fields,
+            keys,
+        })
     }
 
     /// A department's DingTalk name from its directory entry (`name` is the entry's own name,
@@ -141,6 +191,11 @@ impl OutboundMapping {
             .collect();
         ctx.insert("name".into(), name.to_string());
         self.render(DEPT_NAME, &JValue::from_serialize(&ctx))
+    }
+
+    /// Whether any `match` rule compares with `field`.
+    pub fn matches_on(&self, field: &str) -> bool {
+        self.matches.iter().any(|(_, f)| f == field)
     }
 
     /// Fields the mapping writes (the rest of a DingTalk user is left alone).

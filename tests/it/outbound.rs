@@ -128,6 +128,7 @@ impl World {
             max_percent: 100,
             max_count: 0,
             approval: None,
+            adopt_existing: false,
         }
     }
 

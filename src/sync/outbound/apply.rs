@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    DingTalkSink, OutboundReport, SOURCE_PREFIX, failed,
+    DingTalkSink, OutboundReport, SOURCE_PREFIX, failed, failure,
     fields::{current_field, user_create, user_update},
+    matching::normalized,
     parent_failed,
     plan::{OutOp, OutboundPlan, Parent},
 };
@@ -16,7 +17,7 @@ use crate::{
         write::{DeptCreate, DeptUpdate},
     },
     mapping::outbound::OutboundPerson,
-    sync::ObjectKind,
+    sync::{Failure, ObjectKind},
 };
 
 /// Applies a plan in order; a failed write is that object's failure, the rest go on. `users`
@@ -65,6 +66,11 @@ impl Applying<'_> {
             } => self.update_user(userid, fields, depts).await,
             OutOp::DeleteUser { userid } => self.delete_user(userid).await,
             OutOp::DeleteDept { dept_id, name } => self.delete_department(dept_id, name).await,
+            OutOp::AdoptDept {
+                dept_id,
+                source,
+                name,
+            } => self.adopt_department(dept_id, source, name).await,
         }
     }
 
@@ -94,7 +100,26 @@ impl Applying<'_> {
                 self.created.insert(source, id);
                 self.report.departments_created += 1;
             }
+            Err(e @ DingTalkError::Invalid { errcode: 60021, .. }) => {
+                let mut f = failed(ObjectKind::Department, &source, &req.name, &e);
+                f.reason = "AlreadyExists".into();
+                f.message = format!(
+                    "{e}; that department was not created by dingsync: set adoptExisting: true on the SyncTarget to adopt it"
+                );
+                self.report.failures.push(f);
+            }
             Err(e) => self.fail(ObjectKind::Department, &source, &req.name, &e),
+        }
+    }
+
+    /// Marks an existing department with the container's id: dingsync manages it from now on.
+    async fn adopt_department(&mut self, dept_id: i64, source: String, name: String) {
+        let mut req = DeptUpdate::new(dept_id);
+        req.source_identifier = Some(format!("{SOURCE_PREFIX}{source}"));
+        self.report.writes += 1;
+        match self.sink.update_department(&req).await {
+            Ok(()) => self.report.departments_adopted += 1,
+            Err(e) => self.fail(ObjectKind::Department, &source, &name, &e),
         }
     }
 
@@ -133,7 +158,46 @@ impl Applying<'_> {
             Err(DingTalkError::Invalid { errcode: 60102, .. }) => {
                 self.adopt_user(person, did).await;
             }
+            Err(DingTalkError::Invalid { errcode: 60104, .. }) => {
+                self.taken(person, did, "mobile").await;
+            }
+            Err(DingTalkError::Invalid { errcode: 60106, .. }) => {
+                self.taken(person, did, "email").await;
+            }
             Err(e) => self.fail(ObjectKind::Person, &person.userid, "", &e),
+        }
+    }
+
+    /// DingTalk has the person's mobile (60104) or email (60106) on another user: that user
+    /// is found (`getbymobile`; an email among the users read) and linked when a `match` rule
+    /// on the field allows it, else the person fails naming them.
+    async fn taken(&mut self, person: OutboundPerson, did: i64, field: &str) {
+        let value = person.fields.get(field).cloned().unwrap_or_default();
+        let owner = match field {
+            "mobile" => match self.sink.user_by_mobile(&value).await {
+                Ok(owner) => owner,
+                Err(e) => return self.fail(ObjectKind::Person, &person.userid, "", &e),
+            },
+            _ => self
+                .existing
+                .values()
+                .find(|u| {
+                    u.email
+                        .as_deref()
+                        .is_some_and(|e| normalized(field, e) == normalized(field, &value))
+                })
+                .map(|u| u.userid.clone()),
+        };
+        match owner {
+            Some(userid) if person.key(field).is_some() => {
+                self.report.linked += 1;
+                self.adopt_user(OutboundPerson { userid, ..person }, did)
+                    .await;
+            }
+            owner => {
+                let f = taken_failure(&person.userid, field, &value, owner.as_deref());
+                self.report.failures.push(f);
+            }
         }
     }
 
@@ -221,4 +285,18 @@ impl Applying<'_> {
             Err(e) => self.fail(ObjectKind::Department, &dept_id.to_string(), &name, &e),
         }
     }
+}
+
+/// A person whose mobile or email another DingTalk user has, and no rule links them.
+fn taken_failure(userid: &str, field: &str, value: &str, owner: Option<&str>) -> Failure {
+    let message = match owner {
+        Some(owner) => format!(
+            "{field} {value} already belongs to DingTalk user {owner}; add a match rule on {field} to the FieldMapping to link this person to them, or change the {field} in one place"
+        ),
+        None => format!(
+            "{field} {value} already belongs to a DingTalk user this app cannot see (errcode {})",
+            if field == "mobile" { 60104 } else { 60106 }
+        ),
+    };
+    failure(ObjectKind::Person, userid, "", "AlreadyExists", message)
 }

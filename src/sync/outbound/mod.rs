@@ -18,6 +18,7 @@
 
 mod apply;
 mod fields;
+mod matching;
 mod plan;
 mod poll;
 mod sink;
@@ -53,6 +54,9 @@ pub struct OutboundOptions {
     /// 100 turns the percentage check off.
     pub max_percent: u32,
     pub approval: Option<String>,
+    /// A container whose name an unmarked DingTalk department under the same parent already
+    /// has adopts that department instead of failing.
+    pub adopt_existing: bool,
 }
 
 impl Default for OutboundOptions {
@@ -63,6 +67,7 @@ impl Default for OutboundOptions {
             max_count: 50,
             max_percent: 10,
             approval: None,
+            adopt_existing: false,
         }
     }
 }
@@ -84,6 +89,7 @@ impl OutboundOptions {
             max_count: deletion.max_count.unwrap_or(defaults.max_count),
             max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
             approval,
+            adopt_existing: spec.adopt_existing,
         })
     }
 }
@@ -101,6 +107,10 @@ pub struct OutboundReport {
     pub departments_created: usize,
     pub departments_updated: usize,
     pub departments_deleted: usize,
+    /// Unmarked DingTalk departments adopted (`adoptExisting`).
+    pub departments_adopted: usize,
+    /// People linked by a `match` rule to a DingTalk user under another userid.
+    pub linked: usize,
     pub failures: Vec<Failure>,
     /// False when DingTalk's side was read incompletely: nothing was removed.
     pub complete: bool,
@@ -142,6 +152,9 @@ async fn sync_tree(
     opts: &OutboundOptions,
     dry_run: bool,
 ) -> Result<OutboundReport, SyncError> {
+    if !dry_run {
+        probe(sink, opts.root).await?;
+    }
     let dingtalk = sink::read_subtree(sink, opts.root).await;
     if dingtalk.departments.is_empty() {
         return Err(SyncError::Source(format!(
@@ -163,6 +176,19 @@ async fn sync_tree(
         return Ok(dry_run_report(plan));
     }
     Ok(apply(sink, plan, &dingtalk.users).await)
+}
+
+/// The app may write the target's department: an app whose contact scope leaves it out
+/// (or without the write permission) is refused before anything is read or written.
+pub async fn probe(sink: &dyn DingTalkSink, root: i64) -> Result<(), SyncError> {
+    match sink.probe_write(root).await {
+        Err(source @ DingTalkError::Denied { .. }) => Err(SyncError::PermissionMissing {
+            dept_id: root,
+            source,
+        }),
+        // Anything else the run's own reads and writes meet and report.
+        _ => Ok(()),
+    }
 }
 
 /// What a dry run reports: the plan's findings, and the writes it would make.

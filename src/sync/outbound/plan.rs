@@ -10,6 +10,7 @@ use std::{
 use super::{
     OutboundOptions, OutboundReport, SOURCE_PREFIX, failure,
     fields::{current_field, user_create, user_update},
+    matching::{Found, Matcher},
     parent_failed,
 };
 use crate::{
@@ -55,6 +56,13 @@ pub enum OutOp {
         dept_id: i64,
         name: String,
     },
+    /// A same-named, unmarked department DingTalk already has (`adoptExisting`): marked with
+    /// the container's id, so dingsync manages it from now on.
+    AdoptDept {
+        dept_id: i64,
+        source: String,
+        name: String,
+    },
 }
 
 impl OutOp {
@@ -88,6 +96,9 @@ impl OutOp {
             },
             OutOp::DeleteUser { userid } => format!("delete user {userid}"),
             OutOp::DeleteDept { dept_id, name } => format!("delete department {dept_id} {name}"),
+            OutOp::AdoptDept { dept_id, name, .. } => {
+                format!("adopt department {dept_id} {name}")
+            }
         }
     }
 }
@@ -114,6 +125,8 @@ struct DingTalkSide<'a> {
     /// Departments dingsync made, by the directory id they mirror.
     managed: HashMap<&'a str, &'a Department>,
     users: HashMap<&'a str, &'a User>,
+    all_users: &'a [User],
+    departments: &'a [Department],
 }
 
 impl<'a> DingTalkSide<'a> {
@@ -130,7 +143,18 @@ impl<'a> DingTalkSide<'a> {
                 })
                 .collect(),
             users: users.iter().map(|u| (u.userid.as_str(), u)).collect(),
+            all_users: users,
+            departments,
         }
+    }
+
+    /// A department under `parent` with this name that no directory container marked.
+    fn unmarked_child(&self, parent: i64, name: &str) -> Option<&'a Department> {
+        self.departments.iter().find(|d| {
+            d.parent_id == Some(parent)
+                && d.name == name
+                && d.source_identifier.as_deref().unwrap_or("").is_empty()
+        })
     }
 }
 
@@ -199,12 +223,25 @@ fn plan_departments<'a>(
                 continue;
             }
         };
-        let placed = match side.managed.get(d.id.as_str()) {
-            Some(cur) => {
+        let managed = side.managed.get(d.id.as_str());
+        let existing = existing_department(side, &parent, &name).filter(|_| managed.is_none());
+        let placed = match (managed, existing) {
+            (Some(cur), _) => {
                 out.ops.extend(department_update(cur, name, parent));
                 Parent::Id(cur.dept_id)
             }
-            None => {
+            (None, Some(found)) => {
+                match adopt(d, found, opts.adopt_existing) {
+                    Ok(op) => out.ops.push(op),
+                    Err(f) => {
+                        at.failed.insert(&d.id);
+                        out.report.failures.push(f);
+                        continue;
+                    }
+                }
+                Parent::Id(found.dept_id)
+            }
+            (None, None) => {
                 out.ops.push(OutOp::CreateDept {
                     source: d.id.clone(),
                     name,
@@ -216,6 +253,44 @@ fn plan_departments<'a>(
         at.dept_of.insert(&d.id, placed);
     }
     at
+}
+
+/// The unmarked department DingTalk already has where a container's would be created (its
+/// name taken under the same parent, which DingTalk refuses with 60021).
+fn existing_department<'a>(
+    side: &DingTalkSide<'a>,
+    parent: &Parent,
+    name: &str,
+) -> Option<&'a Department> {
+    match parent {
+        Parent::Id(pid) => side.unmarked_child(*pid, name),
+        Parent::New(_) => None,
+    }
+}
+
+/// Adopting `found` for container `d` when the target allows it, else a failure that says how.
+fn adopt(d: &SourceDept, found: &Department, allowed: bool) -> Result<OutOp, Failure> {
+    if !allowed {
+        return Err(failure(
+            ObjectKind::Department,
+            &d.id,
+            &d.name,
+            "AlreadyExists",
+            already_exists(&found.name, found.dept_id),
+        ));
+    }
+    Ok(OutOp::AdoptDept {
+        dept_id: found.dept_id,
+        source: d.id.clone(),
+        name: found.name.clone(),
+    })
+}
+
+/// Why a container cannot be created beside a department DingTalk already has.
+pub(super) fn already_exists(name: &str, dept_id: i64) -> String {
+    format!(
+        "DingTalk already has a department named {name:?} (id {dept_id}) under the same parent, not created by dingsync (errcode 60021); set adoptExisting: true on the SyncTarget to adopt it (dingsync then marks and manages it)"
+    )
 }
 
 /// A container's DingTalk name: rendered, and valid by DingTalk's rules.
@@ -280,7 +355,9 @@ fn plan_people(
     out: &mut OutboundPlan,
 ) -> HashSet<String> {
     let mut wanted: HashSet<String> = HashSet::new();
-    for (p, r) in rendered {
+    let renders: HashSet<&str> = per_userid.keys().map(String::as_str).collect();
+    let mut matcher = Matcher::new(side.all_users, &renders);
+    for (p, mut r) in rendered {
         wanted.insert(r.userid.clone());
         if per_userid[&r.userid] > 1 {
             let message = format!(
@@ -298,7 +375,26 @@ fn plan_people(
                 continue;
             }
         };
-        let op = match side.users.get(r.userid.as_str()) {
+        let cur = match side.users.get(r.userid.as_str()) {
+            Some(cur) => Some(*cur),
+            None => match matcher.find(&r) {
+                Found::Nobody => None,
+                Found::One(u) => {
+                    // Linked: DingTalk's userid is immutable, so theirs is the one written.
+                    r.userid = u.userid.clone();
+                    wanted.insert(r.userid.clone());
+                    out.report.linked += 1;
+                    Some(u)
+                }
+                Found::Several(field, users) => {
+                    out.report.failures.push(ambiguous(p, &r, &field, &users));
+                    // Nobody's to remove while it is unresolved.
+                    wanted.extend(users.iter().map(|u| u.userid.clone()));
+                    continue;
+                }
+            },
+        };
+        let op = match cur {
             None => new_user(p, r, dept),
             Some(cur) => user_changes(p, r, dept, cur, &side.subtree, &mut out.report),
         };
@@ -309,6 +405,26 @@ fn plan_people(
         }
     }
     wanted
+}
+
+/// A `match` rule found several DingTalk users: the person is refused, naming them.
+fn ambiguous(p: &SourcePerson, r: &OutboundPerson, field: &str, users: &[&User]) -> Failure {
+    let names: Vec<String> = users
+        .iter()
+        .map(|u| format!("{} ({})", u.userid, u.name.as_deref().unwrap_or("")))
+        .collect();
+    let message = format!(
+        "the match rule on {field} finds {} DingTalk users: {}; none is linked and the person is not created",
+        users.len(),
+        names.join(", ")
+    );
+    failure(
+        ObjectKind::Person,
+        &r.userid,
+        &p.key,
+        "AmbiguousMatch",
+        message,
+    )
 }
 
 /// The DingTalk department a person goes in: their container's, or the root.

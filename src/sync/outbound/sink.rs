@@ -26,6 +26,11 @@ pub trait DingTalkSink: Send + Sync {
     async fn create_user(&self, user: &UserCreate) -> Result<(), DingTalkError>;
     async fn update_user(&self, update: &UserUpdate) -> Result<(), DingTalkError>;
     async fn delete_user(&self, userid: &str) -> Result<(), DingTalkError>;
+    /// The userid of the enterprise's user with this mobile (`getbymobile`); `None` when
+    /// nobody has it.
+    async fn user_by_mobile(&self, mobile: &str) -> Result<Option<String>, DingTalkError>;
+    /// `Ok` when the app may write department `dept_id`; changes nothing.
+    async fn probe_write(&self, dept_id: i64) -> Result<(), DingTalkError>;
 }
 
 #[async_trait]
@@ -56,6 +61,16 @@ impl DingTalkSink for DingTalkClient {
     }
     async fn delete_user(&self, userid: &str) -> Result<(), DingTalkError> {
         DingTalkClient::delete_user(self, userid).await
+    }
+    async fn user_by_mobile(&self, mobile: &str) -> Result<Option<String>, DingTalkError> {
+        match DingTalkClient::get_user_by_mobile(self, mobile).await {
+            Ok(found) => Ok(found.userid.filter(|u| !u.is_empty())),
+            Err(DingTalkError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    async fn probe_write(&self, dept_id: i64) -> Result<(), DingTalkError> {
+        DingTalkClient::probe_department_write(self, dept_id).await
     }
 }
 
