@@ -16,11 +16,14 @@ use dingsync::{
     directory::ldap::{LdapDirectory, store::Store},
     mapping::outbound::OutboundMapping,
     sim::{
-        self, DeptWrite, SimConfig, Simulator,
+        self, DeptWrite, SimConfig, Simulator, UserWrite,
         generate::{GenSpec, generate},
         state::{FaultKind, FaultRule},
     },
-    sync::outbound::{self, OutboundOptions, OutboundReport, SOURCE_PREFIX},
+    sync::{
+        SyncError,
+        outbound::{self, OutboundOptions, OutboundReport, SOURCE_PREFIX},
+    },
 };
 
 const CORP: &str = "dingsimcorp";
@@ -475,6 +478,217 @@ async fn the_write_permission_is_probed_without_writing() {
     assert_eq!(
         format!("{:?}", before.departments),
         format!("{:?}", after.departments),
+        "the probe changed nothing"
+    );
+}
+
+/// The world's mapping plus `extra` lines under `user:` (e.g. `match` rules).
+fn mapping_with(extra: &str) -> OutboundMapping {
+    let spec: FieldMappingSpec = serde_yaml::from_str(&format!(
+        "direction: Outbound\nuser:\n  uniqueName: {{attribute: userid, template: '{{{{ uid }}}}'}}\n  attributes:\n  - {{target: name, template: '{{{{ cn }}}}'}}\n  - {{target: mobile, template: '{{{{ mobile }}}}'}}\n  - {{target: email, template: '{{{{ mail }}}}'}}\n  - {{target: title, template: '{{{{ title }}}}'}}\n{extra}"
+    ))
+    .unwrap();
+    OutboundMapping::compile(&spec).unwrap()
+}
+
+/// DingTalk's user `userid` as the simulator holds it.
+fn sim_user(w: &World, userid: &str) -> Option<sim::org::Person> {
+    w.sim.org().people.into_iter().find(|p| p.userid == userid)
+}
+
+#[tokio::test]
+async fn a_person_whose_mobile_dingtalk_has_under_another_userid_is_linked_by_a_mobile_rule() {
+    let Some(mut w) = world("ob-mobile", 7).await else {
+        return;
+    };
+    // ext0003's mobile belongs to someone DingTalk already has, outside the target's department.
+    w.sim
+        .hire(UserWrite {
+            userid: Some("zhang.old".into()),
+            name: Some("张老".into()),
+            mobile: Some("13900000003".into()),
+            departments: Some(vec![1]),
+            ..Default::default()
+        })
+        .unwrap();
+    let r = w.run(&w.opts()).await;
+    assert_eq!(r.created, 6);
+    let f = r.failures.iter().find(|f| f.id == "ext0003").unwrap();
+    assert_eq!(f.reason, "AlreadyExists");
+    assert!(
+        f.message.contains("zhang.old") && f.message.contains("match rule on mobile"),
+        "{}",
+        f.message
+    );
+
+    w.mapping = mapping_with("  match:\n  - {source: '{{ mobile }}', target: mobile}\n");
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!((r.linked, r.created), (1, 0));
+    let (depts, _) = w.dingtalk();
+    let linked = sim_user(&w, "zhang.old").unwrap();
+    assert_eq!(linked.name, "外包3", "updated from the directory");
+    assert_eq!(
+        linked.departments,
+        vec![1, depts["研发/前端"]],
+        "their department outside the target kept"
+    );
+    assert!(sim_user(&w, "ext0003").is_none(), "never created twice");
+    assert!(w.sim.calls("/topapi/v2/user/getbymobile") >= 1);
+
+    // From now on they are found in the department by the same rule: nothing to write.
+    let before = w.writes();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!((r.linked, r.unchanged, w.writes() - before), (1, 7, 0));
+}
+
+#[tokio::test]
+async fn an_ambiguous_match_is_refused_and_reported() {
+    let Some(mut w) = world("ob-ambiguous", 7).await else {
+        return;
+    };
+    for (userid, mobile) in [("dt.a", "13700000001"), ("dt.b", "13700000002")] {
+        w.sim
+            .hire(UserWrite {
+                userid: Some(userid.into()),
+                name: Some(userid.into()),
+                mobile: Some(mobile.into()),
+                job_number: Some("J-42".into()),
+                departments: Some(vec![w.root]),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: uid=ext0000,{}\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: J-42\n",
+            w.node
+        ))
+        .unwrap();
+    w.mapping =
+        mapping_with("  match:\n  - {source: '{{ employeenumber }}', target: job_number}\n");
+    let r = w.run(&w.opts()).await;
+    let f = r.failures.iter().find(|f| f.reason == "AmbiguousMatch");
+    let f = f.expect("the ambiguous match is reported");
+    assert_eq!(f.name, format!("uid=ext0000,{}", w.node));
+    assert!(
+        f.message.contains("dt.a") && f.message.contains("dt.b"),
+        "{}",
+        f.message
+    );
+    assert_eq!((r.created, r.linked, r.deleted), (6, 0, 0));
+    assert!(sim_user(&w, "ext0000").is_none(), "refused, not created");
+    assert!(sim_user(&w, "dt.a").is_some() && sim_user(&w, "dt.b").is_some());
+}
+
+#[tokio::test]
+async fn an_existing_same_named_department_is_adopted_only_with_adopt_existing() {
+    let Some(w) = world("ob-adopt", 14).await else {
+        return;
+    };
+    let sales = w
+        .sim
+        .create_department(DeptWrite {
+            name: Some("销售".into()),
+            parent_id: Some(w.root),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let r = w.run(&w.opts()).await;
+    let f = r.failures.iter().find(|f| f.reason == "AlreadyExists");
+    let f = f.expect("the taken name is reported");
+    assert!(
+        f.name == "销售"
+            && f.message.contains("adoptExisting")
+            && f.message.contains(&sales.to_string()),
+        "{f:?}"
+    );
+    let (depts, _) = w.dingtalk();
+    assert_eq!(
+        depts.keys().filter(|p| p.starts_with("销售")).count(),
+        1,
+        "{depts:?}"
+    );
+
+    let adopting = OutboundOptions {
+        adopt_existing: true,
+        ..w.opts()
+    };
+    let r = w.run(&adopting).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(r.departments_adopted, 1);
+    let (depts, users) = w.dingtalk();
+    assert_eq!(
+        depts["销售"], sales,
+        "the department DingTalk had, not a new one"
+    );
+    assert!(depts.contains_key("销售/华东") && depts.contains_key("销售/华南"));
+    assert_eq!(users["ext0004"].1, vec!["销售".to_string()]);
+    let marked = w.sim.org().departments.into_iter().find(|d| d.id == sales);
+    assert!(
+        marked
+            .and_then(|d| d.source_identifier)
+            .is_some_and(|s| s.starts_with(SOURCE_PREFIX))
+    );
+}
+
+#[tokio::test]
+async fn a_department_outside_the_apps_scope_is_reported_as_permission_missing() {
+    let mut org = generate(&GenSpec {
+        people: 3,
+        departments: 1,
+        seed: 1,
+        corp_id: CORP.into(),
+        ..Default::default()
+    });
+    // Two siblings under the root: the app sees the first only.
+    let (inside, outside) = (9001, 9002);
+    for (id, name) in [(inside, "甲"), (outside, "乙")] {
+        org.departments
+            .push(sim::org::Department::new(id, name, Some(1)));
+    }
+    let mut app = sim::org::App::new("dingscoped", "scoped-secret");
+    app.scope.departments = vec![inside];
+    org.apps.push(app);
+    let Some(w) = support::World::builder().org(org).slapd().build().await else {
+        return;
+    };
+    let client = w.client_with(|c| {
+        c.app_key = "dingscoped".into();
+        c.app_secret = Secret::new("scoped-secret".to_owned());
+    });
+    let sim = &w.sim;
+    let before = sim.org();
+    client.probe_department_write(inside).await.unwrap();
+    let e = outbound::probe(&client, outside).await.unwrap_err();
+    assert!(
+        matches!(e, SyncError::PermissionMissing { dept_id, .. } if dept_id == outside),
+        "{e:?}"
+    );
+    let node = w.slapd().new_node("ob-scope").unwrap();
+    let pool = w.ldap_pool().await;
+    let dir = LdapDirectory::new(
+        Store::open_read_only(pool, &node, Layout::OuTree, CORP)
+            .await
+            .unwrap(),
+    );
+    let opts = OutboundOptions {
+        root: outside,
+        ..Default::default()
+    };
+    let e = outbound::run(&client, &dir, &mapping_with(""), &opts, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("PermissionMissing") && e.contains(&format!("department {outside}")),
+        "{e}"
+    );
+    assert_eq!(
+        format!("{:?}", before.departments),
+        format!("{:?}", sim.org().departments),
         "the probe changed nothing"
     );
 }

@@ -13,7 +13,8 @@
 //! department with members or children). Every write is validated by DingTalk's rules before
 //! it is sent, so a bad value is a failure of that person naming the field, never of the run.
 //!
-//! Steps: `sink` (DingTalk's side, behind [`DingTalkSink`]), `plan`, `apply`; `poll` tells
+//! Steps: `sink` (DingTalk's side, behind [`DingTalkSink`]), `plan` (with `matching`: the
+//! `match` rules that link people DingTalk already has), `apply`; `poll` tells
 //! between runs whether the directory changed at all.
 
 mod apply;
@@ -152,10 +153,12 @@ async fn sync_tree(
     opts: &OutboundOptions,
     dry_run: bool,
 ) -> Result<OutboundReport, SyncError> {
-    if !dry_run {
+    let dingtalk = sink::read_subtree(sink, opts.root).await;
+    // A read that fell short may be the app's scope or permission: the probe says so, naming
+    // the department. It changes nothing, but it is a write call, so a dry run leaves it out.
+    if !dingtalk.complete && !dry_run {
         probe(sink, opts.root).await?;
     }
-    let dingtalk = sink::read_subtree(sink, opts.root).await;
     if dingtalk.departments.is_empty() {
         return Err(SyncError::Source(format!(
             "DingTalk department {} could not be read: {}",
@@ -178,8 +181,9 @@ async fn sync_tree(
     Ok(apply(sink, plan, &dingtalk.users).await)
 }
 
-/// The app may write the target's department: an app whose contact scope leaves it out
-/// (or without the write permission) is refused before anything is read or written.
+/// Whether the app may write the target's department: `PermissionMissing` naming it when the
+/// app's contact scope leaves it out or the write permission is missing. A run calls it only
+/// when its read of DingTalk fell short, so a run that reads everything makes no extra call.
 pub async fn probe(sink: &dyn DingTalkSink, root: i64) -> Result<(), SyncError> {
     match sink.probe_write(root).await {
         Err(source @ DingTalkError::Denied { .. }) => Err(SyncError::PermissionMissing {
