@@ -634,6 +634,90 @@ async fn an_existing_same_named_department_is_adopted_only_with_adopt_existing()
     );
 }
 
+/// DingTalk's `extension` of `userid`, as an object.
+fn extension(w: &World, userid: &str) -> serde_json::Value {
+    let text = sim_user(w, userid).and_then(|p| p.extension);
+    serde_json::from_str(&text.unwrap_or_else(|| "{}".into())).unwrap()
+}
+
+#[tokio::test]
+async fn a_custom_field_round_trips_through_extension_leaving_other_keys_alone() {
+    use dingsync::{
+        mapping::Mapping,
+        sync::{self, Options, dingtalk_source::DingTalkSource},
+    };
+    let Some(mut w) = world("ob-ext", 7).await else {
+        return;
+    };
+    let person = format!("uid=ext0001,{}", ou_dn(&w.node, "研发"));
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: {person}\nchangetype: modify\nadd: roomNumber\nroomNumber: A-101\n"
+        ))
+        .unwrap();
+    w.mapping = mapping_with("  - {target: extension.工位, template: '{{ roomnumber }}'}\n");
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(
+        extension(&w, "ext0001"),
+        serde_json::json!({"工位": "A-101"})
+    );
+    assert_eq!(
+        extension(&w, "ext0002"),
+        serde_json::json!({}),
+        "no value, no key"
+    );
+
+    // A key someone keeps in DingTalk survives the next change of the mapped one.
+    w.sim
+        .edit_user(
+            "ext0001",
+            UserWrite {
+                extension: Some(r#"{"工位":"A-101","爱好":"围棋"}"#.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: {person}\nchangetype: modify\nreplace: roomNumber\nroomNumber: B-202\n"
+        ))
+        .unwrap();
+    let r = w.run(&w.opts()).await;
+    assert_eq!((r.updated, r.failures.len()), (1, 0), "{:#?}", r.failures);
+    assert_eq!(
+        extension(&w, "ext0001"),
+        serde_json::json!({"工位": "B-202", "爱好": "围棋"})
+    );
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!(w.writes(), before, "settled");
+
+    // Inbound reading the same tenant sees the custom field.
+    let inbound: FieldMappingSpec = serde_yaml::from_str(
+        "user:\n  uniqueName: {attribute: uid, template: '{{ userid }}'}\n  attributes:\n  - {target: cn, template: '{{ name }}'}\n  - {target: sn, template: '{{ name[:1] }}'}\n  - {target: roomNumber, template: '{{ extension.工位 }}'}\n",
+    )
+    .unwrap();
+    let copy_node = w.node("ob-ext-copy");
+    let copy = w.ldap(&copy_node, Layout::FlatWithGroups).await;
+    let r = sync::run(
+        &DingTalkSource::new(w.client.clone(), vec![w.root]),
+        &copy,
+        &Mapping::compile(&inbound).unwrap(),
+        &Options::default(),
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    let found = w
+        .slapd()
+        .search(&copy_node, "(uid=ext0001)", &["roomNumber"])
+        .unwrap();
+    assert!(found.contains("roomNumber: B-202"), "{found}");
+}
+
 #[tokio::test]
 async fn a_department_outside_the_apps_scope_is_reported_as_permission_missing() {
     let mut org = generate(&GenSpec {

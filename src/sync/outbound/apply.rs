@@ -217,7 +217,12 @@ impl Applying<'_> {
         fields
             .retain(|f, v| !v.is_empty() && current_field(&cur, f).as_deref() != Some(v.as_str()));
         self.report.writes += 1;
-        let update = user_update(&person.userid, &fields, Some(depts));
+        let update = user_update(
+            &person.userid,
+            &fields,
+            Some(depts),
+            cur.extension.as_deref(),
+        );
         match self.sink.update_user(&update).await {
             Ok(()) => self.report.updated += 1,
             Err(e) => self.fail(ObjectKind::Person, &person.userid, "", &e),
@@ -250,9 +255,11 @@ impl Applying<'_> {
         };
         let moved = list.is_some() && !removal;
         self.report.writes += 1;
+        let current = self.existing.get(userid.as_str());
+        let ext = current.and_then(|u| u.extension.as_deref());
         match self
             .sink
-            .update_user(&user_update(&userid, &fields, list))
+            .update_user(&user_update(&userid, &fields, list, ext))
             .await
         {
             Ok(()) if removal => self.report.deleted += 1,

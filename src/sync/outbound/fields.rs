@@ -63,13 +63,24 @@ pub(super) fn user_create(p: &OutboundPerson, dept: i64) -> UserCreate {
     }
 }
 
+/// The update request for `fields`. `current` is DingTalk's `extension` as read: the mapped
+/// keys are merged into it and the whole object written (read-merge-write), so keys the
+/// mapping does not name survive whatever DingTalk's update mode does with a partial one.
 pub(super) fn user_update(
     userid: &str,
     fields: &BTreeMap<String, String>,
     depts: Option<Vec<i64>>,
+    current: Option<&str>,
 ) -> UserUpdate {
     let get = |f: &str| fields.get(f).cloned();
-    let ext = extension_of(fields);
+    let mut ext = extension_of(fields);
+    if !ext.is_empty()
+        && let Some(serde_json::Value::Object(mut merged)) =
+            current.and_then(|c| serde_json::from_str(c).ok())
+    {
+        merged.append(&mut ext);
+        ext = merged;
+    }
     UserUpdate {
         userid: userid.to_string(),
         name: get("name"),
@@ -81,7 +92,6 @@ pub(super) fn user_update(
         telephone: get("telephone"),
         remark: get("remark"),
         extension: (!ext.is_empty()).then_some(ext),
-        extension_merge: true,
         dept_id_list: depts,
         ..Default::default()
     }

@@ -487,7 +487,7 @@ fn user_changes(
         v.push(2);
         v
     });
-    user_update(&r.userid, &fields, list)
+    user_update(&r.userid, &fields, list, cur.extension.as_deref())
         .validate()
         .map_err(|e| invalid_value(p, &r.userid, &e))?;
     Ok(Some(OutOp::UpdateUser {
