@@ -719,6 +719,74 @@ async fn a_custom_field_round_trips_through_extension_leaving_other_keys_alone()
 }
 
 #[tokio::test]
+async fn managers_and_department_heads_are_pushed_and_kept_right_across_rename_and_departure() {
+    let Some(mut w) = world("ob-managers", 14).await else {
+        return;
+    };
+    let rd = ou_dn(&w.node, "研发");
+    let boss = format!("uid=ext0001,{rd}");
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: uid=ext0008,{rd}\nchangetype: modify\nadd: manager\nmanager: {boss}\n\n\
+             dn: uid=ext0002,{}\nchangetype: modify\nadd: manager\nmanager: {boss}\n\n\
+             dn: {rd}\nchangetype: modify\nadd: objectClass\nobjectClass: extensibleObject\n-\nadd: owner\nowner: {boss}\n-\nadd: description\ndescription: 10\n",
+            ou_dn(&w.node, "后端")
+        ))
+        .unwrap();
+    w.mapping = mapping_with(
+        "  - {target: manager_userid, template: '{{ manager }}', refersTo: Person}\n\
+         department:\n  attributes:\n\
+         \x20 - {target: dept_manager_userid_list, template: '{{ owner }}', refersTo: Person}\n\
+         \x20 - {target: order, template: '{{ description }}'}\n",
+    );
+    let manager = |w: &World, u: &str| sim_user(w, u).and_then(|p| p.manager_userid);
+    let heads = |w: &World| {
+        let id = w.dingtalk().0["研发"];
+        let d = w.sim.org().departments.into_iter().find(|d| d.id == id);
+        d.map(|d| (d.manager_userids, d.order)).unwrap()
+    };
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(manager(&w, "ext0008").as_deref(), Some("ext0001"));
+    assert_eq!(manager(&w, "ext0002").as_deref(), Some("ext0001"));
+    assert_eq!(manager(&w, "ext0003"), None);
+    assert_eq!(heads(&w), (vec!["ext0001".to_string()], 10));
+    let before = w.writes();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(w.writes(), before, "settled: {:?}", r.sample);
+
+    // The manager is renamed: one write (their name); who manages whom stays right.
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: {boss}\nchangetype: modify\nreplace: cn\ncn: 新经理\n"
+        ))
+        .unwrap();
+    let before = w.writes();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(w.writes() - before, 1);
+    assert_eq!(sim_user(&w, "ext0001").unwrap().name, "新经理");
+    assert_eq!(manager(&w, "ext0008").as_deref(), Some("ext0001"));
+    assert_eq!(heads(&w).0, vec!["ext0001".to_string()]);
+
+    // The manager leaves; the entries still name their old DN (no referential integrity):
+    // their people have no manager any more and the department no head.
+    w.slapd()
+        .ldapmodify(&format!("dn: {boss}\nchangetype: delete\n"))
+        .unwrap();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert!(sim_user(&w, "ext0001").is_none());
+    assert_eq!(manager(&w, "ext0008"), None);
+    assert_eq!(manager(&w, "ext0002"), None);
+    assert_eq!(heads(&w), (vec![], 10));
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!(w.writes(), before, "settled");
+}
+
+#[tokio::test]
 async fn a_department_outside_the_apps_scope_is_reported_as_permission_missing() {
     let mut org = generate(&GenSpec {
         people: 3,

@@ -9,6 +9,7 @@ use super::{
     matching::normalized,
     parent_failed,
     plan::{OutOp, OutboundPlan, Parent},
+    references::DeptFields,
 };
 use crate::{
     dingtalk::{
@@ -71,6 +72,9 @@ impl Applying<'_> {
                 source,
                 name,
             } => self.adopt_department(dept_id, source, name).await,
+            OutOp::UpdateDeptFields { dept, name, fields } => {
+                self.update_department_fields(dept, name, fields).await
+            }
         }
     }
 
@@ -109,6 +113,24 @@ impl Applying<'_> {
                 self.report.failures.push(f);
             }
             Err(e) => self.fail(ObjectKind::Department, &source, &req.name, &e),
+        }
+    }
+
+    /// A department's order, visibility and heads.
+    async fn update_department_fields(&mut self, dept: Parent, name: String, f: DeptFields) {
+        // A department this run failed to create is reported already.
+        let Some(id) = self.resolve(&dept) else {
+            return;
+        };
+        let mut req = DeptUpdate::new(id);
+        req.order = f.order;
+        req.hide_dept = f.hide_dept;
+        req.outer_dept = f.outer_dept;
+        req.dept_manager_userid_list = f.managers;
+        self.report.writes += 1;
+        match self.sink.update_department(&req).await {
+            Ok(()) => self.report.departments_updated += 1,
+            Err(e) => self.fail(ObjectKind::Department, &id.to_string(), &name, &e),
         }
     }
 

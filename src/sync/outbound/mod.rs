@@ -22,6 +22,7 @@ mod fields;
 mod matching;
 mod plan;
 mod poll;
+mod references;
 mod sink;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ mod tests;
 pub use apply::apply;
 pub use plan::{OutOp, OutboundPlan, Parent, plan};
 pub use poll::{PollMark, mark_of, poll};
+pub use references::DeptFields;
 pub use sink::DingTalkSink;
 
 use super::{Failure, Held, ObjectKind, SyncError};
@@ -153,7 +155,7 @@ async fn sync_tree(
     opts: &OutboundOptions,
     dry_run: bool,
 ) -> Result<OutboundReport, SyncError> {
-    let dingtalk = sink::read_subtree(sink, opts.root).await;
+    let dingtalk = sink::read_subtree(sink, opts.root, mapping.has_department_fields()).await;
     // A read that fell short may be the app's scope or permission: the probe says so, naming
     // the department. It changes nothing, but it is a write call, so a dry run leaves it out.
     if !dingtalk.complete && !dry_run {

@@ -9,9 +9,10 @@ use std::{
 
 use super::{
     OutboundOptions, OutboundReport, SOURCE_PREFIX, failure,
-    fields::{current_field, user_create, user_update},
+    fields::{current_field, hired_ms, user_create, user_update},
     matching::{Found, Matcher},
     parent_failed,
+    references::{DeptFields, People, plan_department_fields, resolve_person},
 };
 use crate::{
     api::target::DeletionPolicy,
@@ -56,6 +57,12 @@ pub enum OutOp {
         dept_id: i64,
         name: String,
     },
+    /// A department's fields besides the name, once its people are in place.
+    UpdateDeptFields {
+        dept: Parent,
+        name: String,
+        fields: DeptFields,
+    },
     /// A same-named, unmarked department DingTalk already has (`adoptExisting`): marked with
     /// the container's id, so dingsync manages it from now on.
     AdoptDept {
@@ -96,6 +103,9 @@ impl OutOp {
             },
             OutOp::DeleteUser { userid } => format!("delete user {userid}"),
             OutOp::DeleteDept { dept_id, name } => format!("delete department {dept_id} {name}"),
+            OutOp::UpdateDeptFields { name, fields, .. } => {
+                format!("update department {name}: {}", fields.names().join(", "))
+            }
             OutOp::AdoptDept { dept_id, name, .. } => {
                 format!("adopt department {dept_id} {name}")
             }
@@ -189,7 +199,25 @@ pub fn plan(
     let side = DingTalkSide::of(departments, users);
     let placement = plan_departments(tree, &side, mapping, opts, &mut out);
     let (rendered, per_userid) = render_people(tree, mapping, &mut out.report.failures);
-    let wanted = plan_people(rendered, &per_userid, &placement, &side, opts, &mut out);
+    let mut wanted = HashSet::new();
+    let linked = link_people(rendered, &per_userid, &side, &mut wanted, &mut out.report);
+    let mut people = People::default();
+    tree.people.iter().for_each(|p| people.know(&p.key));
+    linked
+        .iter()
+        .for_each(|(p, r, _)| people.add(&p.key, &r.userid));
+    let placed = plan_people(linked, &placement, &side, &people, opts, &mut out);
+    let by_id: HashMap<i64, &Department> = departments.iter().map(|d| (d.dept_id, d)).collect();
+    let fields = plan_department_fields(
+        &tree.departments,
+        &placement.dept_of,
+        &by_id,
+        mapping,
+        &people,
+        &placed,
+        &mut out.report,
+    );
+    out.ops.extend(fields);
     let removals = plan_user_removals(users, &wanted, &side.subtree, opts, &mut out.report);
     let dept_deletes = plan_department_deletes(tree, &side, departments);
     gate_removals(out, removals, dept_deletes, users.len(), opts)
@@ -344,19 +372,22 @@ fn render_people<'a>(
     (rendered, per_userid)
 }
 
-/// Each rendered person against DingTalk: created, updated, or unchanged. Returns every userid
-/// the node renders (one several entries render too: it is nobody's to remove).
-fn plan_people(
-    rendered: Vec<(&SourcePerson, OutboundPerson)>,
+/// A rendered person with the DingTalk user they are (found by userid or a `match` rule).
+type Linked<'a, 'b> = (&'a SourcePerson, OutboundPerson, Option<&'b User>);
+
+/// Each rendered person with the DingTalk user they already are, if any. Every userid the
+/// node renders goes in `wanted` (one several entries render too: it is nobody's to remove),
+/// and so do the users an ambiguous match found.
+fn link_people<'a, 'b>(
+    rendered: Vec<(&'a SourcePerson, OutboundPerson)>,
     per_userid: &HashMap<String, usize>,
-    placement: &Placement<'_>,
-    side: &DingTalkSide<'_>,
-    opts: &OutboundOptions,
-    out: &mut OutboundPlan,
-) -> HashSet<String> {
-    let mut wanted: HashSet<String> = HashSet::new();
+    side: &DingTalkSide<'b>,
+    wanted: &mut HashSet<String>,
+    report: &mut OutboundReport,
+) -> Vec<Linked<'a, 'b>> {
     let renders: HashSet<&str> = per_userid.keys().map(String::as_str).collect();
     let mut matcher = Matcher::new(side.all_users, &renders);
+    let mut linked = Vec::new();
     for (p, mut r) in rendered {
         wanted.insert(r.userid.clone());
         if per_userid[&r.userid] > 1 {
@@ -365,16 +396,9 @@ fn plan_people(
                 r.userid
             );
             let conflict = failure(ObjectKind::Person, &r.userid, &p.key, "Conflict", message);
-            out.report.failures.push(conflict);
+            report.failures.push(conflict);
             continue;
         }
-        let dept = match department_of(p, &r.userid, placement, opts) {
-            Ok(d) => d,
-            Err(f) => {
-                out.report.failures.push(f);
-                continue;
-            }
-        };
         let cur = match side.users.get(r.userid.as_str()) {
             Some(cur) => Some(*cur),
             None => match matcher.find(&r) {
@@ -383,17 +407,56 @@ fn plan_people(
                     // Linked: DingTalk's userid is immutable, so theirs is the one written.
                     r.userid = u.userid.clone();
                     wanted.insert(r.userid.clone());
-                    out.report.linked += 1;
+                    report.linked += 1;
                     Some(u)
                 }
                 Found::Several(field, users) => {
-                    out.report.failures.push(ambiguous(p, &r, &field, &users));
+                    report.failures.push(ambiguous(p, &r, &field, &users));
                     // Nobody's to remove while it is unresolved.
                     wanted.extend(users.iter().map(|u| u.userid.clone()));
                     continue;
                 }
             },
         };
+        linked.push((p, r, cur));
+    }
+    linked
+}
+
+/// Each linked person against DingTalk: created, updated, or unchanged. Returns the
+/// department each is placed in. A manager DingTalk does not have yet is set after everyone
+/// is written (DingTalk refuses an unknown manager).
+fn plan_people(
+    linked: Vec<Linked<'_, '_>>,
+    placement: &Placement<'_>,
+    side: &DingTalkSide<'_>,
+    people: &People,
+    opts: &OutboundOptions,
+    out: &mut OutboundPlan,
+) -> HashMap<String, Parent> {
+    let mut placed = HashMap::new();
+    let mut later = Vec::new();
+    for (p, mut r, cur) in linked {
+        let dept = match department_of(p, &r.userid, placement, opts) {
+            Ok(d) => d,
+            Err(f) => {
+                out.report.failures.push(f);
+                continue;
+            }
+        };
+        placed.insert(r.userid.clone(), dept.clone());
+        resolve_person(&r.refs, &mut r.fields, people);
+        if let Some(v) = r.fields.get_mut("hired_date").filter(|v| !v.is_empty()) {
+            match hired_ms(v) {
+                Ok(ms) => *v = ms,
+                Err(m) => {
+                    let f = failure(ObjectKind::Person, &r.userid, &p.key, "InvalidValue", m);
+                    out.report.failures.push(f);
+                    continue;
+                }
+            }
+        }
+        later.extend(defer_manager(&mut r, cur, side));
         let op = match cur {
             None => new_user(p, r, dept),
             Some(cur) => user_changes(p, r, dept, cur, &side.subtree, &mut out.report),
@@ -404,7 +467,28 @@ fn plan_people(
             Err(f) => out.report.failures.push(f),
         }
     }
-    wanted
+    out.ops.extend(later);
+    placed
+}
+
+/// A manager DingTalk does not have yet (created in this run) is taken out of the person's
+/// write and set by an update of its own once everyone is written.
+fn defer_manager(
+    r: &mut OutboundPerson,
+    cur: Option<&User>,
+    side: &DingTalkSide<'_>,
+) -> Option<OutOp> {
+    let m = r.fields.get("manager_userid").filter(|m| !m.is_empty())?;
+    if side.users.contains_key(m.as_str()) {
+        return None;
+    }
+    let m = r.fields.remove("manager_userid")?;
+    let now = cur.and_then(|u| u.manager_userid.as_deref());
+    (now != Some(m.as_str())).then(|| OutOp::UpdateUser {
+        userid: r.userid.clone(),
+        fields: BTreeMap::from([("manager_userid".to_string(), m)]),
+        depts: None,
+    })
 }
 
 /// A `match` rule found several DingTalk users: the person is refused, naming them.
@@ -509,6 +593,11 @@ fn changed_fields(
     let mut fields = BTreeMap::new();
     for (f, v) in &r.fields {
         let now = current_field(cur, f).unwrap_or_default();
+        if v.is_empty() && f == "manager_userid" && !now.is_empty() {
+            // The manager left or was taken away: DingTalk's is cleared.
+            fields.insert(f.clone(), String::new());
+            continue;
+        }
         if v.is_empty() || *v == now {
             continue;
         }

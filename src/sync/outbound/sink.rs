@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use super::SOURCE_PREFIX;
 use crate::dingtalk::{
     DingTalkClient, DingTalkError, ScopeSnapshot,
     contacts::{Department, User},
@@ -83,16 +84,26 @@ pub(super) struct Subtree {
 }
 
 /// Reads DingTalk's subtree, with every department's `source_identifier` (fetched one by one
-/// where `listsub` leaves it out: whether it does is UNCONFIRMED).
-pub(super) async fn read_subtree(sink: &dyn DingTalkSink, root: i64) -> Subtree {
+/// where `listsub` leaves it out: whether it does is UNCONFIRMED). With `details`, every
+/// department dingsync manages is fetched too: `listsub` carries no order, heads or
+/// visibility, and the mapping writes some of them.
+pub(super) async fn read_subtree(sink: &dyn DingTalkSink, root: i64, details: bool) -> Subtree {
     let scope = sink.read_scope(&[root]).await;
     let mut complete = scope.is_complete();
     let mut incomplete = scope.failure_messages();
     let mut departments = scope.departments;
     for d in departments.iter_mut().filter(|d| d.dept_id != root) {
-        if d.source_identifier.is_none() {
+        let managed =
+            (d.source_identifier.as_deref()).is_some_and(|s| s.starts_with(SOURCE_PREFIX));
+        if d.source_identifier.is_none() || (details && managed) {
             match sink.get_department(d.dept_id).await {
-                Ok(full) => d.source_identifier = full.source_identifier.or(Some(String::new())),
+                Ok(full) => {
+                    let mark = full.source_identifier.clone().or(Some(String::new()));
+                    *d = Department {
+                        source_identifier: mark,
+                        ..full
+                    };
+                }
                 Err(e) => {
                     complete = false;
                     incomplete.push(format!("department {}: {e}", d.dept_id));

@@ -230,7 +230,7 @@ async fn a_new_container_and_person_are_created() {
         people: vec![person("alice", "Engineer", Some("ou-sales"))],
         ..Default::default()
     };
-    let subtree = sink::read_subtree(&sink, 1).await;
+    let subtree = sink::read_subtree(&sink, 1, false).await;
     let planned = plan(
         &tree,
         &subtree.departments,
@@ -295,7 +295,7 @@ async fn someone_who_left_is_removed_or_kept_as_the_policy_says() {
 #[tokio::test]
 async fn an_incomplete_read_removes_nobody() {
     let sink = FakeDingTalk::new(vec![user("bob", "Engineer")]);
-    let subtree = sink::read_subtree(&sink, 1).await;
+    let subtree = sink::read_subtree(&sink, 1, false).await;
     let planned = plan(
         &SourceTree::default(),
         &subtree.departments,
@@ -424,4 +424,14 @@ async fn a_same_named_department_is_adopted_only_when_the_target_allows_it() {
     // Now dingsync's own: managed like any it created.
     let again = push(&sink, &tree, &opts()).await;
     assert_eq!((again.writes, again.unchanged), (0, 1));
+}
+
+#[test]
+fn a_hire_date_is_milliseconds_or_a_date_in_china() {
+    use super::fields::hired_ms;
+    assert_eq!(hired_ms("1709222400000").unwrap(), "1709222400000");
+    // 2024-03-01 00:00 in China is 2024-02-29 16:00 UTC.
+    assert_eq!(hired_ms("2024-03-01").unwrap(), "1709222400000");
+    assert!(hired_ms("next week").unwrap_err().contains("hired_date"));
+    assert!(hired_ms("0").is_err());
 }
