@@ -786,6 +786,103 @@ async fn managers_and_department_heads_are_pushed_and_kept_right_across_rename_a
     assert_eq!(w.writes(), before, "settled");
 }
 
+/// Waits (up to 10 s) until `done` holds; how long it took.
+async fn until(done: impl Fn() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed().as_secs() < 10, "not within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() {
+    use std::sync::Mutex;
+    let Some(w) = world("ob-live", 21).await else {
+        return;
+    };
+    let title = |u: &str| sim_user(&w, u).and_then(|p| p.title);
+    let full_reads =
+        || w.sim.calls("/topapi/v2/department/listsub") + w.sim.calls("/topapi/v2/user/list");
+    let edit = |uid: &str, ou: &str, value: &str| {
+        w.slapd()
+            .ldapmodify(&format!(
+                "dn: uid={uid},{}\nchangetype: modify\nreplace: title\ntitle: {value}\n",
+                ou_dn(&w.node, ou)
+            ))
+            .unwrap()
+    };
+    let batches: Mutex<Vec<outbound::Batch>> = Mutex::new(vec![]);
+    let count = || batches.lock().unwrap().len();
+    let opts = w.opts();
+
+    // No cookie: a full run once the server's refresh is over, then each edit as it comes.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut keep = |b| batches.lock().unwrap().push(b);
+    let follower = outbound::follow(
+        &w.client,
+        &w.dir,
+        &w.mapping,
+        &opts,
+        None,
+        &mut keep,
+        async {
+            let _ = stopped.await;
+        },
+    );
+    let driver = async {
+        until(|| count() >= 1).await;
+        assert_eq!(
+            sim_user(&w, "ext0001").unwrap().name,
+            "外包1",
+            "the first full run"
+        );
+        let reads = full_reads();
+        edit("ext0001", "研发", "架构师");
+        let took = until(|| title("ext0001").as_deref() == Some("架构师")).await;
+        println!("LDAP modify to DingTalk: {took:?}");
+        assert_eq!(full_reads(), reads, "an edit is pushed alone");
+        stop.send(()).unwrap();
+    };
+    let (cookie, ()) = tokio::join!(follower, driver);
+    let cookie = cookie.unwrap().expect("a cookie to resume from");
+    {
+        let b = batches.lock().unwrap();
+        assert!(b[0].full && !b.last().unwrap().full, "{b:?}");
+        assert_eq!(b.last().unwrap().report.updated, 1);
+    }
+
+    // Edits while nobody follows; a restart resumes from the cookie and reads nothing whole.
+    edit("ext0002", "后端", "组长");
+    edit("ext0003", "前端", "顾问");
+    let reads = full_reads();
+    let seen = count();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut keep = |b| batches.lock().unwrap().push(b);
+    let follower = outbound::follow(
+        &w.client,
+        &w.dir,
+        &w.mapping,
+        &opts,
+        Some(cookie),
+        &mut keep,
+        async {
+            let _ = stopped.await;
+        },
+    );
+    let driver = async {
+        until(|| title("ext0002").as_deref() == Some("组长")).await;
+        until(|| title("ext0003").as_deref() == Some("顾问")).await;
+        stop.send(()).unwrap();
+    };
+    let (cookie, ()) = tokio::join!(follower, driver);
+    assert!(cookie.unwrap().is_some());
+    assert_eq!(full_reads(), reads, "no full read after the restart");
+    let b = batches.lock().unwrap();
+    assert!(b[seen..].iter().all(|b| !b.full), "{b:?}");
+}
+
 #[tokio::test]
 async fn a_department_outside_the_apps_scope_is_reported_as_permission_missing() {
     let mut org = generate(&GenSpec {

@@ -19,6 +19,7 @@
 
 mod apply;
 mod fields;
+mod live;
 mod matching;
 mod plan;
 mod poll;
@@ -28,6 +29,7 @@ mod sink;
 mod tests;
 
 pub use apply::apply;
+pub use live::{Batch, follow};
 pub use plan::{OutOp, OutboundPlan, Parent, plan};
 pub use poll::{PollMark, mark_of, poll};
 pub use references::DeptFields;

@@ -532,7 +532,7 @@ fn department_of(
 }
 
 /// A user request DingTalk's rules refuse: that person's failure, naming the field.
-fn invalid_value(p: &SourcePerson, userid: &str, e: &DingTalkError) -> Failure {
+pub(super) fn invalid_value(p: &SourcePerson, userid: &str, e: &DingTalkError) -> Failure {
     failure(
         ObjectKind::Person,
         userid,
@@ -584,7 +584,7 @@ fn user_changes(
 /// The mapped fields whose value differs from DingTalk's. An empty wanted value is "no value":
 /// DingTalk cannot clear most fields, so it is left as it is rather than sent. A mobile is
 /// never sent (DingTalk refuses it); a differing one is that person's failure.
-fn changed_fields(
+pub(super) fn changed_fields(
     p: &SourcePerson,
     r: &OutboundPerson,
     cur: &User,
