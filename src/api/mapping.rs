@@ -55,7 +55,8 @@ pub struct FieldMappingSpec {
     /// attributes. `Outbound`: templates read directory attributes (`{{ uid }}`, `{{ mail }}`)
     /// and targets are DingTalk fields (`name`, `mobile`, `email`, `title`, `job_number`,
     /// `work_place`, `telephone`, `remark`, `org_email`, `hired_date` (milliseconds or
-    /// `YYYY-MM-DD`), `manager_userid`, `extension.<key>`); `uniqueName` then names the
+    /// `YYYY-MM-DD`), `manager_userid`, `dept_order_list` and `dept_title_list` (the person's
+    /// order and title in their department), `extension.<key>`); `uniqueName` then names the
     /// DingTalk `userid` (attribute `userid`); `match` rules compare with `userid`, `mobile`,
     /// `email` or `job_number` of DingTalk users; department rules write `order`,
     /// `hide_dept`, `outer_dept` and `dept_manager_userid_list`.

@@ -25,6 +25,8 @@ pub const DINGTALK_FIELDS: &[&str] = &[
     "remark",
     "hired_date",
     "manager_userid",
+    "dept_order_list",
+    "dept_title_list",
 ];
 
 /// DingTalk department fields an Outbound mapping may write (`department.attributes`).

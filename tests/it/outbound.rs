@@ -884,6 +884,37 @@ async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() 
 }
 
 #[tokio::test]
+async fn a_persons_order_in_their_department_is_pushed_once_it_exists() {
+    let Some(mut w) = world("ob-order", 7).await else {
+        return;
+    };
+    w.mapping = mapping_with("  - {target: dept_order_list, template: '{{ departmentnumber }}'}\n");
+    let person = format!("uid=ext0001,{}", ou_dn(&w.node, "研发"));
+    let set = |n: u32| {
+        w.slapd()
+            .ldapmodify(&format!(
+                "dn: {person}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: {n}\n"
+            ))
+            .unwrap()
+    };
+    set(5);
+    let order = |w: &World| {
+        let dept = w.dingtalk().0["研发"];
+        sim_user(w, "ext0001").and_then(|p| p.dept_order.get(&dept).copied())
+    };
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(order(&w), Some(5));
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!(w.writes(), before, "settled");
+    set(7);
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!((order(&w), w.writes() - before), (Some(7), 1));
+}
+
+#[tokio::test]
 async fn a_department_outside_the_apps_scope_is_reported_as_permission_missing() {
     let mut org = generate(&GenSpec {
         people: 3,

@@ -8,6 +8,7 @@ use super::{
     fields::{current_field, user_create, user_update},
     matching::normalized,
     parent_failed,
+    per_dept::PerDept,
     plan::{OutOp, OutboundPlan, Parent},
     references::DeptFields,
 };
@@ -15,7 +16,7 @@ use crate::{
     dingtalk::{
         DingTalkError,
         contacts::User,
-        write::{DeptCreate, DeptUpdate},
+        write::{DeptCreate, DeptOrderWrite, DeptTitleWrite, DeptUpdate, UserUpdate},
     },
     mapping::outbound::OutboundPerson,
     sync::{Failure, ObjectKind},
@@ -72,6 +73,11 @@ impl Applying<'_> {
                 source,
                 name,
             } => self.adopt_department(dept_id, source, name).await,
+            OutOp::UserDeptFields {
+                userid,
+                dept,
+                fields,
+            } => self.update_user_dept_fields(userid, dept, fields).await,
             OutOp::UpdateDeptFields { dept, name, fields } => {
                 self.update_department_fields(dept, name, fields).await
             }
@@ -113,6 +119,25 @@ impl Applying<'_> {
                 self.report.failures.push(f);
             }
             Err(e) => self.fail(ObjectKind::Department, &source, &req.name, &e),
+        }
+    }
+
+    /// A person's order and title in their department.
+    async fn update_user_dept_fields(&mut self, userid: String, dept: Parent, f: PerDept) {
+        // A person this run could not place is reported already.
+        let Some(dept_id) = self.resolve(&dept) else {
+            return;
+        };
+        let update = UserUpdate {
+            userid: userid.clone(),
+            dept_order_list: f.order.map(|order| vec![DeptOrderWrite { dept_id, order }]),
+            dept_title_list: f.title.map(|title| vec![DeptTitleWrite { dept_id, title }]),
+            ..Default::default()
+        };
+        self.report.writes += 1;
+        match self.sink.update_user(&update).await {
+            Ok(()) => self.report.updated += 1,
+            Err(e) => self.fail(ObjectKind::Person, &userid, "", &e),
         }
     }
 

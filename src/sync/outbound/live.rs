@@ -24,7 +24,7 @@ use crate::{
             dn::Dn,
         },
     },
-    mapping::outbound::OutboundMapping,
+    mapping::outbound::{OutboundMapping, OutboundPerson},
     sync::{ObjectKind, SyncError},
 };
 
@@ -185,8 +185,12 @@ impl Pushing<'_> {
         report: &mut OutboundReport,
     ) -> Result<bool, SyncError> {
         let fail = |reason, message| failure(ObjectKind::Person, &p.id, &p.key, reason, message);
+        // Per-department fields need the person's department in DingTalk: a full run.
+        let per_dept = |r: &OutboundPerson| {
+            r.fields.contains_key("dept_order_list") || r.fields.contains_key("dept_title_list")
+        };
         let mut r = match self.mapping.person(&p.attrs) {
-            Ok(r) if !r.userid.is_empty() && r.refs.is_empty() => r,
+            Ok(r) if !r.userid.is_empty() && r.refs.is_empty() && !per_dept(&r) => r,
             Ok(_) => return Ok(false),
             Err(e) => {
                 report.failures.push(fail("TemplateFailed", e.to_string()));

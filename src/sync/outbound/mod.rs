@@ -21,6 +21,7 @@ mod apply;
 mod fields;
 mod live;
 mod matching;
+mod per_dept;
 mod plan;
 mod poll;
 mod references;
@@ -30,6 +31,7 @@ mod tests;
 
 pub use apply::apply;
 pub use live::{Batch, follow};
+pub use per_dept::PerDept;
 pub use plan::{OutOp, OutboundPlan, Parent, plan};
 pub use poll::{PollMark, mark_of, poll};
 pub use references::DeptFields;

@@ -12,6 +12,7 @@ use super::{
     fields::{current_field, hired_ms, user_create, user_update},
     matching::{Found, Matcher},
     parent_failed,
+    per_dept::{self, PerDept},
     references::{DeptFields, People, plan_department_fields, resolve_person},
 };
 use crate::{
@@ -56,6 +57,12 @@ pub enum OutOp {
     DeleteDept {
         dept_id: i64,
         name: String,
+    },
+    /// A person's order and title in their department, once it exists.
+    UserDeptFields {
+        userid: String,
+        dept: Parent,
+        fields: PerDept,
     },
     /// A department's fields besides the name, once its people are in place.
     UpdateDeptFields {
@@ -103,6 +110,14 @@ impl OutOp {
             },
             OutOp::DeleteUser { userid } => format!("delete user {userid}"),
             OutOp::DeleteDept { dept_id, name } => format!("delete department {dept_id} {name}"),
+            OutOp::UserDeptFields { userid, fields, .. } => {
+                let names = [
+                    fields.order.map(|_| "dept_order_list"),
+                    fields.title.as_ref().map(|_| "dept_title_list"),
+                ];
+                let names: Vec<&str> = names.into_iter().flatten().collect();
+                format!("update user {userid}: {}", names.join(", "))
+            }
             OutOp::UpdateDeptFields { name, fields, .. } => {
                 format!("update department {name}: {}", fields.names().join(", "))
             }
@@ -457,6 +472,19 @@ fn plan_people(
             }
         }
         later.extend(defer_manager(&mut r, cur, side));
+        match per_dept::take(&mut r.fields, &r.userid, &p.key) {
+            Ok(want) => later.extend(per_dept::differing(want, cur, &dept).map(|fields| {
+                OutOp::UserDeptFields {
+                    userid: r.userid.clone(),
+                    dept: dept.clone(),
+                    fields,
+                }
+            })),
+            Err(f) => {
+                out.report.failures.push(f);
+                continue;
+            }
+        }
         let op = match cur {
             None => new_user(p, r, dept),
             Some(cur) => user_changes(p, r, dept, cur, &side.subtree, &mut out.report),

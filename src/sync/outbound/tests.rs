@@ -435,3 +435,33 @@ fn a_hire_date_is_milliseconds_or_a_date_in_china() {
     assert!(hired_ms("next week").unwrap_err().contains("hired_date"));
     assert!(hired_ms("0").is_err());
 }
+
+#[test]
+fn a_persons_order_and_title_in_their_department_are_written_only_when_they_differ() {
+    use super::per_dept::{PerDept, differing, take};
+    let mut fields = std::collections::BTreeMap::from([
+        ("dept_order_list".to_string(), "3".to_string()),
+        ("dept_title_list".to_string(), "组长".to_string()),
+        ("name".to_string(), "A".to_string()),
+    ]);
+    let want = take(&mut fields, "a", "uid=a").unwrap();
+    assert_eq!(fields.len(), 1, "never part of the user write");
+    let cur = User {
+        dept_order: Some(3),
+        title: Some("组员".into()),
+        ..user("a", "组员")
+    };
+    let d = differing(want.clone(), Some(&cur), &Parent::Id(1)).unwrap();
+    assert_eq!(
+        d,
+        PerDept {
+            order: None,
+            title: Some("组长".into())
+        }
+    );
+    let new = differing(want.clone(), None, &Parent::New("ou".into())).unwrap();
+    assert_eq!(new, want);
+    let mut bad = std::collections::BTreeMap::from([("dept_order_list".into(), "first".into())]);
+    let f = take(&mut bad, "a", "uid=a").unwrap_err();
+    assert!(f.message.contains("dept_order_list"), "{}", f.message);
+}
