@@ -465,3 +465,23 @@ fn a_persons_order_and_title_in_their_department_are_written_only_when_they_diff
     let f = take(&mut bad, "a", "uid=a").unwrap_err();
     assert!(f.message.contains("dept_order_list"), "{}", f.message);
 }
+
+#[test]
+fn adopt_existing_comes_from_the_target() {
+    let spec: crate::api::SyncTargetSpec = serde_yaml::from_str(
+        "bindingRef: {name: b}\nfieldMappingRef: {name: m}\ndirection: Outbound\ndirectory: {ldap: {url: 'ldap://x', bindDN: 'cn=x', passwordSecretRef: {name: s, key: k}}}\nnode: 'ou=x'\nscope: {departmentIds: [7]}\nadoptExisting: true\n",
+    )
+    .unwrap();
+    let opts = OutboundOptions::for_target(&spec, None).unwrap();
+    assert!(opts.adopt_existing);
+    assert_eq!(opts.root, 7);
+    let off = crate::api::SyncTargetSpec {
+        adopt_existing: false,
+        ..spec
+    };
+    assert!(
+        !OutboundOptions::for_target(&off, None)
+            .unwrap()
+            .adopt_existing
+    );
+}
