@@ -842,6 +842,7 @@ async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() 
         edit("ext0001", "研发", "架构师");
         let took = until(|| title("ext0001").as_deref() == Some("架构师")).await;
         println!("LDAP modify to DingTalk: {took:?}");
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
         assert_eq!(full_reads(), reads, "an edit is pushed alone");
         stop.send(()).unwrap();
     };
