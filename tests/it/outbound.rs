@@ -875,13 +875,27 @@ async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() 
     let driver = async {
         until(|| title("ext0002").as_deref() == Some("组长")).await;
         until(|| title("ext0003").as_deref() == Some("顾问")).await;
+        let after = full_reads();
+        // Someone leaves the node: a full run finds who (policy Delete removes them).
+        w.slapd()
+            .ldapmodify(&format!(
+                "dn: uid=ext0004,{}\nchangetype: delete\n",
+                ou_dn(&w.node, "销售")
+            ))
+            .unwrap();
+        until(|| sim_user(&w, "ext0004").is_none()).await;
         stop.send(()).unwrap();
+        after
     };
-    let (cookie, ()) = tokio::join!(follower, driver);
+    let (cookie, after) = tokio::join!(follower, driver);
     assert!(cookie.unwrap().is_some());
-    assert_eq!(full_reads(), reads, "no full read after the restart");
+    assert_eq!(after, reads, "no full read after the restart");
     let b = batches.lock().unwrap();
-    assert!(b[seen..].iter().all(|b| !b.full), "{b:?}");
+    assert!(
+        !b[seen].full,
+        "the edits made meanwhile were pushed alone: {b:?}"
+    );
+    assert!(b.last().unwrap().full && b.last().unwrap().report.deleted == 1);
 }
 
 #[tokio::test]

@@ -35,6 +35,10 @@ pub enum SyncEvent {
     Deleted { uuid: String },
     /// The refresh is over: what follows happens live.
     RefreshDone,
+    /// The server listed the entries still present instead of the deleted ones (its log no
+    /// longer reaches back to the cookie): entries it did not list are gone, which only a
+    /// full comparison finds.
+    Present,
     /// Everything before this is delivered: a session given it resumes after.
     Cookie(String),
 }
@@ -122,23 +126,26 @@ impl ContentSync {
             SyncInfo::RefreshDelete {
                 cookie,
                 refresh_done,
-            }
-            | SyncInfo::RefreshPresent {
+            } => (cookie, refresh_done),
+            SyncInfo::RefreshPresent {
                 cookie,
                 refresh_done,
-            } => (cookie, refresh_done),
+            } => {
+                self.pending.push_back(SyncEvent::Present);
+                (cookie, refresh_done)
+            }
             SyncInfo::SyncIdSet {
                 cookie,
                 refresh_deletes,
                 sync_uuids,
             } => {
-                // Without `refresh_deletes` the set lists entries still present: unchanged.
-                if refresh_deletes {
-                    self.pending.extend(
+                match refresh_deletes {
+                    true => self.pending.extend(
                         sync_uuids
                             .iter()
                             .map(|u| SyncEvent::Deleted { uuid: uuid_text(u) }),
-                    );
+                    ),
+                    false => self.pending.push_back(SyncEvent::Present),
                 }
                 (cookie, false)
             }

@@ -134,7 +134,7 @@ pub async fn follow(
                     false => pending.full = true,
                 }
             }
-            Some(SyncEvent::Deleted { .. }) => {
+            Some(SyncEvent::Deleted { .. } | SyncEvent::Present) => {
                 pending.any = true;
                 pending.full = true;
             }
