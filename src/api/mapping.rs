@@ -54,8 +54,12 @@ pub struct FieldMappingSpec {
     /// `Inbound` (default): templates read DingTalk's fields and targets are directory
     /// attributes. `Outbound`: templates read directory attributes (`{{ uid }}`, `{{ mail }}`)
     /// and targets are DingTalk fields (`name`, `mobile`, `email`, `title`, `job_number`,
-    /// `work_place`, `telephone`, `remark`, `org_email`, `extension.<key>`); `uniqueName` then
-    /// names the DingTalk `userid` (attribute `userid`).
+    /// `work_place`, `telephone`, `remark`, `org_email`, `hired_date` (milliseconds or
+    /// `YYYY-MM-DD`), `manager_userid`, `dept_order_list` and `dept_title_list` (the person's
+    /// order and title in their department), `extension.<key>`); `uniqueName` then names the
+    /// DingTalk `userid` (attribute `userid`); `match` rules compare with `userid`, `mobile`,
+    /// `email` or `job_number` of DingTalk users; department rules write `order`,
+    /// `hide_dept`, `outer_dept` and `dept_manager_userid_list`.
     #[serde(default, skip_serializing_if = "is_inbound")]
     pub direction: super::target::Direction,
     /// How a person becomes a directory account.
@@ -138,7 +142,9 @@ pub struct AttributeRule {
 /// Person}` (SCIM: the heads become the members of a `<group> heads` Group). LDAP `manager`
 /// and `owner` hold DNs, so a rule for them without `refersTo` is refused. Written after
 /// everyone's entries exist, so a manager created in the same run is found; ownership is
-/// always `Always`. Inbound only.
+/// always `Always`. Outbound: on `manager_userid` and a department's
+/// `dept_manager_userid_list`, the template gives directory references (`{{ manager }}`,
+/// `{{ owner }}`: every value, one a line), each turned into the userid of that entry.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub enum RefersTo {
     /// People of the same target, by DingTalk userid.

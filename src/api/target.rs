@@ -97,6 +97,12 @@ pub struct SyncTargetSpec {
     /// Compute the plan and put its summary into status, but write nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Outbound only: a directory OU or group whose DingTalk name an existing department
+    /// under the same parent already has, and that dingsync did not create, adopts that
+    /// department (marks it with the container's id and manages it from then on) instead of
+    /// failing. Default false: such a container fails, naming the department.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
     /// Inbound only (an Outbound target with it is `InvalidSpec`): keep DingTalk's roles as
     /// directory groups, one per role, holding the role's people that this target syncs. LDAP: `groupOfNames` entries
     /// `cn=<role group>-<role>,ou=roles,<node>`; SCIM: Groups named `<node>/role:<role

@@ -753,6 +753,28 @@ impl DingTalkClient {
         }
     }
 
+    /// Whether the app may write department `dept_id` (the one an Outbound target writes
+    /// under), found without changing anything: an update naming only the department, which
+    /// DingTalk refuses (50004, 60011) when it lies outside the app's contact scope or the
+    /// permission is missing. The root is never updated (60018); its probe is
+    /// [`can_write_contacts`](Self::can_write_contacts). `Ok` when the app may write it.
+    pub async fn probe_department_write(&self, dept_id: i64) -> Result<(), DingTalkError> {
+        if dept_id == ROOT_DEPT {
+            return match self.can_write_contacts().await? {
+                true => Ok(()),
+                false => Err(DingTalkError::Denied {
+                    api: API_DEPT_UPDATE.into(),
+                    errcode: 60011,
+                    message: "no permission to write the address book".into(),
+                    permission: Some("qyapi_manage_addresslist".into()),
+                }),
+            };
+        }
+        self.oapi(API_DEPT_UPDATE, &json!({"dept_id": dept_id}))
+            .await
+            .map(drop)
+    }
+
     /// Delete an empty department (DingTalk refuses while it or a sub-department has
     /// members; delete leaves first).
     pub async fn delete_department(&self, dept_id: i64) -> Result<(), DingTalkError> {

@@ -50,6 +50,7 @@
 //! DN values are escaped per RFC 4514 and filter values per RFC 4515 (see [`dn`]).
 
 pub mod client;
+pub mod content_sync;
 pub mod dn;
 pub mod schema;
 pub mod store;

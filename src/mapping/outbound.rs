@@ -23,7 +23,27 @@ pub const DINGTALK_FIELDS: &[&str] = &[
     "work_place",
     "telephone",
     "remark",
+    "hired_date",
+    "manager_userid",
+    "dept_order_list",
+    "dept_title_list",
 ];
+
+/// DingTalk department fields an Outbound mapping may write (`department.attributes`).
+pub const DEPARTMENT_FIELDS: &[&str] = &[
+    "order",
+    "hide_dept",
+    "outer_dept",
+    "dept_manager_userid_list",
+];
+
+/// The fields whose rule may say `refersTo: Person`: the template then gives directory
+/// references (an LDAP DN, a SCIM id), one a line; each becomes the userid of that entry.
+pub const REFERENCE_FIELDS: &[&str] = &["manager_userid", "dept_manager_userid_list"];
+
+/// DingTalk user fields a `match` rule may compare with: the ones an existing DingTalk user
+/// can be found by (`mobile` through `getbymobile`, the others in the target's subtree).
+pub const MATCH_FIELDS: &[&str] = &["userid", "mobile", "email", "job_number"];
 
 /// A compiled Outbound mapping.
 #[derive(Debug)]
@@ -31,6 +51,12 @@ pub struct OutboundMapping {
     env: Environment<'static>,
     /// (label, DingTalk field).
     fields: Vec<(String, String)>,
+    /// (label, DingTalk field compared with), in the order they are tried.
+    matches: Vec<(String, String)>,
+    /// `refersTo: Person` rules for people: (label, DingTalk field).
+    refs: Vec<(String, String)>,
+    /// Department rules: (label, DingTalk field, refersTo).
+    dept_fields: Vec<(String, String, bool)>,
 }
 
 /// What one directory entry becomes in DingTalk.
@@ -39,6 +65,30 @@ pub struct OutboundPerson {
     pub userid: String,
     /// DingTalk field → value; an empty value means "no value".
     pub fields: BTreeMap<String, String>,
+    /// The `match` rules rendered for this entry, in order: (DingTalk field, value). A rule
+    /// that rendered empty is left out (it finds nobody).
+    pub keys: Vec<(String, String)>,
+    /// `refersTo: Person` rules: DingTalk field → the directory references rendered.
+    pub refs: BTreeMap<String, Vec<String>>,
+}
+
+/// What one directory container gives DingTalk's department besides its name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundDeptFields {
+    /// DingTalk field → value; an empty value means "no value".
+    pub fields: BTreeMap<String, String>,
+    /// `refersTo: Person` rules: DingTalk field → the directory references rendered.
+    pub refs: BTreeMap<String, Vec<String>>,
+}
+
+impl OutboundPerson {
+    /// The value a `match` rule on `field` gives, when there is one.
+    pub fn key(&self, field: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 const USERID: &str = "user.uniqueName";
@@ -74,13 +124,16 @@ impl OutboundMapping {
             .and_then(|d| d.name_template.clone())
             .unwrap_or_else(|| "{{ name }}".into());
         add(DEPT_NAME.into(), &name_template)?;
-        let mut fields = Vec::new();
+        let (mut fields, mut refs) = (Vec::new(), Vec::new());
         for (i, r) in spec.user.attributes.iter().enumerate() {
             let label = format!("user.attributes[{i}] ({})", r.target);
-            if r.refers_to.is_some() {
+            if r.refers_to.is_some() && !REFERENCE_FIELDS.contains(&r.target.as_str()) {
                 return Err(err(
                     label,
-                    "refersTo applies to Inbound mappings only".into(),
+                    format!(
+                        "refersTo on an Outbound mapping applies to {} only",
+                        REFERENCE_FIELDS.join(", ")
+                    ),
                 ));
             }
             let known = DINGTALK_FIELDS.contains(&r.target.as_str())
@@ -98,7 +151,49 @@ impl OutboundMapping {
                 ));
             }
             add(label.clone(), &r.template)?;
-            fields.push((label, r.target.clone()));
+            match r.refers_to {
+                Some(_) => refs.push((label, r.target.clone())),
+                None => fields.push((label, r.target.clone())),
+            }
+        }
+        let mut dept_fields = Vec::new();
+        let dept_rules = spec.department.iter().flat_map(|d| &d.attributes);
+        for (i, r) in dept_rules.enumerate() {
+            let label = format!("department.attributes[{i}] ({})", r.target);
+            if !DEPARTMENT_FIELDS.contains(&r.target.as_str()) {
+                return Err(err(
+                    label,
+                    format!(
+                        "{:?} is not a DingTalk department field an Outbound mapping writes; use one of {}",
+                        r.target,
+                        DEPARTMENT_FIELDS.join(", ")
+                    ),
+                ));
+            }
+            if r.refers_to.is_some() && !REFERENCE_FIELDS.contains(&r.target.as_str()) {
+                return Err(err(
+                    label,
+                    "refersTo applies to dept_manager_userid_list only".into(),
+                ));
+            }
+            add(label.clone(), &r.template)?;
+            dept_fields.push((label, r.target.clone(), r.refers_to.is_some()));
+        }
+        let mut matches = Vec::new();
+        for (i, r) in spec.user.match_rules.iter().enumerate() {
+            let label = format!("user.match[{i}] ({})", r.target);
+            if !MATCH_FIELDS.contains(&r.target.as_str()) {
+                return Err(err(
+                    label,
+                    format!(
+                        "an Outbound match rule compares with one of {}, not {:?}",
+                        MATCH_FIELDS.join(", "),
+                        r.target
+                    ),
+                ));
+            }
+            add(label.clone(), &r.source)?;
+            matches.push((label, r.target.clone()));
         }
         if !fields.iter().any(|(_, f)| f == "name") {
             return Err(err(
@@ -106,26 +201,95 @@ impl OutboundMapping {
                 "an Outbound mapping must give DingTalk's required name".into(),
             ));
         }
-        Ok(OutboundMapping { env, fields })
+        Ok(OutboundMapping {
+            env,
+            fields,
+            matches,
+            refs,
+            dept_fields,
+        })
     }
 
     fn render(&self, label: &str, ctx: &JValue) -> Result<String, RenderError> {
         render(&self.env, label, ctx)
     }
 
-    /// Renders one entry (attribute names lowercased; first values).
+    /// Renders one entry (attribute names lowercased; first values, except for `refersTo`
+    /// rules, which see every value, one a line).
     pub fn person(&self, attrs: &crate::directory::Attrs) -> Result<OutboundPerson, RenderError> {
-        let ctx: BTreeMap<String, String> = attrs
-            .iter()
-            .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
-            .collect();
-        let ctx = JValue::from_serialize(&ctx);
+        let ctx = JValue::from_serialize(first_values(attrs));
         let userid = self.render(USERID, &ctx)?;
         let mut fields = BTreeMap::new();
         for (label, field) in &self.fields {
             fields.insert(field.clone(), self.render(label, &ctx)?);
         }
-        Ok(OutboundPerson { userid, fields })
+        let mut keys = Vec::new();
+        for (label, field) in &self.matches {
+            let v = self.render(label, &ctx)?;
+            if !v.trim().is_empty() {
+                keys.push((field.clone(), v.trim().to_string()));
+            }
+        }
+        let refs = self.references(&self.refs, attrs)?;
+        Ok(OutboundPerson {
+            userid,
+            fields,
+            keys,
+            refs,
+        })
+    }
+
+    /// Renders `refersTo` rules over every value of each attribute, one a line.
+    fn references<'r>(
+        &self,
+        rules: impl IntoIterator<Item = &'r (String, String)>,
+        attrs: &crate::directory::Attrs,
+    ) -> Result<BTreeMap<String, Vec<String>>, RenderError> {
+        let all: BTreeMap<String, String> = attrs
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec().join("\n")))
+            .collect();
+        let ctx = JValue::from_serialize(&all);
+        let mut refs = BTreeMap::new();
+        for (label, field) in rules {
+            let text = self.render(label, &ctx)?;
+            let list = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            refs.insert(field.clone(), list);
+        }
+        Ok(refs)
+    }
+
+    /// A container's department fields (`department.attributes`).
+    pub fn department_fields(
+        &self,
+        name: &str,
+        attrs: &crate::directory::Attrs,
+    ) -> Result<OutboundDeptFields, RenderError> {
+        let mut ctx = first_values(attrs);
+        ctx.insert("name".into(), name.to_string());
+        let ctx = JValue::from_serialize(&ctx);
+        let mut out = OutboundDeptFields::default();
+        let mut ref_rules = Vec::new();
+        for (label, field, refers) in &self.dept_fields {
+            if *refers {
+                ref_rules.push((label.clone(), field.clone()));
+            } else {
+                out.fields
+                    .insert(field.clone(), self.render(label, &ctx)?.trim().to_string());
+            }
+        }
+        out.refs = self.references(&ref_rules, attrs)?;
+        Ok(out)
+    }
+
+    /// Whether the mapping writes any department field besides the name.
+    pub fn has_department_fields(&self) -> bool {
+        !self.dept_fields.is_empty()
     }
 
     /// A department's DingTalk name from its directory entry (`name` is the entry's own name,
@@ -135,18 +299,28 @@ impl OutboundMapping {
         name: &str,
         attrs: &crate::directory::Attrs,
     ) -> Result<String, RenderError> {
-        let mut ctx: BTreeMap<String, String> = attrs
-            .iter()
-            .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
-            .collect();
+        let mut ctx = first_values(attrs);
         ctx.insert("name".into(), name.to_string());
         self.render(DEPT_NAME, &JValue::from_serialize(&ctx))
+    }
+
+    /// Whether any `match` rule compares with `field`.
+    pub fn matches_on(&self, field: &str) -> bool {
+        self.matches.iter().any(|(_, f)| f == field)
     }
 
     /// Fields the mapping writes (the rest of a DingTalk user is left alone).
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(|(_, f)| f.as_str())
     }
+}
+
+/// Each attribute's first value, by its lowercased name.
+fn first_values(attrs: &crate::directory::Attrs) -> BTreeMap<String, String> {
+    attrs
+        .iter()
+        .filter_map(|(k, v)| v.first().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -179,6 +353,53 @@ mod tests {
             p.fields["extension.badge"], "",
             "absent attribute renders empty"
         );
+    }
+
+    #[test]
+    fn references_see_every_value_and_department_fields_are_checked() {
+        let m = OutboundMapping::compile(&spec(
+            "direction: Outbound\nuser:\n  uniqueName: {attribute: userid, template: '{{ uid }}'}\n  attributes:\n  - {target: name, template: '{{ cn }}'}\n  - {target: manager_userid, template: '{{ manager }}', refersTo: Person}\ndepartment:\n  attributes:\n  - {target: dept_manager_userid_list, template: '{{ owner }}', refersTo: Person}\n  - {target: hide_dept, template: 'true'}\n",
+        ))
+        .unwrap();
+        let attrs = crate::directory::Attrs::from([
+            ("uid".to_string(), vec!["a".to_string()]),
+            (
+                "owner".to_string(),
+                vec!["uid=x,o=t".to_string(), "uid=y,o=t".to_string()],
+            ),
+            ("manager".to_string(), vec!["uid=x,o=t".to_string()]),
+        ]);
+        let p = m.person(&attrs).unwrap();
+        assert_eq!(p.refs["manager_userid"], ["uid=x,o=t"]);
+        assert!(!p.fields.contains_key("manager_userid"));
+        let d = m.department_fields("研发", &attrs).unwrap();
+        assert_eq!(
+            d.refs["dept_manager_userid_list"],
+            ["uid=x,o=t", "uid=y,o=t"]
+        );
+        assert_eq!(d.fields["hide_dept"], "true");
+        for (yaml, want) in [
+            (
+                "  - {target: title, template: '{{ manager }}', refersTo: Person}\n",
+                "user.attributes[1] (title)",
+            ),
+            (
+                "department:\n  attributes:\n  - {target: brief, template: 'x'}\n",
+                "department.attributes[0] (brief)",
+            ),
+            (
+                "  match:\n  - {source: '{{ cn }}', target: name}\n",
+                "user.match[0] (name)",
+            ),
+        ] {
+            let text = format!(
+                "direction: Outbound\nuser:\n  uniqueName: {{attribute: userid, template: '{{{{ uid }}}}'}}\n  attributes:\n  - {{target: name, template: '{{{{ cn }}}}'}}\n{yaml}"
+            );
+            let e = OutboundMapping::compile(&spec(&text))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Department {
     pub auto_add_user: bool,
     #[serde(default)]
     pub hide_dept: bool,
+    /// Members see only this department (and what it permits).
+    #[serde(default)]
+    pub outer_dept: bool,
     /// Department heads (userids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manager_userids: Vec<String>,
@@ -93,6 +96,7 @@ impl Department {
             create_dept_group: false,
             auto_add_user: false,
             hide_dept: false,
+            outer_dept: false,
             manager_userids: Vec::new(),
             brief: None,
             telephone: None,

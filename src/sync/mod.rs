@@ -104,6 +104,15 @@ pub enum SyncError {
     /// DingTalk's roles could not be read; role groups are left as they are.
     #[error("reading the source failed: roles: {0}")]
     Roles(#[source] DingTalkError),
+    /// Outbound: the app may not write the DingTalk department the target writes under.
+    #[error(
+        "PermissionMissing: the app may not write DingTalk department {dept_id} (scope.departmentIds): {source}; add it to the app's contact scope and grant qyapi_manage_addresslist"
+    )]
+    PermissionMissing {
+        dept_id: i64,
+        #[source]
+        source: DingTalkError,
+    },
     #[error(transparent)]
     Directory(#[from] DirectoryError),
 }

@@ -146,6 +146,7 @@ async fn main() {
         max_count: 0,
         max_percent: 100,
         approval: None,
+        adopt_existing: false,
     };
     let writes = || WRITE_APIS.iter().map(|a| sim.calls(a)).sum::<u64>();
     let throttled = || sim.counters().throttled;

@@ -16,11 +16,14 @@ use dingsync::{
     directory::ldap::{LdapDirectory, store::Store},
     mapping::outbound::OutboundMapping,
     sim::{
-        self, DeptWrite, SimConfig, Simulator,
+        self, DeptWrite, SimConfig, Simulator, UserWrite,
         generate::{GenSpec, generate},
         state::{FaultKind, FaultRule},
     },
-    sync::outbound::{self, OutboundOptions, OutboundReport, SOURCE_PREFIX},
+    sync::{
+        SyncError,
+        outbound::{self, OutboundOptions, OutboundReport, SOURCE_PREFIX},
+    },
 };
 
 const CORP: &str = "dingsimcorp";
@@ -128,6 +131,7 @@ impl World {
             max_percent: 100,
             max_count: 0,
             approval: None,
+            adopt_existing: false,
         }
     }
 
@@ -474,6 +478,512 @@ async fn the_write_permission_is_probed_without_writing() {
     assert_eq!(
         format!("{:?}", before.departments),
         format!("{:?}", after.departments),
+        "the probe changed nothing"
+    );
+}
+
+/// The world's mapping plus `extra` lines under `user:` (e.g. `match` rules).
+fn mapping_with(extra: &str) -> OutboundMapping {
+    let spec: FieldMappingSpec = serde_yaml::from_str(&format!(
+        "direction: Outbound\nuser:\n  uniqueName: {{attribute: userid, template: '{{{{ uid }}}}'}}\n  attributes:\n  - {{target: name, template: '{{{{ cn }}}}'}}\n  - {{target: mobile, template: '{{{{ mobile }}}}'}}\n  - {{target: email, template: '{{{{ mail }}}}'}}\n  - {{target: title, template: '{{{{ title }}}}'}}\n{extra}"
+    ))
+    .unwrap();
+    OutboundMapping::compile(&spec).unwrap()
+}
+
+/// DingTalk's user `userid` as the simulator holds it.
+fn sim_user(w: &World, userid: &str) -> Option<sim::org::Person> {
+    w.sim.org().people.into_iter().find(|p| p.userid == userid)
+}
+
+#[tokio::test]
+async fn a_person_whose_mobile_dingtalk_has_under_another_userid_is_linked_by_a_mobile_rule() {
+    let Some(mut w) = world("ob-mobile", 7).await else {
+        return;
+    };
+    // ext0003's mobile belongs to someone DingTalk already has, outside the target's department.
+    w.sim
+        .hire(UserWrite {
+            userid: Some("zhang.old".into()),
+            name: Some("张老".into()),
+            mobile: Some("13900000003".into()),
+            departments: Some(vec![1]),
+            ..Default::default()
+        })
+        .unwrap();
+    let r = w.run(&w.opts()).await;
+    assert_eq!(r.created, 6);
+    let f = r.failures.iter().find(|f| f.id == "ext0003").unwrap();
+    assert_eq!(f.reason, "AlreadyExists");
+    assert!(
+        f.message.contains("zhang.old") && f.message.contains("match rule on mobile"),
+        "{}",
+        f.message
+    );
+
+    w.mapping = mapping_with("  match:\n  - {source: '{{ mobile }}', target: mobile}\n");
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!((r.linked, r.created), (1, 0));
+    let (depts, _) = w.dingtalk();
+    let linked = sim_user(&w, "zhang.old").unwrap();
+    assert_eq!(linked.name, "外包3", "updated from the directory");
+    assert_eq!(
+        linked.departments,
+        vec![1, depts["研发/前端"]],
+        "their department outside the target kept"
+    );
+    assert!(sim_user(&w, "ext0003").is_none(), "never created twice");
+    assert!(w.sim.calls("/topapi/v2/user/getbymobile") >= 1);
+
+    // From now on they are found in the department by the same rule: nothing to write.
+    let before = w.writes();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!((r.linked, r.unchanged, w.writes() - before), (1, 7, 0));
+}
+
+#[tokio::test]
+async fn an_ambiguous_match_is_refused_and_reported() {
+    let Some(mut w) = world("ob-ambiguous", 7).await else {
+        return;
+    };
+    for (userid, mobile) in [("dt.a", "13700000001"), ("dt.b", "13700000002")] {
+        w.sim
+            .hire(UserWrite {
+                userid: Some(userid.into()),
+                name: Some(userid.into()),
+                mobile: Some(mobile.into()),
+                job_number: Some("J-42".into()),
+                departments: Some(vec![w.root]),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: uid=ext0000,{}\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: J-42\n",
+            w.node
+        ))
+        .unwrap();
+    w.mapping =
+        mapping_with("  match:\n  - {source: '{{ employeenumber }}', target: job_number}\n");
+    let r = w.run(&w.opts()).await;
+    let f = r.failures.iter().find(|f| f.reason == "AmbiguousMatch");
+    let f = f.expect("the ambiguous match is reported");
+    assert_eq!(f.name, format!("uid=ext0000,{}", w.node));
+    assert!(
+        f.message.contains("dt.a") && f.message.contains("dt.b"),
+        "{}",
+        f.message
+    );
+    assert_eq!((r.created, r.linked, r.deleted), (6, 0, 0));
+    assert!(sim_user(&w, "ext0000").is_none(), "refused, not created");
+    assert!(sim_user(&w, "dt.a").is_some() && sim_user(&w, "dt.b").is_some());
+}
+
+#[tokio::test]
+async fn an_existing_same_named_department_is_adopted_only_with_adopt_existing() {
+    let Some(w) = world("ob-adopt", 14).await else {
+        return;
+    };
+    let sales = w
+        .sim
+        .create_department(DeptWrite {
+            name: Some("销售".into()),
+            parent_id: Some(w.root),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let r = w.run(&w.opts()).await;
+    let f = r.failures.iter().find(|f| f.reason == "AlreadyExists");
+    let f = f.expect("the taken name is reported");
+    assert!(
+        f.name == "销售"
+            && f.message.contains("adoptExisting")
+            && f.message.contains(&sales.to_string()),
+        "{f:?}"
+    );
+    let (depts, _) = w.dingtalk();
+    assert_eq!(
+        depts.keys().filter(|p| p.starts_with("销售")).count(),
+        1,
+        "{depts:?}"
+    );
+
+    let adopting = OutboundOptions {
+        adopt_existing: true,
+        ..w.opts()
+    };
+    let r = w.run(&adopting).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(r.departments_adopted, 1);
+    let (depts, users) = w.dingtalk();
+    assert_eq!(
+        depts["销售"], sales,
+        "the department DingTalk had, not a new one"
+    );
+    assert!(depts.contains_key("销售/华东") && depts.contains_key("销售/华南"));
+    assert_eq!(users["ext0004"].1, vec!["销售".to_string()]);
+    let marked = w.sim.org().departments.into_iter().find(|d| d.id == sales);
+    assert!(
+        marked
+            .and_then(|d| d.source_identifier)
+            .is_some_and(|s| s.starts_with(SOURCE_PREFIX))
+    );
+}
+
+/// DingTalk's `extension` of `userid`, as an object.
+fn extension(w: &World, userid: &str) -> serde_json::Value {
+    let text = sim_user(w, userid).and_then(|p| p.extension);
+    serde_json::from_str(&text.unwrap_or_else(|| "{}".into())).unwrap()
+}
+
+#[tokio::test]
+async fn a_custom_field_round_trips_through_extension_leaving_other_keys_alone() {
+    use dingsync::{
+        mapping::Mapping,
+        sync::{self, Options, dingtalk_source::DingTalkSource},
+    };
+    let Some(mut w) = world("ob-ext", 7).await else {
+        return;
+    };
+    let person = format!("uid=ext0001,{}", ou_dn(&w.node, "研发"));
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: {person}\nchangetype: modify\nadd: roomNumber\nroomNumber: A-101\n"
+        ))
+        .unwrap();
+    w.mapping = mapping_with("  - {target: extension.工位, template: '{{ roomnumber }}'}\n");
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(
+        extension(&w, "ext0001"),
+        serde_json::json!({"工位": "A-101"})
+    );
+    assert_eq!(
+        extension(&w, "ext0002"),
+        serde_json::json!({}),
+        "no value, no key"
+    );
+
+    // A key someone keeps in DingTalk survives the next change of the mapped one.
+    w.sim
+        .edit_user(
+            "ext0001",
+            UserWrite {
+                extension: Some(r#"{"工位":"A-101","爱好":"围棋"}"#.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: {person}\nchangetype: modify\nreplace: roomNumber\nroomNumber: B-202\n"
+        ))
+        .unwrap();
+    let r = w.run(&w.opts()).await;
+    assert_eq!((r.updated, r.failures.len()), (1, 0), "{:#?}", r.failures);
+    assert_eq!(
+        extension(&w, "ext0001"),
+        serde_json::json!({"工位": "B-202", "爱好": "围棋"})
+    );
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!(w.writes(), before, "settled");
+
+    // Inbound reading the same tenant sees the custom field.
+    let inbound: FieldMappingSpec = serde_yaml::from_str(
+        "user:\n  uniqueName: {attribute: uid, template: '{{ userid }}'}\n  attributes:\n  - {target: cn, template: '{{ name }}'}\n  - {target: sn, template: '{{ name[:1] }}'}\n  - {target: roomNumber, template: '{{ extension.工位 }}'}\n",
+    )
+    .unwrap();
+    let copy_node = w.node("ob-ext-copy");
+    let copy = w.ldap(&copy_node, Layout::FlatWithGroups).await;
+    let r = sync::run(
+        &DingTalkSource::new(w.client.clone(), vec![w.root]),
+        &copy,
+        &Mapping::compile(&inbound).unwrap(),
+        &Options::default(),
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    let found = w
+        .slapd()
+        .search(&copy_node, "(uid=ext0001)", &["roomNumber"])
+        .unwrap();
+    assert!(found.contains("roomNumber: B-202"), "{found}");
+}
+
+#[tokio::test]
+async fn managers_and_department_heads_are_pushed_and_kept_right_across_rename_and_departure() {
+    let Some(mut w) = world("ob-managers", 14).await else {
+        return;
+    };
+    let rd = ou_dn(&w.node, "研发");
+    let boss = format!("uid=ext0001,{rd}");
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: uid=ext0008,{rd}\nchangetype: modify\nadd: manager\nmanager: {boss}\n\n\
+             dn: uid=ext0002,{}\nchangetype: modify\nadd: manager\nmanager: {boss}\n\n\
+             dn: {rd}\nchangetype: modify\nadd: objectClass\nobjectClass: extensibleObject\n-\nadd: owner\nowner: {boss}\n-\nadd: description\ndescription: 10\n",
+            ou_dn(&w.node, "后端")
+        ))
+        .unwrap();
+    w.mapping = mapping_with(
+        "  - {target: manager_userid, template: '{{ manager }}', refersTo: Person}\n\
+         department:\n  attributes:\n\
+         \x20 - {target: dept_manager_userid_list, template: '{{ owner }}', refersTo: Person}\n\
+         \x20 - {target: order, template: '{{ description }}'}\n",
+    );
+    let manager = |w: &World, u: &str| sim_user(w, u).and_then(|p| p.manager_userid);
+    let heads = |w: &World| {
+        let id = w.dingtalk().0["研发"];
+        let d = w.sim.org().departments.into_iter().find(|d| d.id == id);
+        d.map(|d| (d.manager_userids, d.order)).unwrap()
+    };
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(manager(&w, "ext0008").as_deref(), Some("ext0001"));
+    assert_eq!(manager(&w, "ext0002").as_deref(), Some("ext0001"));
+    assert_eq!(manager(&w, "ext0003"), None);
+    assert_eq!(heads(&w), (vec!["ext0001".to_string()], 10));
+    let before = w.writes();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(w.writes(), before, "settled: {:?}", r.sample);
+
+    // The manager is renamed: one write (their name); who manages whom stays right.
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: {boss}\nchangetype: modify\nreplace: cn\ncn: 新经理\n"
+        ))
+        .unwrap();
+    let before = w.writes();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(w.writes() - before, 1);
+    assert_eq!(sim_user(&w, "ext0001").unwrap().name, "新经理");
+    assert_eq!(manager(&w, "ext0008").as_deref(), Some("ext0001"));
+    assert_eq!(heads(&w).0, vec!["ext0001".to_string()]);
+
+    // The manager leaves; the entries still name their old DN (no referential integrity):
+    // their people have no manager any more and the department no head.
+    w.slapd()
+        .ldapmodify(&format!("dn: {boss}\nchangetype: delete\n"))
+        .unwrap();
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert!(sim_user(&w, "ext0001").is_none());
+    assert_eq!(manager(&w, "ext0008"), None);
+    assert_eq!(manager(&w, "ext0002"), None);
+    assert_eq!(heads(&w), (vec![], 10));
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!(w.writes(), before, "settled");
+}
+
+/// Waits (up to 10 s) until `done` holds; how long it took.
+async fn until(done: impl Fn() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed().as_secs() < 10, "not within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() {
+    use std::sync::Mutex;
+    let Some(w) = world("ob-live", 21).await else {
+        return;
+    };
+    let title = |u: &str| sim_user(&w, u).and_then(|p| p.title);
+    let full_reads =
+        || w.sim.calls("/topapi/v2/department/listsub") + w.sim.calls("/topapi/v2/user/list");
+    let edit = |uid: &str, ou: &str, value: &str| {
+        w.slapd()
+            .ldapmodify(&format!(
+                "dn: uid={uid},{}\nchangetype: modify\nreplace: title\ntitle: {value}\n",
+                ou_dn(&w.node, ou)
+            ))
+            .unwrap()
+    };
+    let batches: Mutex<Vec<outbound::Batch>> = Mutex::new(vec![]);
+    let count = || batches.lock().unwrap().len();
+    let opts = w.opts();
+
+    // No cookie: a full run once the server's refresh is over, then each edit as it comes.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut keep = |b| batches.lock().unwrap().push(b);
+    let follower = outbound::follow(
+        &w.client,
+        &w.dir,
+        &w.mapping,
+        &opts,
+        None,
+        &mut keep,
+        async {
+            let _ = stopped.await;
+        },
+    );
+    let driver = async {
+        until(|| count() >= 1).await;
+        assert_eq!(
+            sim_user(&w, "ext0001").unwrap().name,
+            "外包1",
+            "the first full run"
+        );
+        let reads = full_reads();
+        edit("ext0001", "研发", "架构师");
+        let took = until(|| title("ext0001").as_deref() == Some("架构师")).await;
+        println!("LDAP modify to DingTalk: {took:?}");
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        assert_eq!(full_reads(), reads, "an edit is pushed alone");
+        stop.send(()).unwrap();
+    };
+    let (cookie, ()) = tokio::join!(follower, driver);
+    let cookie = cookie.unwrap().expect("a cookie to resume from");
+    {
+        let b = batches.lock().unwrap();
+        assert!(b[0].full && !b.last().unwrap().full, "{b:?}");
+        assert_eq!(b.last().unwrap().report.updated, 1);
+    }
+
+    // Edits while nobody follows; a restart resumes from the cookie and reads nothing whole.
+    edit("ext0002", "后端", "组长");
+    edit("ext0003", "前端", "顾问");
+    let reads = full_reads();
+    let seen = count();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut keep = |b| batches.lock().unwrap().push(b);
+    let follower = outbound::follow(
+        &w.client,
+        &w.dir,
+        &w.mapping,
+        &opts,
+        Some(cookie),
+        &mut keep,
+        async {
+            let _ = stopped.await;
+        },
+    );
+    let driver = async {
+        until(|| title("ext0002").as_deref() == Some("组长")).await;
+        until(|| title("ext0003").as_deref() == Some("顾问")).await;
+        let after = full_reads();
+        // Someone leaves the node: a full run finds who (policy Delete removes them).
+        w.slapd()
+            .ldapmodify(&format!(
+                "dn: uid=ext0004,{}\nchangetype: delete\n",
+                ou_dn(&w.node, "销售")
+            ))
+            .unwrap();
+        until(|| sim_user(&w, "ext0004").is_none()).await;
+        stop.send(()).unwrap();
+        after
+    };
+    let (cookie, after) = tokio::join!(follower, driver);
+    assert!(cookie.unwrap().is_some());
+    assert_eq!(after, reads, "no full read after the restart");
+    let b = batches.lock().unwrap();
+    assert!(
+        !b[seen].full,
+        "the edits made meanwhile were pushed alone: {b:?}"
+    );
+    assert!(b.last().unwrap().full && b.last().unwrap().report.deleted == 1);
+}
+
+#[tokio::test]
+async fn a_persons_order_in_their_department_is_pushed_once_it_exists() {
+    let Some(mut w) = world("ob-order", 7).await else {
+        return;
+    };
+    w.mapping = mapping_with("  - {target: dept_order_list, template: '{{ departmentnumber }}'}\n");
+    let person = format!("uid=ext0001,{}", ou_dn(&w.node, "研发"));
+    let set = |n: u32| {
+        w.slapd()
+            .ldapmodify(&format!(
+                "dn: {person}\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: {n}\n"
+            ))
+            .unwrap()
+    };
+    set(5);
+    let order = |w: &World| {
+        let dept = w.dingtalk().0["研发"];
+        sim_user(w, "ext0001").and_then(|p| p.dept_order.get(&dept).copied())
+    };
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!(order(&w), Some(5));
+    let before = w.writes();
+    w.run(&w.opts()).await;
+    assert_eq!(w.writes(), before, "settled");
+    set(7);
+    let r = w.run(&w.opts()).await;
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    assert_eq!((order(&w), w.writes() - before), (Some(7), 1));
+}
+
+#[tokio::test]
+async fn a_department_outside_the_apps_scope_is_reported_as_permission_missing() {
+    let mut org = generate(&GenSpec {
+        people: 3,
+        departments: 1,
+        seed: 1,
+        corp_id: CORP.into(),
+        ..Default::default()
+    });
+    // Two siblings under the root: the app sees the first only.
+    let (inside, outside) = (9001, 9002);
+    for (id, name) in [(inside, "甲"), (outside, "乙")] {
+        org.departments
+            .push(sim::org::Department::new(id, name, Some(1)));
+    }
+    let mut app = sim::org::App::new("dingscoped", "scoped-secret");
+    app.scope.departments = vec![inside];
+    org.apps.push(app);
+    let Some(w) = support::World::builder().org(org).slapd().build().await else {
+        return;
+    };
+    let client = w.client_with(|c| {
+        c.app_key = "dingscoped".into();
+        c.app_secret = Secret::new("scoped-secret".to_owned());
+    });
+    let sim = &w.sim;
+    let before = sim.org();
+    client.probe_department_write(inside).await.unwrap();
+    let e = outbound::probe(&client, outside).await.unwrap_err();
+    assert!(
+        matches!(e, SyncError::PermissionMissing { dept_id, .. } if dept_id == outside),
+        "{e:?}"
+    );
+    let node = w.slapd().new_node("ob-scope").unwrap();
+    let pool = w.ldap_pool().await;
+    let dir = LdapDirectory::new(
+        Store::open_read_only(pool, &node, Layout::OuTree, CORP)
+            .await
+            .unwrap(),
+    );
+    let opts = OutboundOptions {
+        root: outside,
+        ..Default::default()
+    };
+    let e = outbound::run(&client, &dir, &mapping_with(""), &opts, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("PermissionMissing") && e.contains(&format!("department {outside}")),
+        "{e}"
+    );
+    assert_eq!(
+        format!("{:?}", before.departments),
+        format!("{:?}", sim.org().departments),
         "the probe changed nothing"
     );
 }

@@ -87,6 +87,7 @@ async fn a_scim_directory_is_pushed_to_dingtalk_and_kept_in_step() {
         max_count: 0,
         max_percent: 100,
         approval: None,
+        adopt_existing: false,
     };
     let members = |dept: &str| -> Vec<String> {
         let org = sim.org();

@@ -226,7 +226,12 @@ fn rc_name(rc: u32) -> &'static str {
 }
 
 /// Map a client-side error (connection, TLS, timeout) or a result error.
-fn from_ldap3(e: ldap3::LdapError, dn: &str, attrs: &[&str], bind_dn: &str) -> LdapError {
+pub(super) fn from_ldap3(
+    e: ldap3::LdapError,
+    dn: &str,
+    attrs: &[&str],
+    bind_dn: &str,
+) -> LdapError {
     use ldap3::LdapError as E;
     match e {
         E::LdapResult { result } => classify(result.rc, &result.text, dn, attrs, bind_dn),
@@ -353,6 +358,12 @@ impl Pool {
             });
         }
         Ok(ldap)
+    }
+
+    /// A bound connection of its own, outside the pool, for a search that stays open (a
+    /// content-sync session): it must hold no pooled slot, and no per-operation timeout.
+    pub async fn dedicated(&self) -> Result<ldap3::Ldap, LdapError> {
+        self.open().await
     }
 
     /// A bound handle from slot `i`, reconnecting when the slot is empty or closed.

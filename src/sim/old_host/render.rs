@@ -119,7 +119,7 @@ pub fn render_dept(org: &Org, id: i64) -> Value {
         "hide_dept": d.hide_dept,
         "dept_permits": [],
         "user_permits": [],
-        "outer_dept": false,
+        "outer_dept": d.outer_dept,
         "outer_permit_depts": [],
         "outer_permit_users": [],
         "auto_approve_apply": false,

@@ -50,6 +50,7 @@ const DEPT_FIELDS: Fields = &[
     ("create_dept_group", "create_dept_group", Flag),
     ("auto_add_user", "auto_add_user", Flag),
     ("hide_dept", "hide_dept", Flag),
+    ("outer_dept", "outer_dept", Flag),
     ("dept_manager_userid_list", "manager_userids", Texts),
     ("brief", "brief", Text),
     ("telephone", "telephone", Text),

@@ -4,19 +4,22 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    DingTalkSink, OutboundReport, SOURCE_PREFIX, failed,
+    DingTalkSink, OutboundReport, SOURCE_PREFIX, failed, failure,
     fields::{current_field, user_create, user_update},
+    matching::normalized,
     parent_failed,
+    per_dept::PerDept,
     plan::{OutOp, OutboundPlan, Parent},
+    references::DeptFields,
 };
 use crate::{
     dingtalk::{
         DingTalkError,
         contacts::User,
-        write::{DeptCreate, DeptUpdate},
+        write::{DeptCreate, DeptOrderWrite, DeptTitleWrite, DeptUpdate, UserUpdate},
     },
     mapping::outbound::OutboundPerson,
-    sync::ObjectKind,
+    sync::{Failure, ObjectKind},
 };
 
 /// Applies a plan in order; a failed write is that object's failure, the rest go on. `users`
@@ -65,6 +68,19 @@ impl Applying<'_> {
             } => self.update_user(userid, fields, depts).await,
             OutOp::DeleteUser { userid } => self.delete_user(userid).await,
             OutOp::DeleteDept { dept_id, name } => self.delete_department(dept_id, name).await,
+            OutOp::AdoptDept {
+                dept_id,
+                source,
+                name,
+            } => self.adopt_department(dept_id, source, name).await,
+            OutOp::UserDeptFields {
+                userid,
+                dept,
+                fields,
+            } => self.update_user_dept_fields(userid, dept, fields).await,
+            OutOp::UpdateDeptFields { dept, name, fields } => {
+                self.update_department_fields(dept, name, fields).await
+            }
         }
     }
 
@@ -94,7 +110,63 @@ impl Applying<'_> {
                 self.created.insert(source, id);
                 self.report.departments_created += 1;
             }
+            Err(e @ DingTalkError::Invalid { errcode: 60021, .. }) => {
+                let mut f = failed(ObjectKind::Department, &source, &req.name, &e);
+                f.reason = "AlreadyExists".into();
+                f.message = format!(
+                    "{e}; that department was not created by dingsync: set adoptExisting: true on the SyncTarget to adopt it"
+                );
+                self.report.failures.push(f);
+            }
             Err(e) => self.fail(ObjectKind::Department, &source, &req.name, &e),
+        }
+    }
+
+    /// A person's order and title in their department.
+    async fn update_user_dept_fields(&mut self, userid: String, dept: Parent, f: PerDept) {
+        // A person this run could not place is reported already.
+        let Some(dept_id) = self.resolve(&dept) else {
+            return;
+        };
+        let update = UserUpdate {
+            userid: userid.clone(),
+            dept_order_list: f.order.map(|order| vec![DeptOrderWrite { dept_id, order }]),
+            dept_title_list: f.title.map(|title| vec![DeptTitleWrite { dept_id, title }]),
+            ..Default::default()
+        };
+        self.report.writes += 1;
+        match self.sink.update_user(&update).await {
+            Ok(()) => self.report.updated += 1,
+            Err(e) => self.fail(ObjectKind::Person, &userid, "", &e),
+        }
+    }
+
+    /// A department's order, visibility and heads.
+    async fn update_department_fields(&mut self, dept: Parent, name: String, f: DeptFields) {
+        // A department this run failed to create is reported already.
+        let Some(id) = self.resolve(&dept) else {
+            return;
+        };
+        let mut req = DeptUpdate::new(id);
+        req.order = f.order;
+        req.hide_dept = f.hide_dept;
+        req.outer_dept = f.outer_dept;
+        req.dept_manager_userid_list = f.managers;
+        self.report.writes += 1;
+        match self.sink.update_department(&req).await {
+            Ok(()) => self.report.departments_updated += 1,
+            Err(e) => self.fail(ObjectKind::Department, &id.to_string(), &name, &e),
+        }
+    }
+
+    /// Marks an existing department with the container's id: dingsync manages it from now on.
+    async fn adopt_department(&mut self, dept_id: i64, source: String, name: String) {
+        let mut req = DeptUpdate::new(dept_id);
+        req.source_identifier = Some(format!("{SOURCE_PREFIX}{source}"));
+        self.report.writes += 1;
+        match self.sink.update_department(&req).await {
+            Ok(()) => self.report.departments_adopted += 1,
+            Err(e) => self.fail(ObjectKind::Department, &source, &name, &e),
         }
     }
 
@@ -133,7 +205,46 @@ impl Applying<'_> {
             Err(DingTalkError::Invalid { errcode: 60102, .. }) => {
                 self.adopt_user(person, did).await;
             }
+            Err(DingTalkError::Invalid { errcode: 60104, .. }) => {
+                self.taken(person, did, "mobile").await;
+            }
+            Err(DingTalkError::Invalid { errcode: 60106, .. }) => {
+                self.taken(person, did, "email").await;
+            }
             Err(e) => self.fail(ObjectKind::Person, &person.userid, "", &e),
+        }
+    }
+
+    /// DingTalk has the person's mobile (60104) or email (60106) on another user: that user
+    /// is found (`getbymobile`; an email among the users read) and linked when a `match` rule
+    /// on the field allows it, else the person fails naming them.
+    async fn taken(&mut self, person: OutboundPerson, did: i64, field: &str) {
+        let value = person.fields.get(field).cloned().unwrap_or_default();
+        let owner = match field {
+            "mobile" => match self.sink.user_by_mobile(&value).await {
+                Ok(owner) => owner,
+                Err(e) => return self.fail(ObjectKind::Person, &person.userid, "", &e),
+            },
+            _ => self
+                .existing
+                .values()
+                .find(|u| {
+                    u.email
+                        .as_deref()
+                        .is_some_and(|e| normalized(field, e) == normalized(field, &value))
+                })
+                .map(|u| u.userid.clone()),
+        };
+        match owner {
+            Some(userid) if person.key(field).is_some() => {
+                self.report.linked += 1;
+                self.adopt_user(OutboundPerson { userid, ..person }, did)
+                    .await;
+            }
+            owner => {
+                let f = taken_failure(&person.userid, field, &value, owner.as_deref());
+                self.report.failures.push(f);
+            }
         }
     }
 
@@ -153,7 +264,12 @@ impl Applying<'_> {
         fields
             .retain(|f, v| !v.is_empty() && current_field(&cur, f).as_deref() != Some(v.as_str()));
         self.report.writes += 1;
-        let update = user_update(&person.userid, &fields, Some(depts));
+        let update = user_update(
+            &person.userid,
+            &fields,
+            Some(depts),
+            cur.extension.as_deref(),
+        );
         match self.sink.update_user(&update).await {
             Ok(()) => self.report.updated += 1,
             Err(e) => self.fail(ObjectKind::Person, &person.userid, "", &e),
@@ -186,9 +302,11 @@ impl Applying<'_> {
         };
         let moved = list.is_some() && !removal;
         self.report.writes += 1;
+        let current = self.existing.get(userid.as_str());
+        let ext = current.and_then(|u| u.extension.as_deref());
         match self
             .sink
-            .update_user(&user_update(&userid, &fields, list))
+            .update_user(&user_update(&userid, &fields, list, ext))
             .await
         {
             Ok(()) if removal => self.report.deleted += 1,
@@ -221,4 +339,18 @@ impl Applying<'_> {
             Err(e) => self.fail(ObjectKind::Department, &dept_id.to_string(), &name, &e),
         }
     }
+}
+
+/// A person whose mobile or email another DingTalk user has, and no rule links them.
+fn taken_failure(userid: &str, field: &str, value: &str, owner: Option<&str>) -> Failure {
+    let message = match owner {
+        Some(owner) => format!(
+            "{field} {value} already belongs to DingTalk user {owner}; add a match rule on {field} to the FieldMapping to link this person to them, or change the {field} in one place"
+        ),
+        None => format!(
+            "{field} {value} already belongs to a DingTalk user this app cannot see (errcode {})",
+            if field == "mobile" { 60104 } else { 60106 }
+        ),
+    };
+    failure(ObjectKind::Person, userid, "", "AlreadyExists", message)
 }

@@ -13,20 +13,28 @@
 //! department with members or children). Every write is validated by DingTalk's rules before
 //! it is sent, so a bad value is a failure of that person naming the field, never of the run.
 //!
-//! Steps: `sink` (DingTalk's side, behind [`DingTalkSink`]), `plan`, `apply`; `poll` tells
+//! Steps: `sink` (DingTalk's side, behind [`DingTalkSink`]), `plan` (with `matching`: the
+//! `match` rules that link people DingTalk already has), `apply`; `poll` tells
 //! between runs whether the directory changed at all.
 
 mod apply;
 mod fields;
+mod live;
+mod matching;
+mod per_dept;
 mod plan;
 mod poll;
+mod references;
 mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use apply::apply;
+pub use live::{Batch, follow};
+pub use per_dept::PerDept;
 pub use plan::{OutOp, OutboundPlan, Parent, plan};
 pub use poll::{PollMark, mark_of, poll};
+pub use references::DeptFields;
 pub use sink::DingTalkSink;
 
 use super::{Failure, Held, ObjectKind, SyncError};
@@ -53,6 +61,9 @@ pub struct OutboundOptions {
     /// 100 turns the percentage check off.
     pub max_percent: u32,
     pub approval: Option<String>,
+    /// A container whose name an unmarked DingTalk department under the same parent already
+    /// has adopts that department instead of failing.
+    pub adopt_existing: bool,
 }
 
 impl Default for OutboundOptions {
@@ -63,6 +74,7 @@ impl Default for OutboundOptions {
             max_count: 50,
             max_percent: 10,
             approval: None,
+            adopt_existing: false,
         }
     }
 }
@@ -84,6 +96,7 @@ impl OutboundOptions {
             max_count: deletion.max_count.unwrap_or(defaults.max_count),
             max_percent: deletion.max_percent.unwrap_or(defaults.max_percent),
             approval,
+            adopt_existing: spec.adopt_existing,
         })
     }
 }
@@ -101,6 +114,10 @@ pub struct OutboundReport {
     pub departments_created: usize,
     pub departments_updated: usize,
     pub departments_deleted: usize,
+    /// Unmarked DingTalk departments adopted (`adoptExisting`).
+    pub departments_adopted: usize,
+    /// People linked by a `match` rule to a DingTalk user under another userid.
+    pub linked: usize,
     pub failures: Vec<Failure>,
     /// False when DingTalk's side was read incompletely: nothing was removed.
     pub complete: bool,
@@ -142,7 +159,12 @@ async fn sync_tree(
     opts: &OutboundOptions,
     dry_run: bool,
 ) -> Result<OutboundReport, SyncError> {
-    let dingtalk = sink::read_subtree(sink, opts.root).await;
+    let dingtalk = sink::read_subtree(sink, opts.root, mapping.has_department_fields()).await;
+    // A read that fell short may be the app's scope or permission: the probe says so, naming
+    // the department. It changes nothing, but it is a write call, so a dry run leaves it out.
+    if !dingtalk.complete && !dry_run {
+        probe(sink, opts.root).await?;
+    }
     if dingtalk.departments.is_empty() {
         return Err(SyncError::Source(format!(
             "DingTalk department {} could not be read: {}",
@@ -163,6 +185,20 @@ async fn sync_tree(
         return Ok(dry_run_report(plan));
     }
     Ok(apply(sink, plan, &dingtalk.users).await)
+}
+
+/// Whether the app may write the target's department: `PermissionMissing` naming it when the
+/// app's contact scope leaves it out or the write permission is missing. A run calls it only
+/// when its read of DingTalk fell short, so a run that reads everything makes no extra call.
+pub async fn probe(sink: &dyn DingTalkSink, root: i64) -> Result<(), SyncError> {
+    match sink.probe_write(root).await {
+        Err(source @ DingTalkError::Denied { .. }) => Err(SyncError::PermissionMissing {
+            dept_id: root,
+            source,
+        }),
+        // Anything else the run's own reads and writes meet and report.
+        _ => Ok(()),
+    }
 }
 
 /// What a dry run reports: the plan's findings, and the writes it would make.

@@ -9,8 +9,11 @@ use std::{
 
 use super::{
     OutboundOptions, OutboundReport, SOURCE_PREFIX, failure,
-    fields::{current_field, user_create, user_update},
+    fields::{current_field, hired_ms, user_create, user_update},
+    matching::{Found, Matcher},
     parent_failed,
+    per_dept::{self, PerDept},
+    references::{DeptFields, People, plan_department_fields, resolve_person},
 };
 use crate::{
     api::target::DeletionPolicy,
@@ -55,6 +58,25 @@ pub enum OutOp {
         dept_id: i64,
         name: String,
     },
+    /// A person's order and title in their department, once it exists.
+    UserDeptFields {
+        userid: String,
+        dept: Parent,
+        fields: PerDept,
+    },
+    /// A department's fields besides the name, once its people are in place.
+    UpdateDeptFields {
+        dept: Parent,
+        name: String,
+        fields: DeptFields,
+    },
+    /// A same-named, unmarked department DingTalk already has (`adoptExisting`): marked with
+    /// the container's id, so dingsync manages it from now on.
+    AdoptDept {
+        dept_id: i64,
+        source: String,
+        name: String,
+    },
 }
 
 impl OutOp {
@@ -88,6 +110,20 @@ impl OutOp {
             },
             OutOp::DeleteUser { userid } => format!("delete user {userid}"),
             OutOp::DeleteDept { dept_id, name } => format!("delete department {dept_id} {name}"),
+            OutOp::UserDeptFields { userid, fields, .. } => {
+                let names = [
+                    fields.order.map(|_| "dept_order_list"),
+                    fields.title.as_ref().map(|_| "dept_title_list"),
+                ];
+                let names: Vec<&str> = names.into_iter().flatten().collect();
+                format!("update user {userid}: {}", names.join(", "))
+            }
+            OutOp::UpdateDeptFields { name, fields, .. } => {
+                format!("update department {name}: {}", fields.names().join(", "))
+            }
+            OutOp::AdoptDept { dept_id, name, .. } => {
+                format!("adopt department {dept_id} {name}")
+            }
         }
     }
 }
@@ -114,6 +150,8 @@ struct DingTalkSide<'a> {
     /// Departments dingsync made, by the directory id they mirror.
     managed: HashMap<&'a str, &'a Department>,
     users: HashMap<&'a str, &'a User>,
+    all_users: &'a [User],
+    departments: &'a [Department],
 }
 
 impl<'a> DingTalkSide<'a> {
@@ -130,7 +168,18 @@ impl<'a> DingTalkSide<'a> {
                 })
                 .collect(),
             users: users.iter().map(|u| (u.userid.as_str(), u)).collect(),
+            all_users: users,
+            departments,
         }
+    }
+
+    /// A department under `parent` with this name that no directory container marked.
+    fn unmarked_child(&self, parent: i64, name: &str) -> Option<&'a Department> {
+        self.departments.iter().find(|d| {
+            d.parent_id == Some(parent)
+                && d.name == name
+                && d.source_identifier.as_deref().unwrap_or("").is_empty()
+        })
     }
 }
 
@@ -165,7 +214,25 @@ pub fn plan(
     let side = DingTalkSide::of(departments, users);
     let placement = plan_departments(tree, &side, mapping, opts, &mut out);
     let (rendered, per_userid) = render_people(tree, mapping, &mut out.report.failures);
-    let wanted = plan_people(rendered, &per_userid, &placement, &side, opts, &mut out);
+    let mut wanted = HashSet::new();
+    let linked = link_people(rendered, &per_userid, &side, &mut wanted, &mut out.report);
+    let mut people = People::default();
+    tree.people.iter().for_each(|p| people.know(&p.key));
+    linked
+        .iter()
+        .for_each(|(p, r, _)| people.add(&p.key, &r.userid));
+    let placed = plan_people(linked, &placement, &side, &people, opts, &mut out);
+    let by_id: HashMap<i64, &Department> = departments.iter().map(|d| (d.dept_id, d)).collect();
+    let fields = plan_department_fields(
+        &tree.departments,
+        &placement.dept_of,
+        &by_id,
+        mapping,
+        &people,
+        &placed,
+        &mut out.report,
+    );
+    out.ops.extend(fields);
     let removals = plan_user_removals(users, &wanted, &side.subtree, opts, &mut out.report);
     let dept_deletes = plan_department_deletes(tree, &side, departments);
     gate_removals(out, removals, dept_deletes, users.len(), opts)
@@ -199,12 +266,25 @@ fn plan_departments<'a>(
                 continue;
             }
         };
-        let placed = match side.managed.get(d.id.as_str()) {
-            Some(cur) => {
+        let managed = side.managed.get(d.id.as_str());
+        let existing = existing_department(side, &parent, &name).filter(|_| managed.is_none());
+        let placed = match (managed, existing) {
+            (Some(cur), _) => {
                 out.ops.extend(department_update(cur, name, parent));
                 Parent::Id(cur.dept_id)
             }
-            None => {
+            (None, Some(found)) => {
+                match adopt(d, found, opts.adopt_existing) {
+                    Ok(op) => out.ops.push(op),
+                    Err(f) => {
+                        at.failed.insert(&d.id);
+                        out.report.failures.push(f);
+                        continue;
+                    }
+                }
+                Parent::Id(found.dept_id)
+            }
+            (None, None) => {
                 out.ops.push(OutOp::CreateDept {
                     source: d.id.clone(),
                     name,
@@ -216,6 +296,44 @@ fn plan_departments<'a>(
         at.dept_of.insert(&d.id, placed);
     }
     at
+}
+
+/// The unmarked department DingTalk already has where a container's would be created (its
+/// name taken under the same parent, which DingTalk refuses with 60021).
+fn existing_department<'a>(
+    side: &DingTalkSide<'a>,
+    parent: &Parent,
+    name: &str,
+) -> Option<&'a Department> {
+    match parent {
+        Parent::Id(pid) => side.unmarked_child(*pid, name),
+        Parent::New(_) => None,
+    }
+}
+
+/// Adopting `found` for container `d` when the target allows it, else a failure that says how.
+fn adopt(d: &SourceDept, found: &Department, allowed: bool) -> Result<OutOp, Failure> {
+    if !allowed {
+        return Err(failure(
+            ObjectKind::Department,
+            &d.id,
+            &d.name,
+            "AlreadyExists",
+            already_exists(&found.name, found.dept_id),
+        ));
+    }
+    Ok(OutOp::AdoptDept {
+        dept_id: found.dept_id,
+        source: d.id.clone(),
+        name: found.name.clone(),
+    })
+}
+
+/// Why a container cannot be created beside a department DingTalk already has.
+pub(super) fn already_exists(name: &str, dept_id: i64) -> String {
+    format!(
+        "DingTalk already has a department named {name:?} (id {dept_id}) under the same parent, not created by dingsync (errcode 60021); set adoptExisting: true on the SyncTarget to adopt it (dingsync then marks and manages it)"
+    )
 }
 
 /// A container's DingTalk name: rendered, and valid by DingTalk's rules.
@@ -269,18 +387,23 @@ fn render_people<'a>(
     (rendered, per_userid)
 }
 
-/// Each rendered person against DingTalk: created, updated, or unchanged. Returns every userid
-/// the node renders (one several entries render too: it is nobody's to remove).
-fn plan_people(
-    rendered: Vec<(&SourcePerson, OutboundPerson)>,
+/// A rendered person with the DingTalk user they are (found by userid or a `match` rule).
+type Linked<'a, 'b> = (&'a SourcePerson, OutboundPerson, Option<&'b User>);
+
+/// Each rendered person with the DingTalk user they already are, if any. Every userid the
+/// node renders goes in `wanted` (one several entries render too: it is nobody's to remove),
+/// and so do the users an ambiguous match found.
+fn link_people<'a, 'b>(
+    rendered: Vec<(&'a SourcePerson, OutboundPerson)>,
     per_userid: &HashMap<String, usize>,
-    placement: &Placement<'_>,
-    side: &DingTalkSide<'_>,
-    opts: &OutboundOptions,
-    out: &mut OutboundPlan,
-) -> HashSet<String> {
-    let mut wanted: HashSet<String> = HashSet::new();
-    for (p, r) in rendered {
+    side: &DingTalkSide<'b>,
+    wanted: &mut HashSet<String>,
+    report: &mut OutboundReport,
+) -> Vec<Linked<'a, 'b>> {
+    let renders: HashSet<&str> = per_userid.keys().map(String::as_str).collect();
+    let mut matcher = Matcher::new(side.all_users, &renders);
+    let mut linked = Vec::new();
+    for (p, mut r) in rendered {
         wanted.insert(r.userid.clone());
         if per_userid[&r.userid] > 1 {
             let message = format!(
@@ -288,9 +411,47 @@ fn plan_people(
                 r.userid
             );
             let conflict = failure(ObjectKind::Person, &r.userid, &p.key, "Conflict", message);
-            out.report.failures.push(conflict);
+            report.failures.push(conflict);
             continue;
         }
+        let cur = match side.users.get(r.userid.as_str()) {
+            Some(cur) => Some(*cur),
+            None => match matcher.find(&r) {
+                Found::Nobody => None,
+                Found::One(u) => {
+                    // Linked: DingTalk's userid is immutable, so theirs is the one written.
+                    r.userid = u.userid.clone();
+                    wanted.insert(r.userid.clone());
+                    report.linked += 1;
+                    Some(u)
+                }
+                Found::Several(field, users) => {
+                    report.failures.push(ambiguous(p, &r, &field, &users));
+                    // Nobody's to remove while it is unresolved.
+                    wanted.extend(users.iter().map(|u| u.userid.clone()));
+                    continue;
+                }
+            },
+        };
+        linked.push((p, r, cur));
+    }
+    linked
+}
+
+/// Each linked person against DingTalk: created, updated, or unchanged. Returns the
+/// department each is placed in. A manager DingTalk does not have yet is set after everyone
+/// is written (DingTalk refuses an unknown manager).
+fn plan_people(
+    linked: Vec<Linked<'_, '_>>,
+    placement: &Placement<'_>,
+    side: &DingTalkSide<'_>,
+    people: &People,
+    opts: &OutboundOptions,
+    out: &mut OutboundPlan,
+) -> HashMap<String, Parent> {
+    let mut placed = HashMap::new();
+    let mut later = Vec::new();
+    for (p, mut r, cur) in linked {
         let dept = match department_of(p, &r.userid, placement, opts) {
             Ok(d) => d,
             Err(f) => {
@@ -298,7 +459,33 @@ fn plan_people(
                 continue;
             }
         };
-        let op = match side.users.get(r.userid.as_str()) {
+        placed.insert(r.userid.clone(), dept.clone());
+        resolve_person(&r.refs, &mut r.fields, people);
+        if let Some(v) = r.fields.get_mut("hired_date").filter(|v| !v.is_empty()) {
+            match hired_ms(v) {
+                Ok(ms) => *v = ms,
+                Err(m) => {
+                    let f = failure(ObjectKind::Person, &r.userid, &p.key, "InvalidValue", m);
+                    out.report.failures.push(f);
+                    continue;
+                }
+            }
+        }
+        later.extend(defer_manager(&mut r, cur, side));
+        match per_dept::take(&mut r.fields, &r.userid, &p.key) {
+            Ok(want) => later.extend(per_dept::differing(want, cur, &dept).map(|fields| {
+                OutOp::UserDeptFields {
+                    userid: r.userid.clone(),
+                    dept: dept.clone(),
+                    fields,
+                }
+            })),
+            Err(f) => {
+                out.report.failures.push(f);
+                continue;
+            }
+        }
+        let op = match cur {
             None => new_user(p, r, dept),
             Some(cur) => user_changes(p, r, dept, cur, &side.subtree, &mut out.report),
         };
@@ -308,7 +495,48 @@ fn plan_people(
             Err(f) => out.report.failures.push(f),
         }
     }
-    wanted
+    out.ops.extend(later);
+    placed
+}
+
+/// A manager DingTalk does not have yet (created in this run) is taken out of the person's
+/// write and set by an update of its own once everyone is written.
+fn defer_manager(
+    r: &mut OutboundPerson,
+    cur: Option<&User>,
+    side: &DingTalkSide<'_>,
+) -> Option<OutOp> {
+    let m = r.fields.get("manager_userid").filter(|m| !m.is_empty())?;
+    if side.users.contains_key(m.as_str()) {
+        return None;
+    }
+    let m = r.fields.remove("manager_userid")?;
+    let now = cur.and_then(|u| u.manager_userid.as_deref());
+    (now != Some(m.as_str())).then(|| OutOp::UpdateUser {
+        userid: r.userid.clone(),
+        fields: BTreeMap::from([("manager_userid".to_string(), m)]),
+        depts: None,
+    })
+}
+
+/// A `match` rule found several DingTalk users: the person is refused, naming them.
+fn ambiguous(p: &SourcePerson, r: &OutboundPerson, field: &str, users: &[&User]) -> Failure {
+    let names: Vec<String> = users
+        .iter()
+        .map(|u| format!("{} ({})", u.userid, u.name.as_deref().unwrap_or("")))
+        .collect();
+    let message = format!(
+        "the match rule on {field} finds {} DingTalk users: {}; none is linked and the person is not created",
+        users.len(),
+        names.join(", ")
+    );
+    failure(
+        ObjectKind::Person,
+        &r.userid,
+        &p.key,
+        "AmbiguousMatch",
+        message,
+    )
 }
 
 /// The DingTalk department a person goes in: their container's, or the root.
@@ -332,7 +560,7 @@ fn department_of(
 }
 
 /// A user request DingTalk's rules refuse: that person's failure, naming the field.
-fn invalid_value(p: &SourcePerson, userid: &str, e: &DingTalkError) -> Failure {
+pub(super) fn invalid_value(p: &SourcePerson, userid: &str, e: &DingTalkError) -> Failure {
     failure(
         ObjectKind::Person,
         userid,
@@ -371,7 +599,7 @@ fn user_changes(
         v.push(2);
         v
     });
-    user_update(&r.userid, &fields, list)
+    user_update(&r.userid, &fields, list, cur.extension.as_deref())
         .validate()
         .map_err(|e| invalid_value(p, &r.userid, &e))?;
     Ok(Some(OutOp::UpdateUser {
@@ -384,7 +612,7 @@ fn user_changes(
 /// The mapped fields whose value differs from DingTalk's. An empty wanted value is "no value":
 /// DingTalk cannot clear most fields, so it is left as it is rather than sent. A mobile is
 /// never sent (DingTalk refuses it); a differing one is that person's failure.
-fn changed_fields(
+pub(super) fn changed_fields(
     p: &SourcePerson,
     r: &OutboundPerson,
     cur: &User,
@@ -393,6 +621,11 @@ fn changed_fields(
     let mut fields = BTreeMap::new();
     for (f, v) in &r.fields {
         let now = current_field(cur, f).unwrap_or_default();
+        if v.is_empty() && f == "manager_userid" && !now.is_empty() {
+            // The manager left or was taken away: DingTalk's is cleared.
+            fields.insert(f.clone(), String::new());
+            continue;
+        }
         if v.is_empty() || *v == now {
             continue;
         }

@@ -17,6 +17,9 @@ pub struct PollMark {
     pub stamp: Option<String>,
     pub at_stamp: BTreeMap<String, String>,
     pub shape: String,
+    /// Where content synchronisation stood (its last cookie): a session resumed from it
+    /// reads only what changed since.
+    pub cookie: Option<String>,
 }
 
 fn modified(p: &SourcePerson) -> Option<&str> {
@@ -56,6 +59,7 @@ pub fn mark_of(tree: &SourceTree) -> PollMark {
         ),
         stamp,
         at_stamp,
+        cookie: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use super::SOURCE_PREFIX;
 use crate::dingtalk::{
     DingTalkClient, DingTalkError, ScopeSnapshot,
     contacts::{Department, User},
@@ -26,6 +27,11 @@ pub trait DingTalkSink: Send + Sync {
     async fn create_user(&self, user: &UserCreate) -> Result<(), DingTalkError>;
     async fn update_user(&self, update: &UserUpdate) -> Result<(), DingTalkError>;
     async fn delete_user(&self, userid: &str) -> Result<(), DingTalkError>;
+    /// The userid of the enterprise's user with this mobile (`getbymobile`); `None` when
+    /// nobody has it.
+    async fn user_by_mobile(&self, mobile: &str) -> Result<Option<String>, DingTalkError>;
+    /// `Ok` when the app may write department `dept_id`; changes nothing.
+    async fn probe_write(&self, dept_id: i64) -> Result<(), DingTalkError>;
 }
 
 #[async_trait]
@@ -57,6 +63,16 @@ impl DingTalkSink for DingTalkClient {
     async fn delete_user(&self, userid: &str) -> Result<(), DingTalkError> {
         DingTalkClient::delete_user(self, userid).await
     }
+    async fn user_by_mobile(&self, mobile: &str) -> Result<Option<String>, DingTalkError> {
+        match DingTalkClient::get_user_by_mobile(self, mobile).await {
+            Ok(found) => Ok(found.userid.filter(|u| !u.is_empty())),
+            Err(DingTalkError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    async fn probe_write(&self, dept_id: i64) -> Result<(), DingTalkError> {
+        DingTalkClient::probe_department_write(self, dept_id).await
+    }
 }
 
 /// DingTalk's subtree under an Outbound root, as the plan reads it.
@@ -68,16 +84,26 @@ pub(super) struct Subtree {
 }
 
 /// Reads DingTalk's subtree, with every department's `source_identifier` (fetched one by one
-/// where `listsub` leaves it out: whether it does is UNCONFIRMED).
-pub(super) async fn read_subtree(sink: &dyn DingTalkSink, root: i64) -> Subtree {
+/// where `listsub` leaves it out: whether it does is UNCONFIRMED). With `details`, every
+/// department dingsync manages is fetched too: `listsub` carries no order, heads or
+/// visibility, and the mapping writes some of them.
+pub(super) async fn read_subtree(sink: &dyn DingTalkSink, root: i64, details: bool) -> Subtree {
     let scope = sink.read_scope(&[root]).await;
     let mut complete = scope.is_complete();
     let mut incomplete = scope.failure_messages();
     let mut departments = scope.departments;
     for d in departments.iter_mut().filter(|d| d.dept_id != root) {
-        if d.source_identifier.is_none() {
+        let managed =
+            (d.source_identifier.as_deref()).is_some_and(|s| s.starts_with(SOURCE_PREFIX));
+        if d.source_identifier.is_none() || (details && managed) {
             match sink.get_department(d.dept_id).await {
-                Ok(full) => d.source_identifier = full.source_identifier.or(Some(String::new())),
+                Ok(full) => {
+                    let mark = full.source_identifier.clone().or(Some(String::new()));
+                    *d = Department {
+                        source_identifier: mark,
+                        ..full
+                    };
+                }
                 Err(e) => {
                     complete = false;
                     incomplete.push(format!("department {}: {e}", d.dept_id));

@@ -73,6 +73,7 @@ async fn ous_and_users_reach_dingtalk_and_polling_sees_changes() {
         max_percent: 100,
         max_count: 0,
         approval: None,
+        adopt_existing: false,
     };
     let run = || outbound::run(&w.client, &dir, &mapping, &opts, false);
     let r = run().await.unwrap();

@@ -1,13 +1,14 @@
 //! A private OpenLDAP `slapd` for tests and benchmarks.
 //!
 //! Writes its own `slapd.conf` into a temp dir (core, cosine, nis, inetorgperson schemas;
-//! back_mdb with memberof, refint and ppolicy; `dbnosync`), checks it with `slaptest`, starts
-//! `slapd -d 0` on a free loopback port, waits until it answers, and adds the base entries:
-//! the suffix, a service account `cn=dingsync,<suffix>` that may write everything but is held to
-//! the server's size limit (the rootdn is not), and a default password policy so that a
-//! `pwdAccountLockedTime` lock takes effect on bind. The process is killed by PID on drop
-//! (also on panic), and can be stopped and restarted on the same port and database for fault
-//! tests. `DINGSYNC_SLAPD` names another `slapd` binary.
+//! back_mdb with memberof, refint, ppolicy and syncprov for RFC 4533 content sync;
+//! `dbnosync`), checks it with `slaptest`, starts `slapd -d 0` on a free loopback port, waits
+//! until it answers, and adds the base entries: the suffix, a service account
+//! `cn=dingsync,<suffix>` that may write everything but is held to the server's size limit
+//! (the rootdn is not), and a default password policy so that a `pwdAccountLockedTime` lock
+//! takes effect on bind. The process is killed by PID on drop (also on panic), and can be
+//! stopped and restarted on the same port and database for fault tests. `DINGSYNC_SLAPD`
+//! names another `slapd` binary.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -537,6 +538,7 @@ include /etc/ldap/schema/inetorgperson.schema
 moduleload memberof
 moduleload refint
 moduleload ppolicy
+moduleload syncprov
 pidfile {d}/slapd.pid
 argsfile {d}/slapd.args
 {tls}sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited
@@ -554,6 +556,7 @@ index entryUUID eq
 index businessCategory eq
 index uid,cn,mail,mobile,employeeNumber eq
 index member,memberOf eq
+index entryCSN eq
 access to attrs=userPassword by dn.exact=\"{SERVICE_DN}\" write by anonymous auth by self write by * none
 access to * by dn.exact=\"{SERVICE_DN}\" manage by * read
 
@@ -564,6 +567,9 @@ refint_attributes member
 overlay ppolicy
 ppolicy_default \"cn=default,ou=policies,{SUFFIX}\"
 ppolicy_use_lockout
+overlay syncprov
+syncprov-checkpoint 100 1
+syncprov-sessionlog 10000
 "
     )
 }

@@ -170,6 +170,7 @@ fn apply_dept_fields(d: &mut Department, w: &DeptWrite) -> Result<(), ApiError> 
         (&mut d.create_dept_group, w.create_dept_group),
         (&mut d.auto_add_user, w.auto_add_user),
         (&mut d.hide_dept, w.hide_dept),
+        (&mut d.outer_dept, w.outer_dept),
     ] {
         if let Some(v) = value {
             *slot = v;

@@ -49,6 +49,7 @@ pub struct DeptWrite {
     pub create_dept_group: Option<bool>,
     pub auto_add_user: Option<bool>,
     pub hide_dept: Option<bool>,
+    pub outer_dept: Option<bool>,
     pub manager_userids: Option<Vec<String>>,
     pub brief: Option<String>,
     pub telephone: Option<String>,
