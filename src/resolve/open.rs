@@ -68,6 +68,37 @@ pub enum Opened {
     Outbound(Outbound),
 }
 
+/// The target's CA bundle as PEM text.
+fn ca_text(r: &Resolved) -> Result<Option<String>, OpenError> {
+    r.directory_ca
+        .as_ref()
+        .map(|b| {
+            String::from_utf8(b.clone())
+                .map_err(|_| OpenError::Spec("caSecretRef: the CA bundle is not PEM text".into()))
+        })
+        .transpose()
+}
+
+/// The target's OpenLDAP directory as such (for what only LDAP offers: content
+/// synchronisation); `None` for other backends.
+pub async fn open_ldap(r: &Resolved, access: Access) -> Result<Option<LdapDirectory>, OpenError> {
+    let Some(ldap) = &r.spec.directory.ldap else {
+        return Ok(None);
+    };
+    let (password, layout) = (r.directory_secret.clone(), r.spec.layout);
+    let ca = ca_text(r)?;
+    let mut target =
+        LdapTarget::from_spec(ldap, password, ca, &r.spec.node, layout, &r.binding.corp_id);
+    target.create_node = r.spec.create_node;
+    let store = match access {
+        Access::ReadWrite => target.open().await,
+        Access::ReadOnly => target.open_read_only().await,
+    };
+    Ok(Some(LdapDirectory::new(
+        store.map_err(DirectoryError::from)?,
+    )))
+}
+
 /// Opens the target's directory and DingTalk side (its app's client from `clients`), compiles
 /// its mapping and builds its options.
 pub async fn open(r: &Resolved, access: Access, clients: &ClientPool) -> Result<Opened, OpenError> {
@@ -119,26 +150,12 @@ fn inbound_options(r: &Resolved) -> Options {
 
 /// Opens the target's directory (LDAP or SCIM) with its credentials.
 pub async fn open_directory(r: &Resolved, access: Access) -> Result<Arc<dyn Directory>, OpenError> {
-    let ca =
-        match &r.directory_ca {
-            Some(b) => Some(String::from_utf8(b.clone()).map_err(|_| {
-                OpenError::Spec("caSecretRef: the CA bundle is not PEM text".into())
-            })?),
-            None => None,
-        };
+    let ca = ca_text(r)?;
     let dir: Arc<dyn Directory> = match (&r.spec.directory.ldap, &r.spec.directory.scim) {
-        (Some(ldap), _) => {
-            let password = r.directory_secret.clone();
-            let layout = r.spec.layout;
-            let mut target =
-                LdapTarget::from_spec(ldap, password, ca, &r.spec.node, layout, &r.binding.corp_id);
-            target.create_node = r.spec.create_node;
-            let store = match access {
-                Access::ReadWrite => target.open().await,
-                Access::ReadOnly => target.open_read_only().await,
-            };
-            Arc::new(LdapDirectory::new(store.map_err(DirectoryError::from)?))
-        }
+        (Some(_), _) => match open_ldap(r, access).await? {
+            Some(d) => Arc::new(d),
+            None => unreachable!("an ldap directory opens as one"),
+        },
         (None, Some(scim)) => {
             // Connecting only reads ServiceProviderConfig.
             let token = r.directory_secret.clone();

@@ -145,7 +145,15 @@ async fn main() {
             full.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    let follower = outbound::follow(&client, &dir, &mapping, &opts, None, &mut on_batch, async {
+    let lock = tokio::sync::Mutex::new(());
+    let session = outbound::Session {
+        sink: &client,
+        dir: &dir,
+        mapping: &mapping,
+        opts: &opts,
+        writer: &lock,
+    };
+    let follower = outbound::follow(session, None, &mut on_batch, async {
         let _ = stopped.await;
     });
     let driver = async {

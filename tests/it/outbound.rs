@@ -820,17 +820,17 @@ async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() 
     // No cookie: a full run once the server's refresh is over, then each edit as it comes.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut keep = |b| batches.lock().unwrap().push(b);
-    let follower = outbound::follow(
-        &w.client,
-        &w.dir,
-        &w.mapping,
-        &opts,
-        None,
-        &mut keep,
-        async {
-            let _ = stopped.await;
-        },
-    );
+    let writer = tokio::sync::Mutex::new(());
+    let session = || outbound::Session {
+        sink: &w.client,
+        dir: &w.dir,
+        mapping: &w.mapping,
+        opts: &opts,
+        writer: &writer,
+    };
+    let follower = outbound::follow(session(), None, &mut keep, async {
+        let _ = stopped.await;
+    });
     let driver = async {
         until(|| count() >= 1).await;
         assert_eq!(
@@ -861,17 +861,9 @@ async fn ldap_edits_reach_dingtalk_live_and_a_restart_resumes_from_the_cookie() 
     let seen = count();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut keep = |b| batches.lock().unwrap().push(b);
-    let follower = outbound::follow(
-        &w.client,
-        &w.dir,
-        &w.mapping,
-        &opts,
-        Some(cookie),
-        &mut keep,
-        async {
-            let _ = stopped.await;
-        },
-    );
+    let follower = outbound::follow(session(), Some(cookie), &mut keep, async {
+        let _ = stopped.await;
+    });
     let driver = async {
         until(|| title("ext0002").as_deref() == Some("组长")).await;
         until(|| title("ext0003").as_deref() == Some("顾问")).await;

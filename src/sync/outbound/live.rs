@@ -50,19 +50,34 @@ struct Pending {
     any: bool,
 }
 
+/// What one target's session pushes with, and to.
+pub struct Session<'a> {
+    pub sink: &'a dyn DingTalkSink,
+    pub dir: &'a LdapDirectory,
+    pub mapping: &'a OutboundMapping,
+    pub opts: &'a super::OutboundOptions,
+    /// The target's writer lock, held while a batch is pushed: the target's scheduled full
+    /// runs take it too, so the two never write DingTalk at once.
+    pub writer: &'a tokio::sync::Mutex<()>,
+}
+
 /// Follows the node until `stop` resolves, pushing every change to DingTalk and telling
 /// `on_batch` each time. Without a `cookie` the session starts with a full run (after the
 /// server's refresh, so nothing between is missed); with one it resumes after it. Returns
 /// the last cookie handed out.
 pub async fn follow(
-    sink: &dyn DingTalkSink,
-    dir: &LdapDirectory,
-    mapping: &OutboundMapping,
-    opts: &super::OutboundOptions,
+    session: Session<'_>,
     cookie: Option<String>,
     on_batch: &mut (dyn FnMut(Batch) + Send),
     stop: impl Future<Output = ()>,
 ) -> Result<Option<String>, SyncError> {
+    let Session {
+        sink,
+        dir,
+        mapping,
+        opts,
+        writer,
+    } = session;
     let store = dir.store();
     let node = store.node().to_string();
     let ldap = |e| SyncError::Directory(DirectoryError::from(e));
@@ -74,6 +89,7 @@ pub async fn follow(
         dir,
         mapping,
         opts,
+        writer,
         sources: HashMap::new(),
     };
     // Without a cookie the refresh is the whole node: a full run stands for it.
@@ -148,12 +164,14 @@ struct Pushing<'a> {
     dir: &'a LdapDirectory,
     mapping: &'a OutboundMapping,
     opts: &'a super::OutboundOptions,
+    writer: &'a tokio::sync::Mutex<()>,
     /// DingTalk department id → its `source_identifier`, as read once.
     sources: HashMap<i64, String>,
 }
 
 impl Pushing<'_> {
     async fn push(&mut self, pending: Pending) -> Result<Batch, SyncError> {
+        let _writer = self.writer.lock().await;
         let mut report = OutboundReport {
             complete: true,
             ..Default::default()

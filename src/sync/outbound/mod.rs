@@ -30,7 +30,7 @@ mod sink;
 mod tests;
 
 pub use apply::apply;
-pub use live::{Batch, follow};
+pub use live::{Batch, Session, follow};
 pub use per_dept::PerDept;
 pub use plan::{OutOp, OutboundPlan, Parent, plan};
 pub use poll::{PollMark, mark_of, poll};
