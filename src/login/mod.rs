@@ -8,17 +8,22 @@
 //!
 //! Nothing here talks to Kubernetes: keys and clients are handed in (the controller keeps the
 //! keys in a Secret and reads the clients from one), and every replica can serve every request
-//! because login state and codes are sealed with the shared keys instead of held in memory.
+//! because login state and codes are sealed with the shared keys instead of held in memory;
+//! only single use of codes and refresh tokens needs a shared [`Ledger`].
 
 mod accounts;
 pub mod clients;
 pub mod keys;
+pub mod ledger;
 mod provider;
+mod token;
 
 pub use accounts::{Account, Accounts, ClaimRule, DirectoryAccounts, claim_rules};
 pub use clients::{Client, Clients};
 pub use keys::KeySet;
+pub use ledger::{Ledger, MemoryLedger};
 pub use provider::{Provider, ProviderConfig, Providers};
+pub use token::REFRESH_TTL;
 
 use crate::{dingtalk::DingTalkError, directory::DirectoryError};
 
@@ -78,4 +83,11 @@ pub enum LoginError {
     Directory(#[from] DirectoryError),
     #[error("DingTalk: {0}")]
     DingTalk(#[from] DingTalkError),
+    /// The store of redeemed codes could not be read or written; `what` names the step.
+    #[error("single-use ledger: {what}: {source}")]
+    Ledger {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

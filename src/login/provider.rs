@@ -6,23 +6,19 @@
 //! | `/jwks` | the published keys (the next key an hour ahead, retired keys a day after) |
 //! | `/authorize` | authorization code flow, PKCE S256, `state`, `nonce`, `prompt` |
 //! | `/callback` | where DingTalk's login page sends the browser back (`authCode`) |
-//! | `/token` | code → ID token + access token |
+//! | `/token` | code → ID token + access token (+ refresh token); refresh → new tokens |
 //! | `/userinfo` | claims for an access token |
 //! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench |
 //!
 //! Stateless across replicas: the login state sent through DingTalk, the authorization code
-//! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only the set of codes
-//! already redeemed is per replica (a code lives 60 s and is bound to the client, its redirect
-//! URI and its PKCE verifier).
+//! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only which codes and
+//! refresh tokens were already used is kept, in the shared [`Ledger`] (a code lives 60 s and
+//! is bound to the client, its redirect URI and its PKCE verifier).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
-};
+use std::sync::{Arc, RwLock};
 
 use axum::{
     Form, Router,
-    body::Body,
     extract::{Query, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{Html, IntoResponse, Redirect, Response},
@@ -39,6 +35,8 @@ use super::{
     Account, Accounts, LoginError,
     clients::{Client, Clients, SCOPES},
     keys::{KeySet, random_token},
+    ledger::{Ledger, MemoryLedger},
+    token::{token, userinfo},
 };
 use crate::dingtalk::{DingTalkClient, DingTalkError};
 
@@ -71,8 +69,8 @@ pub struct Provider {
     clients: RwLock<Arc<Clients>>,
     keys: Arc<RwLock<Arc<KeySet>>>,
     dingtalk: Arc<DingTalkClient>,
-    accounts: Arc<dyn Accounts>,
-    redeemed: Mutex<HashMap<String, Timestamp>>,
+    pub(super) accounts: Arc<dyn Accounts>,
+    pub(super) ledger: Arc<dyn Ledger>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
 }
 
@@ -116,9 +114,16 @@ impl Provider {
             keys,
             dingtalk,
             accounts,
-            redeemed: Mutex::new(HashMap::new()),
+            ledger: Arc::new(MemoryLedger::new()),
             clock: Box::new(Timestamp::now),
         })
+    }
+
+    /// Where first uses of codes and refresh tokens are recorded; replicas that serve the
+    /// same issuer must share one (the default holds within this process only).
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Tests move time forward to expire codes.
@@ -135,15 +140,15 @@ impl Provider {
         *self.clients.write().expect("clients lock") = Arc::new(clients);
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         (self.clock)()
     }
 
-    fn keys(&self) -> Arc<KeySet> {
+    pub(super) fn keys(&self) -> Arc<KeySet> {
         self.keys.read().expect("keys lock").clone()
     }
 
-    fn client(&self, id: &str) -> Option<Client> {
+    pub(super) fn client(&self, id: &str) -> Option<Client> {
         self.clients.read().expect("clients lock").get(id).cloned()
     }
 
@@ -182,18 +187,6 @@ impl Provider {
             max_age.as_secs()
         ))
         .expect("cookie is ASCII")
-    }
-
-    /// Remembers a redeemed code until it expires anyway.
-    fn redeem(&self, jti: &str, exp: Timestamp) -> bool {
-        let now = self.now();
-        let mut r = self.redeemed.lock().expect("redeemed lock");
-        r.retain(|_, e| *e > now);
-        if r.contains_key(jti) {
-            return false;
-        }
-        r.insert(jti.to_string(), exp);
-        true
     }
 }
 
@@ -335,7 +328,7 @@ fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
     r
 }
 
-fn no_store(h: &mut HeaderMap) {
+pub(super) fn no_store(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
@@ -351,8 +344,9 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Redirect back to the client with OAuth error parameters.
+/// Redirect back to the client with OAuth error parameters (and `iss`, RFC 9207).
 fn redirect_error(
+    p: &Provider,
     redirect_uri: &str,
     error: &str,
     description: &str,
@@ -368,25 +362,9 @@ fn redirect_error(
         if let Some(s) = state {
             q.append_pair("state", s);
         }
+        q.append_pair("iss", &p.cfg.issuer);
     }
     Redirect::to(u.as_str()).into_response()
-}
-
-/// JSON error from the token endpoint (RFC 6749 §5.2).
-fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut r = (
-        status,
-        axum::Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response();
-    no_store(r.headers_mut());
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"dingsync\""),
-        );
-    }
-    r
 }
 
 fn internal(e: LoginError) -> Response {
@@ -409,7 +387,7 @@ async fn discovery(State(p): State<Arc<Provider>>) -> Response {
         "jwks_uri": format!("{i}/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -417,7 +395,11 @@ async fn discovery(State(p): State<Arc<Provider>>) -> Response {
         "scopes_supported": SCOPES,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce",
             "preferred_username", "name", "given_name", "family_name", "email", "phone_number", "groups"],
-        "prompt_values_supported": ["none", "login", "consent"],
+        // No consent page: clients are registered by the administrator, so `consent` is
+        // accepted without a page and not advertised.
+        "prompt_values_supported": ["none", "login"],
+        // Several issuers share one host: clients must be able to tell whose response it is.
+        "authorization_response_iss_parameter_supported": true,
     }))
     .into_response()
 }
@@ -453,20 +435,28 @@ struct AuthorizeParams {
     code_challenge_method: Option<String>,
     #[serde(default)]
     prompt: Option<String>,
+    #[serde(default)]
+    max_age: Option<String>,
 }
 
 /// A validated authorization request, as sealed into DingTalk's `state` and the code.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
-struct Pending {
-    c: String,
-    r: String,
+pub(super) struct Pending {
+    /// Client id.
+    pub(super) c: String,
+    /// Redirect URI.
+    pub(super) r: String,
+    /// The client's `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    s: Option<String>,
+    pub(super) s: Option<String>,
+    /// The client's `nonce`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    n: Option<String>,
+    pub(super) n: Option<String>,
+    /// PKCE challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    p: Option<String>,
-    sc: String,
+    pub(super) p: Option<String>,
+    /// Granted scopes, space-separated.
+    pub(super) sc: String,
 }
 
 async fn authorize_get(
@@ -485,7 +475,7 @@ async fn authorize_post(
     authorize(p, headers, q).await
 }
 
-fn is_pkce_value(s: &str) -> bool {
+pub(super) fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
@@ -504,7 +494,7 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
         );
     };
     let state = q.state.as_deref();
-    let fail = |error: &str, d: &str| redirect_error(&redirect_uri, error, d, state);
+    let fail = |error: &str, d: &str| redirect_error(&p, &redirect_uri, error, d, state);
     if q.response_type.as_deref() != Some("code") {
         return fail(
             "unsupported_response_type",
@@ -551,16 +541,37 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
         p: q.code_challenge.clone(),
         sc: scopes.join(" "),
     };
-    let prompt = q.prompt.as_deref().unwrap_or("");
-    // An SSO session from an earlier DingTalk login in this browser serves further apps,
-    // unless the app asks for a fresh login. The account is looked up again each time.
-    if !prompt.split(' ').any(|x| x == "login")
-        && let Some(uid) = session_user(&p, &headers)
-    {
-        return finish(&p, pending, &uid, None).await;
+    let prompts: Vec<&str> = q
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // OpenID Connect Core §3.1.2.1: `none` excludes every other value.
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return fail("invalid_request", "prompt=none cannot be combined");
     }
-    if prompt.split(' ').any(|x| x == "none") {
-        return fail("login_required", "no DingTalk login in this browser");
+    let max_age = match q.max_age.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(m)) if m >= 0 => Some(m),
+        Some(_) => return fail("invalid_request", "max_age must be a number of seconds"),
+    };
+    // An SSO session from an earlier DingTalk login in this browser serves further apps,
+    // unless the app asks for a fresh login or one more recent than max_age (0: always
+    // fresh). The account is looked up again each time.
+    let now = p.now().as_second();
+    let session = session_user(&p, &headers)
+        .filter(|s| max_age.is_none_or(|m| m > 0 && now - s.auth_time <= m));
+    if !prompts.contains(&"login")
+        && let Some(s) = session
+    {
+        return finish(&p, pending, &s.userid, s.auth_time, false).await;
+    }
+    if prompts.contains(&"none") {
+        return fail(
+            "login_required",
+            "no recent enough DingTalk login in this browser",
+        );
     }
     to_dingtalk(&p, json!({"pending": pending}))
 }
@@ -593,23 +604,39 @@ fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
     r
 }
 
-fn session_user(p: &Provider, headers: &HeaderMap) -> Option<String> {
+/// The SSO session of this browser: who logged in with DingTalk, and when.
+pub(super) struct Session {
+    pub(super) userid: String,
+    pub(super) auth_time: i64,
+}
+
+pub(super) fn session_user(p: &Provider, headers: &HeaderMap) -> Option<Session> {
     let raw = cookie_value(headers, SESSION_COOKIE)?;
     let v = p.keys().open("session", &raw).ok()?;
     if v["exp"].as_i64()? <= p.now().as_second() {
         return None;
     }
-    v["u"].as_str().map(str::to_string)
+    Some(Session {
+        userid: v["u"].as_str()?.to_string(),
+        // Sessions sealed before auth_time was kept count as old as possible.
+        auth_time: v["at"].as_i64().unwrap_or(0),
+    })
 }
 
-/// Looks the person up and redirects to the client with a code; `session` sets the SSO cookie.
-async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i64>) -> Response {
+/// Looks the person up and redirects to the client with a code; `new_session` (a DingTalk
+/// login just happened) sets the SSO cookie.
+async fn finish(
+    p: &Provider,
+    pending: Pending,
+    userid: &str,
+    auth_time: i64,
+    new_session: bool,
+) -> Response {
     let claims = match refused_or_claims(p, userid).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let now = p.now();
-    let auth_time = session.unwrap_or(now.as_second());
     let code = match p.keys().seal(
         now,
         "code",
@@ -618,6 +645,7 @@ async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i6
             "exp": (now + CODE_TTL).as_second(),
             "req": pending,
             "sub": p.subject(userid),
+            "u": userid,
             "claims": claims,
             "auth_time": auth_time,
         }),
@@ -635,12 +663,11 @@ async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i6
         if let Some(s) = &pending.s {
             q.append_pair("state", s);
         }
+        q.append_pair("iss", &p.cfg.issuer);
     }
     let mut r = Redirect::to(u.as_str()).into_response();
     no_store(r.headers_mut());
-    if session.is_some()
-        && let Err(e) = start_session(p, &mut r, userid, auth_time)
-    {
+    if new_session && let Err(e) = start_session(p, &mut r, userid, auth_time) {
         return internal(e);
     }
     r
@@ -720,6 +747,7 @@ async fn callback(
         tracing::info!(error = err, "login: DingTalk login not completed");
         return match pending {
             Some(pd) => redirect_error(
+                &p,
                 &pd.r,
                 "access_denied",
                 "the DingTalk login was cancelled",
@@ -755,7 +783,7 @@ async fn callback(
     };
     let now = p.now().as_second();
     match (pending, inner["workbench"].as_str()) {
-        (Some(pd), _) => finish(&p, pd, &identity.userid, Some(now)).await,
+        (Some(pd), _) => finish(&p, pd, &identity.userid, now, true).await,
         (None, Some(client_id)) => workbench_landing(&p, client_id, &identity.userid, now).await,
         (None, None) => expired(),
     }
@@ -786,8 +814,8 @@ async fn workbench(
             "This application has no homepage registered for the Workbench.",
         );
     }
-    if let Some(uid) = session_user(&p, &headers) {
-        return workbench_landing(&p, &client.id, &uid, 0).await;
+    if let Some(s) = session_user(&p, &headers) {
+        return workbench_landing(&p, &client.id, &s.userid, 0).await;
     }
     to_dingtalk(&p, json!({"workbench": client.id}))
 }
@@ -829,297 +857,4 @@ fn start_session(
         p.cookie(SESSION_COOKIE, &sealed, p.cfg.session_ttl),
     );
     Ok(())
-}
-
-// ---------- token ----------
-
-#[derive(Deserialize, Default)]
-struct TokenParams {
-    #[serde(default)]
-    grant_type: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    #[serde(default)]
-    code_verifier: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    client_secret: Option<String>,
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b = v
-        .strip_prefix("Basic ")
-        .or_else(|| v.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (id, secret) = s.split_once(':')?;
-    // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-    let dec = |x: &str| {
-        url::form_urlencoded::parse(format!("a={x}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
-    Some((dec(id)?, dec(secret)?))
-}
-
-/// A refused token request: HTTP status, OAuth error code and description.
-struct Refusal(StatusCode, &'static str, &'static str);
-
-async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return token_error(StatusCode::BAD_REQUEST, "invalid_request", "body too large"),
-    };
-    let Ok(f) = serde_urlencoded_form(&bytes) else {
-        return token_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "expected a form body",
-        );
-    };
-    if f.grant_type.as_deref() != Some("authorization_code") {
-        return token_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only authorization_code is supported",
-        );
-    }
-    let client = match authenticate_client(&p, &headers, &f) {
-        Ok(c) => c,
-        Err(Refusal(status, error, description)) => {
-            return token_error(status, error, description);
-        }
-    };
-    let now = p.now();
-    let (code, req) = match redeem_code(&p, &client, &f, now) {
-        Ok(c) => c,
-        Err(Refusal(status, error, description)) => {
-            return token_error(status, error, description);
-        }
-    };
-    let issued = issue_tokens(&p, &client, &code, &req, now);
-    let mut r = match issued {
-        Ok(body) => axum::Json(body).into_response(),
-        Err(e) => {
-            return token_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
-        }
-    };
-    no_store(r.headers_mut());
-    r
-}
-
-/// The client a token request comes from, authenticated by Basic or by `client_id` (+
-/// `client_secret`) in the form; public clients send no secret.
-fn authenticate_client(
-    p: &Provider,
-    headers: &HeaderMap,
-    f: &TokenParams,
-) -> Result<Client, Refusal> {
-    let (client_id, secret) = match basic_credentials(headers) {
-        Some((id, s)) => (Some(id), Some(s)),
-        None => (f.client_id.clone(), f.client_secret.clone()),
-    };
-    let Some(client) = client_id.as_deref().and_then(|id| p.client(id)) else {
-        return Err(Refusal(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client",
-        ));
-    };
-    let authenticated = match (&secret, client.is_public()) {
-        (Some(s), false) => client.secret_matches(s),
-        (None, true) => true,
-        _ => false,
-    };
-    if !authenticated {
-        tracing::info!(client = %client.id, "token: client authentication failed");
-        return Err(Refusal(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        ));
-    }
-    Ok(client)
-}
-
-/// Opens the authorization code and checks it was issued to `client` for this redirect URI
-/// and PKCE verifier, unexpired and never redeemed before; returns the code's claims and the
-/// authorization request it answers.
-fn redeem_code(
-    p: &Provider,
-    client: &Client,
-    f: &TokenParams,
-    now: Timestamp,
-) -> Result<(Value, Pending), Refusal> {
-    let grant = |d: &'static str| Refusal(StatusCode::BAD_REQUEST, "invalid_grant", d);
-    let Some(code) = f
-        .code
-        .as_deref()
-        .and_then(|c| p.keys().open("code", c).ok())
-    else {
-        return Err(grant("the code is invalid"));
-    };
-    let exp = code["exp"].as_i64().unwrap_or(0);
-    if exp <= now.as_second() {
-        return Err(grant("the code has expired"));
-    }
-    let Ok(req) = serde_json::from_value::<Pending>(code["req"].clone()) else {
-        return Err(grant("the code is invalid"));
-    };
-    if req.c != client.id {
-        return Err(grant("the code was issued to another client"));
-    }
-    if f.redirect_uri.as_deref() != Some(req.r.as_str()) {
-        return Err(grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    match (&req.p, f.code_verifier.as_deref()) {
-        (Some(challenge), Some(v)) if is_pkce_value(v) => {
-            let got = B64.encode(Sha256::digest(v.as_bytes()));
-            if &got != challenge {
-                return Err(grant("PKCE verification failed"));
-            }
-        }
-        (Some(_), _) => {
-            return Err(grant(
-                "PKCE verification failed (code_verifier missing or malformed)",
-            ));
-        }
-        (None, Some(_)) => return Err(grant("code_verifier sent but no code_challenge was")),
-        (None, None) => {}
-    }
-    let jti = code["jti"].as_str().unwrap_or("");
-    let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
-    if jti.is_empty() || !p.redeem(jti, exp_ts) {
-        tracing::warn!(client = %client.id, "token: authorization code replayed");
-        return Err(grant("the code has already been used"));
-    }
-    Ok((code, req))
-}
-
-/// The token response for a redeemed code: a signed access token and an ID token bound to
-/// it by `at_hash`, with the claims the granted scopes allow.
-fn issue_tokens(
-    p: &Provider,
-    client: &Client,
-    code: &Value,
-    req: &Pending,
-    now: Timestamp,
-) -> Result<Value, LoginError> {
-    let sub = code["sub"].as_str().unwrap_or("").to_string();
-    let scopes: Vec<&str> = req.sc.split(' ').collect();
-    let claims = scoped_claims(
-        code["claims"].as_object().cloned().unwrap_or_default(),
-        &scopes,
-    );
-    let iat = now.as_second();
-    let exp = (now + TOKEN_TTL).as_second();
-    let keys = p.keys();
-    let access = keys.sign(
-        now,
-        "at+jwt",
-        &json!({
-            "iss": p.cfg.issuer, "sub": sub, "aud": format!("{}/userinfo", p.cfg.issuer),
-            "client_id": client.id, "scope": req.sc, "iat": iat, "exp": exp,
-            "jti": random_token(12).unwrap_or_default(), "claims": claims,
-        }),
-    )?;
-    let digest = Sha256::digest(access.as_bytes());
-    let mut id_claims = json!({
-        "iss": p.cfg.issuer, "sub": sub, "aud": client.id, "azp": client.id,
-        "iat": iat, "exp": exp, "auth_time": code["auth_time"],
-        "at_hash": B64.encode(&digest[..16]),
-    });
-    if let Some(n) = &req.n {
-        id_claims["nonce"] = json!(n);
-    }
-    for (k, v) in claims {
-        id_claims[k] = v;
-    }
-    let id_token = keys.sign(now, "JWT", &id_claims)?;
-    tracing::info!(client = %client.id, sub = %sub, "token issued");
-    Ok(json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": TOKEN_TTL.as_secs(),
-        "id_token": id_token,
-        "scope": req.sc,
-    }))
-}
-
-fn serde_urlencoded_form(bytes: &[u8]) -> Result<TokenParams, ()> {
-    let mut f = TokenParams::default();
-    for (k, v) in url::form_urlencoded::parse(bytes) {
-        let v = Some(v.into_owned());
-        match &*k {
-            "grant_type" => f.grant_type = v,
-            "code" => f.code = v,
-            "redirect_uri" => f.redirect_uri = v,
-            "code_verifier" => f.code_verifier = v,
-            "client_id" => f.client_id = v,
-            "client_secret" => f.client_secret = v,
-            _ => {}
-        }
-    }
-    Ok(f)
-}
-
-/// The claims a scope set grants (`openid` alone gives `sub` only).
-fn scoped_claims(all: Map<String, Value>, scopes: &[&str]) -> Map<String, Value> {
-    all.into_iter()
-        .filter(|(k, _)| match k.as_str() {
-            "email" | "email_verified" => scopes.contains(&"email"),
-            "phone_number" => scopes.contains(&"phone"),
-            "groups" => scopes.contains(&"groups"),
-            _ => scopes.contains(&"profile"),
-        })
-        .collect()
-}
-
-// ---------- userinfo ----------
-
-async fn userinfo(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
-    let deny = |e: &str| {
-        let mut r = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": e}))).into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&format!("Bearer error=\"{e}\"")).expect("ascii"),
-        );
-        r
-    };
-    let Some(tok) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return deny("invalid_request");
-    };
-    let Ok(c) = p.keys().verify(tok.trim(), "at+jwt") else {
-        return deny("invalid_token");
-    };
-    if c["iss"] != p.cfg.issuer.as_str()
-        || c["exp"].as_i64().is_none_or(|e| e <= p.now().as_second())
-    {
-        return deny("invalid_token");
-    }
-    let mut out = json!({"sub": c["sub"]});
-    if let Some(m) = c["claims"].as_object() {
-        for (k, v) in m {
-            out[k] = v.clone();
-        }
-    }
-    let mut r = axum::Json(out).into_response();
-    no_store(r.headers_mut());
-    r
 }
