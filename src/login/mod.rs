@@ -17,6 +17,7 @@ pub mod keys;
 pub mod ledger;
 mod provider;
 mod token;
+mod workbench;
 
 pub use accounts::{Account, Accounts, ClaimRule, DirectoryAccounts, claim_rules};
 pub use clients::{Client, Clients};

@@ -8,7 +8,8 @@
 //! | `/callback` | where DingTalk's login page sends the browser back (`authCode`) |
 //! | `/token` | code → ID token + access token (+ refresh token); refresh → new tokens |
 //! | `/userinfo` | claims for an access token |
-//! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench |
+//! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench (in-app login) |
+//! | `/workbench/code` | where the in-app page posts the JSAPI's code |
 //!
 //! Stateless across replicas: the login state sent through DingTalk, the authorization code
 //! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only which codes and
@@ -37,16 +38,21 @@ use super::{
     keys::{KeySet, random_token},
     ledger::{Ledger, MemoryLedger},
     token::{token, userinfo},
+    workbench::{workbench, workbench_code},
 };
 use crate::dingtalk::{DingTalkClient, DingTalkError};
 
 /// How long the browser may spend on DingTalk's login page.
-const LOGIN_STATE_TTL: SignedDuration = SignedDuration::from_mins(10);
+pub(super) const LOGIN_STATE_TTL: SignedDuration = SignedDuration::from_mins(10);
 /// Authorization codes: short-lived and single-use.
 pub const CODE_TTL: SignedDuration = SignedDuration::from_secs(60);
 /// ID and access tokens.
 pub const TOKEN_TTL: SignedDuration = SignedDuration::from_hours(1);
-const LOGIN_COOKIE: &str = "dingsync_login";
+/// DingTalk's H5 JSAPI. UNCONFIRMED: the version in the path is the one DingTalk's samples
+/// used last; any 3.x provides `requestAuthCode`.
+pub const DINGTALK_JSAPI: &str =
+    "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js";
+pub(super) const LOGIN_COOKIE: &str = "dingsync_login";
 const SESSION_COOKIE: &str = "dingsync_session";
 
 /// What a provider needs besides its collaborators.
@@ -64,11 +70,13 @@ pub struct ProviderConfig {
 
 /// One binding's OIDC provider.
 pub struct Provider {
-    cfg: ProviderConfig,
+    pub(super) cfg: ProviderConfig,
     path: String,
     clients: RwLock<Arc<Clients>>,
     keys: Arc<RwLock<Arc<KeySet>>>,
-    dingtalk: Arc<DingTalkClient>,
+    pub(super) dingtalk: Arc<DingTalkClient>,
+    /// The JSAPI script the in-app login page loads.
+    pub(super) jsapi_url: String,
     pub(super) accounts: Arc<dyn Accounts>,
     pub(super) ledger: Arc<dyn Ledger>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
@@ -115,8 +123,15 @@ impl Provider {
             dingtalk,
             accounts,
             ledger: Arc::new(MemoryLedger::new()),
+            jsapi_url: DINGTALK_JSAPI.to_string(),
             clock: Box::new(Timestamp::now),
         })
+    }
+
+    /// The JSAPI script of the in-app login page (tests serve a stand-in).
+    pub fn with_jsapi(mut self, url: impl Into<String>) -> Self {
+        self.jsapi_url = url.into();
+        self
     }
 
     /// Where first uses of codes and refresh tokens are recorded; replicas that serve the
@@ -168,10 +183,11 @@ impl Provider {
             .route("/token", axum::routing::post(token))
             .route("/userinfo", get(userinfo).post(userinfo))
             .route("/workbench", get(workbench))
+            .route("/workbench/code", axum::routing::post(workbench_code))
             .with_state(self.clone())
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age: SignedDuration) -> HeaderValue {
+    pub(super) fn cookie(&self, name: &str, value: &str, max_age: SignedDuration) -> HeaderValue {
         let secure = if self.cfg.issuer.starts_with("https://") {
             "; Secure"
         } else {
@@ -285,7 +301,7 @@ impl Providers {
 
 // ---------- pages ----------
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -293,15 +309,16 @@ fn esc(s: &str) -> String {
 }
 
 /// Said when a `client_id` is not in `clients.yaml`.
-const UNKNOWN_CLIENT: &str = "Unknown client_id: this application is not registered with dingsync.";
+pub(super) const UNKNOWN_CLIENT: &str =
+    "Unknown client_id: this application is not registered with dingsync.";
 
 /// The page for a login that failed (`status` says whose fault it was).
-fn failed(status: StatusCode, message: &str) -> Response {
+pub(super) fn failed(status: StatusCode, message: &str) -> Response {
     page(status, "error", "登录失败 Login failed", message)
 }
 
 /// The page for a person dingsync does not let in.
-fn refused(message: &str) -> Response {
+pub(super) fn refused(message: &str) -> Response {
     page(
         StatusCode::FORBIDDEN,
         "refused",
@@ -311,7 +328,7 @@ fn refused(message: &str) -> Response {
 }
 
 /// A small page for people (errors that must not be redirected, refusals).
-fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
+pub(super) fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -333,7 +350,7 @@ pub(super) fn no_store(h: &mut HeaderMap) {
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -367,7 +384,7 @@ fn redirect_error(
     Redirect::to(u.as_str()).into_response()
 }
 
-fn internal(e: LoginError) -> Response {
+pub(super) fn internal(e: LoginError) -> Response {
     tracing::error!(error = %e, "login provider failed");
     failed(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -578,7 +595,7 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
 
 /// Sends the browser to DingTalk's login page with `inner` sealed into `state`, bound to this
 /// browser by a cookie.
-fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
+pub(super) fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
     let now = p.now();
     let binding = match random_token(16) {
         Ok(b) => b,
@@ -674,7 +691,10 @@ async fn finish(
 }
 
 /// The account's claims, or the page refusing the person.
-async fn refused_or_claims(p: &Provider, userid: &str) -> Result<Map<String, Value>, Response> {
+pub(super) async fn refused_or_claims(
+    p: &Provider,
+    userid: &str,
+) -> Result<Map<String, Value>, Response> {
     match p.accounts.lookup(userid).await {
         Ok(Account::Active(c)) => Ok(c),
         Ok(Account::Disabled) => {
@@ -789,40 +809,16 @@ async fn callback(
     }
 }
 
-// ---------- Workbench ----------
-
-#[derive(Deserialize)]
-struct WorkbenchParams {
-    #[serde(default)]
-    client_id: Option<String>,
-}
-
-/// The app homepage URL entered in DingTalk's Workbench: sign in with DingTalk (inside the
-/// DingTalk client the person is already signed in, so there is no QR code), then go to the
-/// app's login URL, whose `/authorize` finds the SSO session and returns at once.
-async fn workbench(
-    State(p): State<Arc<Provider>>,
-    headers: HeaderMap,
-    Query(q): Query<WorkbenchParams>,
-) -> Response {
-    let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
-        return failed(StatusCode::BAD_REQUEST, UNKNOWN_CLIENT);
-    };
-    if client.homepage.is_none() {
-        return failed(
-            StatusCode::BAD_REQUEST,
-            "This application has no homepage registered for the Workbench.",
-        );
-    }
-    if let Some(s) = session_user(&p, &headers) {
-        return workbench_landing(&p, &client.id, &s.userid, 0).await;
-    }
-    to_dingtalk(&p, json!({"workbench": client.id}))
-}
+// ---------- session ----------
 
 /// Checks the account, sets the session (`at` > 0: a fresh DingTalk login) and sends the
 /// browser to the app's homepage.
-async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64) -> Response {
+pub(super) async fn workbench_landing(
+    p: &Provider,
+    client_id: &str,
+    userid: &str,
+    at: i64,
+) -> Response {
     let Some(home) = p.client(client_id).and_then(|c| c.homepage) else {
         return failed(StatusCode::BAD_REQUEST, "Unknown application.");
     };
@@ -840,7 +836,7 @@ async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64)
 }
 
 /// Sets the SSO session cookie: who logged in with DingTalk, and when.
-fn start_session(
+pub(super) fn start_session(
     p: &Provider,
     r: &mut Response,
     userid: &str,

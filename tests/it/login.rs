@@ -807,10 +807,25 @@ async fn sso_session_and_workbench_entry() {
     let (userid, _) = w.member();
     let p = pkce();
     let mut cookies = Vec::new();
-    // Workbench: no session yet → DingTalk → the app's homepage, with a session.
+    // Workbench: no session yet → the in-app page (it asks DingTalk's JSAPI for a code)...
     match w
         .browse(
             &format!("{}/workbench?client_id=app", w.issuer),
+            &userid,
+            &mut Vec::new(),
+        )
+        .await
+    {
+        Outcome::Page(s, b) => {
+            assert_eq!(s, StatusCode::OK);
+            assert!(b.contains("requestAuthCode") && b.contains("qr=1"), "{b}");
+        }
+        Outcome::App(q) => panic!("the in-app page was skipped: {q:?}"),
+    }
+    // ...whose fallback without DingTalk's client is the QR login → the app's homepage.
+    match w
+        .browse(
+            &format!("{}/workbench?client_id=app&qr=1", w.issuer),
             &userid,
             &mut cookies,
         )

@@ -23,6 +23,7 @@ mod ldap;
 mod ldap_sync;
 mod login;
 mod login_browser;
+mod login_inapp;
 mod login_ledger;
 mod login_strict;
 mod managers;
