@@ -77,6 +77,9 @@ pub enum LoginError {
         #[source]
         source: url::ParseError,
     },
+    /// A token could not be signed.
+    #[error("signing a token: {0}")]
+    Jose(#[source] jsonwebtoken::errors::Error),
     /// A token, code or sealed state that does not verify (never says why, to the caller).
     #[error("invalid or tampered token")]
     BadToken,
