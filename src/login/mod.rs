@@ -11,10 +11,12 @@
 //! because login state and codes are sealed with the shared keys instead of held in memory;
 //! only single use of codes and refresh tokens needs a shared [`Ledger`].
 
+mod account;
 mod accounts;
 pub mod clients;
 pub mod keys;
 pub mod ledger;
+pub mod password;
 mod provider;
 mod token;
 mod workbench;
@@ -23,6 +25,7 @@ pub use accounts::{Account, Accounts, ClaimRule, DirectoryAccounts, claim_rules}
 pub use clients::{Client, Clients};
 pub use keys::KeySet;
 pub use ledger::{Ledger, MemoryLedger};
+pub use password::{LdapPasswords, PasswordError, PasswordStore};
 pub use provider::{Provider, ProviderConfig, Providers};
 pub use token::REFRESH_TTL;
 

@@ -10,6 +10,7 @@
 //! | `/userinfo` | claims for an access token |
 //! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench (in-app login) |
 //! | `/workbench/code` | where the in-app page posts the JSAPI's code |
+//! | `/account`, `/account/password` | account self-service (opt-in) |
 //!
 //! Stateless across replicas: the login state sent through DingTalk, the authorization code
 //! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only which codes and
@@ -34,9 +35,11 @@ use tower::ServiceExt;
 
 use super::{
     Account, Accounts, LoginError,
+    account::{Attempts, account, account_return, set_password},
     clients::{Client, Clients, SCOPES},
     keys::{KeySet, random_token},
     ledger::{Ledger, MemoryLedger},
+    password::PasswordStore,
     token::{token, userinfo},
     workbench::{workbench, workbench_code},
 };
@@ -77,6 +80,9 @@ pub struct Provider {
     pub(super) dingtalk: Arc<DingTalkClient>,
     /// The JSAPI script the in-app login page loads.
     pub(super) jsapi_url: String,
+    /// Account self-service: where passwords are set (`None`: not offered).
+    pub(super) passwords: Option<Arc<dyn PasswordStore>>,
+    pub(super) attempts: Attempts,
     pub(super) accounts: Arc<dyn Accounts>,
     pub(super) ledger: Arc<dyn Ledger>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
@@ -124,8 +130,16 @@ impl Provider {
             accounts,
             ledger: Arc::new(MemoryLedger::new()),
             jsapi_url: DINGTALK_JSAPI.to_string(),
+            passwords: None,
+            attempts: Default::default(),
             clock: Box::new(Timestamp::now),
         })
+    }
+
+    /// Offers account self-service (`/account`): people set their directory password there.
+    pub fn with_self_service(mut self, passwords: Arc<dyn PasswordStore>) -> Self {
+        self.passwords = Some(passwords);
+        self
     }
 
     /// The JSAPI script of the in-app login page (tests serve a stand-in).
@@ -184,6 +198,8 @@ impl Provider {
             .route("/userinfo", get(userinfo).post(userinfo))
             .route("/workbench", get(workbench))
             .route("/workbench/code", axum::routing::post(workbench_code))
+            .route("/account", get(account))
+            .route("/account/password", axum::routing::post(set_password))
             .with_state(self.clone())
     }
 
@@ -805,6 +821,7 @@ async fn callback(
     match (pending, inner["workbench"].as_str()) {
         (Some(pd), _) => finish(&p, pd, &identity.userid, now, true).await,
         (None, Some(client_id)) => workbench_landing(&p, client_id, &identity.userid, now).await,
+        (None, None) if inner["account"] == true => account_return(&p, &identity.userid, now),
         (None, None) => expired(),
     }
 }

@@ -22,6 +22,7 @@ mod incremental;
 mod ldap;
 mod ldap_sync;
 mod login;
+mod login_account;
 mod login_browser;
 mod login_inapp;
 mod login_ledger;
