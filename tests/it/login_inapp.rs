@@ -13,7 +13,11 @@ use std::{path::PathBuf, process::Command, sync::Arc};
 use dingsync::{
     api::mapping::FieldMappingSpec,
     directory::{Directory, memory::MemoryDirectory},
-    login::{Clients, DirectoryAccounts, KeySet, Provider, ProviderConfig, Providers, claim_rules},
+    login::{
+        Clients, DirectoryAccounts, KeySet, PasswordError, PasswordStore, Provider, ProviderConfig,
+        Providers, claim_rules,
+    },
+    secret::Secret,
     sim::SimConfig,
     sync::{self, Options},
 };
@@ -43,6 +47,22 @@ fn missing_pieces() -> Vec<String> {
         m.push(".venv with selenium, authlib, flask".into());
     }
     m
+}
+
+/// A directory whose password policy wants 8 characters, refusing like slapd's ppolicy (the
+/// real one is exercised in `login_account.rs`; here only the pages are photographed).
+struct MinLength;
+
+#[async_trait::async_trait]
+impl PasswordStore for MinLength {
+    async fn set_password(&self, _userid: &str, new: &Secret) -> Result<(), PasswordError> {
+        if new.expose().len() < 8 {
+            return Err(PasswordError::Refused(
+                "Password fails quality checking policy".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn free_port() -> u16 {
@@ -130,6 +150,7 @@ async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
         )),
     )
     .unwrap()
+    .with_self_service(Arc::new(MinLength))
     .with_jsapi(format!(
         "{}/jsapi-standin/dingtalk.open.js",
         w.sim.base_url()
@@ -177,6 +198,15 @@ async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
     };
     assert_eq!(r["member"]["preferred_username"], uid(&member).as_str());
     assert!(r["member_url"].as_str().unwrap().starts_with(&rp));
+    assert_eq!(r["account_login"], uid(&member).as_str());
+    assert!(
+        r["password_refused"]
+            .as_str()
+            .unwrap()
+            .contains("too short or too simple"),
+        "{}",
+        r["password_refused"]
+    );
     for (key, says) in [("former", "not a member of"), ("disabled", "disabled")] {
         let text = r[key]["text"].as_str().unwrap();
         assert!(text.contains(says), "{key}: {text}");
@@ -221,6 +251,8 @@ async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
         "06-inapp-former-refused.png",
         "07-inapp-disabled-refused.png",
         "08-inapp-page-no-code.png",
+        "09-account-page.png",
+        "10-password-rule-refused.png",
     ] {
         let meta = std::fs::metadata(shots.join(f)).unwrap_or_else(|_| panic!("screenshot {f}"));
         assert!(meta.len() > 2000, "{f} is empty");

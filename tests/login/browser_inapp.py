@@ -61,6 +61,17 @@ def main():
         out["member"] = signed_in_claims(d)
         out["member_url"] = d.current_url
         shot(d, "05-inapp-signed-in.png")
+        # Account self-service, on the session the in-app login opened.
+        d.get(f"{a.issuer}/account")
+        WebDriverWait(d, 20).until(ec.presence_of_element_located((By.ID, "login")))
+        out["account_login"] = d.find_element(By.ID, "login").text
+        shot(d, "09-account-page.png")
+        for field in ["password", "confirm"]:
+            d.find_element(By.ID, field).send_keys("Sh0rt!")
+        d.find_element(By.ID, "save").click()
+        WebDriverWait(d, 20).until(ec.presence_of_element_located((By.ID, "notice")))
+        out["password_refused"] = d.find_element(By.ID, "notice").text
+        shot(d, "10-password-rule-refused.png")
     finally:
         d.quit()
 
