@@ -186,6 +186,19 @@ pub struct Login {
     /// Default `8h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_ttl: Option<kube::core::Duration>,
+    /// Account self-service at `<issuer>/account` after a DingTalk login. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_service: Option<SelfService>,
+}
+
+/// What people may do to their own directory account.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfService {
+    /// Set their directory password (LDAP Password Modify, so the server's password policy
+    /// applies). Needs a DingTalk login less than 5 minutes old.
+    #[serde(default)]
+    pub password: bool,
 }
 
 /// What dingsync found out about the binding.

@@ -22,8 +22,12 @@ use tokio_util::sync::CancellationToken;
 use super::{Context, Error};
 use crate::{
     api::DingTalkBinding,
-    login::{KeySet, Ledger, LoginError, Provider, Providers, keys::ROTATE_AFTER},
-    resolve::{LoginInputs, Problem, login_inputs, open_login},
+    directory::ldap::LdapTarget,
+    login::{
+        KeySet, LdapPasswords, Ledger, LoginError, PasswordStore, Provider, Providers,
+        keys::ROTATE_AFTER,
+    },
+    resolve::{Access, LoginInputs, Problem, Resolved, login_inputs, open_directory, open_login},
 };
 
 /// The key of the keys Secret that holds the key set.
@@ -200,12 +204,20 @@ impl Login {
                 }
             };
             seen.push(key.clone());
+            // Options the provider is built with beyond its inputs count as inputs too.
+            let self_service = b
+                .spec
+                .login
+                .as_ref()
+                .and_then(|l| l.self_service.as_ref())
+                .is_some_and(|s| s.password);
+            let fingerprint = format!("{}|password:{self_service}", inputs.fingerprint);
             let unchanged = self
                 .built
                 .lock()
                 .expect("built lock")
                 .get(&key)
-                .is_some_and(|(fp, _)| *fp == inputs.fingerprint);
+                .is_some_and(|(fp, _)| *fp == fingerprint);
             if unchanged {
                 continue;
             }
@@ -220,7 +232,7 @@ impl Login {
                 tracing::warn!(binding = %key, issuer = %inputs.issuer, other = %other, "login not served: another binding serves this issuer path");
                 continue;
             }
-            match self.build(ctx, &inputs).await {
+            match self.build(ctx, &inputs, self_service).await {
                 Ok(p) => {
                     if let Some((_, old)) = self.built.lock().expect("built lock").get(&key)
                         && *old != inputs.issuer
@@ -232,7 +244,7 @@ impl Login {
                     self.built
                         .lock()
                         .expect("built lock")
-                        .insert(key, (inputs.fingerprint, inputs.issuer));
+                        .insert(key, (fingerprint, inputs.issuer));
                 }
                 Err(e) => {
                     tracing::warn!(binding = %key, error = %e, "login provider not built");
@@ -255,20 +267,55 @@ impl Login {
         Ok(())
     }
 
-    async fn build(&self, ctx: &Context, i: &LoginInputs) -> Result<Provider, String> {
-        let p = open_login(i, self.keys.clone(), &ctx.clients)
+    async fn build(
+        &self,
+        ctx: &Context,
+        i: &LoginInputs,
+        self_service: bool,
+    ) -> Result<Provider, String> {
+        let mut p = open_login(i, self.keys.clone(), &ctx.clients)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match self.ledger() {
-            Some(l) => p.with_ledger(l),
-            None => p,
-        })
+        if let Some(l) = self.ledger() {
+            p = p.with_ledger(l);
+        }
+        if self_service {
+            p = p.with_self_service(password_store(&i.target).await?);
+        }
+        Ok(p)
     }
 
     /// The ledger every provider of this replica uses (after the keys were first loaded).
     pub fn ledger(&self) -> Option<Arc<LeaseLedger>> {
         self.ledger.lock().expect("ledger lock").clone()
     }
+}
+
+/// Where self-service sets passwords: the login target's LDAP server, as the target's service
+/// account (which needs the right to set `userPassword` of the people it manages).
+async fn password_store(t: &Resolved) -> Result<Arc<dyn PasswordStore>, String> {
+    let Some(ldap) = &t.spec.directory.ldap else {
+        return Err("login.selfService.password needs an LDAP target".into());
+    };
+    let ca = match &t.directory_ca {
+        Some(b) => Some(
+            String::from_utf8(b.clone())
+                .map_err(|_| "caSecretRef: the CA bundle is not PEM text".to_string())?,
+        ),
+        None => None,
+    };
+    let target = LdapTarget::from_spec(
+        ldap,
+        t.directory_secret.clone(),
+        ca,
+        &t.spec.node,
+        t.spec.layout,
+        &t.binding.corp_id,
+    );
+    let dir = open_directory(t, Access::ReadOnly)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(LdapPasswords::new(dir, target.connect)))
 }
 
 /// Keeps keys and providers current on this replica until shutdown.
