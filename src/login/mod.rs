@@ -18,6 +18,7 @@ pub mod keys;
 pub mod ledger;
 pub mod password;
 mod provider;
+pub mod provision;
 mod token;
 mod workbench;
 
@@ -27,6 +28,7 @@ pub use keys::KeySet;
 pub use ledger::{Ledger, MemoryLedger};
 pub use password::{LdapPasswords, PasswordError, PasswordStore};
 pub use provider::{Provider, ProviderConfig, Providers};
+pub use provision::{EngineProvisioner, ProvisionError, Provisioner};
 pub use token::REFRESH_TTL;
 
 use crate::{dingtalk::DingTalkError, directory::DirectoryError};
@@ -80,6 +82,9 @@ pub enum LoginError {
         #[source]
         source: url::ParseError,
     },
+    /// Provisioning a person at their first login failed.
+    #[error("provision on login: {0}")]
+    Provision(#[source] Box<provision::ProvisionError>),
     /// A token could not be signed.
     #[error("signing a token: {0}")]
     Jose(#[source] jsonwebtoken::errors::Error),

@@ -40,6 +40,7 @@ use super::{
     keys::{KeySet, random_token},
     ledger::{Ledger, MemoryLedger},
     password::PasswordStore,
+    provision::Provisioner,
     token::{token, userinfo},
     workbench::{workbench, workbench_code},
 };
@@ -83,6 +84,8 @@ pub struct Provider {
     /// Account self-service: where passwords are set (`None`: not offered).
     pub(super) passwords: Option<Arc<dyn PasswordStore>>,
     pub(super) attempts: Attempts,
+    /// Provision on first login (`None`: people without an account are refused).
+    provisioner: Option<Arc<dyn Provisioner>>,
     pub(super) accounts: Arc<dyn Accounts>,
     pub(super) ledger: Arc<dyn Ledger>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
@@ -132,8 +135,16 @@ impl Provider {
             jsapi_url: DINGTALK_JSAPI.to_string(),
             passwords: None,
             attempts: Default::default(),
+            provisioner: None,
             clock: Box::new(Timestamp::now),
         })
+    }
+
+    /// Provision on first login: a member without an account is synced alone, then looked up
+    /// again.
+    pub fn with_provisioning(mut self, provisioner: Arc<dyn Provisioner>) -> Self {
+        self.provisioner = Some(provisioner);
+        self
     }
 
     /// Offers account self-service (`/account`): people set their directory password there.
@@ -711,7 +722,16 @@ pub(super) async fn refused_or_claims(
     p: &Provider,
     userid: &str,
 ) -> Result<Map<String, Value>, Response> {
-    match p.accounts.lookup(userid).await {
+    let mut found = p.accounts.lookup(userid).await;
+    if let (Ok(Account::Missing), Some(prov)) = (&found, &p.provisioner) {
+        // DingTalk has just confirmed the person is a member: sync them alone, then look again.
+        tracing::info!(sub = %p.subject(userid), "login: no account yet; provisioning");
+        found = match prov.provision(userid).await {
+            Ok(()) => p.accounts.lookup(userid).await,
+            Err(e) => Err(e.into()),
+        };
+    }
+    match found {
         Ok(Account::Active(c)) => Ok(c),
         Ok(Account::Disabled) => {
             tracing::info!(sub = %p.subject(userid), "login refused: account disabled");

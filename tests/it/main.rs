@@ -26,6 +26,7 @@ mod login_account;
 mod login_browser;
 mod login_inapp;
 mod login_ledger;
+mod login_provision;
 mod login_strict;
 mod managers;
 mod outbound;
