@@ -189,6 +189,11 @@ pub struct Login {
     /// Account self-service at `<issuer>/account` after a DingTalk login. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_service: Option<SelfService>,
+    /// A member of the enterprise without an account yet (their hire not synced yet) gets one
+    /// at their first login: the target is synced for that person alone, with its scope,
+    /// mapping and gates. Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provision_on_login: bool,
 }
 
 /// What people may do to their own directory account.

@@ -24,10 +24,13 @@ use crate::{
     api::DingTalkBinding,
     directory::ldap::LdapTarget,
     login::{
-        KeySet, LdapPasswords, Ledger, LoginError, PasswordStore, Provider, Providers,
-        keys::ROTATE_AFTER,
+        EngineProvisioner, KeySet, LdapPasswords, Ledger, LoginError, PasswordStore, Provider,
+        Providers, Provisioner, keys::ROTATE_AFTER,
     },
-    resolve::{Access, LoginInputs, Problem, Resolved, login_inputs, open_directory, open_login},
+    resolve::{
+        Access, LoginInputs, Opened, Problem, Resolved, login_inputs, open, open_directory,
+        open_login,
+    },
 };
 
 /// The key of the keys Secret that holds the key set.
@@ -205,13 +208,12 @@ impl Login {
             };
             seen.push(key.clone());
             // Options the provider is built with beyond its inputs count as inputs too.
-            let self_service = b
-                .spec
-                .login
-                .as_ref()
-                .and_then(|l| l.self_service.as_ref())
-                .is_some_and(|s| s.password);
-            let fingerprint = format!("{}|password:{self_service}", inputs.fingerprint);
+            let login = b.spec.login.clone().unwrap_or_default();
+            let extras = Extras {
+                self_service: login.self_service.is_some_and(|s| s.password),
+                provision: login.provision_on_login,
+            };
+            let fingerprint = format!("{}|{extras:?}", inputs.fingerprint);
             let unchanged = self
                 .built
                 .lock()
@@ -232,7 +234,7 @@ impl Login {
                 tracing::warn!(binding = %key, issuer = %inputs.issuer, other = %other, "login not served: another binding serves this issuer path");
                 continue;
             }
-            match self.build(ctx, &inputs, self_service).await {
+            match self.build(ctx, &inputs, extras).await {
                 Ok(p) => {
                     if let Some((_, old)) = self.built.lock().expect("built lock").get(&key)
                         && *old != inputs.issuer
@@ -271,7 +273,7 @@ impl Login {
         &self,
         ctx: &Context,
         i: &LoginInputs,
-        self_service: bool,
+        extras: Extras,
     ) -> Result<Provider, String> {
         let mut p = open_login(i, self.keys.clone(), &ctx.clients)
             .await
@@ -279,8 +281,11 @@ impl Login {
         if let Some(l) = self.ledger() {
             p = p.with_ledger(l);
         }
-        if self_service {
+        if extras.self_service {
             p = p.with_self_service(password_store(&i.target).await?);
+        }
+        if extras.provision {
+            p = p.with_provisioning(provisioner(ctx, &i.target).await?);
         }
         Ok(p)
     }
@@ -288,6 +293,32 @@ impl Login {
     /// The ledger every provider of this replica uses (after the keys were first loaded).
     pub fn ledger(&self) -> Option<Arc<LeaseLedger>> {
         self.ledger.lock().expect("ledger lock").clone()
+    }
+}
+
+/// What a provider is built with beyond its login inputs (part of its fingerprint).
+#[derive(Debug, Clone, Copy)]
+struct Extras {
+    self_service: bool,
+    provision: bool,
+}
+
+/// Provision on first login: the login target opened for writing, run for one person. Every
+/// replica serves logins, so this writes from non-leaders too; the engine plans from the
+/// directory's state, so a concurrent sync of the same person at worst reports a conflict
+/// that the next sync settles.
+async fn provisioner(ctx: &Context, t: &Resolved) -> Result<Arc<dyn Provisioner>, String> {
+    match open(t, Access::ReadWrite, &ctx.clients).await {
+        Ok(Opened::Inbound(i)) => Ok(Arc::new(EngineProvisioner::new(
+            i.source,
+            i.dir,
+            Arc::new(i.mapping),
+            i.options,
+        ))),
+        Ok(Opened::Outbound(_)) => {
+            Err("login.provisionOnLogin needs an Inbound login target".into())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
