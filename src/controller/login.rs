@@ -22,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Context, Error};
 use crate::{
     api::DingTalkBinding,
-    directory::ldap::LdapTarget,
+    directory::{ldap::LdapTarget, scim::client::ScimClient},
     login::{
         EngineProvisioner, KeySet, LdapPasswords, Ledger, LoginError, PasswordStore, Provider,
-        Providers, Provisioner, keys::ROTATE_AFTER,
+        Providers, Provisioner, ScimPasswords, keys::ROTATE_AFTER,
     },
     resolve::{
         Access, LoginInputs, Opened, Problem, Resolved, login_inputs, open, open_directory,
@@ -323,10 +323,24 @@ async fn provisioner(ctx: &Context, t: &Resolved) -> Result<Arc<dyn Provisioner>
 }
 
 /// Where self-service sets passwords: the login target's LDAP server, as the target's service
-/// account (which needs the right to set `userPassword` of the people it manages).
+/// account (which needs the right to set `userPassword` of the people it manages), or its SCIM
+/// server (where its `ServiceProviderConfig` offers `changePassword`).
 async fn password_store(t: &Resolved) -> Result<Arc<dyn PasswordStore>, String> {
+    if let Some(scim) = &t.spec.directory.scim {
+        let client = ScimClient::connect(
+            &scim.url,
+            t.directory_secret.clone(),
+            t.directory_ca.as_deref(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let dir = open_directory(t, Access::ReadOnly)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Arc::new(ScimPasswords::new(dir, client)));
+    }
     let Some(ldap) = &t.spec.directory.ldap else {
-        return Err("login.selfService.password needs an LDAP target".into());
+        return Err("login.selfService.password needs an LDAP or SCIM target".into());
     };
     let ca = match &t.directory_ca {
         Some(b) => Some(

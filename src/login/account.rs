@@ -149,6 +149,17 @@ pub(super) async fn set_password(
                 (true, refusal_in_plain_words(reason)),
             )
         }
+        Err(PasswordError::Unsupported) => {
+            tracing::info!(target: "dingsync::audit", sub = %sub, "password not set: the directory does not accept password changes");
+            (
+                StatusCode::BAD_REQUEST,
+                (
+                    true,
+                    "This directory does not let dingsync set passwords. Ask your administrator."
+                        .to_string(),
+                ),
+            )
+        }
         Err(e) => {
             tracing::warn!(target: "dingsync::audit", sub = %sub, error = %e, "password not set");
             (

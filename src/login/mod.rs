@@ -26,7 +26,7 @@ pub use accounts::{Account, Accounts, ClaimRule, DirectoryAccounts, claim_rules}
 pub use clients::{Client, Clients};
 pub use keys::KeySet;
 pub use ledger::{Ledger, MemoryLedger};
-pub use password::{LdapPasswords, PasswordError, PasswordStore};
+pub use password::{LdapPasswords, PasswordError, PasswordStore, ScimPasswords};
 pub use provider::{Provider, ProviderConfig, Providers};
 pub use provision::{EngineProvisioner, ProvisionError, Provisioner};
 pub use token::REFRESH_TTL;

@@ -3,6 +3,8 @@
 //! LDAP goes through the Password Modify extended operation (RFC 3062) rather than writing
 //! `userPassword`: the server hashes the password its own way and applies its password policy
 //! (ppolicy's `pwdMinLength`, quality checks), and its refusal is shown to the person as it is.
+//! SCIM sets `password` by PATCH, only where the server's `ServiceProviderConfig` says
+//! `changePassword` is supported.
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -12,6 +14,7 @@ use crate::{
     directory::{
         Anchors, Directory, DirectoryError,
         ldap::{ConnectOptions, LdapError, Pool},
+        scim::client::{PatchOp, ScimClient, ScimError},
     },
     secret::Secret,
 };
@@ -29,6 +32,26 @@ pub enum PasswordError {
     Directory(#[from] DirectoryError),
     #[error("LDAP: {0}")]
     Ldap(#[source] LdapError),
+    /// The SCIM server does not let passwords be changed (`changePassword` unsupported).
+    #[error("the directory does not accept password changes")]
+    Unsupported,
+    #[error("SCIM: {0}")]
+    Scim(#[source] ScimError),
+}
+
+/// The directory entry of `userid` (its LDAP DN or SCIM id).
+async fn entry_key(dir: &dyn Directory, userid: &str) -> Result<String, PasswordError> {
+    let asked = Anchors {
+        people: BTreeSet::from([userid.to_owned()]),
+        ..Default::default()
+    };
+    dir.read_some(&asked)
+        .await?
+        .people
+        .into_iter()
+        .find(|p| p.id.as_deref() == Some(userid))
+        .map(|p| p.key)
+        .ok_or(PasswordError::NoEntry)
 }
 
 /// Sets passwords of people found by their DingTalk userid.
@@ -58,18 +81,7 @@ impl LdapPasswords {
 #[async_trait]
 impl PasswordStore for LdapPasswords {
     async fn set_password(&self, userid: &str, new: &Secret) -> Result<(), PasswordError> {
-        let asked = Anchors {
-            people: BTreeSet::from([userid.to_owned()]),
-            ..Default::default()
-        };
-        let snap = self.dir.read_some(&asked).await?;
-        let Some(entry) = snap
-            .people
-            .into_iter()
-            .find(|p| p.id.as_deref() == Some(userid))
-        else {
-            return Err(PasswordError::NoEntry);
-        };
+        let dn = entry_key(self.dir.as_ref(), userid).await?;
         // One connection, opened on first use: self-service is rare next to logins.
         let pool = self
             .pool
@@ -80,10 +92,38 @@ impl PasswordStore for LdapPasswords {
             })
             .await
             .map_err(PasswordError::Ldap)?;
-        match pool.password_modify(&entry.key, new).await {
+        match pool.password_modify(&dn, new).await {
             Ok(()) => Ok(()),
             Err(LdapError::Rejected { message, .. }) => Err(PasswordError::Refused(message)),
             Err(e) => Err(PasswordError::Ldap(e)),
+        }
+    }
+}
+
+/// A SCIM server: `password` replaced by PATCH on the person's User.
+pub struct ScimPasswords {
+    dir: Arc<dyn Directory>,
+    client: ScimClient,
+}
+
+impl ScimPasswords {
+    pub fn new(dir: Arc<dyn Directory>, client: ScimClient) -> Self {
+        ScimPasswords { dir, client }
+    }
+}
+
+#[async_trait]
+impl PasswordStore for ScimPasswords {
+    async fn set_password(&self, userid: &str, new: &Secret) -> Result<(), PasswordError> {
+        if !self.client.capabilities().change_password {
+            return Err(PasswordError::Unsupported);
+        }
+        let id = entry_key(self.dir.as_ref(), userid).await?;
+        let op = PatchOp::replace("password", serde_json::Value::from(new.expose()));
+        match self.client.patch("Users", &id, &[op], None).await {
+            Ok(()) => Ok(()),
+            Err(ScimError::Rejected { detail, .. }) => Err(PasswordError::Refused(detail)),
+            Err(e) => Err(PasswordError::Scim(e)),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! LDAP simple bind with it succeeds; a too-short password is refused with the server's reason;
 //! a session whose DingTalk login is older than 5 minutes is sent to log in again; the CSRF
 //! token, the Origin check and the rate limit hold; a disabled account cannot use the page; no
-//! password reaches the logs, at trace level.
+//! password reaches the logs, at trace level. A SCIM server that offers `changePassword` gets the
+//! password by PATCH.
 
 use std::{
     io::Write,
@@ -18,10 +19,11 @@ use dingsync::{
     directory::{
         Directory,
         ldap::{ConnectOptions, Secret as LdapSecret},
+        scim::ScimDirectory,
     },
     login::{
         Clients, DirectoryAccounts, KeySet, LdapPasswords, Provider, ProviderConfig, Providers,
-        claim_rules,
+        ScimPasswords, claim_rules,
     },
     sim::SimConfig,
     sync::{self, Options},
@@ -371,4 +373,92 @@ async fn people_set_their_directory_password_after_a_recent_dingtalk_login() {
     for secret in [GOOD, SHORT, slapd.service_password()] {
         assert!(!text.contains(secret), "{secret} in the logs");
     }
+}
+
+/// A SCIM directory whose `ServiceProviderConfig` offers `changePassword` (the test
+/// scim2-server's): the password is set by one PATCH of the person's User.
+#[tokio::test]
+async fn a_scim_directory_that_offers_change_password_gets_a_patch() {
+    let Some(w) = support::World::builder()
+        .people(6)
+        .departments(2)
+        .seed(43)
+        .sim_config(SimConfig::fast())
+        .scim()
+        .build()
+        .await
+    else {
+        return;
+    };
+    let dir: Arc<dyn Directory> =
+        Arc::new(ScimDirectory::new(w.scim_client().await, w.corp(), "acct"));
+    let report = sync::run(
+        &w.source(),
+        dir.as_ref(),
+        &support::conformance::mapping(),
+        &Options {
+            max_percent: 100,
+            ..Default::default()
+        },
+        false,
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let userid = w.sim.org().people[0].userid.clone();
+    let scim = w.scim_client().await;
+    assert!(scim.capabilities().change_password);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/dingtalk/acme", listener.local_addr().unwrap());
+    let spec: FieldMappingSpec = serde_yaml::from_str(
+        "user:\n  attributes:\n  - {target: displayName, template: '{{ name }}'}\n  uniqueName: {attribute: userName, template: '{{ name | pinyin }}'}\n",
+    )
+    .unwrap();
+    let passwords = Arc::new(ScimPasswords::new(dir.clone(), scim.clone()));
+    let provider = Provider::new(
+        ProviderConfig {
+            issuer: issuer.clone(),
+            corp_id: CORP.into(),
+            display_name: "Acme".into(),
+            session_ttl: SignedDuration::from_hours(8),
+        },
+        Clients::parse("clients:\n- id: app\n  redirectUris: [https://app.example/cb]\n").unwrap(),
+        Arc::new(std::sync::RwLock::new(Arc::new(
+            KeySet::generate(Timestamp::now()).unwrap(),
+        ))),
+        Arc::new(w.client.clone()),
+        Arc::new(DirectoryAccounts::new(dir.clone(), claim_rules(&spec, &[]))),
+    )
+    .unwrap()
+    .with_self_service(passwords);
+    let providers = Providers::default();
+    providers.put(Arc::new(provider));
+    let router = providers.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut b = Browser {
+        http: reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap(),
+        cookies: Vec::new(),
+        sim: w.sim.base_url(),
+        issuer,
+        userid,
+    };
+    let (status, url, page, _) = b.account().await;
+    assert_eq!(status, StatusCode::OK, "{url}: {page}");
+    let csrf = csrf_of(&page);
+    let sent = scim.requests_sent();
+    let r = b
+        .post(
+            &[("csrf", &csrf), ("password", GOOD), ("confirm", GOOD)],
+            None,
+        )
+        .await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("Your password was set."), "{text}");
+    assert_eq!(scim.requests_sent(), sent + 1, "one PATCH");
 }
