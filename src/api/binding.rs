@@ -238,6 +238,24 @@ pub struct Login {
     /// Default `8h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_ttl: Option<kube::core::Duration>,
+    /// Account self-service at `<issuer>/account` after a DingTalk login. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_service: Option<SelfService>,
+    /// A member of the enterprise without an account yet (their hire not synced yet) gets one
+    /// at their first login: the target is synced for that person alone, with its scope,
+    /// mapping and gates. Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provision_on_login: bool,
+}
+
+/// What people may do to their own directory account.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfService {
+    /// Set their directory password (LDAP Password Modify, so the server's password policy
+    /// applies). Needs a DingTalk login less than 5 minutes old.
+    #[serde(default)]
+    pub password: bool,
 }
 
 /// What dingsync found out about the binding.

@@ -76,10 +76,19 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
 /// The one Secret the controller writes: the login provider's signing keys, in the release
 /// namespace, by name (RBAC cannot limit `create` by name, so that Role stays in that
 /// namespace). Every replica reads it; whichever replica finds it missing or due for rotation
-/// writes it.
-pub const LOGIN_KEYS_ACCESS: &[(&str, &str, &[&str], &str)] = &[(
-    "",
-    "secrets",
-    &["get", "create", "update"],
-    "login signing keys: create if missing, rotate",
-)];
+/// writes it. Next to it, the Leases of the login's single-use ledger (named by hashes, so
+/// not limited by name).
+pub const LOGIN_KEYS_ACCESS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "",
+        "secrets",
+        &["get", "create", "update"],
+        "login signing keys: create if missing, rotate",
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &["create", "get", "list", "delete"],
+        "login single-use ledger: a Lease per redeemed code, expired ones deleted",
+    ),
+];

@@ -19,7 +19,14 @@ use super::LoginError;
 use crate::secret::Secret;
 
 /// Scopes the provider knows.
-pub const SCOPES: &[&str] = &["openid", "profile", "email", "phone", "groups"];
+pub const SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "groups",
+    "offline_access",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! The provider's keys: RSA keys that sign ID and access tokens (RS256, the algorithm every
-//! OIDC client must accept) and symmetric keys that seal the login state and authorization
-//! codes so any replica can open what another issued.
+//! OIDC client must accept; the JWS itself is made and checked by `jsonwebtoken`) and symmetric
+//! keys that seal the login state and authorization codes so any replica can open what another
+//! issued.
 //!
 //! A [`KeySet`] is plain data (serialised into one Secret key by the controller) with a
 //! rotation rule: a new key is published in the JWKS an hour before it signs anything (so every
@@ -12,10 +13,11 @@ use aws_lc_rs::{
     encoding::AsDer,
     rand::{SecureRandom, SystemRandom},
     rsa::KeySize,
-    signature::{self, KeyPair as _, RsaKeyPair},
+    signature::{KeyPair as _, RsaKeyPair},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use jiff::{SignedDuration, Timestamp};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -38,6 +40,8 @@ struct Generation {
     retired_at: Option<Timestamp>,
     rsa: RsaKeyPair,
     pkcs8: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
     seal_raw: Vec<u8>,
     seal: RandomizedNonceKey,
 }
@@ -122,6 +126,14 @@ impl Generation {
                 "key {kid}: RSA keys must be at least 2048 bits"
             )));
         }
+        let pkcs1 = pkcs8_private_key(&pkcs8)
+            .ok_or_else(|| LoginError::Keys(format!("key {kid}: not a PKCS#8 PrivateKeyInfo")))?;
+        let encoding = EncodingKey::from_rsa_der(pkcs1);
+        let pk = rsa.public_key();
+        let decoding = DecodingKey::from_rsa_raw_components(
+            pk.modulus().big_endian_without_leading_zero(),
+            pk.exponent().big_endian_without_leading_zero(),
+        );
         let seal = RandomizedNonceKey::new(&AES_256_GCM, &seal_raw)
             .map_err(|_| LoginError::Keys(format!("key {kid}: seal key must be 32 bytes")))?;
         Ok(Generation {
@@ -131,6 +143,8 @@ impl Generation {
             retired_at,
             rsa,
             pkcs8,
+            encoding,
+            decoding,
             seal_raw,
             seal,
         })
@@ -265,53 +279,31 @@ impl KeySet {
     /// A compact JWS (RS256) over `claims`, signed by the current key.
     pub fn sign(&self, now: Timestamp, typ: &str, claims: &Value) -> Result<String, LoginError> {
         let g = self.current(now);
-        let header = json!({ "alg": "RS256", "typ": typ, "kid": g.kid });
-        let input = format!(
-            "{}.{}",
-            B64.encode(serde_json::to_vec(&header).expect("json")),
-            B64.encode(serde_json::to_vec(claims).expect("json"))
-        );
-        let mut sig = vec![0u8; g.rsa.public_modulus_len()];
-        g.rsa
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| LoginError::Crypto("RS256 signature"))?;
-        Ok(format!("{input}.{}", B64.encode(sig)))
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some(typ.to_string());
+        header.kid = Some(g.kid.clone());
+        jsonwebtoken::encode(&header, claims, &g.encoding).map_err(LoginError::Jose)
     }
 
-    /// Verifies a compact JWS signed by one of our keys and of the given `typ`; returns its
-    /// claims. Expiry is the caller's business.
+    /// Verifies a compact JWS signed by one of our keys (found by `kid`), of the given `typ`,
+    /// RS256 only and unexpired (the crate's default leeway absorbs clock skew between
+    /// replicas); returns its claims. Audience and issuer are the caller's business.
     pub fn verify(&self, token: &str, typ: &str) -> Result<Value, LoginError> {
-        let bad = || LoginError::BadToken;
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
-        };
-        let header: Value =
-            serde_json::from_slice(&B64.decode(h).map_err(|_| bad())?).map_err(|_| bad())?;
-        if header["alg"] != "RS256" || header["typ"] != typ {
-            return Err(bad());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| LoginError::BadToken)?;
+        if header.alg != Algorithm::RS256 || header.typ.as_deref() != Some(typ) {
+            return Err(LoginError::BadToken);
         }
-        let kid = header["kid"].as_str().ok_or_else(bad)?;
-        let g = self
-            .generations
-            .iter()
-            .find(|g| g.kid == kid)
-            .ok_or_else(bad)?;
-        let sig = B64.decode(s).map_err(|_| bad())?;
-        let pk = signature::UnparsedPublicKey::new(
-            &signature::RSA_PKCS1_2048_8192_SHA256,
-            g.rsa.public_key().as_ref(),
-        );
-        pk.verify(format!("{h}.{c}").as_bytes(), &sig)
-            .map_err(|_| bad())?;
-        serde_json::from_slice(&B64.decode(c).map_err(|_| bad())?).map_err(|_| bad())
+        let g = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.generations.iter().find(|g| g.kid == kid))
+            .ok_or(LoginError::BadToken)?;
+        let mut v = Validation::new(Algorithm::RS256);
+        v.validate_aud = false;
+        v.set_required_spec_claims(&["exp"]);
+        jsonwebtoken::decode::<Value>(token, &g.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|_| LoginError::BadToken)
     }
 
     /// Seals `payload` (AES-256-GCM with the current key; `purpose` is bound as associated data
@@ -357,6 +349,42 @@ impl KeySet {
     }
 }
 
+/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo` (RFC 5208): for RSA, the
+/// PKCS#1 `RSAPrivateKey` that `jsonwebtoken` takes. The keys Secret keeps PKCS#8, which is
+/// what aws-lc-rs generates and exports.
+fn pkcs8_private_key(der: &[u8]) -> Option<&[u8]> {
+    /// One DER element at the start of `b`: (tag, contents, rest).
+    fn element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, b) = b.split_first()?;
+        let (&first, mut b) = b.split_first()?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || b.len() < n {
+                return None;
+            }
+            let (bytes, rest) = b.split_at(n);
+            b = rest;
+            bytes.iter().fold(0usize, |l, &x| (l << 8) | usize::from(x))
+        };
+        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    }
+    let (0x30, info, _) = element(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = element(info)? else {
+        return None;
+    };
+    let (0x30, _algorithm, rest) = element(rest)? else {
+        return None;
+    };
+    let (0x04, key, _) = element(rest)? else {
+        return None;
+    };
+    Some(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,9 +397,24 @@ mod tests {
     fn signs_and_verifies_and_refuses_tampering() {
         let now = t("2026-01-01T00:00:00Z");
         let ks = KeySet::generate(now).unwrap();
-        let tok = ks.sign(now, "JWT", &json!({"sub": "a"})).unwrap();
+        let exp = Timestamp::now().as_second() + 600;
+        let tok = ks
+            .sign(now, "JWT", &json!({"sub": "a", "exp": exp}))
+            .unwrap();
         assert_eq!(ks.verify(&tok, "JWT").unwrap()["sub"], "a");
         assert!(ks.verify(&tok, "at+jwt").is_err(), "typ is checked");
+        let expired = ks
+            .sign(now, "JWT", &json!({"sub": "a", "exp": exp - 3600}))
+            .unwrap();
+        assert!(ks.verify(&expired, "JWT").is_err(), "exp is checked");
+        let no_exp = ks.sign(now, "JWT", &json!({"sub": "a"})).unwrap();
+        assert!(ks.verify(&no_exp, "JWT").is_err(), "exp is required");
+        // An unsigned token with the same claims ("alg": "none") is refused.
+        let (h, c) = (
+            B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            tok.split('.').nth(1).unwrap(),
+        );
+        assert!(ks.verify(&format!("{h}.{c}."), "JWT").is_err());
         let mut parts: Vec<&str> = tok.split('.').collect();
         let forged = B64.encode(br#"{"sub":"admin"}"#);
         parts[1] = &forged;
@@ -415,12 +458,13 @@ mod tests {
         assert_eq!(ks.kids().len(), 2);
         let second = ks.kids()[1].clone();
         // Published but not yet signing.
-        let tok = ks.sign(t1, "JWT", &json!({})).unwrap();
-        assert_eq!(ks.verify(&tok, "JWT").unwrap(), json!({}));
+        let claims = json!({"exp": Timestamp::now().as_second() + 600});
+        let tok = ks.sign(t1, "JWT", &claims).unwrap();
+        assert_eq!(ks.verify(&tok, "JWT").unwrap(), claims);
         assert!(tok_kid(&tok) == first);
         let t2 = t1 + PUBLISH_AHEAD;
         ks.rotate(t2, ROTATE_AFTER).unwrap();
-        let tok2 = ks.sign(t2, "JWT", &json!({})).unwrap();
+        let tok2 = ks.sign(t2, "JWT", &claims).unwrap();
         assert_eq!(tok_kid(&tok2), second);
         // The old token still verifies until the retired key is dropped.
         assert!(ks.verify(&tok, "JWT").is_ok());

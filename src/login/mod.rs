@@ -8,17 +8,28 @@
 //!
 //! Nothing here talks to Kubernetes: keys and clients are handed in (the controller keeps the
 //! keys in a Secret and reads the clients from one), and every replica can serve every request
-//! because login state and codes are sealed with the shared keys instead of held in memory.
+//! because login state and codes are sealed with the shared keys instead of held in memory;
+//! only single use of codes and refresh tokens needs a shared [`Ledger`].
 
+mod account;
 mod accounts;
 pub mod clients;
 pub mod keys;
+pub mod ledger;
+pub mod password;
 mod provider;
+pub mod provision;
+mod token;
+mod workbench;
 
 pub use accounts::{Account, Accounts, ClaimRule, DirectoryAccounts, claim_rules};
 pub use clients::{Client, Clients};
 pub use keys::KeySet;
+pub use ledger::{Ledger, MemoryLedger};
+pub use password::{LdapPasswords, PasswordError, PasswordStore, ScimPasswords};
 pub use provider::{Provider, ProviderConfig, Providers};
+pub use provision::{EngineProvisioner, ProvisionError, Provisioner};
+pub use token::REFRESH_TTL;
 
 use crate::{dingtalk::DingTalkError, directory::DirectoryError};
 
@@ -71,6 +82,12 @@ pub enum LoginError {
         #[source]
         source: url::ParseError,
     },
+    /// Provisioning a person at their first login failed.
+    #[error("provision on login: {0}")]
+    Provision(#[source] Box<provision::ProvisionError>),
+    /// A token could not be signed.
+    #[error("signing a token: {0}")]
+    Jose(#[source] jsonwebtoken::errors::Error),
     /// A token, code or sealed state that does not verify (never says why, to the caller).
     #[error("invalid or tampered token")]
     BadToken,
@@ -78,4 +95,11 @@ pub enum LoginError {
     Directory(#[from] DirectoryError),
     #[error("DingTalk: {0}")]
     DingTalk(#[from] DingTalkError),
+    /// The store of redeemed codes could not be read or written; `what` names the step.
+    #[error("single-use ledger: {what}: {source}")]
+    Ledger {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

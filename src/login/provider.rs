@@ -6,23 +6,21 @@
 //! | `/jwks` | the published keys (the next key an hour ahead, retired keys a day after) |
 //! | `/authorize` | authorization code flow, PKCE S256, `state`, `nonce`, `prompt` |
 //! | `/callback` | where DingTalk's login page sends the browser back (`authCode`) |
-//! | `/token` | code → ID token + access token |
+//! | `/token` | code → ID token + access token (+ refresh token); refresh → new tokens |
 //! | `/userinfo` | claims for an access token |
-//! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench |
+//! | `/workbench?client_id=` | the app homepage URL for DingTalk's Workbench (in-app login) |
+//! | `/workbench/code` | where the in-app page posts the JSAPI's code |
+//! | `/account`, `/account/password` | account self-service (opt-in) |
 //!
 //! Stateless across replicas: the login state sent through DingTalk, the authorization code
-//! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only the set of codes
-//! already redeemed is per replica (a code lives 60 s and is bound to the client, its redirect
-//! URI and its PKCE verifier).
+//! and the SSO session cookie are sealed (AES-GCM) with the shared keys; only which codes and
+//! refresh tokens were already used is kept, in the shared [`Ledger`] (a code lives 60 s and
+//! is bound to the client, its redirect URI and its PKCE verifier).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
-};
+use std::sync::{Arc, RwLock};
 
 use axum::{
     Form, Router,
-    body::Body,
     extract::{Query, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{Html, IntoResponse, Redirect, Response},
@@ -37,18 +35,28 @@ use tower::ServiceExt;
 
 use super::{
     Account, Accounts, LoginError,
+    account::{Attempts, account, account_return, set_password},
     clients::{Client, Clients, SCOPES},
     keys::{KeySet, random_token},
+    ledger::{Ledger, MemoryLedger},
+    password::PasswordStore,
+    provision::Provisioner,
+    token::{token, userinfo},
+    workbench::{workbench, workbench_code},
 };
 use crate::dingtalk::{DingTalkClient, DingTalkError};
 
 /// How long the browser may spend on DingTalk's login page.
-const LOGIN_STATE_TTL: SignedDuration = SignedDuration::from_mins(10);
+pub(super) const LOGIN_STATE_TTL: SignedDuration = SignedDuration::from_mins(10);
 /// Authorization codes: short-lived and single-use.
 pub const CODE_TTL: SignedDuration = SignedDuration::from_secs(60);
 /// ID and access tokens.
 pub const TOKEN_TTL: SignedDuration = SignedDuration::from_hours(1);
-const LOGIN_COOKIE: &str = "dingsync_login";
+/// DingTalk's H5 JSAPI. UNCONFIRMED: the version in the path is the one DingTalk's samples
+/// used last; any 3.x provides `requestAuthCode`.
+pub const DINGTALK_JSAPI: &str =
+    "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js";
+pub(super) const LOGIN_COOKIE: &str = "dingsync_login";
 const SESSION_COOKIE: &str = "dingsync_session";
 
 /// What a provider needs besides its collaborators.
@@ -66,13 +74,20 @@ pub struct ProviderConfig {
 
 /// One binding's OIDC provider.
 pub struct Provider {
-    cfg: ProviderConfig,
+    pub(super) cfg: ProviderConfig,
     path: String,
     clients: RwLock<Arc<Clients>>,
     keys: Arc<RwLock<Arc<KeySet>>>,
-    dingtalk: Arc<DingTalkClient>,
-    accounts: Arc<dyn Accounts>,
-    redeemed: Mutex<HashMap<String, Timestamp>>,
+    pub(super) dingtalk: Arc<DingTalkClient>,
+    /// The JSAPI script the in-app login page loads.
+    pub(super) jsapi_url: String,
+    /// Account self-service: where passwords are set (`None`: not offered).
+    pub(super) passwords: Option<Arc<dyn PasswordStore>>,
+    pub(super) attempts: Attempts,
+    /// Provision on first login (`None`: people without an account are refused).
+    provisioner: Option<Arc<dyn Provisioner>>,
+    pub(super) accounts: Arc<dyn Accounts>,
+    pub(super) ledger: Arc<dyn Ledger>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
 }
 
@@ -116,9 +131,39 @@ impl Provider {
             keys,
             dingtalk,
             accounts,
-            redeemed: Mutex::new(HashMap::new()),
+            ledger: Arc::new(MemoryLedger::new()),
+            jsapi_url: DINGTALK_JSAPI.to_string(),
+            passwords: None,
+            attempts: Default::default(),
+            provisioner: None,
             clock: Box::new(Timestamp::now),
         })
+    }
+
+    /// Provision on first login: a member without an account is synced alone, then looked up
+    /// again.
+    pub fn with_provisioning(mut self, provisioner: Arc<dyn Provisioner>) -> Self {
+        self.provisioner = Some(provisioner);
+        self
+    }
+
+    /// Offers account self-service (`/account`): people set their directory password there.
+    pub fn with_self_service(mut self, passwords: Arc<dyn PasswordStore>) -> Self {
+        self.passwords = Some(passwords);
+        self
+    }
+
+    /// The JSAPI script of the in-app login page (tests serve a stand-in).
+    pub fn with_jsapi(mut self, url: impl Into<String>) -> Self {
+        self.jsapi_url = url.into();
+        self
+    }
+
+    /// Where first uses of codes and refresh tokens are recorded; replicas that serve the
+    /// same issuer must share one (the default holds within this process only).
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Tests move time forward to expire codes.
@@ -135,15 +180,15 @@ impl Provider {
         *self.clients.write().expect("clients lock") = Arc::new(clients);
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         (self.clock)()
     }
 
-    fn keys(&self) -> Arc<KeySet> {
+    pub(super) fn keys(&self) -> Arc<KeySet> {
         self.keys.read().expect("keys lock").clone()
     }
 
-    fn client(&self, id: &str) -> Option<Client> {
+    pub(super) fn client(&self, id: &str) -> Option<Client> {
         self.clients.read().expect("clients lock").get(id).cloned()
     }
 
@@ -163,10 +208,13 @@ impl Provider {
             .route("/token", axum::routing::post(token))
             .route("/userinfo", get(userinfo).post(userinfo))
             .route("/workbench", get(workbench))
+            .route("/workbench/code", axum::routing::post(workbench_code))
+            .route("/account", get(account))
+            .route("/account/password", axum::routing::post(set_password))
             .with_state(self.clone())
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age: SignedDuration) -> HeaderValue {
+    pub(super) fn cookie(&self, name: &str, value: &str, max_age: SignedDuration) -> HeaderValue {
         let secure = if self.cfg.issuer.starts_with("https://") {
             "; Secure"
         } else {
@@ -182,18 +230,6 @@ impl Provider {
             max_age.as_secs()
         ))
         .expect("cookie is ASCII")
-    }
-
-    /// Remembers a redeemed code until it expires anyway.
-    fn redeem(&self, jti: &str, exp: Timestamp) -> bool {
-        let now = self.now();
-        let mut r = self.redeemed.lock().expect("redeemed lock");
-        r.retain(|_, e| *e > now);
-        if r.contains_key(jti) {
-            return false;
-        }
-        r.insert(jti.to_string(), exp);
-        true
     }
 }
 
@@ -292,7 +328,7 @@ impl Providers {
 
 // ---------- pages ----------
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -300,15 +336,16 @@ fn esc(s: &str) -> String {
 }
 
 /// Said when a `client_id` is not in `clients.yaml`.
-const UNKNOWN_CLIENT: &str = "Unknown client_id: this application is not registered with dingsync.";
+pub(super) const UNKNOWN_CLIENT: &str =
+    "Unknown client_id: this application is not registered with dingsync.";
 
 /// The page for a login that failed (`status` says whose fault it was).
-fn failed(status: StatusCode, message: &str) -> Response {
+pub(super) fn failed(status: StatusCode, message: &str) -> Response {
     page(status, "error", "登录失败 Login failed", message)
 }
 
 /// The page for a person dingsync does not let in.
-fn refused(message: &str) -> Response {
+pub(super) fn refused(message: &str) -> Response {
     page(
         StatusCode::FORBIDDEN,
         "refused",
@@ -318,7 +355,7 @@ fn refused(message: &str) -> Response {
 }
 
 /// A small page for people (errors that must not be redirected, refusals).
-fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
+pub(super) fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -335,12 +372,12 @@ fn page(status: StatusCode, id: &str, title: &str, message: &str) -> Response {
     r
 }
 
-fn no_store(h: &mut HeaderMap) {
+pub(super) fn no_store(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -351,8 +388,9 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Redirect back to the client with OAuth error parameters.
+/// Redirect back to the client with OAuth error parameters (and `iss`, RFC 9207).
 fn redirect_error(
+    p: &Provider,
     redirect_uri: &str,
     error: &str,
     description: &str,
@@ -368,28 +406,12 @@ fn redirect_error(
         if let Some(s) = state {
             q.append_pair("state", s);
         }
+        q.append_pair("iss", &p.cfg.issuer);
     }
     Redirect::to(u.as_str()).into_response()
 }
 
-/// JSON error from the token endpoint (RFC 6749 §5.2).
-fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut r = (
-        status,
-        axum::Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response();
-    no_store(r.headers_mut());
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"dingsync\""),
-        );
-    }
-    r
-}
-
-fn internal(e: LoginError) -> Response {
+pub(super) fn internal(e: LoginError) -> Response {
     tracing::error!(error = %e, "login provider failed");
     failed(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -409,7 +431,7 @@ async fn discovery(State(p): State<Arc<Provider>>) -> Response {
         "jwks_uri": format!("{i}/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -417,7 +439,11 @@ async fn discovery(State(p): State<Arc<Provider>>) -> Response {
         "scopes_supported": SCOPES,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce",
             "preferred_username", "name", "given_name", "family_name", "email", "phone_number", "groups"],
-        "prompt_values_supported": ["none", "login", "consent"],
+        // No consent page: clients are registered by the administrator, so `consent` is
+        // accepted without a page and not advertised.
+        "prompt_values_supported": ["none", "login"],
+        // Several issuers share one host: clients must be able to tell whose response it is.
+        "authorization_response_iss_parameter_supported": true,
     }))
     .into_response()
 }
@@ -453,20 +479,28 @@ struct AuthorizeParams {
     code_challenge_method: Option<String>,
     #[serde(default)]
     prompt: Option<String>,
+    #[serde(default)]
+    max_age: Option<String>,
 }
 
 /// A validated authorization request, as sealed into DingTalk's `state` and the code.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
-struct Pending {
-    c: String,
-    r: String,
+pub(super) struct Pending {
+    /// Client id.
+    pub(super) c: String,
+    /// Redirect URI.
+    pub(super) r: String,
+    /// The client's `state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    s: Option<String>,
+    pub(super) s: Option<String>,
+    /// The client's `nonce`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    n: Option<String>,
+    pub(super) n: Option<String>,
+    /// PKCE challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    p: Option<String>,
-    sc: String,
+    pub(super) p: Option<String>,
+    /// Granted scopes, space-separated.
+    pub(super) sc: String,
 }
 
 async fn authorize_get(
@@ -485,7 +519,7 @@ async fn authorize_post(
     authorize(p, headers, q).await
 }
 
-fn is_pkce_value(s: &str) -> bool {
+pub(super) fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
@@ -504,7 +538,7 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
         );
     };
     let state = q.state.as_deref();
-    let fail = |error: &str, d: &str| redirect_error(&redirect_uri, error, d, state);
+    let fail = |error: &str, d: &str| redirect_error(&p, &redirect_uri, error, d, state);
     if q.response_type.as_deref() != Some("code") {
         return fail(
             "unsupported_response_type",
@@ -551,23 +585,44 @@ async fn authorize(p: Arc<Provider>, headers: HeaderMap, q: AuthorizeParams) -> 
         p: q.code_challenge.clone(),
         sc: scopes.join(" "),
     };
-    let prompt = q.prompt.as_deref().unwrap_or("");
-    // An SSO session from an earlier DingTalk login in this browser serves further apps,
-    // unless the app asks for a fresh login. The account is looked up again each time.
-    if !prompt.split(' ').any(|x| x == "login")
-        && let Some(uid) = session_user(&p, &headers)
-    {
-        return finish(&p, pending, &uid, None).await;
+    let prompts: Vec<&str> = q
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // OpenID Connect Core §3.1.2.1: `none` excludes every other value.
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return fail("invalid_request", "prompt=none cannot be combined");
     }
-    if prompt.split(' ').any(|x| x == "none") {
-        return fail("login_required", "no DingTalk login in this browser");
+    let max_age = match q.max_age.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(m)) if m >= 0 => Some(m),
+        Some(_) => return fail("invalid_request", "max_age must be a number of seconds"),
+    };
+    // An SSO session from an earlier DingTalk login in this browser serves further apps,
+    // unless the app asks for a fresh login or one more recent than max_age (0: always
+    // fresh). The account is looked up again each time.
+    let now = p.now().as_second();
+    let session = session_user(&p, &headers)
+        .filter(|s| max_age.is_none_or(|m| m > 0 && now - s.auth_time <= m));
+    if !prompts.contains(&"login")
+        && let Some(s) = session
+    {
+        return finish(&p, pending, &s.userid, s.auth_time, false).await;
+    }
+    if prompts.contains(&"none") {
+        return fail(
+            "login_required",
+            "no recent enough DingTalk login in this browser",
+        );
     }
     to_dingtalk(&p, json!({"pending": pending}))
 }
 
 /// Sends the browser to DingTalk's login page with `inner` sealed into `state`, bound to this
 /// browser by a cookie.
-fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
+pub(super) fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
     let now = p.now();
     let binding = match random_token(16) {
         Ok(b) => b,
@@ -593,23 +648,39 @@ fn to_dingtalk(p: &Provider, mut inner: Value) -> Response {
     r
 }
 
-fn session_user(p: &Provider, headers: &HeaderMap) -> Option<String> {
+/// The SSO session of this browser: who logged in with DingTalk, and when.
+pub(super) struct Session {
+    pub(super) userid: String,
+    pub(super) auth_time: i64,
+}
+
+pub(super) fn session_user(p: &Provider, headers: &HeaderMap) -> Option<Session> {
     let raw = cookie_value(headers, SESSION_COOKIE)?;
     let v = p.keys().open("session", &raw).ok()?;
     if v["exp"].as_i64()? <= p.now().as_second() {
         return None;
     }
-    v["u"].as_str().map(str::to_string)
+    Some(Session {
+        userid: v["u"].as_str()?.to_string(),
+        // Sessions sealed before auth_time was kept count as old as possible.
+        auth_time: v["at"].as_i64().unwrap_or(0),
+    })
 }
 
-/// Looks the person up and redirects to the client with a code; `session` sets the SSO cookie.
-async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i64>) -> Response {
+/// Looks the person up and redirects to the client with a code; `new_session` (a DingTalk
+/// login just happened) sets the SSO cookie.
+async fn finish(
+    p: &Provider,
+    pending: Pending,
+    userid: &str,
+    auth_time: i64,
+    new_session: bool,
+) -> Response {
     let claims = match refused_or_claims(p, userid).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let now = p.now();
-    let auth_time = session.unwrap_or(now.as_second());
     let code = match p.keys().seal(
         now,
         "code",
@@ -618,6 +689,7 @@ async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i6
             "exp": (now + CODE_TTL).as_second(),
             "req": pending,
             "sub": p.subject(userid),
+            "u": userid,
             "claims": claims,
             "auth_time": auth_time,
         }),
@@ -635,20 +707,31 @@ async fn finish(p: &Provider, pending: Pending, userid: &str, session: Option<i6
         if let Some(s) = &pending.s {
             q.append_pair("state", s);
         }
+        q.append_pair("iss", &p.cfg.issuer);
     }
     let mut r = Redirect::to(u.as_str()).into_response();
     no_store(r.headers_mut());
-    if session.is_some()
-        && let Err(e) = start_session(p, &mut r, userid, auth_time)
-    {
+    if new_session && let Err(e) = start_session(p, &mut r, userid, auth_time) {
         return internal(e);
     }
     r
 }
 
 /// The account's claims, or the page refusing the person.
-async fn refused_or_claims(p: &Provider, userid: &str) -> Result<Map<String, Value>, Response> {
-    match p.accounts.lookup(userid).await {
+pub(super) async fn refused_or_claims(
+    p: &Provider,
+    userid: &str,
+) -> Result<Map<String, Value>, Response> {
+    let mut found = p.accounts.lookup(userid).await;
+    if let (Ok(Account::Missing), Some(prov)) = (&found, &p.provisioner) {
+        // DingTalk has just confirmed the person is a member: sync them alone, then look again.
+        tracing::info!(sub = %p.subject(userid), "login: no account yet; provisioning");
+        found = match prov.provision(userid).await {
+            Ok(()) => p.accounts.lookup(userid).await,
+            Err(e) => Err(e.into()),
+        };
+    }
+    match found {
         Ok(Account::Active(c)) => Ok(c),
         Ok(Account::Disabled) => {
             tracing::info!(sub = %p.subject(userid), "login refused: account disabled");
@@ -720,6 +803,7 @@ async fn callback(
         tracing::info!(error = err, "login: DingTalk login not completed");
         return match pending {
             Some(pd) => redirect_error(
+                &p,
                 &pd.r,
                 "access_denied",
                 "the DingTalk login was cancelled",
@@ -755,46 +839,23 @@ async fn callback(
     };
     let now = p.now().as_second();
     match (pending, inner["workbench"].as_str()) {
-        (Some(pd), _) => finish(&p, pd, &identity.userid, Some(now)).await,
+        (Some(pd), _) => finish(&p, pd, &identity.userid, now, true).await,
         (None, Some(client_id)) => workbench_landing(&p, client_id, &identity.userid, now).await,
+        (None, None) if inner["account"] == true => account_return(&p, &identity.userid, now),
         (None, None) => expired(),
     }
 }
 
-// ---------- Workbench ----------
-
-#[derive(Deserialize)]
-struct WorkbenchParams {
-    #[serde(default)]
-    client_id: Option<String>,
-}
-
-/// The app homepage URL entered in DingTalk's Workbench: sign in with DingTalk (inside the
-/// DingTalk client the person is already signed in, so there is no QR code), then go to the
-/// app's login URL, whose `/authorize` finds the SSO session and returns at once.
-async fn workbench(
-    State(p): State<Arc<Provider>>,
-    headers: HeaderMap,
-    Query(q): Query<WorkbenchParams>,
-) -> Response {
-    let Some(client) = q.client_id.as_deref().and_then(|id| p.client(id)) else {
-        return failed(StatusCode::BAD_REQUEST, UNKNOWN_CLIENT);
-    };
-    if client.homepage.is_none() {
-        return failed(
-            StatusCode::BAD_REQUEST,
-            "This application has no homepage registered for the Workbench.",
-        );
-    }
-    if let Some(uid) = session_user(&p, &headers) {
-        return workbench_landing(&p, &client.id, &uid, 0).await;
-    }
-    to_dingtalk(&p, json!({"workbench": client.id}))
-}
+// ---------- session ----------
 
 /// Checks the account, sets the session (`at` > 0: a fresh DingTalk login) and sends the
 /// browser to the app's homepage.
-async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64) -> Response {
+pub(super) async fn workbench_landing(
+    p: &Provider,
+    client_id: &str,
+    userid: &str,
+    at: i64,
+) -> Response {
     let Some(home) = p.client(client_id).and_then(|c| c.homepage) else {
         return failed(StatusCode::BAD_REQUEST, "Unknown application.");
     };
@@ -812,7 +873,7 @@ async fn workbench_landing(p: &Provider, client_id: &str, userid: &str, at: i64)
 }
 
 /// Sets the SSO session cookie: who logged in with DingTalk, and when.
-fn start_session(
+pub(super) fn start_session(
     p: &Provider,
     r: &mut Response,
     userid: &str,
@@ -829,297 +890,4 @@ fn start_session(
         p.cookie(SESSION_COOKIE, &sealed, p.cfg.session_ttl),
     );
     Ok(())
-}
-
-// ---------- token ----------
-
-#[derive(Deserialize, Default)]
-struct TokenParams {
-    #[serde(default)]
-    grant_type: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    #[serde(default)]
-    code_verifier: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    client_secret: Option<String>,
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b = v
-        .strip_prefix("Basic ")
-        .or_else(|| v.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (id, secret) = s.split_once(':')?;
-    // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-    let dec = |x: &str| {
-        url::form_urlencoded::parse(format!("a={x}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
-    Some((dec(id)?, dec(secret)?))
-}
-
-/// A refused token request: HTTP status, OAuth error code and description.
-struct Refusal(StatusCode, &'static str, &'static str);
-
-async fn token(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return token_error(StatusCode::BAD_REQUEST, "invalid_request", "body too large"),
-    };
-    let Ok(f) = serde_urlencoded_form(&bytes) else {
-        return token_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "expected a form body",
-        );
-    };
-    if f.grant_type.as_deref() != Some("authorization_code") {
-        return token_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only authorization_code is supported",
-        );
-    }
-    let client = match authenticate_client(&p, &headers, &f) {
-        Ok(c) => c,
-        Err(Refusal(status, error, description)) => {
-            return token_error(status, error, description);
-        }
-    };
-    let now = p.now();
-    let (code, req) = match redeem_code(&p, &client, &f, now) {
-        Ok(c) => c,
-        Err(Refusal(status, error, description)) => {
-            return token_error(status, error, description);
-        }
-    };
-    let issued = issue_tokens(&p, &client, &code, &req, now);
-    let mut r = match issued {
-        Ok(body) => axum::Json(body).into_response(),
-        Err(e) => {
-            return token_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &e.to_string(),
-            );
-        }
-    };
-    no_store(r.headers_mut());
-    r
-}
-
-/// The client a token request comes from, authenticated by Basic or by `client_id` (+
-/// `client_secret`) in the form; public clients send no secret.
-fn authenticate_client(
-    p: &Provider,
-    headers: &HeaderMap,
-    f: &TokenParams,
-) -> Result<Client, Refusal> {
-    let (client_id, secret) = match basic_credentials(headers) {
-        Some((id, s)) => (Some(id), Some(s)),
-        None => (f.client_id.clone(), f.client_secret.clone()),
-    };
-    let Some(client) = client_id.as_deref().and_then(|id| p.client(id)) else {
-        return Err(Refusal(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client",
-        ));
-    };
-    let authenticated = match (&secret, client.is_public()) {
-        (Some(s), false) => client.secret_matches(s),
-        (None, true) => true,
-        _ => false,
-    };
-    if !authenticated {
-        tracing::info!(client = %client.id, "token: client authentication failed");
-        return Err(Refusal(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        ));
-    }
-    Ok(client)
-}
-
-/// Opens the authorization code and checks it was issued to `client` for this redirect URI
-/// and PKCE verifier, unexpired and never redeemed before; returns the code's claims and the
-/// authorization request it answers.
-fn redeem_code(
-    p: &Provider,
-    client: &Client,
-    f: &TokenParams,
-    now: Timestamp,
-) -> Result<(Value, Pending), Refusal> {
-    let grant = |d: &'static str| Refusal(StatusCode::BAD_REQUEST, "invalid_grant", d);
-    let Some(code) = f
-        .code
-        .as_deref()
-        .and_then(|c| p.keys().open("code", c).ok())
-    else {
-        return Err(grant("the code is invalid"));
-    };
-    let exp = code["exp"].as_i64().unwrap_or(0);
-    if exp <= now.as_second() {
-        return Err(grant("the code has expired"));
-    }
-    let Ok(req) = serde_json::from_value::<Pending>(code["req"].clone()) else {
-        return Err(grant("the code is invalid"));
-    };
-    if req.c != client.id {
-        return Err(grant("the code was issued to another client"));
-    }
-    if f.redirect_uri.as_deref() != Some(req.r.as_str()) {
-        return Err(grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    match (&req.p, f.code_verifier.as_deref()) {
-        (Some(challenge), Some(v)) if is_pkce_value(v) => {
-            let got = B64.encode(Sha256::digest(v.as_bytes()));
-            if &got != challenge {
-                return Err(grant("PKCE verification failed"));
-            }
-        }
-        (Some(_), _) => {
-            return Err(grant(
-                "PKCE verification failed (code_verifier missing or malformed)",
-            ));
-        }
-        (None, Some(_)) => return Err(grant("code_verifier sent but no code_challenge was")),
-        (None, None) => {}
-    }
-    let jti = code["jti"].as_str().unwrap_or("");
-    let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
-    if jti.is_empty() || !p.redeem(jti, exp_ts) {
-        tracing::warn!(client = %client.id, "token: authorization code replayed");
-        return Err(grant("the code has already been used"));
-    }
-    Ok((code, req))
-}
-
-/// The token response for a redeemed code: a signed access token and an ID token bound to
-/// it by `at_hash`, with the claims the granted scopes allow.
-fn issue_tokens(
-    p: &Provider,
-    client: &Client,
-    code: &Value,
-    req: &Pending,
-    now: Timestamp,
-) -> Result<Value, LoginError> {
-    let sub = code["sub"].as_str().unwrap_or("").to_string();
-    let scopes: Vec<&str> = req.sc.split(' ').collect();
-    let claims = scoped_claims(
-        code["claims"].as_object().cloned().unwrap_or_default(),
-        &scopes,
-    );
-    let iat = now.as_second();
-    let exp = (now + TOKEN_TTL).as_second();
-    let keys = p.keys();
-    let access = keys.sign(
-        now,
-        "at+jwt",
-        &json!({
-            "iss": p.cfg.issuer, "sub": sub, "aud": format!("{}/userinfo", p.cfg.issuer),
-            "client_id": client.id, "scope": req.sc, "iat": iat, "exp": exp,
-            "jti": random_token(12).unwrap_or_default(), "claims": claims,
-        }),
-    )?;
-    let digest = Sha256::digest(access.as_bytes());
-    let mut id_claims = json!({
-        "iss": p.cfg.issuer, "sub": sub, "aud": client.id, "azp": client.id,
-        "iat": iat, "exp": exp, "auth_time": code["auth_time"],
-        "at_hash": B64.encode(&digest[..16]),
-    });
-    if let Some(n) = &req.n {
-        id_claims["nonce"] = json!(n);
-    }
-    for (k, v) in claims {
-        id_claims[k] = v;
-    }
-    let id_token = keys.sign(now, "JWT", &id_claims)?;
-    tracing::info!(client = %client.id, sub = %sub, "token issued");
-    Ok(json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": TOKEN_TTL.as_secs(),
-        "id_token": id_token,
-        "scope": req.sc,
-    }))
-}
-
-fn serde_urlencoded_form(bytes: &[u8]) -> Result<TokenParams, ()> {
-    let mut f = TokenParams::default();
-    for (k, v) in url::form_urlencoded::parse(bytes) {
-        let v = Some(v.into_owned());
-        match &*k {
-            "grant_type" => f.grant_type = v,
-            "code" => f.code = v,
-            "redirect_uri" => f.redirect_uri = v,
-            "code_verifier" => f.code_verifier = v,
-            "client_id" => f.client_id = v,
-            "client_secret" => f.client_secret = v,
-            _ => {}
-        }
-    }
-    Ok(f)
-}
-
-/// The claims a scope set grants (`openid` alone gives `sub` only).
-fn scoped_claims(all: Map<String, Value>, scopes: &[&str]) -> Map<String, Value> {
-    all.into_iter()
-        .filter(|(k, _)| match k.as_str() {
-            "email" | "email_verified" => scopes.contains(&"email"),
-            "phone_number" => scopes.contains(&"phone"),
-            "groups" => scopes.contains(&"groups"),
-            _ => scopes.contains(&"profile"),
-        })
-        .collect()
-}
-
-// ---------- userinfo ----------
-
-async fn userinfo(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
-    let deny = |e: &str| {
-        let mut r = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": e}))).into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&format!("Bearer error=\"{e}\"")).expect("ascii"),
-        );
-        r
-    };
-    let Some(tok) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return deny("invalid_request");
-    };
-    let Ok(c) = p.keys().verify(tok.trim(), "at+jwt") else {
-        return deny("invalid_token");
-    };
-    if c["iss"] != p.cfg.issuer.as_str()
-        || c["exp"].as_i64().is_none_or(|e| e <= p.now().as_second())
-    {
-        return deny("invalid_token");
-    }
-    let mut out = json!({"sub": c["sub"]});
-    if let Some(m) = c["claims"].as_object() {
-        for (k, v) in m {
-            out[k] = v.clone();
-        }
-    }
-    let mut r = axum::Json(out).into_response();
-    no_store(r.headers_mut());
-    r
 }

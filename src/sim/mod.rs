@@ -13,6 +13,7 @@
 //! * New host (`api.dingtalk.com`, [`new_host`]): `POST /v1.0/oauth2/accessToken`, `POST /v1.0/oauth2/userAccessToken`,
 //!   `GET /v1.0/contact/users/me`, `POST /v1.0/gateway/connections/open`.
 //! * Login page ([`login_page`]): `GET /oauth2/auth` (QR code + a "scan as" form for tests), `POST /oauth2/auth/scan`.
+//! * A stand-in for DingTalk's H5 JSAPI ([`jsapi`]): `GET /jsapi-standin/{as,dingtalk.open.js,code}`.
 //! * Stream ([`stream`]): `GET /connect?ticket=...` (WebSocket).
 //! * Third-party (suite) apps ([`suite`]): corp tokens (`POST /v1.0/oauth2/corpAccessToken`,
 //!   `POST /service/get_corp_token`), the authorisation page `GET /oauth2/suite/auth`, and their
@@ -74,6 +75,7 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod generate;
+pub mod jsapi;
 pub mod login_page;
 pub mod new_host;
 pub mod old_host;
@@ -157,6 +159,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .merge(new_host::routes())
         .merge(login_page::routes())
+        .merge(jsapi::routes())
         .merge(stream::routes())
         .merge(suite::routes())
         .nest("/__sim", admin::routes())

@@ -807,10 +807,25 @@ async fn sso_session_and_workbench_entry() {
     let (userid, _) = w.member();
     let p = pkce();
     let mut cookies = Vec::new();
-    // Workbench: no session yet → DingTalk → the app's homepage, with a session.
+    // Workbench: no session yet → the in-app page (it asks DingTalk's JSAPI for a code)...
     match w
         .browse(
             &format!("{}/workbench?client_id=app", w.issuer),
+            &userid,
+            &mut Vec::new(),
+        )
+        .await
+    {
+        Outcome::Page(s, b) => {
+            assert_eq!(s, StatusCode::OK);
+            assert!(b.contains("requestAuthCode") && b.contains("qr=1"), "{b}");
+        }
+        Outcome::App(q) => panic!("the in-app page was skipped: {q:?}"),
+    }
+    // ...whose fallback without DingTalk's client is the QR login → the app's homepage.
+    match w
+        .browse(
+            &format!("{}/workbench?client_id=app&qr=1", w.issuer),
             &userid,
             &mut cookies,
         )
@@ -941,4 +956,75 @@ async fn discovery_keys_and_paths() {
             .path_taken_by(&format!("https://other.example{}", "/dingtalk/acme"))
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_stop_when_the_account_is_disabled() {
+    let w = world().await;
+    let (userid, _) = w.member();
+    let p = pkce();
+    let start = w.authorize_url(
+        "app",
+        APP_CB,
+        &[
+            ("scope", "openid profile offline_access"),
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+            ("max_age", "not-a-number"),
+        ],
+    );
+    // A malformed max_age is an error the app is told about, with iss (RFC 9207).
+    let Outcome::App(q) = w.browse(&start, &userid, &mut Vec::new()).await else {
+        panic!("no redirect to the app")
+    };
+    assert_eq!(q["error"], "invalid_request");
+    assert_eq!(q["iss"], w.issuer);
+    let start = start.replace("max_age=not-a-number", "max_age=300");
+    let Outcome::App(q) = w.browse(&start, &userid, &mut Vec::new()).await else {
+        panic!("no redirect to the app")
+    };
+    assert_eq!(q["iss"], w.issuer);
+    let (s, t) = w.redeem(&q["code"], &p.verifier).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let refresh = |rt: String| {
+        let w = &w;
+        async move {
+            w.token(
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                Some(("app", APP_SECRET)),
+            )
+            .await
+        }
+    };
+    let rt1 = t["refresh_token"]
+        .as_str()
+        .expect("offline_access")
+        .to_string();
+    let (s, t2) = refresh(rt1.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{t2}");
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt1, rt2, "rotated");
+    // Another client cannot use it.
+    let (s, e) = w
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt2)],
+            Some(("spa", "")),
+        )
+        .await;
+    assert_ne!(s, StatusCode::OK, "{e}");
+    // Disabled in the directory: refused, and the grant is gone for good.
+    w.dir.disable_person(&userid).await.unwrap();
+    let (s, e) = refresh(rt2.clone()).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    w.dir.enable_person(&userid).await.unwrap();
+    let (s, _) = refresh(rt2).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a revoked grant stays revoked");
+    // Without offline_access there is no refresh token.
+    let p = pkce();
+    let q = w.login("app", APP_CB, &userid, &p).await;
+    let (_, t) = w.redeem(&q["code"], &p.verifier).await;
+    assert!(t.get("refresh_token").is_none(), "{t}");
 }

@@ -550,6 +550,21 @@ impl Pool {
         .await
     }
 
+    /// Sets `dn`'s password with the Password Modify extended operation (RFC 3062): the server
+    /// hashes it and applies its password policy, whose refusal comes back as `Rejected`.
+    pub async fn password_modify(&self, dn: &str, new: &Secret) -> Result<(), LdapError> {
+        self.run(dn, &["userPassword"], false, |mut h| {
+            self.sending_write();
+            let op = ldap3::exop::PasswordModify {
+                user_id: Some(dn),
+                old_pass: None,
+                new_pass: Some(new.expose()),
+            };
+            async move { h.extended(op).await?.success().map(|_| ()) }
+        })
+        .await
+    }
+
     /// Rename and/or move (modrdn), deleting the old RDN value.
     pub async fn modify_dn(
         &self,

@@ -80,6 +80,8 @@ pub struct Capabilities {
     pub bulk_max_operations: usize,
     pub filter: bool,
     pub filter_max_results: usize,
+    /// `changePassword`: a `password` may be set by PATCH (account self-service uses it).
+    pub change_password: bool,
 }
 
 impl Capabilities {
@@ -93,6 +95,7 @@ impl Capabilities {
             bulk_max_operations: body["bulk"]["maxOperations"].as_u64().unwrap_or(0) as usize,
             filter: flag("filter"),
             filter_max_results: body["filter"]["maxResults"].as_u64().unwrap_or(0) as usize,
+            change_password: flag("changePassword"),
         }
     }
 }
