@@ -443,6 +443,10 @@ pub struct SyncTargetStatus {
     /// incremental sync is live only while it equals the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
+    /// Outbound from OpenLDAP with content synchronisation: the cookie up to which the
+    /// directory's changes are in DingTalk. A restarted controller resumes after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sync_cookie: Option<String>,
     /// Value of the sync-now annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_request: Option<String>,

@@ -216,6 +216,17 @@ pub trait SyncRunner: Send + Sync {
     fn events_changes(&self) -> Option<EventsChanges> {
         None
     }
+
+    /// Where a followed Outbound target's directory changes are pushed up to (kept in its
+    /// status), and, after a restart, where to resume.
+    fn content_sync_cookie(&self, _target: &TargetKey) -> Option<String> {
+        None
+    }
+    fn resume_content_sync(&self, _target: &TargetKey, _cookie: String) {}
+
+    /// This replica no longer leads: stop every event connection and directory session, so
+    /// only the new leader writes.
+    fn release(&self) {}
 }
 
 /// Shared state of the controllers.

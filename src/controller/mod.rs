@@ -391,6 +391,7 @@ pub async fn run_with_leader_election(
             }
             ctx.metrics.leader.set(0);
             ctx.metrics.forget_targets();
+            ctx.runner.release();
             tracing::info!("lost the lease: controllers stopped");
         } else {
             tokio::select! {

@@ -541,9 +541,15 @@ async fn track_events(
         );
         return false;
     }
+    if let Some(c) = st.content_sync_cookie.clone() {
+        ctx.runner.resume_content_sync(&request.key, c);
+    }
     let Some(view) = ctx.runner.track_events(request, baseline).await else {
         return false;
     };
+    if let Some(c) = ctx.runner.content_sync_cookie(&request.key) {
+        st.content_sync_cookie = Some(c);
+    }
     set_condition(
         &mut st.conditions,
         condition(

@@ -27,7 +27,9 @@ pub use cluster::ClusterObjects;
 pub use folder::Manifests;
 pub use login::{LoginInputs, LoginOpenError, login_inputs, open_login};
 pub use objects::{ObjectSource, SecretAt, SourceError, secret_text};
-pub use open::{Access, Inbound, OpenError, Opened, Outbound, client_config, open, open_directory};
+pub use open::{
+    Access, Inbound, OpenError, Opened, Outbound, client_config, open, open_directory, open_ldap,
+};
 
 /// A namespaced object's name, the key every per-target piece of state is kept under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -102,6 +102,10 @@ struct FakeRunner {
     failing: usize,
     /// Reports of event batches and polls, handed over at the next reconcile.
     reports: Mutex<Vec<RunReport>>,
+    /// The content synchronisation cookie the runner reached, and the one it was told to
+    /// resume from.
+    cookie: Mutex<Option<String>>,
+    resumed: Mutex<Option<String>>,
 }
 
 #[async_trait]
@@ -180,6 +184,14 @@ impl SyncRunner for FakeRunner {
 
     fn events_state(&self, _: &str, _: &str) -> Option<EventsView> {
         self.events.lock().unwrap().clone()
+    }
+
+    fn content_sync_cookie(&self, _: &TargetKey) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    fn resume_content_sync(&self, _: &TargetKey, cookie: String) {
+        *self.resumed.lock().unwrap() = Some(cookie);
     }
 }
 
@@ -884,6 +896,32 @@ async fn target_happy_path_syncs_once_and_reports() {
     assert_eq!(
         target_ready(&again).last_transition_time,
         ready.last_transition_time
+    );
+}
+
+/// The cookie a followed directory's session reached is kept in status, and a restarted
+/// controller (a fresh runner) is told to resume from it.
+#[tokio::test]
+async fn the_content_sync_cookie_is_kept_in_status_and_resumed_after_a_restart() {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    w.reconcile_target("t1").await;
+    *w.runner.cookie.lock().unwrap() = Some("rid=000,csn=20261205".into());
+    w.reconcile_target("t1").await;
+    let st = w.target("t1").await.status.unwrap();
+    assert_eq!(
+        st.content_sync_cookie.as_deref(),
+        Some("rid=000,csn=20261205")
+    );
+    let restarted = Arc::new(FakeRunner::default());
+    w.with_runner(restarted.clone());
+    w.reconcile_target("t1").await;
+    assert_eq!(
+        restarted.resumed.lock().unwrap().as_deref(),
+        Some("rid=000,csn=20261205")
     );
 }
 

@@ -849,6 +849,19 @@ async fn the_controller_engine_feeds_a_synced_target_from_its_binding_stream() {
     off.binding.events = serde_json::from_value(serde_json::json!({"delivery": "None"})).unwrap();
     off.key = TargetKey::new("team", "t2");
     assert!(engine.track_events(&off, true).await.is_none());
+
+    // The replica stops leading: its connections stop, its callback routes go.
+    assert!(engine.events_state("team", "acme").is_some());
+    engine.release();
+    assert!(engine.events_state("team", "acme").is_none());
+    let r = reqwest::Client::new()
+        .post(&url)
+        .query(&[("msg_signature", "0"), ("timestamp", "1"), ("nonce", "n")])
+        .body(r#"{"encrypt":"AAAA"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no longer served here");
     w.base.sim.shutdown().await;
 }
 

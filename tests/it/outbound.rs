@@ -1143,10 +1143,12 @@ async fn an_inbound_and_an_outbound_target_over_the_same_people_do_not_ping_pong
     assert_eq!((w.writes() - before, inbound().await.writes), (0, 0));
 }
 
-/// The controller's engine: a full run through `SyncRunner::run`, then each look
-/// (`track_events`) polls the directory and pushes what changed; no baseline, no polling.
+/// The controller's engine: a full run through `SyncRunner::run`, then (slapd offering
+/// content synchronisation) the node is followed and each change pushed as it comes; no
+/// baseline, no following. The cookie it reaches, kept in status, lets a restarted controller
+/// resume without reading the directory or DingTalk in full.
 #[tokio::test]
-async fn the_controller_engine_polls_and_pushes_directory_changes() {
+async fn the_controller_engine_follows_directory_changes_and_resumes_after_a_restart() {
     use dingsync::{
         controller::{SyncRequest, SyncRunner, Trigger, engine::Engine},
         resolve::{Resolved, TargetKey},
@@ -1202,9 +1204,8 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
     assert_eq!((out.summary.created, out.summary.failed), (21, 0));
     let view = engine.track_events(&t, true).await.unwrap();
     assert_eq!((view.active, view.reason.as_str()), (true, "Active"));
-    assert!(view.message.contains("nothing changed"), "{}", view.message);
+    assert!(view.message.contains("following"), "{}", view.message);
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     w.slapd()
         .ldapmodify(&format!(
             "dn: uid=ext0002,{}\nchangetype: modrdn\nnewrdn: uid=ext0002\ndeleteoldrdn: 1\nnewsuperior: {}\n\n\
@@ -1214,15 +1215,35 @@ async fn the_controller_engine_polls_and_pushes_directory_changes() {
             ou_dn(&w.node, "研发"),
         ))
         .unwrap();
+    until(|| {
+        let (_, users) = w.dingtalk();
+        users.get("ext0002").map(|u| u.1.clone()) == Some(vec!["销售/华南".to_string()])
+            && !users.contains_key("ext0008")
+    })
+    .await;
+    until(|| !engine.take_reports(&t.key).is_empty()).await;
     let view = engine.track_events(&t, true).await.unwrap();
-    assert!(
-        view.message.contains("1 moved, 1 removed"),
-        "{}",
-        view.message
-    );
-    let (_, users) = w.dingtalk();
-    assert_eq!(users["ext0002"].1, vec!["销售/华南".to_string()]);
-    assert!(!users.contains_key("ext0008"));
-    let view = engine.track_events(&t, true).await.unwrap();
-    assert!(view.message.contains("nothing changed"), "{}", view.message);
+    assert!(view.message.contains("batches pushed"), "{}", view.message);
+    until(|| engine.content_sync_cookie(&t.key).is_some()).await;
+    let cookie = engine.content_sync_cookie(&t.key);
+
+    // The replica stops leading; an edit lands while nobody follows; the next leader resumes
+    // from the cookie the status kept: the edit reaches DingTalk without a full read.
+    engine.release();
+    w.slapd()
+        .ldapmodify(&format!(
+            "dn: uid=ext0003,{}\nchangetype: modify\nreplace: cn\ncn: 改名三\n",
+            ou_dn(&w.node, "前端")
+        ))
+        .unwrap();
+    w.sim.reset_counters();
+    let next = Engine::default();
+    next.resume_content_sync(&t.key, cookie.unwrap());
+    let view = next.track_events(&t, true).await.unwrap();
+    assert!(view.message.contains("following"), "{}", view.message);
+    until(|| sim_user(&w, "ext0003").is_some_and(|p| p.name == "改名三")).await;
+    let full_reads =
+        w.sim.calls("/topapi/v2/department/listsub") + w.sim.calls("/topapi/v2/user/list");
+    assert_eq!(full_reads, 0, "resumed from the cookie, no full read");
+    next.release();
 }

@@ -51,6 +51,10 @@ impl CallbackRoutes {
     fn get(&self, route: &str) -> Option<Arc<CallbackReceiver>> {
         self.0.lock().expect("callbacks").get(route).cloned()
     }
+
+    fn clear(&self) {
+        self.0.lock().expect("callbacks").clear();
+    }
 }
 
 /// `POST /dingtalk/callback/{namespace}/{binding}`: the URL to enter in DingTalk's developer
@@ -340,6 +344,18 @@ impl Feeds {
             .get(&feed)
             .map(|f| f.pipeline.take_batches(&target.to_string()))
             .unwrap_or_default()
+    }
+
+    /// Stops every feed and forgets every target (this replica no longer leads): callback
+    /// pushes then go to the new leader through the relay.
+    pub fn stop_all(&self) {
+        self.tracked.lock().expect("tracked").clear();
+        for (_, mut f) in self.feeds.lock().expect("feeds").drain() {
+            if let Some(s) = f.stream.take() {
+                tokio::spawn(s.stop());
+            }
+        }
+        self.callbacks.clear();
     }
 
     /// Forget targets nobody reconciled for a while, and feeds nobody uses.

@@ -4,6 +4,7 @@
 //! owned by the controller's context.
 
 mod feeds;
+mod follow;
 mod outcome;
 mod probe;
 pub mod relay;
@@ -83,6 +84,10 @@ pub struct Engine {
     sources: Sources,
     /// Reports of Outbound polls that pushed changes, until the target's reconcile takes them.
     polls: PollReports,
+    /// Outbound targets whose OpenLDAP directory is followed (content synchronisation).
+    followers: follow::Followers,
+    /// Cookies the controller kept in status, to resume following after a restart.
+    resume: Mutex<HashMap<TargetKey, String>>,
 }
 
 /// Outbound poll reports per target (a few at most: a poll runs from the target's reconcile).
@@ -234,7 +239,22 @@ impl SyncRunner for Engine {
         let batches = self.feeds.take_batches(target);
         let mut out: Vec<_> = batches.iter().map(batch_report).collect();
         out.extend(self.polls.take(target));
+        out.extend(self.followers.take_reports(target));
         out
+    }
+
+    fn content_sync_cookie(&self, target: &TargetKey) -> Option<String> {
+        self.followers.cookie(target)
+    }
+
+    fn resume_content_sync(&self, target: &TargetKey, cookie: String) {
+        let mut resume = self.resume.lock().expect("resume");
+        resume.insert(target.clone(), cookie);
+    }
+
+    fn release(&self) {
+        self.followers.stop_all();
+        self.feeds.stop_all();
     }
 
     fn events_state(&self, namespace: &str, name: &str) -> Option<EventsView> {
@@ -283,6 +303,16 @@ impl Engine {
     /// Outbound incremental sync: directories do not push changes, so each look asks the
     /// directory what changed since the last run and pushes only when something did.
     async fn poll_outbound(&self, t: &Resolved, baseline: bool) -> IncrementalView {
+        if !baseline {
+            // A full sync at the new spec comes first; following starts after it.
+            self.followers.stop(&t.key);
+        } else {
+            let resume = self.resume.lock().expect("resume").remove(&t.key);
+            let writer = self.locks.of(&t.key);
+            if let Some(v) = self.followers.look(t, resume, writer, &self.clients) {
+                return v;
+            }
+        }
         let (true, Some(mark)) = (baseline, self.marks.get(t)) else {
             let why = "polling starts after a complete full sync at the current spec";
             return view(false, Reason::NoBaseline, why.into());
