@@ -94,6 +94,41 @@ impl OutboundPerson {
 const USERID: &str = "user.uniqueName";
 const DEPT_NAME: &str = "department.nameTemplate";
 
+/// Why a user attribute rule of an Outbound mapping cannot be written, if it cannot.
+fn check_user_rule(target: &str, refers: bool) -> Result<(), String> {
+    if refers && !REFERENCE_FIELDS.contains(&target) {
+        return Err(format!(
+            "refersTo on an Outbound mapping applies to {} only",
+            REFERENCE_FIELDS.join(", ")
+        ));
+    }
+    let known = DINGTALK_FIELDS.contains(&target)
+        || target
+            .strip_prefix("extension.")
+            .is_some_and(|k| !k.is_empty());
+    if !known {
+        return Err(format!(
+            "{target:?} is not a DingTalk user field; use one of {} or extension.<key>",
+            DINGTALK_FIELDS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Why a department attribute rule of an Outbound mapping cannot be written, if it cannot.
+fn check_dept_rule(target: &str, refers: bool) -> Result<(), String> {
+    if !DEPARTMENT_FIELDS.contains(&target) {
+        return Err(format!(
+            "{target:?} is not a DingTalk department field an Outbound mapping writes; use one of {}",
+            DEPARTMENT_FIELDS.join(", ")
+        ));
+    }
+    if refers && !REFERENCE_FIELDS.contains(&target) {
+        return Err("refersTo applies to dept_manager_userid_list only".into());
+    }
+    Ok(())
+}
+
 impl OutboundMapping {
     pub fn compile(spec: &FieldMappingSpec) -> Result<Self, MappingError> {
         let err = |rule: String, message: String| MappingError { rule, message };
@@ -127,29 +162,7 @@ impl OutboundMapping {
         let (mut fields, mut refs) = (Vec::new(), Vec::new());
         for (i, r) in spec.user.attributes.iter().enumerate() {
             let label = format!("user.attributes[{i}] ({})", r.target);
-            if r.refers_to.is_some() && !REFERENCE_FIELDS.contains(&r.target.as_str()) {
-                return Err(err(
-                    label,
-                    format!(
-                        "refersTo on an Outbound mapping applies to {} only",
-                        REFERENCE_FIELDS.join(", ")
-                    ),
-                ));
-            }
-            let known = DINGTALK_FIELDS.contains(&r.target.as_str())
-                || r.target
-                    .strip_prefix("extension.")
-                    .is_some_and(|k| !k.is_empty());
-            if !known {
-                return Err(err(
-                    label,
-                    format!(
-                        "{:?} is not a DingTalk user field; use one of {} or extension.<key>",
-                        r.target,
-                        DINGTALK_FIELDS.join(", ")
-                    ),
-                ));
-            }
+            check_user_rule(&r.target, r.refers_to.is_some()).map_err(|m| err(label.clone(), m))?;
             add(label.clone(), &r.template)?;
             match r.refers_to {
                 Some(_) => refs.push((label, r.target.clone())),
@@ -160,22 +173,7 @@ impl OutboundMapping {
         let dept_rules = spec.department.iter().flat_map(|d| &d.attributes);
         for (i, r) in dept_rules.enumerate() {
             let label = format!("department.attributes[{i}] ({})", r.target);
-            if !DEPARTMENT_FIELDS.contains(&r.target.as_str()) {
-                return Err(err(
-                    label,
-                    format!(
-                        "{:?} is not a DingTalk department field an Outbound mapping writes; use one of {}",
-                        r.target,
-                        DEPARTMENT_FIELDS.join(", ")
-                    ),
-                ));
-            }
-            if r.refers_to.is_some() && !REFERENCE_FIELDS.contains(&r.target.as_str()) {
-                return Err(err(
-                    label,
-                    "refersTo applies to dept_manager_userid_list only".into(),
-                ));
-            }
+            check_dept_rule(&r.target, r.refers_to.is_some()).map_err(|m| err(label.clone(), m))?;
             add(label.clone(), &r.template)?;
             dept_fields.push((label, r.target.clone(), r.refers_to.is_some()));
         }
