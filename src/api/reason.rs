@@ -70,7 +70,7 @@ reasons! {
     ApiUnreachable => [BINDING.READY],
     /// The app cannot read the address book (binding), or an Outbound target's binding lacks
     /// the write permission (target).
-    PermissionMissing => [BINDING.READY, BINDING.PERMISSIONS_GRANTED, TARGET.READY],
+    PermissionMissing => [BINDING.READY, BINDING.PERMISSIONS_GRANTED, TARGET.READY, TARGET.SYNCED],
     /// The address book is readable but some permissions (listed in the message) are not
     /// granted.
     PartiallyGranted => [BINDING.PERMISSIONS_GRANTED],

@@ -137,6 +137,10 @@ pub enum SyncRunError {
     /// The run cannot work with this configuration.
     #[error("sync cannot run: {0}")]
     Permanent(String),
+    /// DingTalk refuses the app a write it needs (granted in DingTalk's console, not here:
+    /// retried with backoff).
+    #[error("{0}")]
+    PermissionMissing(String),
 }
 
 impl From<crate::resolve::OpenError> for SyncRunError {

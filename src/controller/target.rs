@@ -492,6 +492,7 @@ fn record_failure(st: &mut SyncTargetStatus, e: SyncRunError, g: Option<i64>) ->
         }
         SyncRunError::Permanent(m) => (Reason::SyncFailed, m, Some(Action::await_change())),
         SyncRunError::Transient(m) => (Reason::SyncFailed, m, None),
+        SyncRunError::PermissionMissing(m) => (Reason::PermissionMissing, m, None),
     };
     set_condition(
         &mut st.conditions,

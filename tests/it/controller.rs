@@ -1221,6 +1221,34 @@ async fn a_directory_refusing_credentials_makes_the_target_not_ready() {
     );
 }
 
+/// DingTalk refusing a department write the run needs: `PermissionMissing` naming the
+/// department, retried (permissions are granted in DingTalk's console, not in the cluster).
+#[tokio::test]
+async fn a_refused_department_write_makes_the_target_permission_missing() {
+    let mut w = ready_world(
+        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
+        "{{ name }}",
+    )
+    .await;
+    let runner = Arc::new(FakeRunner {
+        fail: Some(SyncRunError::PermissionMissing(
+            "PermissionMissing: the app may not write DingTalk department 9002".into(),
+        )),
+        ..Default::default()
+    });
+    w.with_runner(runner.clone());
+    let action = target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
+        .await
+        .unwrap();
+    let ready = target_ready(&w.target("t1").await);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "PermissionMissing")
+    );
+    assert!(ready.message.contains("9002"), "{}", ready.message);
+    assert_ne!(action, kube::runtime::controller::Action::await_change());
+}
+
 #[tokio::test]
 async fn repeated_failures_quarantine_the_target_until_a_run_succeeds() {
     let mut w = ready_world(

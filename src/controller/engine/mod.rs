@@ -289,11 +289,7 @@ impl Engine {
         let dry_run = t.spec.dry_run;
         let r = outbound::run(&o.client, o.dir.as_ref(), &o.mapping, &o.options, dry_run)
             .await
-            .map_err(|e| match e {
-                SyncError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
-                SyncError::Directory(DirectoryError::Config(m)) => SyncRunError::Permanent(m),
-                other => SyncRunError::Transient(other.to_string()),
-            })?;
+            .map_err(outbound_error)?;
         if let Some(mark) = r.mark.clone().filter(|_| r.complete && r.held.is_none()) {
             self.marks.set(t, mark);
         }
@@ -391,4 +387,36 @@ pub fn poll_interval(spec: &crate::api::SyncTargetSpec) -> Duration {
         .and_then(|i| i.poll_interval)
         .map(Duration::from)
         .unwrap_or(OUTBOUND_POLL)
+}
+
+/// How an Outbound run's failure reaches the target's conditions.
+fn outbound_error(e: SyncError) -> SyncRunError {
+    match e {
+        SyncError::Directory(DirectoryError::Auth(m)) => SyncRunError::DirectoryAuth(m),
+        SyncError::Directory(DirectoryError::Config(m)) => SyncRunError::Permanent(m),
+        e @ SyncError::PermissionMissing { .. } => SyncRunError::PermissionMissing(e.to_string()),
+        other => SyncRunError::Transient(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_department_write_is_permission_missing_naming_it() {
+        let e = SyncError::PermissionMissing {
+            dept_id: 9002,
+            source: crate::dingtalk::DingTalkError::Denied {
+                api: "department/update".into(),
+                errcode: 60011,
+                message: "no permission".into(),
+                permission: None,
+            },
+        };
+        match outbound_error(e) {
+            SyncRunError::PermissionMissing(m) => assert!(m.contains("9002"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
