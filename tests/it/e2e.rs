@@ -89,40 +89,38 @@ fn docs(yaml: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn controller_against_a_real_cluster() {
-    if !cluster_configured() {
-        return;
-    }
+/// A fresh namespace watched by the controller (run in this process): `scenario` runs there,
+/// then the controller stops and the namespace goes, whatever the scenario did.
+async fn with_controller<F, Fut>(instance: &str, scenario: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     dingsync::telemetry::init();
     let client = Client::try_default()
         .await
         .expect("a client for KUBECONFIG");
     apply_crds(&client).await;
-
     let ns = format!(
         "dingsync-e2e-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let namespaces: Api<Namespace> = Api::all(client.clone());
+    let body = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
     namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
+        .create(&PostParams::default(), &body)
         .await
         .expect("create namespace");
-
     let shutdown = CancellationToken::new();
     let ctx = controller::production_context(
         client.clone(),
-        "e2e",
+        instance,
         std::sync::Arc::new(Metrics::default()),
     );
     let settings = Settings {
         namespace: Some(ns.clone()),
         concurrency: 2,
-        instance: "e2e".into(),
+        instance: instance.into(),
     };
     let running = tokio::spawn(controller::run(
         client.clone(),
@@ -130,16 +128,26 @@ async fn controller_against_a_real_cluster() {
         settings,
         shutdown.clone(),
     ));
-
-    let result = std::panic::AssertUnwindSafe(scenario(&client, &ns));
+    let result = std::panic::AssertUnwindSafe(scenario(client, ns.clone()));
     let outcome = futures::FutureExt::catch_unwind(result).await;
-
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[tokio::test]
+async fn controller_against_a_real_cluster() {
+    if !cluster_configured() {
+        return;
+    }
+    with_controller(
+        "e2e",
+        |client, ns| async move { scenario(&client, &ns).await },
+    )
+    .await;
 }
 
 async fn scenario(client: &Client, ns: &str) {
@@ -396,48 +404,11 @@ async fn approval_against_a_real_cluster() {
     else {
         panic!("the approval scenario needs slapd");
     };
-    dingsync::telemetry::init();
-    let client = Client::try_default()
-        .await
-        .expect("a client for KUBECONFIG");
-    apply_crds(&client).await;
-    let ns = format!(
-        "dingsync-e2e-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let body = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-    namespaces
-        .create(&PostParams::default(), &body)
-        .await
-        .expect("create namespace");
-    let shutdown = CancellationToken::new();
-    let ctx = controller::production_context(
-        client.clone(),
-        "e2e-approval",
-        std::sync::Arc::new(Metrics::default()),
-    );
-    let settings = Settings {
-        namespace: Some(ns.clone()),
-        concurrency: 2,
-        instance: "e2e-approval".into(),
-    };
-    let running = tokio::spawn(controller::run(
-        client.clone(),
-        ctx,
-        settings,
-        shutdown.clone(),
-    ));
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        approval_scenario(&client, &ns, &w),
-    ))
+    let w = &w;
+    with_controller("e2e-approval", |client, ns| async move {
+        approval_scenario(&client, &ns, w).await
+    })
     .await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn approval_scenario(client: &Client, ns: &str, w: &crate::support::World) {
