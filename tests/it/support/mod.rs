@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod conformance;
 pub mod import;
 pub mod manifests;

@@ -367,71 +367,7 @@ fn provision(dir: &Path, admin_password: &str) -> Result<(), String> {
 
 /// A CA and a server certificate for 127.0.0.1 in `dir`, made with `openssl`; the CA's PEM.
 fn make_certs(dir: &Path) -> Result<String, String> {
-    let run = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .map_err(|e| format!("openssl: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("openssl: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=dingsync test AD CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ])?;
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ])?;
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    )
-    .map_err(|e| format!("ext.cnf: {e}"))?;
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ])?;
+    let ca = super::certs::make_certs(dir, "dingsync test AD CA")?;
     // Samba refuses a private key others can read.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
@@ -439,5 +375,5 @@ fn make_certs(dir: &Path) -> Result<String, String> {
         std::fs::Permissions::from_mode(0o600),
     )
     .map_err(|e| format!("server.key: {e}"))?;
-    std::fs::read_to_string(dir.join("ca.pem")).map_err(|e| format!("ca.pem: {e}"))
+    Ok(ca)
 }
