@@ -28,25 +28,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What is missing to run a browser, if anything.
-fn missing_pieces() -> Vec<String> {
-    let mut m = Vec::new();
-    for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        if !std::path::Path::new(bin).exists() {
-            m.push(bin.to_string());
-        }
-    }
-    let py = root().join(".venv/bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", "import selenium, authlib, flask"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        m.push(".venv with selenium, authlib, flask".into());
-    }
-    m
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -57,7 +38,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_logs_in_to_an_oidc_app_with_dingtalk() {
-    let missing = missing_pieces();
+    let missing = crate::support::browser::missing_pieces();
     if !missing.is_empty() {
         let why = format!("missing {}", missing.join(", "));
         if std::env::var("DINGSYNC_REQUIRE_BROWSER").as_deref() == Ok("1") {

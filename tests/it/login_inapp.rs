@@ -32,23 +32,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn missing_pieces() -> Vec<String> {
-    let mut m = Vec::new();
-    for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        if !std::path::Path::new(bin).exists() {
-            m.push(bin.to_string());
-        }
-    }
-    let ok = Command::new(root().join(".venv/bin/python"))
-        .args(["-c", "import selenium, authlib, flask"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        m.push(".venv with selenium, authlib, flask".into());
-    }
-    m
-}
-
 /// A directory whose password policy wants 8 characters, refusing like slapd's ppolicy (the
 /// real one is exercised in `login_account.rs`; here only the pages are photographed).
 struct MinLength;
@@ -75,7 +58,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
-    let missing = missing_pieces();
+    let missing = crate::support::browser::missing_pieces();
     if !missing.is_empty() {
         let why = format!("missing {}", missing.join(", "));
         if std::env::var("DINGSYNC_REQUIRE_BROWSER").as_deref() == Ok("1") {
