@@ -114,9 +114,11 @@ pub struct Suite {
     /// Secret holding the suite's SuiteKey and SuiteSecret (from the developer console of the
     /// team that runs dingsync).
     pub secret_ref: SuiteSecretRef,
-    /// Secret where dingsync keeps the latest suiteTicket DingTalk pushed (key `suiteTicket`),
-    /// so every replica and a restarted one can buy corp tokens before the next push. Created
-    /// if missing. Default: `<binding name>-suite-ticket`.
+    /// Secret to read a suiteTicket from (key `suiteTicket`) until DingTalk pushes one:
+    /// `dingsync bind --apply` writes it, and `dingsync plan`/`apply` outside the cluster read
+    /// it. The controller keeps the latest ticket of every suite in one Secret of its own
+    /// namespace (chart value `quickBind.ticketsSecret`) and never writes this one. Default:
+    /// `<binding name>-suite-ticket`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_secret_ref: Option<LocalRef>,
 }

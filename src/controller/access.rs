@@ -43,9 +43,8 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
     (
         "",
         "secrets",
-        &["get", "list", "watch", "create", "update"],
-        "credentials the resources reference; re-sync when they change; a suite binding's \
-         ticket Secret: created, then updated with each pushed suiteTicket",
+        &["get", "list", "watch"],
+        "credentials the resources reference; re-sync when they change",
     ),
     (
         "",
@@ -73,17 +72,17 @@ pub const API_ACCESS: &[(&str, &str, &[&str], &str)] = &[
     ),
 ];
 
-/// The one Secret the controller writes: the login provider's signing keys, in the release
-/// namespace, by name (RBAC cannot limit `create` by name, so that Role stays in that
-/// namespace). Every replica reads it; whichever replica finds it missing or due for rotation
-/// writes it. Next to it, the Leases of the login's single-use ledger (named by hashes, so
+/// The only Secrets the controller writes: the login provider's signing keys and the kept
+/// suiteTickets of third-party apps, in the release namespace, by name (RBAC cannot limit
+/// `create` by name, so that Role stays in that namespace). Every replica reads them;
+/// whichever replica finds one missing, due for rotation or behind a pushed ticket writes it. Next to it, the Leases of the login's single-use ledger (named by hashes, so
 /// not limited by name).
 pub const LOGIN_KEYS_ACCESS: &[(&str, &str, &[&str], &str)] = &[
     (
         "",
         "secrets",
         &["get", "create", "update"],
-        "login signing keys: create if missing, rotate",
+        "login signing keys and suiteTickets: create if missing, rotate, keep the latest",
     ),
     (
         "coordination.k8s.io",

@@ -120,10 +120,14 @@ async fn evaluate(
         }
     };
     if spec.suite.is_some()
-        && let Err(e) = super::suite_ticket::store(&ctx.client, ns, binding, &app_key).await
+        && let Some(store) = ctx.suite_tickets.get()
     {
-        // The ticket stays in this process: only a restart before the next store loses it.
-        tracing::warn!(error = %e, "cannot store the suiteTicket in its Secret");
+        // A restarted replica starts from the kept ticket; a pushed one is then kept.
+        let kept = store.load(&ctx.client, &app_key).await;
+        if let Err(e) = kept.and(store.store(&ctx.client, &app_key).await) {
+            // The ticket stays in this process: only a restart before the next store loses it.
+            tracing::warn!(error = %e, "cannot keep the suiteTicket in its Secret");
+        }
     }
     Ok(match ctx.checker.check(spec, &app_key, &app_secret).await {
         Ok(perms) => granted(spec, perms, st, generation),

@@ -248,6 +248,9 @@ pub struct Context {
     /// The one namespace the controllers watch (`None`: all): where the guards look for
     /// another binding of a corpId or another target on the same node.
     pub scope: Option<String>,
+    /// Where the suiteTickets of third-party apps are kept (the controller's namespace); unset,
+    /// they live in this process only.
+    pub suite_tickets: std::sync::OnceLock<super::suite_ticket::TicketStore>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -270,6 +273,7 @@ impl Context {
             callbacks: Default::default(),
             clients: Default::default(),
             scope: None,
+            suite_tickets: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -38,6 +38,14 @@ pub struct Args {
     /// missing, rotated with overlap.
     #[arg(long, env = "LOGIN_KEYS_SECRET", default_value = "dingsync-login-keys")]
     pub login_keys_secret: String,
+    /// Secret (in the pod's namespace) where the suiteTickets of third-party apps are kept,
+    /// one key per SuiteKey; created if missing.
+    #[arg(
+        long,
+        env = "SUITE_TICKETS_SECRET",
+        default_value = "dingsync-suite-tickets"
+    )]
+    pub suite_tickets_secret: String,
     /// Concurrent reconciles per kind.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
@@ -76,6 +84,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         metrics,
         namespace.clone(),
     );
+    let _ = ctx
+        .suite_tickets
+        .set(controller::suite_ticket::TicketStore {
+            namespace: args.lease_namespace.clone(),
+            name: args.suite_tickets_secret.clone(),
+        });
     // With several replicas a callback push may reach one that does not feed its binding:
     // that replica checks it and hands it to the leader.
     let relay = args.leader_election.then(|| {

@@ -684,9 +684,7 @@ def test_access_table_parses_and_is_sane():
     declared = declared_access()
     for (group, resource), verbs in declared.items():
         assert "*" not in verbs and group != "*" and resource != "*"
-    # The Secrets the resources reference are only read; the one kind the controller writes
-    # is a suite binding's ticket Secret (create, then update): never delete, never patch.
-    assert declared[("", "secrets")] <= {"get", "list", "watch", "create", "update"}, "the controller never rewrites or deletes the Secrets it is given"
+    assert declared[("", "secrets")] <= {"get", "list", "watch"}, "the controller never writes the Secrets it is given"
     assert declared_login_keys_access() == {
         ("", "secrets"): {"get", "create", "update"},
         ("coordination.k8s.io", "leases"): {"create", "get", "list", "delete"},
@@ -710,7 +708,7 @@ def test_rbac_grants_exactly_what_the_code_calls(values):
         assert scope == "login-keys:" + NAMESPACE, "the login keys Role belongs in the release namespace"
         if rule["resources"] == ["secrets"] and set(rule["verbs"]) != {"create"}:
             # RBAC cannot limit create by name; the ledger's Leases are named by hashes.
-            assert rule["resourceNames"] == ["dingsync-login-keys"], rule
+            assert rule["resourceNames"] == ["dingsync-login-keys", "dingsync-suite-tickets"], rule
 
     watch = values.get("watchNamespace")
     for scope, rule in rules:

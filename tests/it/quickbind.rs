@@ -407,6 +407,7 @@ mod controller {
 
     use async_trait::async_trait;
     use dingsync::api::{DingTalkBinding, DingTalkBindingSpec};
+    use dingsync::controller::suite_ticket::TicketStore;
     use dingsync::controller::{
         Context, SyncOutcome, SyncRequest, SyncRunError, SyncRunner, binding,
         engine::DingTalkProbe, mapping, metrics::Metrics,
@@ -434,7 +435,7 @@ mod controller {
     }
 
     fn ticket_in(s: &KSecret) -> Option<String> {
-        let v = s.data.as_ref()?.get("suiteTicket")?;
+        let v = s.data.as_ref()?.get(KEY)?;
         String::from_utf8(v.0.clone()).ok()
     }
 
@@ -503,6 +504,13 @@ mod controller {
             None,
             Arc::new(Metrics::default()),
         ));
+        // The controller's own namespace keeps the tickets; the bindings' namespaces get none.
+        let store = TicketStore {
+            namespace: "dingsync-system".into(),
+            name: "dingsync-suite-tickets".into(),
+        };
+        ctx.suite_tickets.set(store.clone()).unwrap();
+        let kept_api: Api<KSecret> = Api::namespaced(client.clone(), &store.namespace);
         let bindings: Api<DingTalkBinding> = Api::namespaced(client.clone(), NS);
         let secrets: Api<KSecret> = Api::namespaced(client.clone(), NS);
         let reconcile = || async {
@@ -524,11 +532,18 @@ mod controller {
         assert!(granted.message.contains("mobile"), "{}", granted.message);
         let perms = st.permissions.unwrap();
         assert!(perms.contact_read && !perms.mobile && !perms.email);
-        let kept = secrets
-            .get("acme-suite-ticket")
+        let kept = kept_api
+            .get(&store.name)
             .await
-            .expect("ticket Secret created");
+            .expect("tickets Secret created");
         assert_eq!(ticket_in(&kept), Some(t1));
+        assert!(
+            secrets
+                .get_opt("acme-suite-ticket")
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // A push: the next look stores the new ticket.
         let t2 = sim
@@ -536,46 +551,8 @@ mod controller {
             .unwrap();
         tickets_of(KEY).set(Secret::new(t2.clone()));
         reconcile().await;
-        let kept = secrets.get("acme-suite-ticket").await.unwrap();
+        let kept = kept_api.get(&store.name).await.unwrap();
         assert_eq!(ticket_in(&kept), Some(t2));
-
-        // ticketSecretRef naming a Secret dingsync did not create: it is never rewritten.
-        let foreign = KSecret {
-            metadata: kube::api::ObjectMeta {
-                name: Some("foreign".into()),
-                namespace: Some(NS.into()),
-                ..Default::default()
-            },
-            string_data: Some([("suiteTicket".to_string(), "theirs".to_string())].into()),
-            ..Default::default()
-        };
-        secrets.create(&Default::default(), &foreign).await.unwrap();
-        let mut b = bindings.get("acme").await.unwrap();
-        let suite = b.spec.suite.as_mut().unwrap();
-        suite.ticket_secret_ref =
-            serde_json::from_value(serde_json::json!({"name": "foreign"})).unwrap();
-        bindings
-            .replace("acme", &Default::default(), &b)
-            .await
-            .unwrap();
-        let t3 = sim
-            .with_state(|st| sim_suite::rotate_ticket(st, KEY))
-            .unwrap();
-        tickets_of(KEY).set(Secret::new(t3));
-        let before = secrets.get("foreign").await.unwrap();
-        reconcile().await;
-        let untouched = secrets.get("foreign").await.unwrap();
-        assert_eq!(
-            untouched.metadata.resource_version, before.metadata.resource_version,
-            "not rewritten"
-        );
-        assert_eq!(untouched.string_data, before.string_data);
-        let mut b = bindings.get("acme").await.unwrap();
-        b.spec.suite.as_mut().unwrap().ticket_secret_ref = None;
-        bindings
-            .replace("acme", &Default::default(), &b)
-            .await
-            .unwrap();
 
         // The enterprise removes the app.
         sim.with_state(|st| sim_suite::relieve(st, KEY));
