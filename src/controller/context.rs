@@ -37,15 +37,13 @@ pub enum CredentialError {
     Unreachable(String),
 }
 
-/// Confirms a binding's credentials and finds the app's permissions.
+/// What a credential check finds: the app's permissions, or why there are none.
+pub type CheckResult = Result<Permissions, CredentialError>;
+
+/// Confirms a binding's credentials (`key`, `secret`) and finds the app's permissions.
 #[async_trait]
 pub trait CredentialChecker: Send + Sync {
-    async fn check(
-        &self,
-        spec: &DingTalkBindingSpec,
-        app_key: &str,
-        app_secret: &Secret,
-    ) -> Result<Permissions, CredentialError>;
+    async fn check(&self, spec: &DingTalkBindingSpec, key: &str, secret: &Secret) -> CheckResult;
 }
 
 /// Compiles a FieldMapping; the error names the rule and position.
