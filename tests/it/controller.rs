@@ -39,7 +39,7 @@ use k8s_openapi::{
     api::core::v1::{ConfigMap, Secret},
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
 };
-use kube::{Api, Client, api::ObjectMeta};
+use kube::{Api, Client, api::ObjectMeta, runtime::controller::Action};
 use kube_fake_client::ClientBuilder;
 
 const NS: &str = "team";
@@ -1191,62 +1191,47 @@ async fn live_progress_is_shown_during_a_run_and_cleared_after() {
     );
 }
 
-#[tokio::test]
-async fn a_directory_refusing_credentials_makes_the_target_not_ready() {
+/// A run that fails as `error` leaves the target not Ready for `reason`, its message naming
+/// `named`; the returned action.
+async fn failed_run(error: SyncRunError, reason: &str, named: &str) -> Action {
     let mut w = ready_world(
         vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
         "{{ name }}",
     )
     .await;
-    let runner = Arc::new(FakeRunner {
-        fail: Some(SyncRunError::DirectoryAuth(
-            "SCIM server refused the bearer token (HTTP 401)".into(),
-        )),
+    w.with_runner(Arc::new(FakeRunner {
+        fail: Some(error),
         ..Default::default()
-    });
-    w.with_runner(runner.clone());
+    }));
     let action = target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
         .await
         .unwrap();
     let ready = target_ready(&w.target("t1").await);
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "DirectoryAuthFailed")
+        ("False", reason)
     );
-    assert!(ready.message.contains("401"), "{}", ready.message);
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::await_change(),
-        "waits for a fixed Secret"
-    );
+    assert!(ready.message.contains(named), "{}", ready.message);
+    action
+}
+
+#[tokio::test]
+async fn a_directory_refusing_credentials_makes_the_target_not_ready() {
+    let error =
+        SyncRunError::DirectoryAuth("SCIM server refused the bearer token (HTTP 401)".into());
+    let action = failed_run(error, "DirectoryAuthFailed", "401").await;
+    assert_eq!(action, Action::await_change(), "waits for a fixed Secret");
 }
 
 /// DingTalk refusing a department write the run needs: `PermissionMissing` naming the
 /// department, retried (permissions are granted in DingTalk's console, not in the cluster).
 #[tokio::test]
 async fn a_refused_department_write_makes_the_target_permission_missing() {
-    let mut w = ready_world(
-        vec![target_obj("t1", "ou=acme,dc=example,dc=com", 5)],
-        "{{ name }}",
-    )
-    .await;
-    let runner = Arc::new(FakeRunner {
-        fail: Some(SyncRunError::PermissionMissing(
-            "PermissionMissing: the app may not write DingTalk department 9002".into(),
-        )),
-        ..Default::default()
-    });
-    w.with_runner(runner.clone());
-    let action = target::reconcile(Arc::new(w.target("t1").await), w.ctx.clone())
-        .await
-        .unwrap();
-    let ready = target_ready(&w.target("t1").await);
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "PermissionMissing")
+    let error = SyncRunError::PermissionMissing(
+        "PermissionMissing: the app may not write DingTalk department 9002".into(),
     );
-    assert!(ready.message.contains("9002"), "{}", ready.message);
-    assert_ne!(action, kube::runtime::controller::Action::await_change());
+    let action = failed_run(error, "PermissionMissing", "9002").await;
+    assert_ne!(action, Action::await_change());
 }
 
 #[tokio::test]
