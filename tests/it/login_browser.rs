@@ -28,23 +28,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_logs_in_to_an_oidc_app_with_dingtalk() {
-    let missing = crate::support::browser::missing_pieces();
-    if !missing.is_empty() {
-        let why = format!("missing {}", missing.join(", "));
-        if std::env::var("DINGSYNC_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("browser test required but {why}");
-        }
-        crate::support::require::unavailable("the browser", &why);
+    if !crate::support::browser::available() {
         return;
     }
     // DingTalk (simulated) and the directory, synced once.
@@ -96,7 +82,7 @@ async fn a_browser_logs_in_to_an_oidc_app_with_dingtalk() {
     // dingsync's provider.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}/dingtalk/acme", listener.local_addr().unwrap());
-    let rp_port = free_port();
+    let rp_port = crate::support::browser::free_port();
     let rp = format!("http://127.0.0.1:{rp_port}");
     let spec: FieldMappingSpec = serde_yaml::from_str(
         "user:\n  attributes:\n  - {target: cn, template: '{{ name }}'}\n  - {target: mail, template: '{{ email }}'}\n  uniqueName: {attribute: uid, template: '{{ name | pinyin }}'}\n",

@@ -48,23 +48,9 @@ impl PasswordStore for MinLength {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
-    let missing = crate::support::browser::missing_pieces();
-    if !missing.is_empty() {
-        let why = format!("missing {}", missing.join(", "));
-        if std::env::var("DINGSYNC_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("browser test required but {why}");
-        }
-        support::require::unavailable("the browser", &why);
+    if !crate::support::browser::available() {
         return;
     }
     let w = support::World::builder()
@@ -105,7 +91,7 @@ async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}/dingtalk/acme", listener.local_addr().unwrap());
-    let rp_port = free_port();
+    let rp_port = crate::support::browser::free_port();
     let rp = format!("http://127.0.0.1:{rp_port}");
     let spec: FieldMappingSpec = serde_yaml::from_str(
         "user:\n  attributes:\n  - {target: cn, template: '{{ name }}'}\n  uniqueName: {attribute: uid, template: '{{ name | pinyin }}'}\n",

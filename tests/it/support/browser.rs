@@ -24,3 +24,27 @@ pub fn missing_pieces() -> Vec<String> {
     }
     m
 }
+
+/// Whether a browser test can run; when it cannot, says why (and fails where servers are
+/// required: CI, `DINGSYNC_REQUIRE_SERVERS=1` or `DINGSYNC_REQUIRE_BROWSER=1`).
+pub fn available() -> bool {
+    let missing = missing_pieces();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("missing {}", missing.join(", "));
+    if std::env::var("DINGSYNC_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!("browser test required but {why}");
+    }
+    super::require::unavailable("the browser", &why);
+    false
+}
+
+/// A loopback port nothing listens on now, for a server a child process starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
