@@ -58,13 +58,6 @@ user:
     - {target: title, template: "{{ title }}"}
 "#;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn target(dc: &Samba, node: &str) -> AdTarget {
     let mut connect = ConnectOptions::new(
         dc.ldaps_url(),
@@ -263,7 +256,7 @@ async fn main() {
         eprintln!("SKIPPED: Samba AD unavailable: {why}");
         return;
     }
-    let people = env_usize("DINGSYNC_BENCH_AD_PEOPLE", 10_000);
+    let people = support::bench::env_usize("DINGSYNC_BENCH_AD_PEOPLE", 10_000);
     let snapshot = source_snapshot(people).await;
     let (first, second) = dingsync_run(&snapshot).await;
     let in_flight = sync::CONCURRENCY;

@@ -67,13 +67,6 @@ const CORP: &str = "dingbenchcorp";
 /// The bound dingsync's apply is held to: at least 80 % of the fastest loader's writes/s.
 const BOUND: f64 = 0.80;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One LDAP add: DN and attributes as ldap3 takes them.
 type Entry = (String, Vec<(String, HashSet<String>)>);
 
@@ -598,7 +591,7 @@ struct Runs {
 }
 
 async fn measure(plan: &Plan, source: &StaticSource, shapes: &[(usize, usize)]) -> Runs {
-    let rounds = env_usize("DINGSYNC_BENCH_CEILING_ROUNDS", 3).max(1);
+    let rounds = support::bench::env_usize("DINGSYNC_BENCH_CEILING_ROUNDS", 3).max(1);
     let mut runs = Runs {
         ceiling: vec![vec![]; shapes.len()],
         ours: vec![],
@@ -644,7 +637,7 @@ async fn main() {
     if let Some(why) = slapd::unavailable() {
         panic!("slapd is needed: {why}");
     }
-    let people = env_usize("DINGSYNC_BENCH_CEILING_PEOPLE", 20_000);
+    let people = support::bench::env_usize("DINGSYNC_BENCH_CEILING_PEOPLE", 20_000);
     let snapshot = source_snapshot(people).await;
     let source = StaticSource::new(snapshot.clone());
     let plan = sync::plan::plan(

@@ -26,10 +26,7 @@ use dingsync::{
         store::Store,
     },
     mapping::outbound::OutboundMapping,
-    sim::{
-        self, DeptWrite, SimConfig, Simulator,
-        generate::{GenSpec, generate},
-    },
+    sim,
     sync::outbound::{self, OutboundOptions},
 };
 
@@ -43,46 +40,16 @@ const WRITE_APIS: &[&str] = &[
     "/topapi/v2/department/delete",
 ];
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if let Some(why) = slapd::unavailable() {
         println!("outbound benchmark skipped: {why}");
         return;
     }
-    let n = env("DINGSYNC_BENCH_OUTBOUND_PEOPLE", 10_000);
-    let edits = env("DINGSYNC_BENCH_OUTBOUND_EDITS", 200).min(n);
+    let n = support::bench::env_usize("DINGSYNC_BENCH_OUTBOUND_PEOPLE", 10_000);
+    let edits = support::bench::env_usize("DINGSYNC_BENCH_OUTBOUND_EDITS", 200).min(n);
     let server = slapd::Slapd::start().expect("slapd");
-    let sim = Simulator::start(
-        SimConfig {
-            qps_limit: Some(QUOTA),
-            ..SimConfig::fast()
-        },
-        generate(&GenSpec {
-            people: 3,
-            departments: 1,
-            seed: 1,
-            corp_id: "dingbench".into(),
-            ..Default::default()
-        }),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
-    let root = sim
-        .create_department(DeptWrite {
-            name: Some("外部协作".into()),
-            parent_id: Some(1),
-            ..Default::default()
-        })
-        .unwrap()
-        .id;
+    let (sim, root) = support::bench::dingtalk_at_quota(QUOTA, "外部协作").await;
 
     // N people over 50 OUs in two levels.
     let node = server.new_node("outbound-bench").unwrap();

@@ -26,21 +26,11 @@ use dingsync::{
         store::Store,
     },
     mapping::outbound::OutboundMapping,
-    sim::{
-        self, DeptWrite, SimConfig, Simulator,
-        generate::{GenSpec, generate},
-    },
+    sim,
     sync::outbound::{self, OutboundOptions},
 };
 
 const QUOTA: u32 = 20;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -53,33 +43,10 @@ async fn main() {
         println!("live outbound benchmark skipped: {why}");
         return;
     }
-    let n = env("DINGSYNC_BENCH_LIVE_PEOPLE", 200).max(1);
-    let edits = env("DINGSYNC_BENCH_LIVE_EDITS", 200);
+    let n = support::bench::env_usize("DINGSYNC_BENCH_LIVE_PEOPLE", 200).max(1);
+    let edits = support::bench::env_usize("DINGSYNC_BENCH_LIVE_EDITS", 200);
     let server = slapd::Slapd::start().expect("slapd");
-    let sim = Simulator::start(
-        SimConfig {
-            qps_limit: Some(QUOTA),
-            ..SimConfig::fast()
-        },
-        generate(&GenSpec {
-            people: 3,
-            departments: 1,
-            seed: 1,
-            corp_id: "dingbench".into(),
-            ..Default::default()
-        }),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
-    let root = sim
-        .create_department(DeptWrite {
-            name: Some("实时协作".into()),
-            parent_id: Some(1),
-            ..Default::default()
-        })
-        .unwrap()
-        .id;
+    let (sim, root) = support::bench::dingtalk_at_quota(QUOTA, "实时协作").await;
     let node = server.new_node("live-bench").unwrap();
     let ous: Vec<String> = (0..5).map(|a| format!("ou=组{a},{node}")).collect();
     let mut ldif = String::new();

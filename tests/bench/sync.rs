@@ -75,13 +75,6 @@ fn rss_now_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn gen_org(people: usize, departments: usize, seed: u64) -> Org {
     generate(&GenSpec {
         people,
@@ -116,7 +109,7 @@ async fn client_for(handle: &sim::SimHandle, config: &SimConfig) -> DingTalkClie
 }
 
 async fn read_at_quota() {
-    let people = env_usize("DINGSYNC_BENCH_READ_PEOPLE", 10_000);
+    let people = support::bench::env_usize("DINGSYNC_BENCH_READ_PEOPLE", 10_000);
     if people == 0 {
         return;
     }
