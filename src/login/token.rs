@@ -229,20 +229,12 @@ async fn code_grant(p: &Provider, client: &Client, f: &TokenParams) -> Result<Va
     let (Some(jti), Some(userid)) = (code["jti"].as_str(), code["u"].as_str()) else {
         return Err(grant_refused("the code is invalid"));
     };
-    let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
-    if !p
-        .ledger
-        .first_use(jti, exp_ts)
-        .await
-        .map_err(server_error)?
-    {
-        tracing::warn!(client = %client.id, "token: authorization code replayed; its tokens are revoked");
-        p.ledger
-            .revoke(jti, now + REFRESH_TTL)
-            .await
-            .map_err(server_error)?;
-        return Err(grant_refused("the code has already been used"));
-    }
+    let replayed = Replay {
+        what: "authorization code",
+        revokes: jti,
+        refusal: "the code has already been used",
+    };
+    spend_once(p, client, jti, (exp, now), replayed).await?;
     let grant = Grant {
         gid: jti.to_string(),
         userid: userid.to_string(),
@@ -252,6 +244,35 @@ async fn code_grant(p: &Provider, client: &Client, f: &TokenParams) -> Result<Va
         claims: code["claims"].as_object().cloned().unwrap_or_default(),
     };
     issue(p, client, &grant, now).map_err(server_error)
+}
+
+/// What a replayed code or refresh token revokes, and how it is refused.
+struct Replay<'a> {
+    what: &'static str,
+    /// The grant whose tokens a replay revokes.
+    revokes: &'a str,
+    refusal: &'static str,
+}
+
+/// Spends the single-use id `jti` (valid until `exp`) in the ledger all replicas share; a
+/// second use revokes every token of its grant and is refused.
+async fn spend_once(
+    p: &Provider,
+    client: &Client,
+    jti: &str,
+    (exp, now): (i64, Timestamp),
+    replay: Replay<'_>,
+) -> Result<(), Refusal> {
+    let until = Timestamp::from_second(exp).unwrap_or(now);
+    if p.ledger.first_use(jti, until).await.map_err(server_error)? {
+        return Ok(());
+    }
+    tracing::warn!(client = %client.id, what = replay.what, "token: replayed; its grant's tokens are revoked");
+    p.ledger
+        .revoke(replay.revokes, now + REFRESH_TTL)
+        .await
+        .map_err(server_error)?;
+    Err(grant_refused(replay.refusal))
 }
 
 fn check_pkce(req: &Pending, verifier: Option<&str>) -> Result<(), Refusal> {
@@ -316,20 +337,12 @@ async fn refresh_grant(p: &Provider, client: &Client, f: &TokenParams) -> Result
     if p.ledger.revoked(gid).await.map_err(server_error)? {
         return Err(grant_refused("the grant was revoked"));
     }
-    let exp_ts = Timestamp::from_second(exp).unwrap_or(now);
-    if !p
-        .ledger
-        .first_use(jti, exp_ts)
-        .await
-        .map_err(server_error)?
-    {
-        tracing::warn!(client = %client.id, "token: refresh token replayed; the grant is revoked");
-        p.ledger
-            .revoke(gid, now + REFRESH_TTL)
-            .await
-            .map_err(server_error)?;
-        return Err(grant_refused("the refresh token has already been used"));
-    }
+    let replayed = Replay {
+        what: "refresh token",
+        revokes: gid,
+        refusal: "the refresh token has already been used",
+    };
+    spend_once(p, client, jti, (exp, now), replayed).await?;
     let claims = match p.accounts.lookup(userid).await {
         Ok(Account::Active(c)) => c,
         Ok(Account::Disabled | Account::Missing) => {
