@@ -31,7 +31,6 @@ use dingsync::{
         FieldMappingSpec,
         target::{Layout, NewAccounts},
     },
-    dingtalk::{ClientConfig, DingTalkClient, Secret},
     directory::{
         Attrs,
         ad::{AWAITING_PASSWORD, AdDirectory, AdTarget, PAGE_SIZE, RANGE_STEP},
@@ -39,11 +38,7 @@ use dingsync::{
     },
     mapping::Mapping,
     model::SourceSnapshot,
-    sim::{
-        self, SimConfig, Simulator,
-        generate::{GenSpec, generate},
-    },
-    sync::{self, Options, Source, StaticSource, dingtalk_source::DingTalkSource},
+    sync::{self, Options, StaticSource},
 };
 
 const CORP: &str = "dingbenchcorp";
@@ -217,39 +212,6 @@ async fn ceiling_run(snapshot: &SourceSnapshot, in_flight: usize) -> Run {
     }
 }
 
-/// The enterprise as a first sync reads it, from an in-process simulator that is gone again
-/// before anything is timed.
-async fn source_snapshot(people: usize) -> SourceSnapshot {
-    let org = generate(&GenSpec {
-        people,
-        departments: (people / 20).max(1),
-        seed: 29,
-        corp_id: CORP.into(),
-        ..Default::default()
-    });
-    let config = SimConfig {
-        qps_limit: None,
-        ..SimConfig::fast()
-    };
-    let handle = Simulator::start(config, org, "127.0.0.1:0")
-        .await
-        .expect("simulator");
-    let mut c = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&handle.base_url());
-    c.per_api_per_second = 100_000;
-    let snapshot = DingTalkSource::new(DingTalkClient::new(c), vec![1])
-        .read()
-        .await
-        .expect("read the simulator");
-    assert!(snapshot.complete, "{:?}", snapshot.incomplete);
-    handle.shutdown().await;
-    snapshot
-}
-
 #[tokio::main]
 async fn main() {
     if let Some(why) = samba::unavailable() {
@@ -257,7 +219,7 @@ async fn main() {
         return;
     }
     let people = support::bench::env_usize("DINGSYNC_BENCH_AD_PEOPLE", 10_000);
-    let snapshot = source_snapshot(people).await;
+    let snapshot = support::bench::source_snapshot(people, 29).await;
     let (first, second) = dingsync_run(&snapshot).await;
     let in_flight = sync::CONCURRENCY;
     let ceiling = ceiling_run(&snapshot, in_flight).await;

@@ -39,7 +39,6 @@ use support::slapd::{self, Slapd};
 
 use dingsync::{
     api::target::Layout,
-    dingtalk::{ClientConfig, DingTalkClient, Secret},
     directory::{
         Anchors, Attrs, Directory, DirectoryError, Snapshot, SourceTree,
         ldap::{
@@ -51,12 +50,7 @@ use dingsync::{
             },
         },
     },
-    model::SourceSnapshot,
-    sim::{
-        self, SimConfig, Simulator,
-        generate::{GenSpec, generate},
-    },
-    sync::{self, Op, Options, Plan, Source, StaticSource, dingtalk_source::DingTalkSource},
+    sync::{self, Op, Options, Plan, StaticSource},
 };
 
 /// The allocator the `dingsync` binary ships with, so the figures are the binary's.
@@ -511,39 +505,6 @@ async fn assert_same_result(server: &Slapd, loader_node: &str, source: &StaticSo
     }
 }
 
-/// The enterprise as a first sync reads it, from an in-process simulator that is gone again
-/// before anything is timed.
-async fn source_snapshot(people: usize) -> SourceSnapshot {
-    let org = generate(&GenSpec {
-        people,
-        departments: (people / 20).max(1),
-        seed: 23,
-        corp_id: CORP.into(),
-        ..Default::default()
-    });
-    let config = SimConfig {
-        qps_limit: None,
-        ..SimConfig::fast()
-    };
-    let handle = Simulator::start(config, org, "127.0.0.1:0")
-        .await
-        .expect("simulator");
-    let mut c = ClientConfig::new(
-        CORP,
-        sim::DEFAULT_APP_KEY,
-        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
-    )
-    .with_base(&handle.base_url());
-    c.per_api_per_second = 100_000;
-    let snapshot = DingTalkSource::new(DingTalkClient::new(c), vec![1])
-        .read()
-        .await
-        .expect("read the simulator");
-    assert!(snapshot.complete, "{:?}", snapshot.incomplete);
-    handle.shutdown().await;
-    snapshot
-}
-
 fn fresh_slapd() -> Slapd {
     Slapd::start().expect("slapd starts")
 }
@@ -638,7 +599,7 @@ async fn main() {
         panic!("slapd is needed: {why}");
     }
     let people = support::bench::env_usize("DINGSYNC_BENCH_CEILING_PEOPLE", 20_000);
-    let snapshot = source_snapshot(people).await;
+    let snapshot = support::bench::source_snapshot(people, 23).await;
     let source = StaticSource::new(snapshot.clone());
     let plan = sync::plan::plan(
         &snapshot.normalise(),

@@ -1,9 +1,14 @@
 //! What the benchmarks share: their knobs from the environment, and a DingTalk at its quota
 //! with an empty department to push into.
 
-use dingsync::sim::{
-    DeptWrite, SimConfig, SimHandle, Simulator,
-    generate::{GenSpec, generate},
+use dingsync::{
+    dingtalk::{ClientConfig, DingTalkClient, Secret},
+    model::SourceSnapshot,
+    sim::{
+        self, DeptWrite, SimConfig, SimHandle, Simulator,
+        generate::{GenSpec, generate},
+    },
+    sync::{Source, dingtalk_source::DingTalkSource},
 };
 
 /// A benchmark's size or count from the environment variable `name`, else `default`.
@@ -42,4 +47,38 @@ pub async fn dingtalk_at_quota(quota: u32, department: &str) -> (SimHandle, i64)
         .unwrap()
         .id;
     (sim, root)
+}
+
+/// The enterprise (`people`, one department per 20, generated from `seed`) as a first sync
+/// reads it, from an in-process simulator that is gone again before anything is timed.
+pub async fn source_snapshot(people: usize, seed: u64) -> SourceSnapshot {
+    const CORP: &str = "dingbenchcorp";
+    let org = generate(&GenSpec {
+        people,
+        departments: (people / 20).max(1),
+        seed,
+        corp_id: CORP.into(),
+        ..Default::default()
+    });
+    let config = SimConfig {
+        qps_limit: None,
+        ..SimConfig::fast()
+    };
+    let handle = Simulator::start(config, org, "127.0.0.1:0")
+        .await
+        .expect("simulator");
+    let mut c = ClientConfig::new(
+        CORP,
+        sim::DEFAULT_APP_KEY,
+        Secret::new(sim::DEFAULT_APP_SECRET.to_owned()),
+    )
+    .with_base(&handle.base_url());
+    c.per_api_per_second = 100_000;
+    let snapshot = DingTalkSource::new(DingTalkClient::new(c), vec![1])
+        .read()
+        .await
+        .expect("read the simulator");
+    assert!(snapshot.complete, "{:?}", snapshot.incomplete);
+    handle.shutdown().await;
+    snapshot
 }
