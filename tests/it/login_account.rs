@@ -26,7 +26,6 @@ use dingsync::{
         ScimPasswords, claim_rules,
     },
     sim::SimConfig,
-    sync::{self, Options},
 };
 use jiff::{SignedDuration, Timestamp};
 use reqwest::{StatusCode, redirect::Policy};
@@ -196,7 +195,8 @@ async fn people_set_their_directory_password_after_a_recent_dingtalk_login() {
         ))
         .expect("password policy");
     let dir: Arc<dyn Directory> = Arc::new(w.ldap(&w.node("acct"), Layout::FlatWithGroups).await);
-    synced(&w, dir.as_ref()).await;
+    let report = support::import::sync_once(&w, dir.as_ref(), "account").await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
     let userid = w.sim.org().people[0].userid.clone();
     let entry = dir
         .read()
@@ -379,7 +379,8 @@ async fn a_scim_directory_that_offers_change_password_gets_a_patch() {
     };
     let dir: Arc<dyn Directory> =
         Arc::new(ScimDirectory::new(w.scim_client().await, w.corp(), "acct"));
-    synced(&w, dir.as_ref()).await;
+    let report = support::import::sync_once(&w, dir.as_ref(), "account").await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
     let userid = w.sim.org().people[0].userid.clone();
     let scim = w.scim_client().await;
     assert!(scim.capabilities().change_password);
@@ -435,17 +436,4 @@ async fn a_scim_directory_that_offers_change_password_gets_a_patch() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("Your password was set."), "{text}");
     assert_eq!(scim.requests_sent(), sent + 1, "one PATCH");
-}
-
-/// One full sync of the world's enterprise into `dir`, with nothing failing.
-async fn synced(w: &support::World, dir: &dyn Directory) {
-    let opts = Options {
-        max_percent: 100,
-        ..Default::default()
-    };
-    let mapping = support::conformance::mapping();
-    let report = sync::run(&w.source(), dir, &mapping, &opts, false, &|_, _, _| {})
-        .await
-        .unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
 }

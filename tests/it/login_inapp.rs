@@ -19,7 +19,6 @@ use dingsync::{
     },
     secret::Secret,
     sim::SimConfig,
-    sync::{self, Options},
 };
 use serde_json::Value;
 
@@ -62,19 +61,7 @@ async fn workbench_in_app_login_needs_no_page_and_refuses_leavers() {
         .await
         .expect("a world without servers");
     let dir = Arc::new(MemoryDirectory::new("uid"));
-    let report = sync::run(
-        &w.source(),
-        dir.as_ref(),
-        &support::conformance::mapping(),
-        &Options {
-            max_percent: 100,
-            ..Default::default()
-        },
-        false,
-        &|_, _, _| {},
-    )
-    .await
-    .unwrap();
+    let report = support::import::sync_once(&w, dir.as_ref(), "login").await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let people: Vec<String> = w
         .sim

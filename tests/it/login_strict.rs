@@ -18,7 +18,6 @@ use dingsync::{
         Providers, claim_rules,
     },
     sim::SimConfig,
-    sync::{self, Options},
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -78,19 +77,7 @@ async fn a_strict_openid_client_finds_no_fault() {
         .await
         .expect("a world without servers");
     let dir = Arc::new(MemoryDirectory::new("uid"));
-    let report = sync::run(
-        &w.source(),
-        dir.as_ref(),
-        &support::conformance::mapping(),
-        &Options {
-            max_percent: 100,
-            ..Default::default()
-        },
-        false,
-        &|_, _, _| {},
-    )
-    .await
-    .unwrap();
+    let report = support::import::sync_once(&w, dir.as_ref(), "login").await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let userid = w.sim.org().people[0].userid.clone();
 
