@@ -16,11 +16,7 @@ use dingsync::{
         FieldMappingSpec,
         target::{Layout, Scope},
     },
-    dingtalk::{
-        StreamConfig, StreamHandle, StreamState,
-        callback::CallbackCrypto,
-        events::{CallbackReceiver, callback_endpoint},
-    },
+    dingtalk::{StreamConfig, StreamHandle, StreamState},
     directory::{DeptEntry, Directory, PersonEntry, Snapshot},
     mapping::Mapping,
     sim::{self, DeptWrite, UserWrite},
@@ -220,22 +216,8 @@ impl Rig {
 
 /// A console-style callback subscription, served by a receiver in front of `pipeline`.
 async fn subscribe_callback(w: &support::World, pipeline: &Arc<Pipeline>) {
-    let token = "everyevent";
-    let aes = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
-    let crypto = CallbackCrypto::new(token, aes, sim::DEFAULT_APP_KEY).unwrap();
-    let receiver = Arc::new(CallbackReceiver::new(crypto, pipeline.handler()));
-    let app = axum::Router::new()
-        .route("/callback", axum::routing::post(callback_endpoint))
-        .with_state(receiver);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/callback", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    w.sim
-        .subscribe_callback(sim::DEFAULT_APP_KEY, &url, token, aes)
-        .await
-        .unwrap();
+    let keys = ("everyevent", "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG");
+    support::world::serve_callbacks(w, pipeline.handler(), keys).await;
 }
 
 /// Events name ids only: the Stream `data` and the console push carry no record's fields.

@@ -18,11 +18,7 @@ use std::{
 use async_trait::async_trait;
 use dingsync::{
     api::target::Layout,
-    dingtalk::{
-        StreamConfig, StreamHandle, StreamState,
-        callback::CallbackCrypto,
-        events::{CallbackReceiver, callback_endpoint},
-    },
+    dingtalk::{StreamConfig, StreamHandle, StreamState, callback::CallbackCrypto},
     directory::{
         Anchors, Attrs, Directory, DirectoryError, PersonEntry, Snapshot, ldap::LdapDirectory,
     },
@@ -626,19 +622,7 @@ async fn callbacks_apply_genuine_pushes_and_refuse_forged_ones() {
     let token = "cbtoken";
     let aes = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
     let crypto = CallbackCrypto::new(token, aes, sim::DEFAULT_APP_KEY).unwrap();
-    let receiver = Arc::new(CallbackReceiver::new(crypto.clone(), p.handler()));
-    let app = axum::Router::new()
-        .route("/callback", axum::routing::post(callback_endpoint))
-        .with_state(receiver);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/callback", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    w.sim
-        .subscribe_callback(sim::DEFAULT_APP_KEY, &url, token, aes)
-        .await
-        .unwrap();
+    let url = support::world::serve_callbacks(&w, p.handler(), (token, aes)).await;
     hire(&w.sim, "cb1", "蒋五", departments(&w.sim)[0]);
     w.converge("hire by callback").await;
     // A forged push naming someone to disable: refused, nothing applied.

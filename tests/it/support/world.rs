@@ -232,6 +232,34 @@ impl World {
     }
 }
 
+/// A console-style HTTP callback subscription of the simulator's app, served on a loopback
+/// port by a receiver in front of `handler`; returns the URL DingTalk pushes to.
+pub async fn serve_callbacks(
+    w: &World,
+    handler: Arc<dyn dingsync::dingtalk::EventHandler>,
+    (token, aes): (&str, &str),
+) -> String {
+    use dingsync::dingtalk::{
+        callback::CallbackCrypto,
+        events::{CallbackReceiver, callback_endpoint},
+    };
+    let crypto = CallbackCrypto::new(token, aes, sim::DEFAULT_APP_KEY).unwrap();
+    let receiver = Arc::new(CallbackReceiver::new(crypto, handler));
+    let app = axum::Router::new()
+        .route("/callback", axum::routing::post(callback_endpoint))
+        .with_state(receiver);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callback", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    w.sim
+        .subscribe_callback(sim::DEFAULT_APP_KEY, &url, token, aes)
+        .await
+        .unwrap();
+    url
+}
+
 /// A connection pool to `server` as the service account.
 pub async fn ldap_pool(server: &Slapd) -> Arc<Pool> {
     Pool::connect(ConnectOptions::new(
